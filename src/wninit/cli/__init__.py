@@ -1,0 +1,71 @@
+"""The ``wninit`` command. Each subcommand lives in ``wninit/cli/<name>.py`` with two functions:
+``add_parser(subparsers)`` and ``run(args) -> int``.
+
+Errors a user can cause (ValueError, including :class:`wninit.errors.UserError`, and file-system
+errors) are printed as one sentence and exit 2, with no traceback; anything else is a bug and keeps
+its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["main", "COMMANDS"]
+
+# Order is the order of `wninit --help`.
+COMMANDS = ("reproduce", "train", "sweep", "export", "report", "figure1", "diagnose", "hessian", "bench", "rerun")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors: one sentence, exit 2
+        self.exit(2, f"wninit: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _load(name: str):
+    try:
+        return importlib.import_module(f"wninit.cli.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"wninit.cli.{name}":
+            return None  # subcommand not built yet
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from wninit import __version__
+
+    parser = _Parser(prog="wninit", description="Robust initialization for WeightNorm & ResNets "
+                     "(Arpit, Campos & Bengio 2019): the library's command line and the paper's experiments.")
+    parser.add_argument("--version", action="version", version=f"wninit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        module = _load(name)
+        if module is not None:
+            module.add_parser(sub).set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("wninit: interrupted; finished work is kept, rerun the same command to continue", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as exc:
+        print(f"wninit: error: {_sentence(exc)}", file=sys.stderr)
+        return 2
+
+
+def _sentence(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror or exc} for {exc.filename!r}; check the path and its permissions"
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

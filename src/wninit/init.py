@@ -1,0 +1,117 @@
+"""Tensor initializers in the ``torch.nn.init`` style: gains, directions, fans.
+
+Everything here is in place (trailing ``_``), runs under ``torch.no_grad()``, returns the tensor and
+accepts ``generator=``. The maths of the paper is one number per layer, :func:`proposed_gain`; the
+directions ``v`` are delegated to ``torch.nn.init``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "DIRECTIONS",
+    "fan_in_and_fan_out",
+    "proposed_gain",
+    "check_direction",
+    "direction_",
+    "orthogonal_direction_",
+    "gaussian_direction_",
+    "zero_bias_",
+]
+
+# "he" is the paper's own label for Gaussian directions ("Proposed (He)"), kept as an alias.
+DIRECTIONS = ("orthogonal", "gaussian")
+_DIRECTION_ALIASES = {"orthogonal": "orthogonal", "gaussian": "gaussian", "he": "gaussian"}
+
+
+def check_direction(direction: str) -> str:
+    """Return the canonical direction name, or raise a ValueError listing the valid ones."""
+    try:
+        return _DIRECTION_ALIASES[direction]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown direction {direction!r}: choose one of 'orthogonal', 'gaussian' (alias 'he')"
+        ) from None
+
+
+def fan_in_and_fan_out(weight: torch.Tensor) -> tuple[int, int]:
+    """Fan-in and fan-out of a Linear or Conv{1,2,3}d weight, as PyTorch computes them.
+
+    For a conv, ``fan_in = C_in*prod(k)`` and ``fan_out = C_out*prod(k)`` (spec §2.1), so
+    ``fan_in/fan_out = C_in/C_out``.
+    """
+    if weight.dim() < 2:
+        raise ValueError(f"fan-in and fan-out need a weight with at least 2 dims, got shape {tuple(weight.shape)}")
+    receptive = math.prod(weight.shape[2:]) if weight.dim() > 2 else 1
+    return weight.shape[1] * receptive, weight.shape[0] * receptive
+
+
+def proposed_gain(fan_in: int, fan_out: int, gamma: float = 2.0) -> float:
+    r"""The gain ``g`` of the proposed initialization for one weight-normalized layer.
+
+    From "How to Initialize your Network? Robust Initialization for WeightNorm & ResNets" - Arpit,
+    Campos & Bengio (2019), spec §3.1 and §3.4: with unit-norm rows ``v``, a layer followed by a ReLU
+    preserves the squared activation norm in expectation when
+
+    .. math::
+        g = \sqrt{\gamma \cdot \text{fan\_in} / \text{fan\_out}}
+
+    with ``gamma = 2`` (ReLU follows), ``1`` (no ReLU: shortcut, stem) or ``1/B_k`` (last conv of a
+    residual block in a stage of ``B_k`` blocks).
+
+    Args:
+        fan_in: input units (``C_in*k*k`` for a conv).
+        fan_out: output units (``C_out*k*k`` for a conv).
+        gamma: the role's factor.
+
+    Examples:
+        >>> proposed_gain(20, 60)  # the reference code's own test: sqrt(2*20/60)
+        0.816496580927726
+    """
+    if fan_in < 1 or fan_out < 1 or not gamma > 0:
+        raise ValueError(f"proposed_gain needs fan_in, fan_out >= 1 and gamma > 0, got {fan_in}, {fan_out}, {gamma}")
+    return math.sqrt(gamma * fan_in / fan_out)
+
+
+def orthogonal_direction_(weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Fill ``weight`` with a random orthogonal matrix, the weight flattened to ``(C_out, fan_in)``.
+
+    Rows are orthonormal when ``C_out <= fan_in``, columns otherwise (spec §3.5a; ``torch.nn.init.orthogonal_``).
+
+    Examples:
+        >>> w = torch.empty(4, 8)
+        >>> orthogonal_direction_(w).matmul(w.T).diag()  # unit rows
+        tensor([1.0000, 1.0000, 1.0000, 1.0000])
+    """
+    return torch.nn.init.orthogonal_(weight, gain=1.0, generator=generator)
+
+
+def gaussian_direction_(weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Fill ``weight`` with He-normal values, :math:`\mathcal{N}(0, 2/\text{fan\_in})`.
+
+    Under weight norm only the direction matters; the He scale makes ``||v_i|| ~ sqrt(2)``, which is what
+    the PyTorch-default WN baseline then copies into ``g`` (spec §4, "He").
+
+    Examples:
+        >>> w = gaussian_direction_(torch.empty(64, 1000), torch.Generator().manual_seed(0))
+        >>> round(w.norm(dim=1).mean().item(), 1)
+        1.4
+    """
+    return torch.nn.init.kaiming_normal_(weight, mode="fan_in", nonlinearity="relu", generator=generator)
+
+
+def direction_(weight: torch.Tensor, direction: str = "orthogonal", generator: torch.Generator | None = None) -> torch.Tensor:
+    """Fill ``weight`` with a random direction: ``"orthogonal"`` or ``"gaussian"`` (alias ``"he"``)."""
+    if check_direction(direction) == "orthogonal":
+        return orthogonal_direction_(weight, generator)
+    return gaussian_direction_(weight, generator)
+
+
+def zero_bias_(bias: torch.Tensor | None) -> torch.Tensor | None:
+    """Set a bias to zero (spec §2.1: "biases to zero"); ``None`` passes through."""
+    if bias is not None:
+        with torch.no_grad():
+            bias.zero_()
+    return bias

@@ -1,0 +1,33 @@
+"""The paper's four architectures (spec §5), each with ``norm`` in ``"wn" | "bn" | "none"``."""
+from __future__ import annotations
+
+from torch import nn
+
+from .cnn import CNN
+from .mlp import MLP
+from .resnet import BasicBlock, ResNet, WideResNet
+
+__all__ = ["ARCHS", "MLP", "CNN", "ResNet", "WideResNet", "BasicBlock", "build_model"]
+
+ARCHS = ("mlp", "cnn", "resnet", "wrn")
+
+
+def build_model(arch: str, *, in_shape: tuple[int, ...], num_classes: int, depth: int, width: int = 128,
+                k: int = 1, norm: str = "wn", wn_api: str = "wninit") -> nn.Module:
+    """One of the paper's architectures by name, for inputs of shape ``in_shape`` (C, H, W) or (features,).
+
+    ``width`` is the MLP/CNN hidden width and the ResNet's first-stage width (16 for He et al.'s nets);
+    ``k`` is the WRN widening factor.
+    """
+    if arch == "mlp":
+        features = 1
+        for d in in_shape:
+            features *= d
+        return MLP(features, width, depth, num_classes, norm, wn_api)
+    if arch == "cnn":
+        return CNN(in_shape[0], width, depth, num_classes, norm, wn_api)
+    if arch == "resnet":
+        return ResNet(depth, num_classes, in_shape[0], width, norm, wn_api)
+    if arch == "wrn":
+        return WideResNet(depth, k, num_classes, in_shape[0], norm, wn_api)
+    raise ValueError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}")

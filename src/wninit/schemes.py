@@ -1,0 +1,187 @@
+"""Model-level initialization schemes: the proposed one (spec §3.5) and every baseline of the paper (spec §4).
+
+``initialize(model, scheme)`` walks the model's Linear/Conv layers in registration order, draws each
+direction ``v`` from one generator (so a seed gives the same weights whichever weight-norm API holds
+the layer), and sets ``g`` and ``b`` by the layer's declared role (:mod:`wninit.roles`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .init import check_direction, direction_, fan_in_and_fan_out, proposed_gain, zero_bias_
+from .roles import Role, get_role
+from .weightnorm import direction, gain, is_weight_normed, set_direction_, set_gain_
+
+__all__ = ["SCHEMES", "WN_SCHEMES", "PLAIN_SCHEMES", "LayerInit", "role_gamma", "initialize", "initialize_layer_"]
+
+WN_SCHEMES = ("proposed", "proposed-backward", "pytorch-default", "datadep", "hanin")
+PLAIN_SCHEMES = ("he", "orthogonal", "xavier")
+SCHEMES = WN_SCHEMES + PLAIN_SCHEMES
+
+# spec §3.6 item 6: Hanin & Rolnick's residual scale eta_b = 0.9^b, b = 1..B_k within each stage; on g
+# it is the gamma 0.81^b of the block's last conv.
+HANIN_DECAY = 0.9
+
+
+@dataclass(frozen=True)
+class LayerInit:
+    """What ``initialize`` did to one layer. ``g`` is the mean gain (per-unit gains differ under datadep)."""
+    name: str
+    role: str
+    fan_in: int
+    fan_out: int
+    gamma: float | None
+    g: float | None
+
+
+def _check_scheme(scheme: str) -> str:
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
+    return scheme
+
+
+def role_gamma(role: Role, scheme: str = "proposed", stem_gamma: float = 1.0) -> float:
+    """gamma of ``g = sqrt(gamma*fan_in/fan_out)`` for a layer of this role (spec §3.5 table).
+
+    ``stem_gamma`` is 1 (no ReLU follows the stem, the reference ``WideResNet``); the reference
+    ``ResNet`` class used 2 (spec §3.6 item 8), selectable here.
+    """
+    if role.kind == "stem":
+        return stem_gamma
+    if role.kind in ("hidden", "block_in"):
+        return 2.0  # a ReLU follows
+    if role.kind == "block_out":
+        if scheme == "hanin":
+            return (HANIN_DECAY ** role.block) ** 2
+        return 1.0 / role.stage_blocks  # spec §3.4: gamma = 1/B_k, per stage
+    return 1.0  # shortcut, WN head: no ReLU follows
+
+
+def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+
+
+def initialize_layer_(layer: nn.Module, scheme: str = "proposed", *, gamma: float = 2.0,
+                      direction: str = "orthogonal", generator: torch.Generator | None = None) -> float | None:
+    """Initialize one Linear/Conv layer, weight-normalized or not; returns the (mean) gain ``g``.
+
+    On a plain layer the effective weight ``g*v/||v||`` is written to ``weight``, so wrapping it with
+    weight norm afterwards gives exactly the layer initialized after wrapping.
+    ``datadep`` needs the model's data and is only available through :func:`initialize`.
+    """
+    _check_scheme(scheme)
+    if scheme == "datadep":
+        raise ValueError("scheme 'datadep' needs a batch of data: call wninit.initialize(model, 'datadep', batch=x)")
+    v = torch.empty_like(_weight_param(layer))
+    if scheme == "xavier":
+        torch.nn.init.xavier_normal_(v, generator=generator)
+    else:  # the plain 'he' / 'orthogonal' schemes fix the direction by their name
+        direction_(v, {"he": "gaussian", "orthogonal": "orthogonal"}.get(scheme, direction), generator)
+    fan_in, fan_out = fan_in_and_fan_out(v)
+    if scheme in ("proposed", "hanin"):
+        g = proposed_gain(fan_in, fan_out, gamma)
+    elif scheme == "proposed-backward":
+        g = math.sqrt(gamma)  # spec §3.2 (the code's dead "version 13"): no fan correction
+    else:  # pytorch-default, he, orthogonal, xavier: w = v, i.e. g = ||v|| per unit
+        g = None
+    zero_bias_(layer.bias)
+    if is_weight_normed(layer):
+        set_direction_(layer, v)
+        set_gain_(layer, v.flatten(1).norm(dim=1) if g is None else g)
+    else:
+        with torch.no_grad():
+            w = v if g is None else v * (g / v.flatten(1).norm(dim=1)).view((-1,) + (1,) * (v.dim() - 1))
+            layer.weight.copy_(w)
+    return float(gain(layer).detach().mean()) if is_weight_normed(layer) else g
+
+
+def _weight_param(layer: nn.Module) -> torch.Tensor:
+    return direction(layer) if is_weight_normed(layer) else layer.weight
+
+
+def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torch.Tensor) -> None:
+    """Salimans & Kingma's data-dependent init in one forward pass (spec §4).
+
+    With g = 1 and b = 0, each WN layer's output on ``batch`` gives per-unit mean mu and population std
+    sigma (over batch and spatial dims, no epsilon, as the reference); then g = 1/sigma, b = -mu/sigma, and
+    the normalized output is what flows on, so every later layer sees the already-initialized network,
+    in forward order. Residual branches and shortcuts are normalized separately and their sum is not
+    re-normalized, exactly as the reference.
+    """
+    done: set[int] = set()
+
+    def normalize(layer, _inputs, out):
+        if id(layer) in done:  # a layer called twice keeps its first init
+            return out
+        done.add(id(layer))
+        dims = [0] + list(range(2, out.dim()))
+        mu, sigma = out.mean(dims), out.std(dims, unbiased=False)
+        set_gain_(layer, 1.0 / sigma)
+        shape = (1, -1) + (1,) * (out.dim() - 2)
+        if layer.bias is None:  # no shift to absorb the mean: scale only
+            return out / sigma.view(shape)
+        layer.bias.copy_(-mu / sigma)
+        return (out - mu.view(shape)) / sigma.view(shape)
+
+    handles = [m.register_forward_hook(normalize) for _, m in layers]
+    try:
+        with torch.no_grad():
+            model(batch)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "orthogonal",
+               batch: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               stem_gamma: float = 1.0) -> list[LayerInit]:
+    """Initialize every layer of ``model`` by ``scheme``; returns one :class:`LayerInit` per layer touched.
+
+    Schemes for weight-normalized networks (spec §3.5, §4): ``proposed`` (``g = sqrt(gamma*fan_in/fan_out)``
+    by role), ``proposed-backward`` (``g = sqrt(gamma)``, spec §3.2), ``pytorch-default`` (``g = ||v||``),
+    ``datadep`` (Salimans & Kingma, needs ``batch``), ``hanin`` (proposed with the residual branch scaled
+    by 0.9^b per stage). Schemes for networks without weight norm, plain or BatchNorm: ``he``,
+    ``orthogonal``, ``xavier`` (BN weight 1, bias 0). Biases are 0; the plain classifier head keeps
+    PyTorch's default init (spec §3.5a).
+
+    Examples:
+        >>> model = wninit.models.MLP(784, 128, depth=20, num_classes=10)
+        >>> records = wninit.initialize(model, "proposed")
+    """
+    _check_scheme(scheme)
+    check_direction(direction)
+    layers = [(n, m) for n, m in _layers(model) if get_role(m).kind != "head" or is_weight_normed(m)]
+    wn = [(n, m) for n, m in layers if is_weight_normed(m)]
+    if scheme in WN_SCHEMES:
+        if not wn:
+            raise ValueError(f"scheme {scheme!r} is for weight-normalized networks and this model has no WN layer: "
+                             "build it with norm='wn' or wrap its layers with wninit.weight_norm, or use 'he', 'orthogonal' or 'xavier'")
+        if scheme == "datadep" and batch is None:
+            raise ValueError("scheme 'datadep' needs a batch of inputs: pass batch=x (the reference uses one training batch)")
+        layers = wn
+    elif wn:
+        raise ValueError(f"scheme {scheme!r} is for networks without weight norm; for this WN network use "
+                         f"'pytorch-default' with direction='{'orthogonal' if scheme == 'orthogonal' else 'gaussian'}'")
+    records = []
+    for name, layer in layers:
+        role = get_role(layer)
+        gamma = role_gamma(role, scheme, stem_gamma) if scheme in ("proposed", "hanin", "proposed-backward") else None
+        step_scheme = "pytorch-default" if scheme == "datadep" else scheme
+        g = initialize_layer_(layer, step_scheme, gamma=gamma or 1.0, direction=direction, generator=generator)
+        v = _weight_param(layer)
+        records.append(LayerInit(name, role.kind, *fan_in_and_fan_out(v), gamma, g))
+    if scheme == "datadep":
+        for _, layer in layers:
+            set_gain_(layer, 1.0)
+        _datadep_(model, layers, batch)
+        records = [LayerInit(r.name, r.role, r.fan_in, r.fan_out, None, float(gain(m).detach().mean()))
+                   for r, (_, m) in zip(records, layers)]
+    if scheme in PLAIN_SCHEMES:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+                nn.init.ones_(m.weight), nn.init.zeros_(m.bias)
+    return records

@@ -1,0 +1,248 @@
+"""Weight normalization for Linear and Conv layers, whichever API holds it.
+
+``w_i = g_i * v_i / ||v_i||`` per output unit (Salimans & Kingma 2016; spec §2.1, ``dim=0``). Three
+implementations are read and written through one API (:func:`gain`, :func:`direction`,
+:func:`set_gain_`, :func:`set_direction_`):
+
+- ``"wninit"``: this package's layers (:class:`WNLinear`, :class:`WNConv2d`, ...), parameters ``g`` of
+  shape ``(C_out,)`` and ``v`` of the weight's shape; what the suite's models use;
+- ``"torch"``: ``torch.nn.utils.parametrizations.weight_norm`` (the current PyTorch API);
+- ``"legacy"``: the deprecated ``torch.nn.utils.weight_norm`` (``weight_g``/``weight_v``), kept for
+  users' existing models.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+
+__all__ = [
+    "APIS",
+    "WNLinear",
+    "WNConv1d",
+    "WNConv2d",
+    "WNConv3d",
+    "weight_norm",
+    "wn_api",
+    "is_weight_normed",
+    "gain",
+    "direction",
+    "set_gain_",
+    "set_direction_",
+    "effective_weight",
+    "weight_normed_layers",
+    "gain_parameters",
+]
+
+APIS = ("wninit", "torch", "legacy")
+_SUPPORTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _row_norm(v: torch.Tensor) -> torch.Tensor:
+    """||v_i|| over every dim but the first (the output unit), shape ``(C_out,)``."""
+    return v.flatten(1).norm(dim=1)
+
+
+def _unit_shape(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return g.view((-1,) + (1,) * (v.dim() - 1))
+
+
+class _WeightNormMixin:
+    """Replaces a layer's ``weight`` parameter by ``g`` (per output unit) and ``v`` (its direction).
+
+    ``weight`` stays readable: it is computed as ``g * v/||v||``, so code that reads ``layer.weight``
+    keeps working.
+    """
+
+    @property
+    def weight(self) -> torch.Tensor:
+        params = self._parameters
+        if "v" in params:
+            g, v = params["g"], params["v"]
+            return v * _unit_shape(g / _row_norm(v), v)
+        if "weight" in params:  # during the base class's __init__, before conversion
+            return params["weight"]
+        raise AttributeError("weight")
+
+    def _convert_to_weight_norm(self) -> None:
+        w = self._parameters.pop("weight").detach()
+        self.v = nn.Parameter(w.clone())
+        self.g = nn.Parameter(_row_norm(w))  # g = ||v||: the wrapped layer computes what it did before
+
+    def reset_parameters(self) -> None:
+        if "v" not in self._parameters:
+            return super().reset_parameters()
+        with torch.no_grad():
+            nn.init.kaiming_uniform_(self.v, a=5**0.5)
+            self.g.copy_(_row_norm(self.v))
+            if self.bias is not None:
+                bound = 1 / max(1, self.v[0].numel()) ** 0.5
+                nn.init.uniform_(self.bias, -bound, bound)
+
+
+class WNLinear(_WeightNormMixin, nn.Linear):
+    """``nn.Linear`` with weight norm: ``y = (g * v/||v||) x + b``."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, **kw):
+        super().__init__(in_features, out_features, bias, **kw)
+        self._convert_to_weight_norm()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+class _WNConvNd(_WeightNormMixin):
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self._convert_to_weight_norm()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight, self.bias)
+
+
+class WNConv1d(_WNConvNd, nn.Conv1d):
+    """``nn.Conv1d`` with weight norm, one ``g`` per output channel."""
+
+
+class WNConv2d(_WNConvNd, nn.Conv2d):
+    """``nn.Conv2d`` with weight norm, one ``g`` per output channel."""
+
+
+class WNConv3d(_WNConvNd, nn.Conv3d):
+    """``nn.Conv3d`` with weight norm, one ``g`` per output channel."""
+
+
+_WN_CLASS = {nn.Linear: WNLinear, nn.Conv1d: WNConv1d, nn.Conv2d: WNConv2d, nn.Conv3d: WNConv3d}
+
+
+def _legacy_hook(layer: nn.Module):
+    for hook in layer._forward_pre_hooks.values():
+        if isinstance(hook, torch.nn.utils.weight_norm.WeightNorm) and hook.name == "weight":
+            return hook
+    return None
+
+
+def wn_api(layer: nn.Module) -> str | None:
+    """Which weight-norm API wraps ``layer``'s weight: ``"wninit"``, ``"torch"``, ``"legacy"`` or None."""
+    if isinstance(layer, _WeightNormMixin) and "v" in layer._parameters:
+        return "wninit"
+    if parametrize.is_parametrized(layer, "weight"):
+        if any(type(p).__name__ == "_WeightNorm" for p in layer.parametrizations.weight):
+            return "torch"
+        return None
+    if _legacy_hook(layer) is not None:
+        return "legacy"
+    return None
+
+
+def is_weight_normed(layer: nn.Module) -> bool:
+    """True when ``layer`` is a Linear/Conv whose weight is weight-normalized by any supported API."""
+    return wn_api(layer) is not None
+
+
+def weight_norm(layer: nn.Module, api: str = "wninit") -> nn.Module:
+    """Wrap a Linear or Conv{1,2,3}d layer with weight norm, in place, preserving its function.
+
+    ``g`` is set to ``||v||`` with ``v`` the current weight, so the output is unchanged (as PyTorch does).
+
+    Args:
+        layer: an ``nn.Linear`` or ``nn.Conv{1,2,3}d`` not yet weight-normalized.
+        api: ``"wninit"`` (this package's layer), ``"torch"`` (parametrizations) or ``"legacy"``.
+
+    Examples:
+        >>> layer = weight_norm(nn.Linear(3, 4))
+        >>> wn_api(layer)
+        'wninit'
+    """
+    if api not in APIS:
+        raise ValueError(f"unknown weight-norm api {api!r}: choose one of {', '.join(map(repr, APIS))}")
+    if not isinstance(layer, _SUPPORTED):
+        raise ValueError(f"weight norm wraps nn.Linear or nn.Conv1d/2d/3d layers, got {type(layer).__name__}")
+    if is_weight_normed(layer):
+        raise ValueError(f"this {type(layer).__name__} is already weight-normalized (api {wn_api(layer)!r})")
+    if api == "torch":
+        return torch.nn.utils.parametrizations.weight_norm(layer, name="weight", dim=0)
+    if api == "legacy":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.nn.utils.weight_norm(layer, name="weight", dim=0)
+    wn_class = _WN_CLASS.get(type(layer))
+    if wn_class is None:
+        raise ValueError(f"api 'wninit' wraps exact nn.Linear/nn.Conv layers, not the subclass {type(layer).__name__}; use api='torch'")
+    layer.__class__ = wn_class
+    layer._convert_to_weight_norm()
+    return layer
+
+
+def _g_and_v(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    api = wn_api(layer)
+    if api == "wninit":
+        return layer.g, layer.v
+    if api == "torch":
+        wn = next(p for p in layer.parametrizations.weight if type(p).__name__ == "_WeightNorm")
+        if wn.dim not in (0, None):
+            raise ValueError(f"wninit handles weight norm over dim=0 (one g per output unit), this layer uses dim={wn.dim}")
+        return layer.parametrizations.weight.original0, layer.parametrizations.weight.original1
+    if api == "legacy":
+        if _legacy_hook(layer).dim != 0:
+            raise ValueError("wninit handles weight norm over dim=0 (one g per output unit); this legacy layer uses another dim")
+        return layer.weight_g, layer.weight_v
+    raise ValueError(f"{type(layer).__name__} is not weight-normalized: wrap it first with wninit.weight_norm(layer)")
+
+
+def gain(layer: nn.Module) -> torch.Tensor:
+    """The per-unit gains ``g`` of a weight-normalized layer, as a ``(C_out,)`` view of its parameter."""
+    g, _ = _g_and_v(layer)
+    return g.view(-1)
+
+
+def direction(layer: nn.Module) -> torch.Tensor:
+    """The direction parameter ``v`` of a weight-normalized layer (the weight's shape)."""
+    return _g_and_v(layer)[1]
+
+
+def _refresh_legacy(layer: nn.Module) -> None:
+    # The legacy API caches w in layer.weight and recomputes it only in a forward pre-hook: recompute it
+    # now so that reading layer.weight right after an init gives the new weight.
+    hook = _legacy_hook(layer)
+    if hook is not None:
+        setattr(layer, hook.name, hook.compute_weight(layer))
+
+
+def set_gain_(layer: nn.Module, value: torch.Tensor | float) -> nn.Module:
+    """Write ``g`` (a scalar or one value per output unit) into a weight-normalized layer."""
+    g, _ = _g_and_v(layer)
+    with torch.no_grad():
+        g.copy_(torch.as_tensor(value, dtype=g.dtype, device=g.device).expand(g.numel()).view_as(g))
+    _refresh_legacy(layer)
+    return layer
+
+
+def set_direction_(layer: nn.Module, value: torch.Tensor) -> nn.Module:
+    """Write ``v`` (the weight's shape) into a weight-normalized layer."""
+    _, v = _g_and_v(layer)
+    with torch.no_grad():
+        v.copy_(value)
+    _refresh_legacy(layer)
+    return layer
+
+
+def effective_weight(layer: nn.Module) -> torch.Tensor:
+    """The weight the layer computes with: ``g*v/||v||`` for a WN layer, ``weight`` otherwise."""
+    if not is_weight_normed(layer):
+        return layer.weight
+    g, v = _g_and_v(layer)
+    return v * _unit_shape(g.view(-1) / _row_norm(v), v)
+
+
+def weight_normed_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(name, layer)`` for every weight-normalized layer of ``model``, in registration order."""
+    return [(name, m) for name, m in model.named_modules() if is_weight_normed(m)]
+
+
+def gain_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The ``g`` parameters of every weight-normalized layer (for e.g. exempting them from weight decay)."""
+    return [_g_and_v(m)[0] for _, m in weight_normed_layers(model)]
