@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
+from torch.nn.utils.weight_norm import WeightNorm as _LegacyWeightNorm  # the legacy API's hook class
 
 __all__ = [
     "APIS",
@@ -120,7 +121,7 @@ _WN_CLASS = {nn.Linear: WNLinear, nn.Conv1d: WNConv1d, nn.Conv2d: WNConv2d, nn.C
 
 def _legacy_hook(layer: nn.Module):
     for hook in layer._forward_pre_hooks.values():
-        if isinstance(hook, torch.nn.utils.weight_norm.WeightNorm) and hook.name == "weight":
+        if isinstance(hook, _LegacyWeightNorm) and hook.name == "weight":
             return hook
     return None
 

@@ -1,0 +1,56 @@
+import math
+
+import pytest
+import torch
+
+from wninit import init
+
+
+def test_proposed_gain_is_the_formula():
+    for fan_in, fan_out, gamma in [(20, 60, 2.0), (784, 128, 2.0), (16, 160, 1.0), (1440, 1440, 1 / 6)]:
+        assert init.proposed_gain(fan_in, fan_out, gamma) == math.sqrt(gamma * fan_in / fan_out)
+    assert init.proposed_gain(20, 60) == pytest.approx(0.816496580927726)  # the reference code's own test
+
+
+@pytest.mark.parametrize("shape, fans", [((60, 20), (20, 60)), ((32, 16, 3, 3), (144, 288)),
+                                         ((8, 4, 5), (20, 40)), ((4, 2, 3, 3, 3), (54, 108))])
+def test_fans_match_pytorch(shape, fans):
+    w = torch.empty(shape)
+    assert init.fan_in_and_fan_out(w) == fans == torch.nn.init._calculate_fan_in_and_fan_out(w)
+
+
+def test_orthogonal_direction_has_orthonormal_rows_or_columns(gen):
+    w = init.orthogonal_direction_(torch.empty(32, 16, 3, 3), gen).flatten(1)  # 32 <= 144: rows
+    torch.testing.assert_close(w @ w.T, torch.eye(32), atol=1e-5, rtol=0)
+    w = init.orthogonal_direction_(torch.empty(200, 50), gen)  # 200 > 50: columns
+    torch.testing.assert_close(w.T @ w, torch.eye(50), atol=1e-5, rtol=0)
+
+
+def test_gaussian_direction_is_he_normal(gen):
+    w = init.gaussian_direction_(torch.empty(512, 256, 3, 3), gen)
+    std = math.sqrt(2 / (256 * 9))
+    # 1.2M samples: the sample mean's std is std/1086, the sample std's relative error ~1e-3.
+    assert abs(w.mean().item()) < 5 * std / 1086
+    assert w.std().item() == pytest.approx(std, rel=5e-3)
+    # Kurtosis 3 distinguishes the normal from a uniform of the same variance (1.8).
+    z = (w.flatten() / std)
+    assert (z ** 4).mean().item() == pytest.approx(3.0, abs=0.05)
+
+
+def test_generator_makes_directions_repeatable():
+    a = init.direction_(torch.empty(8, 8), "he", torch.Generator().manual_seed(3))
+    b = init.direction_(torch.empty(8, 8), "gaussian", torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("bad", ["uniform", "", None])
+def test_unknown_direction_names_the_choices(bad):
+    with pytest.raises(ValueError, match="choose one of 'orthogonal', 'gaussian'"):
+        init.check_direction(bad)
+
+
+def test_bad_gain_arguments():
+    with pytest.raises(ValueError):
+        init.proposed_gain(0, 3)
+    with pytest.raises(ValueError):
+        init.proposed_gain(3, 3, gamma=0)

@@ -1,0 +1,61 @@
+import pytest
+import torch
+from torch import nn
+
+import wninit
+from wninit import weightnorm as wnm
+
+LAYERS = [lambda: nn.Linear(7, 5), lambda: nn.Conv1d(3, 4, 3), lambda: nn.Conv2d(3, 6, 3, padding=1),
+          lambda: nn.Conv3d(2, 3, 3)]
+INPUTS = [(4, 7), (4, 3, 9), (4, 3, 8, 8), (2, 2, 5, 5, 5)]
+
+
+@pytest.mark.parametrize("api", wnm.APIS)
+@pytest.mark.parametrize("make, shape", list(zip(LAYERS, INPUTS)))
+def test_wrapping_preserves_the_function(api, make, shape):
+    torch.manual_seed(0)
+    layer, x = make(), torch.randn(shape)
+    before = layer(x)
+    wnm.weight_norm(layer, api)
+    assert wnm.wn_api(layer) == api
+    torch.testing.assert_close(layer(x), before)
+    g, v = wnm.gain(layer), wnm.direction(layer)
+    torch.testing.assert_close(g.detach(), v.detach().flatten(1).norm(dim=1))
+
+
+@pytest.mark.parametrize("api", wnm.APIS)
+def test_gain_and_direction_write_through(api):
+    layer = wnm.weight_norm(nn.Linear(4, 3), api)
+    wnm.set_direction_(layer, torch.eye(3, 4) * 5)  # row norms of v are irrelevant
+    wnm.set_gain_(layer, torch.tensor([1.0, 2.0, 3.0]))
+    expected = torch.diag(torch.tensor([1.0, 2.0, 3.0])) @ torch.eye(3, 4)
+    torch.testing.assert_close(wnm.effective_weight(layer).detach(), expected)
+    torch.testing.assert_close(layer.weight.detach(), expected)  # legacy: the cached weight is refreshed
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(layer(x), x @ expected.T + layer.bias)
+
+
+def test_wninit_layer_reads_like_a_plain_layer():
+    layer = wnm.WNConv2d(3, 8, 3, padding=1)
+    assert isinstance(layer, nn.Conv2d) and wnm.is_weight_normed(layer)
+    assert dict(layer.named_parameters()).keys() == {"bias", "v", "g"}
+    assert layer.weight.shape == (8, 3, 3, 3) and layer.g.shape == (8,)
+    assert [p for p in wnm.gain_parameters(nn.Sequential(layer))] == [layer.g]
+
+
+def test_every_parameter_gets_a_gradient_through_wn():
+    layer = wnm.WNLinear(5, 3)
+    layer(torch.randn(4, 5)).square().sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in layer.parameters())
+
+
+def test_bad_wrapping_is_a_clear_error():
+    with pytest.raises(ValueError, match="choose one of"):
+        wnm.weight_norm(nn.Linear(2, 2), "fast")
+    with pytest.raises(ValueError, match="nn.Linear or nn.Conv"):
+        wnm.weight_norm(nn.BatchNorm1d(2))
+    layer = wnm.weight_norm(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="already weight-normalized"):
+        wnm.weight_norm(layer, "torch")
+    with pytest.raises(ValueError, match="not weight-normalized"):
+        wnm.gain(nn.Linear(2, 2))
