@@ -3,9 +3,10 @@ import os
 import pytest
 import torch
 
-# Two worker processes with one torch thread each are the fastest use of CI's 2 cores; a single pytest
-# process gets both threads.
-torch.set_num_threads(int(os.environ.get("WNINIT_TEST_THREADS", "2")))
+# Two worker processes (pytest -n 2) with one torch thread each are the fastest use of CI's 2 cores; a
+# single pytest process gets both threads.
+_default_threads = "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2"
+torch.set_num_threads(int(os.environ.get("WNINIT_TEST_THREADS", _default_threads)))
 
 
 @pytest.fixture
