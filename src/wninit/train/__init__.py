@@ -1,0 +1,10 @@
+"""One training run, as the reference runs it (spec §6.1): :class:`RunConfig` describes it, :func:`fit`
+runs it, :class:`RunResult` is what comes back."""
+from .config import RunConfig
+from .fit import fit, resolve_device
+from .loop import evaluate, train_epoch
+from .result import CSV_COLUMNS, RunResult
+from .schedules import epoch_lrs, lr_at, scheduled_lr
+
+__all__ = ["RunConfig", "RunResult", "fit", "resolve_device", "lr_at", "epoch_lrs", "scheduled_lr", "evaluate",
+           "train_epoch", "CSV_COLUMNS"]

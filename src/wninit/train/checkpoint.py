@@ -1,0 +1,96 @@
+"""The files of a run directory, each written atomically (a temp file in the same folder, then ``os.replace``).
+
+- ``checkpoint.pt``: after every epoch, everything an exact resume needs (model, optimizer, RNG states,
+  the best state so far, the epoch rows, the run id);
+- ``epochs.csv``: the reference's per-epoch CSV (spec §6.1 "Logging"), rewritten whole every epoch;
+- ``result.json``: written once, at the very end, so a partial run never looks complete.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from .result import CSV_COLUMNS, RunResult
+
+__all__ = ["CHECKPOINT", "CSV", "RESULT", "atomic_write_bytes", "write_csv", "write_result", "save_checkpoint",
+           "load_checkpoint", "read_result", "clear_run_files"]
+
+CHECKPOINT, CSV, RESULT = "checkpoint.pt", "epochs.csv", "result.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_csv(out: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow(["" if row[c] is None else repr(row[c]) if isinstance(row[c], float) else row[c]
+                         for c in CSV_COLUMNS])
+    atomic_write_bytes(out / CSV, buf.getvalue().encode())
+
+
+def write_result(out: Path, result: RunResult) -> None:
+    atomic_write_bytes(out / RESULT, (result.to_json(indent=2) + "\n").encode())
+
+
+def read_result(out: Path, run_id: str) -> RunResult | None:
+    """The finished result in ``out`` for ``run_id``; None if there is none; UserError if it is another run's."""
+    path = out / RESULT
+    if not path.exists():
+        return None
+    try:
+        result = RunResult.from_json(path.read_text())
+    except (ValueError, TypeError):
+        return None  # unreadable: treat the run as unfinished and redo it
+    if result.run_id != run_id:
+        raise UserError(f"{out} holds the result of run {result.run_id}, not of this config ({run_id}); "
+                        "choose another output directory or delete that one")
+    return result
+
+
+def save_checkpoint(out: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(out / CHECKPOINT, buf.getvalue())
+
+
+def load_checkpoint(out: Path, run_id: str) -> dict | None:
+    """The checkpoint in ``out`` for ``run_id`` (on CPU), None if there is none or it is unreadable."""
+    path = out / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a torn or foreign file: start over rather than crash (writes are atomic, so rare)
+        return None
+    if state.get("run_id") != run_id:
+        raise UserError(f"{out} holds a checkpoint of run {state.get('run_id')}, not of this config ({run_id}); "
+                        "choose another output directory or delete that one")
+    return state
+
+
+def clear_run_files(out: Path) -> None:
+    """Remove a previous run's files (only ours) before a fresh start."""
+    for name in (RESULT, CHECKPOINT, CSV):
+        path = out / name
+        if path.exists():
+            path.unlink()
+
