@@ -3,9 +3,9 @@
 spec §6.1 "Data" and "Validation"; see :mod:`.sources` for the files and splits, :mod:`.loader` for the
 batched augmentation and :mod:`.checksums` for the published MD5s and the verified download.
 """
-from .loader import Loader, cutout, cutout_area, random_crop_flip
+from .loader import Loader, cutout, cutout_, cutout_area, random_crop_flip
 from .sources import (CIFAR_MEAN_STD, DATASETS, MNIST_MEAN_STD, Dataset, Split, TensorSource, data_root,
                       load_dataset, val_split_indices)
 
 __all__ = ["DATASETS", "Split", "Dataset", "load_dataset", "TensorSource", "Loader", "random_crop_flip",
-           "cutout", "cutout_area", "data_root", "val_split_indices", "MNIST_MEAN_STD", "CIFAR_MEAN_STD"]
+           "cutout", "cutout_", "cutout_area", "data_root", "val_split_indices", "MNIST_MEAN_STD", "CIFAR_MEAN_STD"]

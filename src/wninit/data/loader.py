@@ -3,7 +3,8 @@
 The reference feeds torchvision's per-image ``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip``
 and optional Cutout(16) through a ``DataLoader`` with ``num_workers=0`` (spec §6.1). Here the same
 transforms are drawn for a whole batch at once and applied by tensor indexing, with no per-sample
-Python: crop and flip are one gather from the padded batch, cutout one broadcast mask.
+Python: crop and flip are one row gather from the padded batch (see :class:`_CropFlip`), cutout one
+broadcast 0/1 mask.
 
 All randomness (the epoch permutation, crop offsets, flips, cutout centres) comes from one
 ``torch.Generator``, so the same seed gives the same batches on the same device type.
@@ -18,58 +19,98 @@ import torch
 from ..errors import UserError
 from .sources import Split
 
-__all__ = ["Loader", "random_crop_flip", "cutout", "cutout_area"]
+__all__ = ["Loader", "random_crop_flip", "cutout", "cutout_", "cutout_area"]
+
+
+class _CropFlip:
+    """Random crop (``crop``-pixel padding) and flip for batches of up to ``b`` images of one shape.
+
+    The batch is written into the interior of a padded buffer whose border is filled with the pad
+    value once, when the buffer is made, and never written again. Each output row (image, channel, i)
+    is then a window of W contiguous buffer elements starting at row ``dy + i``, column ``dx``; one
+    ``index_select`` over the overlapping-windows view of the buffer crops the whole batch, reading one
+    int64 per row, not per pixel. The flip is a ``lerp`` between the crops and their mirror with a 0/1
+    weight per image (exact, and free of the host sync that selecting the flipped images would need).
+    """
+
+    def __init__(self, b: int, c: int, h: int, w: int, crop: int, flip: bool, pad_value, like: torch.Tensor):
+        self.crop, self.flip, self.shape = crop, flip, (c, h, w)
+        if crop == 0:
+            return  # flip only: no buffer
+        hp, self.row_len = h + 2 * crop, w + 2 * crop
+        self.buf = like.new_zeros(b, c, hp, self.row_len)
+        if pad_value is not None:
+            self.buf += pad_value.to(like).view(1, c, 1, 1)
+        ar = lambda n: torch.arange(n, device=like.device)  # noqa: E731
+        # first element of each output row at offset 0: ((image*C + channel)*Hp + i) * row_len
+        self.row_start = ((ar(b)[:, None, None] * c + ar(c)[:, None]) * hp + ar(h)) * self.row_len
+        flat = self.buf.view(-1)
+        self.windows = flat.as_strided((flat.numel() - w + 1, w), (1, 1))
+
+    def __call__(self, x: torch.Tensor | None, generator: torch.Generator | None,
+                 source: torch.Tensor | None = None, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Augment ``x``, or, saving a copy, ``source[index]`` gathered straight into the buffer."""
+        (c, h, w), p = self.shape, self.crop
+        b = len(x) if x is not None else len(index)
+        dev = generator.device if generator is not None else (x if x is not None else source).device
+        if p:
+            interior = self.buf[:b, :, p:p + h, p:p + w]
+            if x is not None:
+                interior.copy_(x)
+            elif source.device.type == "cpu":  # gather straight into the buffer: one pass less
+                torch.index_select(source, 0, index, out=interior)
+            else:
+                interior.copy_(source.index_select(0, index))
+            dy, dx = torch.randint(0, 2 * p + 1, (2, b), device=dev, generator=generator).to(self.buf.device)
+            starts = self.row_start[:b] + (dy * self.row_len + dx).view(b, 1, 1)
+            out = self.windows.index_select(0, starts.view(-1)).view(b, c, h, w)
+        else:
+            out = source.index_select(0, index) if x is None else x
+        if self.flip:  # spec §6.1: RandomHorizontalFlip, p = 0.5, applied to the crop
+            flipped = torch.randint(0, 2, (b,), device=dev, generator=generator).to(out)
+            out = torch.lerp(out, out.flip(3), flipped.view(b, 1, 1, 1))
+        return out
 
 
 def random_crop_flip(x: torch.Tensor, crop: int, flip: bool, generator: torch.Generator | None = None,
                      pad_value: torch.Tensor | None = None) -> torch.Tensor:
     """Random ``crop``-pixel-padded crops of a batch, each flipped horizontally with p = 0.5.
 
-    As ``RandomCrop(H, padding=crop)`` then ``RandomHorizontalFlip()`` per image: offsets uniform over
-    {0..2*crop} in each axis (a shift of -crop..crop), padding filled with ``pad_value`` (C,) or 0.
-    The batch is padded once; rows ``dy + i`` and columns ``dx + j`` (or ``dx + W-1-j`` if flipped)
-    are then gathered for every image by one advanced-indexing call.
+    As ``RandomCrop(H, padding=crop)`` then ``RandomHorizontalFlip()`` per image (spec §6.1): offsets
+    uniform over {0..2*crop} in each axis (a shift of -crop..crop), padding filled with ``pad_value``
+    (C,) or 0, the flip applied to the crop. Returns a new tensor.
     """
+    if crop == 0 and not flip:
+        return x.clone()
     b, c, h, w = x.shape
-    dev = generator.device if generator is not None else x.device
-    if crop == 0:  # flip only: a select between the batch and its mirror is enough
-        if not flip:
-            return x
-        flipped = torch.rand(b, device=dev, generator=generator).to(x.device) < 0.5
-        return torch.where(flipped[:, None, None, None], x.flip(3), x)
-    padded = x.new_zeros(b, c, h + 2 * crop, w + 2 * crop)
-    if pad_value is not None:
-        padded += pad_value.to(x).view(1, c, 1, 1)
-    padded[:, :, crop:crop + h, crop:crop + w] = x
-    dy, dx = torch.randint(0, 2 * crop + 1, (2, b), device=dev, generator=generator).to(x.device)
-    cols = torch.arange(w, device=x.device).expand(b, w)
-    if flip:  # flipping the crop: column j of the output is column W-1-j of the crop
-        flipped = torch.rand(b, device=dev, generator=generator).to(x.device) < 0.5
-        cols = torch.where(flipped[:, None], cols.flip(1), cols)
-    rows = dy[:, None] + torch.arange(h, device=x.device)
-    cols = dx[:, None] + cols
-    batch = torch.arange(b, device=x.device)[:, None, None, None]
-    chan = torch.arange(c, device=x.device)[None, :, None, None]
-    return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
+    return _CropFlip(b, c, h, w, crop, flip, pad_value, x)(x, generator)
 
 
-def cutout(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Zero a ``size`` x ``size`` square in every image of the batch, in all channels (a new tensor).
+def cutout_(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Zero a ``size`` x ``size`` square in every image of the batch, in all channels, in place.
 
     As DeVries & Taylor's Cutout used by the reference (spec §6.1): the centre (cy, cx) is a uniform
     random pixel; rows ``[cy - size//2, cy + size//2)`` and likewise columns, clipped at the borders,
     are set to 0 (after normalization). For odd ``size`` the hole is ``size - 1`` wide, as there.
+    The hole is applied as a multiplication by a 0/1 mask (finite data, as every Split holds).
     """
     b, _, h, w = x.shape
     dev = generator.device if generator is not None else x.device
-    cy = torch.randint(0, h, (b,), device=dev, generator=generator).to(x.device)
-    cx = torch.randint(0, w, (b,), device=dev, generator=generator).to(x.device)
+    cy = torch.randint(0, h, (b, 1), device=dev, generator=generator).to(x.device)
+    cx = torch.randint(0, w, (b, 1), device=dev, generator=generator).to(x.device)
     half = size // 2
     ys, xs = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
-    in_y = (ys >= (cy - half)[:, None]) & (ys < (cy + half)[:, None])  # (b, h); clipping is implicit
-    in_x = (xs >= (cx - half)[:, None]) & (xs < (cx + half)[:, None])  # (b, w)
-    hole = in_y[:, None, :, None] & in_x[:, None, None, :]
-    return x.masked_fill(hole, 0.0)
+    # pixel k is in [c - half, c + half) iff |k - c + 0.5| < half; clipping at the borders is implicit.
+    # A pixel is kept if it lies outside the hole's rows or outside its columns.
+    keep_y = ((ys - cy + 0.5).abs_() >= half).to(x.dtype)  # (b, h)
+    keep_x = ((xs - cx + 0.5).abs_() >= half).to(x.dtype)  # (b, w)
+    keep = torch.maximum(keep_y[:, :, None], keep_x[:, None, :])  # (b, h, w), 0 inside the hole
+    return x.mul_(keep[:, None])
+
+
+def cutout(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """:func:`cutout_` on a copy of ``x``."""
+    return cutout_(x.clone(), size, generator)
 
 
 def cutout_area(size: int, h: int, w: int) -> float:
@@ -122,6 +163,7 @@ class Loader:
             seed = int(torch.randint(0, 2**62, (1,)).item())
             generator = torch.Generator(self.device).manual_seed(seed)
         self.generator = generator
+        self._crop_flip = None  # made on the first batch: a persistent buffer (see _CropFlip)
 
     def __len__(self) -> int:
         n = len(self.y)
@@ -135,9 +177,13 @@ class Loader:
             order = torch.arange(n, device=self.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            x = self.x[idx]
             if self.crop or self.flip:
-                x = random_crop_flip(x, self.crop, self.flip, g, self.pad_value)
+                if self._crop_flip is None:
+                    self._crop_flip = _CropFlip(self.batch_size, *self.x.shape[1:], self.crop, self.flip,
+                                                self.pad_value, self.x)
+                x = self._crop_flip(None, g, self.x, idx)
+            else:
+                x = self.x.index_select(0, idx)  # on CPU several times faster than self.x[idx]
             if self.cutout:
-                x = cutout(x, self.cutout, g)
-            yield x, self.y[idx]
+                x = cutout_(x, self.cutout, g)
+            yield x, self.y.index_select(0, idx)
