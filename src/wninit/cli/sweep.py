@@ -1,0 +1,116 @@
+"""``wninit sweep SPEC... --profile P --store FILE.db``: run the paper's experiments, resumably (spec §6.3).
+
+Expands each spec to runs, adds them to the store (run id = config hash: a run already stored is not
+added again), runs what is not finished on a local process pool or Ray, and prints a summary. Ctrl-C
+stops cleanly; the same command continues. ``--dry-run`` only counts and shows what varies.
+"""
+from __future__ import annotations
+
+import sys
+
+from ..errors import UserError
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("sweep", help="run an experiment spec (a paper figure/table) into a results store",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("spec", nargs="+", metavar="SPEC", help="experiment spec(s), e.g. experiments/fig2_mlp_depth.toml")
+    p.add_argument("--profile", default="quick", help="profile of the spec: quick (CPU, minutes) or paper (default quick)")
+    p.add_argument("--store", metavar="FILE.db", help="results store (SQLite); created if missing")
+    p.add_argument("--workers", type=int, metavar="N", help="parallel runs (default min(2, CPUs); Ray: cluster slots)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local", help="local process pool (default) or Ray")
+    p.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--device", choices=("cpu", "cuda", "mps", "auto"),
+                   help="device for every run (not part of the run id); default: the spec's")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, metavar="F", help="Ray: CPUs per run (default 1)")
+    p.add_argument("--gpus-per-run", type=float, default=0.0, metavar="F",
+                   help="Ray: GPUs per run, fractional packs small runs (e.g. 0.25)")
+    p.add_argument("--batch-runs", action="store_true", help="train compatible small MLP runs together as one batched model")
+    p.add_argument("--limit", type=int, metavar="N", help="run at most N runs in this call")
+    p.add_argument("--retry-failed", action="store_true", help="run the failed runs of these specs again")
+    p.add_argument("--dry-run", action="store_true", help="list the runs (count, what varies) without training")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or per-run lines")
+    return p
+
+
+def _values(values: list) -> str:
+    text = ", ".join(str(v) for v in values[:12])
+    return text + (f", ... ({len(values)} values)" if len(values) > 12 else "")
+
+
+def _describe(exp, out) -> None:
+    paper = f" - {exp.paper}" if exp.paper else ""
+    print(f"{exp.name} (profile {exp.profile}): {len(exp.runs)} runs{paper}", file=out)
+    varies = exp.varies
+    width = max((len(k) for k in varies), default=0)
+    for name, values in varies.items():
+        print(f"  {name:<{width}}  {len(values):>3}  {_values(values)}", file=out)
+    if len(exp.series) > 1:
+        print("  series: " + ", ".join(f"{k} ({n})" for k, n in exp.series.items()), file=out)
+
+
+def _dry_run(exps, store_path, out) -> int:
+    for exp in exps:
+        _describe(exp, out)
+    distinct = {i for e in exps for i in e.ids}
+    total = sum(len(e.runs) for e in exps)
+    print(f"total: {total} runs ({len(distinct)} distinct) in {len(exps)} spec(s); nothing was trained", file=out)
+    if store_path is not None:
+        from pathlib import Path
+
+        if Path(store_path).exists():
+            from ..sweep.store import Store
+
+            with Store(store_path) as store:
+                done = sum(1 for r in store.runs(ids=distinct) if r.status in ("completed", "diverged"))
+            print(f"{done} of them are already finished in {store_path}", file=out)
+    return 0
+
+
+def run(args) -> int:
+    from ..sweep.driver import run_sweep
+    from ..sweep.spec import load_spec
+    from ..sweep.progress import format_duration
+    from ..sweep.store import Store
+
+    out = sys.stdout
+    for name in ("workers", "limit"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name} must be at least 1, got {value}")
+    exps = [load_spec(path, args.profile) for path in args.spec]
+    if args.dry_run:
+        return _dry_run(exps, args.store, out)
+    if args.store is None:
+        raise UserError("pass --store FILE.db: the SQLite file the results go to (created if missing)")
+    with Store(args.store) as store:
+        for exp in exps:
+            new = store.add(exp.name, exp.profile, exp.runs)
+            print(f"{exp.name} (profile {exp.profile}): {len(exp.runs)} runs, {new} new, "
+                  f"{len(exp.runs) - new} already in {args.store}", file=out)
+            if args.retry_failed:
+                again = store.retry_failed(exp.name, exp.profile)
+                if again:
+                    print(f"  {again} failed runs will run again", file=out)
+        targets = [(e.name, e.profile) for e in exps]
+        summary = run_sweep(store, targets, backend=args.backend, workers=args.workers, address=args.address,
+                            device=args.device, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+                            batch_runs=args.batch_runs, limit=args.limit, progress=not args.no_progress)
+    c = summary.counts
+    rate = f", {3600 * summary.executed / summary.wall_s:.0f} runs/hour" if summary.executed and summary.wall_s else ""
+    print(f"summary: {sum(c.values())} runs: {c['completed']} completed, {c['diverged']} diverged, {c['failed']} failed, "
+          f"{c['pending']} pending, {c['running']} running elsewhere; this call ran {summary.executed} in "
+          f"{format_duration(summary.wall_s)}{rate}", file=out)
+    for run_id, error in list(summary.errors.items())[:5]:
+        print(f"  failed {run_id}: {error}", file=out)
+    if len(summary.errors) > 5:
+        print(f"  ... and {len(summary.errors) - 5} more failures (see `wninit export {args.store}`)", file=out)
+    if summary.stopped:
+        print(f"stopped by {summary.stopped}: unfinished runs are back to pending; rerun the same command to continue",
+              file=out)
+        return 130 if summary.stopped == "SIGINT" else 143
+    if c["failed"] and not args.retry_failed:
+        print("failed runs stay failed on a rerun; add --retry-failed to run them again", file=out)
+    return 1 if summary.errors else 0

@@ -1,0 +1,9 @@
+"""Sweeps: the paper's experiments as TOML specs (:mod:`.spec`), a resumable SQLite store (:mod:`.store`,
+claims in :mod:`.claims`), and the runners that execute them (:mod:`.runners`, :mod:`.driver`)."""
+from .claims import owner_id
+from .driver import SweepSummary, run_sweep
+from .spec import Experiment, load_spec
+from .store import FINISHED, STATUSES, RunRecord, Store
+
+__all__ = ["Experiment", "load_spec", "Store", "RunRecord", "STATUSES", "FINISHED", "run_sweep", "SweepSummary",
+           "owner_id"]

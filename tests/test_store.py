@@ -1,0 +1,164 @@
+"""The results store: schema and API, a run shared by two experiments stored once, claims with a lease
+(atomic, renewed, expired, dead holder noticed), one transaction per result, and the files that are not
+a store (non-SQLite, foreign SQLite, another schema version) refused in one sentence with exit 2."""
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from wninit.cli import main
+from wninit.errors import UserError
+from wninit.sweep import claims
+from wninit.sweep.store import METRIC_KEYS, SCHEMA_VERSION, STATUSES, Store
+from wninit.train import RunConfig
+
+CFGS = [RunConfig(dataset="digits", depth=2, width=8, epochs=2, seed=s) for s in range(4)]
+
+
+def _outcome(cfg, status="completed", acc=0.5):
+    epochs = [{"epoch": e, "train_loss": 1.0 / (e + 1), "val_loss": 1.1, "train_acc": acc, "val_acc": acc, "lr": 0.01}
+              for e in range(cfg.epochs)]
+    metrics = dict.fromkeys(METRIC_KEYS)
+    metrics.update(test_acc=acc, best_val_acc=acc, best_epoch=cfg.epochs - 1, epochs_done=cfg.epochs)
+    return {"run_id": cfg.run_id, "status": status, "metrics": metrics, "epochs": epochs, "wall_s": 1.5,
+            "env": {"wninit": "0.1.0", "torch": "2.x", "device": "cpu", "seed": cfg.seed, "threads": 1},
+            "host": "here"}
+
+
+def test_schema_meta_and_tables(tmp_path):
+    store = Store(tmp_path / "s.db")
+    meta = store.meta()
+    assert meta["application"] == "wninit" and meta["schema_version"] == str(SCHEMA_VERSION)
+    tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables == {"meta", "runs", "memberships", "epochs"}
+    cols = [r[1] for r in store.conn.execute("PRAGMA table_info(runs)")]
+    for col in ("id", "config", "status", "metrics", "error", "wall_s", "wninit_version", "torch_version", "device",
+                "host", "seed", "created_at", "started_at", "finished_at", "claimed_by", "lease_until", "attempts"):
+        assert col in cols
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_add_is_idempotent_and_shared_runs_are_stored_once(tmp_path):
+    store = Store(tmp_path / "s.db")
+    assert store.add("a", "quick", CFGS) == 4
+    assert store.add("a", "quick", CFGS) == 0
+    assert store.add("b", "paper", CFGS[:2] + [CFGS[0].replace(seed=9)]) == 1
+    assert store.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 5
+    assert store.experiments() == [("a", "quick"), ("b", "paper")]
+    shared = {r.id: r.experiments for r in store.runs()}
+    assert shared[CFGS[0].run_id] == ["a", "b"] and shared[CFGS[3].run_id] == ["a"]
+    assert len(store.runs("b")) == 3 and len(store.runs("a", "quick")) == 4
+    assert store.counts() == {**dict.fromkeys(STATUSES, 0), "pending": 5}
+    rec = store.runs("a")[0]
+    assert rec.config == CFGS[0].resolved() and rec.status == "pending" and rec.metrics == {} and rec.seed == 0
+
+
+def test_claim_finish_and_epochs_in_one_transaction(tmp_path):
+    store = Store(tmp_path / "s.db")
+    store.add("a", "quick", CFGS)
+    me = claims.owner_id()
+    got = claims.claim(store, me, 3, experiment="a")
+    assert [c.run_id for c in got] == [c.run_id for c in CFGS[:3]]
+    assert store.counts("a")["running"] == 3
+    assert claims.finish(store, _outcome(got[0], acc=0.75))
+    assert not claims.finish(store, _outcome(got[0], acc=0.1))  # a finished run is never overwritten
+    rec = store.run(got[0].run_id[:8])  # unique prefix
+    assert rec.status == "completed" and rec.metrics["test_acc"] == 0.75 and rec.attempts == 1
+    assert rec.wninit_version == "0.1.0" and rec.device == "cpu" and rec.host == "here" and rec.threads == 1
+    assert [e["epoch"] for e in store.epochs(rec.id)] == [0, 1]
+    claims.give_up(store, me, got[1].run_id, "ValueError: boom")
+    assert store.run(got[1].run_id).status == "failed" and store.run(got[1].run_id).error == "ValueError: boom"
+    assert claims.release(store, me) == 1  # the third goes back to pending, its attempt not counted
+    assert store.run(got[2].run_id).status == "pending" and store.run(got[2].run_id).attempts == 0
+    assert store.retry_failed("a") == 1 and store.counts("a")["pending"] == 3
+
+
+def test_a_claim_is_exclusive_until_its_lease_expires(tmp_path):
+    store = Store(tmp_path / "s.db")
+    store.add("a", "quick", CFGS[:1])
+    other = "elsewhere:1:1"  # a holder on another host: only its lease tells whether it lives
+    assert len(claims.claim(store, other, 1, lease_s=0.3)) == 1
+    assert claims.claim(store, "me:2:2", 1) == []
+    assert claims.renew(store, other, [CFGS[0].run_id], lease_s=0.3) == {CFGS[0].run_id}
+    time.sleep(0.4)
+    taken = claims.claim(store, "me:2:2", 1)
+    assert [c.run_id for c in taken] == [CFGS[0].run_id]
+    assert claims.renew(store, other, [CFGS[0].run_id]) == set()  # the old holder lost it
+    assert store.run(CFGS[0].run_id).attempts == 2
+
+
+def test_a_dead_holder_on_this_host_is_noticed_at_once(tmp_path):
+    store = Store(tmp_path / "s.db")
+    store.add("a", "quick", CFGS[:2])
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    dead = f"{socket.gethostname()}:{proc.pid}:12345"  # a process of this host that has exited
+    assert claims.holder_alive(dead) is False
+    assert claims.holder_alive(claims.owner_id()) is True
+    claims.claim(store, dead, 2, lease_s=3600)
+    assert len(claims.claim(store, claims.owner_id(), 2)) == 2
+
+
+def test_worker_loss_goes_back_to_pending_then_fails(tmp_path):
+    store = Store(tmp_path / "s.db")
+    store.add("a", "quick", CFGS[:1])
+    for attempt in range(1, claims.MAX_ATTEMPTS + 1):
+        claims.claim(store, "me:1:1", 1)
+        status = claims.lost(store, "me:1:1", CFGS[0].run_id, "worker lost: killed")
+        assert status == ("failed" if attempt == claims.MAX_ATTEMPTS else "pending")
+    assert "killed" in store.run(CFGS[0].run_id).error
+
+
+def _sqlite(path, sql):
+    conn = sqlite3.connect(path)
+    conn.executescript(sql)
+    conn.close()
+
+
+@pytest.mark.parametrize("kind", ["text", "foreign", "version"])
+def test_files_that_are_not_our_store_are_refused(tmp_path, capsys, kind):
+    path = tmp_path / "x.db"
+    if kind == "text":
+        path.write_text("id,acc\n1,0.5\n" * 100)
+        needle = "not a wninit store"
+    elif kind == "foreign":
+        _sqlite(path, "CREATE TABLE t(x);")
+        needle = "not a wninit store"
+    else:
+        Store(path).close()
+        _sqlite(path, "UPDATE meta SET value='99' WHERE key='schema_version';")
+        needle = "schema_version 99"
+    with pytest.raises(UserError) as err:
+        Store(path)
+    assert needle in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)
+    for argv in (["export", str(path)], ["sweep", "experiments/fig2_mlp_depth.toml", "--store", str(path)]):
+        assert main(argv) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0] and str(path) in lines[0]
+
+
+def test_export_csv_and_parquet(tmp_path, capsys):
+    store = Store(tmp_path / "s.db")
+    store.add("a", "quick", CFGS[:2])
+    got = claims.claim(store, "me:1:1", 1)
+    claims.finish(store, _outcome(got[0], acc=0.25))
+    store.close()
+    assert main(["export", str(tmp_path / "s.db"), "--out", str(tmp_path / "runs.csv")]) == 0
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "runs.csv")))
+    assert len(rows) == 2 and rows[0]["status"] == "completed" and float(rows[0]["test_acc"]) == 0.25
+    assert rows[0]["depth"] == "2" and rows[0]["experiments"] == "a" and rows[1]["status"] == "pending"
+    epochs = list(csv.DictReader(open(tmp_path / "runs_epochs.csv")))
+    assert len(epochs) == 2 and epochs[0]["run_id"] == got[0].run_id
+    code = main(["export", str(tmp_path / "s.db"), "--format", "parquet"])
+    try:
+        import pandas
+        import pyarrow  # noqa: F401
+    except ImportError:  # parquet without its engine: one sentence, exit 2
+        assert code == 2 and "pyarrow" in capsys.readouterr().err
+    else:
+        assert code == 0 and len(pandas.read_parquet(tmp_path / "s.parquet")) == 2
