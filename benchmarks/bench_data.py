@@ -92,7 +92,19 @@ def _step_seconds(model, device, repeats: int) -> float:
     return statistics.median(times)
 
 
-def run(quick: bool = False, device: str | None = None, repeats: int = 3) -> dict:
+def run(quick: bool = False, device: str | None = None, repeats: int = 3, threads: int | None = 1) -> dict:
+    """The benchmark; ``threads`` torch threads during it (1 by default: the per-sample pipeline cannot
+    use more, and a busy machine makes OpenMP threads spin), restored afterwards."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _run(quick, device, repeats)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(quick: bool, device: str | None, repeats: int) -> dict:
     from wninit import initialize
     from wninit.models import CNN, MLP
 
@@ -154,11 +166,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="wninit-out/bench", help="folder for bench_data.json")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    result = run(args.quick, args.device, args.repeats)
+    result = run(args.quick, args.device, args.repeats, args.threads)
     print(table(result))
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "bench_data.json")
