@@ -1,0 +1,179 @@
+"""M MLPs of one architecture as one model with stacked weights, and SGD vectorised over the members.
+
+Each hidden layer holds ``v`` (M, out, in), ``g`` (M, out) and ``b`` (M, out) (``w`` (M, out, in) and
+``b`` without weight norm); the plain head holds ``w`` (M, C, width) and ``b`` (M, C). A forward pass is
+one ``torch.baddbmm`` per layer for all members, member m reading only its own slice, so the members
+never mix: member m's output and gradients are those of its standalone :class:`~wninit.models.MLP`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..models import MLP
+from ..weightnorm import direction, gain, is_weight_normed
+
+__all__ = ["StackedMLP", "StackedSGD"]
+
+
+def _linears(model: MLP) -> list[nn.Linear]:
+    """The hidden Linear layers (WN or plain) in forward order, then the head."""
+    return [m for m in model.features if isinstance(m, nn.Linear)] + [model.head]
+
+
+def _weight_norm(v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``g * v/||v||`` per output unit of every member (spec §2.1), (M, out, in).
+
+    The M members' rows are one (M*out, in) matrix for ATen's fused weight-norm kernel, the kernel the
+    standalone WN layers run (weightnorm.py), so each row's weight and gradients are computed as there.
+    """
+    m, out, n_in = v.shape
+    return torch._weight_norm(v.view(m * out, n_in), g.view(m * out), 0).view(m, out, n_in)
+
+
+class _StackedHead(torch.autograd.Function):
+    """``x @ w^T + b`` per member, whose weight gradient is one ``grad^T @ x`` matmul per member.
+
+    NOTE: for an output width such as 10 classes, MKL's batched matmul rounds ``grad^T @ x`` differently
+    from the single matmul a standalone ``nn.Linear`` backward runs; the head is small, so one ``mm``
+    per member costs little and keeps each member's gradient equal to its standalone run's. The hidden
+    layers' batched matmuls (and every forward) already round as the single ones.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.save_for_backward(x, w)
+        return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w = ctx.saved_tensors
+        grad_x = torch.bmm(grad, w) if ctx.needs_input_grad[0] else None
+        grad_w = torch.stack([g.t().mm(h) for g, h in zip(grad, x)])
+        return grad_x, grad_w, grad.sum(1)
+
+
+def _stack(tensors) -> nn.Parameter:
+    return nn.Parameter(torch.stack([t.detach() for t in tensors]).contiguous())
+
+
+class StackedMLP(nn.Module):
+    """``len(models)`` copies of an MLP (the same ``depth``, ``width`` and norm), one stacked tensor per parameter.
+
+    :attr:`kinds` names each entry of :attr:`params`: ``"v"`` (WN direction), ``"g"`` (WN gain),
+    ``"w"`` (plain weight, the head's included) or ``"b"`` (bias). ``wd_exempt_gain_bias`` exempts the
+    ``g`` and ``b`` entries from weight decay, as train/fit.py ``_param_groups`` does.
+    """
+
+    def __init__(self, models: list[MLP]):
+        super().__init__()
+        first = _linears(models[0])
+        self.wn = is_weight_normed(first[0])
+        per_member = [_linears(m) for m in models]
+        if any(len(ls) != len(first) for ls in per_member) or any(getattr(m, "norm", None) == "bn" for m in models):
+            raise ValueError("StackedMLP stacks MLPs of one depth with norm 'wn' or 'none'")
+        params, kinds = [], []
+        for i, layer in enumerate(first):
+            layers = [ls[i] for ls in per_member]
+            if self.wn and i < len(first) - 1:
+                params += [_stack(direction(lay) for lay in layers), _stack(gain(lay) for lay in layers)]
+                kinds += ["v", "g"]
+            else:
+                params.append(_stack(lay.weight for lay in layers))
+                kinds.append("w")
+            params.append(_stack(lay.bias for lay in layers))
+            kinds.append("b")
+        self.params = nn.ParameterList(params)
+        self.kinds = kinds
+        self.members = len(models)
+
+    def _layers(self):
+        """(weight, bias) per layer, the WN weight ``g * v / ||v||`` computed as the standalone layer does."""
+        p, i = list(self.params), 0
+        n_hidden = (len(p) - 2) // (3 if self.wn else 2)
+        for _ in range(n_hidden):
+            if self.wn:
+                v, g, b = p[i:i + 3]
+                i += 3
+                yield _weight_norm(v, g), b
+            else:
+                yield p[i], p[i + 1]
+                i += 2
+        yield p[i], p[i + 1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (M, B, C) for inputs (M, B, features): member m sees only ``x[m]``."""
+        *hidden, (w_head, b_head) = self._layers()
+        h = x
+        for w, b in hidden:
+            h = torch.relu(torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2)))
+        return _StackedHead.apply(h, w_head, b_head)
+
+    @torch.no_grad()
+    def member_state(self, m: int) -> list[torch.Tensor]:
+        """A copy of member ``m``'s parameters (its checkpoint)."""
+        return [p[m].clone() for p in self.params]
+
+    @torch.no_grad()
+    def load_member_state(self, m: int, state: list[torch.Tensor]) -> None:
+        for p, s in zip(self.params, state):
+            p[m].copy_(s)
+
+    @torch.no_grad()
+    def neutralize(self, m: int) -> None:
+        """Overwrite a diverged member with finite values (v = 1, everything else 0).
+
+        Its outputs are then 0 and its gradients finite, so with a learning rate of 0 it stays as it is
+        and NaN/Inf never reaches the optimizer's arithmetic; the members are independent either way.
+        """
+        for p, kind in zip(self.params, self.kinds):
+            p[m].fill_(1.0 if kind == "v" else 0.0)
+
+
+class StackedSGD:
+    """``torch.optim.SGD`` (no dampening, no Nesterov) over stacked parameters, with per-member hyper-parameters.
+
+    For each member m, as ``torch.optim.SGD`` does:
+
+    .. math::
+        d_p = \\nabla p + wd_m p, \\quad buf = \\mu_m buf + d_p \\ (buf = d_p \\text{ at the first step}),
+        \\quad p \\leftarrow p - lr_m\\, buf
+
+    The buffer starts at 0, so ``mu * 0 + d_p`` is exactly the first step's ``d_p``; with ``mu = 0`` the
+    buffer is ``d_p`` and the step is plain SGD, as torch's. ``weight_decay`` is (M,) per parameter
+    (0 for a member that exempts that parameter).
+    """
+
+    def __init__(self, params: list[nn.Parameter], momentum: torch.Tensor, weight_decay: list[torch.Tensor]):
+        self.params = list(params)
+        self._shape = [(-1,) + (1,) * (p.dim() - 1) for p in self.params]
+        self.momentum = momentum
+        self.use_momentum = bool((momentum != 0).any())
+        self.weight_decay = [wd.view(s) if bool((wd != 0).any()) else None
+                             for wd, s in zip(weight_decay, self._shape)]
+        self.momentum_views = [momentum.view(s) for s in self._shape]
+        self.buffers = [torch.zeros_like(p) for p in self.params] if self.use_momentum else None
+
+    @torch.no_grad()
+    def step(self, lr: torch.Tensor) -> None:
+        """One update with learning rates ``lr`` (M,); a member with lr 0 is left as it is."""
+        neg_lr = -lr
+        for k, p in enumerate(self.params):
+            d_p = p.grad
+            if self.weight_decay[k] is not None:
+                d_p = torch.addcmul(d_p, p, self.weight_decay[k])
+            if self.use_momentum:
+                buf = self.buffers[k]
+                buf.mul_(self.momentum_views[k]).add_(d_p)
+                d_p = buf
+            p.addcmul_(d_p, neg_lr.view(self._shape[k]))
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def reset_member(self, m: int) -> None:
+        if self.buffers is not None:
+            for buf in self.buffers:
+                buf[m].zero_()
