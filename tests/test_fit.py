@@ -172,3 +172,47 @@ def test_hessian_task_records_the_log_spectral_norm(monkeypatch, tmp_path):
     assert json.loads((tmp_path / "result.json").read_text())["log_hessian_norm"] == math.log(7.5)
     assert hessian_batch_count(0.1, 390) == 39 and hessian_batch_count(0.01, 29) == 1
     assert hessian_batch_count(5, 29) == 5 and hessian_batch_count(100, 29) == 29
+
+
+# ---- the command line ------------------------------------------------------------------------------
+def _cli(argv, capsys):
+    from wninit.cli import main
+    rc = main(argv)
+    return rc, capsys.readouterr()
+
+
+def test_cli_train_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--depth", "2", "--width", "16", "--epochs", "2", "--lr", "0.01", "--momentum", "0.9",
+            "--threads", "1", "--no-progress", "--out", str(out)]
+    rc, io = _cli(argv, capsys)
+    assert rc == 0 and io.out.count("\n") == 1 and "completed after 2 epochs" in io.out
+    stored = json.loads((out / "result.json").read_text())
+    expected = RunConfig(depth=2, width=16, epochs=2, lr=0.01, momentum=0.9, threads=1)
+    assert stored["run_id"] == expected.run_id and stored["status"] == "completed"
+    assert (out / "epochs.csv").read_text().startswith(",".join(CSV_COLUMNS))
+    # the same command again finds the finished run; --config from its result.json names the same run
+    rc, io2 = _cli(argv, capsys)
+    assert rc == 0 and io2.out == io.out
+    rc, io3 = _cli(["train", "--config", str(out / "result.json"), "--out", str(out), "--no-progress"], capsys)
+    assert rc == 0 and io3.out == io.out
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--dataset", "imagenet"], "RunConfig.dataset must be one of"),
+    (["--lr", "0"], "RunConfig.lr must be > 0"),
+    (["--lr", "-0.1"], "RunConfig.lr must be > 0"),
+    (["--batch-size", "4000"], "larger than the 3600-sample training split"),
+    (["--epochs", "2", "--warmup-epochs", "2"], "warmup_epochs must be shorter than training"),
+    (["--device", "cuda"], "device 'cuda' is not available"),
+    (["--device", "mps"], "device 'mps' is not available"),
+    (["--scheme", "he"], "is for networks without weight norm"),
+])
+def test_cli_bad_input_exits_2_with_one_line_and_no_result(tmp_path, capsys, monkeypatch, flags, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    out = tmp_path / "run"
+    rc, io = _cli(["train", "--depth", "2", "--width", "8", "--epochs", "3", "--threads", "1", "--out", str(out)] + flags,
+                  capsys)
+    assert rc == 2 and message in io.err and io.err.count("\n") == 1 and io.out == ""
+    assert not (out / "result.json").exists() and not out.exists()

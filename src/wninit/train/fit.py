@@ -87,10 +87,12 @@ class _Bar:
         if not enabled:
             return
         try:
+            from rich.console import Console
             from rich.progress import Progress
         except ImportError:
             return
-        self._progress = Progress(transient=False)
+        # stderr, and gone when done: stdout keeps only the run's one-line summary
+        self._progress = Progress(console=Console(stderr=True), transient=True)
         self._progress.start()
         self._task = self._progress.add_task(label, total=total, completed=done)
 
