@@ -49,7 +49,7 @@ class RunConfig:
     a float in (0, 1] is a fraction (the reference's 0.1, spec §7.6), an int >= 1 a count.
 
     Examples:
-        >>> cfg = RunConfig(dataset="mnist5k", arch="mlp", depth=20, lr=0.1, momentum=0.9, epochs=10)
+        >>> cfg = RunConfig(dataset="mnist5k", arch="mlp", depth=20, lr=0.001, momentum=0.9, epochs=10)
         >>> cfg.replace(scheme="datadep").run_id != cfg.run_id
         True
     """
