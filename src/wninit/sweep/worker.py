@@ -52,7 +52,7 @@ def _failed(cfg_dict: dict, exc: BaseException) -> dict:
         run_id = RunConfig.from_dict(dict(cfg_dict)).run_id
     except Exception:
         run_id = None
-    head = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    head = f"{type(exc).__name__}: {str(exc).strip() or '(no message)'}"
     return {"run_id": run_id, "status": "failed", "error": head + "\n" + traceback.format_exc(limit=-8),
             "host": socket.gethostname()}
 

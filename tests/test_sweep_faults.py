@@ -1,0 +1,152 @@
+"""Process faults and concurrency (issue 8): the sweep driver SIGKILLed at several points, a worker
+SIGKILLed, SIGINT and SIGTERM; after rerunning, every run is in the store exactly once, finished, with
+the metrics of an uninterrupted sweep. Two sweeps on one store share the work and run nothing twice."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from wninit.cli import main
+from wninit.sweep import Store
+
+N_RUNS = 8
+SPEC = textwrap.dedent("""
+    [experiment]
+    name = "faults"
+    [base]
+    dataset = "synthetic"
+    arch = "mlp"
+    depth = 2
+    width = 8
+    epochs = 3
+    batch_size = 64
+    lr = 0.05
+    momentum = 0.9
+    [grid]
+    scheme = ["proposed", "datadep"]
+    seed = [1, 2, 3, 4]
+    [profiles.quick]
+""")
+DEADLINE_S = 120  # every wait below is bounded: a hung sweep fails the test instead of hanging CI
+
+
+def _spec(tmp_path: Path, runs: int = N_RUNS) -> Path:
+    path = tmp_path / "faults.toml"
+    path.write_text(SPEC.replace("seed = [1, 2, 3, 4]", f"seed = {list(range(1, runs // 2 + 1))}"))
+    return path
+
+
+def _start(spec: Path, db: Path, workers: int = 2) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "wninit", "sweep", str(spec), "--store", str(db),
+                             "--workers", str(workers), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _counts(db: Path, pid: int | None = None) -> dict:
+    """status -> runs, plus "mine": the runs that the driver ``pid`` is running now."""
+    if not db.exists():
+        return {}
+    try:
+        with Store(db) as store:
+            counts = store.counts()
+            if pid is not None:
+                counts["mine"] = store.conn.execute("SELECT COUNT(*) FROM runs WHERE status='running' AND "
+                                                    "claimed_by LIKE ?", (f"%:{pid}:%",)).fetchone()[0]
+            return counts
+    except ValueError:  # being created right now
+        return {}
+
+
+def _wait_for(proc: subprocess.Popen, db: Path, pred) -> bool:
+    """Poll the store until ``pred(counts)``; False if the sweep ended first."""
+    end = time.monotonic() + DEADLINE_S
+    while time.monotonic() < end:
+        if pred(_counts(db, proc.pid)):
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError(f"the sweep made no progress in {DEADLINE_S} s: {_counts(db)}")
+
+
+def _workers_of(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def _finished_metrics(db: Path) -> dict:
+    with Store(db) as store:
+        return {r.id: (r.status, r.metrics, store.epochs(r.id)) for r in store.runs()}
+
+
+def test_kills_lose_nothing_and_repeat_nothing(tmp_path):
+    spec = _spec(tmp_path)
+    reference = tmp_path / "reference.db"
+    assert main(["sweep", str(spec), "--store", str(reference), "--workers", "2", "--no-progress"]) == 0
+    expected = _finished_metrics(reference)
+    assert len(expected) == N_RUNS and {s for s, _, _ in expected.values()} == {"completed"}
+
+    db = tmp_path / "killed.db"
+    # (signal, when): SIGKILL of the driver mid-run at growing progress, a worker SIGKILLed, a clean SIGINT
+    # and SIGTERM; each later start continues from what the store holds
+    plan = [("KILL", 0), ("WORKER", 1), ("INT", 3), ("KILL", 4), ("TERM", 5), ("KILL", 6)]
+    kills = 0
+    for sig, done in plan:
+        proc = _start(spec, db)
+        hit = _wait_for(proc, db, lambda c: c.get("completed", 0) >= done and c.get("mine", 0) > 0)
+        if not hit:  # it finished before this point: nothing left to interrupt
+            assert proc.wait(timeout=DEADLINE_S) == 0
+            break
+        if sig == "WORKER":
+            workers = _workers_of(proc.pid)
+            assert workers, "the driver has no worker processes"
+            os.kill(workers[0], signal.SIGKILL)
+            kills += 1
+            _wait_for(proc, db, lambda c: c.get("completed", 0) >= done + 2)
+            sig = "KILL"
+        os.kill(proc.pid, getattr(signal, f"SIG{sig}"))
+        code = proc.wait(timeout=DEADLINE_S)
+        kills += 1
+        after = _counts(db, proc.pid)
+        if sig == "KILL":
+            assert code == -signal.SIGKILL
+        else:  # a clean stop: exit 130/143, nothing of its left running, the sentence says how to go on
+            out = proc.stdout.read()
+            assert code == (130 if sig == "INT" else 143), out
+            assert after["mine"] == 0 and f"stopped by SIG{sig}" in out, out
+        proc.stdout.close()
+    assert kills >= 5  # 4 drivers and 1 worker SIGKILLed, 2 clean stops
+    proc = _start(spec, db)
+    assert proc.wait(timeout=DEADLINE_S) == 0
+    proc.stdout.close()
+    got = _finished_metrics(db)
+    assert got == expected  # every run once, completed, with the same metrics and epochs
+    with Store(db) as store:
+        assert store.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == N_RUNS
+        assert store.conn.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == N_RUNS * 3
+        assert all(r["claimed_by"] is None for r in store.conn.execute("SELECT claimed_by FROM runs"))
+
+
+def test_two_sweeps_on_one_store_share_the_work(tmp_path):
+    runs = 12
+    spec, db = _spec(tmp_path, runs), tmp_path / "shared.db"
+    Store(db).close()  # both open an existing store
+    procs = [_start(spec, db, workers=1) for _ in range(2)]
+    outs = []
+    for proc in procs:
+        assert proc.wait(timeout=2 * DEADLINE_S) == 0
+        outs.append(proc.stdout.read())
+        proc.stdout.close()
+    ran = [int(out.split("this call ran ")[1].split()[0]) for out in outs]
+    assert sum(ran) == runs, outs  # each run executed by exactly one of the two
+    with Store(db) as store:
+        recs = store.runs()
+        assert len(recs) == runs and {r.status for r in recs} == {"completed"}
+        assert {r.attempts for r in recs} == {1}  # claimed once: never run twice
