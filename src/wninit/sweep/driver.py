@@ -22,6 +22,7 @@ from .store import STATUSES, Store
 __all__ = ["run_sweep", "SweepSummary", "BATCH_CLAIM"]
 
 BATCH_CLAIM = 32  # runs claimed at once with --batch-runs, so that groups can form
+BATCH_MAX = 16  # members per stacked model: keeps both of two workers busy on a 24-run depth of Fig. 2
 POLL_S = 0.25  # how often the loop looks at the stop flag
 
 
@@ -65,7 +66,7 @@ def _batch_groups(cfgs, batch_runs: bool):
     except ImportError:
         raise UserError("--batch-runs needs wninit.sweep.ensemble, which this installation lacks; "
                         "run without --batch-runs") from None
-    return batchable_groups(cfgs)
+    return batchable_groups(cfgs, max_members=BATCH_MAX)
 
 
 def run_sweep(store: Store, targets: list[tuple[str, str]], *, backend: str = "local", workers: int | None = None,
