@@ -25,7 +25,7 @@ TRAIN = [BASE.replace(depth=d, scheme=s, direction="orthogonal", seed=seed)
 DIVERGED = BASE.replace(depth=3, scheme="datadep", lr=1e4, seed=1)  # a real NaN in the first epoch
 FAILED = BASE.replace(depth=2, scheme="proposed", seed=1)  # marked failed through the store API
 PENDING = BASE.replace(depth=2, scheme="proposed", seed=2)  # never run
-HESSIAN = [RunConfig(dataset="digits", arch="mlp", depth=2, width=64, task="hessian", scheme=s, hessian_iters=4,
+HESSIAN = [RunConfig(dataset="digits", arch="mlp", depth=2, width=16, task="hessian", scheme=s, hessian_iters=4,
                      hessian_batches=1, batch_size=64, epochs=1, seed=seed)
            for s in ("proposed", "pytorch-default") for seed in (1, 2)]
 # Every layout reuses the same runs under another experiment name: a run is stored once, each

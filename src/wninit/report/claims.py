@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from .reference import scheme_label
-from .tables import good_configs
+from .tables import good_configs, trains_threshold
 
 __all__ = ["Claim", "HOLDS", "FAILS", "NOT_RUN", "figure1_claims", "gain_claim", "depth_claim", "hparams_claim",
            "depth_10k_claim", "survival_claim", "table1_claim", "table2_claim", "rl_claim", "chance"]
@@ -233,8 +233,7 @@ def hparams_claim(curves, scale: str) -> Claim:
     name = "Fig. 2 hyper-parameter robustness"
     if not any(s[0] == "proposed" for s in curves) or not any(s[0] == "datadep" for s in curves):
         return Claim(7, name, NOT_RUN, scale, "needs both proposed and datadep runs")
-    best = max((c.test.mean for rs in curves.values() for c in rs if c.test.mean is not None), default=0.0)
-    threshold = min(0.9, 0.9 * best / 0.99)
+    threshold = trains_threshold(curves)
     n = max(len(rs) for rs in curves.values())
     good = {s: good_configs(rs, threshold) for s, rs in curves.items()}
     margin = max(1, math.ceil(0.15 * n))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .reference import scheme_label
-from .tables import GOOD_ACC, good_configs
+from .tables import GOOD_ACC, good_configs, trains_threshold
 
 __all__ = ["scheme_style", "plot_depth", "plot_hparams", "plot_survival", "DPI"]
 
@@ -92,9 +92,10 @@ def plot_depth(cells: dict, path, *, title: str, scale: str, reference=None, tra
                     capsize=3, linestyle="-", linewidth=_lw(s), markersize=5, **style)
         if train:
             tr = [(d, c) for d, c in pts if c.train.mean is not None]
-            ax.errorbar([d for d, _ in tr], [c.train.mean for _, c in tr], yerr=[c.train.std or 0.0 for _, c in tr],
-                        capsize=3, linestyle="--", linewidth=1.2, markersize=3, alpha=0.8,
-                        **{**style, "label": None})
+            # train curves without error bars: six schemes x two bars per depth would hide the test curves;
+            # the train std is in the report's table
+            ax.plot([d for d, _ in tr], [c.train.mean for _, c in tr], linestyle="--", linewidth=1.2, markersize=3,
+                    alpha=0.8, **{**style, "label": None})
     _log_depth_axis(ax, depths, xlabel)
     _finish_acc_axis(ax, ylabel)
     ax.set_title(_wrap(f"this run ({scale})"), fontsize=_FONT)
@@ -145,12 +146,15 @@ def _plot_reference_depth(ax, reference, xlabel, ylabel, train):
 
 def plot_hparams(curves: dict, path, *, title: str, scale: str, reference=None) -> Path:
     """Fig. 2 hyper-parameter panel: each configuration's test accuracy (mean over seeds, ± std), sorted
-    in decreasing order per scheme; the dotted line is the 0.9 "trains" threshold of spec §9 claim 7."""
+    in decreasing order per scheme; the dotted line is the "trains" threshold of spec §9 claim 7
+    (:func:`wninit.report.tables.trains_threshold`)."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
     panels = 2 if reference is not None else 1
     fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 4.6), squeeze=False)
+    fig.set_layout_engine("constrained")  # lays the legends under the axes out with them
     ax = axes[0][0]
-    n_max = 1
+    n_max, threshold = 1, trains_threshold(curves)
     for s, results in curves.items():
         style = scheme_style(s)
         pts = [(i + 1, c) for i, c in enumerate(results) if c.test.mean is not None]
@@ -159,16 +163,18 @@ def plot_hparams(curves: dict, path, *, title: str, scale: str, reference=None) 
         n_max = max(n_max, len(results))
         ax.errorbar([i for i, _ in pts], [c.test.mean for _, c in pts], yerr=[c.test.std or 0.0 for _, c in pts],
                     capsize=2, linewidth=1.6, markersize=4,
-                    **{**style, "label": f"{style['label']}: {good_configs(results)}/{len(results)} >= {GOOD_ACC}"})
-    ax.axhline(GOOD_ACC, color="black", linestyle=":", linewidth=1)
+                    **{**style, "label": f"{style['label']}: {good_configs(results, threshold)}/{len(results)} train"})
+    ax.axhline(threshold, color="black", linestyle=":", linewidth=1, label=f"trains: test >= {threshold:.3f}")
     ax.set_xlim(0.5, n_max + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("hyper-parameter configuration (sorted by test accuracy)")
     _finish_acc_axis(ax, "test accuracy (fraction correct)")
     ax.set_title(_wrap(f"this run ({scale})"), fontsize=_FONT)
-    ax.legend(loc="lower left", framealpha=0.85)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     if reference is not None:
         ax = axes[0][1]
-        for s, segments in reference.data["curve"].items():
+        from .reference import SCHEME_ORDER
+        for s, segments in sorted(reference.data["curve"].items(), key=lambda kv: SCHEME_ORDER.index(kv[0])):
             xs, ys = [], []
             for first, last, acc in segments:
                 xs += [first, last]
@@ -180,12 +186,12 @@ def plot_hparams(curves: dict, path, *, title: str, scale: str, reference=None) 
                     **{**style, "label": f"{style['label']}: ≈{good}/{reference.data['n_configs']}"})
         ax.axhline(GOOD_ACC, color="black", linestyle=":", linewidth=1)
         ax.set_xlim(0.5, reference.data["n_configs"] + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("hyper-parameter configuration (sorted)")
         _finish_acc_axis(ax, "test accuracy (fraction correct)")
         ax.set_title(f"paper ({reference.source}; ±0.02)", fontsize=_FONT)
-        ax.legend(loc="center left", framealpha=0.85)  # the sorted curves leave the middle-left empty
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
     return _save(fig, path)
 
 

@@ -93,7 +93,7 @@ FIG2_MLP_HPARAMS = Reference(
     "fig2_mlp_hparams", "Figure 2: MNIST MLP + WN, accuracy per hyper-parameter configuration (sorted)",
     "[POSTER], spec §7.2", PLOT_NOTE + "; about 47 configurations, depth not found",
     {"n_configs": 47,
-     "good": {P_ORTH: (37, 39), P_HE: (37, 39), D_ORTH: (23, 23), D_HE: (23, 23)},
+     "good": {P_ORTH: (37, 37), P_HE: (39, 39), D_ORTH: (23, 23), D_HE: (23, 23)},
      "curve": {D_HE: ((1, 23, 0.93), (24, 47, 0.0)), D_ORTH: ((1, 23, 0.93), (24, 47, 0.0)),
                P_ORTH: ((1, 37, 0.93), (38, 40, 0.5), (41, 47, 0.12)),
                P_HE: ((1, 39, 0.9), (40, 44, 0.12), (45, 47, 0.0))}})

@@ -105,16 +105,19 @@ def _hparams(experiment, runs, scale, png):
     curves = tables.hparam_curves(runs)
     ref = REFERENCES.get(experiment)
     fig = plots.plot_hparams(curves, png, title=_TITLES[experiment], scale=scale, reference=ref) if _finished(runs) else None
+    threshold = tables.trains_threshold(curves)
     summary = []
     for series, results in curves.items():
         n_div = sum(1 for c in results if c.test.counts.get("diverged"))
         good = ref.data["good"].get(series) if ref else None
         paper = "-" if good is None else (f"≈{good[0]}" if good[0] == good[1] else f"≈{good[0]}-{good[1]}") + f" of ≈{ref.data['n_configs']}"
         best, worst = results[0].test.mean if results else None, results[-1].test.mean if results else None
-        summary.append([scheme_label(*series), len(results), tables.good_configs(results), paper,
+        summary.append([scheme_label(*series), len(results), tables.good_configs(results, threshold), paper,
                         "-" if best is None else f"{best:.3f}", "-" if worst is None else f"{worst:.3f}", n_div])
-    text = md_table(["scheme", "configurations", f"test >= {tables.GOOD_ACC} (ours)", "paper", "best", "worst",
-                     "configs with a diverged seed"], summary)
+    text = md_table(["scheme", "configurations", f"trains: test >= {threshold:.3f} (ours)", "paper (test >= 0.9)",
+                     "best", "worst", "configs with a diverged seed"], summary)
+    text += (f"\n\n\"Trains\" = mean test accuracy >= min(0.9, 0.9 x best / 0.99) = {threshold:.3f}: the paper's 0.9 "
+             "when the best configuration reaches its 0.99, scaled down where this run's scale cannot (spec §9 claim 7).")
     # every configuration, one column per scheme: the sorted curves come from these numbers
     configs = []
     for results in curves.values():
