@@ -31,26 +31,33 @@ def _weight_norm(v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return torch._weight_norm(v.view(m * out, n_in), g.view(m * out), 0).view(m, out, n_in)
 
 
-class _StackedHead(torch.autograd.Function):
-    """``x @ w^T + b`` per member, whose weight gradient is one ``grad^T @ x`` matmul per member.
+class _StackedLinear(torch.autograd.Function):
+    """``x @ w^T + b`` per member: x (M, B, in), w (M, out, in), b (M, out) -> (M, B, out).
 
+    The backward computes ``grad_w = grad^T @ x`` directly in w's (M, out, in) layout, as a standalone
+    ``nn.Linear``'s backward does (autograd's ``bmm`` backward would give it transposed and the weight
+    norm's backward would then copy it). With ``per_member`` it is one ``mm`` per member:
     NOTE: for an output width such as 10 classes, MKL's batched matmul rounds ``grad^T @ x`` differently
-    from the single matmul a standalone ``nn.Linear`` backward runs; the head is small, so one ``mm``
-    per member costs little and keeps each member's gradient equal to its standalone run's. The hidden
-    layers' batched matmuls (and every forward) already round as the single ones.
+    from the single matmul of a standalone layer; the head is small, so one ``mm`` per member there
+    costs little and keeps each member's gradient equal to its standalone run's. For the hidden
+    layers the batched matmuls (and every forward) round as the single ones on the suite's CPU.
     """
 
     @staticmethod
-    def forward(ctx, x, w, b):
+    def forward(ctx, x, w, b, per_member):
         ctx.save_for_backward(x, w)
+        ctx.per_member = per_member
         return torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
 
     @staticmethod
     def backward(ctx, grad):
         x, w = ctx.saved_tensors
         grad_x = torch.bmm(grad, w) if ctx.needs_input_grad[0] else None
-        grad_w = torch.stack([g.t().mm(h) for g, h in zip(grad, x)])
-        return grad_x, grad_w, grad.sum(1)
+        if ctx.per_member:
+            grad_w = torch.stack([g.t().mm(h) for g, h in zip(grad, x)])
+        else:
+            grad_w = torch.bmm(grad.transpose(1, 2), x)
+        return grad_x, grad_w, grad.sum(1), None
 
 
 def _stack(tensors) -> nn.Parameter:
@@ -106,8 +113,8 @@ class StackedMLP(nn.Module):
         *hidden, (w_head, b_head) = self._layers()
         h = x
         for w, b in hidden:
-            h = torch.relu(torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2)))
-        return _StackedHead.apply(h, w_head, b_head)
+            h = torch.relu(_StackedLinear.apply(h, w, b, False))
+        return _StackedLinear.apply(h, w_head, b_head, True)
 
     @torch.no_grad()
     def member_state(self, m: int) -> list[torch.Tensor]:
@@ -146,27 +153,34 @@ class StackedSGD:
 
     def __init__(self, params: list[nn.Parameter], momentum: torch.Tensor, weight_decay: list[torch.Tensor]):
         self.params = list(params)
-        self._shape = [(-1,) + (1,) * (p.dim() - 1) for p in self.params]
-        self.momentum = momentum
+        shapes = [(-1,) + (1,) * (p.dim() - 1) for p in self.params]
         self.use_momentum = bool((momentum != 0).any())
-        self.weight_decay = [wd.view(s) if bool((wd != 0).any()) else None
-                             for wd, s in zip(weight_decay, self._shape)]
-        self.momentum_views = [momentum.view(s) for s in self._shape]
+        self.momentum_views = [momentum.view(s) for s in shapes]
+        self.decayed = [k for k, wd in enumerate(weight_decay) if bool((wd != 0).any())]
+        self.decay_views = [weight_decay[k].view(shapes[k]) for k in self.decayed]
         self.buffers = [torch.zeros_like(p) for p in self.params] if self.use_momentum else None
+        self._neg_lr = torch.zeros_like(momentum)
+        self._neg_lr_views = [self._neg_lr.view(s) for s in shapes]
 
     @torch.no_grad()
     def step(self, lr: torch.Tensor) -> None:
-        """One update with learning rates ``lr`` (M,); a member with lr 0 is left as it is."""
-        neg_lr = -lr
-        for k, p in enumerate(self.params):
-            d_p = p.grad
-            if self.weight_decay[k] is not None:
-                d_p = torch.addcmul(d_p, p, self.weight_decay[k])
-            if self.use_momentum:
-                buf = self.buffers[k]
-                buf.mul_(self.momentum_views[k]).add_(d_p)
-                d_p = buf
-            p.addcmul_(d_p, neg_lr.view(self._shape[k]))
+        """One update with learning rates ``lr`` (M,); a member with lr 0 is left as it is.
+
+        One ``torch._foreach_*`` call per stage for all parameters (as torch's SGD), the per-member
+        values broadcast along the member dim.
+        """
+        self._neg_lr.copy_(lr).neg_()
+        d_p = [p.grad for p in self.params]
+        if self.decayed:
+            decayed = torch._foreach_addcmul([d_p[k] for k in self.decayed], [self.params[k] for k in self.decayed],
+                                             self.decay_views)
+            for k, d in zip(self.decayed, decayed):
+                d_p[k] = d
+        if self.use_momentum:
+            torch._foreach_mul_(self.buffers, self.momentum_views)
+            torch._foreach_add_(self.buffers, d_p)
+            d_p = self.buffers
+        torch._foreach_addcmul_(self.params, d_p, self._neg_lr_views)
 
     def zero_grad(self) -> None:
         for p in self.params:

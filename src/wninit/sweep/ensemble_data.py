@@ -1,0 +1,91 @@
+"""The data of a stacked group: one copy of the data on the device, each member's split, order and
+augmentation as its standalone run's (spec §6.1 "Data" and "Validation")."""
+from __future__ import annotations
+
+import torch
+
+from ..errors import UserError
+from ..train.config import RunConfig
+from ..train.fit import derived_seed
+from ..train.loop import EVAL_BATCH
+
+__all__ = ["MemberData"]
+
+
+class MemberData:
+    """The training pool once on the device, each member's train/val split as indices into it.
+
+    ``load_dataset`` splits the training set by ``val_split_indices(n, val_fraction, seed)``; rebuilding
+    the unsplit pool from one load and indexing it with each member's split gives every member the very
+    tensors its own load would, without M copies of the data. The members share the test split.
+    """
+
+    def __init__(self, cfgs: list[RunConfig], device: torch.device):
+        from ..data import Loader, Split, load_dataset, val_split_indices
+
+        c0 = cfgs[0]
+        data = load_dataset(c0.dataset, root=c0.data_root, download=c0.download, val_fraction=c0.val_fraction,
+                            seed=c0.seed)
+        if c0.batch_size > len(data.train):  # the check and message of fit's _load_data
+            raise UserError(f"batch_size {c0.batch_size} is larger than the {len(data.train)}-sample training "
+                            f"split of {c0.dataset}; use a batch size of at most {len(data.train)}")
+        n = len(data.train) + len(data.val)
+        tr0, va0 = val_split_indices(n, c0.val_fraction, c0.seed)
+        x = torch.empty((n,) + tuple(data.train.x.shape[1:]), dtype=data.train.x.dtype)
+        y = torch.empty(n, dtype=data.train.y.dtype)
+        x[tr0], y[tr0] = data.train.x, data.train.y
+        x[va0], y[va0] = data.val.x, data.val.y
+        self.x, self.y = x.to(device), y.to(device)
+        self.test_x, self.test_y = data.test.x.to(device), data.test.y.to(device)
+        self.pad_value = data.train.pad_value.to(device) if data.train.pad_value is not None else None
+        self.in_shape, self.num_classes = data.in_shape, data.num_classes
+        self.crop, self.flip, self.cutout = 4 if c0.crop else 0, bool(c0.flip), c0.cutout
+        splits = [val_split_indices(n, c.val_fraction, c.seed) for c in cfgs]
+        self.val_idx = torch.stack([va for _, va in splits]).to(device)  # (M, n_val)
+        # A Loader over each member's train *indices*: the same permutation from the same generator as
+        # its standalone Loader over the images; the augmentation is drawn right after, as there.
+        self.generators = [torch.Generator(device).manual_seed(derived_seed(c.seed, "data")) for c in cfgs]
+        self.loaders = [Loader(Split(tr, y[tr]), c0.loader_batch_size, shuffle=True, generator=g, device=device)
+                        for (tr, _), g in zip(splits, self.generators)]
+
+    def __len__(self) -> int:
+        """Batches per epoch (the same for every member)."""
+        return len(self.loaders[0])
+
+    def _augment(self, x: torch.Tensor, m: int) -> torch.Tensor:
+        from ..data import cutout, random_crop_flip
+
+        g = self.generators[m]
+        if self.crop or self.flip:
+            x = random_crop_flip(x, self.crop, self.flip, g, self.pad_value)
+        if self.cutout:
+            x = cutout(x, self.cutout, g)
+        return x
+
+    def batches(self):
+        """One epoch of (x (M, B, features), y (M, B)): member m's batch i is its standalone run's batch i."""
+        augment = self.crop or self.flip or self.cutout
+        for parts in zip(*self.loaders):
+            idx = torch.stack([i for i, _ in parts])
+            y = torch.stack([t for _, t in parts])
+            x = self.x[idx]  # one gather for all members
+            if augment:
+                x = torch.stack([self._augment(x[m], m) for m in range(len(parts))])
+            yield x.flatten(2), y
+
+    def first_batch(self, m: int) -> torch.Tensor:
+        """Member m's first shuffled, augmented batch: what fit draws before the init (spec §4)."""
+        idx, _ = next(iter(self.loaders[m]))
+        return self._augment(self.x[idx], m)
+
+    def val_chunks(self):
+        """Each member's own validation split, in evaluation chunks of (M, b, features), (M, b)."""
+        for s in range(0, self.val_idx.shape[1], EVAL_BATCH):
+            idx = self.val_idx[:, s:s + EVAL_BATCH]
+            yield self.x[idx].flatten(2), self.y[idx]
+
+    def test_chunks(self, members: int):
+        """The shared test split, expanded (not copied) to every member."""
+        for s in range(0, len(self.test_y), EVAL_BATCH):
+            x, y = self.test_x[s:s + EVAL_BATCH].flatten(1), self.test_y[s:s + EVAL_BATCH]
+            yield x.expand(members, *x.shape), y.expand(members, *y.shape)

@@ -1,0 +1,179 @@
+"""One stacked group's run: every member's standalone ``fit`` (spec §6.1), all members in one loop.
+
+:func:`run_group` builds each member as ``fit`` does, trains the stacked model epoch by epoch and
+returns one :class:`~wninit.train.RunResult` per member. A member is only ever touched through its own
+slice of the stacked tensors, its own batches and its own hyper-parameters.
+"""
+from __future__ import annotations
+
+import math
+import platform
+import time
+
+import torch
+import torch.nn.functional as F
+
+from ..train.config import RunConfig
+from ..train.fit import derived_seed, resolve_device
+from ..train.result import RunResult
+from ..train.schedules import epoch_lrs, scheduled_lr
+from .ensemble_data import MemberData
+from .ensemble_model import StackedMLP, StackedSGD
+
+__all__ = ["run_group"]
+
+
+def _member_model(cfg: RunConfig, data: MemberData, m: int, device: torch.device):
+    """Member m's standalone MLP, built and initialized in fit's order (spec §4, §6.1)."""
+    from ..models import build_model
+    from ..schemes import initialize
+
+    torch.manual_seed(cfg.seed)  # spec §6.1 set_seed: the head's default init comes from this stream
+    model = build_model(cfg.arch, in_shape=data.in_shape, num_classes=data.num_classes, depth=cfg.depth,
+                        width=cfg.width, k=cfg.k, norm=cfg.norm).to(device)
+    first_x = data.first_batch(m)  # drawn for every scheme, as fit, so the data order is fit's
+    initialize(model, cfg.scheme, direction=cfg.direction, batch=first_x if cfg.scheme == "datadep" else None,
+               generator=torch.Generator(device).manual_seed(derived_seed(cfg.seed, "init")),
+               stem_gamma=cfg.stem_gamma)
+    return model
+
+
+def _weight_decays(cfgs: list[RunConfig], kinds: list[str], device) -> list[torch.Tensor]:
+    """(M,) weight decay per stacked parameter: 0 for the g and biases of members that exempt them."""
+    return [torch.tensor([0.0 if c.wd_exempt_gain_bias and kind in ("g", "b") else c.weight_decay for c in cfgs],
+                         device=device) for kind in kinds]
+
+
+@torch.inference_mode()
+def _evaluate(model: StackedMLP, chunks) -> tuple[list, list]:
+    """Per member (mean loss, None if not finite; accuracy) over ``chunks`` of (x (M, b, F), y (M, b)),
+    as train/loop.py ``evaluate`` for each member alone."""
+    loss = correct = None
+    n = 0
+    for x, y in chunks:
+        out = model(x)
+        m, b = y.shape
+        part = F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(m, b).sum(1, dtype=torch.float64)
+        hits = (out.argmax(2) == y).sum(1)
+        loss, correct = (part, hits) if loss is None else (loss + part, correct + hits)
+        n += b
+    if n == 0:
+        return [None] * model.members, [None] * model.members
+    means = [v / n for v in loss.tolist()]
+    return [v if math.isfinite(v) else None for v in means], [c / n for c in correct.tolist()]
+
+
+class _GroupRun:
+    """The state of a group's run: the stacked model and optimizer, and per member its epoch rows,
+    best-validation checkpoint and divergence point."""
+
+    def __init__(self, cfgs: list[RunConfig], device: torch.device):
+        self.cfgs, self.device, self.members = cfgs, device, len(cfgs)
+        self.data = MemberData(cfgs, device)
+        self.model = StackedMLP([_member_model(c, self.data, m, device) for m, c in enumerate(cfgs)])
+        self.opt = StackedSGD(list(self.model.params), torch.tensor([c.momentum for c in cfgs], device=device),
+                              _weight_decays(cfgs, self.model.kinds, device))
+        self.alive = torch.ones(self.members, dtype=torch.bool, device=device)
+        self.rows = [[] for _ in cfgs]
+        self.best, self.best_epoch, self.best_val = [None] * self.members, [None] * self.members, [None] * self.members
+        self.diverged_at: list[dict | None] = [None] * self.members
+        self._stopped: list[int] = []
+        # As fit: a finiteness check per step costs nothing on CPU; on an accelerator it syncs, so every 32.
+        self.check_every = 1 if device.type == "cpu" else 32
+
+    def _check(self, losses: torch.Tensor, epoch: int, start: int, stop: int) -> None:
+        """Stop the members whose loss first went non-finite in steps [start, stop) (spec §6.1: the run
+        ends there; its best checkpoint so far is still tested)."""
+        bad = ~torch.isfinite(losses[start:stop]) & self.alive
+        if not bool(bad.any()):
+            return
+        for m in bad.any(0).nonzero().flatten().tolist():
+            self.diverged_at[m] = {"epoch": epoch, "step": start + int(bad[:, m].nonzero()[0, 0])}
+            self.alive[m] = False
+            self._stopped.append(m)
+
+    def _freeze(self) -> None:
+        """Give the stopped members finite weights and no momentum, after the step their NaN gradients
+        went into: from then on they take steps of lr 0 on finite values, and never produce NaN again."""
+        for m in self._stopped:
+            self.model.neutralize(m)
+            self.opt.reset_member(m)
+        self._stopped.clear()
+
+    def train_epoch(self, epoch: int) -> tuple[list[float], list[float]]:
+        """One epoch for every member (train/loop.py ``train_epoch``); (train loss, train acc) per member."""
+        n, acc_steps, M = len(self.data), self.cfgs[0].accumulation_steps, self.members
+        lrs = torch.tensor([epoch_lrs(c, epoch, n) for c in self.cfgs], device=self.device).T  # (n, M)
+        losses = torch.empty(n, M, device=self.device)
+        loss_sum = torch.zeros(M, dtype=torch.float64, device=self.device)
+        correct = torch.zeros(M, dtype=torch.long, device=self.device)
+        seen, checked = 0, 0
+        self.model.train()
+        self.opt.zero_grad()
+        for i, (x, y) in enumerate(self.data.batches()):
+            out = self.model(x)
+            loss = F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view_as(y).mean(1)
+            losses[i] = loss.detach()
+            if (i + 1) % self.check_every == 0:
+                self._check(losses, epoch, checked, i + 1)
+                checked = i + 1
+            # The sum's gradient is each member's own loss gradient: the members share no parameter.
+            (loss.sum() / acc_steps if acc_steps > 1 else loss.sum()).backward()
+            if (i + 1) % acc_steps == 0:
+                self.opt.step(lrs[i] * self.alive)  # a stopped member takes steps of lr 0
+                self.opt.zero_grad()
+                self._freeze()
+            loss_sum += loss.detach()
+            correct += (out.detach().argmax(2) == y).sum(1)
+            seen += y.shape[1]
+        self._check(losses, epoch, checked, n)
+        self.opt.zero_grad()  # a trailing incomplete accumulation group is dropped, as fit does
+        self._freeze()
+        return (loss_sum / n).tolist(), (correct.double() / seen).tolist()
+
+    def end_epoch(self, epoch: int, train_loss: list[float], train_acc: list[float]) -> None:
+        """Validate, log the row and keep the best checkpoint of every member still running."""
+        val_loss, val_acc = _evaluate(self.model, self.data.val_chunks())
+        for m in self.alive.nonzero().flatten().tolist():
+            c = self.cfgs[m]
+            self.rows[m].append({"epoch": epoch, "train_loss": train_loss[m], "val_loss": val_loss[m],
+                                 "train_acc": train_acc[m], "val_acc": val_acc[m],
+                                 "lr": scheduled_lr(c.lr, c.epochs, c.schedule, epoch)})
+            # spec §6.1: strictly better validation accuracy (the first of equals wins); no split -> last epoch
+            if val_acc[m] is None or self.best_val[m] is None or val_acc[m] > self.best_val[m]:
+                self.best[m], self.best_epoch[m], self.best_val[m] = self.model.member_state(m), epoch, val_acc[m]
+
+    def results(self, wall_s: float) -> list[RunResult]:
+        """Test every member's best checkpoint; one RunResult per member, as fit returns it."""
+        for m, state in enumerate(self.best):
+            if state is not None:
+                self.model.load_member_state(m, state)
+        _, test_acc = _evaluate(self.model, self.data.test_chunks(self.members))
+        out = []
+        for m, c in enumerate(self.cfgs):
+            best_row = self.rows[m][self.best_epoch[m]] if self.best_epoch[m] is not None else None
+            out.append(RunResult(
+                run_id=c.run_id, status="diverged" if self.diverged_at[m] else "completed",
+                test_acc=test_acc[m] if self.best[m] is not None else None, best_val_acc=self.best_val[m],
+                best_epoch=self.best_epoch[m], train_acc=best_row["train_acc"] if best_row else None,
+                diverged_at=self.diverged_at[m], epochs_done=len(self.rows[m]), wall_s=wall_s / self.members,
+                epochs=self.rows[m], config=c.to_dict(), env=_env(self.device, c.seed, self.members)))
+        return out
+
+
+def run_group(cfgs: list[RunConfig]) -> list[RunResult]:
+    """Train resolved, batchable ``cfgs`` of one group together; one RunResult per config, in order."""
+    started = time.perf_counter()
+    run = _GroupRun(cfgs, resolve_device(cfgs[0].device))
+    for epoch in range(cfgs[0].epochs):
+        stats = run.train_epoch(epoch)
+        if not bool(run.alive.any()):
+            break
+        run.end_epoch(epoch, *stats)
+    return run.results(time.perf_counter() - started)
+
+
+def _env(device: torch.device, seed: int, members: int) -> dict:
+    from .. import __version__
+    return {"wninit": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "device": str(device), "seed": seed, "threads": torch.get_num_threads(), "batched": members}
