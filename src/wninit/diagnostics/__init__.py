@@ -1,0 +1,16 @@
+"""Diagnostics at initialization: signal propagation through any model (spec §3.1-§3.4), the paper's
+Figure 1 on synthetic data (spec §7.1) and the spectral norm of the loss's Hessian (spec §7.6, Table 2).
+
+Plots are in :mod:`wninit.diagnostics.plot`, which imports matplotlib inside its functions. The name
+``propagation`` here is the function; its module stays importable as ``wninit.diagnostics.propagation``
+for ``from ... import``.
+"""
+from . import hessian, plot, synthetic
+from .hessian import SchemeCurvature, hessian_spectral_norm, log_spectral_norms
+from .plot import plot_figure1, plot_propagation
+from .propagation import PropagationRow, PropagationTable, propagation
+from .synthetic import Figure1Row, figure1
+
+__all__ = ["propagation", "PropagationTable", "PropagationRow", "hessian_spectral_norm", "log_spectral_norms",
+           "SchemeCurvature", "figure1", "Figure1Row", "plot_figure1", "plot_propagation", "hessian", "plot",
+           "synthetic"]

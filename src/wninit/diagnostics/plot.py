@@ -1,0 +1,91 @@
+"""Figures of the diagnostics: the paper's Figure 1 layout (spec §7.1) and a propagation table's curves.
+
+matplotlib is imported inside the functions, with the Agg backend: ``import wninit`` needs only torch
+and numpy.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UserError
+from .propagation import PropagationTable
+from .synthetic import INITS, Figure1Row
+
+__all__ = ["plot_figure1", "plot_propagation"]
+
+# spec §7.1: feed-forward forward y-limits [-0.1, 2]; ResNet panels [0.9, 4]. The feed-forward backward
+# panel's limits are NOT FOUND in the spec: it shares the forward panel's [-0.1, 2], where its curves lie.
+_PANELS = {
+    "ff_forward": ("Layer Index (i)", r"$||h^i|| / ||x||$", (-0.1, 2.0)),
+    "ff_backward": ("Layer Index (i)", r"$||\partial h^i|| / ||\partial h^L||$", (-0.1, 2.0)),
+    "resnet_forward": ("Block Index (b)", r"$||h^b|| / ||x||$", (0.9, 4.0)),
+    "resnet_backward": ("Block Index (b)", r"$||\partial h^b|| / ||\partial h^B||$", (0.9, 4.0)),
+}
+_COLORS = {"He (g=1)": "tab:red", "Proposed (orthogonal)": "tab:blue", "Proposed (He)": "tab:green"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_figure1(rows: list[Figure1Row], path: str | Path) -> Path:
+    """The paper's Figure 1: 2x2 panels (feed-forward top, ResNet bottom; forward left, backward right),
+    12x6 inches, mean ± std error bars, one shared legend of init x width in 3 columns."""
+    rows = [Figure1Row(*r) for r in rows]
+    if not rows:
+        raise UserError("no Figure 1 rows to plot: compute them with wninit.diagnostics.synthetic.figure1()")
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(12, 6))
+    widths = sorted({r.width for r in rows})
+    styles = ["--", "-", ":", "-."]
+    handles = {}
+    for ax, (panel, (xlabel, ylabel, ylim)) in zip(axes.flat, _PANELS.items()):
+        for init in INITS:
+            for w_i, width in enumerate(widths):
+                pts = sorted((r.index, r.mean, r.std) for r in rows if r.panel == panel and r.init == init and r.width == width)
+                if not pts:
+                    continue
+                idx, mean, std = zip(*pts)
+                line = ax.errorbar(idx, mean, yerr=std, color=_COLORS[init], linestyle=styles[w_i % len(styles)],
+                                   marker=".", markersize=3, capsize=2, linewidth=1)
+                handles.setdefault(f"{init}, width {width}", line)
+        ax.set(xlabel=xlabel, ylabel=ylabel, ylim=ylim)
+        ax.grid(alpha=0.3)
+    fig.legend(list(handles.values()), list(handles.keys()), loc="upper center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_propagation(table: PropagationTable, path: str | Path, title: str | None = None) -> Path:
+    """Forward ratios (plain, RMS and per position) and the backward ratio against the point index, log y."""
+    if not isinstance(table, PropagationTable) or not table.rows:
+        raise UserError("plot_propagation needs a non-empty PropagationTable from wninit.diagnostics.propagation")
+    plt = _pyplot()
+    fig, (ax_f, ax_b) = plt.subplots(1, 2, figsize=(12, 4))
+    idx = table.column("index")
+    ax_f.errorbar(idx, table.column("forward_mean"), yerr=table.column("forward_std"), label=r"$||h_i||/||x||$",
+                  marker=".", capsize=2)
+    ax_f.plot(idx, table.column("forward_rms_mean"), label="per element (RMS)", linestyle="--")
+    ax_f.plot(idx, table.column("forward_position_mean"), label="per position", linestyle=":")
+    ax_b.errorbar(idx, table.column("backward_mean"), yerr=table.column("backward_std"), marker=".", capsize=2,
+                  color="tab:orange", label=r"$||\partial L/\partial h_i|| / ||\partial L/\partial h_L||$")
+    for ax, label in ((ax_f, "forward"), (ax_b, "backward")):
+        ax.set(xlabel="measuring point i", ylabel=f"{label} norm ratio", yscale="log")
+        ax.axhline(1.0, color="gray", linewidth=0.8)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,221 @@
+"""Per-layer forward and backward norm ratios of any ``nn.Module`` at initialization (spec §3.1-§3.4, Fig. 1).
+
+A measuring point ``h_i`` is the output of a module: the ones the model marks with
+:func:`wninit.roles.mark_probe` (each hidden ReLU, each residual block of this package's models), or the
+modules (or their names) passed as ``points``. A point module called several times (a shared ``ReLU``)
+gives one row per call, in call order. Per point and per sample (norms over every non-batch dim):
+
+- forward ratio ``||h_i|| / ||x||`` (spec §3.1: ~1 per layer for the proposed init);
+- backward ratio ``||dL/dh_i|| / ||dL/dh_L||``, ``h_L`` the last point, for a seeded random Gaussian
+  cotangent at the model output: there is no loss, as in the paper's Figure 1 (spec §7.1);
+- RMS forward ratio ``(||h_i||/sqrt(numel_i)) / (||x||/sqrt(numel_x))``, per element;
+- per-position forward ratio ``(||h_i||/sqrt(positions_i)) / (||x||/sqrt(positions_x))`` with
+  ``positions`` = numel / channels. This is what the proposed gains preserve across a stride-2,
+  width-doubling stage: ``g = sqrt(fan_in/fan_out)`` keeps the norm summed over channels at each kept
+  position (spec §2.1 [DERIV], §3.4), so per element it drops by ``sqrt(C_in/C_out)`` there.
+
+The model runs in the mode it is in (``train()``/``eval()``): a BatchNorm net in train mode mixes samples.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+from ..roles import probe_points
+
+__all__ = ["PropagationRow", "PropagationTable", "propagation"]
+
+
+@dataclass(frozen=True)
+class PropagationRow:
+    """One measuring point: means and stds are over the samples of the batch."""
+    index: int  # 1-based, in call order
+    name: str
+    shape: str  # per-sample shape of h_i, e.g. "16x32x32"
+    forward_mean: float
+    forward_std: float
+    backward_mean: float
+    backward_std: float
+    forward_rms_mean: float
+    forward_position_mean: float
+
+
+@dataclass(frozen=True)
+class PropagationTable:
+    """The rows of :func:`propagation`, printable as an aligned table and writable as CSV."""
+    rows: tuple[PropagationRow, ...]
+    samples: int
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def column(self, name: str) -> list:
+        """One column as a list, e.g. ``table.column("forward_mean")``."""
+        if name not in self.columns():
+            raise UserError(f"unknown column {name!r}: choose one of {', '.join(self.columns())}")
+        return [getattr(r, name) for r in self.rows]
+
+    @staticmethod
+    def columns() -> tuple[str, ...]:
+        return tuple(f.name for f in fields(PropagationRow))
+
+    def to_csv(self, path: str | Path) -> Path:
+        path = Path(path)
+        with path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(self.columns())
+            writer.writerows(astuple(r) for r in self.rows)
+        return path
+
+    def __str__(self) -> str:
+        head = ("i", "point", "shape", "fwd mean", "fwd std", "fwd rms", "fwd/pos", "bwd mean", "bwd std")
+        body = [(str(r.index), r.name, r.shape) + tuple(_fmt(v) for v in (
+            r.forward_mean, r.forward_std, r.forward_rms_mean, r.forward_position_mean, r.backward_mean,
+            r.backward_std)) for r in self.rows]
+        widths = [max(len(line[c]) for line in [head, *body]) for c in range(len(head))]
+        lines = ["  ".join(cell.ljust(w) if c in (1, 2) else cell.rjust(w) for c, (cell, w) in enumerate(zip(line, widths)))
+                 for line in [head, *body]]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines.append(f"({self.samples} samples; forward ||h_i||/||x||, backward ||dL/dh_i||/||dL/dh_L|| "
+                     "for a Gaussian output cotangent)")
+        return "\n".join(lines)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def _resolve_points(model: nn.Module, points) -> list[tuple[str, nn.Module]]:
+    if points is None:
+        found = probe_points(model)
+        if not found:
+            raise UserError(f"{type(model).__name__} marks no measuring points: pass points=[module names, e.g. its "
+                            "ReLUs] or mark them with wninit.roles.mark_probe")
+        return found
+    by_name = dict(model.named_modules())
+    name_of = {id(m): n for n, m in model.named_modules()}
+    resolved = []
+    for p in ([points] if isinstance(points, (str, nn.Module)) else list(points)):
+        if isinstance(p, str):
+            if p not in by_name:
+                raise UserError(f"the model has no module named {p!r}: pass names as model.named_modules() lists them")
+            resolved.append((p or "model", by_name[p]))
+        elif isinstance(p, nn.Module):
+            if id(p) not in name_of:
+                raise UserError(f"a {type(p).__name__} passed in points is not part of the model: pass the model's own modules")
+            resolved.append((name_of[id(p)] or "model", p))
+        else:
+            raise UserError(f"points must be module names or modules, got a {type(p).__name__}")
+    if not resolved:
+        raise UserError("points is empty: pass at least one module name, or None for the model's marked points")
+    return resolved
+
+
+def _expected_input(model: nn.Module) -> str:
+    """What the first Linear/Conv layer expects, for the shape error message."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            return f"its first layer is a {type(m).__name__} expecting (N, {m.in_channels}, ...) inputs"
+        if isinstance(m, nn.Linear):
+            return f"its first layer is a Linear expecting {m.in_features} features per sample"
+    return "check the shape the model expects"
+
+
+def _per_sample_norm(t: torch.Tensor) -> torch.Tensor:
+    # float64 before the norm: a diverging init (pytorch-default at depth 1000) overflows a float32 sum of squares.
+    return t.detach().flatten(1).double().norm(dim=1)
+
+
+def _positions(per_sample_shape: tuple[int, ...]) -> int:
+    return math.prod(per_sample_shape[1:]) if len(per_sample_shape) > 1 else 1
+
+
+def _mean_std(t: torch.Tensor) -> tuple[float, float]:
+    # population std (ddof 0), as np.std in the paper's notebook
+    return float(t.mean()), float(t.std(unbiased=False)) if t.numel() > 1 else 0.0
+
+
+def propagation(model: nn.Module, inputs: torch.Tensor, *, points: Iterable | None = None,
+                seed: int = 0) -> PropagationTable:
+    """Forward ``||h_i||/||x||`` and backward ``||dL/dh_i||/||dL/dh_L||`` ratios at every measuring point.
+
+    Args:
+        model: any module returning one tensor.
+        inputs: a batch ``(N, ...)``; each of the N samples gives one ratio per point.
+        points: module names or modules to measure; default: the ones marked by ``wninit.roles.mark_probe``.
+        seed: seeds the Gaussian cotangent drawn at the output (the backward signal, spec §7.1).
+
+    Examples:
+        >>> model = wninit.models.MLP(784, 256, depth=20, num_classes=10); wninit.initialize(model)
+        >>> print(propagation(model, torch.randn(64, 1, 28, 28)))
+    """
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() < 2 or inputs.shape[0] < 1 or inputs[0].numel() == 0:
+        got = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        raise UserError(f"inputs must be a non-empty batch tensor of shape (N, ...), got {got}")
+    named = _resolve_points(model, points)
+    records: list[tuple[str, torch.Tensor]] = []
+    calls: dict[str, int] = {}
+
+    def record(name):
+        def hook(module, args, out):
+            if not isinstance(out, torch.Tensor) or out.dim() < 1 or out.shape[0] != inputs.shape[0]:
+                raise UserError(f"measuring point {name!r} returns {type(out).__name__} {tuple(getattr(out, 'shape', ()))}, "
+                                "not a (N, ...) tensor: measure a module that outputs one tensor per sample")
+            calls[name] = calls.get(name, 0) + 1
+            records.append((name if calls[name] == 1 else f"{name}#{calls[name]}", out))
+        return hook
+
+    x = inputs.detach().clone()
+    if x.is_floating_point():
+        x.requires_grad_(True)  # so every point downstream of x has a graph, even with frozen parameters
+    handles = [m.register_forward_hook(record(n)) for n, m in named]
+    try:
+        with torch.enable_grad():
+            out = model(x)
+    except RuntimeError as exc:
+        raise UserError(f"the model rejected inputs of shape {tuple(inputs.shape)} ({str(exc).splitlines()[0][:160]}); "
+                        f"{_expected_input(model)}") from None
+    finally:
+        for h in handles:
+            h.remove()
+    if not isinstance(out, torch.Tensor):
+        raise UserError(f"the model returns a {type(out).__name__}: propagation needs a model that returns one tensor")
+    if not records:
+        raise UserError("none of the measuring points ran in the forward pass: pass points the model calls")
+    return _table(x, out, records, seed)
+
+
+def _table(x: torch.Tensor, out: torch.Tensor, records: list[tuple[str, torch.Tensor]], seed: int) -> PropagationTable:
+    x_norm = _per_sample_norm(x)
+    x_shape = tuple(x.shape[1:])
+    cotangent = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    wanted = [i for i, (_, h) in enumerate(records) if h.requires_grad]
+    grads: list[torch.Tensor | None] = [None] * len(records)
+    if wanted and out.requires_grad:
+        # Gradients w.r.t. the points only: the engine skips the parameters' gradients (and leaves .grad alone).
+        got = torch.autograd.grad(out, [records[i][1] for i in wanted], cotangent.to(out.device, out.dtype),
+                                  allow_unused=True)
+        for i, g in zip(wanted, got):
+            grads[i] = None if g is None else _per_sample_norm(g)
+    last = grads[-1]
+    nan = torch.full_like(x_norm, float("nan"))
+    rows = []
+    for i, (name, h) in enumerate(records):
+        shape = tuple(h.shape[1:])
+        fwd = _per_sample_norm(h) / x_norm
+        rms = fwd * math.sqrt(math.prod(x_shape) / max(1, math.prod(shape)))
+        pos = fwd * math.sqrt(_positions(x_shape) / _positions(shape))
+        bwd = grads[i] / last if grads[i] is not None and last is not None else nan
+        rows.append(PropagationRow(i + 1, name, "x".join(map(str, shape)) or "1", *_mean_std(fwd), *_mean_std(bwd),
+                                   float(rms.mean()), float(pos.mean())))
+    return PropagationTable(tuple(rows), int(x.shape[0]))
