@@ -2,6 +2,7 @@
 SIGKILLed, SIGINT and SIGTERM; after rerunning, every run is in the store exactly once, finished, with
 the metrics of an uninterrupted sweep. Two sweeps on one store share the work and run nothing twice."""
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -94,10 +95,10 @@ def test_kills_lose_nothing_and_repeat_nothing(tmp_path):
     assert len(expected) == N_RUNS and {s for s, _, _ in expected.values()} == {"completed"}
 
     db = tmp_path / "killed.db"
-    # (signal, when): SIGKILL of the driver mid-run at growing progress, a worker SIGKILLed, a clean SIGINT
-    # and SIGTERM; each later start continues from what the store holds
+    # (signal, when): SIGKILL of the driver mid-run at growing progress (plus a seeded random delay), a
+    # worker SIGKILLed, a clean SIGINT and SIGTERM; each later start continues from what the store holds
     plan = [("KILL", 0), ("WORKER", 1), ("INT", 3), ("KILL", 4), ("TERM", 5), ("KILL", 6)]
-    kills = 0
+    kills, rng = 0, random.Random(0)
     for sig, done in plan:
         proc = _start(spec, db)
         hit = _wait_for(proc, db, lambda c: c.get("completed", 0) >= done and c.get("mine", 0) > 0)
@@ -111,6 +112,10 @@ def test_kills_lose_nothing_and_repeat_nothing(tmp_path):
             kills += 1
             _wait_for(proc, db, lambda c: c.get("completed", 0) >= done + 2)
             sig = "KILL"
+        time.sleep(rng.uniform(0.0, 0.3))  # a random point inside the runs (or a store write) in flight
+        if proc.poll() is not None:  # it finished in the meantime
+            assert proc.returncode == 0
+            break
         os.kill(proc.pid, getattr(signal, f"SIG{sig}"))
         code = proc.wait(timeout=DEADLINE_S)
         kills += 1

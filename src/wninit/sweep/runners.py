@@ -19,6 +19,9 @@ from .worker import init_worker, run_group
 __all__ = ["LocalPool", "RayPool", "Lost", "make_pool", "default_workers"]
 
 
+_DIED = "its worker process died (killed, or out of memory)"
+
+
 @dataclass
 class Lost:
     """The worker running a group died (killed, out of memory): its runs go back to pending."""
@@ -66,16 +69,26 @@ class LocalPool:
         out, broken = [], False
         for fut in done:
             self._futures.pop(fut)
-            try:
-                out.append((fut, fut.result()))
-            except cf.process.BrokenProcessPool:
-                broken = True
-                out.append((fut, Lost("its worker process died (killed, or out of memory)")))
-            except Exception as exc:  # pickling and other pool-level errors: the group failed to run
-                out.append((fut, Lost(f"the pool could not run it ({type(exc).__name__}: {exc})")))
-        if broken:  # every other in-flight future of a broken pool fails too; start a fresh pool
+            outcome = self._outcome(fut)
+            broken = broken or isinstance(outcome, Lost) and outcome.reason.startswith("its worker")
+            out.append((fut, outcome))
+        if broken:  # a dead worker breaks the whole pool: its other groups are lost too; start afresh
+            for fut in list(self._futures):
+                self._futures.pop(fut)
+                out.append((fut, self._outcome(fut) if fut.done() else Lost(_DIED)))
             self._drop()
         return out
+
+    @staticmethod
+    def _outcome(fut: cf.Future):
+        try:
+            return fut.result(timeout=0)
+        except cf.process.BrokenProcessPool:
+            return Lost(_DIED)
+        except (cf.CancelledError, cf.TimeoutError):
+            return Lost(_DIED)
+        except Exception as exc:  # pickling and other pool-level errors: the group failed to run
+            return Lost(f"the pool could not run it ({type(exc).__name__}: {exc})")
 
     def _drop(self) -> None:
         if self._pool is not None:
