@@ -6,6 +6,7 @@ Builds one of the paper's models, initializes it, feeds a batch of Gaussian inpu
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ..errors import UserError
@@ -14,12 +15,10 @@ __all__ = ["add_parser", "run"]
 
 
 def _shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
-    except ValueError:
-        shape = ()
+    parts = text.replace("x", ",").split(",")
+    shape = tuple(int(p) for p in parts) if all(p.strip().isdigit() for p in parts) else ()
     if not shape or min(shape) < 1:
-        raise UserError(f"--in-shape must be positive integers like 3,32,32 or 784, got {text!r}")
+        raise argparse.ArgumentTypeError(f"give positive integers like 3,32,32 or 784, not {text!r}")
     return shape
 
 
