@@ -226,20 +226,25 @@ def weight_norm(layer: nn.Module, api: str = "wninit") -> nn.Module:
     return layer
 
 
-def _g_and_v(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+def _api_g_v(layer: nn.Module) -> tuple[str, torch.Tensor, torch.Tensor]:
     api = wn_api(layer)
     if api == "wninit":
-        return layer.g, layer.v
+        params = layer._parameters  # direct: initialize() calls this for every layer of 10,000-layer nets
+        return api, params["g"], params["v"]
     if api == "torch":
         wn = next(p for p in layer.parametrizations.weight if type(p).__name__ == "_WeightNorm")
         if wn.dim not in (0, None):
             raise ValueError(f"wninit handles weight norm over dim=0 (one g per output unit), this layer uses dim={wn.dim}")
-        return layer.parametrizations.weight.original0, layer.parametrizations.weight.original1
+        return api, layer.parametrizations.weight.original0, layer.parametrizations.weight.original1
     if api == "legacy":
         if _legacy_hook(layer).dim != 0:
             raise ValueError("wninit handles weight norm over dim=0 (one g per output unit); this legacy layer uses another dim")
-        return layer.weight_g, layer.weight_v
+        return api, layer.weight_g, layer.weight_v
     raise ValueError(f"{type(layer).__name__} is not weight-normalized: wrap it first with wninit.weight_norm(layer)")
+
+
+def _g_and_v(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    return _api_g_v(layer)[1:]
 
 
 def gain(layer: nn.Module) -> torch.Tensor:
@@ -263,19 +268,24 @@ def _refresh_legacy(layer: nn.Module) -> None:
 
 def set_gain_(layer: nn.Module, value: torch.Tensor | float) -> nn.Module:
     """Write ``g`` (a scalar or one value per output unit) into a weight-normalized layer."""
-    g, _ = _g_and_v(layer)
+    api, g, _ = _api_g_v(layer)
     with torch.no_grad():
-        g.copy_(torch.as_tensor(value, dtype=g.dtype, device=g.device).expand(g.numel()).view_as(g))
-    _refresh_legacy(layer)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            g.fill_(value)  # one op: the common case (a scheme's gain for the whole layer)
+        else:
+            g.copy_(torch.as_tensor(value, dtype=g.dtype, device=g.device).expand(g.numel()).view_as(g))
+    if api == "legacy":
+        _refresh_legacy(layer)
     return layer
 
 
 def set_direction_(layer: nn.Module, value: torch.Tensor) -> nn.Module:
     """Write ``v`` (the weight's shape) into a weight-normalized layer."""
-    _, v = _g_and_v(layer)
+    api, _, v = _api_g_v(layer)
     with torch.no_grad():
         v.copy_(value)
-    _refresh_legacy(layer)
+    if api == "legacy":
+        _refresh_legacy(layer)
     return layer
 
 

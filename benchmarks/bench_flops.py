@@ -1,0 +1,145 @@
+"""Achieved FLOP/s of an MLP training step as a fraction of this machine's large-matmul FLOP/s.
+
+The ceiling is measured in the same run, interleaved with the steps: ``A @ B`` with 2048x2048 float32
+matrices (2*2048^3 FLOP). The step is the suite's MLP(784 -> 512 x depth -> 10), batch 128, forward +
+backward + ``SGD(momentum=0.9).step()``, plain and with wninit's WN (``initialize(model, "proposed")``).
+FLOP counted: ``2*B*in*out`` per Linear forward and the same for each of its two backward matmuls
+(``6*B*in*out``), except the first layer, whose input needs no gradient (``4*B*in*out``); the
+elementwise ops, the loss and the optimizer count zero, so they show up as lost throughput.
+
+Where the fraction is below 80% (issue 7's target), the benchmark says where the time goes:
+``gemm_at_step_shapes`` times the step's own matmul shapes alone (how fast MKL is at batch 128, i.e.
+the ceiling for this step), and ``breakdown`` groups a torch.profiler trace of the step by kind of op.
+Run: ``python benchmarks/bench_flops.py [--quick] [--out DIR]``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import format_table, machine, main, num_threads, summary, time_interleaved  # noqa: E402
+
+import wninit  # noqa: E402
+from wninit.models import MLP  # noqa: E402
+
+BATCH, IN, WIDTH, CLASSES, CEILING_N = 128, 784, 512, 10, 2048
+TARGET = 0.80
+
+# torch.profiler op name -> what it is, for the breakdown
+_KINDS = {
+    "aten::mm": "matmul", "aten::addmm": "matmul", "aten::bmm": "matmul",
+    "aten::_weight_norm_interface": "weight norm", "aten::_weight_norm_interface_backward": "weight norm",
+    "aten::relu": "ReLU", "aten::clamp_min": "ReLU", "aten::threshold_backward": "ReLU",
+    "aten::sum": "bias grad (sum)",
+    "aten::_log_softmax": "loss", "aten::_log_softmax_backward_data": "loss", "aten::nll_loss_forward": "loss",
+    "aten::nll_loss_backward": "loss",
+}
+
+
+def step_flop(depth: int) -> int:
+    layers = [(IN, WIDTH)] + [(WIDTH, WIDTH)] * (depth - 1) + [(WIDTH, CLASSES)]
+    return sum((4 if i == 0 else 6) * BATCH * n_in * n_out for i, (n_in, n_out) in enumerate(layers))
+
+
+def _step(depth: int, variant: str, optimizer: bool = True):
+    torch.manual_seed(0)
+    model = MLP(IN, WIDTH, depth, CLASSES, "none" if variant == "plain" else "wn")
+    wninit.initialize(model, "he" if variant == "plain" else "proposed", generator=torch.Generator().manual_seed(0))
+    x, y = torch.randn(BATCH, IN), torch.randint(0, CLASSES, (BATCH,))
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        if optimizer:
+            opt.step()
+    return step
+
+
+def _gemms(depth: int):
+    """The step's matmuls alone, same shapes and orientations as Linear's forward and backward."""
+    shapes = [(IN, WIDTH, False)] + [(WIDTH, WIDTH, True)] * (depth - 1) + [(WIDTH, CLASSES, True)]
+    mats = [(torch.randn(BATCH, i), torch.randn(o, i), torch.randn(BATCH, o), needs_x) for i, o, needs_x in shapes]
+
+    def call():
+        for x, w, gy, needs_x in mats:
+            x @ w.t()            # forward
+            gy.t() @ x           # grad_w
+            if needs_x:
+                gy @ w           # grad_x
+    return call
+
+
+def _breakdown(step, steps: int = 5) -> list[dict]:
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    kinds: dict[str, float] = {}
+    for e in events:
+        kind = _KINDS.get(e.key)
+        if kind is None:
+            kind = "optimizer (SGD)" if "Optimizer" in e.key or e.key in ("aten::add_", "aten::mul_") else "other"
+        kinds[kind] = kinds.get(kind, 0.0) + e.self_cpu_time_total
+    top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:8]
+    return {"by_kind": {k: v / total for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+            "top_ops": [{"op": e.key, "share": e.self_cpu_time_total / total, "calls": e.count // steps} for e in top]}
+
+
+def run(quick: bool = False) -> dict:
+    threads = os.cpu_count() or 1
+    depths = [10] if quick else [10, 50]
+    rounds = 5 if quick else 15
+    a, b = torch.randn(CEILING_N, CEILING_N), torch.randn(CEILING_N, CEILING_N)
+    before = machine()
+    rows, flush = [], torch.set_flush_denormal(True)
+    try:
+        with num_threads(threads):
+            for depth in depths:
+                variants = {"matmul 2048": lambda: a @ b, "gemms alone": _gemms(depth),
+                            "plain": _step(depth, "plain"), "wninit": _step(depth, "wninit"),
+                            "wninit, no SGD step": _step(depth, "wninit", optimizer=False)}
+                stats = {k: summary(v) for k, v in time_interleaved(variants, rounds, warmup=2).items()}
+                ceiling = 2 * CEILING_N ** 3 / stats["matmul 2048"]["median"]
+                flop = step_flop(depth)
+                row = {"depth": depth, "step_gflop": flop / 1e9, "ceiling_gflops": ceiling / 1e9, "stats": stats,
+                       "gflops": {k: flop / s["median"] / 1e9 for k, s in stats.items() if k != "matmul 2048"}}
+                row["fraction"] = {k: g * 1e9 / ceiling for k, g in row["gflops"].items()}
+                if min(row["fraction"][k] for k in ("plain", "wninit")) < TARGET:
+                    row["breakdown"] = {v: _breakdown(_step(depth, v)) for v in ("plain", "wninit")}
+                rows.append(row)
+    finally:
+        torch.set_flush_denormal(False)
+    return {"benchmark": "flops", "quick": quick, "batch": BATCH, "width": WIDTH, "threads": threads,
+            "machine": before, "load_average_after": machine()["load_average"], "flush_denormal": flush,
+            "rows": rows, "target_fraction": TARGET}
+
+
+def table(result: dict) -> str:
+    m = result["machine"]
+    out = [f"machine: {m['cpu']}, {result['threads']} threads, torch {m['torch']}, load average "
+           f"{m['load_average']} -> {result['load_average_after']}"]
+    for r in result["rows"]:
+        rows = [[k, f"{r['stats'][k]['median'] * 1e3:.2f}", f"{g:.1f}", f"{100 * r['fraction'][k]:.0f}%",
+                 f"{100 * r['stats'][k]['spread']:.0f}%"] for k, g in r["gflops"].items()]
+        note = [f"ceiling: 2048x2048 matmul at {r['ceiling_gflops']:.1f} GFLOP/s (same run); step = "
+                f"{r['step_gflop']:.2f} GFLOP; target {100 * result['target_fraction']:.0f}%"]
+        out.append(format_table(f"MLP width {result['width']} x depth {r['depth']}, batch {result['batch']}",
+                                ["variant", "ms", "GFLOP/s", "of ceiling", "spread"], rows, note))
+        for variant, b in r.get("breakdown", {}).items():
+            kinds = ", ".join(f"{k} {100 * v:.0f}%" for k, v in b["by_kind"].items())
+            ops = ", ".join(f"{o['op']} {100 * o['share']:.0f}%" for o in b["top_ops"][:5])
+            out.append(f"  where {variant}'s time goes (profiler, self CPU time): {kinds}\n    top ops: {ops}")
+    return "\n\n".join(out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run, table, "bench_flops", __doc__.splitlines()[0]))

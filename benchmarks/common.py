@@ -1,0 +1,143 @@
+"""Shared timing for wninit's benchmarks: variants interleaved in one process, repeated, median and spread.
+
+Every benchmark here follows one protocol, so that a ratio between two variants means something on a
+shared, noisy machine:
+
+- all variants are built first, then timed in rounds; each round runs every variant once, in an order
+  rotated from round to round, so that drift (thermal, other processes) falls on all of them alike;
+- a variant's time is the median over rounds, its spread the interquartile range over the median;
+- ratios are taken between medians of the same run, never across runs or machines;
+- the machine (CPU, cores, torch threads, load average before and after) is written with the numbers.
+
+A benchmark module exposes ``run(quick: bool) -> dict`` (JSON-able) and ``table(result) -> str``;
+``python benchmarks/bench_X.py [--quick] [--out DIR]`` prints the table and writes ``DIR/bench_X.json``,
+and ``wninit bench`` does the same for all of them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from contextlib import contextmanager
+from typing import Callable
+
+import torch
+
+__all__ = ["machine", "num_threads", "time_interleaved", "summary", "fmt_seconds", "format_table", "write_json",
+           "main"]
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """What the numbers were measured on; the load average says how busy the machine was."""
+    return {
+        "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+        "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+    }
+
+
+@contextmanager
+def num_threads(n: int):
+    """Run the block with ``n`` torch intra-op threads, then restore the previous count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def time_interleaved(variants: dict[str, Callable[[], object]], rounds: int, *, number: int = 1,
+                     warmup: int = 1, budget_s: float | None = None) -> dict[str, list[float]]:
+    """Seconds per call of each variant, one sample per round, the variants' order rotated each round.
+
+    Args:
+        variants: name -> a call that does one unit of work (a training step, an init).
+        rounds: samples per variant.
+        number: calls per sample (for calls too short to time one by one).
+        warmup: untimed calls of each variant first (allocator, lazy init, caches).
+        budget_s: stop after the round in which this much time has gone (at least 3 rounds).
+    """
+    names = list(variants)
+    for name in names:
+        for _ in range(warmup):
+            variants[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    start = time.perf_counter()
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            call = variants[name]
+            t0 = time.perf_counter()
+            for _ in range(number):
+                call()
+            samples[name].append((time.perf_counter() - t0) / number)
+        if budget_s is not None and r >= 2 and time.perf_counter() - start > budget_s:
+            break
+    return samples
+
+
+def summary(samples: list[float]) -> dict:
+    """Median, quartiles and relative spread (IQR / median) of one variant's samples."""
+    xs = sorted(samples)
+    med = statistics.median(xs)
+    if len(xs) >= 4:
+        q1, _, q3 = statistics.quantiles(xs, n=4)
+    else:
+        q1, q3 = xs[0], xs[-1]
+    return {"median": med, "q1": q1, "q3": q3, "spread": (q3 - q1) / med if med else 0.0, "min": xs[0],
+            "n": len(xs)}
+
+
+def fmt_seconds(s: float) -> str:
+    if s >= 1:
+        return f"{s:.2f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s * 1e6:.1f} us"
+
+
+def format_table(title: str, columns: list[str], rows: list[list], notes: list[str] = ()) -> str:
+    """A plain-text table: the first column left-aligned, the others right-aligned."""
+    cells = [[str(c) for c in columns]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+
+    def line(r):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
+    out = [title, line(cells[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in cells[1:]]
+    return "\n".join(out + list(notes))
+
+
+def write_json(out_dir: str, name: str, payload: dict) -> str:
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2)
+    return path
+
+
+def main(run: Callable[[bool], dict], table: Callable[[dict], str], name: str, description: str,
+         argv: list[str] | None = None) -> int:
+    """The command line of one benchmark file: ``[--quick] [--out DIR]``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="fewer sizes and rounds (about a minute)")
+    parser.add_argument("--out", default="wninit-out/bench", help="folder for the JSON (default: %(default)s)")
+    args = parser.parse_args(argv)
+    result = run(args.quick)
+    print(table(result))
+    print(f"wrote {write_json(args.out, name, result)}")
+    return 0
