@@ -2,11 +2,14 @@
 
 Two tables, every variant interleaved in one process (benchmarks/common.py):
 
-1. ``steps``: one SGD training step (forward, backward, ``SGD(momentum=0.9).step()``), batch 128, of
-   the MLP(784 -> width x depth -> 10) for width 128/512 and depth 10/50/200, the suite's CNN(3,128,5,10)
-   and WRN-16-2 on 3x32x32, each with plain layers (``norm="none"``, He init), torch's
-   ``parametrizations.weight_norm`` and wninit's layers (both ``initialize(model, "proposed")``), at the
-   machine's thread count and at 1 thread. Ratios are wn/plain medians of the same run.
+1. ``steps``: one training step (forward, backward, ``SGD(lr, momentum=0.9, weight_decay=5e-4,
+   foreach=True).step()``), batch 128, of the MLP(784 -> width x depth -> 10) for width 128/512 and
+   depth 10/50/200, the suite's CNN(3,128,5,10) and WRN-16-2 on 3x32x32, each with plain layers
+   (``norm="none"``, He init), torch's ``parametrizations.weight_norm`` and wninit's layers (both
+   ``initialize(model, "proposed")``), at the machine's thread count and at 1 thread. Ratios are wn/plain
+   medians of the same run; "(CPU time)" is the same ratio in process CPU time, steadier on a busy
+   machine. For the MLPs, "SGD loop" repeats plain and wninit with torch's CPU default optimizer
+   (``foreach=False``: a Python loop over parameters, which WN's third parameter per layer pays for).
    Target (issue 7): wninit <= 1.10x plain at every MLP size, and faster than torch wherever torch > 1.10x.
 2. ``implementations``: forward+backward of one hidden layer per shape, for the ways to compute WN that
    were tried: ``wninit`` (the shipped fast path: ATen's fused kernel, ``weightnorm._wn_weight``),
@@ -55,9 +58,11 @@ def _build(kind: str, size, variant: str) -> tuple[nn.Module, torch.Tensor]:
     return model, x
 
 
-def _stepper(model: nn.Module, x: torch.Tensor, compiled: bool = False):
+def _stepper(model: nn.Module, x: torch.Tensor, foreach: bool = True, compiled: bool = False):
     y = torch.randint(0, 10, (x.shape[0],), generator=torch.Generator().manual_seed(1))
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    # spec §6.1's CIFAR optimizer; foreach=True: one multi-tensor op per update stage for all parameters
+    # (torch picks it on CUDA only; on CPU its default is a Python loop over parameters, timed as "loop").
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4, foreach=foreach)
     forward = torch.compile(model) if compiled else model
 
     def step():
@@ -67,25 +72,31 @@ def _stepper(model: nn.Module, x: torch.Tensor, compiled: bool = False):
     return step
 
 
-def _time_steps(kind, size, threads, rounds, budget, compiled):
+def _time_steps(kind, size, threads, rounds, budget, extras):
     variants = {}
     for v in VARIANTS:
-        model, x = _build(kind, size, v)
-        variants[v] = _stepper(model, x)
-    if compiled:
-        model, x = _build(kind, size, "wninit")
-        variants["wninit+compile"] = _stepper(model, x, compiled=True)
+        variants[v] = _stepper(*_build(kind, size, v))
+    if "loop" in extras:
+        for v in ("plain", "wninit"):
+            variants[f"{v} loop"] = _stepper(*_build(kind, size, v), foreach=False)
+    if "compile" in extras:
+        variants["wninit compiled"] = _stepper(*_build(kind, size, "wninit"), compiled=True)
     with num_threads(threads):
         for step in variants.values():  # calls per sample: ~50 ms of work, so the timer's noise is negligible
             step()
         probe = time_interleaved({"p": variants["plain"]}, 1, warmup=0)["p"][0]
         number = max(1, int(0.05 / probe))
-        samples = time_interleaved(variants, rounds, number=number, warmup=1, budget_s=budget)
+        cpu: dict[str, list[float]] = {}
+        samples = time_interleaved(variants, rounds, number=number, warmup=1, budget_s=budget, cpu=cpu)
     stats = {v: summary(s) for v, s in samples.items()}
-    row = {"model": _label(kind, size), "kind": kind, "threads": threads, "number": number, "stats": stats}
+    cpu_stats = {v: summary(s) for v, s in cpu.items()}
+    row = {"model": _label(kind, size), "kind": kind, "threads": threads, "number": number, "stats": stats,
+           "cpu_stats": cpu_stats}
     for v in stats:
-        if v != "plain":
-            row[f"ratio_{v}"] = stats[v]["median"] / stats["plain"]["median"]
+        base = "plain loop" if v == "wninit loop" else "plain"
+        if v not in ("plain", "plain loop"):
+            row[f"ratio_{v}"] = stats[v]["median"] / stats[base]["median"]
+            row[f"cpu_ratio_{v}"] = cpu_stats[v]["median"] / cpu_stats[base]["median"]
     return row
 
 
@@ -220,6 +231,7 @@ def _time_impls(shape_name, threads, rounds, budget):
 # ---------------------------------------------------------------- run / table
 
 def run(quick: bool = False, compiled: bool = False) -> dict:
+    """The two tables; ``compiled`` adds a ``torch.compile``d wninit model to the steps (optional, slow to build)."""
     cores = os.cpu_count() or 1
     threads = [cores] if quick else sorted({cores, 1}, reverse=True)
     rounds, budget = (5, 6.0) if quick else (11, 40.0)
@@ -228,7 +240,10 @@ def run(quick: bool = False, compiled: bool = False) -> dict:
     before = machine()
     flush = torch.set_flush_denormal(True)
     try:
-        steps = [_time_steps(kind, size, t, rounds, budget, compiled) for kind, size in specs for t in threads]
+        steps = []
+        for kind, size in specs:
+            extras = ({"loop"} if kind == "mlp" else set()) | ({"compile"} if compiled else set())
+            steps += [_time_steps(kind, size, t, rounds, budget, extras) for t in threads]
         impls = [_time_impls(s, threads[0], rounds, budget / 4) for s in SHAPES]
     finally:
         torch.set_flush_denormal(False)
@@ -242,20 +257,21 @@ def table(result: dict) -> str:
     head = (f"machine: {m['cpu']}, {m['cpu_count']} CPUs, torch {m['torch']}, load average "
             f"{m['load_average']} -> {result['load_average_after']}; batch {result['batch']}; median of rounds, "
             "spread = IQR/median")
-    extra = [v for v in result["steps"][0]["stats"] if v not in VARIANTS]
-    cols = ["model", "threads"] + [f"{v} ms" for v in VARIANTS + tuple(extra)] + \
-        [f"{v}/plain" for v in ("torch", "wninit", *extra)] + ["spread"]
+    cols = ["model", "threads"] + [f"{v} ms" for v in VARIANTS] + ["torch/plain", "wninit/plain", "(CPU time)",
+                                                                   "SGD loop: wninit/plain", "compiled/plain", "spread"]
     rows = []
     for r in result["steps"]:
         s = r["stats"]
-        rows.append([r["model"], r["threads"]] + [f"{s[v]['median'] * 1e3:.2f}" for v in VARIANTS + tuple(extra)]
-                    + [f"{r['ratio_' + v]:.3f}" for v in ("torch", "wninit", *extra)]
+        rows.append([r["model"], r["threads"]] + [f"{s[v]['median'] * 1e3:.2f}" for v in VARIANTS]
+                    + [f"{r[k]:.3f}" if k in r else "-" for k in ("ratio_torch", "ratio_wninit", "cpu_ratio_wninit",
+                                                                   "ratio_wninit loop", "ratio_wninit compiled")]
                     + [f"{max(x['spread'] for x in s.values()) * 100:.0f}%"])
     c = result["checks"]
     notes = [f"wninit <= {TARGET:.2f}x plain at every MLP size: {c['wninit_within_1.10x_plain_every_mlp']} "
              f"(worst {c['worst_mlp_ratio']:.3f}x); wninit faster than torch wherever torch > {TARGET:.2f}x: "
              f"{c['wninit_faster_than_torch_where_torch_over_1.10x']}"]
-    out = [head, format_table("Training step (forward + backward + SGD step)", cols, rows, notes)]
+    title = "Training step: forward + backward + SGD(momentum 0.9, weight decay 5e-4, foreach) step"
+    out = [head, format_table(title, cols, rows, notes)]
     cols = ["layer", "threads"] + [f"{v} us" for v in IMPLS] + ["fastest WN"]
     rows = [[r["shape"], r["threads"]] + [f"{r['stats'][v]['median'] * 1e6:.0f}" for v in IMPLS] + [r["fastest_wn"]]
             for r in result["implementations"]]

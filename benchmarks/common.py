@@ -62,8 +62,9 @@ def num_threads(n: int):
 
 
 def time_interleaved(variants: dict[str, Callable[[], object]], rounds: int, *, number: int = 1,
-                     warmup: int = 1, budget_s: float | None = None) -> dict[str, list[float]]:
-    """Seconds per call of each variant, one sample per round, the variants' order rotated each round.
+                     warmup: int = 1, budget_s: float | None = None,
+                     cpu: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
+    """Wall seconds per call of each variant, one sample per round, the variants' order rotated each round.
 
     Args:
         variants: name -> a call that does one unit of work (a training step, an init).
@@ -71,6 +72,9 @@ def time_interleaved(variants: dict[str, Callable[[], object]], rounds: int, *, 
         number: calls per sample (for calls too short to time one by one).
         warmup: untimed calls of each variant first (allocator, lazy init, caches).
         budget_s: stop after the round in which this much time has gone (at least 3 rounds).
+        cpu: if given, filled with the process CPU seconds per call of each variant, alongside: on a
+            busy machine CPU time is the steadier measure of one thread's work (it still counts cache
+            misses others cause, and with several threads it counts their spin-waits).
     """
     names = list(variants)
     for name in names:
@@ -81,10 +85,12 @@ def time_interleaved(variants: dict[str, Callable[[], object]], rounds: int, *, 
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             call = variants[name]
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             for _ in range(number):
                 call()
             samples[name].append((time.perf_counter() - t0) / number)
+            if cpu is not None:
+                cpu.setdefault(name, []).append((time.process_time() - c0) / number)
         if budget_s is not None and r >= 2 and time.perf_counter() - start > budget_s:
             break
     return samples

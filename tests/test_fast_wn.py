@@ -2,8 +2,8 @@
 and ``wninit bench``, which runs the benchmarks that measure them.
 
 Claims: forward and gradients wrt x, g, v, b equal ``torch.nn.utils.parametrizations.weight_norm`` with
-the same g, v, b (float32); float64 gradcheck and gradgradcheck pass (the Hessian diagnostics need
-double backward); the analytic gradient ``grad_g = <grad_w, v>/||v||``,
+the same g, v, b (float32); float64 gradcheck passes, and gradgradcheck inside ``twice_differentiable()``
+(the Hessian diagnostics' double backward); the analytic gradient ``grad_g = <grad_w, v>/||v||``,
 ``grad_v = g/||v|| (grad_w - grad_g v/||v||)`` holds; a WN layer launches exactly one ATen op more
 than the plain layer forward and one more backward (the speed design, benchmarks/bench_wn.py).
 """
