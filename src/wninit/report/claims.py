@@ -55,7 +55,9 @@ def figure1_claims(rows) -> list[Claim]:
     table = {(r.panel, r.init, int(r.width), int(r.index)): float(r.mean) for r in rows}
     widths = sorted({int(r.width) for r in rows})
     wide, narrow = widths[-1], widths[0]
-    scale = f"synthetic, widths {'/'.join(map(str, widths))}, {len({r.index for r in rows if r.panel == 'ff_forward'})} layers"
+    layers = len({r.index for r in rows if r.panel == "ff_forward"})
+    blocks = len({r.index for r in rows if r.panel == "resnet_forward"})
+    scale = f"synthetic, widths {'/'.join(map(str, widths))}, {layers} layers / {blocks} blocks"
 
     def curve(panel, init, width):
         return [m for (p, i, w, _), m in sorted(table.items(), key=lambda kv: kv[0][3]) if (p, i, w) == (panel, init, width)]
@@ -324,7 +326,7 @@ def table2_claim(table, scale: str) -> Claim:
             continue
         p = min(prop, key=means.get)
         rest = {s: m for s, m in means.items() if s[0] != "proposed"}
-        parts.append((f"{arch}/{dataset}: proposed {_f(means[p], 2)} vs " +
+        parts.append((f"{arch}/{dataset}: {scheme_label(*p)} {_f(means[p], 2)} vs " +
                       ", ".join(f"{scheme_label(*s)} {_f(m, 2)}" for s, m in rest.items()),
                       all(means[p] < m for m in rest.values())))
     if not parts:

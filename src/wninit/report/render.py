@@ -123,7 +123,8 @@ def judge_claims(store, figure1_rows=None) -> list:
         profile, runs = _pick(store, experiment)
         finished = [r for r in runs if r.status in ("completed", "diverged")]
         if not finished:
-            why = "not in this store" if profile is None else f"{experiment} ({profile}) has no finished runs"
+            why = (f"not in this store (`wninit sweep experiments/{experiment}.toml --profile quick --store FILE.db` runs it)"
+                   if profile is None else f"{experiment} ({profile}) has no finished runs")
             out.append(C.Claim(number, _CLAIM_NAMES[number], C.NOT_RUN, "-", why))
             continue
         scale = _scale(profile, runs)
