@@ -147,3 +147,95 @@ def test_bad_loader_arguments_are_user_errors():
         Loader(flat, 2, crop=4)
     with pytest.raises(UserError, match="batch_size"):
         Loader(flat, 0)
+
+
+# ---- the uint8 path, the Cutout table and batch memory reuse: the same batches, bit for bit --------
+
+def bits(t):
+    """The float32 bit patterns: equal bits, not just equal values (-0.0 and 0.0 differ here)."""
+    return t.contiguous().view(torch.int32)
+
+
+def uint8_split(n, c, h, w, seed=0):
+    """Random uint8 images split as load_dataset splits real ones: raw kept beside the normalized x."""
+    from wninit.data.sources import CIFAR_MEAN_STD, normalize_raw
+    raw = torch.randint(0, 256, (n, c, h, w), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
+    mean, std = (torch.tensor(v[:c]) for v in CIFAR_MEAN_STD)
+    return Split(normalize_raw(raw, 255.0, mean, std), torch.arange(n), -mean / std, raw, (255.0, mean, std))
+
+
+def epochs(split, batch, epochs=2, **kw):
+    loader = Loader(split, batch, generator=torch.Generator().manual_seed(11), **kw)
+    return [b for _ in range(epochs) for b in loader]
+
+
+@pytest.mark.parametrize("crop,flip,cut", [(3, True, 5), (3, False, 0), (0, True, 4), (2, True, 0)])
+def test_uint8_batches_are_the_float_batches_bit_for_bit(crop, flip, cut):
+    split = uint8_split(150, 3, 10, 12)  # batches of 64: the last of each epoch is smaller
+    as_float = Split(split.x, split.y, split.pad_value)  # no raw: crop, flip, cutout on the floats
+    fast, slow = (epochs(s, 64, crop=crop, flip=flip, cutout=cut) for s in (split, as_float))
+    assert len(fast) == len(slow) == 6
+    for (xf, yf), (xs, ys) in zip(fast, slow):
+        assert torch.equal(yf, ys) and xf.dtype == torch.float32
+        assert torch.equal(bits(xf), bits(xs))
+
+
+def test_a_loaded_datasets_raw_images_normalize_to_its_x_and_pad_to_its_pad_value(monkeypatch):
+    import numpy as np
+
+    from wninit.data import load_dataset, sources
+    from wninit.data.sources import normalize_raw
+    rng = np.random.default_rng(0)
+    arrays = (rng.integers(0, 256, (200, 3, 10, 10), dtype=np.uint8), rng.integers(0, 10, 200),
+              rng.integers(0, 256, (50, 3, 10, 10), dtype=np.uint8), rng.integers(0, 10, 50), 10)
+    monkeypatch.setattr(sources, "_cifar", lambda *a: arrays)  # the files' uint8 arrays, without the files
+    ds = load_dataset("cifar10", val_fraction=0.1, seed=0)
+    for split in (ds.train, ds.val, ds.test):
+        assert split.raw.dtype == torch.uint8 and torch.equal(bits(normalize_raw(split.raw, *split.raw_norm)),
+                                                             bits(split.x))
+    scale, mean, std = ds.train.raw_norm
+    black = normalize_raw(torch.zeros(1, 3, 1, 1, dtype=torch.uint8), scale, mean, std)
+    assert torch.equal(bits(black.view(3)), bits(ds.train.pad_value))  # raw padding 0 = the pad value
+    as_float = Split(ds.train.x, ds.train.y, ds.train.pad_value)
+    for (xf, _), (xs, _) in zip(epochs(ds.train, 64, crop=4, flip=True, cutout=6),
+                                epochs(as_float, 64, crop=4, flip=True, cutout=6)):
+        assert torch.equal(bits(xf), bits(xs))
+
+
+def test_uint8_crop_flip_moves_the_same_pixels_as_the_float_one():
+    x = torch.randint(0, 256, (300, 3, 9, 7), generator=torch.Generator().manual_seed(4), dtype=torch.uint8)
+    fill = torch.tensor([7, 8, 9], dtype=torch.uint8)
+    for crop, flip in [(2, True), (0, True), (3, False)]:
+        a = random_crop_flip(x, crop, flip, torch.Generator().manual_seed(0), fill)  # mirrored source
+        b = random_crop_flip(x.float(), crop, flip, torch.Generator().manual_seed(0), fill.float())  # lerp
+        assert a.dtype == torch.uint8 and torch.equal(a.float(), b)
+
+
+@pytest.mark.parametrize("size,h,w", [(16, 32, 32), (5, 9, 13)])
+def test_cutout_table_gives_the_masks_of_the_definition(size, h, w):
+    from wninit.data.loader import _Cutout
+    x = torch.randn(500, 2, h, w, generator=torch.Generator().manual_seed(1))
+    table = _Cutout(size, h, w, x.device)
+    assert table.table is not None
+    out = table(x.clone(), torch.Generator().manual_seed(3))
+    assert torch.equal(bits(out), bits(cutout(x, size, torch.Generator().manual_seed(3))))
+
+
+def test_kept_batches_are_never_overwritten_and_dropped_ones_are_reused():
+    split = uint8_split(640, 3, 8, 8)
+    kept, copies, views = [], [], []
+    loader = Loader(split, 64, crop=2, flip=True, cutout=4, generator=torch.Generator().manual_seed(0))
+    for i, (x, _) in enumerate(loader):
+        copies.append(x.clone())
+        if i % 2:
+            kept.append(x)  # the whole batch
+        else:
+            views.append(x[3])  # only a view of one image: its memory is still in use
+    for _ in range(2):  # more epochs: every later batch must find other memory
+        for x, _ in loader:
+            pass
+    assert all(torch.equal(k, copies[2 * i + 1]) for i, k in enumerate(kept))
+    assert all(torch.equal(v, copies[2 * i][3]) for i, v in enumerate(views))
+    # a loop that drops each batch before the next-but-one: a few buffers serve the whole epoch
+    pointers = {x.data_ptr() for x, _ in loader}
+    assert len(loader) == 10 and len(pointers) <= 3

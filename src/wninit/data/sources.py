@@ -31,6 +31,7 @@ from ..errors import UserError
 from . import checksums
 
 __all__ = ["DATASETS", "Split", "Dataset", "load_dataset", "TensorSource", "data_root", "val_split_indices",
+           "normalize_raw",
            "MNIST_MEAN_STD", "CIFAR_MEAN_STD"]
 
 DATASETS = ("mnist", "cifar10", "cifar100", "mnist5k", "digits", "synthetic")
@@ -54,10 +55,16 @@ class Split:
 
     ``pad_value`` (C,) is what crop padding writes: the normalized value of a black pixel, because the
     reference pads the raw image with 0 *before* Normalize (spec §6.1). None pads with 0.
+
+    Splits of uint8 images also keep ``raw``, those images, and ``raw_norm`` = (scale, mean (C,), std (C,))
+    with ``x == normalize_raw(raw, *raw_norm)`` bit for bit: the Loader augments the 4x smaller raw
+    images and normalizes each batch after the gather. None for data that came as floats.
     """
     x: torch.Tensor
     y: torch.Tensor
     pad_value: torch.Tensor | None = None
+    raw: torch.Tensor | None = None
+    raw_norm: tuple | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -116,8 +123,7 @@ def load_dataset(name: str, *, root: str | None = None, download: bool = False, 
     mean_std, scale = {"mnist": (MNIST_MEAN_STD, 255.0), "mnist5k": (MNIST_MEAN_STD, 255.0),
                        "digits": (DIGITS_MEAN_STD, 16.0)}.get(name, (CIFAR_MEAN_STD, 255.0))
     return _assemble(name, torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte),
-                     torch.from_numpy(yte), classes, val_fraction, seed, name.startswith("cifar"),
-                     lambda x: _normalize(x, scale, mean_std))
+                     torch.from_numpy(yte), classes, val_fraction, seed, name.startswith("cifar"), (scale, mean_std))
 
 
 class TensorSource:
@@ -155,24 +161,34 @@ class TensorSource:
 
 # ---- assembling splits ---------------------------------------------------------------------------
 
-def _assemble(name, xtr, ytr, xte, yte, num_classes, val_fraction, seed, augment, normalize) -> Dataset:
+def _assemble(name, xtr, ytr, xte, yte, num_classes, val_fraction, seed, augment, stats) -> Dataset:
     # Split the raw (uint8) arrays first and normalize each part: no full float copy is made twice.
+    # ``stats`` = (scale, (mean, std)) for uint8 images; None for floats taken as they are.
     train_idx, val_idx = val_split_indices(len(ytr), val_fraction, seed)
-    normalize = normalize or (lambda x: (x.float(), None))
 
     def split(x, y):
-        x, pad = normalize(x)
-        return Split(x.contiguous(), y.long().contiguous(), pad)
+        if stats is None:
+            return Split(x.float().contiguous(), y.long().contiguous())
+        mean, std = (torch.tensor(v, dtype=torch.float32) for v in stats[1])
+        raw = x.contiguous()
+        # pad_value: a black pixel, normalized: what the reference's crop pads with
+        return Split(normalize_raw(raw, stats[0], mean, std).contiguous(), y.long().contiguous(), -mean / std,
+                     raw, (stats[0], mean, std))
 
     return Dataset(name, split(xtr[train_idx], ytr[train_idx]), split(xtr[val_idx], ytr[val_idx]),
                    split(xte, yte), num_classes, tuple(xtr.shape[1:]), augment)
 
 
-def _normalize(x: torch.Tensor, scale: float, mean_std) -> tuple[torch.Tensor, torch.Tensor]:
-    mean, std = (torch.tensor(v, dtype=torch.float32) for v in mean_std)
-    view = (1, -1) + (1,) * (x.dim() - 2)
-    out = x.float().div_(scale).sub_(mean.view(view)).div_(std.view(view))
-    return out, -mean / std  # a black pixel, normalized: what the reference's crop pads with
+def normalize_raw(raw: torch.Tensor, scale, mean: torch.Tensor, std: torch.Tensor,
+                  out: torch.Tensor | None = None) -> torch.Tensor:
+    """Raw images (N, C, ...) to float32 as ``ToTensor`` then ``Normalize`` (spec §6.1): ``(raw / scale -
+    mean) / std`` per channel, rounded after each operation in that order, into ``out`` if given. The
+    Loader calls this on gathered batches, so the order must not change: any other (e.g. one
+    multiply-add) differs in the last bit from the split's ``x``.
+    """
+    view = (1, -1) + (1,) * (raw.dim() - 2)
+    x = raw.float() if out is None else out.copy_(raw)
+    return x.div_(scale).sub_(mean.view(view)).div_(std.view(view))
 
 
 def _fixed_test_split(x, y):
