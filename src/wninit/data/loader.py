@@ -91,7 +91,7 @@ class _CropFlip:
             else:
                 interior.copy_(src.index_select(0, index))
             if self.mirror_source:  # a flipped image's crop: its mirror's at column 2p - dx
-                dx = torch.where(flipped.bool(), 2 * p - dx, dx)
+                dx = dx.mul(-2).add_(2 * p).mul_(flipped).add_(dx)
             offset = (dy * self.row_len).add_(dx)
             starts = (self.row_start[:b] if b < len(self.row_start) else self.row_start) + offset.view(b, 1, 1)
             torch.index_select(self.windows, 0, starts.view(-1), out=crops.view(b * c * h, w))
@@ -194,10 +194,14 @@ class _Cutout:
         return x.mul_(masks[:, None])
 
 
+_STORAGE_USE_COUNT = getattr(torch._C, "_storage_Use_Count", None)  # private: without it, no memory is reused
+
+
 def _use_count(t: torch.Tensor) -> int | None:
     """How many tensors (views, autograd's saved copies, numpy arrays' bases...) share ``t``'s memory."""
-    count = getattr(torch._C, "_storage_Use_Count", None)  # private: without it, no memory is reused
-    return None if count is None else count(t.untyped_storage()._cdata) - 1  # minus the storage object
+    if _STORAGE_USE_COUNT is None:
+        return None
+    return _STORAGE_USE_COUNT(t.untyped_storage()._cdata) - 1  # minus the storage object made here
 
 
 class _Batches:
@@ -266,7 +270,8 @@ class Loader:
             scale, mean, std = split.raw_norm
             # device tensors, not Python scalars: CUDA divides by a CPU scalar as a multiply by its
             # reciprocal, which is not the CPU's correctly rounded division that made split.x
-            self.raw_norm = tuple(torch.as_tensor(v, dtype=torch.float32).to(self.device) for v in (scale, mean, std))
+            self.raw_norm = tuple(torch.as_tensor(v, dtype=torch.float32).to(self.device).view(1, -1, 1, 1)
+                                  for v in (scale, mean, std))
             self.pad_value = None  # raw padding is 0, a black pixel: normalized, exactly split.pad_value
         else:
             self.x = split.x.to(self.device)

@@ -186,9 +186,11 @@ def normalize_raw(raw: torch.Tensor, scale, mean: torch.Tensor, std: torch.Tenso
     Loader calls this on gathered batches, so the order must not change: any other (e.g. one
     multiply-add) differs in the last bit from the split's ``x``.
     """
-    view = (1, -1) + (1,) * (raw.dim() - 2)
+    if mean.dim() != raw.dim():  # (C,): broadcast over the channel axis
+        view = (1, -1) + (1,) * (raw.dim() - 2)
+        mean, std = mean.view(view), std.view(view)
     x = raw.float() if out is None else out.copy_(raw)
-    return x.div_(scale).sub_(mean.view(view)).div_(std.view(view))
+    return x.div_(scale).sub_(mean).div_(std)
 
 
 def _fixed_test_split(x, y):
