@@ -78,8 +78,8 @@ def hessian_spectral_norm(model: nn.Module, batches: Batches, *, iters: int = 20
     ``Hv`` of largest magnitude (the inf-norm), takes that signed entry as the eigenvalue, runs M = 40
     iterations with ``model.train()``, and re-draws each product's batches from the shuffled, augmented
     loader (its first 10%), so its operator changes between iterations. Here the batches are fixed, so
-    every iteration multiplies by the same matrix and the estimate is a lower bound that increases to
-    :math:`\|H\|_2`.
+    every iteration multiplies by the same matrix, and :math:`|v^\top H v|` is a lower bound of
+    :math:`\|H\|_2` that converges to it (monotonically when H is positive semi-definite).
 
     Args:
         model: the network at initialization.
@@ -103,9 +103,14 @@ def hessian_spectral_norm(model: nn.Module, batches: Batches, *, iters: int = 20
         raise UserError("the model has no trainable parameters: its Hessian w.r.t. the parameters is empty")
     with torch.enable_grad(), _exact_second_derivatives():
         loss = sum(loss_fn(model(x), y) for x, y in batches) / len(batches)
-        grads = torch.autograd.grad(loss, params, create_graph=True)
+        grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
     if not torch.isfinite(loss):
         return float("inf")  # the network's output already overflows at init: curvature is unbounded
+    # A parameter whose gradient is None or constant has zero rows and columns in H: leave it out.
+    kept = [(p, g) for p, g in zip(params, grads) if g is not None and g.requires_grad]
+    if not kept:
+        return 0.0  # the loss is at most linear in the parameters
+    params, grads = [p for p, _ in kept], [g for _, g in kept]
     gen = torch.Generator().manual_seed(seed)
     v = [torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.device, p.dtype) for p in params]
     norm = math.sqrt(float(_dot(v, v)))
