@@ -80,6 +80,10 @@ def run(args) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UserError(f"--{name} must be at least 1, got {value}")
+    if args.device and args.backend == "local":
+        from ..train.fit import resolve_device
+
+        resolve_device(args.device)  # a device this machine lacks: one sentence now, not N failed runs
     exps = [load_spec(path, args.profile) for path in args.spec]
     if args.dry_run:
         return _dry_run(exps, args.store, out)
