@@ -84,7 +84,8 @@ def run_sweep(store: Store, targets: list[tuple[str, str]], *, backend: str = "l
     owner = claims.owner_id()
     at_start = _counts(store, targets)
     total = sum(at_start.values())
-    bar = SweepProgress(total, total - at_start["pending"] - at_start["running"], enabled=progress, stream=stream, label=", ".join(e for e, _ in targets))
+    bar = SweepProgress(total, total - at_start["pending"] - at_start["running"], enabled=progress, stream=stream,
+                        label=", ".join(e for e, _ in targets))
     summary = SweepSummary(counts={})
     inflight: dict[object, list] = {}
     renew_every, last_renew, claimed = lease_s / 6, time.monotonic(), 0
