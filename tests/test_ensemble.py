@@ -25,9 +25,9 @@ SPLITS = {"mnist5k": (400, 1000, 3600), "synthetic": (102, 256, 922)}
 BASE = RunConfig(dataset="mnist5k", depth=3, width=32, epochs=2, momentum=0.9)
 # Differ in seed, lr, momentum, weight decay (and its exemption), scheme, direction, schedule, warmup.
 MEMBERS = [
-    BASE.replace(seed=1, lr=0.05),
+    BASE.replace(seed=1, lr=0.01),
     BASE.replace(seed=2, lr=0.01, scheme="pytorch-default"),
-    BASE.replace(seed=3, lr=0.1, warmup_epochs=1.0, weight_decay=5e-4, wd_exempt_gain_bias=True),
+    BASE.replace(seed=3, lr=0.02, momentum=0.5, warmup_epochs=1.0, weight_decay=5e-4, wd_exempt_gain_bias=True),
     BASE.replace(seed=4, lr=0.02, momentum=0.0, scheme="datadep", direction="gaussian", schedule=1,
                  weight_decay=1e-3),
 ]
