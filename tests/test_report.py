@@ -2,6 +2,7 @@
 a pending run) renders every figure as a sane PNG, its tables hold the stored numbers (recomputed here
 from store.runs()), failures are counted, bad input is one sentence and exit 2 (issue 6)."""
 import math
+import os
 import re
 import sqlite3
 import statistics
@@ -49,10 +50,7 @@ def _execute(store, experiment):
         store_claims.finish(store, out)
 
 
-@pytest.fixture(scope="module")
-def store_path(tmp_path_factory):
-    torch.set_num_threads(1)
-    path = tmp_path_factory.mktemp("report") / "store.db"
+def _build(path):
     with Store(path) as store:
         store.add("fig2_mlp_depth", "quick", TRAIN + [DIVERGED, FAILED])
         store.add("table2_hessian", "quick", HESSIAN)
@@ -61,6 +59,21 @@ def store_path(tmp_path_factory):
         store.add("fig2_mlp_depth", "quick", [PENDING])
         for name in ("fig2_mlp_hparams", "fig3_depth_10k", "fig3_lr_warmup", "table1_wn_vs_bn"):
             store.add(name, "quick", TRAIN + [DIVERGED])
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    """Built once per session: under xdist the workers share it through their common temp folder."""
+    from filelock import FileLock
+
+    torch.set_num_threads(1)
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    path, done = root / "report_store.db", root / "report_store.done"
+    with FileLock(str(root / "report_store.lock")):
+        if not done.exists():
+            _build(path)
+            done.touch()
     return path
 
 
