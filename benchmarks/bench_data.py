@@ -1,16 +1,28 @@
-"""Data path speed: the on-device batched Loader vs the reference's per-sample pipeline (spec §6.1).
+"""Data path speed: wninit's batched Loader vs per-sample pipelines, as the suite uses them (spec §6.1).
 
-On CIFAR-shaped synthetic data (50,000 x 3x32x32, 10,000 with --quick), side by side in one process:
+Side by side in one process, batch 128, on random uint8 images of the real shapes split as
+``load_dataset`` splits real ones (uint8 ``raw`` kept beside the normalized float32 ``x``):
 
-- ``loader``: :class:`wninit.data.Loader` with crop 4 + flip + cutout 16, batches of 128;
-- ``per_sample``: a ``torch.utils.data.DataLoader`` (num_workers=0, as the reference) over a Dataset
-  whose ``__getitem__`` pads/crops, flips, converts, normalizes and cuts out one uint8 image with torch
-  ops, in the reference's order (RandomCrop, RandomHorizontalFlip, ToTensor, Normalize, Cutout);
-- one SGD step (forward, backward, update) of the suite's WN MLP(3072,128,10,10) and CNN(3,128,5,10)
-  at batch 128, to state the data path's share of a training step: t_batch / (t_batch + t_step).
+- ``mnist``: 1x28x28, no augmentation (spec §6.1), for fig2_mlp_depth's WN MLP(784, 128, 20, 10);
+- ``cifar_cf``: 3x32x32, RandomCrop(32, padding=4) + RandomHorizontalFlip, for fig2_cnn_depth's WN
+  CNN(3, 128, 5, 10); ``cifar_cfc``: the same + Cutout(16), for the CNN and the MLP(3072, 128, 10, 10).
 
-Each time is the median of repeats. Run: ``python benchmarks/bench_data.py [--quick] [--out DIR]
-[--device cuda]``; ``run(quick) -> dict`` is what ``wninit bench`` calls.
+Pipelines: ``loader`` (:class:`wninit.data.Loader`); ``loader_float``, ``loader_no_reuse``,
+``loader_no_table``: the Loader on a float32 split, without reusing released batch memory, without the
+Cutout mask table (what each choice is worth); ``pil``: the reference's pipeline, faithfully (torchvision
+is not a dependency, so its transforms are written out below with PIL and numpy: same operations, same
+order, less torchvision's per-call checks): a CIFAR10-style dataset of uint8 HWC numpy images, per
+sample ``Image.fromarray``, RandomCrop (``ImageOps.expand`` + ``crop``), RandomHorizontalFlip
+(``transpose``), ToTensor, Normalize, DeVries & Taylor's Cutout (numpy mask multiplied in), then
+``DataLoader`` (default_collate, num_workers=0);
+``torch_ops``: the same per-sample transforms with torch ops on a uint8 (C, H, W) tensor.
+
+Times per image are medians over rounds; a round runs one epoch of every pipeline, in an order rotated
+from round to round (per-sample pipelines on a subset: their cost is per image). Wall and process CPU
+time are both given: CPU time is robust to other processes on a shared machine. The data share of a
+training step is t_batch / (t_batch + t_step), t_step the median forward + backward + SGD step.
+
+Run: ``python benchmarks/bench_data.py [--quick] [--out DIR] [--threads N]``; ``run(quick) -> dict``.
 """
 from __future__ import annotations
 
@@ -21,35 +33,143 @@ import platform
 import statistics
 import time
 
+import numpy as np
 import torch
+from PIL import Image, ImageOps  # Pillow: matplotlib's dependency, so the suite's
 
-from wninit.data import CIFAR_MEAN_STD, Loader, load_dataset
+from wninit.data import CIFAR_MEAN_STD, MNIST_MEAN_STD, Loader, Split
+from wninit.data import loader as loader_module
+from wninit.data.sources import normalize_raw
 
 BATCH = 128
+TARGET_SPEEDUP, TARGET_SHARE = 50.0, 0.05  # project issue 4, "Speed"
 
 
-class PerSampleCifar(torch.utils.data.Dataset):
-    """The reference's per-image train transforms, with torch ops on one uint8 (3, 32, 32) image."""
+# ---- the reference's per-sample pipeline, written out (torchvision's transforms, spec §6.1) --------
+# NOTE: torchvision's functionals also log API usage and check types on every call; left out here, so
+# this pipeline is if anything faster than the reference's and the speed-ups below are lower bounds.
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, crop=4, cutout=16):
-        self.images, self.labels, self.crop, self.cutout = images, labels, crop, cutout
-        self.mean = torch.tensor(CIFAR_MEAN_STD[0]).view(3, 1, 1)
-        self.std = torch.tensor(CIFAR_MEAN_STD[1]).view(3, 1, 1)
+class RandomCrop(torch.nn.Module):  # torchvision's transforms are nn.Modules: their call overhead too
+
+    def __init__(self, size: int, padding: int):
+        super().__init__()
+        self.size, self.padding = size, padding
+
+    def forward(self, img):
+        img = ImageOps.expand(img, border=self.padding, fill=0)  # F.pad, padding_mode="constant"
+        width, height = img.size
+        i = torch.randint(0, height - self.size + 1, size=(1,)).item()  # RandomCrop.get_params
+        j = torch.randint(0, width - self.size + 1, size=(1,)).item()
+        return img.crop((j, i, j + self.size, i + self.size))  # F.crop
+
+
+class RandomHorizontalFlip(torch.nn.Module):
+    def forward(self, img):
+        return img.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if torch.rand(1) < 0.5 else img
+
+
+class ToTensor:  # F.to_tensor of a PIL image
+    def __call__(self, pic):
+        img = torch.from_numpy(np.array(pic, np.uint8, copy=True))
+        img = img.view(pic.size[1], pic.size[0], len(pic.getbands())).permute((2, 0, 1)).contiguous()
+        return img.to(dtype=torch.get_default_dtype()).div(255)
+
+
+class Normalize(torch.nn.Module):  # inplace=False, its default: a copy
+    def __init__(self, mean, std):
+        super().__init__()
+        self.mean, self.std = mean, std
+
+    def forward(self, tensor):
+        tensor = tensor.clone()
+        mean = torch.as_tensor(self.mean, dtype=tensor.dtype, device=tensor.device)
+        std = torch.as_tensor(self.std, dtype=tensor.dtype, device=tensor.device)
+        if (std == 0).any():
+            raise ValueError("std evaluated to zero")
+        return tensor.sub_(mean.view(-1, 1, 1)).div_(std.view(-1, 1, 1))
+
+
+class Cutout:  # DeVries & Taylor's: n_holes squares of side length zeroed by a numpy mask
+    def __init__(self, n_holes: int, length: int):
+        self.n_holes, self.length = n_holes, length
+
+    def __call__(self, img):
+        h, w = img.size(1), img.size(2)
+        mask = np.ones((h, w), np.float32)
+        for _ in range(self.n_holes):
+            y, x = np.random.randint(h), np.random.randint(w)
+            y1, y2 = np.clip(y - self.length // 2, 0, h), np.clip(y + self.length // 2, 0, h)
+            x1, x2 = np.clip(x - self.length // 2, 0, w), np.clip(x + self.length // 2, 0, w)
+            mask[y1:y2, x1:x2] = 0.0
+        return img * torch.from_numpy(mask).expand_as(img)
+
+
+class Compose:  # with ``seconds``, it adds up the CPU time spent in each transform
+    def __init__(self, transforms, seconds: dict | None = None):
+        self.transforms, self.seconds = transforms, seconds
+
+    def __call__(self, img):
+        for t in self.transforms:
+            start = time.process_time() if self.seconds is not None else 0.0
+            img = t(img)
+            if self.seconds is not None:
+                name = type(t).__name__
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.process_time() - start
+        return img
+
+
+class PilImages(torch.utils.data.Dataset):  # torchvision's CIFAR10 (HWC numpy) and MNIST (HW tensor)
+    def __init__(self, images: np.ndarray, labels: list[int], transform):
+        self.data, self.targets, self.transform = images, labels, transform
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        img = self.data[i]
+        img = Image.fromarray(img.numpy() if isinstance(img, torch.Tensor) else img)
+        return self.transform(img), self.targets[i]
+
+
+def pil_transform(mean_std, augment: bool, cutout: int, seconds: dict | None = None) -> Compose:
+    ts = [RandomCrop(32, padding=4), RandomHorizontalFlip()] if augment else []
+    ts += [ToTensor(), Normalize(*mean_std)] + ([Cutout(1, cutout)] if cutout else [])
+    return Compose(ts, seconds)
+
+
+class TorchOpsImages(torch.utils.data.Dataset):  # the same transforms with torch ops on a uint8 image
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean_std, augment: bool, cutout: int):
+        self.images, self.labels, self.augment, self.cutout = images, labels, augment, cutout
+        self.mean, self.std = (torch.tensor(v).view(-1, 1, 1) for v in mean_std)
 
     def __len__(self):
         return len(self.labels)
 
-    def __getitem__(self, i):
-        img, p = self.images[i], self.crop
-        padded = torch.nn.functional.pad(img, (p, p, p, p))  # RandomCrop(32, padding=4): black padding
-        top, left = (int(v) for v in torch.randint(0, 2 * p + 1, (2,)))
-        img = padded[:, top:top + 32, left:left + 32]
-        if torch.rand(()) < 0.5:  # RandomHorizontalFlip
-            img = img.flip(2)
+    def __getitem__(self, i):  # spec §6.1's order: RandomCrop, RandomHorizontalFlip, ToTensor, Normalize, Cutout
+        img, p = self.images[i], 4
+        _, h, w = img.shape
+        if self.augment:
+            padded = torch.nn.functional.pad(img, (p, p, p, p))  # RandomCrop(32, padding=4): black padding
+            top, left = (int(v) for v in torch.randint(0, 2 * p + 1, (2,)))
+            img = padded[:, top:top + h, left:left + w]
+            if torch.rand(()) < 0.5:  # RandomHorizontalFlip
+                img = img.flip(2)
         img = (img.float() / 255 - self.mean) / self.std  # ToTensor, Normalize
-        cy, cx, half = int(torch.randint(0, 32, ())), int(torch.randint(0, 32, ())), self.cutout // 2
-        img[:, max(cy - half, 0):min(cy + half, 32), max(cx - half, 0):min(cx + half, 32)] = 0  # Cutout
+        if self.cutout:
+            cy, cx, half = int(torch.randint(0, h, ())), int(torch.randint(0, w, ())), self.cutout // 2
+            img[:, max(cy - half, 0):min(cy + half, h), max(cx - half, 0):min(cx + half, w)] = 0
         return img, self.labels[i]
+
+
+# ---- data and timing -----------------------------------------------------------------------------
+
+def uint8_split(n: int, shape: tuple, mean_std, seed: int = 0) -> Split:
+    """Random uint8 images as ``load_dataset`` makes a split of real ones (sources._assemble)."""
+    g = torch.Generator().manual_seed(seed)
+    raw = torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
+    mean, std = (torch.tensor(v, dtype=torch.float32) for v in mean_std)
+    return Split(normalize_raw(raw, 255.0, mean, std).contiguous(), torch.randint(0, 10, (n,), generator=g),
+                 -mean / std, raw, (255.0, mean, std))
 
 
 def _sync(device: torch.device) -> None:
@@ -57,8 +177,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _epoch_seconds(batches, device) -> tuple[float, float]:
-    """(wall, process CPU) seconds of one pass; CPU time is robust to other processes on the machine."""
+def _epoch(batches, device) -> tuple[float, float]:
+    """(wall, process CPU) seconds of one pass, each batch moved to ``device`` as a training loop would."""
     _sync(device)
     start, cpu = time.perf_counter(), time.process_time()
     for x, y in batches:
@@ -68,107 +188,237 @@ def _epoch_seconds(batches, device) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def _median_per_image(batches, device, repeats: int, n: int) -> tuple[float, float]:
-    times = [_epoch_seconds(batches, device) for _ in range(repeats)]
-    return statistics.median(t[0] for t in times) / n, statistics.median(t[1] for t in times) / n
+def _interleaved(pipelines: dict, images: dict, device, rounds: int) -> dict:
+    """Median (wall, CPU) seconds per image of each pipeline, one epoch each per round, order rotated."""
+    names = list(pipelines)
+    for name in names:  # warm-up: allocator, lazy buffers and tables
+        _epoch(pipelines[name], device)
+    samples = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            samples[name].append(_epoch(pipelines[name], device))
+    return {name: {"wall_us": statistics.median(s[0] for s in v) / images[name] * 1e6,
+                   "cpu_us": statistics.median(s[1] for s in v) / images[name] * 1e6} for name, v in samples.items()}
 
 
-def _step_seconds(model, device, repeats: int) -> float:
+def _step(model, in_shape, device, repeats: int) -> dict:
+    """Median (wall, CPU) seconds of one SGD step at batch 128, as fit runs it."""
+    from wninit import initialize
+    initialize(model, "proposed")
     model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(BATCH, 3, 32, 32, device=device)
-    y = torch.randint(0, 10, (BATCH,), device=device)
-    times = []
-    for i in range(repeats + 3):  # 3 warm-up steps
+    x, y = torch.randn(BATCH, *in_shape, device=device), torch.randint(0, 10, (BATCH,), device=device)
+    walls, cpus = [], []
+    for i in range(repeats + 2):  # 2 warm-up steps
         _sync(device)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         _sync(device)
-        if i >= 3:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        if i >= 2:
+            walls.append(time.perf_counter() - start)
+            cpus.append(time.process_time() - cpu)
+    return {"wall_ms": statistics.median(walls) * 1e3, "cpu_ms": statistics.median(cpus) * 1e3}
 
 
-def run(quick: bool = False, device: str | None = None, repeats: int = 3, threads: int | None = 1) -> dict:
-    """The benchmark; ``threads`` torch threads during it (1 by default: the per-sample pipeline cannot
-    use more, and a busy machine makes OpenMP threads spin), restored afterwards."""
+# ---- the benchmark -------------------------------------------------------------------------------
+
+# name: (image shape, Normalize statistics, crop 4 + flip, cutout side)
+CASES = {"mnist": ((1, 28, 28), MNIST_MEAN_STD, False, 0),
+         "cifar_cf": ((3, 32, 32), CIFAR_MEAN_STD, True, 0),
+         "cifar_cfc": ((3, 32, 32), CIFAR_MEAN_STD, True, 16)}
+# (label, data case, model (in_features/in_channels, width, depth, classes)); the first of each kind is
+# the suite's: fig2_mlp_depth's MLP on MNIST, fig2_cnn_depth's CNN on CIFAR-10
+MODELS = [("MLP(784,128,20,10), MNIST", "mnist", "mlp", (784, 128, 20, 10)),
+          ("MLP(784,128,2,10), MNIST", "mnist", "mlp", (784, 128, 2, 10)),
+          ("CNN(3,128,5,10), CIFAR crop+flip", "cifar_cf", "cnn", (3, 128, 5, 10)),
+          ("CNN(3,128,5,10), CIFAR crop+flip+cutout", "cifar_cfc", "cnn", (3, 128, 5, 10)),
+          ("MLP(3072,128,10,10), CIFAR crop+flip+cutout", "cifar_cfc", "mlp", (3072, 128, 10, 10))]
+
+
+def _loader(split: Split, case: str, device, seed: int = 0, **kw) -> Loader:
+    _, _, augment, cutout = CASES[case]
+    return Loader(split, BATCH, crop=4 if augment else 0, flip=augment, cutout=cutout,
+                  generator=torch.Generator(device).manual_seed(seed), device=device, **kw)
+
+
+def _without_table(loader: Loader) -> Loader:
+    """The loader with Cutout masks built per batch, as :func:`cutout_`, instead of looked up."""
+    saved, loader_module.HOLE_TABLE_MAX = loader_module.HOLE_TABLE_MAX, 0
+    try:
+        next(iter(loader))  # makes the loader's Cutout, here without its table
+    finally:
+        loader_module.HOLE_TABLE_MAX = saved
+    return loader
+
+
+def _pipelines(case: str, split: Split, n_ps: int, device) -> dict:
+    shape, mean_std, augment, cutout = CASES[case]
+    loaders = {"loader": _loader(split, case, device)}
+    if augment:
+        loaders["loader_float"] = _loader(Split(split.x, split.y, split.pad_value), case, device)
+    loaders["loader_no_reuse"] = _loader(split, case, device)
+    loaders["loader_no_reuse"]._out.keep = 0
+    if cutout:
+        loaders["loader_no_table"] = _without_table(_loader(split, case, device))
+    raw, labels = split.raw[:n_ps], split.y[:n_ps]
+    # torchvision's CIFAR10 holds HWC numpy arrays; its MNIST a (N, H, W) tensor, .numpy() per sample
+    images = raw.permute(0, 2, 3, 1).numpy() if shape[0] == 3 else raw[:, 0]
+    per_sample = {"pil": PilImages(images, labels.tolist(), pil_transform(mean_std, augment, cutout)),
+                  "torch_ops": TorchOpsImages(raw, labels, mean_std, augment, cutout)}
+    loaders.update({k: torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=0)
+                    for k, ds in per_sample.items()})
+    return loaders
+
+
+def _pil_breakdown(split: Split, n: int) -> dict:
+    """CPU us per image in each transform of the CIFAR crop+flip+cutout PIL pipeline, and in the rest
+    (Dataset indexing, Image.fromarray, sampler, default_collate)."""
+    seconds = {}
+    ds = PilImages(split.raw[:n].permute(0, 2, 3, 1).numpy(), split.y[:n].tolist(),
+                   pil_transform(CIFAR_MEAN_STD, True, 16, seconds))
+    cpu = time.process_time()
+    for _ in torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=0):
+        pass
+    total = time.process_time() - cpu
+    out = {k: v / n * 1e6 for k, v in seconds.items()}
+    out["fromarray+indexing+collate+sampler"] = (total - sum(seconds.values())) / n * 1e6
+    return out
+
+
+def _loader_profile(loader: Loader, n: int, cpu_us: float, epochs: int = 2) -> dict:
+    """Each torch op's (and input shape's) share of the loader's profiled time, and that share of its
+    measured CPU us per image (the profiler's clock is wall time, inflated alike on a busy machine)."""
+    from torch.profiler import ProfilerActivity, profile
+    for _ in loader:  # warm-up: the mirrored source, buffers and tables are made on the first batch
+        pass
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(epochs):
+            for _ in loader:
+                pass
+    times = {}
+    for e in prof.key_averages(group_by_input_shape=True):  # also split by the other inputs: add up
+        key = f"{e.key} {e.input_shapes[0] if e.input_shapes else ''}"
+        times[key] = times.get(key, 0.0) + e.self_cpu_time_total
+    total = sum(times.values())
+    ranked = sorted(times.items(), key=lambda kv: -kv[1])
+    return {k: {"share": v / total, "cpu_us": v / total * cpu_us} for k, v in ranked}
+
+
+def run(quick: bool = False, device: str | None = None, repeats: int | None = None, threads: int | None = 1,
+        profile: bool = True) -> dict:
+    """The benchmark; ``threads`` torch threads during it (1 by default: the per-sample pipelines run in
+    one thread with num_workers=0, and the suite runs one thread per worker), restored afterwards."""
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _run(quick, device, repeats)
+        return _run(quick, device, repeats or (3 if quick else 5), profile)
     finally:
         torch.set_num_threads(before)
 
 
-def _run(quick: bool, device: str | None, repeats: int) -> dict:
-    from wninit import initialize
+def _run(quick: bool, device: str | None, rounds: int, profile: bool) -> dict:
     from wninit.models import CNN, MLP
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    n = 10_000 if quick else 50_000
-    ds = load_dataset("synthetic", synthetic_shape=(3, 32, 32), synthetic_size=n, val_fraction=0.0)
-    g = torch.Generator(device).manual_seed(0)
-    loader = Loader(ds.train, BATCH, crop=4, flip=True, cutout=16, generator=g, device=device)
-    _epoch_seconds(loader, device)  # warm-up: allocator, kernels
-    ours, ours_cpu = _median_per_image(loader, device, repeats, n)
-
-    raw = ((torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 256).to(torch.uint8))
-    per_sample = torch.utils.data.DataLoader(PerSampleCifar(raw, ds.train.y), batch_size=BATCH, shuffle=True,
-                                             num_workers=0)
-    theirs, theirs_cpu = _median_per_image(per_sample, device, repeats, n)
-
-    steps = {}
-    for name, model in (("mlp", MLP(3072, 128, 10, 10)), ("cnn", CNN(3, 128, 5, 10))):
-        initialize(model, "proposed")
-        steps[name] = _step_seconds(model, device, 10 if quick else 30)
-    batch = ours * BATCH
-    return {
-        "benchmark": "data", "quick": quick, "device": str(device), "images": n, "batch_size": BATCH,
-        "repeats": repeats, "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "machine": (torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-                    or platform.machine()),
-        "load_average": os.getloadavg()[0], "cpu_count": os.cpu_count(),
-        "loader_us_per_image": ours * 1e6, "per_sample_us_per_image": theirs * 1e6, "speedup": theirs / ours,
-        "loader_cpu_us_per_image": ours_cpu * 1e6, "per_sample_cpu_us_per_image": theirs_cpu * 1e6,
-        "speedup_cpu_time": theirs_cpu / ours_cpu,
-        "step_ms": {k: v * 1e3 for k, v in steps.items()},
-        "data_share_of_step": {k: batch / (batch + v) for k, v in steps.items()},
-        "per_sample_share_of_step": {k: theirs * BATCH / (theirs * BATCH + v) for k, v in steps.items()},
+    n, n_ps = (10_000, 1_000) if quick else (50_000, 5_000)
+    load_before = [round(v, 1) for v in os.getloadavg()]
+    np.random.seed(0)
+    torch.manual_seed(0)
+    splits = {case: uint8_split(n, CASES[case][0], CASES[case][1]) for case in ("mnist", "cifar_cf")}
+    splits["cifar_cfc"] = splits["cifar_cf"]
+    data = {}
+    for case in CASES:
+        pipelines = _pipelines(case, splits[case], n_ps, device)
+        images = {k: (n_ps if k in ("pil", "torch_ops") else n) for k in pipelines}
+        times = _interleaved(pipelines, images, device, rounds)
+        ours = times["loader"]
+        data[case] = {"times": times, "speedup": {
+            f"{base}_{kind}": times[base][f"{kind}_us"] / ours[f"{kind}_us"]
+            for base in ("pil", "torch_ops") for kind in ("wall", "cpu")}}
+    steps, shares = {}, {}
+    for label, case, kind, args in MODELS:
+        key = (kind, args)
+        if key not in steps:
+            model = MLP(*args) if kind == "mlp" else CNN(*args)
+            steps[key] = _step(model, CASES[case][0], device, 5 if quick else 15)
+        t = data[case]["times"]["loader"]
+        shares[label] = {"case": case, "step_wall_ms": steps[key]["wall_ms"], "step_cpu_ms": steps[key]["cpu_ms"],
+                         "batch_wall_ms": t["wall_us"] * BATCH / 1e3, "batch_cpu_ms": t["cpu_us"] * BATCH / 1e3}
+        s = shares[label]
+        s["share_wall"] = s["batch_wall_ms"] / (s["batch_wall_ms"] + s["step_wall_ms"])
+        s["share_cpu"] = s["batch_cpu_ms"] / (s["batch_cpu_ms"] + s["step_cpu_ms"])
+    result = {
+        "benchmark": "data", "quick": quick, "device": str(device), "images": n, "per_sample_images": n_ps,
+        "batch_size": BATCH, "rounds": rounds, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "machine": (torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()),
+        "cpu_count": os.cpu_count(), "load_average_before": load_before, "data": data, "steps": shares,
+        "targets": {"speedup_vs_pil": TARGET_SPEEDUP, "share": TARGET_SHARE},
     }
+    if profile:
+        result["pil_breakdown_cpu_us"] = _pil_breakdown(splits["cifar_cfc"], n_ps)
+        if device.type == "cpu":
+            result["loader_profile"] = {case: _loader_profile(_loader(splits[case], case, device), n,
+                                                              data[case]["times"]["loader"]["cpu_us"])
+                                        for case in ("cifar_cf", "cifar_cfc")}
+    result["load_average_after"] = [round(v, 1) for v in os.getloadavg()]
+    return result
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def table(result: dict) -> str:
-    lines = [f"data path on {result['images']} CIFAR-shaped images, batch {result['batch_size']}, "
-             f"device {result['device']} ({result['machine']}), median of {result['repeats']}",
-             f"({result['threads']} torch threads, load average {result['load_average']:.1f} on "
-             f"{result['cpu_count']} CPUs)",
-             f"{'pipeline':<34}{'us/image':>12}{'ms/batch':>12}{'CPU us/image':>14}",
-             f"{'Loader (batched crop+flip+cutout)':<34}{result['loader_us_per_image']:>12.2f}"
-             f"{result['loader_us_per_image'] * BATCH / 1e3:>12.3f}{result['loader_cpu_us_per_image']:>14.2f}",
-             f"{'per-sample DataLoader (reference)':<34}{result['per_sample_us_per_image']:>12.2f}"
-             f"{result['per_sample_us_per_image'] * BATCH / 1e3:>12.3f}{result['per_sample_cpu_us_per_image']:>14.2f}",
-             f"speed-up {result['speedup']:.1f}x wall, {result['speedup_cpu_time']:.1f}x CPU time (target >= 50x)",
-             f"{'model step':<34}{'ms/step':>12}{'Loader share':>14}{'per-sample share':>18}"]
-    for k, ms in result["step_ms"].items():
-        lines.append(f"{k:<34}{ms:>12.2f}{100 * result['data_share_of_step'][k]:>13.2f}%"
-                     f"{100 * result['per_sample_share_of_step'][k]:>17.1f}%")
-    lines.append("target: Loader share < 5%")
+    r, pct = result, lambda v: f"{100 * v:.2f}%"  # noqa: E731
+    lines = [f"data path, batch {r['batch_size']}, {r['device']} ({r['machine']}), {r['threads']} torch thread(s), "
+             f"median of {r['rounds']} interleaved rounds; Loader on {r['images']} images, per-sample pipelines on "
+             f"{r['per_sample_images']}", f"load average (1, 5, 15 min) before {r['load_average_before']}, after "
+             f"{r['load_average_after']}, {r['cpu_count']} CPUs"]
+    names = {"mnist": "MNIST 1x28x28, no augmentation", "cifar_cf": "CIFAR 3x32x32, crop 4 + flip",
+             "cifar_cfc": "CIFAR 3x32x32, crop 4 + flip + cutout 16"}
+    for case, d in r["data"].items():
+        lines += ["", names[case], f"  {'pipeline':<22}{'wall us/img':>13}{'CPU us/img':>12}{'pil / this (CPU)':>18}"]
+        pil = d["times"]["pil"]["cpu_us"]
+        lines += [f"  {k:<22}{t['wall_us']:>13.2f}{t['cpu_us']:>12.2f}{pil / t['cpu_us']:>17.1f}x"
+                  for k, t in d["times"].items()]
+        s = d["speedup"]
+        met = "met" if min(s["pil_wall"], s["pil_cpu"]) >= TARGET_SPEEDUP else "NOT met"
+        lines.append(f"  Loader: {s['pil_wall']:.1f}x wall, {s['pil_cpu']:.1f}x CPU faster than PIL (target >= "
+                     f"{TARGET_SPEEDUP:.0f}x: {met}); {s['torch_ops_wall']:.1f}x, {s['torch_ops_cpu']:.1f}x "
+                     "than torch ops")
+    lines += ["", f"  {'model, data (target: data share < 5%)':<46}{'step ms':>9}{'batch ms':>10}{'share wall':>12}"
+              f"{'share CPU':>11}"]
+    lines += [f"  {k:<46}{s['step_wall_ms']:>9.2f}{s['batch_wall_ms']:>10.3f}{pct(s['share_wall']):>12}"
+              f"{pct(s['share_cpu']):>11}" for k, s in r["steps"].items()]
+    if "pil_breakdown_cpu_us" in r:
+        lines += ["", "PIL pipeline, CIFAR crop+flip+cutout, CPU us per image:"]
+        lines += [f"  {k:<40}{v:>8.2f}" for k, v in r["pil_breakdown_cpu_us"].items()]
+    for case, profile in r.get("loader_profile", {}).items():
+        lines += ["", f"Loader, {names[case]}: each op's share of the profiled time (by its first input's shape),",
+                  "and that share of the measured CPU us per image:"]
+        lines += [f"  {k[:64]:<64}{100 * v['share']:>6.1f}%{v['cpu_us']:>8.3f}"
+                  for k, v in profile.items() if v["share"] >= 0.01]
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10,000 images instead of 50,000")
+    parser.add_argument("--quick", action="store_true", help="10,000 images (per-sample: 1,000), not 50,000 (5,000)")
     parser.add_argument("--out", default="wninit-out/bench", help="folder for bench_data.json")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds (default 5, --quick 3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: torch's default)")
+    parser.add_argument("--no-profile", action="store_true", help="skip the per-transform and per-op breakdowns")
     args = parser.parse_args(argv)
-    result = run(args.quick, args.device, args.repeats, args.threads)
+    result = run(args.quick, args.device, args.repeats, args.threads, not args.no_profile)
     print(table(result))
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "bench_data.json")
