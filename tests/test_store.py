@@ -152,6 +152,7 @@ def test_export_csv_and_parquet(tmp_path, capsys):
     rows = list(csv.DictReader(open(tmp_path / "runs.csv")))
     assert len(rows) == 2 and rows[0]["status"] == "completed" and float(rows[0]["test_acc"]) == 0.25
     assert rows[0]["depth"] == "2" and rows[0]["experiments"] == "a" and rows[1]["status"] == "pending"
+    assert rows[0]["threads"] == "1" and rows[0]["host"] == "here"  # what the run used, not the config's None
     epochs = list(csv.DictReader(open(tmp_path / "runs_epochs.csv")))
     assert len(epochs) == 2 and epochs[0]["run_id"] == got[0].run_id
     code = main(["export", str(tmp_path / "s.db"), "--format", "parquet"])

@@ -29,14 +29,15 @@ def add_parser(subparsers):
 
 
 def run_rows(store) -> list[dict]:
-    """One flat dict per run: the run columns, then the config fields, then the metrics."""
+    """One flat dict per run: id, experiments, status, the config fields, the run columns, the metrics."""
     from ..sweep.store import METRIC_KEYS
 
     rows = []
     for r in store.runs():
-        row = {k: getattr(r, k) for k in _RUN_COLUMNS}
-        row["experiments"] = ";".join(r.experiments)
+        row = {"id": r.id, "experiments": ";".join(r.experiments), "status": r.status}
         row.update(r.config.to_dict())
+        # after the config: the device and threads a run actually used replace the requested ones
+        row.update({k: getattr(r, k) for k in _RUN_COLUMNS if k not in row or k in ("device", "threads")})
         row.update({k: r.metrics.get(k) for k in METRIC_KEYS})
         if isinstance(row["diverged_at"], dict):
             row["diverged_at"] = json.dumps(row["diverged_at"], sort_keys=True)
