@@ -225,3 +225,20 @@ def test_bad_inputs_are_one_sentence_and_exit_2(tmp_path, store_path, capsys):
         assert code == 2, (needle, code, err)
         assert len(err) == 1 and needle.strip() in err[0], (needle, err)
     assert not re.search(r"Traceback", "\n".join(err))
+
+
+def _survival_cells(rows):
+    """{(lr, warmup, series): Survival} from (lr, warmup, scheme, survived, finished) rows."""
+    from collections import Counter
+    return {(lr, w, (s, "orthogonal")): tables.Survival(k, n, Counter(completed=n), 3) for lr, w, s, k, n in rows}
+
+
+def test_survival_claim_orders_schemes_and_never_holds_on_missing_runs():
+    full = [(lr, w, s, k, 3) for lr in (0.01, 0.1) for w in (False, True)
+            for s, k in (("proposed", 3), ("datadep", 3 if lr == 0.01 and w else 0))]
+    assert C.survival_claim(_survival_cells(full), "test").verdict == C.HOLDS
+    beaten = [(lr, w, s, 3 if s == "datadep" else k, n) for lr, w, s, k, n in full]  # datadep always survives
+    beaten = [(lr, w, s, 0 if (s == "proposed" and lr == 0.1 and not w) else k, n) for lr, w, s, k, n in beaten]
+    assert C.survival_claim(_survival_cells(beaten), "test").verdict == C.FAILS
+    missing = [r for r in full if not (r[0] == 0.1 and r[1] and r[2] == "proposed")]  # a cell still pending
+    assert C.survival_claim(_survival_cells(missing), "test").verdict == C.NOT_RUN

@@ -29,12 +29,20 @@ class Claim:
     detail: str  # the numbers the verdict was judged on
 
 
-def _judge(parts: list[tuple[str, bool]]) -> str:
-    return HOLDS if all(ok for _, ok in parts) else FAILS
+def _judge(parts: list[tuple[str, bool | None]]) -> str:
+    """A part is True, False, or None when its runs have not finished: any False -> does not hold; else
+    any None -> not run (a claim never "holds" on missing data); else holds."""
+    if any(ok is False for _, ok in parts):
+        return FAILS
+    return NOT_RUN if any(ok is None for _, ok in parts) or not parts else HOLDS
 
 
-def _detail(parts: list[tuple[str, bool]]) -> str:
-    return "; ".join(text + ("" if ok else " [fails]") for text, ok in parts)
+def _detail(parts: list[tuple[str, bool | None]]) -> str:
+    return "; ".join(text + {True: "", False: " [fails]", None: " [not run yet]"}[ok] for text, ok in parts)
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{v:.0f}%"
 
 
 def chance(dataset: str) -> float:
@@ -144,11 +152,11 @@ def _cell_mean(cells, series, depth, which="test"):
     return None if c is None else getattr(c, which).mean
 
 
-def _fails(cells, series, depth, limit) -> tuple[bool, str]:
+def _fails(cells, series, depth, limit) -> tuple[bool | None, str]:
     """A baseline "fails" at a depth when every finished seed diverged or its mean test accuracy < limit."""
     c = cells[(series, depth)]
     diverged, n = c.test.counts.get("diverged", 0), c.test.n
-    return (n > 0 and (diverged == n or c.test.mean < limit),
+    return (None if n == 0 else (diverged == n or c.test.mean < limit),
             f"{scheme_label(*series)} {_f(c.test.mean)} ({diverged}/{n} diverged)")
 
 
@@ -174,7 +182,8 @@ def depth_claim(number: int, name: str, cells, scale: str, dataset: str, *, trai
         if (s, deep) in cells:
             acc, base = _cell_mean(cells, s, deep), _cell_mean(cells, s, shallow)
             need = trains_abs if trains_abs is not None else 0.8 * (base or 0.0)
-            parts.append((f"{scheme_label(*s)} {_f(acc)} at depth {deep} (needs >= {need:.2f})", acc is not None and acc >= need))
+            parts.append((f"{scheme_label(*s)} {_f(acc)} at depth {deep} (needs >= {need:.2f})",
+                          None if acc is None or base is None else acc >= need))
     for s in (D_ORTH, D_HE):
         if (s, deep) in cells:
             ok, text = _fails(cells, s, deep, limit)
@@ -185,7 +194,7 @@ def depth_claim(number: int, name: str, cells, scale: str, dataset: str, *, trai
     need = shallow_abs if shallow_abs is not None else 0.9 * best
     low = min(shallow_accs.items(), key=lambda kv: -1 if kv[1] is None else kv[1])
     parts.append((f"lowest at depth {shallow}: {scheme_label(*low[0])} {_f(low[1])} (needs >= {need:.2f})",
-                  low[1] is not None and low[1] >= need))
+                  None if low[1] is None else low[1] >= need))
     return Claim(number, name, _judge(parts), scale, _detail(parts))
 
 
@@ -209,7 +218,7 @@ def depth_10k_claim(cells, scale: str, dataset: str = "cifar10") -> Claim:
         return Claim(8, "Fig. 3-left: 10k-layer WRN", NOT_RUN, scale, "no proposed (orthogonal) run at the deepest depth")
     base = _cell_mean(cells, P_ORTH, shallow)
     parts.append((f"Proposed (orthogonal) {_f(prop)} at {deep} layers vs {_f(base)} at {shallow}",
-                  base is not None and prop >= 0.8 * base and prop > ch + 0.05))
+                  None if base is None else prop >= 0.8 * base and prop > ch + 0.05))
     t = _cell_mean(cells, ("pytorch-default", "orthogonal"), deep)
     if t is not None:
         parts.append((f"PyTorch default (orthogonal) {_f(t)} at {deep}", t <= ch + 0.05))
@@ -269,26 +278,25 @@ def survival_claim(cells, scale: str) -> Claim:
     pct = {k: c.pct for k, c in cells.items()}
     others = [s for s in series if s != prop]
     parts = []
-    row = " / ".join(f"{_f(pct.get((lr, False, prop)), 0)}%" for lr in lrs)
-    ge, gt = True, False
-    for lr in lrs:
-        p = pct.get((lr, False, prop))
-        for s in others:
-            o = pct.get((lr, False, s))
-            if p is not None and o is not None:
-                ge, gt = ge and p >= o, gt or p > o
-    parts.append((f"no warmup, {scheme_label(*prop)} {row} at lr {'/'.join(f'{lr:g}' for lr in lrs)}", ge and gt))
+    # each comparison uses only the (lr, warmup) cells where both schemes have finished runs
+    pairs = [(pct.get((lr, False, prop)), pct.get((lr, False, s))) for lr in lrs for s in others]
+    pairs = [(p, o) for p, o in pairs if p is not None and o is not None]
+    row = " / ".join(_pct(pct.get((lr, False, prop))) for lr in lrs)
+    parts.append((f"no warmup, {scheme_label(*prop)} {row} at lr {'/'.join(f'{lr:g}' for lr in lrs)}",
+                  (all(p >= o for p, o in pairs) and any(p > o for p, o in pairs)) if pairs else None))
     top = lrs[-2:]
-    dom = all(pct.get((lr, True, prop)) is not None and pct.get((lr, True, prop)) >= (pct.get((lr, True, s)) or 0.0)
-              for lr in top for s in others)
-    parts.append((f"warmup, {scheme_label(*prop)} " + " / ".join(f"{_f(pct.get((lr, True, prop)), 0)}%" for lr in lrs)
-                  + f"; dominates at lr {'/'.join(f'{lr:g}' for lr in top)}", dom))
+    pairs = [(pct.get((lr, True, prop)), pct.get((lr, True, s))) for lr in top for s in others]
+    judged = [(p, o) for p, o in pairs if p is not None and o is not None]
+    parts.append((f"warmup, {scheme_label(*prop)} " + " / ".join(_pct(pct.get((lr, True, prop))) for lr in lrs)
+                  + f"; dominates at lr {'/'.join(f'{lr:g}' for lr in top)}",
+                  None if len(judged) < len(pairs) else all(p >= o for p, o in judged)))
     helped = []
     for s in series:
-        without = sum(pct.get((lr, False, s)) or 0.0 for lr in lrs)
-        with_ = sum(pct.get((lr, True, s)) or 0.0 for lr in lrs)
-        helped.append(with_ >= without)
-    parts.append(("warmup never lowers a scheme's survival", all(helped)))
+        both = [(pct.get((lr, False, s)), pct.get((lr, True, s))) for lr in lrs]
+        both = [(a, b) for a, b in both if a is not None and b is not None]
+        if both:
+            helped.append(sum(b for _, b in both) >= sum(a for a, _ in both))
+    parts.append(("warmup never lowers a scheme's survival", all(helped) if helped else None))
     if not others:
         return Claim(9, name, NOT_RUN, scale, "no baseline runs to compare with")
     return Claim(9, name, _judge(parts), scale, _detail(parts))

@@ -128,6 +128,9 @@ def judge_claims(store, figure1_rows=None) -> list:
             out.append(C.Claim(number, _CLAIM_NAMES[number], C.NOT_RUN, "-", why))
             continue
         scale = _scale(profile, runs)
+        unfinished = sum(1 for r in runs if r.status in tables.NOT_RUN)
+        if unfinished:  # judged on what finished so far: say so
+            scale += f"; {unfinished} of them not run yet"
         if number == 5:
             out.append(C.depth_claim(5, _CLAIM_NAMES[5], tables.depth_sweep(runs), scale, _dataset(runs),
                                      trains_abs=0.8, shallow_abs=0.85))
