@@ -18,6 +18,7 @@ import json
 import math
 import re
 import string
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -466,3 +467,12 @@ def test_cli_fuzz(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "garbage.bin"]
     assert (tmp_path / "garbage.bin").read_bytes() == bytes(range(256)) * 4 and not any((tmp_path / "folder").iterdir())
     _report("CLI", counts)
+
+
+@pytest.mark.parametrize("flag", ["--dept", "--epoch", "--mom"])
+def test_flag_prefixes_are_not_accepted(flag, monkeypatch, capsys):
+    """A typo'd prefix of a flag is an error, never silently another flag."""
+    monkeypatch.setattr(sys.modules["wninit.train.fit"], "fit", lambda *a, **k: pytest.fail("trained"))
+    with pytest.raises(SystemExit) as e:
+        main(["train", flag, "1", "--dataset", "synthetic"])
+    assert e.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err

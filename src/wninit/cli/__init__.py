@@ -18,6 +18,11 @@ COMMANDS = ("reproduce", "train", "sweep", "export", "report", "figure1", "diagn
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        # A typo'd prefix (--dept) must not silently become another flag (--depth): no abbreviations.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # argparse's own errors: one sentence, exit 2
         self.exit(2, f"wninit: error: {message} (see `{self.prog} --help`)\n")
 
