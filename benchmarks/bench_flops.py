@@ -2,13 +2,14 @@
 
 The ceiling is measured in the same run, interleaved with the steps: ``A @ B`` with 2048x2048 float32
 matrices (2*2048^3 FLOP). The step is the suite's MLP(784 -> 512 x depth -> 10), batch 128, forward +
-backward + ``SGD(momentum=0.9).step()``, plain and with wninit's WN (``initialize(model, "proposed")``).
+backward + ``SGD(momentum=0.9, weight_decay=5e-4).step()`` (as bench_wn.py), plain and
+with wninit's WN (``initialize(model, "proposed")``).
 FLOP counted: ``2*B*in*out`` per Linear forward and the same for each of its two backward matmuls
 (``6*B*in*out``), except the first layer, whose input needs no gradient (``4*B*in*out``); the
 elementwise ops, the loss and the optimizer count zero, so they show up as lost throughput.
 
 Where the fraction is below 80% (issue 7's target), the benchmark says where the time goes:
-``gemm_at_step_shapes`` times the step's own matmul shapes alone (how fast MKL is at batch 128, i.e.
+the variant "gemms alone" times the step's own matmul shapes alone (how fast MKL is at batch 128:
 the ceiling for this step), and ``breakdown`` groups a torch.profiler trace of the step by kind of op.
 Run: ``python benchmarks/bench_flops.py [--quick] [--out DIR]``.
 """
@@ -50,7 +51,7 @@ def _step(depth: int, variant: str, optimizer: bool = True):
     model = MLP(IN, WIDTH, depth, CLASSES, "none" if variant == "plain" else "wn")
     wninit.initialize(model, "he" if variant == "plain" else "proposed", generator=torch.Generator().manual_seed(0))
     x, y = torch.randn(BATCH, IN), torch.randint(0, CLASSES, (BATCH,))
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)  # as bench_wn
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -87,7 +88,8 @@ def _breakdown(step, steps: int = 5) -> list[dict]:
     for e in events:
         kind = _KINDS.get(e.key)
         if kind is None:
-            kind = "optimizer (SGD)" if "Optimizer" in e.key or e.key in ("aten::add_", "aten::mul_") else "other"
+            optimizer = "Optimizer" in e.key or "_foreach_" in e.key
+            kind = "optimizer (SGD)" if optimizer else "bias into output (addmm)" if e.key == "aten::copy_" else "other"
         kinds[kind] = kinds.get(kind, 0.0) + e.self_cpu_time_total
     top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:8]
     return {"by_kind": {k: v / total for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},

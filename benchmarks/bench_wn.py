@@ -2,14 +2,14 @@
 
 Two tables, every variant interleaved in one process (benchmarks/common.py):
 
-1. ``steps``: one training step (forward, backward, ``SGD(lr, momentum=0.9, weight_decay=5e-4,
-   foreach=True).step()``), batch 128, of the MLP(784 -> width x depth -> 10) for width 128/512 and
+1. ``steps``: one training step (forward, backward, ``SGD(lr, momentum=0.9, weight_decay=5e-4).step()``
+   as train/fit.py builds it), batch 128, of the MLP(784 -> width x depth -> 10) for width 128/512 and
    depth 10/50/200, the suite's CNN(3,128,5,10) and WRN-16-2 on 3x32x32, each with plain layers
    (``norm="none"``, He init), torch's ``parametrizations.weight_norm`` and wninit's layers (both
    ``initialize(model, "proposed")``), at the machine's thread count and at 1 thread. Ratios are wn/plain
    medians of the same run; "(CPU time)" is the same ratio in process CPU time, steadier on a busy
-   machine. For the MLPs, "SGD loop" repeats plain and wninit with torch's CPU default optimizer
-   (``foreach=False``: a Python loop over parameters, which WN's third parameter per layer pays for).
+   machine. For the MLPs, "SGD foreach" repeats plain and wninit with ``foreach=True`` (multi-tensor
+   update ops instead of torch's CPU default, a Python loop over parameters).
    Target (issue 7): wninit <= 1.10x plain at every MLP size, and faster than torch wherever torch > 1.10x.
 2. ``implementations``: forward+backward of one hidden layer per shape, for the ways to compute WN that
    were tried: ``wninit`` (the shipped fast path: ATen's fused kernel, ``weightnorm._wn_weight``),
@@ -58,10 +58,10 @@ def _build(kind: str, size, variant: str) -> tuple[nn.Module, torch.Tensor]:
     return model, x
 
 
-def _stepper(model: nn.Module, x: torch.Tensor, foreach: bool = True, compiled: bool = False):
+def _stepper(model: nn.Module, x: torch.Tensor, foreach: bool | None = None, compiled: bool = False):
     y = torch.randint(0, 10, (x.shape[0],), generator=torch.Generator().manual_seed(1))
-    # spec §6.1's CIFAR optimizer; foreach=True: one multi-tensor op per update stage for all parameters
-    # (torch picks it on CUDA only; on CPU its default is a Python loop over parameters, timed as "loop").
+    # spec §6.1's CIFAR optimizer as train/fit.py builds it; foreach=None is torch's default: a loop over
+    # parameters on CPU (WN's third parameter per layer pays for it), multi-tensor ops on CUDA.
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4, foreach=foreach)
     forward = torch.compile(model) if compiled else model
 
@@ -76,9 +76,9 @@ def _time_steps(kind, size, threads, rounds, budget, extras):
     variants = {}
     for v in VARIANTS:
         variants[v] = _stepper(*_build(kind, size, v))
-    if "loop" in extras:
+    if "foreach" in extras:
         for v in ("plain", "wninit"):
-            variants[f"{v} loop"] = _stepper(*_build(kind, size, v), foreach=False)
+            variants[f"{v} foreach"] = _stepper(*_build(kind, size, v), foreach=True)
     if "compile" in extras:
         variants["wninit compiled"] = _stepper(*_build(kind, size, "wninit"), compiled=True)
     with num_threads(threads):
@@ -93,8 +93,8 @@ def _time_steps(kind, size, threads, rounds, budget, extras):
     row = {"model": _label(kind, size), "kind": kind, "threads": threads, "number": number, "stats": stats,
            "cpu_stats": cpu_stats}
     for v in stats:
-        base = "plain loop" if v == "wninit loop" else "plain"
-        if v not in ("plain", "plain loop"):
+        base = "plain foreach" if v == "wninit foreach" else "plain"
+        if v not in ("plain", "plain foreach"):
             row[f"ratio_{v}"] = stats[v]["median"] / stats[base]["median"]
             row[f"cpu_ratio_{v}"] = cpu_stats[v]["median"] / cpu_stats[base]["median"]
     return row
@@ -242,7 +242,7 @@ def run(quick: bool = False, compiled: bool = False) -> dict:
     try:
         steps = []
         for kind, size in specs:
-            extras = ({"loop"} if kind == "mlp" else set()) | ({"compile"} if compiled else set())
+            extras = ({"foreach"} if kind == "mlp" else set()) | ({"compile"} if compiled else set())
             steps += [_time_steps(kind, size, t, rounds, budget, extras) for t in threads]
         impls = [_time_impls(s, threads[0], rounds, budget / 4) for s in SHAPES]
     finally:
@@ -258,19 +258,19 @@ def table(result: dict) -> str:
             f"{m['load_average']} -> {result['load_average_after']}; batch {result['batch']}; median of rounds, "
             "spread = IQR/median")
     cols = ["model", "threads"] + [f"{v} ms" for v in VARIANTS] + ["torch/plain", "wninit/plain", "(CPU time)",
-                                                                   "SGD loop: wninit/plain", "compiled/plain", "spread"]
+                                                                   "SGD foreach: wninit/plain", "compiled/plain", "spread"]
     rows = []
     for r in result["steps"]:
         s = r["stats"]
         rows.append([r["model"], r["threads"]] + [f"{s[v]['median'] * 1e3:.2f}" for v in VARIANTS]
                     + [f"{r[k]:.3f}" if k in r else "-" for k in ("ratio_torch", "ratio_wninit", "cpu_ratio_wninit",
-                                                                   "ratio_wninit loop", "ratio_wninit compiled")]
+                                                                   "ratio_wninit foreach", "ratio_wninit compiled")]
                     + [f"{max(x['spread'] for x in s.values()) * 100:.0f}%"])
     c = result["checks"]
     notes = [f"wninit <= {TARGET:.2f}x plain at every MLP size: {c['wninit_within_1.10x_plain_every_mlp']} "
              f"(worst {c['worst_mlp_ratio']:.3f}x); wninit faster than torch wherever torch > {TARGET:.2f}x: "
              f"{c['wninit_faster_than_torch_where_torch_over_1.10x']}"]
-    title = "Training step: forward + backward + SGD(momentum 0.9, weight decay 5e-4, foreach) step"
+    title = "Training step: forward + backward + SGD(momentum 0.9, weight decay 5e-4) step"
     out = [head, format_table(title, cols, rows, notes)]
     cols = ["layer", "threads"] + [f"{v} us" for v in IMPLS] + ["fastest WN"]
     rows = [[r["shape"], r["threads"]] + [f"{r['stats'][v]['median'] * 1e6:.0f}" for v in IMPLS] + [r["fastest_wn"]]
