@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
+    except BrokenPipeError:  # output piped into `head` and closed: not an error of the user's input
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("wninit: interrupted; finished work is kept, rerun the same command to continue", file=sys.stderr)
         return 130
