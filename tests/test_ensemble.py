@@ -3,8 +3,10 @@
 Tolerance (float32): a batched matmul may round differently from a single one, so a member's final
 accuracies may differ from its standalone run's by at most one sample of the split, and every logged
 loss by at most 1e-4 relative; status, best epoch, epochs done and the divergence point are equal.
-(On the CPU the suite was written on, the parameters match bit for bit and the accuracies exactly;
-only the logged losses differ, by the order of a mean's summation, ~1e-7.)
+(On the CPU the suite was written on, every metric, the logged losses included, is bit-identical.) The
+members train in a regime where a last-ulp change does not grow into another accuracy within 2 epochs
+(lr <= 0.02; checked by perturbing the stacked WN formula and head matmul), so the tolerance is the
+float32 one and not chaos; the diverging members blow up within a few steps of the same point.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from wninit.train import RunConfig, fit
 
 LOSS_RTOL = 1e-4
 # (val, test, train) sizes: one sample is 1/size of an accuracy. synthetic: 1024 train(+val), 256 test.
-SPLITS = {"mnist5k": (400, 1000, 3600), "synthetic": (102, 256, 922)}
+SPLITS = {"mnist5k": (400, 1000, 3600), "synthetic": (0, 256, 1024)}
 
 BASE = RunConfig(dataset="mnist5k", depth=3, width=32, epochs=2, momentum=0.9)
 # Differ in seed, lr, momentum, weight decay (and its exemption), scheme, direction, schedule, warmup.
@@ -35,22 +37,26 @@ MEMBERS = [
 DIVERGING = [BASE.replace(seed=5, lr=7.0, warmup_epochs=1.9), BASE.replace(seed=5, lr=40.0, warmup_epochs=1.9)]
 
 
+def _close_acc(a, b, n) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and abs(a - b) <= 1 / n + 1e-12)
+
+
+def _close_loss(a, b) -> bool:
+    return (a is None and b is None) or (a is not None and b is not None and math.isclose(a, b, rel_tol=LOSS_RTOL))
+
+
 def _assert_same_run(batched, alone, dataset="mnist5k"):
     n_val, n_test, n_train = SPLITS[dataset]
     assert batched.run_id == alone.run_id
     assert (batched.status, batched.best_epoch, batched.epochs_done, batched.diverged_at) == \
            (alone.status, alone.best_epoch, alone.epochs_done, alone.diverged_at)
     for name, n in (("test_acc", n_test), ("best_val_acc", n_val), ("train_acc", n_train)):
-        a, b = getattr(batched, name), getattr(alone, name)
-        assert (a is None) == (b is None), name
-        if a is not None:
-            assert abs(a - b) <= 1 / n + 1e-12, (name, a, b)
+        assert _close_acc(getattr(batched, name), getattr(alone, name), n), name
     for row_b, row_a in zip(batched.epochs, alone.epochs, strict=True):
         assert row_b["epoch"] == row_a["epoch"] and row_b["lr"] == row_a["lr"]
-        for key in ("train_loss", "val_loss"):
-            assert math.isclose(row_b[key], row_a[key], rel_tol=LOSS_RTOL), (key, row_b[key], row_a[key])
-        assert abs(row_b["val_acc"] - row_a["val_acc"]) <= 1 / n_val + 1e-12
-        assert abs(row_b["train_acc"] - row_a["train_acc"]) <= 1 / n_train + 1e-12
+        assert _close_loss(row_b["train_loss"], row_a["train_loss"]) and _close_loss(row_b["val_loss"], row_a["val_loss"])
+        assert _close_acc(row_b["val_acc"], row_a["val_acc"], n_val)
+        assert _close_acc(row_b["train_acc"], row_a["train_acc"], n_train)
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +85,14 @@ def test_a_diverging_member_stops_alone_and_the_others_go_on(standalone):
     assert all(by_id[c.run_id].status == "completed" for c in MEMBERS[:2])
 
 
-def test_augmentation_accumulation_and_plain_mlps_follow_their_standalone_runs():
-    # Synthetic 3x32x32 images: crop + flip + cutout draws and gradient accumulation per member; no WN.
+def test_augmentation_accumulation_no_val_split_and_plain_mlps_follow_their_standalone_runs():
+    # Synthetic 3x32x32 images: each member's crop + flip + cutout draws, gradient accumulation, no WN,
+    # and no validation split (the last epoch is the one tested).
     base = RunConfig(dataset="synthetic", depth=2, width=16, epochs=2, batch_size=128, mini_batch_size=64,
-                     crop=True, flip=True, cutout=8, norm="none", scheme="he", momentum=0.9, val_fraction=0.1)
+                     crop=True, flip=True, cutout=8, norm="none", scheme="he", momentum=0.9, val_fraction=0.0)
     group = [base.replace(seed=1, lr=0.02), base.replace(seed=2, lr=0.05, scheme="orthogonal")]
     for cfg, result in zip(group, fit_ensemble(group)):
+        assert result.best_epoch == 1 and result.best_val_acc is None
         _assert_same_run(result, fit(cfg), "synthetic")
 
 

@@ -7,7 +7,6 @@ import torch
 from ..errors import UserError
 from ..train.config import RunConfig
 from ..train.fit import derived_seed
-from ..train.loop import EVAL_BATCH
 
 __all__ = ["MemberData"]
 
@@ -78,14 +77,7 @@ class MemberData:
         idx, _ = next(iter(self.loaders[m]))
         return self._augment(self.x[idx], m)
 
-    def val_chunks(self):
-        """Each member's own validation split, in evaluation chunks of (M, b, features), (M, b)."""
-        for s in range(0, self.val_idx.shape[1], EVAL_BATCH):
-            idx = self.val_idx[:, s:s + EVAL_BATCH]
-            yield self.x[idx].flatten(2), self.y[idx]
-
-    def test_chunks(self, members: int):
-        """The shared test split, expanded (not copied) to every member."""
-        for s in range(0, len(self.test_y), EVAL_BATCH):
-            x, y = self.test_x[s:s + EVAL_BATCH].flatten(1), self.test_y[s:s + EVAL_BATCH]
-            yield x.expand(members, *x.shape), y.expand(members, *y.shape)
+    def val(self, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Member m's own validation split, as its standalone run holds it."""
+        idx = self.val_idx[m]
+        return self.x[idx], self.y[idx]

@@ -13,7 +13,7 @@ from torch import nn
 from ..models import MLP
 from ..weightnorm import direction, gain, is_weight_normed
 
-__all__ = ["StackedMLP", "StackedSGD"]
+__all__ = ["StackedMLP", "MemberView", "StackedSGD"]
 
 
 def _linears(model: MLP) -> list[nn.Linear]:
@@ -94,9 +94,9 @@ class StackedMLP(nn.Module):
         self.kinds = kinds
         self.members = len(models)
 
-    def _layers(self):
+    def _layers(self, members: slice):
         """(weight, bias) per layer, the WN weight ``g * v / ||v||`` computed as the standalone layer does."""
-        p, i = list(self.params), 0
+        p, i = [q[members] for q in self.params], 0
         n_hidden = (len(p) - 2) // (3 if self.wn else 2)
         for _ in range(n_hidden):
             if self.wn:
@@ -108,9 +108,9 @@ class StackedMLP(nn.Module):
                 i += 2
         yield p[i], p[i + 1]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (M, B, C) for inputs (M, B, features): member m sees only ``x[m]``."""
-        *hidden, (w_head, b_head) = self._layers()
+    def forward(self, x: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
+        """Logits (M, B, C) for inputs (M, B, features) of ``members`` (all): member m sees only ``x[m]``."""
+        *hidden, (w_head, b_head) = self._layers(members)
         h = x
         for w, b in hidden:
             h = torch.relu(_StackedLinear.apply(h, w, b, False))
@@ -135,6 +135,20 @@ class StackedMLP(nn.Module):
         """
         for p, kind in zip(self.params, self.kinds):
             p[m].fill_(1.0 if kind == "v" else 0.0)
+
+
+class MemberView(nn.Module):
+    """Member ``m`` of a :class:`StackedMLP` as a standalone model: inputs (B, ...) -> logits (B, C).
+
+    So that the standalone evaluation (train/loop.py ``evaluate``) runs on it unchanged.
+    """
+
+    def __init__(self, stacked: StackedMLP, m: int):
+        super().__init__()
+        self.stacked, self.members = stacked, slice(m, m + 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stacked(x.flatten(1).unsqueeze(0), self.members)[0]
 
 
 class StackedSGD:

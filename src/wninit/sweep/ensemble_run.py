@@ -6,7 +6,6 @@ slice of the stacked tensors, its own batches and its own hyper-parameters.
 """
 from __future__ import annotations
 
-import math
 import platform
 import time
 
@@ -15,10 +14,11 @@ import torch.nn.functional as F
 
 from ..train.config import RunConfig
 from ..train.fit import derived_seed, resolve_device
+from ..train.loop import evaluate
 from ..train.result import RunResult
 from ..train.schedules import epoch_lrs, scheduled_lr
 from .ensemble_data import MemberData
-from .ensemble_model import StackedMLP, StackedSGD
+from .ensemble_model import MemberView, StackedMLP, StackedSGD
 
 __all__ = ["run_group"]
 
@@ -44,23 +44,18 @@ def _weight_decays(cfgs: list[RunConfig], kinds: list[str], device) -> list[torc
                          device=device) for kind in kinds]
 
 
-@torch.inference_mode()
-def _evaluate(model: StackedMLP, chunks) -> tuple[list, list]:
-    """Per member (mean loss, None if not finite; accuracy) over ``chunks`` of (x (M, b, F), y (M, b)),
-    as train/loop.py ``evaluate`` for each member alone."""
-    loss = correct = None
-    n = 0
-    for x, y in chunks:
-        out = model(x)
-        m, b = y.shape
-        part = F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(m, b).sum(1, dtype=torch.float64)
-        hits = (out.argmax(2) == y).sum(1)
-        loss, correct = (part, hits) if loss is None else (loss + part, correct + hits)
-        n += b
-    if n == 0:
-        return [None] * model.members, [None] * model.members
-    means = [v / n for v in loss.tolist()]
-    return [v if math.isfinite(v) else None for v in means], [c / n for c in correct.tolist()]
+def _sum_dtype(device: torch.device) -> torch.dtype:
+    return torch.float32 if device.type == "mps" else torch.float64  # as train/loop.py: MPS has no float64
+
+
+def _member_losses(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(M,) mean cross-entropy of each member's batch, by the very call a standalone step makes.
+
+    NOTE: one batched ``cross_entropy`` over (M*B, C) gives the same gradients but sums each member's
+    mean in another order (last-ulp differences in the logged loss); M small calls keep the logged
+    losses, and so the stored metrics, equal to a standalone run's.
+    """
+    return torch.stack([F.cross_entropy(o, t) for o, t in zip(out.unbind(0), y.unbind(0))])
 
 
 class _GroupRun:
@@ -105,14 +100,14 @@ class _GroupRun:
         n, acc_steps, M = len(self.data), self.cfgs[0].accumulation_steps, self.members
         lrs = torch.tensor([epoch_lrs(c, epoch, n) for c in self.cfgs], device=self.device).T  # (n, M)
         losses = torch.empty(n, M, device=self.device)
-        loss_sum = torch.zeros(M, dtype=torch.float64, device=self.device)
+        loss_sum = torch.zeros(M, dtype=_sum_dtype(self.device), device=self.device)
         correct = torch.zeros(M, dtype=torch.long, device=self.device)
         seen, checked = 0, 0
         self.model.train()
         self.opt.zero_grad()
         for i, (x, y) in enumerate(self.data.batches()):
             out = self.model(x)
-            loss = F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view_as(y).mean(1)
+            loss = _member_losses(out, y)
             losses[i] = loss.detach()
             if (i + 1) % self.check_every == 0:
                 self._check(losses, epoch, checked, i + 1)
@@ -133,28 +128,28 @@ class _GroupRun:
 
     def end_epoch(self, epoch: int, train_loss: list[float], train_acc: list[float]) -> None:
         """Validate, log the row and keep the best checkpoint of every member still running."""
-        val_loss, val_acc = _evaluate(self.model, self.data.val_chunks())
         for m in self.alive.nonzero().flatten().tolist():
             c = self.cfgs[m]
-            self.rows[m].append({"epoch": epoch, "train_loss": train_loss[m], "val_loss": val_loss[m],
-                                 "train_acc": train_acc[m], "val_acc": val_acc[m],
+            val_loss, val_acc = evaluate(MemberView(self.model, m), *self.data.val(m))
+            self.rows[m].append({"epoch": epoch, "train_loss": train_loss[m], "val_loss": val_loss,
+                                 "train_acc": train_acc[m], "val_acc": val_acc,
                                  "lr": scheduled_lr(c.lr, c.epochs, c.schedule, epoch)})
             # spec §6.1: strictly better validation accuracy (the first of equals wins); no split -> last epoch
-            if val_acc[m] is None or self.best_val[m] is None or val_acc[m] > self.best_val[m]:
-                self.best[m], self.best_epoch[m], self.best_val[m] = self.model.member_state(m), epoch, val_acc[m]
+            if val_acc is None or self.best_val[m] is None or val_acc > self.best_val[m]:
+                self.best[m], self.best_epoch[m], self.best_val[m] = self.model.member_state(m), epoch, val_acc
 
     def results(self, wall_s: float) -> list[RunResult]:
         """Test every member's best checkpoint; one RunResult per member, as fit returns it."""
-        for m, state in enumerate(self.best):
-            if state is not None:
-                self.model.load_member_state(m, state)
-        _, test_acc = _evaluate(self.model, self.data.test_chunks(self.members))
         out = []
         for m, c in enumerate(self.cfgs):
+            test_acc = None
+            if self.best[m] is not None:  # none: diverged in its first epoch (the reference's test_acc -1)
+                self.model.load_member_state(m, self.best[m])
+                _, test_acc = evaluate(MemberView(self.model, m), self.data.test_x, self.data.test_y)
             best_row = self.rows[m][self.best_epoch[m]] if self.best_epoch[m] is not None else None
             out.append(RunResult(
                 run_id=c.run_id, status="diverged" if self.diverged_at[m] else "completed",
-                test_acc=test_acc[m] if self.best[m] is not None else None, best_val_acc=self.best_val[m],
+                test_acc=test_acc, best_val_acc=self.best_val[m],
                 best_epoch=self.best_epoch[m], train_acc=best_row["train_acc"] if best_row else None,
                 diverged_at=self.diverged_at[m], epochs_done=len(self.rows[m]), wall_s=wall_s / self.members,
                 epochs=self.rows[m], config=c.to_dict(), env=_env(self.device, c.seed, self.members)))
