@@ -41,6 +41,10 @@ def _detail(parts: list[tuple[str, bool | None]]) -> str:
     return "; ".join(text + {True: "", False: " [fails]", None: " [not run yet]"}[ok] for text, ok in parts)
 
 
+def _err(v) -> str:
+    return "n/a" if v is None else f"{v:.2f}%"
+
+
 def _pct(v) -> str:
     return "n/a" if v is None else f"{v:.0f}%"
 
@@ -310,13 +314,17 @@ def table1_claim(rows_by_arch, scale: str) -> Claim:
     name = "Table 1: WN + proposed (+ warmup) vs datadep and BN"
     parts = []
     for (dataset, arch), rows in rows_by_arch.items():
-        err = {m: s.mean for m, s, _ in rows}
-        if err.get("proposed") is not None and err.get("datadep") is not None:
-            parts.append((f"{arch}/{dataset}: proposed {_f(err['proposed'], 2)}% vs datadep {_f(err['datadep'], 2)}%",
-                          err["proposed"] < err["datadep"]))
-        if err.get("proposed+warmup") is not None and err.get("bn") is not None and err.get("datadep") is not None:
-            parts.append((f"{arch}/{dataset}: proposed+warmup {_f(err['proposed+warmup'], 2)}% vs BN {_f(err['bn'], 2)}%",
-                          err["proposed+warmup"] - err["bn"] < err["datadep"] - err["bn"]))
+        err = {m: st.mean for m, st, _ in rows}  # a method whose runs have not finished maps to None
+
+        def judged(*methods):
+            return None if any(err[m] is None for m in methods) else True
+        if {"proposed", "datadep"} <= err.keys():
+            ok = judged("proposed", "datadep") and err["proposed"] < err["datadep"]
+            parts.append((f"{arch}/{dataset}: proposed {_err(err['proposed'])} vs datadep {_err(err['datadep'])}", ok))
+        if {"proposed+warmup", "bn", "datadep"} <= err.keys():
+            ok = judged("proposed+warmup", "bn", "datadep") and \
+                err["proposed+warmup"] - err["bn"] < err["datadep"] - err["bn"]
+            parts.append((f"{arch}/{dataset}: proposed+warmup {_err(err['proposed+warmup'])} vs BN {_err(err['bn'])}", ok))
     if not parts:
         return Claim(10, name, NOT_RUN, scale, "needs proposed and datadep runs of one architecture")
     return Claim(10, name, _judge(parts), scale, _detail(parts))
@@ -329,14 +337,17 @@ def table2_claim(table, scale: str) -> Claim:
     parts = []
     for (dataset, arch), by in table.items():
         means = {s: st.mean for s, st in by.items() if st.mean is not None}
+        waiting = any(st.mean is None and st.counts.get("not_run") for st in by.values())
         prop = [s for s in means if s[0] == "proposed"]
         if not prop or len(means) < 2:
             continue
         p = min(prop, key=means.get)
         rest = {s: m for s, m in means.items() if s[0] != "proposed"}
+        smallest = all(means[p] < m for m in rest.values())
+        # a scheme whose runs are still pending could be smaller yet: not judged unless it already fails
         parts.append((f"{arch}/{dataset}: {scheme_label(*p)} {_f(means[p], 2)} vs " +
                       ", ".join(f"{scheme_label(*s)} {_f(m, 2)}" for s, m in rest.items()),
-                      all(means[p] < m for m in rest.values())))
+                      None if waiting and smallest else smallest))
     if not parts:
         return Claim(11, name, NOT_RUN, scale, "needs Hessian runs of proposed and another scheme")
     return Claim(11, name, _judge(parts), scale, _detail(parts))
