@@ -54,9 +54,8 @@ def _unit_shape(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return g.view((-1,) + (1,) * (v.dim() - 1))
 
 
-# Weights the fused kernel serves with a 1-d g; other dtypes (half) take the composite path, where
-# torch._weight_norm's own fallback would broadcast a 1-d g wrongly.
-_FUSED_DTYPES = (torch.float32, torch.float64)
+# g as a (C_out, 1, ...) view for a weight of each rank, the shape torch's own weight_norm keeps it in.
+_G_VIEW = {rank: (-1,) + (1,) * (rank - 1) for rank in range(1, 6)}
 _TWICE_DIFFERENTIABLE: ContextVar[bool] = ContextVar("wninit_twice_differentiable", default=False)
 
 
@@ -87,15 +86,16 @@ def _wn_weight(v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     here without the parametrization machinery it is one op forward (norms and w in one pass) and one
     op backward (grad_v and grad_g from grad_w in one pass), and equals torch's weight norm bit for bit.
     Measured against a custom autograd.Function with the analytic gradient, the output-scaling form
-    ``(x v^T) * g/||v|| + b`` and plain autograd of ``g*v/||v||``, it is the fastest for every Linear and
-    Conv shape of the suite (benchmarks/bench_wn.py, table "implementations"): on a CPU the cost of WN
-    beyond the layer's matmul is the number of ops launched, not their arithmetic. ``g`` goes in 1-d
-    (the kernel reads C_out contiguous values; a ``(C_out, 1, ...)`` view would cost one more op each
-    way), which is exact to first order; second order goes through :func:`twice_differentiable`.
+    ``(x v^T) * g/||v|| + b`` and plain autograd of ``g*v/||v||``, it is the fastest for the suite's
+    Linear and Conv shapes (benchmarks/bench_wn.py, table "implementations"): on a CPU the cost of WN
+    beyond the layer's matmul is the number of ops launched and the bytes they move, not their arithmetic.
+    ``g`` goes in as a ``(C_out, 1, ...)`` view, as torch keeps it: the kernel would take a 1-d ``g``, but
+    the decompositions ``torch.compile`` and the half-precision fallback use broadcast it against the
+    last dim, and the view costs no measurable time. Second order goes through :func:`twice_differentiable`.
     """
-    if v.dtype in _FUSED_DTYPES and not _TWICE_DIFFERENTIABLE.get():
-        return torch._weight_norm(v, g, 0)
-    return v * _unit_shape(g / _row_norm(v), v)
+    if _TWICE_DIFFERENTIABLE.get():
+        return v * _unit_shape(g / _row_norm(v), v)
+    return torch._weight_norm(v, g.view(_G_VIEW[v.dim()]), 0)
 
 
 class _WeightNormMixin:
