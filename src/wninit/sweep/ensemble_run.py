@@ -6,13 +6,13 @@ slice of the stacked tensors, its own batches and its own hyper-parameters.
 """
 from __future__ import annotations
 
-import platform
 import time
 
 import torch
 import torch.nn.functional as F
 
 from ..train.config import RunConfig
+from ..train.fit import _env as fit_env
 from ..train.fit import derived_seed, resolve_device
 from ..train.loop import evaluate
 from ..train.result import RunResult
@@ -124,7 +124,8 @@ class _GroupRun:
         self._check(losses, epoch, checked, n)
         self.opt.zero_grad()  # a trailing incomplete accumulation group is dropped, as fit does
         self._freeze()
-        return (loss_sum / n).tolist(), (correct.double() / seen).tolist()
+        # As fit: Python divisions of the device sums (float64 on CPU/CUDA, float32 on MPS).
+        return [v / n for v in loss_sum.tolist()], [c / seen for c in correct.tolist()]
 
     def end_epoch(self, epoch: int, train_loss: list[float], train_acc: list[float]) -> None:
         """Validate, log the row and keep the best checkpoint of every member still running."""
@@ -169,6 +170,5 @@ def run_group(cfgs: list[RunConfig]) -> list[RunResult]:
 
 
 def _env(device: torch.device, seed: int, members: int) -> dict:
-    from .. import __version__
-    return {"wninit": __version__, "torch": torch.__version__, "python": platform.python_version(),
-            "device": str(device), "seed": seed, "threads": torch.get_num_threads(), "batched": members}
+    # fit's environment record (the same keys as a standalone run) and the size of the group.
+    return {**fit_env(device, seed), "batched": members}
