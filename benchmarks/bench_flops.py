@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import format_table, machine, main, num_threads, summary, time_interleaved  # noqa: E402
+from common import busy_note, format_table, machine, main, num_threads, summary, time_interleaved  # noqa: E402
 
 import wninit  # noqa: E402
 from wninit.models import MLP  # noqa: E402
@@ -75,25 +75,39 @@ def _gemms(depth: int):
     return call
 
 
-def _breakdown(step, steps: int = 5) -> list[dict]:
+def _kind(event) -> str:
+    """What an op is for: by its name, or "optimizer" when it runs inside the optimizer's step/zero_grad."""
+    parent = event
+    while parent is not None:
+        if parent.name.startswith("Optimizer."):
+            return "optimizer (SGD)"
+        parent = parent.cpu_parent
+    if event.name == "aten::copy_":
+        return "bias into output (addmm)"
+    return _KINDS.get(event.name, "other")
+
+
+def _breakdown(step, steps: int = 5) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
             step()
-    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
-    total = sum(e.self_cpu_time_total for e in events)
     kinds: dict[str, float] = {}
-    for e in events:
-        kind = _KINDS.get(e.key)
-        if kind is None:
-            optimizer = "Optimizer" in e.key or "_foreach_" in e.key
-            kind = "optimizer (SGD)" if optimizer else "bias into output (addmm)" if e.key == "aten::copy_" else "other"
+    ops: dict[str, list] = {}
+    for e in prof.events():
+        if e.self_cpu_time_total <= 0:
+            continue
+        kind = _kind(e)
         kinds[kind] = kinds.get(kind, 0.0) + e.self_cpu_time_total
-    top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:8]
+        ops.setdefault(e.name, [0.0, 0])
+        ops[e.name][0] += e.self_cpu_time_total
+        ops[e.name][1] += 1
+    total = sum(kinds.values())
+    top = sorted(ops.items(), key=lambda kv: -kv[1][0])[:8]
     return {"by_kind": {k: v / total for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
-            "top_ops": [{"op": e.key, "share": e.self_cpu_time_total / total, "calls": e.count // steps} for e in top]}
+            "top_ops": [{"op": name, "share": t / total, "calls": n // steps} for name, (t, n) in top]}
 
 
 def run(quick: bool = False) -> dict:
@@ -140,7 +154,8 @@ def table(result: dict) -> str:
             kinds = ", ".join(f"{k} {100 * v:.0f}%" for k, v in b["by_kind"].items())
             ops = ", ".join(f"{o['op']} {100 * o['share']:.0f}%" for o in b["top_ops"][:5])
             out.append(f"  where {variant}'s time goes (profiler, self CPU time): {kinds}\n    top ops: {ops}")
-    return "\n\n".join(out)
+    warning = busy_note(m["load_average"], result["load_average_after"])
+    return "\n\n".join(out + ([warning] if warning else []))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import format_table, machine, main, num_threads, summary, time_interleaved  # noqa: E402
+from common import busy_note, format_table, machine, main, num_threads, summary, time_interleaved  # noqa: E402
 
 import wninit  # noqa: E402
 from wninit.init import fan_in_and_fan_out, proposed_gain  # noqa: E402
@@ -123,7 +123,8 @@ def table(result: dict) -> str:
              f"{result['check_initialize_no_slower_than_orthogonal_10k']}; lean gives parameters identical to "
              f"initialize: {all(r['lean_identical_to_initialize'] for r in result['rows'])}"]
     return (f"machine: {m['cpu']}, {m['cpu_count']} CPUs, torch {m['torch']}, load average {m['load_average']} -> "
-            f"{result['load_average_after']}\n" + format_table("Initialization time (median of rounds)", cols, rows, notes))
+            f"{result['load_average_after']}\n" + format_table("Initialization time (median of rounds)", cols, rows,
+                                                                notes + [n for n in [busy_note(m["load_average"], result["load_average_after"])] if n]))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import format_table, machine, main, num_threads, summary, time_interleaved  # noqa: E402
+from common import busy_note, format_table, machine, main, num_threads, summary, time_interleaved  # noqa: E402
 
 import wninit  # noqa: E402
 from wninit.models import CNN, MLP, WideResNet  # noqa: E402
@@ -276,7 +276,8 @@ def table(result: dict) -> str:
     rows = [[r["shape"], r["threads"]] + [f"{r['stats'][v]['median'] * 1e6:.0f}" for v in IMPLS] + [r["fastest_wn"]]
             for r in result["implementations"]]
     out.append(format_table("Implementations of WN: one hidden layer's forward + backward, batch 128", cols, rows))
-    return "\n\n".join(out)
+    warning = busy_note(m["load_average"], result["load_average_after"])
+    return "\n\n".join(out + ([warning] if warning else []))
 
 
 if __name__ == "__main__":

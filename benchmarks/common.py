@@ -26,8 +26,8 @@ from typing import Callable
 
 import torch
 
-__all__ = ["machine", "num_threads", "time_interleaved", "summary", "fmt_seconds", "format_table", "write_json",
-           "main"]
+__all__ = ["machine", "busy_note", "num_threads", "time_interleaved", "summary", "fmt_seconds", "format_table",
+           "write_json", "main"]
 
 
 def _cpu_name() -> str:
@@ -48,6 +48,16 @@ def machine() -> dict:
         "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
         "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
+
+
+def busy_note(load_before: float | None, load_after: float | None) -> str:
+    """A warning line when other work shared the machine (1-min load average above its CPU count)."""
+    loads = [x for x in (load_before, load_after) if x is not None]
+    cpus = os.cpu_count() or 1
+    if loads and max(loads) > cpus:
+        return (f"WARNING: load average {max(loads):.1f} on {cpus} CPUs: other processes shared the machine, "
+                "timings (multi-threaded ones most) are unreliable; rerun on an idle machine")
+    return ""
 
 
 @contextmanager
