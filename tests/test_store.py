@@ -163,3 +163,15 @@ def test_export_csv_and_parquet(tmp_path, capsys):
         assert code == 2 and "pyarrow" in capsys.readouterr().err
     else:
         assert code == 0 and len(pandas.read_parquet(tmp_path / "s.parquet")) == 2
+
+
+@pytest.mark.parametrize("argv", [["export", "{db}"], ["rerun", "abc", "--store", "{db}"]])
+def test_readers_leave_an_empty_file_alone(tmp_path, capsys, argv):
+    """Reading commands never turn an empty file into a store (SQLite would treat it as an empty database)."""
+    from wninit.cli import main
+
+    db = tmp_path / "empty.db"
+    db.write_bytes(b"")
+    assert main([a.format(db=db) for a in argv]) == 2
+    assert "is an empty file, not a wninit store" in capsys.readouterr().err
+    assert db.read_bytes() == b"" and sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]

@@ -88,7 +88,7 @@ def run(args) -> int:
     ext = "csv" if args.format == "csv" else "parquet"
     out = Path(args.out) if args.out else src.with_suffix(f".{ext}")
     epochs_out = out.with_name(f"{out.stem}_epochs{out.suffix or '.' + ext}")
-    with Store(src) as store:
+    with Store(src, create=False) as store:
         runs, epochs = run_rows(store), epoch_rows(store)
     columns = list(runs[0]) if runs else list(_RUN_COLUMNS)
     write = _write_csv if args.format == "csv" else _write_parquet

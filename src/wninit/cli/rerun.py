@@ -42,7 +42,7 @@ def run(args) -> int:
     from ..sweep.store import FINISHED, METRIC_KEYS, Store
     from ..train.fit import fit
 
-    with Store(args.store) as store:
+    with Store(args.store, create=False) as store:
         record = store.run(args.run_id)
         stored_epochs = store.epochs(record.id)
     cfg = record.config

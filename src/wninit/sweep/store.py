@@ -90,10 +90,16 @@ class Store:
         >>> store.counts()
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, create: bool = True):
         self.path = Path(path)
         if self.path.is_dir():
             raise UserError(f"store {str(self.path)!r} is a directory; pass a file name such as results/sweep.db")
+        # A reader must never turn a missing or empty file into a store (SQLite treats both as an empty
+        # database): only a writer (`wninit sweep`) creates one.
+        if not create and (not self.path.exists() or self.path.stat().st_size == 0):
+            state = "does not exist" if not self.path.exists() else "is an empty file"
+            raise UserError(f"{str(self.path)!r} {state}, not a wninit store; pass the .db file that "
+                            "`wninit sweep --store` wrote")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per write
