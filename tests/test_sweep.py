@@ -98,11 +98,13 @@ def test_limit_then_continue_and_dry_run(tmp_path, capsys):
 
 def test_bad_cli_input_is_one_sentence_and_exit_2(tmp_path, capsys):
     spec = _spec(tmp_path)
+    Store(tmp_path / "empty.db").close()  # a real store with no runs
     for argv, needle in [
         (["sweep", str(spec), "--profile", "huge", "--dry-run"], "profile 'huge' is not in"),
         (["sweep", str(spec)], "--store"),
         (["sweep", str(spec), "--store", str(tmp_path / "s.db"), "--workers", "0"], "--workers"),
         (["rerun", "abc", "--store", str(tmp_path / "empty.db")], "no run"),
+        (["rerun", "abc", "--store", str(tmp_path / "missing.db")], "does not exist, not a wninit store"),
     ]:
         assert main(argv) == 2, argv
         lines = capsys.readouterr().err.strip().splitlines()
