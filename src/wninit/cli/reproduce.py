@@ -73,14 +73,10 @@ def _figure1(out: Path, say) -> list:
 def _one_blas_thread(fn, **kw):
     # Figure 1 is torch float64 matrix work: two threads on a busy 2-core machine spin far more than they
     # compute (measured: 5 CPU-minutes against 40 s on one thread), so run it on one.
-    import torch
+    from ..train.fit import num_threads
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with num_threads(1):
         return fn(**kw)
-    finally:
-        torch.set_num_threads(before)
 
 
 def run(args) -> int:

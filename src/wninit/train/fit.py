@@ -25,7 +25,7 @@ from .loop import evaluate, train_epoch
 from .result import RunResult
 from .schedules import epoch_lrs, scheduled_lr
 
-__all__ = ["fit", "resolve_device", "derived_seed", "hessian_batch_count"]
+__all__ = ["fit", "resolve_device", "derived_seed", "hessian_batch_count", "num_threads"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -52,7 +52,8 @@ def hessian_batch_count(hessian_batches: float | int, n_batches: int) -> int:
 
 
 @contextlib.contextmanager
-def _num_threads(threads: int | None):
+def num_threads(threads: int | None):
+    """Run the block with ``threads`` torch threads (None: unchanged), restoring the count after."""
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -166,7 +167,7 @@ def fit(cfg: RunConfig, *, out_dir: str | Path | None = None, resume: bool = Tru
         finished = ckpt_files.read_result(out, run_id)
         if finished is not None:
             return finished
-    with _num_threads(cfg.threads):
+    with num_threads(cfg.threads):
         return _fit(cfg, run_id, device, out, resume, progress, on_epoch, tensorboard)
 
 
