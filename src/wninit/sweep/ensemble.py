@@ -21,13 +21,9 @@ states the tolerance. The group's data is in :mod:`.ensemble_data`, the stacked 
 """
 from __future__ import annotations
 
-import contextlib
-
-import torch
-
 from ..errors import UserError
 from ..train.config import RunConfig
-from ..train.fit import fit
+from ..train.fit import fit, num_threads
 from ..train.result import RunResult
 from .ensemble_run import run_group
 
@@ -82,17 +78,6 @@ def batchable_groups(cfgs: list[RunConfig], max_members: int | None = None) -> l
     return [group[s:s + size] for group in groups.values() for s in range(0, len(group), size)]
 
 
-@contextlib.contextmanager
-def _num_threads(threads: int | None):
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 # ---- the run --------------------------------------------------------------------------------------
 
 def fit_ensemble(cfgs: list[RunConfig]) -> list[RunResult]:
@@ -117,5 +102,5 @@ def fit_ensemble(cfgs: list[RunConfig]) -> list[RunResult]:
                         "training runs equal in every field but " + ", ".join(MEMBER_FIELDS) +
                         "); split them with batchable_groups first")
     cfgs = [c.resolved() for c in cfgs]
-    with _num_threads(cfgs[0].threads):
+    with num_threads(cfgs[0].threads):
         return run_group(cfgs)
