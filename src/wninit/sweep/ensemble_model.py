@@ -94,9 +94,10 @@ class StackedMLP(nn.Module):
         self.kinds = kinds
         self.members = len(models)
 
-    def _layers(self, members: slice):
+    def _layers(self, members: slice | None):
         """(weight, bias) per layer, the WN weight ``g * v / ||v||`` computed as the standalone layer does."""
-        p, i = [q[members] for q in self.params], 0
+        # All members: the parameters themselves (a slice view would cost a zero-filled copy in backward).
+        p, i = list(self.params) if members is None else [q[members] for q in self.params], 0
         n_hidden = (len(p) - 2) // (3 if self.wn else 2)
         for _ in range(n_hidden):
             if self.wn:
@@ -108,7 +109,7 @@ class StackedMLP(nn.Module):
                 i += 2
         yield p[i], p[i + 1]
 
-    def forward(self, x: torch.Tensor, members: slice = slice(None)) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, members: slice | None = None) -> torch.Tensor:
         """Logits (M, B, C) for inputs (M, B, features) of ``members`` (all): member m sees only ``x[m]``."""
         *hidden, (w_head, b_head) = self._layers(members)
         h = x
