@@ -244,7 +244,7 @@ def run(quick: bool = False, compiled: bool = False) -> dict:
         for kind, size in specs:
             extras = ({"foreach"} if kind == "mlp" else set()) | ({"compile"} if compiled else set())
             steps += [_time_steps(kind, size, t, rounds, budget, extras) for t in threads]
-        impls = [_time_impls(s, threads[0], rounds, budget / 4) for s in SHAPES]
+        impls = [_time_impls(s, t, rounds, budget / 4) for s in SHAPES for t in threads]
     finally:
         torch.set_flush_denormal(False)
     return {"benchmark": "wn", "quick": quick, "batch": BATCH, "threads": threads, "machine": before,
