@@ -110,28 +110,32 @@ def _breakdown(step, steps: int = 5) -> dict:
             "top_ops": [{"op": name, "share": t / total, "calls": n // steps} for name, (t, n) in top]}
 
 
+def _measure(depth: int, threads: int, rounds: int, matrices) -> dict:
+    a, b = matrices
+    with num_threads(threads):
+        variants = {"matmul 2048": lambda: a @ b, "gemms alone": _gemms(depth),
+                    "plain": _step(depth, "plain"), "wninit": _step(depth, "wninit"),
+                    "wninit, no SGD step": _step(depth, "wninit", optimizer=False)}
+        stats = {k: summary(v) for k, v in time_interleaved(variants, rounds, warmup=2).items()}
+        ceiling = 2 * CEILING_N ** 3 / stats["matmul 2048"]["median"]
+        flop = step_flop(depth)
+        row = {"depth": depth, "threads": threads, "step_gflop": flop / 1e9, "ceiling_gflops": ceiling / 1e9,
+               "stats": stats, "gflops": {k: flop / s["median"] / 1e9 for k, s in stats.items() if k != "matmul 2048"}}
+        row["fraction"] = {k: g * 1e9 / ceiling for k, g in row["gflops"].items()}
+        if min(row["fraction"][k] for k in ("plain", "wninit")) < TARGET:
+            row["breakdown"] = {v: _breakdown(_step(depth, v)) for v in ("plain", "wninit")}
+    return row
+
+
 def run(quick: bool = False) -> dict:
-    threads = os.cpu_count() or 1
+    cores = os.cpu_count() or 1
+    threads = [cores] if quick else sorted({cores, 1}, reverse=True)
     depths = [10] if quick else [10, 50]
-    rounds = 5 if quick else 15
-    a, b = torch.randn(CEILING_N, CEILING_N), torch.randn(CEILING_N, CEILING_N)
+    matrices = torch.randn(CEILING_N, CEILING_N), torch.randn(CEILING_N, CEILING_N)
     before = machine()
-    rows, flush = [], torch.set_flush_denormal(True)
+    flush = torch.set_flush_denormal(True)
     try:
-        with num_threads(threads):
-            for depth in depths:
-                variants = {"matmul 2048": lambda: a @ b, "gemms alone": _gemms(depth),
-                            "plain": _step(depth, "plain"), "wninit": _step(depth, "wninit"),
-                            "wninit, no SGD step": _step(depth, "wninit", optimizer=False)}
-                stats = {k: summary(v) for k, v in time_interleaved(variants, rounds, warmup=2).items()}
-                ceiling = 2 * CEILING_N ** 3 / stats["matmul 2048"]["median"]
-                flop = step_flop(depth)
-                row = {"depth": depth, "step_gflop": flop / 1e9, "ceiling_gflops": ceiling / 1e9, "stats": stats,
-                       "gflops": {k: flop / s["median"] / 1e9 for k, s in stats.items() if k != "matmul 2048"}}
-                row["fraction"] = {k: g * 1e9 / ceiling for k, g in row["gflops"].items()}
-                if min(row["fraction"][k] for k in ("plain", "wninit")) < TARGET:
-                    row["breakdown"] = {v: _breakdown(_step(depth, v)) for v in ("plain", "wninit")}
-                rows.append(row)
+        rows = [_measure(depth, t, 5 if quick else 11, matrices) for t in threads for depth in depths]
     finally:
         torch.set_flush_denormal(False)
     return {"benchmark": "flops", "quick": quick, "batch": BATCH, "width": WIDTH, "threads": threads,
@@ -141,14 +145,15 @@ def run(quick: bool = False) -> dict:
 
 def table(result: dict) -> str:
     m = result["machine"]
-    out = [f"machine: {m['cpu']}, {result['threads']} threads, torch {m['torch']}, load average "
+    out = [f"machine: {m['cpu']}, {m['cpu_count']} CPUs, torch {m['torch']}, load average "
            f"{m['load_average']} -> {result['load_average_after']}"]
     for r in result["rows"]:
         rows = [[k, f"{r['stats'][k]['median'] * 1e3:.2f}", f"{g:.1f}", f"{100 * r['fraction'][k]:.0f}%",
                  f"{100 * r['stats'][k]['spread']:.0f}%"] for k, g in r["gflops"].items()]
         note = [f"ceiling: 2048x2048 matmul at {r['ceiling_gflops']:.1f} GFLOP/s (same run); step = "
                 f"{r['step_gflop']:.2f} GFLOP; target {100 * result['target_fraction']:.0f}%"]
-        out.append(format_table(f"MLP width {result['width']} x depth {r['depth']}, batch {result['batch']}",
+        out.append(format_table(f"MLP width {result['width']} x depth {r['depth']}, batch {result['batch']}, "
+                                f"{r['threads']} thread{'s' if r['threads'] > 1 else ''}",
                                 ["variant", "ms", "GFLOP/s", "of ceiling", "spread"], rows, note))
         for variant, b in r.get("breakdown", {}).items():
             kinds = ", ".join(f"{k} {100 * v:.0f}%" for k, v in b["by_kind"].items())

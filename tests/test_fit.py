@@ -85,11 +85,11 @@ def test_divergence_after_an_epoch_tests_the_best_checkpoint(monkeypatch):
     fit_module = importlib.import_module("wninit.train.fit")  # the module, not the function
     real = fit_module.train_epoch
 
-    def poisoned(model, optimizer, loader, lrs, *args):
+    def poisoned(model, optimizer, loader, lrs, *args, **kw):
         if fit_module_epoch["n"] == 2:
             return None, None, 7
         fit_module_epoch["n"] += 1
-        return real(model, optimizer, loader, lrs, *args)
+        return real(model, optimizer, loader, lrs, *args, **kw)
 
     fit_module_epoch = {"n": 0}
     monkeypatch.setattr(fit_module, "train_epoch", poisoned)

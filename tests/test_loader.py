@@ -188,7 +188,7 @@ def test_a_loaded_datasets_raw_images_normalize_to_its_x_and_pad_to_its_pad_valu
     rng = np.random.default_rng(0)
     arrays = (rng.integers(0, 256, (200, 3, 10, 10), dtype=np.uint8), rng.integers(0, 10, 200),
               rng.integers(0, 256, (50, 3, 10, 10), dtype=np.uint8), rng.integers(0, 10, 50), 10)
-    monkeypatch.setattr(sources, "_cifar", lambda *a: arrays)  # the files' uint8 arrays, without the files
+    monkeypatch.setattr(sources, "cifar_arrays", lambda *a: arrays)  # the files' uint8 arrays, without the files
     ds = load_dataset("cifar10", val_fraction=0.1, seed=0)
     for split in (ds.train, ds.val, ds.test):
         assert split.raw.dtype == torch.uint8 and torch.equal(bits(normalize_raw(split.raw, *split.raw_norm)),

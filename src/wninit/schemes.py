@@ -9,12 +9,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from .init import check_direction, direction_, fan_in_and_fan_out, proposed_gain, zero_bias_
 from .roles import Role, get_role
 from .weightnorm import direction, gain, is_weight_normed, set_direction_, set_gain_
+from .weightnorm import direction as direction_of
+from .weightnorm import wn_api
 
 __all__ = ["SCHEMES", "WN_SCHEMES", "PLAIN_SCHEMES", "LayerInit", "role_gamma", "initialize", "initialize_layer_"]
 
@@ -25,6 +28,7 @@ SCHEMES = WN_SCHEMES + PLAIN_SCHEMES
 # spec §3.6 item 6: Hanin & Rolnick's residual scale eta_b = 0.9^b, b = 1..B_k within each stage; on g
 # it is the gamma 0.81^b of the block's last conv.
 HANIN_DECAY = 0.9
+_NUMPY_FLOAT = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16}
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,12 @@ def initialize_layer_(layer: nn.Module, scheme: str = "proposed", *, gamma: floa
     _check_scheme(scheme)
     if scheme == "datadep":
         raise ValueError("scheme 'datadep' needs a batch of data: call wninit.initialize(model, 'datadep', batch=x)")
-    v = torch.empty_like(_weight_param(layer))
+    api = wn_api(layer)
+    wn = api is not None
+    # A WN layer's direction is drawn in place (nn.init runs under no_grad): the same draws as into a
+    # temporary, without the allocation and the copy, which were most of initialize's cost beyond
+    # orthogonal_'s own on 10,000-layer nets (issue 7, benchmarks/bench_init.py).
+    v = direction_of(layer) if wn else torch.empty_like(layer.weight)
     if scheme == "xavier":
         torch.nn.init.xavier_normal_(v, generator=generator)
     else:  # the plain 'he' / 'orthogonal' schemes fix the direction by their name
@@ -89,14 +98,18 @@ def initialize_layer_(layer: nn.Module, scheme: str = "proposed", *, gamma: floa
     else:  # pytorch-default, he, orthogonal, xavier: w = v, i.e. g = ||v|| per unit
         g = None
     zero_bias_(layer.bias)
-    if is_weight_normed(layer):
-        set_direction_(layer, v)
-        set_gain_(layer, v.flatten(1).norm(dim=1) if g is None else g)
-    else:
+    if not wn:
         with torch.no_grad():
             w = v if g is None else v * (g / v.flatten(1).norm(dim=1)).view((-1,) + (1,) * (v.dim() - 1))
             layer.weight.copy_(w)
-    return float(gain(layer).detach().mean()) if is_weight_normed(layer) else g
+        return g
+    if api == "legacy":
+        set_direction_(layer, v)  # v is already in place; this refreshes the legacy API's cached weight
+    set_gain_(layer, v.detach().flatten(1).norm(dim=1) if g is None else g)
+    g_param = gain(layer)
+    if g is not None and g_param.dtype in _NUMPY_FLOAT:  # the stored value, without reading the tensor back
+        return float(_NUMPY_FLOAT[g_param.dtype](g))
+    return float(g_param.detach().mean())
 
 
 def _weight_param(layer: nn.Module) -> torch.Tensor:

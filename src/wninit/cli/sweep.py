@@ -24,6 +24,8 @@ def add_parser(subparsers):
     p.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: start a local Ray instance)")
     p.add_argument("--device", choices=("cpu", "cuda", "mps", "auto"),
                    help="device for every run (not part of the run id); default: the spec's")
+    p.add_argument("--channels-last", action="store_true", help="NHWC conv layout for every run (GPU; not in the run id)")
+    p.add_argument("--compile", action="store_true", help="train every run through torch.compile (long runs; not in the run id)")
     p.add_argument("--cpus-per-run", type=float, default=1.0, metavar="F", help="Ray: CPUs per run (default 1)")
     p.add_argument("--gpus-per-run", type=float, default=0.0, metavar="F",
                    help="Ray: GPUs per run, fractional packs small runs (e.g. 0.25)")
@@ -100,7 +102,8 @@ def run(args) -> int:
                     print(f"  {again} failed runs will run again", file=out)
         targets = [(e.name, e.profile) for e in exps]
         summary = run_sweep(store, targets, backend=args.backend, workers=args.workers, address=args.address,
-                            device=args.device, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+                            device=args.device, channels_last=args.channels_last, compile=args.compile,
+                            cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
                             batch_runs=args.batch_runs, limit=args.limit, progress=not args.no_progress)
     c = summary.counts
     rate = f", {3600 * summary.executed / summary.wall_s:.0f} runs/hour" if summary.executed and summary.wall_s else ""

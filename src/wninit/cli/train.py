@@ -47,6 +47,9 @@ _HELP = {
     "threads": "torch CPU threads (not part of the run id)",
     "data_root": "dataset folder (default $WNINIT_DATA or ~/.cache/wninit/data)",
     "download": "download missing dataset files (checksummed)",
+    "channels_last": "NHWC layout for conv weights and batches (GPU; not part of the run id)",
+    "compile": "train through torch.compile (pays off on long runs; not part of the run id)",
+    "precision": "fp32, or bf16: forward and loss under bf16 autocast, fp32 weights and update",
 }
 
 

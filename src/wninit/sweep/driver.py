@@ -70,12 +70,14 @@ def _batch_groups(cfgs, batch_runs: bool):
 
 
 def run_sweep(store: Store, targets: list[tuple[str, str]], *, backend: str = "local", workers: int | None = None,
-              address: str | None = None, device: str | None = None, cpus_per_run: float = 1.0,
-              gpus_per_run: float = 0.0, batch_runs: bool = False, limit: int | None = None,
+              address: str | None = None, device: str | None = None, channels_last: bool = False,
+              compile: bool = False, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
+              batch_runs: bool = False, limit: int | None = None,
               lease_s: float = claims.LEASE_S, progress: bool = True, stream=None) -> SweepSummary:
     """Run every unfinished run of ``targets`` ((experiment, profile) pairs already added to ``store``).
 
-    ``limit`` caps the runs claimed by this call. Returns a :class:`SweepSummary`; a signal stops the
+    ``device``, ``channels_last`` and ``compile`` are execution fields set on every run (not in the run
+    id; train/accel.py). ``limit`` caps the runs claimed by this call. Returns a :class:`SweepSummary`; a signal stops the
     loop cleanly and is reported in ``stopped``.
     """
     if batch_runs:
@@ -92,8 +94,10 @@ def run_sweep(store: Store, targets: list[tuple[str, str]], *, backend: str = "l
     pool = None
     with _Stop() as stop:
         try:
-            pool = make_pool(backend, workers=workers, device=device, address=address, cpus_per_run=cpus_per_run,
-                             gpus_per_run=gpus_per_run)
+            execution = {k: v for k, v in (("device", device), ("channels_last", channels_last),
+                                            ("compile", compile)) if v}
+            pool = make_pool(backend, workers=workers, execution=execution, address=address,
+                             cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
             while stop.signal is None:
                 while len(inflight) < pool.capacity and (limit is None or claimed < limit) and stop.signal is None:
                     want = BATCH_CLAIM if batch_runs else 1

@@ -43,9 +43,11 @@ def batchable(cfg: RunConfig) -> bool:
     """True when ``cfg`` can be a member of a stacked group: a training run of an MLP with WN or no norm.
 
     NOTE: BN MLPs are not batched: their running statistics and batch statistics would need a stacked
-    BatchNorm, which the suite's small-model sweeps (spec §7.1, WN MLPs) do not need.
+    BatchNorm, which the suite's small-model sweeps (spec §7.1, WN MLPs) do not need. Runs asking for
+    bf16 or torch.compile (train/accel.py) run alone, through fit, which implements those options.
     """
-    return cfg.arch == "mlp" and cfg.norm in ("wn", "none") and cfg.task == "train"
+    return (cfg.arch == "mlp" and cfg.norm in ("wn", "none") and cfg.task == "train" and cfg.precision == "fp32"
+            and not cfg.compile)
 
 
 def group_key(cfg: RunConfig) -> tuple:

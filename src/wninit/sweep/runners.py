@@ -41,12 +41,12 @@ class LocalPool:
     Spawned, not forked: forking a process whose torch already started its thread pool can hang.
     """
 
-    def __init__(self, workers: int | None = None, device: str | None = None):
+    def __init__(self, workers: int | None = None, execution: dict | None = None):
         self.workers = workers or default_workers()
         if self.workers < 1:
             raise UserError(f"--workers must be at least 1, got {self.workers}")
         self.capacity = self.workers
-        self.device = device
+        self.execution = execution  # execution fields applied to every run (worker._config)
         self._threads = 1 if self.workers > 1 else None
         self._pool = None
         self._futures: dict[cf.Future, object] = {}
@@ -58,7 +58,7 @@ class LocalPool:
         return self._pool
 
     def submit(self, cfgs) -> cf.Future:
-        fut = self._ensure().submit(run_group, [c.to_dict() for c in cfgs], self.device, None)
+        fut = self._ensure().submit(run_group, [c.to_dict() for c in cfgs], self.execution, None)
         self._futures[fut] = cfgs
         return fut
 
@@ -123,7 +123,7 @@ class RayPool:
     local one.
     """
 
-    def __init__(self, workers: int | None = None, device: str | None = None, address: str | None = None,
+    def __init__(self, workers: int | None = None, execution: dict | None = None, address: str | None = None,
                  cpus_per_run: float = 1.0, gpus_per_run: float = 0.0, max_retries: int = 3):
         try:
             import ray
@@ -138,7 +138,9 @@ class RayPool:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False)
             except ConnectionError as exc:
                 raise UserError(f"cannot reach the Ray cluster at {address!r} ({exc}); check --address") from None
-        self.device = device if device else ("cuda" if gpus_per_run > 0 else None)
+        self.execution = dict(execution or {})
+        if gpus_per_run > 0:
+            self.execution.setdefault("device", "cuda")
         self._threads = max(1, int(cpus_per_run))
         self._remote = ray.remote(run_group).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run,
                                                      max_retries=max_retries, retry_exceptions=False)
@@ -155,7 +157,7 @@ class RayPool:
         return max(1, math.floor(slots + 1e-9))
 
     def submit(self, cfgs):
-        ref = self._remote.remote([c.to_dict() for c in cfgs], self.device, self._threads)
+        ref = self._remote.remote([c.to_dict() for c in cfgs], self.execution, self._threads)
         self._refs[ref] = cfgs
         return ref
 
@@ -186,11 +188,11 @@ class RayPool:
             self._ray.shutdown()
 
 
-def make_pool(backend: str, *, workers=None, device=None, address=None, cpus_per_run=1.0, gpus_per_run=0.0):
+def make_pool(backend: str, *, workers=None, execution=None, address=None, cpus_per_run=1.0, gpus_per_run=0.0):
     if backend == "local":
         if address is not None or gpus_per_run:
             raise UserError("--address and --gpus-per-run are for --backend ray; drop them or add --backend ray")
-        return LocalPool(workers, device)
+        return LocalPool(workers, execution)
     if backend == "ray":
-        return RayPool(workers, device, address, cpus_per_run, gpus_per_run)
+        return RayPool(workers, execution, address, cpus_per_run, gpus_per_run)
     raise UserError(f"unknown backend {backend!r}: choose local or ray")

@@ -57,14 +57,15 @@ def _failed(cfg_dict: dict, exc: BaseException) -> dict:
             "host": socket.gethostname()}
 
 
-def _config(cfg_dict: dict, device: str | None):
+def _config(cfg_dict: dict, execution: dict | None):
+    """The run, with the sweep's execution fields (device, channels_last, compile) applied."""
     from ..train.config import RunConfig
 
     cfg = RunConfig.from_dict(dict(cfg_dict))
-    return cfg.replace(device=device) if device else cfg
+    return cfg.replace(**execution) if execution else cfg
 
 
-def run_one(cfg_dict: dict, device: str | None = None, threads: int | None = None) -> dict:
+def run_one(cfg_dict: dict, execution: dict | None = None, threads: int | None = None) -> dict:
     """Train one run (``fit``) and return its outcome; never raises for a run's own error."""
     try:
         from ..train.fit import fit
@@ -72,24 +73,24 @@ def run_one(cfg_dict: dict, device: str | None = None, threads: int | None = Non
 
         if threads:
             torch.set_num_threads(threads)
-        return outcome_of(fit(_config(cfg_dict, device)))
+        return outcome_of(fit(_config(cfg_dict, execution)))
     except Exception as exc:  # the run failed, not the worker: report it and stay alive
         return _failed(cfg_dict, exc)
 
 
-def run_group(cfg_dicts: list[dict], device: str | None = None, threads: int | None = None) -> list[dict]:
+def run_group(cfg_dicts: list[dict], execution: dict | None = None, threads: int | None = None) -> list[dict]:
     """Train a group: one batched ensemble when it has several members (``--batch-runs``), else ``fit``.
 
     If the ensemble raises, each member is run on its own, so one bad config fails only itself.
     """
     if len(cfg_dicts) == 1:
-        return [run_one(cfg_dicts[0], device, threads)]
+        return [run_one(cfg_dicts[0], execution, threads)]
     try:
         import torch
         from .ensemble import fit_ensemble
 
         if threads:
             torch.set_num_threads(threads)
-        return [outcome_of(r) for r in fit_ensemble([_config(c, device) for c in cfg_dicts])]
+        return [outcome_of(r) for r in fit_ensemble([_config(c, execution) for c in cfg_dicts])]
     except Exception:
-        return [run_one(c, device, threads) for c in cfg_dicts]
+        return [run_one(c, execution, threads) for c in cfg_dicts]

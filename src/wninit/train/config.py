@@ -2,7 +2,9 @@
 
 Every field that can change a result (data, model, scheme, optimizer, schedule, warmup, seed) enters
 :attr:`RunConfig.run_id`; the execution-only fields (``device``, ``threads``, ``data_root``,
-``download``) do not, so the same run on another machine keeps its id. Defaults are the reference
+``download``, ``channels_last``, ``compile``) do not, so the same run on another machine keeps its id.
+``precision`` enters it only when it is not the default "fp32", so the ids of every fp32 run, stored
+before the option existed or after, stay the same. Defaults are the reference
 code's (spec §6.1: lr 0.01, momentum 0, weight decay 0, batch 128, 200 epochs, seed 1), except the
 model, which defaults to the suite's WN MLP of depth 20 on the embedded real MNIST.
 """
@@ -24,7 +26,8 @@ TASKS = ("train", "hessian")
 DEVICES = ("cpu", "cuda", "mps", "auto")
 SCHEDULES = (0, 1, 2, 3, 4, 5)
 # Fields that say where and how fast a run executes, never what it computes: not in the run id.
-EXECUTION_FIELDS = ("device", "threads", "data_root", "download")
+EXECUTION_FIELDS = ("device", "threads", "data_root", "download", "channels_last", "compile")
+PRECISIONS = ("fp32", "bf16")  # train/accel.py
 # spec §6.1: only CIFAR is trained with random crop and flip; the data module's Dataset.augment says the
 # same, but the config must resolve it without loading the data.
 AUGMENTED_DATASETS = ("cifar10", "cifar100")
@@ -85,6 +88,10 @@ class RunConfig:
     threads: int | None = None
     data_root: str | None = None
     download: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    # changes results: in the run id when not "fp32" (train/accel.py)
+    precision: str = "fp32"
 
     def __post_init__(self):
         for f in fields(self):
@@ -113,6 +120,8 @@ class RunConfig:
         d = self.resolved().to_dict()
         for name in EXECUTION_FIELDS:
             d.pop(name)
+        if d["precision"] == "fp32":
+            d.pop("precision")
         return d
 
     @property
@@ -171,7 +180,7 @@ def _set(cfg, name, value):  # canonicalize in a frozen dataclass (ints given fo
     object.__setattr__(cfg, name, value)
 
 
-_CHOICES = {"arch": ARCHS, "norm": NORMS, "task": TASKS, "device": DEVICES}
+_CHOICES = {"arch": ARCHS, "norm": NORMS, "task": TASKS, "device": DEVICES, "precision": PRECISIONS}
 _POSITIVE_INTS = ("depth", "width", "k", "batch_size", "epochs", "hessian_iters")
 _FLOATS = ("stem_gamma", "lr", "momentum", "weight_decay", "warmup_epochs", "warmup_lr", "val_fraction")
 
@@ -212,7 +221,7 @@ def _check_field(cfg: RunConfig, name: str, v) -> None:
     elif name in ("crop", "flip"):
         if v is not None and not isinstance(v, bool):
             _fail(name, "True, False or None (None: the dataset's default)", v)
-    elif name in ("wd_exempt_gain_bias", "download"):
+    elif name in ("wd_exempt_gain_bias", "download", "channels_last", "compile"):
         if not isinstance(v, bool):
             _fail(name, "True or False", v)
     elif name == "hessian_batches":

@@ -9,6 +9,7 @@ a rerun continues bit for bit on CPU, and ``result.json`` appears only when the 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import platform
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from . import accel
 from . import checkpoint as ckpt_files
 from .config import RunConfig
 from .loop import evaluate, train_epoch
@@ -198,6 +200,7 @@ def _fit(cfg, run_id, device, out, resume, progress, on_epoch, tensorboard) -> R
     if cfg.task == "hessian":
         return _hessian(cfg, run_id, device, model, loader, out, started)
 
+    model = accel.to_memory_format(model, cfg.channels_last)  # before the optimizer holds the parameters
     optimizer = torch.optim.SGD(_param_groups(model, cfg.wd_exempt_gain_bias, cfg.weight_decay), lr=cfg.lr,
                                 momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     rows, best, best_epoch, best_val, start_epoch, wall_before = [], None, None, None, 0, 0.0
@@ -209,20 +212,23 @@ def _fit(cfg, run_id, device, out, resume, progress, on_epoch, tensorboard) -> R
         rows, best, best_epoch, best_val = state["rows"], state["best"], state["best_epoch"], state["best_val"]
         start_epoch, wall_before = state["epoch"], state["wall_s"]
 
-    val_x, val_y = data.val.x.to(device), data.val.y.to(device)
+    val_x, val_y = accel.as_input(data.val.x.to(device), cfg.channels_last), data.val.y.to(device)
     n_batches, diverged_at = len(loader), None
     # One finiteness check per step costs nothing on CPU; on an accelerator it would sync every step.
     check_every = 1 if device.type == "cpu" else 32
+    amp = functools.partial(accel.autocast, cfg.precision, device)
+    trained = accel.training_module(model, cfg.compile)  # shares model's parameters
     bar = _Bar(progress, cfg.epochs, start_epoch, f"run {run_id}")
     tb = _tensorboard(tensorboard, out)
     try:
         for epoch in range(start_epoch, cfg.epochs):
-            train_loss, train_acc, bad_step = train_epoch(model, optimizer, loader, epoch_lrs(cfg, epoch, n_batches),
-                                                          cfg.accumulation_steps, check_every)
+            train_loss, train_acc, bad_step = train_epoch(trained, optimizer, loader, epoch_lrs(cfg, epoch, n_batches),
+                                                          cfg.accumulation_steps, check_every, autocast=amp,
+                                                          channels_last=cfg.channels_last)
             if bad_step is not None:  # spec §6.1: stop; the best checkpoint so far still gets tested
                 diverged_at = {"epoch": epoch, "step": bad_step}
                 break
-            val_loss, val_acc = evaluate(model, val_x, val_y)
+            val_loss, val_acc = evaluate(model, val_x, val_y, autocast=amp)
             rows.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc,
                          "val_acc": val_acc, "lr": scheduled_lr(cfg.lr, cfg.epochs, cfg.schedule, epoch)})
             # spec §6.1: strictly better validation accuracy (the first of equals wins); no validation
@@ -251,7 +257,8 @@ def _fit(cfg, run_id, device, out, resume, progress, on_epoch, tensorboard) -> R
     test_acc = None
     if best is not None:  # the reference's "No checkpoints found" -> test_acc -1; here None
         model.load_state_dict(best)
-        _, test_acc = evaluate(model, data.test.x.to(device), data.test.y.to(device))
+        test_x = accel.as_input(data.test.x.to(device), cfg.channels_last)
+        _, test_acc = evaluate(model, test_x, data.test.y.to(device), autocast=amp)
     best_row = rows[best_epoch] if best_epoch is not None else None
     result = RunResult(run_id=run_id, status="diverged" if diverged_at else "completed", test_acc=test_acc,
                        best_val_acc=best_val, best_epoch=best_epoch,

@@ -5,10 +5,13 @@ under ``torch.inference_mode``.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
+
+from .accel import as_input
 
 __all__ = ["train_epoch", "evaluate", "EVAL_BATCH"]
 
@@ -25,7 +28,8 @@ def _first_non_finite(losses: torch.Tensor) -> int | None:
 
 
 def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader, lrs: list[float],
-                accumulation: int = 1, check_every: int = 1) -> tuple[float | None, float | None, int | None]:
+                accumulation: int = 1, check_every: int = 1, *, autocast=None,
+                channels_last: bool = False) -> tuple[float | None, float | None, int | None]:
     """One epoch of SGD; returns ``(train_loss, train_acc, None)`` or ``(None, None, step)`` at the first
     mini-batch ``step`` whose loss is NaN or Inf.
 
@@ -35,7 +39,8 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader
     epoch does. ``train_loss`` is the mean of the mini-batch losses and ``train_acc`` the running
     accuracy on the augmented batches, as the reference logs them. The finiteness of the loss is
     checked every ``check_every`` steps (1 on CPU, where it costs nothing); the step reported is the
-    first bad one either way.
+    first bad one either way. ``autocast`` (a context factory, e.g. bf16) wraps the forward pass and the loss, and
+    ``channels_last`` converts 4-d batches (train/accel.py).
     """
     model.train()
     device = next(model.parameters()).device
@@ -49,8 +54,10 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader
             current_lr = lrs[i]
             for group in optimizer.param_groups:
                 group["lr"] = current_lr
-        out = model(x)
-        loss = F.cross_entropy(out, y)
+        x = as_input(x, channels_last)
+        with autocast() if autocast is not None else contextlib.nullcontext():
+            out = model(x)
+            loss = F.cross_entropy(out, y)
         if losses is None:
             if not torch.isfinite(loss):
                 return None, None, i
@@ -78,11 +85,12 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader
 
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-             batch_size: int = EVAL_BATCH) -> tuple[float | None, float | None]:
+             batch_size: int = EVAL_BATCH, autocast=None) -> tuple[float | None, float | None]:
     """(mean loss, accuracy) of ``model`` in eval mode on ``(x, y)``; (None, None) for an empty split.
 
     NOTE: the loss is the mean over samples; the reference averaged per-batch means, which weighs its
-    last, smaller batch more (accuracy is the same). A non-finite loss is reported as None.
+    last, smaller batch more (accuracy is the same). A non-finite loss is reported as None. ``autocast``
+    (a context factory, e.g. for bf16) wraps each forward pass.
     """
     n = int(y.shape[0])
     if n == 0:
@@ -93,8 +101,10 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
     correct = torch.zeros((), dtype=torch.long, device=x.device)
     for start in range(0, n, batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        out = model(xb)
-        loss += F.cross_entropy(out, yb, reduction="sum")
+        with autocast() if autocast is not None else contextlib.nullcontext():
+            out = model(xb)
+            batch_loss = F.cross_entropy(out, yb, reduction="sum")
+        loss += batch_loss
         correct += (out.argmax(1) == yb).sum()
     model.train(was_training)
     mean = float(loss) / n
