@@ -54,3 +54,14 @@ def test_bad_gain_arguments():
         init.proposed_gain(0, 3)
     with pytest.raises(ValueError):
         init.proposed_gain(3, 3, gamma=0)
+
+
+@pytest.mark.parametrize("shape", [(4, 8), (8, 4), (5, 5), (16, 3, 3, 3), (3, 16, 3, 3), (10, 1)])
+def test_orthogonal_direction_draws_exactly_what_torch_orthogonal_draws(shape):
+    # wninit's copy skips the final multiply by a gain of 1 (a 10,000-layer init's time); same draws, same bits
+    ours, theirs = torch.empty(shape), torch.empty(shape)
+    init.orthogonal_direction_(ours, torch.Generator().manual_seed(3))
+    torch.nn.init.orthogonal_(theirs, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(ours, theirs)
+    with pytest.raises(ValueError, match="2 or more dimensions"):
+        init.orthogonal_direction_(torch.empty(4))

@@ -242,3 +242,14 @@ def test_survival_claim_orders_schemes_and_never_holds_on_missing_runs():
     assert C.survival_claim(_survival_cells(beaten), "test").verdict == C.FAILS
     missing = [r for r in full if not (r[0] == 0.1 and r[1] and r[2] == "proposed")]  # a cell still pending
     assert C.survival_claim(_survival_cells(missing), "test").verdict == C.NOT_RUN
+
+
+def test_figure1_draws_the_proposed_init_in_the_proposed_schemes_colours():
+    from wninit.report.plots import scheme_style
+    from wninit.style import FIGURE1_COLOURS
+
+    assert FIGURE1_COLOURS["Proposed (orthogonal)"] == scheme_style(("proposed", "orthogonal"))["color"]
+    assert FIGURE1_COLOURS["Proposed (He)"] == scheme_style(("proposed", "gaussian"))["color"]
+    others = {scheme_style((s, d))["color"] for s in ("datadep", "hanin", "pytorch-default", "proposed-backward")
+              for d in ("orthogonal", "gaussian")}
+    assert FIGURE1_COLOURS["He (g=1)"] not in others

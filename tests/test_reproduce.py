@@ -2,6 +2,7 @@
 the sweep through the process pool into DIR/store.db, the report and the claims table; a rerun continues
 without training again; bad input is one sentence and exit 2 (issue 6)."""
 import functools
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,17 @@ def test_reproduce_out_that_is_a_file(tmp_path, experiments, capsys):
     assert main(["reproduce", "--out", str(target), "--experiments", str(experiments), "--specs", "fig2_mlp_depth"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is a file" in err[0], err
+
+
+def test_the_specs_ship_with_the_package_and_sweep_finds_them_by_name(tmp_path, monkeypatch, capsys):
+    import wninit
+    from wninit.cli.reproduce import find_experiments
+
+    monkeypatch.chdir(tmp_path)  # no ./experiments here: the installed specs are found
+    folder = find_experiments()
+    assert folder == Path(wninit.__file__).parent / "experiments"
+    assert {p.stem for p in folder.glob("*.toml")} >= {"fig2_mlp_depth", "fig2_mlp_hparams", "fig2_cnn_depth",
+                                                      "fig3_depth_10k", "fig3_lr_warmup", "table1_wn_vs_bn",
+                                                      "table2_hessian"}
+    assert main(["sweep", "fig2_mlp_depth", "--profile", "quick", "--dry-run"]) == 0
+    assert "fig2_mlp_depth (profile quick): 120 runs" in capsys.readouterr().out

@@ -85,7 +85,25 @@ def orthogonal_direction_(weight: torch.Tensor, generator: torch.Generator | Non
         >>> orthogonal_direction_(w).matmul(w.T).diag()  # unit rows
         tensor([1.0000, 1.0000, 1.0000, 1.0000])
     """
-    return torch.nn.init.orthogonal_(weight, gain=1.0, generator=generator)
+    # torch.nn.init.orthogonal_(weight, gain=1) step for step (the same draws, bit-identical results,
+    # tests/test_init.py), less its final multiply by the gain of 1: on a 10,000-layer net that multiply
+    # was a measurable share of initialize's time beyond the draws (issue 7, benchmarks/bench_init.py).
+    if weight.dim() < 2:
+        raise ValueError(f"an orthogonal direction needs a weight of 2 or more dimensions, got shape {tuple(weight.shape)}")
+    if weight.numel() == 0:
+        return weight
+    rows = weight.size(0)
+    cols = weight.numel() // rows
+    with torch.no_grad():
+        flat = weight.new_empty((rows, cols)).normal_(0, 1, generator=generator)
+        if rows < cols:
+            flat.t_()
+        q, r = torch.linalg.qr(flat)
+        q *= torch.diag(r, 0).sign()  # Q uniform over the orthogonal group (Mezzadri 2007)
+        if rows < cols:
+            q.t_()
+        weight.view_as(q).copy_(q)
+    return weight
 
 
 def gaussian_direction_(weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

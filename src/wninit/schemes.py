@@ -15,9 +15,9 @@ from torch import nn
 
 from .init import check_direction, direction_, fan_in_and_fan_out, proposed_gain, zero_bias_
 from .roles import Role, get_role
-from .weightnorm import direction, gain, is_weight_normed, set_direction_, set_gain_
+# weightnorm.direction as direction_of: `direction` is the argument naming the distribution of v
 from .weightnorm import direction as direction_of
-from .weightnorm import wn_api
+from .weightnorm import gain, is_weight_normed, set_direction_, set_gain_, wn_api
 
 __all__ = ["SCHEMES", "WN_SCHEMES", "PLAIN_SCHEMES", "LayerInit", "role_gamma", "initialize", "initialize_layer_"]
 
@@ -80,6 +80,12 @@ def initialize_layer_(layer: nn.Module, scheme: str = "proposed", *, gamma: floa
     _check_scheme(scheme)
     if scheme == "datadep":
         raise ValueError("scheme 'datadep' needs a batch of data: call wninit.initialize(model, 'datadep', batch=x)")
+    return _init_layer(layer, scheme, gamma, direction, generator)[0]
+
+
+def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
+                generator: torch.Generator | None) -> tuple[float | None, int, int]:
+    """:func:`initialize_layer_` without the argument checks: ``(g, fan_in, fan_out)``."""
     api = wn_api(layer)
     wn = api is not None
     # A WN layer's direction is drawn in place (nn.init runs under no_grad): the same draws as into a
@@ -102,18 +108,14 @@ def initialize_layer_(layer: nn.Module, scheme: str = "proposed", *, gamma: floa
         with torch.no_grad():
             w = v if g is None else v * (g / v.flatten(1).norm(dim=1)).view((-1,) + (1,) * (v.dim() - 1))
             layer.weight.copy_(w)
-        return g
+        return g, fan_in, fan_out
     if api == "legacy":
         set_direction_(layer, v)  # v is already in place; this refreshes the legacy API's cached weight
     set_gain_(layer, v.detach().flatten(1).norm(dim=1) if g is None else g)
     g_param = gain(layer)
     if g is not None and g_param.dtype in _NUMPY_FLOAT:  # the stored value, without reading the tensor back
-        return float(_NUMPY_FLOAT[g_param.dtype](g))
-    return float(g_param.detach().mean())
-
-
-def _weight_param(layer: nn.Module) -> torch.Tensor:
-    return direction(layer) if is_weight_normed(layer) else layer.weight
+        return float(_NUMPY_FLOAT[g_param.dtype](g)), fan_in, fan_out
+    return float(g_param.detach().mean()), fan_in, fan_out
 
 
 def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torch.Tensor) -> None:
@@ -184,9 +186,8 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
         role = get_role(layer)
         gamma = role_gamma(role, scheme, stem_gamma) if scheme in ("proposed", "hanin", "proposed-backward") else None
         step_scheme = "pytorch-default" if scheme == "datadep" else scheme
-        g = initialize_layer_(layer, step_scheme, gamma=gamma or 1.0, direction=direction, generator=generator)
-        v = _weight_param(layer)
-        records.append(LayerInit(name, role.kind, *fan_in_and_fan_out(v), gamma, g))
+        g, fan_in, fan_out = _init_layer(layer, step_scheme, gamma or 1.0, direction, generator)
+        records.append(LayerInit(name, role.kind, fan_in, fan_out, gamma, g))
     if scheme == "datadep":
         for _, layer in layers:
             set_gain_(layer, 1.0)

@@ -41,9 +41,9 @@ def add_parser(subparsers):
 
 
 def find_experiments(explicit: str | None = None) -> Path:
-    """The experiments/ folder: ``explicit``, ./experiments, or the source tree's beside the package."""
+    """The experiments/ folder: ``explicit``, ./experiments, or the specs installed with the package."""
     candidates = [Path(explicit)] if explicit else [Path.cwd() / "experiments",
-                                                    Path(__file__).resolve().parents[3] / "experiments"]
+                                                    Path(__file__).resolve().parents[1] / "experiments"]
     for folder in candidates:
         if (folder / f"{DEFAULT_SPECS[0]}.toml").is_file() or (explicit and folder.is_dir()):
             return folder

@@ -16,7 +16,8 @@ __all__ = ["add_parser", "run"]
 def add_parser(subparsers):
     p = subparsers.add_parser("sweep", help="run an experiment spec (a paper figure/table) into a results store",
                               description=__doc__.split("\n\n")[0])
-    p.add_argument("spec", nargs="+", metavar="SPEC", help="experiment spec(s), e.g. experiments/fig2_mlp_depth.toml")
+    p.add_argument("spec", nargs="+", metavar="SPEC",
+                   help="experiment spec file(s), e.g. experiments/fig2_mlp_depth.toml, or a spec's name (fig2_mlp_depth)")
     p.add_argument("--profile", default="quick", help="profile of the spec: quick (CPU, minutes) or paper (default quick)")
     p.add_argument("--store", metavar="FILE.db", help="results store (SQLite); created if missing")
     p.add_argument("--workers", type=int, metavar="N", help="parallel runs (default min(2, CPUs); Ray: cluster slots)")
@@ -71,6 +72,22 @@ def _dry_run(exps, store_path, out) -> int:
     return 0
 
 
+def _spec_path(arg: str) -> str:
+    """A spec file, or the name of one of the paper's specs (``fig2_mlp_depth``) installed with the package."""
+    from pathlib import Path
+
+    if Path(arg).exists() or "/" in arg or "\\" in arg:
+        return arg
+    from .reproduce import find_experiments
+
+    try:
+        folder = find_experiments()
+    except UserError:
+        return arg
+    name = arg if arg.endswith(".toml") else f"{arg}.toml"
+    return str(folder / name) if (folder / name).is_file() else arg
+
+
 def run(args) -> int:
     from ..sweep.driver import run_sweep
     from ..sweep.spec import load_spec
@@ -86,7 +103,7 @@ def run(args) -> int:
         from ..train.fit import resolve_device
 
         resolve_device(args.device)  # a device this machine lacks: one sentence now, not N failed runs
-    exps = [load_spec(path, args.profile) for path in args.spec]
+    exps = [load_spec(_spec_path(path), args.profile) for path in args.spec]
     if args.dry_run:
         return _dry_run(exps, args.store, out)
     if args.store is None:

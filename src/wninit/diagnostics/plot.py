@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
+from ..style import FIGURE1_COLOURS
 from .propagation import PropagationTable
 from .synthetic import INITS, Figure1Row
 
@@ -21,7 +22,6 @@ _PANELS = {
     "resnet_forward": ("Block Index (b)", r"$||h^b|| / ||x||$", (0.9, 4.0)),
     "resnet_backward": ("Block Index (b)", r"$||\partial h^b|| / ||\partial h^B||$", (0.9, 4.0)),
 }
-_COLORS = {"He (g=1)": "tab:red", "Proposed (orthogonal)": "tab:blue", "Proposed (He)": "tab:green"}
 
 
 def _pyplot():
@@ -51,7 +51,7 @@ def plot_figure1(rows: list[Figure1Row], path: str | Path) -> Path:
                 if not pts:
                     continue
                 idx, mean, std = zip(*pts)
-                line = ax.errorbar(idx, mean, yerr=std, color=_COLORS[init], linestyle=styles[w_i % len(styles)],
+                line = ax.errorbar(idx, mean, yerr=std, color=FIGURE1_COLOURS[init], linestyle=styles[w_i % len(styles)],
                                    marker=".", markersize=3, capsize=2, linewidth=1)
                 handles.setdefault(f"{init}, width {width}", line)
         ax.set(xlabel=xlabel, ylabel=ylabel, ylim=ylim)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..style import SCHEME_COLOURS
 from .reference import scheme_label
 from .tables import GOOD_ACC, good_configs, trains_threshold
 
@@ -17,16 +18,12 @@ __all__ = ["scheme_style", "plot_depth", "plot_hparams", "plot_survival", "DPI"]
 
 DPI = 150
 _FONT = 10
-_COLOURS = {  # (dark = orthogonal, light = Gaussian/He) per scheme
-    "proposed": ("#1f4e9c", "#5aa9e6"), "datadep": ("#c0392b", "#f39c12"), "hanin": ("#1e7b4a", "#72c98f"),
-    "pytorch-default": ("#444444", "#a0a0a0"), "proposed-backward": ("#6c3483", "#bb8fce"),
-    "he": ("#8d5524", "#8d5524"), "orthogonal": ("#8d5524", "#8d5524"), "xavier": ("#b7950b", "#b7950b")}
 
 
 def scheme_style(series: tuple[str, str]) -> dict:
     """matplotlib keywords of one (scheme, direction): the same colour and marker in every figure."""
     scheme, direction = series
-    dark, light = _COLOURS.get(scheme, ("#000000", "#777777"))
+    dark, light = SCHEME_COLOURS.get(scheme, ("#000000", "#777777"))
     # Gaussian curves are drawn thinner and on top, so where two directions coincide (both diverged at
     # 0, say) both stay visible.
     gaussian = direction == "gaussian"
