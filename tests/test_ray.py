@@ -1,24 +1,14 @@
 """`--backend ray` on a local Ray instance started by the test: the same tiny sweep gives the same stored
 metrics as the local process pool. Every wait is bounded (an alarm fails the test instead of hanging)."""
 import signal
-import textwrap
 
 import pytest
 
 from wninit.sweep import Store, load_spec, run_sweep
+from tiny_specs import tiny_spec
 
-SPEC = textwrap.dedent("""
-    [experiment]
-    name = "tiny_ray"
-    [base]
-    dataset = "synthetic"
-    arch = "mlp"
-    depth = 2
-    width = 8
-    epochs = 2
-    batch_size = 128
+SPEC = tiny_spec("tiny_ray", """
     lr = 0.05
-    momentum = 0.9
     [grid]
     scheme = ["proposed", "datadep"]
     seed = [1, 2]

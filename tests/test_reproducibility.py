@@ -2,7 +2,6 @@
 of network (test_fit.py shows it for the MLP on mnist5k); every stored run records the wninit version,
 torch version, device and seed; ``wninit rerun RUN_ID`` reproduces a completed and a diverged run and
 says identical."""
-import textwrap
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ import wninit
 from wninit.cli import main
 from wninit.sweep import Store, load_spec
 from wninit.train import RunConfig, fit
+from tiny_specs import tiny_spec
 
 KINDS = {  # one epoch each on 8x8 digits: the conv paths (padding, pooling, BN, residuals) too
     "mlp-datadep-gaussian": RunConfig(dataset="digits", arch="mlp", depth=3, width=16, scheme="datadep",
@@ -33,17 +33,7 @@ def test_same_config_twice_is_bitwise_identical(name):
     assert a.run_id == b.run_id == cfg.run_id
 
 
-SPEC = textwrap.dedent("""
-    [experiment]
-    name = "repro"
-    [base]
-    dataset = "synthetic"
-    arch = "mlp"
-    depth = 2
-    width = 8
-    epochs = 2
-    batch_size = 128
-    momentum = 0.9
+SPEC = tiny_spec("repro", """
     [grid]   # lr 1e6 diverges: a diverged run is a result and must reproduce too
     run = [{ seed = 5, lr = 0.05 }, { seed = 6, lr = 1e6 }]
     [profiles.quick]

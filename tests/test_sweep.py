@@ -2,28 +2,16 @@
 a worker exception marks that run failed with its error text and the sweep goes on; NaN is diverged; a
 rerun runs nothing; --limit, --dry-run, export and rerun. (The fault and concurrency tests are in
 test_sweep_faults.py.)"""
-import textwrap
 
 import torch
 
 from wninit.cli import main
 from wninit.sweep import Store, load_spec
 from wninit.train import fit
+from tiny_specs import tiny_spec
 
-# synthetic data: no optional import in the workers; a 1-hidden-layer MLP trains in a fraction of a second
-TINY = textwrap.dedent("""
-    [experiment]
-    name = "tiny"
-    paper = "test"
-    [base]
-    dataset = "synthetic"
-    arch = "mlp"
-    depth = 2
-    width = 8
-    epochs = 2
-    batch_size = 128
+TINY = tiny_spec("tiny", """
     lr = 0.05
-    momentum = 0.9
     [grid]
     scheme = ["proposed", "datadep"]
     seed = [1, 2]
@@ -39,7 +27,7 @@ TINY = textwrap.dedent("""
     seed = 4
     [profiles.quick]
     [profiles.paper]
-""")
+""", paper="test")
 
 
 def _spec(tmp_path, text=TINY):
