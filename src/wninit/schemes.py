@@ -13,11 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .init import check_direction, direction_, fan_in_and_fan_out, proposed_gain, zero_bias_
+from .init import check_direction, direction_, fan_in_and_fan_out, proposed_gain
 from .roles import Role, get_role
-# weightnorm.direction as direction_of: `direction` is the argument naming the distribution of v
-from .weightnorm import direction as direction_of
-from .weightnorm import gain, is_weight_normed, set_direction_, set_gain_, wn_api
+from .weightnorm import gain, is_weight_normed, set_direction_, set_gain_, wn_api, wn_parameters
 
 __all__ = ["SCHEMES", "WN_SCHEMES", "PLAIN_SCHEMES", "LayerInit", "role_gamma", "initialize", "initialize_layer_"]
 
@@ -85,13 +83,18 @@ def initialize_layer_(layer: nn.Module, scheme: str = "proposed", *, gamma: floa
 
 def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
                 generator: torch.Generator | None) -> tuple[float | None, int, int]:
-    """:func:`initialize_layer_` without the argument checks: ``(g, fan_in, fan_out)``."""
+    """:func:`initialize_layer_` without the argument checks: ``(g, fan_in, fan_out)``.
+
+    A WN layer's parameters are looked up once and written in place: the direction drawn straight into
+    ``v`` (the same draws as into a temporary), ``g`` filled, all under one ``no_grad``. On 10,000-layer
+    nets this per-layer bookkeeping, not the draws, was initialize's cost beyond orthogonal_'s own
+    (issue 7, benchmarks/bench_init.py).
+    """
     api = wn_api(layer)
-    wn = api is not None
-    # A WN layer's direction is drawn in place (nn.init runs under no_grad): the same draws as into a
-    # temporary, without the allocation and the copy, which were most of initialize's cost beyond
-    # orthogonal_'s own on 10,000-layer nets (issue 7, benchmarks/bench_init.py).
-    v = direction_of(layer) if wn else torch.empty_like(layer.weight)
+    if api is None:
+        v = torch.empty_like(layer.weight)
+    else:
+        _, g_param, v = wn_parameters(layer)
     if scheme == "xavier":
         torch.nn.init.xavier_normal_(v, generator=generator)
     else:  # the plain 'he' / 'orthogonal' schemes fix the direction by their name
@@ -103,16 +106,19 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
         g = math.sqrt(gamma)  # spec §3.2 (the code's dead "version 13"): no fan correction
     else:  # pytorch-default, he, orthogonal, xavier: w = v, i.e. g = ||v|| per unit
         g = None
-    zero_bias_(layer.bias)
-    if not wn:
-        with torch.no_grad():
+    with torch.no_grad():
+        if layer.bias is not None:
+            layer.bias.zero_()
+        if api is None:
             w = v if g is None else v * (g / v.flatten(1).norm(dim=1)).view((-1,) + (1,) * (v.dim() - 1))
             layer.weight.copy_(w)
-        return g, fan_in, fan_out
+            return g, fan_in, fan_out
+        if g is None:
+            g_param.copy_(v.flatten(1).norm(dim=1).view_as(g_param))
+        else:
+            g_param.fill_(g)
     if api == "legacy":
         set_direction_(layer, v)  # v is already in place; this refreshes the legacy API's cached weight
-    set_gain_(layer, v.detach().flatten(1).norm(dim=1) if g is None else g)
-    g_param = gain(layer)
     if g is not None and g_param.dtype in _NUMPY_FLOAT:  # the stored value, without reading the tensor back
         return float(_NUMPY_FLOAT[g_param.dtype](g)), fan_in, fan_out
     return float(g_param.detach().mean()), fan_in, fan_out

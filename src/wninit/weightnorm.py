@@ -33,6 +33,7 @@ __all__ = [
     "is_weight_normed",
     "gain",
     "direction",
+    "wn_parameters",
     "set_gain_",
     "set_direction_",
     "effective_weight",
@@ -241,6 +242,14 @@ def _api_g_v(layer: nn.Module) -> tuple[str, torch.Tensor, torch.Tensor]:
             raise ValueError("wninit handles weight norm over dim=0 (one g per output unit); this legacy layer uses another dim")
         return api, layer.weight_g, layer.weight_v
     raise ValueError(f"{type(layer).__name__} is not weight-normalized: wrap it first with wninit.weight_norm(layer)")
+
+
+def wn_parameters(layer: nn.Module) -> tuple[str, torch.Tensor, torch.Tensor]:
+    """``(api, g, v)`` of a weight-normalized layer in one lookup: the API's name and its raw parameters
+    (``g`` in the API's own shape, e.g. ``(C_out, 1, 1, 1)`` for torch's). For code that writes both in
+    place under ``torch.no_grad()``, as ``initialize`` does on 10,000-layer nets; the legacy API then needs
+    :func:`set_direction_` to refresh its cached weight."""
+    return _api_g_v(layer)
 
 
 def _g_and_v(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
