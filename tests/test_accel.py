@@ -36,6 +36,8 @@ def test_bad_values_are_one_sentence_errors():
         RunConfig(precision="fp16")
     with pytest.raises(UserError, match="compile must be True or False"):
         RunConfig(compile="yes")
+    with pytest.raises(UserError, match="precision must be 'fp32' for task 'hessian'"):
+        RunConfig(task="hessian", precision="bf16")
 
 
 def test_bf16_runs_the_forward_pass_in_bf16_and_keeps_fp32_weights():

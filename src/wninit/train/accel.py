@@ -12,7 +12,7 @@ All three are off by default, and the CPU reproduction of the paper uses none of
   pay for the compilation). The eager module keeps the parameters, so checkpoints, evaluation and the
   state dict are unchanged. Execution field too: results equal eager ones to float rounding.
 
-The Hessian task ignores all three: its double backward needs float32 eager autograd (spec §7.6).
+The Hessian task runs in float32 eager autograd (spec §7.6): it refuses bf16 and ignores the other two.
 """
 from __future__ import annotations
 

@@ -255,6 +255,9 @@ def _check_combinations(cfg: RunConfig) -> None:
     if cfg.scheme in PLAIN_SCHEMES and cfg.norm == "wn":
         raise UserError(f"scheme {cfg.scheme!r} is for networks without weight norm: set norm='bn' or 'none', "
                         "or use 'pytorch-default' for the same directions under WN")
+    if cfg.task == "hessian" and cfg.precision != "fp32":
+        raise UserError("RunConfig.precision must be 'fp32' for task 'hessian': the Hessian at init is measured "
+                        f"in float32 (spec §7.6), got {cfg.precision!r}")
     if cfg.mini_batch_size is not None and (cfg.mini_batch_size > cfg.batch_size or cfg.batch_size % cfg.mini_batch_size):
         raise UserError(f"RunConfig.mini_batch_size must divide batch_size {cfg.batch_size}, got {cfg.mini_batch_size}")
     if cfg.warmup_epochs >= cfg.epochs and cfg.warmup_epochs > 0:
