@@ -22,6 +22,9 @@ import platform
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import write_json  # noqa: E402
+
 DEPTHS, QUICK_DEPTHS = (1000, 10000), (100, 1000)  # WRN depth 6N+4: N = 166, 1666 (quick: 16, 166)
 TARGET_S, TARGET_GB = 60.0, 8.0
 
@@ -120,11 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run(args.quick, threads=args.threads, batch=args.batch, size=args.size)
     print(table(result))
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "bench_diagnostics.json")
-    with open(path, "w") as fh:
-        json.dump(result, fh, indent=2)
-    print(f"wrote {path}")
+    print(f"wrote {write_json(args.out, 'bench_diagnostics', result)}")
     return 0
 
 

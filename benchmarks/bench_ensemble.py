@@ -25,10 +25,9 @@ printed with the numbers. Run: ``python benchmarks/bench_ensemble.py [--quick] [
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
+import sys
 import time
 
 import torch
@@ -36,6 +35,9 @@ import torch.nn.functional as F
 
 from wninit.sweep.ensemble import fit_ensemble
 from wninit.train import RunConfig, fit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import machine, write_json  # noqa: E402
 
 MEMBERS, WIDTH, DEPTH, LRS, BATCH = 16, 128, 10, (0.003, 0.01, 0.03, 0.1), 128
 TARGET = 1.7
@@ -120,7 +122,7 @@ def run(quick: bool = False, repeats: int | None = None, threads: int = 2) -> di
     samples = MEMBERS * epochs * 3600  # mnist5k: 3,600 training samples per epoch and run
     out = {"benchmark": "ensemble", "quick": quick, "members": MEMBERS, "width": WIDTH, "depth": DEPTH,
            "epochs": epochs, "repeats": repeats, "threads": threads, "torch": torch.__version__,
-           "machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+           "machine": machine()["cpu"], "cpu_count": os.cpu_count(),
            "load_average": os.getloadavg()[0], "sides": {}}
     for name, ts in times.items():
         wall, cpu = statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts)
@@ -168,11 +170,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     result = run(args.quick, args.repeats, args.threads)
     print(table(result))
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "bench_ensemble.json")
-    with open(path, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"wrote {path}")
+    print(f"wrote {write_json(args.out, 'bench_ensemble', result)}")
     return 0
 
 

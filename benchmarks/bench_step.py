@@ -18,15 +18,17 @@ on a shared machine. Run: ``python benchmarks/bench_step.py [--quick] [--out DIR
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
+import sys
 import tempfile
 import time
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import machine, write_json  # noqa: E402
 
 BATCH = 128
 
@@ -154,8 +156,7 @@ def _run(quick: bool, device: torch.device, repeats: int) -> dict:
     return {
         "benchmark": "step", "quick": quick, "device": str(device), "batch_size": BATCH, "repeats": repeats,
         "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "machine": (torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
-                    or platform.machine()),
+        "machine": (torch.cuda.get_device_name(device) if device.type == "cuda" else machine()["cpu"]),
         "load_average": os.getloadavg()[0], "cpu_count": os.cpu_count(),
         "step_ms": {k: v[0] * 1e3 for k, v in steps.items()},
         "step_cpu_ms": {k: v[1] * 1e3 for k, v in steps.items()},
@@ -189,11 +190,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     result = run(args.quick, args.device, args.repeats, args.threads)
     print(table(result))
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, "bench_step.json")
-    with open(path, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"wrote {path}")
+    print(f"wrote {write_json(args.out, 'bench_step', result)}")
     return 0
 
 

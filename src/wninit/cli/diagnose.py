@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
+from .model_args import add_model_arguments, model_width
 
 __all__ = ["add_parser", "run"]
 
@@ -23,18 +24,13 @@ def _shape(text: str) -> tuple[int, ...]:
 
 
 def add_parser(subparsers):
-    from ..models import ARCHS
     from ..schemes import SCHEMES
 
     p = subparsers.add_parser("diagnose", help="print per-layer forward/backward norm ratios of a model at init",
                               description=__doc__.split("\n\n")[0])
-    p.add_argument("--arch", required=True, choices=ARCHS)
-    p.add_argument("--depth", required=True, type=int, help="MLP/CNN layers, ResNet 6N+2, WRN 6N+4")
-    p.add_argument("--width", type=int, default=None, help="MLP/CNN width (default 128), ResNet first-stage width (16)")
-    p.add_argument("--k", type=int, default=1, help="WRN widening factor (default 1)")
+    add_model_arguments(p)
     p.add_argument("--norm", choices=("wn", "bn", "none"), default="wn")
     p.add_argument("--scheme", choices=SCHEMES, default="proposed")
-    p.add_argument("--direction", choices=("orthogonal", "gaussian"), default="orthogonal")
     p.add_argument("--batch", type=int, default=16, help="Gaussian input samples (default 16)")
     p.add_argument("--in-shape", type=_shape, default=None, metavar="C,H,W",
                    help="input shape (default 1,28,28 for mlp, 3,32,32 otherwise)")
@@ -54,9 +50,8 @@ def run(args) -> int:
     if args.batch < 1:
         raise UserError(f"--batch must be at least 1, got {args.batch}")
     in_shape = args.in_shape or ((1, 28, 28) if args.arch == "mlp" else (3, 32, 32))
-    width = args.width or (16 if args.arch == "resnet" else 128)
-    model = build_model(args.arch, in_shape=in_shape, num_classes=args.classes, depth=args.depth, width=width,
-                        k=args.k, norm=args.norm)
+    model = build_model(args.arch, in_shape=in_shape, num_classes=args.classes, depth=args.depth,
+                        width=model_width(args), k=args.k, norm=args.norm)
     gen = torch.Generator().manual_seed(args.seed)
     x = torch.randn((args.batch,) + tuple(in_shape), generator=gen)
     initialize(model, args.scheme, direction=args.direction, batch=x if args.scheme == "datadep" else None,

@@ -7,22 +7,17 @@ first ``--batches`` batches of the shuffled training split by power iteration (s
 from __future__ import annotations
 
 from ..errors import UserError
+from .model_args import add_model_arguments, model_width
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers):
-    from ..models import ARCHS
-
     p = subparsers.add_parser("hessian", help="log spectral norm of the loss Hessian at init, per scheme (Table 2)",
                               description=__doc__.split("\n\n")[0])
-    p.add_argument("--arch", required=True, choices=ARCHS)
-    p.add_argument("--depth", required=True, type=int, help="MLP/CNN layers, ResNet 6N+2, WRN 6N+4")
-    p.add_argument("--width", type=int, default=None, help="MLP/CNN width (default 128), ResNet first-stage width (16)")
-    p.add_argument("--k", type=int, default=1, help="WRN widening factor (default 1)")
+    add_model_arguments(p)
     p.add_argument("--schemes", default="proposed,datadep,pytorch-default,hanin",
                    help="comma-separated WN schemes (default: the four of Table 2)")
-    p.add_argument("--direction", choices=("orthogonal", "gaussian"), default="orthogonal")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     p.add_argument("--dataset", default="mnist5k", help="mnist5k (embedded real MNIST, default), synthetic, or any "
                    "dataset wninit.data.load_dataset knows")
@@ -68,7 +63,7 @@ def run(args) -> int:
         return cache[seed]
 
     first = batches(0)
-    width = args.width or (16 if args.arch == "resnet" else 128)
+    width = model_width(args)
 
     def make_model():
         return build_model(args.arch, in_shape=shapes["in_shape"], num_classes=shapes["num_classes"], depth=args.depth,
