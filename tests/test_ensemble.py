@@ -107,10 +107,25 @@ def test_groups_hold_only_runs_that_can_share_one_stacked_model():
     cfgs = [mlps[0], deeper, cnn, mlps[1], bn, hessian, other_data, mlps[2], other_batch, deeper.replace(seed=9)]
     groups = batchable_groups(cfgs)
     assert groups == [mlps, [deeper, deeper.replace(seed=9)], [cnn], [bn], [hessian], [other_data], [other_batch]]
-    assert [len(g) for g in batchable_groups(mlps * 3, max_members=4)] == [4, 4, 1]
+    assert [len(g) for g in batchable_groups(mlps * 3, max_members=4)] == [3, 3, 3]  # equal chunks
     with pytest.raises(UserError):
         fit_ensemble([mlps[0], deeper])
     assert set(MEMBER_FIELDS) <= {f for f in RunConfig().to_dict()}
+
+
+@pytest.mark.parametrize("n, max_members, workers, sizes", [
+    (24, 16, 2, [12, 12]),          # a depth of Fig. 2's quick grid: one chunk per worker
+    (12, 16, 2, [6, 6]),            # the bench slice's depth: each worker gets half of every depth
+    (40, 16, 2, [10, 10, 10, 10]),  # 3 chunks of <= 16 rounded up to a multiple of the workers
+    (7, 16, 2, [7]),                # halves of 3 would be below min_members (4): kept whole
+    (9, 4, 2, [3, 3, 3]),           # max_members wins over min_members
+    (24, None, 8, [4] * 6),         # 8 workers: as many chunks as keep min_members (4) each
+])
+def test_groups_split_evenly_over_the_workers(n, max_members, workers, sizes):
+    cfgs = [BASE.replace(seed=s) for s in range(n)]
+    groups = batchable_groups(cfgs, max_members=max_members, workers=workers)
+    assert [len(g) for g in groups] == sizes
+    assert [c for g in groups for c in g] == cfgs  # every run once, in order
 
 
 def test_stacked_sgd_is_torch_sgd_per_member():

@@ -14,6 +14,9 @@ from wninit.cli import main
 from wninit.sweep import Store
 
 N_RUNS = 8
+# Long enough per run that every point of the kill plan falls inside a sweep: at 3 epochs an idle machine
+# finished the last 5 runs before the test could see the driver holding one, and the plan ended early.
+EPOCHS = 15
 SPEC = textwrap.dedent("""
     [experiment]
     name = "faults"
@@ -22,7 +25,7 @@ SPEC = textwrap.dedent("""
     arch = "mlp"
     depth = 2
     width = 8
-    epochs = 3
+    epochs = {epochs}
     batch_size = 64
     lr = 0.05
     momentum = 0.9
@@ -30,7 +33,7 @@ SPEC = textwrap.dedent("""
     scheme = ["proposed", "datadep"]
     seed = [1, 2, 3, 4]
     [profiles.quick]
-""")
+""").replace("{epochs}", str(EPOCHS))
 DEADLINE_S = 120  # every wait below is bounded: a hung sweep fails the test instead of hanging CI
 
 
@@ -135,7 +138,7 @@ def test_kills_lose_nothing_and_repeat_nothing(tmp_path):
     assert got == expected  # every run once, completed, with the same metrics and epochs
     with Store(db) as store:
         assert store.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == N_RUNS
-        assert store.conn.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == N_RUNS * 3
+        assert store.conn.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == N_RUNS * EPOCHS
         assert all(r["claimed_by"] is None for r in store.conn.execute("SELECT claimed_by FROM runs"))
 
 

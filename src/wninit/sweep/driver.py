@@ -22,7 +22,7 @@ from .store import STATUSES, Store
 __all__ = ["run_sweep", "SweepSummary", "BATCH_CLAIM"]
 
 BATCH_CLAIM = 32  # runs claimed at once with --batch-runs, so that groups can form
-BATCH_MAX = 16  # members per stacked model: keeps both of two workers busy on a 24-run depth of Fig. 2
+BATCH_MAX = 16  # members per stacked model at most (ensemble.batchable_groups also splits over the workers)
 POLL_S = 0.25  # how often the loop looks at the stop flag
 
 
@@ -58,7 +58,9 @@ class _Stop:
             signal.signal(sig, old)
 
 
-def _batch_groups(cfgs, batch_runs: bool):
+def _batch_groups(cfgs, batch_runs: bool, workers: int = 1):
+    """The units of work for the pool: one run each, or (``--batch-runs``) stacked groups split evenly over
+    the ``workers`` and ordered costliest first (members x depth), so that the last to start is short."""
     if not batch_runs:
         return [[c] for c in cfgs]
     try:
@@ -66,7 +68,8 @@ def _batch_groups(cfgs, batch_runs: bool):
     except ImportError:
         raise UserError("--batch-runs needs wninit.sweep.ensemble, which this installation lacks; "
                         "run without --batch-runs") from None
-    return batchable_groups(cfgs, max_members=BATCH_MAX)
+    groups = batchable_groups(cfgs, max_members=BATCH_MAX, workers=workers)
+    return sorted(groups, key=lambda g: -len(g) * (g[0].depth + 1))
 
 
 def run_sweep(store: Store, targets: list[tuple[str, str]], *, backend: str = "local", workers: int | None = None,
@@ -105,7 +108,7 @@ def run_sweep(store: Store, targets: list[tuple[str, str]], *, backend: str = "l
                     if not cfgs:
                         break
                     claimed += len(cfgs)
-                    for group in _batch_groups(cfgs, batch_runs):
+                    for group in _batch_groups(cfgs, batch_runs, pool.capacity):
                         inflight[pool.submit(group)] = group
                 if not inflight:
                     break
