@@ -65,3 +65,29 @@ def test_orthogonal_direction_draws_exactly_what_torch_orthogonal_draws(shape):
     assert torch.equal(ours, theirs)
     with pytest.raises(ValueError, match="2 or more dimensions"):
         init.orthogonal_direction_(torch.empty(4))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_orthogonal_directions_are_the_one_by_one_draws_at_one_thread_bit_for_bit(threads):
+    # the draws stay in layer order from one generator; the QRs run side by side, each on one LAPACK
+    # thread, so any thread count gives the one-by-one calls' result at one thread (torch's orthogonal_
+    # alone rounds differently at 1 and 2 threads: MKL threads its larger QRs)
+    shapes = [(16, 3, 3, 3), (16, 16, 3, 3), (32, 16, 1, 1), (64, 32, 3, 3), (10, 64), (128, 784), (7, 5), (5, 5)]
+    one_by_one, batch = [torch.empty(s) for s in shapes], [torch.empty(s) for s in shapes]
+    one_by_one.insert(3, torch.empty(8, 6).t())  # a non-contiguous weight takes the one-by-one path, in its turn
+    batch.insert(3, torch.empty(8, 6).t())
+    gen_ref, gen_batch = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        for w in one_by_one:
+            init.orthogonal_direction_(w, gen_ref)
+        torch.set_num_threads(threads)
+        init.orthogonal_directions_(batch, gen_batch)
+        assert torch.get_num_threads() == threads  # restored
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(a, b) for a, b in zip(one_by_one, batch))
+    assert torch.equal(gen_batch.get_state(), gen_ref.get_state())  # the stream is left where one-by-one leaves it
+    with pytest.raises(ValueError, match="2 or more dimensions"):
+        init.orthogonal_directions_([torch.empty(4, 4), torch.empty(4)])

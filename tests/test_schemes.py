@@ -229,3 +229,30 @@ def test_bad_input_is_one_clear_sentence(call, match):
     with pytest.raises(ValueError, match=match) as info:
         call()
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("scheme, api", [("proposed", "wninit"), ("proposed", "torch"), ("pytorch-default", "legacy"),
+                                         ("orthogonal", None)])
+def test_initialize_gives_the_same_parameters_on_any_number_of_threads(scheme, api, monkeypatch):
+    # initialize draws every orthogonal direction first and runs the QRs side by side on torch's threads
+    # (init.orthogonal_directions_): the parameters are those of one orthogonal_direction_ call per layer
+    # in turn at one thread, bit for bit, at 1, 2 or 3 threads
+    import wninit.schemes
+
+    def params(threads: int, one_by_one: bool = False):
+        if one_by_one:
+            monkeypatch.setattr(wninit.schemes, "orthogonal_directions_",
+                                lambda ws, gen: [wninit.init.orthogonal_direction_(w, gen) for w in ws])
+        torch.manual_seed(0)
+        model = WideResNet(10, 1, 10, 3, "none" if api is None else "wn", api or "wninit")
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            wninit.initialize(model, scheme, generator=torch.Generator().manual_seed(5))
+        finally:
+            torch.set_num_threads(before)
+        return [p.detach().clone() for p in model.parameters()]
+
+    one, two, three, reference = params(1), params(2), params(3), params(1, one_by_one=True)
+    for got in (one, two, three):
+        assert len(got) == len(reference) and all(torch.equal(a, b) for a, b in zip(got, reference))

@@ -17,6 +17,7 @@ __all__ = [
     "check_direction",
     "direction_",
     "orthogonal_direction_",
+    "orthogonal_directions_",
     "gaussian_direction_",
     "zero_bias_",
 ]
@@ -104,6 +105,74 @@ def orthogonal_direction_(weight: torch.Tensor, generator: torch.Generator | Non
             q.t_()
         weight.view_as(q).copy_(q)
     return weight
+
+
+def _orthogonalize_(weight: torch.Tensor) -> None:
+    """The QR half of :func:`orthogonal_direction_`, on a weight that already holds its Gaussian draw."""
+    rows = weight.size(0)
+    flat = weight.view(rows, -1)
+    wide = rows < flat.size(1)
+    q, r = torch.linalg.qr(flat.t() if wide else flat)
+    q *= torch.diag(r, 0).sign()
+    flat.copy_(q.t() if wide else q)
+
+
+def _factor_all(weights: list[torch.Tensor], threads: int) -> None:
+    """QR every weight (each holding its draw), on ``threads`` Python threads when there are several."""
+    if threads < 2 or len(weights) < 2:
+        for w in weights:
+            _orthogonalize_(w)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    def factor(chunk):
+        torch.set_num_threads(1)  # OpenMP's thread count is per native thread: this one's too
+        with torch.no_grad():  # grad mode is per thread
+            for w in chunk:
+                _orthogonalize_(w)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(factor, [weights[i::threads] for i in range(threads)]))  # re-raises a worker's error
+
+
+def orthogonal_directions_(weights: list[torch.Tensor], generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """:func:`orthogonal_direction_` on each of ``weights`` in turn, with the QRs run side by side.
+
+    The Gaussian draws are made in order from ``generator``, one stream, as the one-by-one calls draw
+    it. The QR factorizations that follow are independent per weight. They run on as many Python threads
+    as ``torch.get_num_threads()`` allows (torch releases the GIL inside them), each QR on one LAPACK
+    thread. The result is bit for bit that of the one-by-one calls at one thread, whatever the thread
+    count: a seed gives the same weights on any machine. ``torch.nn.init.orthogonal_`` alone does not
+    (MKL's threaded QR rounds differently from its serial one, ~2e-7). Why: on a 10,000-layer net the
+    draws and QRs are all of an orthogonal init's time. On a CPU, MKL's QR of a small matrix gains nothing
+    from a second thread, while two QRs side by side take half the time (issue 7, benchmarks/bench_init.py).
+    Weights that are not contiguous CPU tensors take the one-by-one path in their turn.
+
+    Examples:
+        >>> ws = [torch.empty(4, 8) for _ in range(3)]
+        >>> _ = orthogonal_directions_(ws, torch.Generator().manual_seed(0))
+        >>> bool(torch.allclose(ws[2] @ ws[2].T, torch.eye(4), atol=1e-6))
+        True
+    """
+    threads = torch.get_num_threads()
+    drawn = []
+    # One LAPACK thread per QR, set for the whole call: the QRs then round as at one thread, and several
+    # of them side by side do not oversubscribe the cores with MKL's own threads (6x slower, measured).
+    if threads > 1:
+        torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            for w in weights:
+                if w.dim() >= 2 and w.numel() and w.device.type == "cpu" and w.is_contiguous():
+                    w.normal_(0, 1, generator=generator)  # what orthogonal_direction_ draws into its (rows, cols) copy
+                    drawn.append(w)
+                else:
+                    orthogonal_direction_(w, generator)
+            _factor_all(drawn, threads)
+    finally:
+        if threads > 1:
+            torch.set_num_threads(threads)
+    return weights
 
 
 def gaussian_direction_(weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -2,7 +2,10 @@
 
 ``initialize(model, scheme)`` walks the model's Linear/Conv layers in registration order, draws each
 direction ``v`` from one generator (so a seed gives the same weights whichever weight-norm API holds
-the layer), and sets ``g`` and ``b`` by the layer's declared role (:mod:`wninit.roles`).
+the layer), and sets ``g`` and ``b`` by the layer's declared role (:mod:`wninit.roles`). Orthogonal
+directions are drawn for all layers first and their QRs run side by side on torch's threads
+(:func:`wninit.init.orthogonal_directions_`): the same weights at any thread count, in less time than
+``torch.nn.init.orthogonal_`` layer by layer when there are two threads or more.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .init import check_direction, direction_, fan_in_and_fan_out, proposed_gain
+from .init import check_direction, direction_, fan_in_and_fan_out, orthogonal_directions_, proposed_gain
 from .roles import Role, get_role
 from .weightnorm import gain, is_weight_normed, set_direction_, set_gain_, wn_api, wn_parameters
 
@@ -81,24 +84,39 @@ def initialize_layer_(layer: nn.Module, scheme: str = "proposed", *, gamma: floa
     return _init_layer(layer, scheme, gamma, direction, generator)[0]
 
 
+def _direction_kind(scheme: str, direction: str) -> str:
+    """The direction a scheme draws: ``"xavier"``, or ``"orthogonal"``/``"gaussian"`` (plain schemes by name)."""
+    if scheme == "xavier":
+        return "xavier"
+    return {"he": "gaussian", "orthogonal": "orthogonal"}.get(scheme, check_direction(direction))
+
+
+def _direction_tensor(layer: nn.Module) -> torch.Tensor:
+    """Where the layer's direction is drawn: a WN layer's ``v`` itself, else a temporary (plain layers)."""
+    return torch.empty_like(layer.weight) if wn_api(layer) is None else wn_parameters(layer)[2]
+
+
 def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
-                generator: torch.Generator | None) -> tuple[float | None, int, int]:
+                generator: torch.Generator | None, drawn: torch.Tensor | None = None) -> tuple[float | None, int, int]:
     """:func:`initialize_layer_` without the argument checks: ``(g, fan_in, fan_out)``.
 
+    ``drawn``: the layer's direction already drawn (:func:`_direction_tensor`, filled by ``initialize``).
+
     A WN layer's parameters are looked up once and written in place: the direction drawn straight into
-    ``v`` (the same draws as into a temporary), ``g`` filled, all under one ``no_grad``. On 10,000-layer
-    nets this per-layer bookkeeping, not the draws, was initialize's cost beyond orthogonal_'s own
-    (issue 7, benchmarks/bench_init.py).
+    ``v`` (the same draws as into a temporary), ``g`` filled, all under one ``no_grad``: on 10,000-layer
+    nets the per-layer bookkeeping counts (issue 7, benchmarks/bench_init.py).
     """
     api = wn_api(layer)
     if api is None:
-        v = torch.empty_like(layer.weight)
+        v = torch.empty_like(layer.weight) if drawn is None else drawn
     else:
         _, g_param, v = wn_parameters(layer)
-    if scheme == "xavier":
-        torch.nn.init.xavier_normal_(v, generator=generator)
-    else:  # the plain 'he' / 'orthogonal' schemes fix the direction by their name
-        direction_(v, {"he": "gaussian", "orthogonal": "orthogonal"}.get(scheme, direction), generator)
+    if drawn is None:
+        kind = _direction_kind(scheme, direction)
+        if kind == "xavier":
+            torch.nn.init.xavier_normal_(v, generator=generator)
+        else:
+            direction_(v, kind, generator)
     fan_in, fan_out = fan_in_and_fan_out(v)
     if scheme in ("proposed", "hanin"):
         g = proposed_gain(fan_in, fan_out, gamma)
@@ -188,11 +206,16 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
         raise ValueError(f"scheme {scheme!r} is for networks without weight norm; for this WN network use "
                          f"'pytorch-default' with direction='{'orthogonal' if scheme == 'orthogonal' else 'gaussian'}'")
     records = []
-    for name, layer in layers:
+    drawn = [None] * len(layers)
+    if _direction_kind(scheme, direction) == "orthogonal":
+        # All directions first, in layer order from the one generator (the same draws as layer by layer),
+        # their QRs spread over torch's threads: init.orthogonal_directions_ (issue 7).
+        drawn = orthogonal_directions_([_direction_tensor(m) for _, m in layers], generator)
+    for (name, layer), v in zip(layers, drawn):
         role = get_role(layer)
         gamma = role_gamma(role, scheme, stem_gamma) if scheme in ("proposed", "hanin", "proposed-backward") else None
         step_scheme = "pytorch-default" if scheme == "datadep" else scheme
-        g, fan_in, fan_out = _init_layer(layer, step_scheme, gamma or 1.0, direction, generator)
+        g, fan_in, fan_out = _init_layer(layer, step_scheme, gamma or 1.0, direction, generator, v)
         records.append(LayerInit(name, role.kind, fan_in, fan_out, gamma, g))
     if scheme == "datadep":
         for _, layer in layers:
