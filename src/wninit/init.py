@@ -148,6 +148,9 @@ def orthogonal_directions_(weights: list[torch.Tensor], generator: torch.Generat
     from a second thread, while two QRs side by side take half the time (issue 7, benchmarks/bench_init.py).
     Weights that are not contiguous CPU tensors take the one-by-one path in their turn.
 
+    NOTE: torch's thread count is per process. For the length of this call it is 1, then restored, so
+    torch ops that another Python thread runs meanwhile run on one thread.
+
     Examples:
         >>> ws = [torch.empty(4, 8) for _ in range(3)]
         >>> _ = orthogonal_directions_(ws, torch.Generator().manual_seed(0))
