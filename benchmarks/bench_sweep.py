@@ -18,7 +18,7 @@ of the runs' own wall times over the workers) and the rest (worker start, claims
 Each variant runs twice in the mirrored order A B C C B A, so that a machine load drifting during the
 benchmark falls on all alike. ``--quick`` takes a fixed slice (depths 2 and 10, seed 1: 24 runs); the full grid is 120 runs.
 
-Run: ``python benchmarks/bench_sweep.py [--quick] [--out DIR]``; ``run(quick) -> dict``.
+Run: ``python benchmarks/bench_sweep.py [--quick] [--one-pass] [--out DIR]``; ``run(quick, passes) -> dict``.
 """
 import time  # first, so that a reference child can time its own imports
 
@@ -190,19 +190,20 @@ def _sweep(runs, batch_runs: bool) -> dict:
                          "outside runs (worker start, claims, store, idle; x workers)": WORKERS * wall - in_runs}}
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, passes: int = 2) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from common import machine
 
     runs = grid(quick)
     result = {"machine": machine(), "grid": f"{SPEC.name} quick" + (" slice (depths 2, 10; seed 1)" if quick else ""),
-              "n_runs": len(runs), "workers": WORKERS, "variants": {}}
+              "n_runs": len(runs), "workers": WORKERS, "passes": 1 if passes < 2 else 2, "variants": {}}
     variants = {"reference (process per run, per-sample data, checkpoints)": lambda: _reference(runs),
                 "sweep (local pool)": lambda: _sweep(runs, False),
                 "sweep --batch-runs": lambda: _sweep(runs, True)}
     # mirrored order A B C C B A: a load that drifts linearly during the benchmark (a shared machine)
-    # weighs on every variant alike; each variant's numbers are the sums of its two passes
-    order = list(variants) + list(reversed(variants))
+    # weighs on every variant alike; each variant's numbers are the sums of its two passes. passes=1
+    # (A B C) halves the time of the whole grid, about 25 minutes on the 2-core CPU, on an idle machine.
+    order = list(variants) + (list(reversed(variants)) if passes > 1 else [])
     for name in order:
         load_before = os.getloadavg()[0]
         v = variants[name]()
@@ -230,8 +231,9 @@ def table(result: dict) -> str:
     rows = [[name, f"{v['wall_s']:.1f} s", f"{v['runs_per_hour']:.0f}", f"{v['speedup_vs_reference']:.2f}x",
              v["diverged"], " / ".join(f"{a}->{b}" for a, b in zip(v["load_average"][::2], v["load_average"][1::2]))]
             for name, v in result["variants"].items()]
-    out = format_table(f"Sweep throughput: {result['n_runs']} runs of {result['grid']}, {result['workers']} at a time "
-                       "(each variant twice, order A B C C B A; times are the two passes' sums)",
+    how = ("each variant twice, order A B C C B A; times are the two passes' sums" if result.get("passes", 2) > 1
+           else "each variant once, order A B C")
+    out = format_table(f"Sweep throughput: {result['n_runs']} runs of {result['grid']}, {result['workers']} at a time ({how})",
                        ["variant", "wall", "runs/hour", "speedup", "diverged", "load avg"], rows)
     for name, v in result["variants"].items():
         total = sum(max(s, 0.0) for s in v["phases_s"].values())
@@ -249,10 +251,14 @@ def main(argv=None) -> int:
         cfg_json, workdir, spawned = argv[1], argv[3], float(argv[5])
         print(json.dumps(reference_run(cfg_json, workdir, spawned)))
         return 0
+    passes = 2
+    if "--one-pass" in argv:  # the whole grid in about 25 minutes instead of 50 (see run)
+        argv, passes = [a for a in argv if a != "--one-pass"], 1
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from common import main as bench_main
 
-    return bench_main(run, table, "bench_sweep", "Sweep throughput vs a reference-style loop.", argv)
+    return bench_main(lambda quick: run(quick, passes), table, "bench_sweep",
+                      "Sweep throughput vs a reference-style loop (--one-pass: each variant once).", argv)
 
 
 if __name__ == "__main__":
