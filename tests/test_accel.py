@@ -90,3 +90,20 @@ def test_cli_takes_the_options(tmp_path, capsys):
                  "--precision", "bf16", "--out", str(tmp_path / "run")]) == 0
     assert main(["train", "--precision", "fp8", "--out", str(tmp_path / "bad")]) == 2
     assert "precision" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("api", ["wninit", "torch"])
+def test_compile_traces_each_suite_model_as_one_graph(api):
+    # A graph break inside the WN layers' forward (the twice_differentiable flag was a ContextVar read)
+    # made torch.compile compile every layer shape apart until its recompile limit sent the rest to eager:
+    # seen on an H200 with `wninit train --compile` (issue 7). One graph, no break, for every model.
+    import wninit
+    from wninit.models import CNN, MLP, ResNet, WideResNet
+
+    for model, x in ((MLP(784, 16, 3, 10, wn_api=api), torch.randn(2, 784)),
+                     (CNN(3, 8, 3, 10, wn_api=api), torch.randn(2, 3, 32, 32)),
+                     (ResNet(8, 10, wn_api=api), torch.randn(2, 3, 32, 32)),
+                     (WideResNet(10, 1, 10, wn_api=api), torch.randn(2, 3, 32, 32))):
+        wninit.initialize(model, "proposed")
+        explained = torch._dynamo.explain(model)(x)
+        assert (explained.graph_count, explained.graph_break_count) == (1, 0), (type(model).__name__, explained.break_reasons)

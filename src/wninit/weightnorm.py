@@ -92,9 +92,14 @@ def _wn_weight(v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     beyond the layer's matmul is the number of ops launched and the bytes they move, not their arithmetic.
     ``g`` goes in as a ``(C_out, 1, ...)`` view, as torch keeps it: the kernel would take a 1-d ``g``, but
     the decompositions ``torch.compile`` and the half-precision fallback use broadcast it against the
-    last dim, and the view costs no measurable time. Second order goes through :func:`twice_differentiable`.
+    last dim, and the view costs no measurable time. Second order goes through :func:`twice_differentiable`
+    (not inside ``torch.compile``, which always takes the fused kernel).
     """
-    if _TWICE_DIFFERENTIABLE.get():
+    # torch.compile cannot trace ContextVar.get: reading it broke the graph at every WN layer, and
+    # each layer shape then recompiled its forward until dynamo's recompile limit sent the rest to
+    # eager (seen on an H200, issue 7). is_compiling() is traced as a constant, so a compiled
+    # forward never reads the flag and uses the fused kernel.
+    if not torch.compiler.is_compiling() and _TWICE_DIFFERENTIABLE.get():
         return v * _unit_shape(g / _row_norm(v), v)
     return torch._weight_norm(v, g.view(_G_VIEW[v.dim()]), 0)
 
