@@ -1,0 +1,215 @@
+"""The GPU path (issue 7): WN vs BN steps per second on WRN-40-10, WN's cost on the MLPs, FLOP/s, init.
+
+On a CUDA device (``--device cuda``, the default when one is present), batch 128, every variant
+interleaved in rounds (benchmarks/common.py), each sample the mean of ``STEPS`` steps timed between
+``torch.cuda.synchronize`` calls:
+
+1. ``wrn``: one SGD step (momentum 0.9, weight decay 5e-4, as train/fit.py) of WRN-40-10 on a 3x32x32
+   batch: WN with wninit's layers (``initialize(model, "proposed")``), WN through torch's
+   parametrization, and BN (He init), each in fp32 (TF32 off, PyTorch's default for matmuls) and bf16
+   autocast, NCHW and channels_last. Steps per second, and WN/BN.
+2. ``mlp``: the issue's MLPs (width 128/512, depth 10/50/200, input 784): plain vs torch's
+   parametrization vs wninit, fp32; the wn/plain ratio (issue 7's 1.10x target is set on the CPU).
+3. ``flops``: the MLP 512 x 10 step's matmul FLOP/s against a 8192 x 8192 fp32 matmul measured in the same
+   run, at batch 128 (launch-bound on a GPU) and 8192.
+4. ``init``: ``initialize`` vs ``torch.nn.init.orthogonal_`` on WRN-40-10 and WRN-1000-1 held on the GPU
+   (on a CUDA tensor each orthogonal direction is one cuSOLVER QR, one layer at a time, on both sides).
+
+``--compiled`` runs only WRN-40-10 WN vs BN under ``torch.compile`` (bf16 + channels_last), with the
+compilation time. Without a CUDA device it is skipped (``WNINIT_BENCH_DEVICE=cpu`` runs it on the CPU);
+nothing here is needed for CI. ``benchmarks/gpu_check.sh`` runs it with the other GPU checks.
+``--quick`` keeps WRN-40-10 fp32/bf16 NCHW and the depth-10 MLPs.
+Run: ``python benchmarks/bench_gpu.py [--quick] [--compiled] [--out DIR]``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import format_table, machine, main, summary, time_interleaved  # noqa: E402
+
+import wninit  # noqa: E402
+from wninit.models import MLP, WideResNet  # noqa: E402
+from wninit.train.accel import as_input, autocast, to_memory_format  # noqa: E402
+from wninit.weightnorm import direction, weight_normed_layers  # noqa: E402
+
+BATCH = 128
+STEPS = 10  # steps per timed sample
+# WNINIT_BENCH_DEVICE=cpu runs it on a CPU anyway (slowly: WRN-40-10 steps); without it and without CUDA,
+# run() skips, so that `wninit bench` on a laptop does not spend an hour here.
+DEVICE = torch.device(os.environ.get("WNINIT_BENCH_DEVICE", "cuda" if torch.cuda.is_available() else "cpu"))
+SKIP = DEVICE.type == "cpu" and "WNINIT_BENCH_DEVICE" not in os.environ
+
+
+def _sync():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _stepper(model, x, y, precision="fp32", channels_last=False, compiled=False):
+    model = to_memory_format(model.to(DEVICE), channels_last)
+    x, y = as_input(x.to(DEVICE), channels_last), y.to(DEVICE)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+    forward = torch.compile(model) if compiled else model
+
+    def steps():
+        for _ in range(STEPS):
+            opt.zero_grad(set_to_none=True)
+            with autocast(precision, DEVICE):
+                loss = F.cross_entropy(forward(x), y)
+            loss.backward()
+            opt.step()
+        _sync()
+    return steps
+
+
+def _model(kind, size, variant):
+    norm, api = {"plain": ("none", "wninit"), "bn": ("bn", "wninit"), "torch": ("wn", "torch"),
+                 "wninit": ("wn", "wninit")}[variant]
+    torch.manual_seed(0)
+    model = MLP(784, size[0], size[1], 10, norm, api) if kind == "mlp" else WideResNet(size[0], size[1], 10, 3, norm, api)
+    wninit.initialize(model, "proposed" if norm == "wn" else "he", generator=torch.Generator().manual_seed(0))
+    return model
+
+
+def _batch(kind, batch=BATCH):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(batch, 784, generator=g) if kind == "mlp" else torch.randn(batch, 3, 32, 32, generator=g)
+    return x, torch.randint(0, 10, (batch,), generator=g)
+
+
+def _rate(stats):  # steps per second from a sample of STEPS steps
+    return STEPS / stats["median"]
+
+
+def bench_wrn(quick: bool, rounds: int) -> list[dict]:
+    combos = [(p, cl) for p in ("fp32", "bf16") for cl in ((False,) if quick else (False, True))]
+    rows = []
+    x, y = _batch("wrn")
+    for precision, cl in combos:
+        variants = {v: _stepper(_model("wrn", (40, 10), v), x, y, precision, cl) for v in ("wninit", "torch", "bn")}
+        stats = {v: summary(s) for v, s in time_interleaved(variants, rounds, warmup=1).items()}
+        rows.append({"precision": precision, "channels_last": cl, "steps_per_s": {v: _rate(s) for v, s in stats.items()},
+                     "spread": max(s["spread"] for s in stats.values()),
+                     "wn_over_bn_time": stats["wninit"]["median"] / stats["bn"]["median"]})
+        del variants
+        torch.cuda.empty_cache() if DEVICE.type == "cuda" else None
+    return rows
+
+
+def bench_wrn_compiled(rounds: int) -> dict:
+    """WRN-40-10 WN (wninit) vs BN under ``torch.compile`` (default mode), bf16 + channels_last, and
+    the first call's time (compilation); what ``wninit train --compile`` runs."""
+    x, y = _batch("wrn")
+    variants, first_call_s = {}, {}
+    for v in ("wninit", "bn"):
+        variants[v] = _stepper(_model("wrn", (40, 10), v), x, y, "bf16", True, compiled=True)
+        t0 = time.perf_counter()
+        variants[v]()  # compiles (and runs STEPS steps)
+        first_call_s[v] = time.perf_counter() - t0
+    stats = {v: summary(s) for v, s in time_interleaved(variants, rounds, warmup=1).items()}
+    return {"steps_per_s": {v: _rate(s) for v, s in stats.items()}, "first_call_s": first_call_s,
+            "wn_over_bn_time": stats["wninit"]["median"] / stats["bn"]["median"],
+            "spread": max(s["spread"] for s in stats.values())}
+
+
+def bench_mlp(quick: bool, rounds: int) -> list[dict]:
+    sizes = [(w, d) for w in (128, 512) for d in ((10,) if quick else (10, 50, 200))]
+    rows = []
+    x, y = _batch("mlp")
+    for size in sizes:
+        variants = {v: _stepper(_model("mlp", size, v), x, y) for v in ("plain", "torch", "wninit")}
+        stats = {v: summary(s) for v, s in time_interleaved(variants, rounds, warmup=1).items()}
+        base = stats["plain"]["median"]
+        rows.append({"width": size[0], "depth": size[1], "ms_per_step": {v: 1e3 * s["median"] / STEPS for v, s in stats.items()},
+                     "ratio": {v: s["median"] / base for v, s in stats.items()},
+                     "spread": max(s["spread"] for s in stats.values())})
+    return rows
+
+
+def bench_flops(rounds: int) -> dict:
+    a = torch.randn(8192, 8192, device=DEVICE)
+    matmul = summary(time_interleaved({"mm": lambda: (a @ a, _sync())}, rounds, warmup=1)["mm"])["median"]
+    out = {"ceiling_tflops": 2 * 8192 ** 3 / matmul / 1e12}
+    for batch in (128, 8192):
+        x, y = _batch("mlp", batch)
+        step = _stepper(_model("mlp", (512, 10), "wninit"), x, y)
+        t = summary(time_interleaved({"step": step}, rounds, warmup=1)["step"])["median"] / STEPS
+        flop = 3 * 2 * batch * (784 * 512 + 9 * 512 * 512 + 512 * 10)  # forward + two backward GEMMs per layer
+        out[f"batch_{batch}"] = {"tflops": flop / t / 1e12, "fraction_of_ceiling": flop / t / 1e12 / out["ceiling_tflops"]}
+    return out
+
+
+def bench_init(quick: bool) -> list[dict]:
+    rows = []
+    for depth, k in ((40, 10),) + (() if quick else ((1000, 1),)):
+        model = WideResNet(depth, k, 10).to(DEVICE)
+        vs = [direction(m) for _, m in weight_normed_layers(model)]
+
+        def orthogonal():
+            for v in vs:
+                torch.nn.init.orthogonal_(v)
+            _sync()
+        variants = {"initialize": lambda: (wninit.initialize(model, "proposed"), _sync()), "orthogonal_": orthogonal}
+        stats = {v: summary(s) for v, s in time_interleaved(variants, 3, warmup=1).items()}
+        rows.append({"model": f"WRN-{depth}-{k}", "layers": len(vs), "seconds": {v: s["median"] for v, s in stats.items()},
+                     "ratio": stats["initialize"]["median"] / stats["orthogonal_"]["median"]})
+    return rows
+
+
+def run(quick: bool = False, only_compiled: bool = False) -> dict:
+    if SKIP:
+        return {"benchmark": "gpu", "skipped": "no CUDA device here (WNINIT_BENCH_DEVICE=cpu runs it on the CPU)"}
+    started = time.perf_counter()
+    rounds = 3 if quick else 5
+    result = {"benchmark": "gpu", "quick": quick, "machine": machine(), "device": str(DEVICE),
+              "card": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else None}
+    sections = (("wrn", lambda: bench_wrn(quick, rounds)), ("mlp", lambda: bench_mlp(quick, rounds)),
+                ("flops", lambda: bench_flops(rounds)), ("init", lambda: bench_init(quick)),
+                ("wrn_compiled", lambda: bench_wrn_compiled(rounds)))
+    for name, fn in sections[-1:] if only_compiled else sections[:-1]:
+        t0 = time.perf_counter()
+        result[name] = fn()
+        print(f"[{name} done in {time.perf_counter() - t0:.0f} s]", file=sys.stderr, flush=True)
+    result["wall_s"] = time.perf_counter() - started
+    return result
+
+
+def table(r: dict) -> str:
+    if "skipped" in r:
+        return f"bench_gpu skipped: {r['skipped']}"
+    out = [f"device: {r['device']} ({r['card']}), torch {r['machine']['torch']}, {r['wall_s']:.0f} s"]
+    if "wrn_compiled" in r:
+        c = r["wrn_compiled"]
+        out.append(f"WRN-40-10 under torch.compile, bf16 + channels_last, batch {BATCH}: WN {c['steps_per_s']['wninit']:.2f} "
+                   f"steps/s, BN {c['steps_per_s']['bn']:.2f} (WN/BN time {c['wn_over_bn_time']:.2f}, spread "
+                   f"{100 * c['spread']:.0f}%); first call (compilation) WN {c['first_call_s']['wninit']:.0f} s, "
+                   f"BN {c['first_call_s']['bn']:.0f} s")
+        return "\n".join(out)
+    out.append(format_table(f"WRN-40-10, batch {BATCH}: training steps per second (median of rounds)",
+                            ["precision", "channels_last", "WN wninit", "WN torch", "BN", "WN/BN time", "spread"],
+                            [[w["precision"], w["channels_last"]] + [f"{w['steps_per_s'][v]:.2f}" for v in ("wninit", "torch", "bn")]
+                             + [f"{w['wn_over_bn_time']:.2f}", f"{100 * w['spread']:.0f}%"] for w in r["wrn"]]))
+    out.append(format_table(f"MLP step, batch {BATCH}, fp32: ms per step and ratio to plain",
+                            ["width", "depth", "plain ms", "torch", "wninit", "spread"],
+                            [[m["width"], m["depth"], f"{m['ms_per_step']['plain']:.2f}", f"{m['ratio']['torch']:.2f}",
+                              f"{m['ratio']['wninit']:.2f}", f"{100 * m['spread']:.0f}%"] for m in r["mlp"]]))
+    f = r["flops"]
+    out.append(f"FLOP/s: 8192^2 fp32 matmul {f['ceiling_tflops']:.1f} TFLOP/s; MLP 512x10 step (wninit) batch 128: "
+               f"{f['batch_128']['tflops']:.2f} TFLOP/s ({100 * f['batch_128']['fraction_of_ceiling']:.1f}%), batch 8192: "
+               f"{f['batch_8192']['tflops']:.2f} TFLOP/s ({100 * f['batch_8192']['fraction_of_ceiling']:.0f}%)")
+    out.append(format_table("initialize vs orthogonal_ on the GPU (median of 3)", ["model", "layers", "initialize", "orthogonal_", "ratio"],
+                            [[i["model"], i["layers"], f"{i['seconds']['initialize']:.3f} s", f"{i['seconds']['orthogonal_']:.3f} s",
+                              f"{i['ratio']:.2f}"] for i in r["init"]]))
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    only = "--compiled" in sys.argv  # only the torch.compile comparison (compiling takes minutes)
+    args = [a for a in sys.argv[1:] if a != "--compiled"]
+    raise SystemExit(main(lambda quick: run(quick, only), table, "bench_gpu", __doc__.splitlines()[0], args))
