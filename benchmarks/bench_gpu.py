@@ -98,7 +98,8 @@ def bench_wrn(quick: bool, rounds: int) -> list[dict]:
                      "spread": max(s["spread"] for s in stats.values()),
                      "wn_over_bn_time": stats["wninit"]["median"] / stats["bn"]["median"]})
         del variants
-        torch.cuda.empty_cache() if DEVICE.type == "cuda" else None
+        if DEVICE.type == "cuda":
+            torch.cuda.empty_cache()
     return rows
 
 

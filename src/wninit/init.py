@@ -94,16 +94,10 @@ def orthogonal_direction_(weight: torch.Tensor, generator: torch.Generator | Non
     if weight.numel() == 0:
         return weight
     rows = weight.size(0)
-    cols = weight.numel() // rows
     with torch.no_grad():
-        flat = weight.new_empty((rows, cols)).normal_(0, 1, generator=generator)
-        if rows < cols:
-            flat.t_()
-        q, r = torch.linalg.qr(flat)
-        q *= torch.diag(r, 0).sign()  # Q uniform over the orthogonal group (Mezzadri 2007)
-        if rows < cols:
-            q.t_()
-        weight.view_as(q).copy_(q)
+        flat = weight.new_empty((rows, weight.numel() // rows)).normal_(0, 1, generator=generator)
+        _orthogonalize_(flat)
+        weight.view_as(flat).copy_(flat)
     return weight
 
 
@@ -113,7 +107,7 @@ def _orthogonalize_(weight: torch.Tensor) -> None:
     flat = weight.view(rows, -1)
     wide = rows < flat.size(1)
     q, r = torch.linalg.qr(flat.t() if wide else flat)
-    q *= torch.diag(r, 0).sign()
+    q *= torch.diag(r, 0).sign()  # Q uniform over the orthogonal group (Mezzadri 2007)
     flat.copy_(q.t() if wide else q)
 
 
