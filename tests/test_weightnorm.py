@@ -35,6 +35,17 @@ def test_gain_and_direction_write_through(api):
     torch.testing.assert_close(layer(x), x @ expected.T + layer.bias)
 
 
+@pytest.mark.parametrize("api", wnm.APIS)
+def test_wn_parameters_are_the_raw_g_and_v_with_or_without_the_api_given(api):
+    layer = wnm.weight_norm(nn.Conv2d(3, 4, 3), api)
+    found, g, v = wnm.wn_parameters(layer)
+    assert found == api and g.data_ptr() == wnm.gain(layer).data_ptr() and v is wnm.direction(layer)
+    given = wnm.wn_parameters(layer, api)
+    assert given[0] == api and given[1] is g and given[2] is v
+    with pytest.raises(ValueError, match="not weight-normalized"):
+        wnm.wn_parameters(nn.Linear(2, 2))
+
+
 def test_wninit_layer_reads_like_a_plain_layer():
     layer = wnm.WNConv2d(3, 8, 3, padding=1)
     assert isinstance(layer, nn.Conv2d) and wnm.is_weight_normed(layer)

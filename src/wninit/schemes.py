@@ -93,7 +93,8 @@ def _direction_kind(scheme: str, direction: str) -> str:
 
 def _direction_tensor(layer: nn.Module) -> torch.Tensor:
     """Where the layer's direction is drawn: a WN layer's ``v`` itself, else a temporary (plain layers)."""
-    return torch.empty_like(layer.weight) if wn_api(layer) is None else wn_parameters(layer)[2]
+    api = wn_api(layer)
+    return torch.empty_like(layer.weight) if api is None else wn_parameters(layer, api)[2]
 
 
 def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
@@ -110,7 +111,7 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
     if api is None:
         v = torch.empty_like(layer.weight) if drawn is None else drawn
     else:
-        _, g_param, v = wn_parameters(layer)
+        _, g_param, v = wn_parameters(layer, api)
     if drawn is None:
         kind = _direction_kind(scheme, direction)
         if kind == "xavier":

@@ -232,8 +232,8 @@ def weight_norm(layer: nn.Module, api: str = "wninit") -> nn.Module:
     return layer
 
 
-def _api_g_v(layer: nn.Module) -> tuple[str, torch.Tensor, torch.Tensor]:
-    api = wn_api(layer)
+def _api_g_v(layer: nn.Module, api: str | None = None) -> tuple[str, torch.Tensor, torch.Tensor]:
+    api = api or wn_api(layer)
     if api == "wninit":
         params = layer._parameters  # direct: initialize() calls this for every layer of 10,000-layer nets
         return api, params["g"], params["v"]
@@ -249,12 +249,13 @@ def _api_g_v(layer: nn.Module) -> tuple[str, torch.Tensor, torch.Tensor]:
     raise ValueError(f"{type(layer).__name__} is not weight-normalized: wrap it first with wninit.weight_norm(layer)")
 
 
-def wn_parameters(layer: nn.Module) -> tuple[str, torch.Tensor, torch.Tensor]:
+def wn_parameters(layer: nn.Module, api: str | None = None) -> tuple[str, torch.Tensor, torch.Tensor]:
     """``(api, g, v)`` of a weight-normalized layer in one lookup: the API's name and its raw parameters
     (``g`` in the API's own shape, e.g. ``(C_out, 1, 1, 1)`` for torch's). For code that writes both in
     place under ``torch.no_grad()``, as ``initialize`` does on 10,000-layer nets; the legacy API then needs
-    :func:`set_direction_` to refresh its cached weight."""
-    return _api_g_v(layer)
+    :func:`set_direction_` to refresh its cached weight. ``api``: the layer's :func:`wn_api`, when the
+    caller has it already (the lookup is then skipped)."""
+    return _api_g_v(layer, api)
 
 
 def _g_and_v(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
