@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import format_table, machine, main, summary, time_interleaved  # noqa: E402
+from common import build_variant, format_table, machine, main, summary, time_interleaved  # noqa: E402
 
 import wninit  # noqa: E402
-from wninit.models import MLP, WideResNet  # noqa: E402
+from wninit.models import WideResNet  # noqa: E402
 from wninit.train.accel import as_input, autocast, to_memory_format  # noqa: E402
 from wninit.weightnorm import direction, weight_normed_layers  # noqa: E402
 
@@ -68,15 +68,6 @@ def _stepper(model, x, y, precision="fp32", channels_last=False, compiled=False)
     return steps
 
 
-def _model(kind, size, variant):
-    norm, api = {"plain": ("none", "wninit"), "bn": ("bn", "wninit"), "torch": ("wn", "torch"),
-                 "wninit": ("wn", "wninit")}[variant]
-    torch.manual_seed(0)
-    model = MLP(784, size[0], size[1], 10, norm, api) if kind == "mlp" else WideResNet(size[0], size[1], 10, 3, norm, api)
-    wninit.initialize(model, "proposed" if norm == "wn" else "he", generator=torch.Generator().manual_seed(0))
-    return model
-
-
 def _batch(kind, batch=BATCH):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(batch, 784, generator=g) if kind == "mlp" else torch.randn(batch, 3, 32, 32, generator=g)
@@ -92,7 +83,7 @@ def bench_wrn(quick: bool, rounds: int) -> list[dict]:
     rows = []
     x, y = _batch("wrn")
     for precision, cl in combos:
-        variants = {v: _stepper(_model("wrn", (40, 10), v), x, y, precision, cl) for v in ("wninit", "torch", "bn")}
+        variants = {v: _stepper(build_variant("wrn", (40, 10), v), x, y, precision, cl) for v in ("wninit", "torch", "bn")}
         stats = {v: summary(s) for v, s in time_interleaved(variants, rounds, warmup=1).items()}
         rows.append({"precision": precision, "channels_last": cl, "steps_per_s": {v: _rate(s) for v, s in stats.items()},
                      "spread": max(s["spread"] for s in stats.values()),
@@ -109,7 +100,7 @@ def bench_wrn_compiled(rounds: int) -> dict:
     x, y = _batch("wrn")
     variants, first_call_s = {}, {}
     for v in ("wninit", "bn"):
-        variants[v] = _stepper(_model("wrn", (40, 10), v), x, y, "bf16", True, compiled=True)
+        variants[v] = _stepper(build_variant("wrn", (40, 10), v), x, y, "bf16", True, compiled=True)
         t0 = time.perf_counter()
         variants[v]()  # compiles (and runs STEPS steps)
         first_call_s[v] = time.perf_counter() - t0
@@ -124,7 +115,7 @@ def bench_mlp(quick: bool, rounds: int) -> list[dict]:
     rows = []
     x, y = _batch("mlp")
     for size in sizes:
-        variants = {v: _stepper(_model("mlp", size, v), x, y) for v in ("plain", "torch", "wninit")}
+        variants = {v: _stepper(build_variant("mlp", size, v), x, y) for v in ("plain", "torch", "wninit")}
         stats = {v: summary(s) for v, s in time_interleaved(variants, rounds, warmup=1).items()}
         base = stats["plain"]["median"]
         rows.append({"width": size[0], "depth": size[1], "ms_per_step": {v: 1e3 * s["median"] / STEPS for v, s in stats.items()},
@@ -139,7 +130,7 @@ def bench_flops(rounds: int) -> dict:
     out = {"ceiling_tflops": 2 * 8192 ** 3 / matmul / 1e12}
     for batch in (128, 8192):
         x, y = _batch("mlp", batch)
-        step = _stepper(_model("mlp", (512, 10), "wninit"), x, y)
+        step = _stepper(build_variant("mlp", (512, 10), "wninit"), x, y)
         t = summary(time_interleaved({"step": step}, rounds, warmup=1)["step"])["median"] / STEPS
         flop = 3 * 2 * batch * (784 * 512 + 9 * 512 * 512 + 512 * 10)  # forward + two backward GEMMs per layer
         out[f"batch_{batch}"] = {"tflops": flop / t / 1e12, "fraction_of_ceiling": flop / t / 1e12 / out["ceiling_tflops"]}

@@ -33,10 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import busy_note, format_table, machine, main, num_threads, summary, time_interleaved  # noqa: E402
+from common import build_variant, busy_note, format_table, machine, main, num_threads, summary, time_interleaved  # noqa: E402
 
 import wninit  # noqa: E402
-from wninit.models import CNN, MLP, WideResNet  # noqa: E402
 from wninit.weightnorm import weight_norm  # noqa: E402
 
 BATCH = 128
@@ -48,16 +47,8 @@ TARGET = 1.10
 # ---------------------------------------------------------------- table 1: training steps
 
 def _build(kind: str, size, variant: str) -> tuple[nn.Module, torch.Tensor]:
-    norm, api = ("none", "wninit") if variant == "plain" else ("wn", "torch" if variant == "torch" else "wninit")
-    torch.manual_seed(0)
-    if kind == "mlp":
-        model, x = MLP(784, size[0], size[1], 10, norm, api), torch.randn(BATCH, 784)
-    elif kind == "cnn":
-        model, x = CNN(3, 128, 5, 10, norm, api), torch.randn(BATCH, 3, 32, 32)
-    else:
-        model, x = WideResNet(16, 2, 10, 3, norm, api), torch.randn(BATCH, 3, 32, 32)
-    wninit.initialize(model, "he" if variant == "plain" else "proposed", generator=torch.Generator().manual_seed(0))
-    return model, x
+    model = build_variant(kind, (16, 2) if kind == "wrn" else size, variant)
+    return model, torch.randn((BATCH, 784) if kind == "mlp" else (BATCH, 3, 32, 32))
 
 
 def _stepper(model: nn.Module, x: torch.Tensor, fused: bool | None = None, compiled: bool = False):

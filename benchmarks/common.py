@@ -27,7 +27,29 @@ from typing import Callable
 import torch
 
 __all__ = ["machine", "busy_note", "num_threads", "time_interleaved", "summary", "fmt_seconds", "format_table",
-           "write_json", "main"]
+           "write_json", "main", "VARIANTS", "build_variant"]
+
+# A layer variant -> (norm, wn_api) of the suite's models: the comparisons bench_wn.py and bench_gpu.py make.
+VARIANTS = {"plain": ("none", "wninit"), "bn": ("bn", "wninit"), "torch": ("wn", "torch"), "wninit": ("wn", "wninit")}
+
+
+def build_variant(kind: str, size: tuple[int, int] | None, variant: str) -> torch.nn.Module:
+    """The suite's ``"mlp"`` (784 -> width x depth -> 10, ``size=(width, depth)``), ``"cnn"``
+    (CNN(3,128,5,10)) or ``"wrn"`` (WRN-depth-k on 3x32x32, ``size=(depth, k)``) in one of
+    :data:`VARIANTS`, seeded, initialized as a user would: WN by ``"proposed"``, plain and BN by ``"he"``."""
+    from wninit import initialize
+    from wninit.models import CNN, MLP, WideResNet
+
+    norm, api = VARIANTS[variant]
+    torch.manual_seed(0)
+    if kind == "mlp":
+        model = MLP(784, size[0], size[1], 10, norm, api)
+    elif kind == "cnn":
+        model = CNN(3, 128, 5, 10, norm, api)
+    else:
+        model = WideResNet(size[0], size[1], 10, 3, norm, api)
+    initialize(model, "proposed" if norm == "wn" else "he", generator=torch.Generator().manual_seed(0))
+    return model
 
 
 def _cpu_name() -> str:
