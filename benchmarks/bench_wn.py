@@ -1,6 +1,6 @@
 """Weight norm's cost in a training step: plain layer vs torch's parametrization vs wninit's WN layer.
 
-Two tables, every variant interleaved in one process (benchmarks/common.py):
+Three tables, every variant interleaved in one process (benchmarks/common.py):
 
 1. ``steps``: one training step (forward, backward, ``SGD(lr, momentum=0.9, weight_decay=5e-4).step()``
    as train/fit.py builds it), batch 128, of the MLP(784 -> width x depth -> 10) for width 128/512 and
@@ -18,6 +18,8 @@ Two tables, every variant interleaved in one process (benchmarks/common.py):
    ``function`` (custom autograd.Function with the analytic gradient), ``outscale``
    (``(x v^T) * g/||v|| + b``), ``autograd`` (``g*v/||v||`` by autograd) and ``torch``; the reason
    weightnorm.py uses the one it does. Each variant is first checked equal to torch's weight norm.
+3. ``kernels``: WN's two kernels' time per training step of the wninit MLPs (depth <= 50) inside real
+   steps (profiler) and alone on the same tensors: what share of the step WN's arithmetic itself takes.
 
 Denormal floats are flushed during the run, so that a variant whose signal decays (deep nets) cannot be
 slowed by denormal arithmetic instead of by its own cost.
@@ -103,6 +105,42 @@ def _checks(rows: list[dict]) -> dict:
     beats = all(r["ratio_wninit"] < r["ratio_torch"] for r in rows if r["ratio_torch"] > TARGET)
     return {"wninit_within_1.10x_plain_every_mlp": within, "wninit_faster_than_torch_where_torch_over_1.10x": beats,
             "worst_mlp_ratio": max((r["ratio_wninit"] for r in mlp), default=None)}
+
+
+# ---------------------------------------------------------------- table 3: WN's kernels inside a step
+
+_KERNELS = ("aten::_weight_norm_interface", "aten::_weight_norm_interface_backward")
+
+
+def _kernels_in_step(size, threads: int, steps: int = 30) -> dict:
+    """Where WN's extra time goes: its two kernels' self time per training step of the wninit MLP, taken
+    by the profiler inside real steps, against the same kernels run alone, one layer at a time, on the
+    same tensors (warm caches). Inside a step each layer's v was last touched an optimizer step ago and
+    w and grad_v are new allocations, so the kernels wait on memory; the difference between the two
+    columns is that wait, not the number of ops (issue 7)."""
+    from torch.profiler import profile
+
+    model, x = _build("mlp", size, "wninit")
+    step = _stepper(model, x)
+    layers = [m for m in model.modules() if hasattr(m, "v")]
+    with num_threads(threads):
+        for _ in range(5):
+            step()
+        with profile() as prof:
+            for _ in range(steps):
+                step()
+        self_us = {e.key: e.self_cpu_time_total / steps for e in prof.key_averages() if e.key in _KERNELS}
+        step_s = summary(time_interleaved({"s": step}, 5, number=5, warmup=0)["s"])["median"]
+
+        def alone():
+            for layer in layers:
+                g = layer.g.detach().view(-1, 1)
+                w, norms = torch._weight_norm_interface(layer.v.detach(), g, 0)
+                torch.ops.aten._weight_norm_interface_backward(w, layer.v.detach(), g, norms, 0)
+        alone_s = summary(time_interleaved({"a": alone}, 5, number=20, warmup=1)["a"])["median"]
+    in_step_us = sum(self_us.values())
+    return {"model": _label("mlp", size), "threads": threads, "step_ms": step_s * 1e3,
+            "in_step_us": in_step_us, "alone_us": alone_s * 1e6, "share_of_step": in_step_us * 1e-6 / step_s}
 
 
 # ---------------------------------------------------------------- table 2: implementations of WN
@@ -238,11 +276,13 @@ def run(quick: bool = False, compiled: bool = False) -> dict:
             extras = ({"fused"} if kind == "mlp" else set()) | ({"compile"} if compiled else set())
             steps += [_time_steps(kind, size, t, rounds, budget, extras) for t in threads]
         impls = [_time_impls(s, t, rounds, budget / 4) for s in SHAPES for t in threads]
+        kernels = [_kernels_in_step(size, t) for kind, size in specs if kind == "mlp" and size[1] <= 50
+                   for t in threads]
     finally:
         torch.set_flush_denormal(False)
     return {"benchmark": "wn", "quick": quick, "batch": BATCH, "threads": threads, "machine": before,
             "load_average_after": machine()["load_average"], "flush_denormal": flush, "steps": steps,
-            "implementations": impls, "checks": _checks(steps)}
+            "implementations": impls, "kernels": kernels, "checks": _checks(steps)}
 
 
 def table(result: dict) -> str:
@@ -269,6 +309,11 @@ def table(result: dict) -> str:
     rows = [[r["shape"], r["threads"]] + [f"{r['stats'][v]['median'] * 1e6:.0f}" for v in IMPLS] + [r["fastest_wn"]]
             for r in result["implementations"]]
     out.append(format_table("Implementations of WN: one hidden layer's forward + backward, batch 128", cols, rows))
+    cols = ["model", "threads", "wninit step ms", "WN kernels in the step us", "same kernels alone us", "share of step"]
+    rows = [[r["model"], r["threads"], f"{r['step_ms']:.2f}", f"{r['in_step_us']:.0f}", f"{r['alone_us']:.0f}",
+             f"{100 * r['share_of_step']:.1f}%"] for r in result.get("kernels", [])]
+    out.append(format_table("WN's two kernels (forward, backward) per training step: inside the step (profiler) "
+                            "and alone on the same tensors", cols, rows))
     warning = busy_note(m["load_average"], result["load_average_after"])
     return "\n\n".join(out + ([warning] if warning else []))
 
