@@ -18,6 +18,8 @@ Three tables, every variant interleaved in one process (benchmarks/common.py):
    ``function`` (custom autograd.Function with the analytic gradient), ``outscale``
    (``(x v^T) * g/||v|| + b``), ``autograd`` (``g*v/||v||`` by autograd) and ``torch``; the reason
    weightnorm.py uses the one it does. Each variant is first checked equal to torch's weight norm.
+   ``fresh w`` is a control, not WN: the plain layer with ``w * 1.0`` as its weight, the cost of any
+   weight computed anew at each step.
 3. ``kernels``: WN's two kernels' time per training step of the wninit MLPs (depth <= 50) inside real
    steps (profiler) and alone on the same tensors: what share of the step WN's arithmetic itself takes.
 
@@ -197,6 +199,10 @@ SHAPES = {  # name -> (plain layer factory, input shape): the suite's hidden lay
     "Conv 32->64 1x1 @32x32 s2": (lambda: nn.Conv2d(32, 64, 1, stride=2), (BATCH, 32, 32, 32)),
 }
 IMPLS = ("plain", "wninit", "torch", "function", "outscale", "autograd")
+# A control, not WN: the plain layer with its weight passed through one elementwise op per forward
+# (w * 1.0), i.e. any weight computed anew at each step. What it costs over plain is what materializing
+# a weight costs (a new tensor, one more autograd node, the GEMM reading fresh memory), whatever the formula.
+CONTROL = "fresh w"
 
 
 def _impl_forwards(make) -> dict:
@@ -210,7 +216,10 @@ def _impl_forwards(make) -> dict:
             layer.bias.copy_(wn["wninit"].bias)
     forwards = {"plain": plain, "wninit": wn["wninit"], "torch": wn["torch"]}
     forwards.update({how: _wn_forward(wn[how], how) for how in ("function", "outscale", "autograd")})
-    return forwards, wn
+    control = make()
+    op = F.linear if isinstance(control, nn.Linear) else control._conv_forward
+    forwards[CONTROL] = lambda x: op(x, control.weight * 1.0, control.bias)
+    return forwards, wn, control
 
 
 def _check_equal(forwards, wn, x):
@@ -235,11 +244,12 @@ def _check_equal(forwards, wn, x):
 
 def _time_impls(shape_name, threads, rounds, budget):
     make, in_shape = SHAPES[shape_name]
-    forwards, wn = _impl_forwards(make)
+    forwards, wn, control = _impl_forwards(make)
     x = torch.randn(in_shape).requires_grad_(True)  # a hidden layer: grad wrt x is computed too
     _check_equal(forwards, wn, x)
     gy = torch.randn_like(forwards["plain"](x))
-    params = {name: list(layer.parameters()) for name, layer in wn.items()} | {"plain": list(forwards["plain"].parameters())}
+    params = {name: list(layer.parameters()) for name, layer in wn.items()} | {
+        "plain": list(forwards["plain"].parameters()), CONTROL: list(control.parameters())}
 
     def fwd_bwd(name):
         def call():
@@ -249,14 +259,14 @@ def _time_impls(shape_name, threads, rounds, budget):
             x.grad = None
         return call
 
-    variants = {name: fwd_bwd(name) for name in IMPLS}
+    variants = {name: fwd_bwd(name) for name in IMPLS + (CONTROL,)}
     with num_threads(threads):
         probe = time_interleaved({"p": variants["plain"]}, 1, warmup=2)["p"][0]
         samples = time_interleaved(variants, rounds, number=max(1, int(0.02 / probe)), budget_s=budget)
     stats = {v: summary(s) for v, s in samples.items()}
     fastest = min(IMPLS[1:], key=lambda v: stats[v]["median"])
     return {"shape": shape_name, "threads": threads, "stats": stats, "fastest_wn": fastest,
-            "extra_us": {v: (stats[v]["median"] - stats["plain"]["median"]) * 1e6 for v in IMPLS[1:]}}
+            "extra_us": {v: (stats[v]["median"] - stats["plain"]["median"]) * 1e6 for v in IMPLS[1:] + (CONTROL,)}}
 
 
 # ---------------------------------------------------------------- run / table
@@ -305,8 +315,9 @@ def table(result: dict) -> str:
              f"{c['wninit_faster_than_torch_where_torch_over_1.10x']}"]
     title = "Training step: forward + backward + SGD(momentum 0.9, weight decay 5e-4) step"
     out = [head, format_table(title, cols, rows, notes)]
-    cols = ["layer", "threads"] + [f"{v} us" for v in IMPLS] + ["fastest WN"]
-    rows = [[r["shape"], r["threads"]] + [f"{r['stats'][v]['median'] * 1e6:.0f}" for v in IMPLS] + [r["fastest_wn"]]
+    cols = ["layer", "threads"] + [f"{v} us" for v in IMPLS + (CONTROL,)] + ["fastest WN"]
+    rows = [[r["shape"], r["threads"]] + [f"{r['stats'][v]['median'] * 1e6:.0f}" if v in r["stats"] else "-"
+                                          for v in IMPLS + (CONTROL,)] + [r["fastest_wn"]]
             for r in result["implementations"]]
     out.append(format_table("Implementations of WN: one hidden layer's forward + backward, batch 128", cols, rows))
     cols = ["model", "threads", "wninit step ms", "WN kernels in the step us", "same kernels alone us", "share of step"]
