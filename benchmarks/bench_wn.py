@@ -115,11 +115,11 @@ _KERNELS = ("aten::_weight_norm_interface", "aten::_weight_norm_interface_backwa
 
 
 def _kernels_in_step(size, threads: int, steps: int = 30) -> dict:
-    """Where WN's extra time goes: its two kernels' self time per training step of the wninit MLP, taken
-    by the profiler inside real steps, against the same kernels run alone, one layer at a time, on the
-    same tensors (warm caches). Inside a step each layer's v was last touched an optimizer step ago and
-    w and grad_v are new allocations, so the kernels wait on memory; the difference between the two
-    columns is that wait, not the number of ops (issue 7)."""
+    """How much of a training step of the wninit MLP is WN's own arithmetic (issue 7): its two kernels'
+    self time per step, taken by the profiler inside real steps, as a share of the step (timed without
+    the profiler). For scale, the same two kernels called alone, one layer after another, on the same
+    tensors with warm caches (wall time, so it includes each call's dispatch). Inside a step the caches
+    are colder and the dispatch is not counted, so the two columns differ either way."""
     from torch.profiler import profile
 
     model, x = _build("mlp", size, "wninit")
