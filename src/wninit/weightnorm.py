@@ -232,7 +232,12 @@ def weight_norm(layer: nn.Module, api: str = "wninit") -> nn.Module:
     return layer
 
 
-def _api_g_v(layer: nn.Module, api: str | None = None) -> tuple[str, torch.Tensor, torch.Tensor]:
+def wn_parameters(layer: nn.Module, api: str | None = None) -> tuple[str, torch.Tensor, torch.Tensor]:
+    """``(api, g, v)`` of a weight-normalized layer in one lookup: the API's name and its raw parameters
+    (``g`` in the API's own shape, e.g. ``(C_out, 1, 1, 1)`` for torch's). For code that writes both in
+    place under ``torch.no_grad()``, as ``initialize`` does on 10,000-layer nets; the legacy API then needs
+    :func:`set_direction_` to refresh its cached weight. ``api``: the layer's :func:`wn_api`, when the
+    caller has it already (the lookup is then skipped)."""
     api = api or wn_api(layer)
     if api == "wninit":
         params = layer._parameters  # direct: initialize() calls this for every layer of 10,000-layer nets
@@ -249,17 +254,8 @@ def _api_g_v(layer: nn.Module, api: str | None = None) -> tuple[str, torch.Tenso
     raise ValueError(f"{type(layer).__name__} is not weight-normalized: wrap it first with wninit.weight_norm(layer)")
 
 
-def wn_parameters(layer: nn.Module, api: str | None = None) -> tuple[str, torch.Tensor, torch.Tensor]:
-    """``(api, g, v)`` of a weight-normalized layer in one lookup: the API's name and its raw parameters
-    (``g`` in the API's own shape, e.g. ``(C_out, 1, 1, 1)`` for torch's). For code that writes both in
-    place under ``torch.no_grad()``, as ``initialize`` does on 10,000-layer nets; the legacy API then needs
-    :func:`set_direction_` to refresh its cached weight. ``api``: the layer's :func:`wn_api`, when the
-    caller has it already (the lookup is then skipped)."""
-    return _api_g_v(layer, api)
-
-
 def _g_and_v(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    return _api_g_v(layer)[1:]
+    return wn_parameters(layer)[1:]
 
 
 def gain(layer: nn.Module) -> torch.Tensor:
@@ -283,7 +279,7 @@ def _refresh_legacy(layer: nn.Module) -> None:
 
 def set_gain_(layer: nn.Module, value: torch.Tensor | float) -> nn.Module:
     """Write ``g`` (a scalar or one value per output unit) into a weight-normalized layer."""
-    api, g, _ = _api_g_v(layer)
+    api, g, _ = wn_parameters(layer)
     with torch.no_grad():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             g.fill_(value)  # one op: the common case (a scheme's gain for the whole layer)
@@ -296,7 +292,7 @@ def set_gain_(layer: nn.Module, value: torch.Tensor | float) -> nn.Module:
 
 def set_direction_(layer: nn.Module, value: torch.Tensor) -> nn.Module:
     """Write ``v`` (the weight's shape) into a weight-normalized layer."""
-    api, _, v = _api_g_v(layer)
+    api, _, v = wn_parameters(layer)
     with torch.no_grad():
         v.copy_(value)
     if api == "legacy":
