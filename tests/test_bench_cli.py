@@ -1,0 +1,78 @@
+"""``wninit bench`` (issue 7): it finds the checkout's benchmarks, runs the chosen ones, keeps going past a
+broken one, writes one JSON, and refuses an unknown name in one sentence. No real benchmark is timed here
+(timings are never tested); the real files are only loaded, and bench_wn's target check is fed made-up rows."""
+import json
+import textwrap
+
+import pytest
+
+from wninit.cli import bench, main
+
+GOOD = """
+def run(quick):
+    return {"quick": quick, "value": 3}
+
+def table(result):
+    return f"GOOD TABLE {result['value']}"
+"""
+BROKEN = """
+def run(quick):
+    raise RuntimeError("the benchmark broke")
+"""
+
+
+@pytest.fixture
+def fake_benchmarks(tmp_path, monkeypatch):
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "bench_good.py").write_text(textwrap.dedent(GOOD))
+    (folder / "bench_broken.py").write_text(textwrap.dedent(BROKEN))
+    monkeypatch.setattr(bench, "benchmarks_dir", lambda: folder)
+    return folder
+
+
+def test_a_broken_benchmark_is_reported_and_the_others_results_are_still_written(fake_benchmarks, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["bench", "--quick", "--out", str(out)]) == 1
+    printed = capsys.readouterr()
+    assert "GOOD TABLE 3" in printed.out and "failed: broken" in printed.out
+    results = json.loads((out / "bench.json").read_text())
+    assert results["quick"] is True
+    assert results["benchmarks"]["good"]["quick"] is True and results["benchmarks"]["good"]["value"] == 3
+    assert results["benchmarks"]["broken"]["error"] == "RuntimeError: the benchmark broke"
+
+
+def test_only_runs_the_named_benchmarks(fake_benchmarks, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["bench", "--only", "bench_good.py", "--out", str(out)]) == 0
+    assert set(json.loads((out / "bench.json").read_text())["benchmarks"]) == {"good"}
+
+
+def test_an_unknown_benchmark_name_is_one_sentence_and_exit_2(fake_benchmarks, tmp_path, capsys):
+    assert main(["bench", "--only", "good,nope", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["wninit: error: no benchmark named 'nope': choose from broken, good"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_benchmark_of_the_checkout_loads_and_exposes_run_and_table():
+    found = bench.discover(bench.benchmarks_dir())
+    assert {"wn", "init", "flops", "data", "sweep", "ensemble", "step", "gpu"} <= set(found)
+    for name, path in found.items():
+        module = bench._load(name, path)
+        assert callable(module.run) and callable(module.table), name
+
+
+def test_bench_wn_checks_the_issue_7_targets_on_the_rows_it_is_given():
+    module = bench._load("wn", bench.discover(bench.benchmarks_dir())["wn"])
+    rows = [{"kind": "mlp", "ratio_wninit": 1.08, "ratio_torch": 1.20},
+            {"kind": "mlp", "ratio_wninit": 1.10, "ratio_torch": 1.05},
+            {"kind": "cnn", "ratio_wninit": 1.30, "ratio_torch": 1.40}]  # convs: not in the 1.10x target
+    assert module._checks(rows) == {"wninit_within_1.10x_plain_every_mlp": True,
+                                    "wninit_faster_than_torch_where_torch_over_1.10x": True,
+                                    "worst_mlp_ratio": 1.10}
+    rows[1]["ratio_wninit"] = 1.11  # one MLP cell over the target
+    rows[2]["ratio_wninit"] = 1.45  # slower than torch where torch costs > 1.10x
+    checks = module._checks(rows)
+    assert not checks["wninit_within_1.10x_plain_every_mlp"] and checks["worst_mlp_ratio"] == 1.11
+    assert not checks["wninit_faster_than_torch_where_torch_over_1.10x"]
