@@ -21,9 +21,9 @@ import sys
 import types
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_wn import _stepper  # noqa: E402  (the very step bench_wn times, so the ratios compare)
 from common import build_variant, num_threads, summary, time_interleaved  # noqa: E402
 
 SOURCE = r"""
@@ -83,17 +83,6 @@ at::Tensor wn_linear(at::Tensor x, at::Tensor v, at::Tensor g, at::Tensor b, boo
   return WNLinearFn::apply(x, v, g, b, warm);
 }
 """
-
-
-def _stepper(model, x):
-    y = torch.randint(0, 10, (x.shape[0],), generator=torch.Generator().manual_seed(1))
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)  # as bench_wn
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-    return step
 
 
 def _native_model(ext, size, warm: bool):
