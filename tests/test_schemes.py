@@ -14,10 +14,18 @@ def _by_name(records):
 
 
 def test_reference_code_test_linear_20_to_60():
-    model = nn.Sequential(weight_norm(nn.Linear(20, 60)))
+    model = nn.Sequential(weight_norm(nn.Linear(20, 60)), nn.ReLU())  # the reference's test layer feeds a ReLU
     (rec,) = wninit.initialize(model, "proposed")
     assert gain(model[0]).mean().item() == pytest.approx(math.sqrt(2 * 20 / 60), rel=1e-6)
-    assert rec.role == "hidden" and rec.gamma == 2.0
+    assert rec.role == "hidden" and rec.gamma == 2.0 and rec.source == "discovered"
+
+
+def test_a_layer_nothing_follows_keeps_its_input_norm():
+    """Discovered, not defaulted: with no activation after it, a WN layer gets gamma 1 (docs/method.md §3.7)."""
+    model = nn.Sequential(weight_norm(nn.Linear(20, 60)))
+    (rec,) = wninit.initialize(model, "proposed")
+    assert gain(model[0]).mean().item() == pytest.approx(math.sqrt(20 / 60), rel=1e-6)
+    assert (rec.role, rec.gamma, rec.source, rec.rule) == ("stem", 1.0, "discovered", "nothing follows")
 
 
 def test_wrn_40_10_gain_table_of_the_spec():

@@ -10,7 +10,7 @@ directions are drawn for all layers first and their QRs run side by side on torc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ __all__ = ["SCHEMES", "WN_SCHEMES", "PLAIN_SCHEMES", "LayerInit", "role_gamma", 
 WN_SCHEMES = ("proposed", "proposed-backward", "pytorch-default", "datadep", "hanin")
 PLAIN_SCHEMES = ("he", "orthogonal", "xavier")
 SCHEMES = WN_SCHEMES + PLAIN_SCHEMES
+ROLE_SCHEMES = ("proposed", "hanin", "proposed-backward")  # the schemes whose gamma depends on the layer's role
 
 # spec §3.6 item 6: Hanin & Rolnick's residual scale eta_b = 0.9^b, b = 1..B_k within each stage; on g
 # it is the gamma 0.81^b of the block's last conv.
@@ -34,13 +35,23 @@ _NUMPY_FLOAT = {torch.float32: np.float32, torch.float64: np.float64, torch.floa
 
 @dataclass(frozen=True)
 class LayerInit:
-    """What ``initialize`` did to one layer. ``g`` is the mean gain (per-unit gains differ under datadep)."""
+    """What ``initialize`` did to one layer. ``g`` is the mean gain (per-unit gains differ under datadep).
+
+    ``source``: where the role came from (``declared``, ``discovered`` or ``default``); ``rule``: which rule set
+    gamma (e.g. ``relu follows: 1/E[phi(z)^2]``, ``branch end: 1/(B_k*r)``); ``layer``: the layer's class.
+    """
     name: str
     role: str
     fan_in: int
     fan_out: int
     gamma: float | None
     g: float | None
+    layer: str = ""
+    source: str = "declared"
+    rule: str = ""
+    stage: int | None = None
+    block: int | None = None
+    stage_blocks: int | None = None
 
 
 def _check_scheme(scheme: str) -> str:
@@ -50,20 +61,27 @@ def _check_scheme(scheme: str) -> str:
 
 
 def role_gamma(role: Role, scheme: str = "proposed", stem_gamma: float = 1.0) -> float:
-    """gamma of ``g = sqrt(gamma*fan_in/fan_out)`` for a layer of this role (spec §3.5 table).
+    """gamma of ``g = sqrt(gamma*fan_in/fan_out)`` for a layer of this role (spec §3.5 table, §3.7).
 
-    ``stem_gamma`` is 1 (no ReLU follows the stem, the reference ``WideResNet``); the reference
-    ``ResNet`` class used 2 (spec §3.6 item 8), selectable here.
+    A declared ``role.gamma`` wins. Otherwise a layer keeps the norm of what it passes on, ``gamma = 1/f`` with
+    ``f`` the energy factor of what follows it (``role.follow``; 1/2 for the paper's ReLU, so gamma 2), and a
+    residual branch's last layer adds ``1/B_k`` of its stream's energy, ``gamma = 1/(B_k * r)`` with ``r`` the
+    energy it receives over the stream's (``role.branch_ratio``; 1 in the paper's block, so gamma ``1/B_k``).
+    ``stem_gamma`` is a declared stem's gamma when nothing says what follows it: 1 (no ReLU follows the
+    stem, the reference ``WideResNet``); the reference ``ResNet`` class used 2 (spec §3.6 item 8).
     """
+    if role.gamma is not None:
+        return float(role.gamma)
+    if role.kind == "block_out":
+        scale = (HANIN_DECAY ** role.block) ** 2 if scheme == "hanin" else 1.0 / role.stage_blocks  # spec §3.4, per stage
+        return scale if role.branch_ratio is None else scale / role.branch_ratio
+    if role.follow is not None:
+        return 1.0 / role.follow
     if role.kind == "stem":
         return stem_gamma
     if role.kind in ("hidden", "block_in"):
         return 2.0  # a ReLU follows
-    if role.kind == "block_out":
-        if scheme == "hanin":
-            return (HANIN_DECAY ** role.block) ** 2
-        return 1.0 / role.stage_blocks  # spec §3.4: gamma = 1/B_k, per stage
-    return 1.0  # shortcut, WN head: no ReLU follows
+    return 1.0  # shortcut, head, linear: nothing follows
 
 
 def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -143,6 +161,15 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
     return float(g_param.detach().mean()), fan_in, fan_out
 
 
+def _placements(model: nn.Module, layers, scheme: str, discover: bool | None) -> dict:
+    """Roles of the WN layers, for the schemes whose gains depend on them (the others need no structure)."""
+    if scheme not in ROLE_SCHEMES:
+        return {}
+    from .plan import place
+
+    return place(model, layers, discover=discover)
+
+
 def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torch.Tensor) -> None:
     """Salimans & Kingma's data-dependent init in one forward pass (spec §4).
 
@@ -178,7 +205,7 @@ def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torc
 
 def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "orthogonal",
                batch: torch.Tensor | None = None, generator: torch.Generator | None = None,
-               stem_gamma: float = 1.0) -> list[LayerInit]:
+               stem_gamma: float = 1.0, discover: bool | None = None) -> list[LayerInit]:
     """Initialize every layer of ``model`` by ``scheme``; returns one :class:`LayerInit` per layer touched.
 
     Schemes for weight-normalized networks (spec §3.5, §4): ``proposed`` (``g = sqrt(gamma*fan_in/fan_out)``
@@ -187,6 +214,11 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
     by 0.9^b per stage). Schemes for networks without weight norm, plain or BatchNorm: ``he``,
     ``orthogonal``, ``xavier`` (BN weight 1, bias 0). Biases are 0; the plain classifier head keeps
     PyTorch's default init (spec §3.5a).
+
+    Each WN layer's role (and so its gamma) is the one declared with :func:`wninit.set_role`, else the one
+    :func:`wninit.structure.discover` finds by tracing the model (spec §3.7), else the default ``hidden`` with
+    one warning naming the layer. ``discover``: None traces only when a WN layer has no declared role; True
+    always; False never. :func:`wninit.explain` prints the records without changing the model.
 
     Examples:
         >>> model = wninit.models.MLP(784, 128, depth=20, num_classes=10)
@@ -206,6 +238,7 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
     elif wn:
         raise ValueError(f"scheme {scheme!r} is for networks without weight norm; for this WN network use "
                          f"'pytorch-default' with direction='{'orthogonal' if scheme == 'orthogonal' else 'gaussian'}'")
+    placed = _placements(model, layers, scheme, discover)
     records = []
     drawn = [None] * len(layers)
     if _direction_kind(scheme, direction) == "orthogonal":
@@ -213,17 +246,19 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
         # their QRs spread over torch's threads: init.orthogonal_directions_ (issue 7).
         drawn = orthogonal_directions_([_direction_tensor(m) for _, m in layers], generator)
     for (name, layer), v in zip(layers, drawn):
-        role = get_role(layer)
-        gamma = role_gamma(role, scheme, stem_gamma) if scheme in ("proposed", "hanin", "proposed-backward") else None
+        p = placed.get(name)
+        role = p.role if p is not None else get_role(layer)
+        gamma = role_gamma(role, scheme, stem_gamma) if scheme in ROLE_SCHEMES else None
         step_scheme = "pytorch-default" if scheme == "datadep" else scheme
         g, fan_in, fan_out = _init_layer(layer, step_scheme, gamma or 1.0, direction, generator, v)
-        records.append(LayerInit(name, role.kind, fan_in, fan_out, gamma, g))
+        records.append(LayerInit(name, role.kind, fan_in, fan_out, gamma, g, type(layer).__name__,
+                                 p.source if p else "declared", p.rule if p else "", role.stage, role.block,
+                                 role.stage_blocks))
     if scheme == "datadep":
         for _, layer in layers:
             set_gain_(layer, 1.0)
         _datadep_(model, layers, batch)
-        records = [LayerInit(r.name, r.role, r.fan_in, r.fan_out, None, float(gain(m).detach().mean()))
-                   for r, (_, m) in zip(records, layers)]
+        records = [replace(r, g=float(gain(m).detach().mean())) for r, (_, m) in zip(records, layers)]
     if scheme in PLAIN_SCHEMES:
         for m in model.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
