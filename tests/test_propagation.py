@@ -132,7 +132,7 @@ def test_wrn_pytorch_default_grows_without_bound():
 
 
 def test_no_measuring_points_is_a_user_error():
-    with pytest.raises(UserError, match="marks no measuring points"):
+    with pytest.raises(UserError, match="found no weight-normed layer or residual sum"):
         propagation(nn.Sequential(nn.Linear(3, 3)), torch.randn(2, 3))
     with pytest.raises(UserError, match="no module named 'nope'"):
         propagation(nn.Sequential(nn.Linear(3, 3)), torch.randn(2, 3), points=["nope"])
@@ -161,3 +161,48 @@ def test_diagnose_cli_prints_the_table_and_saves_csv_and_png(tmp_path, capsys):
     assert (tmp_path / "propagation.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["diagnose", "--arch", "wrn", "--depth", "15"]) == 2
     assert "6N+4" in capsys.readouterr().err
+
+
+class _Untraceable(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = wninit.weight_norm(nn.Linear(3, 3))
+
+    def forward(self, x):
+        return self.layer(x) if x.sum() > 0 else x  # data-dependent control flow: torch.fx cannot trace it
+
+
+def test_untraceable_unmarked_model_is_a_user_error():
+    with pytest.raises(UserError, match="torch.fx cannot trace it"):
+        propagation(_Untraceable(), torch.randn(2, 3))
+
+
+def test_discovered_points_follow_a_tuple_returning_block_and_token_axis():
+    """No marking: the points come from discovery; a block returning (stream, extra) is followed along the stream,
+    and Linear activations of shape (N, tokens, D) are normed per token (channel axis -1)."""
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = wninit.weight_norm(nn.Linear(32, 32)), wninit.weight_norm(nn.Linear(32, 32))
+
+        def forward(self, x):
+            return x + self.fc2(torch.relu(self.fc1(x))), x.mean()
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList(Block() for _ in range(4))
+
+        def forward(self, x):
+            for b in self.blocks:
+                x, _ = b(x)
+            return x
+
+    model = Net()
+    wninit.initialize(model)
+    table = propagation(model, torch.randn(8, 5, 32))
+    assert table.column("name") == ["s1.in", "s1.b1", "s1.b2", "s1.b3", "s1.b4"]
+    assert all(shape == "5x32" for shape in table.column("shape"))
+    # per token: 5 positions of 32 features; the stage's norm ratio is sqrt((1+1/4)^4) = 1.5625 by the theory
+    ratio = table.rows[-1].forward_position_mean / table.rows[0].forward_position_mean
+    assert ratio == pytest.approx(1.5625, rel=0.15)
