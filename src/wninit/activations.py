@@ -9,7 +9,8 @@ for the activation ``phi`` that follows it: 2 for ReLU (the paper's case), ``2/(
 ``a``, 1 when nothing follows. Where no closed form is written here the moment is computed numerically
 (Gauss-Hermite quadrature, 96 nodes, on the activation itself), so any elementwise activation module works;
 :func:`register_activation` declares the moment of a custom one. A non-homogeneous activation (GELU, tanh,
-sigmoid) is taken at unit-variance pre-activations, the scale the proposed init gives its inputs.
+sigmoid) is linearized at unit-variance pre-activations: the per-unit variance ``q* = E[phi(z)^2]`` is then a
+fixed point of every layer (input variance ``q*``, pre-activation variance ``gamma*q* = 1``, output ``q*``).
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Activation", "second_moment", "register_activation", "activation_of_module", "activation_of_call"]
+__all__ = ["Activation", "second_moment", "register_activation", "is_registered", "activation_of_module",
+           "activation_of_call"]
 
 _NODES, _WEIGHTS = np.polynomial.hermite.hermgauss(96)
 
@@ -129,6 +131,11 @@ def register_activation(kind, second_moment: float | None = None, *, name: str |
         raise ValueError(f"register_activation needs a module class or a function, got {kind!r}")
     label = name or getattr(kind, "__name__", repr(kind))
     _CUSTOM[kind] = Activation(label, fn, nonnegative=nonnegative, moment=second_moment)
+
+
+def is_registered(module: nn.Module) -> bool:
+    """True for an instance of a module class declared with :func:`register_activation` (traced as one op)."""
+    return type(module) in _CUSTOM
 
 
 def activation_of_module(module: nn.Module) -> Activation | None:

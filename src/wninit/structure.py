@@ -27,7 +27,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from .activations import Activation, activation_of_call, activation_of_module
+from .activations import Activation, activation_of_call, activation_of_module, is_registered
 from .roles import Role
 from .weightnorm import is_weight_normed
 
@@ -82,7 +82,7 @@ class _Tracer(fx.Tracer):
     """Every Linear/Conv (weight-normed by any API) and every torch.nn module is a leaf; user modules are inlined."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, _LAYERS) or super().is_leaf_module(m, qualname)
+        return isinstance(m, _LAYERS) or is_registered(m) or super().is_leaf_module(m, qualname)
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
