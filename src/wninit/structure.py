@@ -74,8 +74,13 @@ class Structure:
     roles: dict[str, Role]
     rules: dict[str, str]
     sums: list[ResidualSum]
-    graph_module: fx.GraphModule
+    model: nn.Module
+    graph: fx.Graph
     layer_nodes: dict[str, str] = field(default_factory=dict)  # WN layer name -> its output node
+
+    def graph_module(self) -> fx.GraphModule:
+        """The traced graph as a runnable module (built on demand: code generation costs more than the trace)."""
+        return fx.GraphModule(self.model, self.graph)
 
 
 class _Tracer(fx.Tracer):
@@ -85,23 +90,22 @@ class _Tracer(fx.Tracer):
         return isinstance(m, _LAYERS) or is_registered(m) or super().is_leaf_module(m, qualname)
 
 
-def trace(model: nn.Module) -> fx.GraphModule:
+def trace(model: nn.Module) -> fx.Graph:
     """The model's graph; raises :class:`TraceFailure` with torch.fx's reason when it cannot be traced."""
     try:
-        graph = _Tracer().trace(model)
+        return _Tracer().trace(model)
     except Exception as exc:  # fx raises TraceError, TypeError, NotImplementedError... on untraceable code
         raise TraceFailure(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]) from exc
-    return fx.GraphModule(model, graph)
 
 
 class _Graph:
     """The traced graph with the lookups the analysis needs."""
 
-    def __init__(self, gm: fx.GraphModule):
-        self.gm = gm
-        self.nodes = list(gm.graph.nodes)
+    def __init__(self, model: nn.Module, graph: fx.Graph):
+        self.model, self.graph = model, graph
+        self.nodes = list(graph.nodes)
         self.index = {n: i for i, n in enumerate(self.nodes)}
-        self.modules = dict(gm.named_modules())
+        self.modules = dict(model.named_modules())
 
     def module(self, n: fx.Node) -> nn.Module | None:
         return self.modules.get(n.target) if n.op == "call_module" else None
@@ -222,7 +226,7 @@ def _approximations(G: _Graph, nodes: list[fx.Node]) -> tuple[str, ...]:
 
 def _stages(G: _Graph, sums: list[tuple]) -> list[tuple[int, int, int]]:
     """``(stage, block, B_k)`` per residual sum: chains whose stream is the previous sum's output."""
-    chain_of, chains = {}, []
+    chain_of, position, lengths = {}, {}, []
     for n, x, projection, *_ in sums:
         prev = x
         while prev not in chain_of and len(G.tensor_inputs(prev)) == 1 and (G.is_shape_op(prev) or G.activation(prev)):
@@ -230,11 +234,11 @@ def _stages(G: _Graph, sums: list[tuple]) -> list[tuple[int, int, int]]:
         if projection is None and prev in chain_of:
             chain = chain_of[prev]
         else:
-            chain = len(chains)
-            chains.append([])
-        chains[chain].append(n)
-        chain_of[n] = chain
-    return [(chain_of[n] + 1, chains[chain_of[n]].index(n) + 1, len(chains[chain_of[n]])) for n, *_ in sums]
+            chain = len(lengths)
+            lengths.append(0)
+        lengths[chain] += 1
+        chain_of[n], position[n] = chain, lengths[chain]
+    return [(chain_of[n] + 1, position[n], lengths[chain_of[n]]) for n, *_ in sums]
 
 
 def discover(model: nn.Module) -> Structure:
@@ -243,7 +247,7 @@ def discover(model: nn.Module) -> Structure:
     Raises:
         TraceFailure: torch.fx cannot trace the model.
     """
-    G = _Graph(trace(model))
+    G = _Graph(model, trace(model))
     found = [(n,) + r for n in G.nodes if G.is_sum(n) and (r := _residual(G, n)) is not None]
     stage_of = _stages(G, found)
     sums, kind_of, where = [], {}, {}
@@ -280,4 +284,4 @@ def _assign(G: _Graph, sums, kind_of, where) -> Structure:
         ratio = energy.branch_ratio(n) if kind == "block_out" else None
         roles[n.target] = Role(kind, follow=follow, branch_ratio=ratio, **info)
         rules[n.target] = energy.rule(n, kind, rule, ratio)
-    return Structure(roles, rules, sums, G.gm, {n.target: n.name for n in wn})
+    return Structure(roles, rules, sums, G.model, G.graph, {n.target: n.name for n in wn})

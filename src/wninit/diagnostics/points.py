@@ -35,7 +35,7 @@ def graph_points(model: nn.Module):
     from ..structure import discover
 
     s = discover(model)
-    gm = s.graph_module
+    gm = s.graph_module()
     nodes = {n.name: n for n in gm.graph.nodes}
     modules = dict(gm.named_modules())
     points: dict[str, GraphPoint] = {}
