@@ -77,6 +77,7 @@ class Structure:
     model: nn.Module
     graph: fx.Graph
     layer_nodes: dict[str, str] = field(default_factory=dict)  # WN layer name -> its output node
+    energy: dict[str, float] = field(default_factory=dict)  # node name -> expected energy per position (input: 1)
 
     def graph_module(self) -> fx.GraphModule:
         """The traced graph as a runnable module (built on demand: code generation costs more than the trace)."""
@@ -224,21 +225,25 @@ def _approximations(G: _Graph, nodes: list[fx.Node]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _stages(G: _Graph, sums: list[tuple]) -> list[tuple[int, int, int]]:
-    """``(stage, block, B_k)`` per residual sum: chains whose stream is the previous sum's output."""
-    chain_of, position, lengths = {}, {}, []
+def _stages(G: _Graph, sums: list[tuple]) -> tuple[list[tuple[int, int, int]], set[int]]:
+    """``(stage, block, B_k)`` per residual sum: chains whose stream is the previous sum's output; and the
+    chains that continue through an activation (post-activation blocks: a ReLU after each sum)."""
+    chain_of, position, lengths, post = {}, {}, [], set()
     for n, x, projection, *_ in sums:
-        prev = x
+        prev, through_act = x, False
         while prev not in chain_of and len(G.tensor_inputs(prev)) == 1 and (G.is_shape_op(prev) or G.activation(prev)):
+            through_act = through_act or G.activation(prev) is not None
             prev = G.tensor_inputs(prev)[0]
         if projection is None and prev in chain_of:
             chain = chain_of[prev]
+            if through_act:
+                post.add(chain)
         else:
             chain = len(lengths)
             lengths.append(0)
         lengths[chain] += 1
         chain_of[n], position[n] = chain, lengths[chain]
-    return [(chain_of[n] + 1, position[n], lengths[chain_of[n]]) for n, *_ in sums]
+    return [(chain_of[n] + 1, position[n], lengths[chain_of[n]]) for n, *_ in sums], {c + 1 for c in post}
 
 
 def discover(model: nn.Module) -> Structure:
@@ -249,8 +254,8 @@ def discover(model: nn.Module) -> Structure:
     """
     G = _Graph(model, trace(model))
     found = [(n,) + r for n in G.nodes if G.is_sum(n) and (r := _residual(G, n)) is not None]
-    stage_of = _stages(G, found)
-    sums, kind_of, where = [], {}, {}
+    stage_of, post_activation = _stages(G, found)
+    sums, kind_of, where, outside_of = [], {}, {}, {}
     for (n, x, projection, nodes, operand), (stage, block, blocks) in zip(found, stage_of):
         end = _branch_end(G, operand)
         if end is None or end not in nodes:
@@ -261,12 +266,29 @@ def discover(model: nn.Module) -> Structure:
                 kind_of[m], where[m] = ("block_out" if m is end else "block_in"), (info, n, operand)
         if projection is not None and projection not in kind_of:
             kind_of[projection], where[projection] = "shortcut", (info, n, operand)
+        outside = _approximations(G, nodes) + (_after_sum(G, n) if stage in post_activation else ()) + _pooled(G, x)
         sums.append(ResidualSum(n.name, x.name, end.target, projection.target if projection is not None else None,
-                                stage, block, blocks, _approximations(G, nodes)))
-    return _assign(G, sums, kind_of, where)
+                                stage, block, blocks, outside))
+        outside_of[n] = outside
+    return _assign(G, sums, kind_of, where, outside_of)
 
 
-def _assign(G: _Graph, sums, kind_of, where) -> Structure:
+def _pooled(G: _Graph, x: fx.Node) -> tuple[str, ...]:
+    """A stream that comes out of a max pool is not zero-mean, which §3.4's cross-term argument assumes."""
+    while G.is_shape_op(x) and G.tensor_inputs(x):
+        x = G.tensor_inputs(x)[0]
+    pooled = isinstance(G.module(x), _MAX_POOLS) or x.target in (F.max_pool1d, F.max_pool2d, F.max_pool3d)
+    return ("a max-pooled (non-zero-mean) stream",) if pooled else ()
+
+
+def _after_sum(G: _Graph, n: fx.Node) -> tuple[str, ...]:
+    """A post-activation block (ReLU after the sum, ResNet-50) is outside the §3.4 analysis: say so."""
+    users = list(n.users)
+    act = G.activation(users[0]) if len(users) == 1 else None
+    return (f"{act.name} after the sum",) if act is not None else ("an activation after the sum",)
+
+
+def _assign(G: _Graph, sums, kind_of, where, outside_of) -> Structure:
     from .energy import EnergyPass
 
     wn = [n for n in G.nodes if G.is_wn(n)]
@@ -284,4 +306,7 @@ def _assign(G: _Graph, sums, kind_of, where) -> Structure:
         ratio = energy.branch_ratio(n) if kind == "block_out" else None
         roles[n.target] = Role(kind, follow=follow, branch_ratio=ratio, **info)
         rules[n.target] = energy.rule(n, kind, rule, ratio)
-    return Structure(roles, rules, sums, G.model, G.graph, {n.target: n.name for n in wn})
+        if kind == "block_out" and outside_of.get(where[n][1]):
+            rules[n.target] += f"; outside the theory: {', '.join(outside_of[where[n][1]])}"
+    return Structure(roles, rules, sums, G.model, G.graph, {n.target: n.name for n in wn},
+                     {n.name: energy.energy(n)[0] for n in G.nodes})
