@@ -4,7 +4,8 @@ For every stage of residual sums the forward and backward norm ratios (per posit
 are compared with the theory of docs/method.md §3.7: forward, the energy the discovery's energy pass
 predicts (for the paper's block and any branch it is ``(1 + 1/B_k)^B_k``); backward, ``sqrt((1 + 1/B_k)^B_k)``
 times the projection shortcut's per-position factor ``sqrt(C_in/(C_out s^d))``. Within 15% where the stage is
-inside the theory; within [0.5, 2] where the explain table says it is outside (an activation after the sum).
+inside the theory; within [0.5, 2] where the explain table says it is outside (an activation after the sum, a
+max-pooled stream).
 Feed-forward stacks (MobileNet) are compared layer by layer: forward 1, backward ``sqrt(C_in/(C_out s^d))``.
 """
 import math
