@@ -266,11 +266,20 @@ def discover(model: nn.Module) -> Structure:
                 kind_of[m], where[m] = ("block_out" if m is end else "block_in"), (info, n, operand)
         if projection is not None and projection not in kind_of:
             kind_of[projection], where[projection] = "shortcut", (info, n, operand)
-        outside = _approximations(G, nodes) + (_after_sum(G, n) if stage in post_activation else ()) + _pooled(G, x)
+        outside = _approximations(G, nodes) + (_after_sum(G, n) if stage in post_activation else ()) + _pooled(G, x) \
+            + _leaks(nodes, n)
         sums.append(ResidualSum(n.name, x.name, end.target, projection.target if projection is not None else None,
                                 stage, block, blocks, outside))
         outside_of[n] = outside
     return _assign(G, sums, kind_of, where, outside_of)
+
+
+def _leaks(nodes: list[fx.Node], sum_node: fx.Node) -> tuple[str, ...]:
+    """A branch that also feeds another path (WaveNet's skip outputs): the gradient reaching the stream then
+    comes from more than the residual sums, outside §3.4's backward analysis."""
+    inside = set(nodes) | {sum_node}
+    leaked = any(u not in inside for m in nodes for u in m.users)
+    return ("the branch also feeds another path",) if leaked else ()
 
 
 def _pooled(G: _Graph, x: fx.Node) -> tuple[str, ...]:
