@@ -34,7 +34,6 @@ __all__ = [
     "WNConvTranspose1d",
     "WNConvTranspose2d",
     "WNConvTranspose3d",
-    "LAYER_KINDS",
     "layer_kind",
     "weight_norm",
     "wn_api",
@@ -54,7 +53,6 @@ __all__ = [
 
 APIS = ("wninit", "torch", "legacy")
 _SUPPORTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-LAYER_KINDS = tuple(kind.__name__ for kind in _SUPPORTED)
 
 
 def layer_kind(layer: nn.Module) -> str | None:
@@ -65,27 +63,18 @@ def layer_kind(layer: nn.Module) -> str | None:
     return None
 
 
-def _row_norm(v: torch.Tensor) -> torch.Tensor:
-    """||v_i|| over every dim but the first (the output unit), shape ``(C_out,)``."""
-    return v.flatten(1).norm(dim=1)
-
-
 def unit_norms(v: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
     """``||v_u||`` for every normalized unit ``u`` of ``v`` along ``dim`` (None: the whole tensor), shape ``(units,)``."""
     if dim == 0:
-        return _row_norm(v)
+        return v.flatten(1).norm(dim=1)
     if dim is None:
         return v.norm().view(1)
     return v.movedim(dim, 0).flatten(1).norm(dim=1)
 
 
-def _g_view_shape(rank: int, dim: int | None) -> tuple[int, ...]:
-    """The shape that broadcasts one ``g`` per unit along ``dim`` against a weight of ``rank`` dims."""
-    return tuple(-1 if d == dim else 1 for d in range(rank))
-
-
 def _unit_shape(g: torch.Tensor, v: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
-    return g.view(_g_view_shape(v.dim(), dim))
+    """``g`` viewed to broadcast one value per unit along ``dim`` against ``v``."""
+    return g.view(tuple(-1 if d == dim else 1 for d in range(v.dim())))
 
 
 # g as a (C_out, 1, ...) view for a weight of each rank, the shape torch's own weight_norm keeps it in.
@@ -133,13 +122,13 @@ def _wn_weight(v: torch.Tensor, g: torch.Tensor, dim: int | None = 0) -> torch.T
     if dim != 0:
         if not torch.compiler.is_compiling() and _TWICE_DIFFERENTIABLE.get():
             return v * _unit_shape(g.view(-1) / unit_norms(v, dim), v, dim)
-        return torch._weight_norm(v, g.view(_g_view_shape(v.dim(), dim)), -1 if dim is None else dim)
+        return torch._weight_norm(v, _unit_shape(g, v, dim), -1 if dim is None else dim)
     # torch.compile cannot trace ContextVar.get: reading it broke the graph at every WN layer, and
     # each layer shape then recompiled its forward until dynamo's recompile limit sent the rest to
     # eager (seen on an H200, issue 7). is_compiling() is traced as a constant, so a compiled
     # forward never reads the flag and uses the fused kernel.
     if not torch.compiler.is_compiling() and _TWICE_DIFFERENTIABLE.get():
-        return v * _unit_shape(g / _row_norm(v), v)
+        return v * _unit_shape(g / unit_norms(v), v)
     return torch._weight_norm(v, g.view(_G_VIEW[v.dim()]), 0)
 
 
@@ -311,10 +300,6 @@ def weight_norm(layer: nn.Module, api: str = "wninit", dim: int | None = 0) -> n
     return layer
 
 
-def _torch_wn(layer: nn.Module):
-    return next(p for p in layer.parametrizations.weight if type(p).__name__ == "_WeightNorm")
-
-
 def wn_parameters(layer: nn.Module, api: str | None = None) -> tuple[str, torch.Tensor, torch.Tensor]:
     """``(api, g, v)`` of a weight-normalized layer in one lookup: the API's name and its raw parameters
     (``g`` in the API's own shape, e.g. ``(C_out, 1, 1, 1)`` for torch's). For code that writes both in
@@ -346,14 +331,14 @@ def wn_dim(layer: nn.Module, api: str | None = None) -> int | None:
     if api == "wninit":
         return layer.wn_dim
     if api == "torch":
-        dim = _torch_wn(layer).dim
+        dim = next(p for p in layer.parametrizations.weight if type(p).__name__ == "_WeightNorm").dim
     elif api == "legacy":
         dim = _legacy_hook(layer).dim
     else:
         raise ValueError(f"{type(layer).__name__} is not weight-normalized: wrap it first with wninit.weight_norm(layer)")
     if dim == -1:
         return None
-    rank = layer.parametrizations.weight.original1.dim() if api == "torch" else layer.weight_v.dim()
+    rank = wn_parameters(layer, api)[2].dim()
     if not 0 <= dim < rank:  # torch reads a negative dim other than -1 as another unit than Python would
         raise ValueError(f"this {type(layer).__name__} is weight-normalized over dim={dim}: wninit reads dims 0..{rank - 1} "
                          "or -1/None (the whole weight); wrap it again with a non-negative dim")
