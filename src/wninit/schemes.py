@@ -168,7 +168,8 @@ def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torc
     """
     for name, layer in layers:  # g per output channel: only where the normalized units are the output channels
         kind, dim = layer_kind(layer), wn_dim(layer)
-        if dim != (1 if kind.startswith("ConvTranspose") else 0) or (dim == 1 and layer.groups > 1):
+        per_output_channel = dim == 1 and layer.groups == 1 if kind.startswith("ConvTranspose") else dim == 0
+        if not per_output_channel:
             raise ValueError(f"scheme 'datadep' sets one g per output channel, and layer {name!r} ({kind}) is weight-normalized "
                              f"over dim={dim}, not its output channels: use scheme 'proposed', or wrap it with dim=1 (ConvTranspose) or 0")
     done: set[int] = set()
