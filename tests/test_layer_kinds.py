@@ -260,6 +260,11 @@ def test_converter_turns_a_bn_resnet_into_a_wn_resnet_in_one_call(api):
     assert out.shape == (2, 10) and torch.isfinite(out).all()
     plain_head = wninit.weight_norm(_bn_resnet(), api, remove_batchnorm=True, exclude=["8"])
     assert not wnm.is_weight_normed(plain_head[8]) and isinstance(plain_head[1], nn.Identity)
+    partly = _bn_resnet()
+    wnm.weight_norm(partly[0], "legacy")  # already weight-normalized: kept under its API
+    wninit.weight_norm(partly, api, exclude=[partly[5]])  # a module: all of its layers stay plain
+    assert wnm.wn_api(partly[0]) == "legacy" and not wnm.weight_normed_layers(partly[5])
+    assert wnm.is_weight_normed(partly[4].conv3) and isinstance(partly[4].bn3, nn.BatchNorm2d)
 
 
 def test_converter_on_one_layer_and_over_another_dim():
