@@ -145,6 +145,7 @@ def layer_gain(layer: nn.Module, gamma: float = 2.0, dim=_FROM_LAYER) -> float:
       average (``s = prod(s_d)``), and ``g^2 = gamma s n_u / fan_out``. Under torch's default ``dim=0``
       the unit is an *input* channel (``n_u = fan_out``): ``g = sqrt(gamma s)``, whatever the widths.
     - ``dim=None`` (the whole weight one unit): ``n_u`` is the weight's size; any other dim, its slices.
+    - Padding, output padding and dilation change only the border positions, which receive fewer taps.
 
     For a Linear or ungrouped Conv under ``dim=0`` the result is :func:`proposed_gain` of PyTorch's fans,
     bit for bit.
