@@ -35,7 +35,7 @@ class ExplainTable:
         return {r.name: r for r in self.rows}
 
     def __str__(self) -> str:
-        body = [(r.name or "(model)", r.layer, r.role, _where(r), r.source, r.rule, str(r.fan_in), str(r.fan_out),
+        body = [(r.name or "(model)", r.kind, r.role, _where(r), r.source, r.rule, str(r.fan_in), str(r.fan_out),
                  _num(r.gamma), _num(r.g)) for r in self.rows]
         widths = [max(len(line[c]) for line in [_COLUMNS, *body]) for c in range(len(_COLUMNS))]
         lines = ["  ".join(cell.rjust(w) if c >= 6 else cell.ljust(w) for c, (cell, w) in enumerate(zip(line, widths)))

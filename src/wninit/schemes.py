@@ -16,9 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .init import check_direction, direction_, fan_in_and_fan_out, orthogonal_directions_, proposed_gain
+from .init import (check_direction, copy_direction_, direction_, direction_target, layer_fans, layer_gain,
+                   orthogonal_directions_)
 from .roles import Role, get_role
-from .weightnorm import gain, is_weight_normed, set_direction_, set_gain_, wn_api, wn_parameters
+from .weightnorm import (gain, is_weight_normed, layer_kind, set_direction_, set_gain_, unit_norms, wn_api, wn_dim,
+                         wn_parameters)
 
 __all__ = ["SCHEMES", "WN_SCHEMES", "PLAIN_SCHEMES", "LayerInit", "role_gamma", "initialize", "initialize_layer_"]
 
@@ -37,8 +39,9 @@ _NUMPY_FLOAT = {torch.float32: np.float32, torch.float64: np.float64, torch.floa
 class LayerInit:
     """What ``initialize`` did to one layer. ``g`` is the mean gain (per-unit gains differ under datadep).
 
-    ``source``: where the role came from (``declared``, ``discovered`` or ``default``); ``rule``: which rule set
-    gamma (e.g. ``relu follows: 1/E[phi(z)^2]``, ``branch end: 1/(B_k*r)``); ``layer``: the layer's class.
+    ``fan_in``/``fan_out`` are one group's, from the module (:func:`wninit.init.layer_fans`); ``kind`` the torch
+    layer kind (``"Linear"``, ``"ConvTranspose1d"``, ...); ``source`` where the role came from (``declared``,
+    ``discovered`` or ``default``); ``rule`` which rule set gamma (e.g. ``relu follows: 1/E[phi(z)^2]``).
     """
     name: str
     role: str
@@ -46,7 +49,7 @@ class LayerInit:
     fan_out: int
     gamma: float | None
     g: float | None
-    layer: str = ""
+    kind: str = ""
     source: str = "declared"
     rule: str = ""
     stage: int | None = None
@@ -85,15 +88,17 @@ def role_gamma(role: Role, scheme: str = "proposed", stem_gamma: float = 1.0) ->
 
 
 def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+    return [(n, m) for n, m in model.named_modules() if layer_kind(m) is not None]
 
 
 def initialize_layer_(layer: nn.Module, scheme: str = "proposed", *, gamma: float = 2.0,
                       direction: str = "orthogonal", generator: torch.Generator | None = None) -> float | None:
-    """Initialize one Linear/Conv layer, weight-normalized or not; returns the (mean) gain ``g``.
+    """Initialize one Linear/Conv/ConvTranspose layer, weight-normalized or not; returns the (mean) gain ``g``.
 
-    On a plain layer the effective weight ``g*v/||v||`` is written to ``weight``, so wrapping it with
-    weight norm afterwards gives exactly the layer initialized after wrapping.
+    ``g`` is :func:`wninit.init.layer_gain` for the layer's kind, groups, stride and WN ``dim``: with
+    ``gamma=1`` the layer keeps the norm of its input at each position (``gamma=2``: before a ReLU).
+    On a plain layer the effective weight ``g*v/||v||`` (``dim=0``) is written to ``weight``, so wrapping
+    it with weight norm afterwards gives exactly the layer initialized after wrapping.
     ``datadep`` needs the model's data and is only available through :func:`initialize`.
     """
     _check_scheme(scheme)
@@ -110,9 +115,15 @@ def _direction_kind(scheme: str, direction: str) -> str:
 
 
 def _direction_tensor(layer: nn.Module) -> torch.Tensor:
-    """Where the layer's direction is drawn: a WN layer's ``v`` itself, else a temporary (plain layers)."""
+    """Where the layer's direction is drawn: a WN layer's ``v`` itself when it is a contiguous float32/64
+    tensor normalized along dim 0 (the fast path), else a float32 temporary over its normalized units
+    (:func:`wninit.init.direction_target`), written back by :func:`_init_layer`; plain layers: a temporary."""
     api = wn_api(layer)
-    return torch.empty_like(layer.weight) if api is None else wn_parameters(layer, api)[2]
+    if api is None:
+        w = layer.weight
+        return torch.empty(w.shape, dtype=w.dtype if w.dtype in (torch.float32, torch.float64) else torch.float32,
+                           device=w.device)
+    return direction_target(wn_parameters(layer, api)[2], wn_dim(layer, api))
 
 
 def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
@@ -126,19 +137,17 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
     nets the per-layer bookkeeping counts (issue 7, benchmarks/bench_init.py).
     """
     api = wn_api(layer)
-    if api is None:
-        v = torch.empty_like(layer.weight) if drawn is None else drawn
-    else:
-        _, g_param, v = wn_parameters(layer, api)
+    dim = 0 if api is None else wn_dim(layer, api)
     if drawn is None:
+        drawn = _direction_tensor(layer)
         kind = _direction_kind(scheme, direction)
         if kind == "xavier":
-            torch.nn.init.xavier_normal_(v, generator=generator)
+            torch.nn.init.xavier_normal_(drawn, generator=generator)
         else:
-            direction_(v, kind, generator)
-    fan_in, fan_out = fan_in_and_fan_out(v)
+            direction_(drawn, kind, generator)
+    fan_in, fan_out = layer_fans(layer)
     if scheme in ("proposed", "hanin"):
-        g = proposed_gain(fan_in, fan_out, gamma)
+        g = layer_gain(layer, gamma, dim)
     elif scheme == "proposed-backward":
         g = math.sqrt(gamma)  # spec §3.2 (the code's dead "version 13"): no fan correction
     else:  # pytorch-default, he, orthogonal, xavier: w = v, i.e. g = ||v|| per unit
@@ -147,11 +156,14 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
         if layer.bias is not None:
             layer.bias.zero_()
         if api is None:
+            v = drawn
             w = v if g is None else v * (g / v.flatten(1).norm(dim=1)).view((-1,) + (1,) * (v.dim() - 1))
             layer.weight.copy_(w)
             return g, fan_in, fan_out
+        _, g_param, v = wn_parameters(layer, api)
+        copy_direction_(v, drawn, dim)
         if g is None:
-            g_param.copy_(v.flatten(1).norm(dim=1).view_as(g_param))
+            g_param.copy_(unit_norms(v, dim).view_as(g_param))
         else:
             g_param.fill_(g)
     if api == "legacy":
@@ -179,6 +191,12 @@ def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torc
     in forward order. Residual branches and shortcuts are normalized separately and their sum is not
     re-normalized, exactly as the reference.
     """
+    for name, layer in layers:  # g per output channel: only where the normalized units are the output channels
+        kind, dim = layer_kind(layer), wn_dim(layer)
+        per_output_channel = dim == 1 and layer.groups == 1 if kind.startswith("ConvTranspose") else dim == 0
+        if not per_output_channel:
+            raise ValueError(f"scheme 'datadep' sets one g per output channel, and layer {name!r} ({kind}) is weight-normalized "
+                             f"over dim={dim}, not its output channels: use scheme 'proposed', or wrap it with dim=1 (ConvTranspose) or 0")
     done: set[int] = set()
 
     def normalize(layer, _inputs, out):
@@ -251,7 +269,7 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
         gamma = role_gamma(role, scheme, stem_gamma) if scheme in ROLE_SCHEMES else None
         step_scheme = "pytorch-default" if scheme == "datadep" else scheme
         g, fan_in, fan_out = _init_layer(layer, step_scheme, gamma or 1.0, direction, generator, v)
-        records.append(LayerInit(name, role.kind, fan_in, fan_out, gamma, g, type(layer).__name__,
+        records.append(LayerInit(name, role.kind, fan_in, fan_out, gamma, g, layer_kind(layer),
                                  p.source if p else "declared", p.rule if p else "", role.stage, role.block,
                                  role.stage_blocks))
     if scheme == "datadep":

@@ -256,6 +256,9 @@ def discover(model: nn.Module) -> Structure:
     found = [(n,) + r for n in G.nodes if G.is_sum(n) and (r := _residual(G, n)) is not None]
     stage_of, post_activation = _stages(G, found)
     sums, kind_of, where, outside_of = [], {}, {}, {}
+    firsts = [f[1] for f, (_, block, _) in zip(found, stage_of) if block == 1]
+    shared = {x for x in firsts if firsts.count(x) > 1}  # HiFi-GAN's multi-receptive-field fusion
+    shared_stages = {st for f, (st, block, _) in zip(found, stage_of) if block == 1 and f[1] in shared}
     for (n, x, projection, nodes, operand), (stage, block, blocks) in zip(found, stage_of):
         end = _branch_end(G, operand)
         if end is None or end not in nodes:
@@ -267,7 +270,7 @@ def discover(model: nn.Module) -> Structure:
         if projection is not None and projection not in kind_of:
             kind_of[projection], where[projection] = "shortcut", (info, n, operand)
         outside = _approximations(G, nodes) + (_after_sum(G, n) if stage in post_activation else ()) + _pooled(G, x) \
-            + _leaks(nodes, n)
+            + _leaks(nodes, n) + (("parallel stages share its input",) if stage in shared_stages else ())
         sums.append(ResidualSum(n.name, x.name, end.target, projection.target if projection is not None else None,
                                 stage, block, blocks, outside))
         outside_of[n] = outside

@@ -38,20 +38,22 @@ def graph_points(model: nn.Module):
     gm = s.graph_module()
     nodes = {n.name: n for n in gm.graph.nodes}
     modules = dict(gm.named_modules())
-    points: dict[str, GraphPoint] = {}
+    points: dict[tuple[str, str], GraphPoint] = {}  # (node, name): parallel stages may share their input node
     for r in s.sums:
         axis = _axis(modules[r.branch_end])
         if r.block == 1:
-            points.setdefault(r.stream, GraphPoint(f"s{r.stage}.in", r.stream, axis, r.stage, 0))
-        points[r.node] = GraphPoint(f"s{r.stage}.b{r.block}", r.node, axis, r.stage, r.block)
+            points[(r.stream, f"s{r.stage}.in")] = GraphPoint(f"s{r.stage}.in", r.stream, axis, r.stage, 0)
+        points[(r.node, "")] = GraphPoint(f"s{r.stage}.b{r.block}", r.node, axis, r.stage, r.block)
+    measured = {p.node for p in points.values()}
     for name, role in s.roles.items():
         if role.kind in ("block_in", "block_out", "shortcut"):
             continue
-        node = nodes[s.layer_nodes[name]]
-        passed = _passed_on(node)
-        points.setdefault(passed.name, GraphPoint(name, passed.name, _axis(modules[name])))
+        passed = _passed_on(nodes[s.layer_nodes[name]])
+        if passed.name not in measured:
+            measured.add(passed.name)
+            points[(passed.name, "")] = GraphPoint(name, passed.name, _axis(modules[name]))
     order = {n.name: i for i, n in enumerate(gm.graph.nodes)}
-    return gm, sorted(points.values(), key=lambda p: order[p.node])
+    return gm, sorted(points.values(), key=lambda p: (order[p.node], p.block or 0))
 
 
 def _passed_on(node: fx.Node) -> fx.Node:
