@@ -102,6 +102,28 @@ def test_killed_and_resumed_slurm_sweep_stores_each_run_once_with_the_local_resu
     assert not list((logs / "runs").glob("*/checkpoint.pt"))  # every finished run's checkpoint was dropped
 
 
+def test_stacked_groups_run_one_task_each_with_the_local_results(tmp_path):
+    spec = tmp_path / "eight.toml"
+    spec.write_text(tiny_spec("tiny_slurm_batch", """
+        lr = 0.05
+        [grid]
+        scheme = ["proposed", "datadep"]
+        seed = [1, 2, 3, 4]
+        [profiles.quick]
+    """))
+    exp = load_spec(spec, "quick")
+    rows = {}
+    for backend, slurm in (("slurm", {"folder": tmp_path / "logs", **LOCAL}), ("local", None)):
+        with Store(tmp_path / f"{backend}.db") as store:
+            store.add(exp.name, exp.profile, exp.runs)
+            summary = run_sweep(store, [(exp.name, exp.profile)], backend=backend, workers=2, batch_runs=True,
+                                slurm=slurm, progress=False)
+            assert summary.executed == 8 and summary.counts["completed"] == 8
+        rows[backend] = _results(_rows(tmp_path / f"{backend}.db"))
+    assert len(list((tmp_path / "logs").glob("*_log.out"))) == 2  # two stacked groups of four runs: two tasks
+    assert rows["slurm"] == rows["local"]
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
