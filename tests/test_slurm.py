@@ -124,6 +124,36 @@ def test_stacked_groups_run_one_task_each_with_the_local_results(tmp_path):
     assert rows["slurm"] == rows["local"]
 
 
+def _fake_slurm(folder: Path, monkeypatch) -> Path:
+    """sbatch, sinfo, srun and scancel stand-ins on PATH that record what they were given."""
+    folder.mkdir()
+    scripts = {"sbatch": 'cp "$1" "$(dirname "$0")/submitted.sh"\necho "Submitted batch job 4242"',
+               "sinfo": "printf 'gpu\\ncpu\\n'", "srun": "exit 0", "scancel": 'echo "$@" >> "$(dirname "$0")/cancelled"'}
+    for name, body in scripts.items():
+        (folder / name).write_text(f"#!/bin/sh\n{body}\n")
+        (folder / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    return folder
+
+
+def test_sbatch_gets_the_array_partition_gpus_time_and_preemption_signal(tmp_path, monkeypatch, spec):
+    from wninit.sweep.slurm import SlurmPool
+
+    fake = _fake_slurm(tmp_path / "bin", monkeypatch)
+    pool = SlurmPool(None, None, folder=tmp_path / "logs", partition="gpu", gpus_per_run=1, time_min=120,
+                     array_parallelism=2, options={"account": "lab"})
+    assert pool.execution == {"device": "cuda"}  # GPU tasks train on their GPU
+    handles = [pool.submit([cfg]) for cfg in load_spec(spec, "quick").runs[:3]]
+    pool._flush()  # one sbatch call for the three groups
+    script = (fake / "submitted.sh").read_text()
+    for line in ("--array=0-2%2", "--partition=gpu", "--time=120", "--gpus-per-node=1", "--account=lab",
+                 "--cpus-per-task=1", "--signal=USR2@"):
+        assert f"#SBATCH {line}" in script, script
+    assert [pool._jobs[h].job_id for h in handles] == ["4242_0", "4242_1", "4242_2"]
+    pool.stop()  # a Ctrl-C of the driver cancels every task
+    assert (fake / "cancelled").read_text().split() == ["4242_0", "4242_1", "4242_2"]
+
+
 def _children(pid: int) -> list[int]:
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):

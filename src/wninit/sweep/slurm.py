@@ -99,7 +99,10 @@ class SlurmPool:
         if gpus_per_run:
             self.execution.setdefault("device", "cuda")
         self._threads = max(1, int(cpus_per_run))
-        self._executor = submitit.AutoExecutor(folder=self.folder, cluster=executor)
+        try:
+            self._executor = submitit.AutoExecutor(folder=self.folder, cluster=executor)
+        except RuntimeError as exc:  # submitit's own checks of the cluster (srun missing, ...)
+            raise UserError(f"submitit cannot use SLURM here ({exc}); run the sweep on the cluster's login node") from None
         _set_parameters(self._executor, dict(
             name="wninit", timeout_min=int(time_min or DEFAULT_TIME_MIN), cpus_per_task=self._threads,
             gpus_per_node=int(gpus_per_run) or None, slurm_partition=partition,
