@@ -85,7 +85,7 @@ def test_killed_and_resumed_slurm_sweep_stores_each_run_once_with_the_local_resu
     driver.wait(timeout=30)
     before = _rows(db)
     done_before = {i: r for i, r in before.items() if r[0] == "completed"}
-    assert 4 <= len(done_before) < 12, "the kill must land mid-way"
+    assert 4 <= len(done_before) < 12, f"the kill must land mid-way: {driver.stderr.read().decode()[-2000:]}"
     assert any(r[0] == "running" for r in before.values())  # the dead driver's claims
 
     exp = load_spec(spec, "quick")

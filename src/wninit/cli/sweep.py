@@ -29,7 +29,7 @@ def add_parser(subparsers):
                    help="device for every run (not part of the run id); default: the spec's")
     p.add_argument("--channels-last", action="store_true", help="NHWC conv layout for every run (GPU; not in the run id)")
     p.add_argument("--compile", action="store_true", help="train every run through torch.compile (long runs; not in the run id)")
-    p.add_argument("--cpus-per-run", type=float, default=1.0, metavar="F", help="Ray: CPUs per run (default 1)")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, metavar="F", help="Ray: CPUs per run; SLURM: CPUs per task, its torch threads (default 1)")
     p.add_argument("--gpus-per-run", type=float, default=0.0, metavar="F",
                    help="Ray: GPUs per run, fractional packs small runs (e.g. 0.25); SLURM: whole GPUs per task")
     _add_slurm_arguments(p)
