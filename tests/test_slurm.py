@@ -214,14 +214,17 @@ def seeded(tmp_path_factory):
     return spec, folder / "seed.db"
 
 
-def _bad(tmp_path, seeded, capsys, *extra):
+def _bad(tmp_path, seeded, capsys, *extra, child_lines: int = 0):
+    """Run the CLI with ``extra``: exit 2, one sentence (after ``child_lines`` a SLURM command printed itself),
+    no traceback, the store as it was; returns the sentence."""
     spec, seed = seeded
     db = tmp_path / "s.db"
     db.write_bytes(seed.read_bytes())
     before = _rows(db)
     code = main(["sweep", str(spec), "--store", str(db), "--backend", "slurm", "--no-progress", *extra])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 1 + child_lines, err
+    err = err.splitlines()[-1]
     assert _rows(db) == before  # nothing lost, nothing left running
     assert sum(r[0] == "completed" for r in before.values()) == 2
     return err
@@ -260,6 +263,14 @@ def test_no_sbatch_is_one_sentence(tmp_path, seeded, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch on this PATH
     err = _bad(tmp_path, seeded, capsys)
     assert "sbatch not found" in err and "--slurm-executor local" in err
+
+
+def test_sbatch_refusing_the_array_is_one_sentence_and_releases_the_claims(tmp_path, seeded, capsys, monkeypatch):
+    fake = _fake_slurm(tmp_path / "bin", monkeypatch)
+    (fake / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: Batch job submission failed: Invalid account' >&2\n"
+                                 "exit 1\n")  # refused after the runs were claimed
+    err = _bad(tmp_path, seeded, capsys, "--slurm-option", "account=nolab", child_lines=1)  # sbatch's own line
+    assert err.startswith("wninit: error: SLURM refused the job array") and "Invalid account" in err
 
 
 @pytest.mark.parametrize("flag", [["--partition", "gpu"], ["--array-parallelism", "4"], ["--slurm-option", "qos=high"]])
