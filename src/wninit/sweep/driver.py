@@ -81,8 +81,8 @@ def run_sweep(store: Store, targets: list[tuple[str, str]], *, backend: str = "l
 
     ``device``, ``channels_last`` and ``compile`` are execution fields set on every run (not in the run
     id; train/accel.py). ``limit`` caps the runs claimed by this call. Returns a :class:`SweepSummary`; a signal stops the
-    loop cleanly and is reported in ``stopped``. ``slurm`` holds the SLURM
-    pool's arguments (folder, executor, partition, time_min, array_parallelism, options) for ``backend="slurm"``.
+    loop cleanly and is reported in ``stopped``. ``slurm`` holds the SLURM pool's arguments (folder, executor,
+    partition, time_min, array_parallelism, options) for ``backend="slurm"``.
     """
     if batch_runs:
         _batch_groups([], True)  # fail before starting a pool when the ensemble module is missing

@@ -1,5 +1,6 @@
-"""Where runs execute: a local process pool (default), Ray tasks or SLURM job arrays (:mod:`.slurm`). All take groups of configs and hand
-back outcome dicts; the driver (:mod:`wninit.sweep.driver`) claims, renews and writes.
+"""Where runs execute: a local process pool (default), Ray tasks or SLURM job arrays (:mod:`.slurm`). All
+take groups of configs and hand back outcome dicts; the driver (:mod:`wninit.sweep.driver`) claims, renews
+and writes.
 
 A group is one config, or several that train together as one batched model (``--batch-runs``).
 ``wait`` returns ``(handle, outcomes)`` pairs, where ``outcomes`` is a list of dicts (one per config,
@@ -196,7 +197,8 @@ def make_pool(backend: str, *, workers=None, execution=None, address=None, cpus_
                         "drop them or add --backend slurm")
     if backend == "local":
         if address is not None or gpus_per_run:
-            raise UserError("--address and --gpus-per-run are for --backend ray; drop them or add --backend ray")
+            raise UserError("--address and --gpus-per-run are for --backend ray (--gpus-per-run also slurm); "
+                            "drop them or choose that backend")
         return LocalPool(workers, execution)
     if backend == "ray":
         return RayPool(workers, execution, address, cpus_per_run, gpus_per_run)
