@@ -176,7 +176,7 @@ def _wait_for(predicate, what: str):
 def test_preempted_task_is_requeued_and_gives_the_run_s_result(tmp_path, spec):
     from wninit.sweep.slurm import SlurmPool
 
-    cfg = load_spec(spec, "quick").runs[0].replace(epochs=40)
+    cfg = load_spec(spec, "quick").runs[0].replace(epochs=60)  # long enough to preempt mid-way
     pool = SlurmPool(1, None, folder=tmp_path / "logs", executor="local")
     handle = pool.submit([cfg])
     assert pool.wait(0) == []  # the array is submitted, the task not finished
