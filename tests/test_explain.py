@@ -1,5 +1,6 @@
 """wninit.explain and `wninit explain` / `wninit diagnose MODULE:FACTORY`: the table, the model untouched, bad input."""
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -87,3 +88,22 @@ def test_diagnose_user_model_writes_table_and_signal_propagation_plot(user_modul
 
 def test_diagnose_needs_a_model():
     assert main(["diagnose"]) == 2
+
+
+def test_explain_and_diagnose_a_legacy_api_vocoder(tmp_path, capsys):
+    """The legacy weight_norm caches weight as a non-leaf tensor, which deepcopy refuses: explain copies anyway and
+    leaves the model's cache as it was; the CLI diagnoses the HiFi-GAN generator of the zoo."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from zoo import hifigan_generator
+
+    model = hifigan_generator.build()
+    cached = model.conv_pre.weight
+    table = wninit.explain(model, print_table=False)
+    assert model.conv_pre.weight is cached and cached.grad_fn is not None
+    assert sum(r.kind == "ConvTranspose1d" for r in table) == 4 and {r.source for r in table} == {"discovered"}
+    (tmp_path / "voc.py").write_text("import sys\nsys.path.insert(0, %r)\nfrom zoo.hifigan_generator import build\n"
+                                     % str(Path(__file__).parent))
+    assert main(["diagnose", f"{tmp_path / 'voc.py'}:build", "--input-shape", "80,8", "--batch", "2",
+                 "--out", str(tmp_path / "d")]) == 0
+    assert (tmp_path / "d" / "signal_propagation.png").exists()

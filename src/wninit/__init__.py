@@ -7,7 +7,7 @@ from . import convert, diagnostics, init, models, roles, weightnorm
 from .convert import weight_norm
 from .init import fan_in_and_fan_out, layer_fans, layer_gain, proposed_gain, unit_direction_
 from .activations import register_activation
-from .explain import ExplainTable, explain
+from .layer_table import ExplainTable, explain
 from .roles import get_role, mark_probe, set_role
 from .schemes import PLAIN_SCHEMES, SCHEMES, WN_SCHEMES, LayerInit, initialize, initialize_layer_, role_gamma
 from .weightnorm import (direction, effective_weight, gain, is_weight_normed, layer_kind, set_direction_, set_gain_,

@@ -8,7 +8,6 @@ signal-propagation plot of all of them (``signal_propagation.png``) beside ``pro
 """
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 from ..errors import UserError
@@ -62,6 +61,7 @@ def _run_user_model(args) -> int:
     import torch
 
     from ..diagnostics import propagation
+    from ..layer_table import copy_model
     from ..schemes import initialize
 
     if args.input_shape is None:
@@ -71,7 +71,7 @@ def _run_user_model(args) -> int:
     x = example_input(model, args.input_shape, batch=args.batch, seed=args.seed)
     tables = {}
     for scheme in schemes:
-        twin = copy.deepcopy(model)
+        twin = copy_model(model)
         initialize(twin, scheme, direction=args.direction, generator=torch.Generator().manual_seed(args.seed))
         tables[scheme] = propagation(twin, x, seed=args.seed)
         print(f"{args.target}, {scheme} ({args.direction})")

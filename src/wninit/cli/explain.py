@@ -22,7 +22,7 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from ..explain import explain
+    from ..layer_table import explain
 
     model = load_model(args.target)
     if args.input_shape is not None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib
 import importlib.util
 import sys
@@ -81,10 +80,12 @@ def example_input(model, shape: tuple[int, ...], batch: int = 2, seed: int = 0):
     """A Gaussian batch of ``shape``, checked by one forward pass on a copy of the model (one sentence if rejected)."""
     import torch
 
+    from ..layer_table import copy_model
+
     x = torch.randn((batch,) + tuple(shape), generator=torch.Generator().manual_seed(seed))
     try:
         with torch.no_grad():
-            copy.deepcopy(model)(x)
+            copy_model(model)(x)
     except Exception as exc:
         raise UserError(f"the model rejected inputs of shape {tuple(x.shape)} ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); give --input-shape as one sample's "

@@ -14,7 +14,7 @@ from torch import nn
 
 from .schemes import LayerInit, initialize
 
-__all__ = ["ExplainTable", "explain"]
+__all__ = ["ExplainTable", "explain", "copy_model"]
 
 _COLUMNS = ("layer", "kind", "role", "stage.block/B_k", "source", "rule", "fan_in", "fan_out", "gamma", "g")
 
@@ -55,6 +55,21 @@ def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.4g}"
 
 
+def copy_model(model: nn.Module) -> nn.Module:
+    """``deepcopy`` of the model; the legacy WN API caches ``weight`` as a non-leaf tensor, which deepcopy
+    refuses, so that cache is detached for the copy and put back as it was."""
+    from .weightnorm import _legacy_hook
+
+    cached = [(m, m.weight) for m in model.modules() if _legacy_hook(m) is not None and "weight" in m.__dict__]
+    try:
+        for m, w in cached:
+            m.__dict__["weight"] = w.detach()
+        return copy.deepcopy(model)
+    finally:
+        for m, w in cached:
+            m.__dict__["weight"] = w
+
+
 def explain(model: nn.Module, scheme: str = "proposed", *, direction: str = "orthogonal",
             discover: bool | None = None, print_table: bool = True) -> ExplainTable:
     """Print (and return) what ``initialize(model, scheme)`` would set on each layer, without changing ``model``.
@@ -69,7 +84,7 @@ def explain(model: nn.Module, scheme: str = "proposed", *, direction: str = "ort
     if scheme == "datadep":
         raise ValueError("explain does not run 'datadep' (it needs a batch of data): explain another scheme, "
                          "or call wninit.initialize(model, 'datadep', batch=x) and read its records")
-    twin = copy.deepcopy(model)
+    twin = copy_model(model)
     records = initialize(twin, scheme, direction=direction, generator=torch.Generator().manual_seed(0),
                          discover=discover)
     table = ExplainTable(tuple(records), scheme)
