@@ -39,6 +39,18 @@ def _wn_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return layers
 
 
+def _own_class(layer: nn.Module) -> None:
+    """Give a parametrized layer a class of its own, a sibling of the one torch made for it.
+
+    ``copy.deepcopy`` keeps the class torch made for the original module, and removing a parametrization
+    deletes the ``weight`` property from that class: removed from a copy, the original (and every other
+    copy) would lose its weight.
+    """
+    cls = type(layer)
+    body = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+    layer.__class__ = type(cls.__name__, cls.__bases__, body)
+
+
 def _strip(layer: nn.Module, weight: torch.Tensor) -> None:
     """Remove weight norm from ``layer`` under its API, leaving ``weight`` as its plain parameter."""
     api, _, v = wn_parameters(layer)
@@ -48,6 +60,7 @@ def _strip(layer: nn.Module, weight: torch.Tensor) -> None:
         layer.__dict__.pop("wn_dim", None)
         layer.__class__ = _PLAIN_CLASS[type(layer)]
     elif api == "torch":
+        _own_class(layer)
         parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
         del layer._parameters["weight"]
     else:
@@ -138,7 +151,9 @@ def copyable(model: nn.Module):
 
     The legacy API keeps its computed weight as a plain attribute with a graph behind it, which
     ``deepcopy`` refuses; inside, that cache is detached (it is recomputed at every forward), and it is put
-    back on exit. A copy is independent: its own ``g`` and ``v``, nothing shared with ``model``.
+    back on exit. A copy is independent: its own ``g`` and ``v``, nothing shared with ``model``. With torch's
+    parametrizations a deepcopy shares its class with the original, and removing the parametrization from
+    one then breaks the other; on exit, the original's layers move to classes of their own.
 
     Examples:
         >>> with copyable(model):
@@ -156,6 +171,9 @@ def copyable(model: nn.Module):
     finally:
         for layer, name, weight in cached:
             setattr(layer, name, weight)
+        for layer in model.modules():
+            if parametrize.is_parametrized(layer):
+                _own_class(layer)  # the copies keep torch's class, the original leaves it
 
 
 def copy_model(model: nn.Module) -> nn.Module:
