@@ -145,6 +145,14 @@ def test_mixed_apis_fold_and_switch_in_one_call():
     assert relative(output(model, x), y0) <= 1e-6
 
 
+def test_switch_api_keeps_a_frozen_gain_frozen():
+    layer = wninit.weight_norm(nn.Linear(3, 4), "legacy")
+    layer.weight_g.requires_grad_(False)
+    for api in ("torch", "wninit", "legacy"):
+        _, g, v = wn_parameters(wninit.switch_api(layer, api))
+        assert (g.requires_grad, v.requires_grad) == (False, True), api
+
+
 def test_bad_input_is_one_sentence():
     with pytest.raises(UserError, match="unknown weight-norm api 'tf'"):
         wninit.switch_api(wninit.weight_norm(nn.Linear(2, 2)), "tf")

@@ -16,6 +16,8 @@ norm) and the result is checked against the model's keys and shapes.
 """
 from __future__ import annotations
 
+import copy
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import torch
@@ -205,4 +207,8 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor], to: str | nn.Modu
             converted.update(_convert_layer(prefix, groups[prefix], state_dict, target))
     if layout is not None:
         _check_fits(converted, to)
+    metadata = getattr(state_dict, "_metadata", None)
+    if metadata is not None:  # the modules' versions, which load_state_dict reads as torch.save keeps them
+        converted = OrderedDict(converted)
+        converted._metadata = copy.deepcopy(metadata)
     return converted

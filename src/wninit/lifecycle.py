@@ -130,12 +130,15 @@ def switch_api(model: nn.Module, to: str) -> nn.Module:
             raise UserError(f"api 'wninit' has layers for exact torch layers only, and {subclassed[0]!r}{more} are "
                             "subclasses: switch to 'torch' instead")
     for _, layer in layers:
-        api, g, v = _wn_read(layer)
+        _, g, v = _wn_read(layer)
+        frozen = [not p.requires_grad for p in wn_parameters(layer)[1:]]
         dim = wn_dim(layer)
         _strip(layer, fold(g, v, dim))
         _wrap_layer(layer, to, dim)
         set_direction_(layer, v)
         set_gain_(layer, g.reshape(-1))
+        for param, was_frozen in zip(wn_parameters(layer)[1:], frozen):
+            param.requires_grad_(not was_frozen)  # a frozen g (or v) stays frozen
     return model
 
 
