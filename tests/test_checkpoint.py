@@ -181,10 +181,13 @@ def test_cli_converts_a_hifigan_checkpoint_and_keeps_the_input(tmp_path, capsys)
     ("plain", "has no weight-normalized layer"),
     ("same_out", "is the input checkpoint, which convert never overwrites"),
     ("missing", "checkpoint '{dir}/missing.pt' does not exist"),
+    ("folder", "checkpoint '{dir}/folder' is a folder"),
 ])
 def test_cli_bad_input_is_one_sentence_exit_2_and_the_input_unchanged(tmp_path, capsys, case, message):
-    path = tmp_path / ("missing.pt" if case == "missing" else "junk.pt" if case == "junk" else "in.pt")
-    if case == "junk":
+    path = tmp_path / {"missing": "missing.pt", "junk": "junk.pt", "folder": "folder"}.get(case, "in.pt")
+    if case == "folder":
+        path.mkdir()
+    elif case == "junk":
         path.write_bytes(b"not a checkpoint\n" * 10)
     elif case == "no_state_dict":
         torch.save({"steps": 3}, path)
@@ -192,12 +195,12 @@ def test_cli_bad_input_is_one_sentence_exit_2_and_the_input_unchanged(tmp_path, 
         torch.save(nn.Linear(2, 2).state_dict(), path)
     elif case == "same_out":
         torch.save(wninit.weight_norm(nn.Linear(2, 2), "legacy").state_dict(), path)
-    before = digest(path) if path.exists() else None
+    before = digest(path) if path.is_file() else None
     out = path if case == "same_out" else tmp_path / "out.pt"
     assert main(["convert", str(path), "--to", "torch", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err and message.format(dir=tmp_path) in err
-    assert (digest(path) if path.exists() else None) == before
+    assert (digest(path) if path.is_file() else None) == before
     assert case == "same_out" or not out.exists()
 
 

@@ -38,7 +38,8 @@ def _load(path: Path):
     import torch
 
     if not path.is_file():
-        raise UserError(f"checkpoint {str(path)!r} does not exist; pass a file saved with torch.save")
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise UserError(f"checkpoint {str(path)!r} {what}; pass a file saved with torch.save")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except OSError:
