@@ -180,8 +180,9 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor], to: str | nn.Modu
     Args:
         state_dict: a model's ``state_dict()`` (any of the three layouts, mixed, or plain weights).
         to: ``"legacy"``, ``"torch"``, ``"wninit"`` or ``"plain"``; or a model, whose layout each layer takes
-            (its API and ``dim``; a plain weight becomes ``g = ||w_u||``, ``v = w``), and whose keys and
-            shapes the result must match (a :class:`~wninit.errors.UserError` names the first that does not).
+            (its API and ``dim``; a plain weight, or one normalized along another ``dim``, becomes
+            ``v = w``, ``g = ||w_u||``, exact to float32 rounding), and whose keys and shapes the result must
+            match (a :class:`~wninit.errors.UserError` names the first that does not).
 
     Examples:
         >>> legacy = torch.load("g_02500000")["generator"]       # a HiFi-GAN checkpoint
