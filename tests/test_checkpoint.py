@@ -49,6 +49,11 @@ def test_a_legacy_hifigan_checkpoint_loads_into_a_parametrization_model_with_ide
     model.load_state_dict(converted)
     assert torch.equal(outputs(model, x), outputs(legacy, x))
     assert same(saved, kept)  # the input state dict is not changed
+    back = hifigan("legacy", seed=2)  # the other way, which torch's own load hook does not do
+    with pytest.raises(RuntimeError, match="Missing key"):
+        back.load_state_dict(model.state_dict())
+    back.load_state_dict(wninit.convert_state_dict(model.state_dict(), to=back))
+    assert torch.equal(outputs(back, x), outputs(legacy, x))
 
 
 @pytest.mark.parametrize("name", ["hifigan_generator", "resnext", "mobilenet_v1", "wavenet"])
