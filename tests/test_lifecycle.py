@@ -103,8 +103,7 @@ def test_fold_then_weight_norm_round_trip(name):
     after = snapshot(model)
     assert after.keys() == before.keys()
     for layer, (_, dim, g, _, w) in before.items():
-        if dim != 0:
-            continue
+        assert dim == 0  # what weight_norm wraps with above
         assert torch.allclose(after[layer][2], g, rtol=4 * EPS32, atol=0), f"{layer}: g is not ||w_u||"
         assert torch.allclose(after[layer][4], w, rtol=8 * EPS32, atol=0), layer
     assert relative(output(model, x), y0) <= 1e-6
@@ -163,6 +162,12 @@ def test_bad_input_is_one_sentence():
     with pytest.raises(UserError, match="parametrizations besides weight norm"):
         wninit.remove_weight_norm(layer)
     assert wn_api(layer) == "torch"  # left as it was
+
+    class Scaled(wninit.weightnorm.WNLinear):
+        pass
+
+    with pytest.raises(UserError, match="subclasses a wninit layer"):
+        wninit.switch_api(Scaled(2, 2), "torch")
 
 
 def small_model(api):

@@ -30,8 +30,12 @@ def _wn_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Every weight-normalized layer, after one sentence for what cannot be moved exactly."""
     layers = weight_normed_layers(model)
     if not layers:
-        raise UserError(f"this {type(model).__name__} has no weight-normalized layer: wrap it first with wninit.weight_norm(model)")
+        raise UserError(f"this {type(model).__name__} has no weight-normalized layer: wrap it first with "
+                        "wninit.weight_norm(model)")
     for name, layer in layers:
+        if wn_api(layer) == "wninit" and type(layer) not in _PLAIN_CLASS:
+            raise UserError(f"layer {name or type(layer).__name__!r} subclasses a wninit layer, which has no plain "
+                            "torch class to return to; switch or fold its parent class's layers only")
         if wn_api(layer) == "torch" and len(layer.parametrizations.weight) > 1:
             raise UserError(f"layer {name or type(layer).__name__!r} has parametrizations besides weight norm on its "
                             "weight; remove those first (torch.nn.utils.parametrize.remove_parametrizations)")
