@@ -148,7 +148,8 @@ def test_another_architecture_is_named_by_its_first_odd_key():
 
 
 def test_unknown_target_and_damaged_g_are_one_sentence():
-    with pytest.raises(UserError, match=r"unknown weight-norm target 'tf': choose one of 'wninit', 'torch', 'legacy', 'plain'"):
+    with pytest.raises(UserError, match=r"unknown weight-norm target 'tf': choose one of 'wninit', 'torch', "
+                                        r"'legacy', 'plain'"):
         wninit.convert_state_dict({}, "tf")
     sd = wninit.weight_norm(nn.Linear(3, 4), "legacy").state_dict()
     sd["weight_g"] = torch.ones(3, 1)

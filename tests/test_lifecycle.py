@@ -4,7 +4,6 @@ import copy
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.overrides import TorchFunctionMode
@@ -35,7 +34,8 @@ def build(name, api):
     torch.manual_seed(0)
     if name.startswith("suite_"):
         arch = name.removeprefix("suite_")
-        model, x = build_model(arch, in_shape=(3, 8, 8), num_classes=5, wn_api=api, **SUITE[arch]), torch.randn(4, 3, 8, 8)
+        model = build_model(arch, in_shape=(3, 8, 8), num_classes=5, wn_api=api, **SUITE[arch])
+        x = torch.randn(4, 3, 8, 8)
     else:
         make, shape = ZOO[name]
         model, x = make(api=api), torch.randn(shape)

@@ -193,7 +193,8 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor], to: str | nn.Modu
     elif isinstance(to, str) and to in TARGETS:
         layout = None
     else:
-        raise UserError(f"unknown weight-norm target {to!r}: choose one of {', '.join(map(repr, TARGETS))} or pass a model")
+        raise UserError(f"unknown weight-norm target {to!r}: choose one of {', '.join(map(repr, TARGETS))} "
+                        "or pass a model")
     if not isinstance(state_dict, Mapping):
         raise UserError(f"expected a state dict (a mapping of names to tensors), got a {type(state_dict).__name__}")
     groups = _groups(state_dict, layout)

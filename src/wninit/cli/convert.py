@@ -68,7 +68,8 @@ def run(args) -> int:
 
     src, out = Path(args.checkpoint), Path(args.out)
     if out.exists() and src.exists() and out.resolve() == src.resolve():
-        raise UserError(f"--out {args.out!r} is the input checkpoint, which convert never overwrites; name another file")
+        raise UserError(f"--out {args.out!r} is the input checkpoint, which convert never overwrites; "
+                        "name another file")
     obj = _load(src)
     if _is_state_dict(obj):
         converted, names = convert_state_dict(obj, args.to), ["the state dict"]
@@ -87,5 +88,6 @@ def run(args) -> int:
     if not out.parent.is_dir():
         raise UserError(f"--out {args.out!r} is in a folder that does not exist; create it first")
     _save(converted, out)
-    print(f"converted {layers} weight-normalized layers ({', '.join(names)}) of {args.checkpoint} to {args.to!r} weight norm in {args.out}")
+    print(f"converted {layers} weight-normalized layers ({', '.join(names)}) of {args.checkpoint} "
+          f"to {args.to!r} weight norm in {args.out}")
     return 0
