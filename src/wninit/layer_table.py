@@ -6,15 +6,15 @@ One row per layer: its name and class, the role and where it came from (``declar
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from .lifecycle import copy_model
 from .schemes import LayerInit, initialize
 
-__all__ = ["ExplainTable", "explain", "copy_model"]
+__all__ = ["ExplainTable", "explain"]
 
 _COLUMNS = ("layer", "kind", "role", "stage.block/B_k", "source", "rule", "fan_in", "fan_out", "gamma", "g")
 
@@ -53,21 +53,6 @@ def _where(r: LayerInit) -> str:
 
 def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.4g}"
-
-
-def copy_model(model: nn.Module) -> nn.Module:
-    """``deepcopy`` of the model; the legacy WN API caches ``weight`` as a non-leaf tensor, which deepcopy
-    refuses, so that cache is detached for the copy and put back as it was."""
-    from .weightnorm import _legacy_hook
-
-    cached = [(m, m.weight) for m in model.modules() if _legacy_hook(m) is not None and "weight" in m.__dict__]
-    try:
-        for m, w in cached:
-            m.__dict__["weight"] = w.detach()
-        return copy.deepcopy(model)
-    finally:
-        for m, w in cached:
-            m.__dict__["weight"] = w
 
 
 def explain(model: nn.Module, scheme: str = "proposed", *, direction: str = "orthogonal",

@@ -61,7 +61,7 @@ def _run_user_model(args) -> int:
     import torch
 
     from ..diagnostics import propagation
-    from ..layer_table import copy_model
+    from ..lifecycle import copy_model
     from ..schemes import initialize
 
     if args.input_shape is None:

@@ -80,7 +80,7 @@ def example_input(model, shape: tuple[int, ...], batch: int = 2, seed: int = 0):
     """A Gaussian batch of ``shape``, checked by one forward pass on a copy of the model (one sentence if rejected)."""
     import torch
 
-    from ..layer_table import copy_model
+    from ..lifecycle import copy_model
 
     x = torch.randn((batch,) + tuple(shape), generator=torch.Generator().manual_seed(seed))
     try:
