@@ -30,12 +30,7 @@ CASES = {"resnet50": (3, 64, 64), "preact_resnet": (3, 32, 32), "impala_cnn": (3
 DRAWS, BATCH, TOLERANCE, OUTSIDE_BAND = 4, 2, 0.15, (0.5, 2.0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _stride_factor(layer) -> float:

@@ -17,12 +17,7 @@ KEYS = {"legacy": ("weight_g", "weight_v"), "torch": ("parametrizations.weight.o
                                                         "parametrizations.weight.original1"), "wninit": ("g", "v")}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models: one thread is faster than two on a loaded 2-core machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def hifigan(api, seed):

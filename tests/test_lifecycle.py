@@ -21,12 +21,7 @@ SUITE = {"mlp": dict(depth=3, width=16), "cnn": dict(depth=3, width=8), "resnet"
 MODELS = [*ZOO, *(f"suite_{arch}" for arch in SUITE)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small models: one thread is faster than two on a loaded 2-core machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build(name, api):

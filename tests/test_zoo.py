@@ -18,13 +18,7 @@ DEFAULT_API = {name: "legacy" if name == "hifigan_generator" else "torch" for na
 MAX_SECONDS = 1.0  # best of 3 forward+backward passes on one thread; all measure 0.03-0.15 s alone
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are small: one thread is faster than two, and steady on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _built(name, **kw):

@@ -78,10 +78,18 @@ def plot_propagation(table: PropagationTable, path: str | Path, title: str | Non
     ax_b.errorbar(idx, table.column("backward_mean"), yerr=table.column("backward_std"), marker=".", capsize=2,
                   color="tab:orange", label=r"$||\partial L/\partial h_i|| / ||\partial L/\partial h_L||$")
     for ax, label in ((ax_f, "forward"), (ax_b, "backward")):
-        ax.set(xlabel="measuring point i", ylabel=f"{label} norm ratio", yscale="log")
-        ax.axhline(1.0, color="gray", linewidth=0.8)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+        _log_panel(ax, "measuring point i", f"{label} norm ratio")
+    return _save(plt, fig, path, title)
+
+
+def _log_panel(ax, xlabel: str, ylabel: str) -> None:
+    ax.set(xlabel=xlabel, ylabel=ylabel, yscale="log")
+    ax.axhline(1.0, color="gray", linewidth=0.8)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+
+
+def _save(plt, fig, path: str | Path, title: str | None) -> Path:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -107,15 +115,6 @@ def plot_signal_propagation(tables: dict[str, PropagationTable], path: str | Pat
     step = max(1, len(names) // 12)
     for ax, ylabel in ((ax_f, r"forward $||h_i||/||x||$ per position"),
                        (ax_b, r"backward $||\partial h_i||/||\partial h_L||$ per position")):
-        ax.set(xlabel="measuring point", ylabel=ylabel, yscale="log")
+        _log_panel(ax, "measuring point", ylabel)
         ax.set_xticks(range(1, len(names) + 1, step), names[::step], rotation=45, ha="right", fontsize=7)
-        ax.axhline(1.0, color="gray", linewidth=0.8)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title)
