@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.fx as fx
 from torch import nn
@@ -118,13 +117,14 @@ def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
 
 
 def activation_variance(act) -> float:
-    """``Var[phi(z)]`` for ``z ~ N(0, 1)`` by Gauss-Hermite quadrature (ReLU: ``(1 - 1/pi)/2``)."""
-    x, w = np.polynomial.hermite.hermgauss(101)
-    z = torch.from_numpy(math.sqrt(2.0) * x)
+    """``Var[phi(z)]`` for ``z ~ N(0, 1)`` (ReLU: ``(1 - 1/pi)/2``), by the trapezoid rule on a fine grid: exact to
+    ~1e-9 for activations with a kink, where Gauss-Hermite quadrature is off by ~1e-3."""
+    z = torch.linspace(-12.0, 12.0, 240_001, dtype=torch.float64)
+    density = torch.exp(-z * z / 2) / math.sqrt(2 * math.pi)
     with torch.no_grad():
-        v = act.fn(z.clone()).double().numpy()
-    mean = float(np.dot(w, v) / math.sqrt(math.pi))
-    return float(np.dot(w, v * v) / math.sqrt(math.pi)) - mean * mean
+        v = act.fn(z.clone()).double()
+    mean = float(torch.trapezoid(v * density, z))
+    return float(torch.trapezoid(v * v * density, z)) - mean * mean
 
 
 class ScaledBranch(nn.Module):
