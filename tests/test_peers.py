@@ -20,8 +20,6 @@ import torch.fx as fx
 from torch import nn
 from torch.nn.utils import parametrize
 
-import wninit
-from wninit.train import RunConfig
 from wninit import peers
 from wninit.errors import UserError
 from wninit.models import CNN, MLP, ResNet, WideResNet
@@ -31,6 +29,7 @@ from wninit.peers.edm2 import _scaled, mp_sum
 from wninit.peers.fixup import fixup_scale
 from wninit.peers.nf import RELU_GAIN, Standardized, expected_stream_variances, standardize
 from wninit.structure import _Graph, discover
+from wninit.train import RunConfig
 from zoo import ZOO
 
 RESIDUAL_ZOO = ("resnet50", "preact_resnet", "hifigan_generator", "wavenet", "impala_cnn", "resnext", "mixer")

@@ -116,6 +116,9 @@ def nf(model: nn.Module, *, alpha: float = 0.2) -> nn.Module:
         warnings.warn(f"nf: the transposed convolution(s) {', '.join(skipped)} are not weight-standardized", stacklevel=2)
     for b, var in zip(found, before):
         beta = math.sqrt(var)
+        if not b.entries:
+            warnings.warn(f"nf: no layer of the branch ending in {b.end!r} reads the stream directly, so it is "
+                          "not divided by beta", stacklevel=2)
         replace_module(model, b.end, ScaledBranch(model.get_submodule(b.end), alpha, learnable=False))
         for name in set(b.entries) | ({b.projection} if b.projection else set()):
             replace_module(model, name, InputScale(model.get_submodule(name), beta))
