@@ -305,3 +305,9 @@ def test_cli_exits_2_with_one_sentence_on_a_peer_that_cannot_apply(args, says, c
     assert code == 2
     err = capsys.readouterr().err
     assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_peer_run_is_never_stacked_with_other_mlps_by_the_batched_sweep():
+    from wninit.sweep.ensemble import batchable
+    plain = RunConfig(arch="mlp", norm="none", scheme="he")
+    assert batchable(plain) and not batchable(plain.replace(peer="lsuv"))
