@@ -17,6 +17,7 @@ import warnings
 import pytest
 import torch
 import torch.fx as fx
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -101,15 +102,22 @@ def test_fixup_scales_branch_layers_by_L_to_the_minus_1_over_2m_minus_2_and_zero
     torch.testing.assert_close(model.get_submodule(stem).weight, he.get_submodule(stem).weight, rtol=0, atol=0)
 
 
-def test_fixup_branch_output_is_the_scaled_he_branch_times_its_multiplier():
-    torch.manual_seed(0)
-    model = peers.apply(ResNet(20, 10, 3, 16, norm="none"), "fixup")
-    block = model.blocks[4]  # stage 2, an identity block
-    x = torch.randn(4, 32, 8, 8)
+def test_fixup_branch_signal_before_the_last_layer_is_the_he_branch_times_the_scale_per_layer():
+    # ResNet-50: L = 16 bottlenecks of m = 3 convs; conv2(relu(conv1(x))) is positively homogeneous in the two
+    # scaled weights, so under Fixup it is He's (same draws) times L^(-1/4) per layer: L^(-1/2) = 1/4 exactly.
+    model, he = _plain_zoo("resnet50"), _plain_zoo("resnet50")
+    peers.apply(model, "fixup", generator=torch.Generator().manual_seed(5))
+    gen = torch.Generator().manual_seed(5)
+    for _, layer in plain_layers(he):
+        nn.init.kaiming_normal_(layer.weight, nonlinearity="relu", generator=gen)
+        nn.init.zeros_(layer.bias)
     with torch.no_grad():
-        hidden = block.conv1(x)  # conv1(x + 0) + 0: the scaled He layer alone at init
-        raw = torch.nn.functional.conv2d(x, block.conv1.layer.weight / fixup_scale(9, 2), None, 1, 1)
-    torch.testing.assert_close(hidden, raw * fixup_scale(9, 2), rtol=1e-5, atol=1e-6)
+        for name in ("layer3.1", "layer4.2"):
+            f, h = model.get_submodule(name), he.get_submodule(name)
+            x = torch.randn(2, h.conv1.in_channels, 8, 8, generator=torch.Generator().manual_seed(6))
+            ratio = f.conv2(F.relu(f.conv1(x))).norm() / h.conv2(F.relu(h.conv1(x))).norm()
+            assert float(ratio) == pytest.approx(16 ** -0.5, rel=1e-5)
+            assert torch.count_nonzero(f.conv3(torch.randn(2, f.conv3.layer.in_channels, 4, 4))) == 0
 
 
 # -- SkipInit / ReZero ---------------------------------------------------------------------------------
