@@ -235,9 +235,11 @@ def test_delta_orthogonal_on_a_net_without_convolutions_is_one_sentence():
 
 
 # -- EDM2 ----------------------------------------------------------------------------------------------
-def test_edm2_rows_are_unit_norm_after_every_step():
+@pytest.mark.parametrize("unit_rows", [False, True])
+def test_edm2_rows_are_unit_norm_after_every_step(unit_rows):
     torch.manual_seed(0)
-    model = peers.apply(ResNet(20, 10, 3, 16, norm="none"), "edm2", generator=torch.Generator().manual_seed(0))
+    model = peers.apply(ResNet(20, 10, 3, 16, norm="none"), "edm2", unit_rows=unit_rows,
+                        generator=torch.Generator().manual_seed(0))
     layers = [m for m in model.modules() if parametrize.is_parametrized(m, "weight")]
     assert len(layers) == 22 and all(m.bias is None for m in layers)
     opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9, weight_decay=0.1)  # decay shrinks the rows
@@ -245,16 +247,17 @@ def test_edm2_rows_are_unit_norm_after_every_step():
     model.train()
     for _ in range(3):
         loss = nn.functional.cross_entropy(model(x), y)  # forced WN: the stored rows renormalized first
-        for m in layers:
+        for m in layers:  # stored rows: the paper's unit mean square (norm sqrt(N)), or norm 1
             stored = m.parametrizations.weight.original.detach().flatten(1)
-            torch.testing.assert_close(stored.square().mean(dim=1), torch.ones(stored.size(0)), rtol=0, atol=1e-3)
+            size = stored.square().sum(dim=1) if unit_rows else stored.square().mean(dim=1)
+            torch.testing.assert_close(size, torch.ones(stored.size(0)), rtol=0, atol=1e-3)
             used = m.weight.detach().flatten(1)
             torch.testing.assert_close(used.norm(dim=1), torch.ones(used.size(0)), rtol=0, atol=1e-3)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        moved = max(float((m.parametrizations.weight.original.detach().flatten(1).square().mean(dim=1) - 1).abs().max())
-                    for m in layers)
+        moved = max(float((m.parametrizations.weight.original.detach().flatten(1).square().mean(dim=1)
+                           * (m.weight[0].numel() if unit_rows else 1) - 1).abs().max()) for m in layers)
         assert moved > 1e-2  # the step did move the rows off the sphere: the next forward brings them back
 
 

@@ -43,15 +43,27 @@ def normalize_rows(w: torch.Tensor, axis: int = 0) -> torch.Tensor:
 
 
 class MagnitudePreserving(nn.Module):
-    """A weight parametrization: the used weight is ``normalize(W) / sqrt(N)``, rows of unit norm."""
+    """A weight parametrization: the used weight is ``normalize(W) / sqrt(N)``, rows of unit norm.
 
-    def __init__(self, axis: int):
+    ``radius``: the norm the stored rows are kept at (None: the paper's ``sqrt(N)``, unit mean square).
+    """
+
+    def __init__(self, axis: int, radius: float | None = None):
         super().__init__()
-        self.axis = axis
+        self.axis, self.radius = axis, radius
+
+    def _scale(self, weight: torch.Tensor) -> float:
+        """``sqrt(N)/radius``: the stored rows taken to the paper's norm, so its epsilon acts as in the paper."""
+        return 1.0 if self.radius is None else math.sqrt(weight.numel() // weight.size(self.axis)) / self.radius
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         fan_in = weight.numel() // weight.size(self.axis)
-        return normalize_rows(weight, self.axis) / math.sqrt(fan_in)
+        return normalize_rows(weight * self._scale(weight), self.axis) / math.sqrt(fan_in)
+
+    def project(self, weight: torch.Tensor) -> torch.Tensor:
+        """The stored weight put back on its sphere: ``normalize(W)``, of rows of norm ``radius`` when set."""
+        scale = self._scale(weight)
+        return normalize_rows(weight * scale, self.axis) / scale
 
 
 def _force_normalize(layer: nn.Module, _args) -> None:
@@ -59,16 +71,19 @@ def _force_normalize(layer: nn.Module, _args) -> None:
     if layer.training:
         with torch.no_grad():
             stored = layer.parametrizations.weight.original
-            stored.copy_(normalize_rows(stored, layer.parametrizations.weight[0].axis))
+            stored.copy_(layer.parametrizations.weight[0].project(stored))
 
 
-def magnitude_preserving_(layer: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
-    r"""Make a Linear/Conv magnitude-preserving in place: stored ``W ~ N(0, 1)``, used ``normalize(W)/sqrt(N)``
-    (unit-norm rows), no bias, and ``W`` renormalized before every training forward; returns the layer."""
+def magnitude_preserving_(layer: nn.Module, generator: torch.Generator | None = None,
+                          radius: float | None = None) -> nn.Module:
+    r"""Make a Linear/Conv magnitude-preserving in place: stored ``W ~ N(0, 1)`` projected on its sphere, used
+    ``normalize(W)/sqrt(N)`` (unit-norm rows), no bias, ``W`` re-projected before every training forward;
+    returns the layer. ``radius``: see :class:`MagnitudePreserving`."""
     with torch.no_grad():
         layer.weight.normal_(0.0, 1.0, generator=generator)
     layer.register_parameter("bias", None)  # the paper removes every bias
-    parametrize.register_parametrization(layer, "weight", MagnitudePreserving(unit_axis(layer)))
+    parametrize.register_parametrization(layer, "weight", MagnitudePreserving(unit_axis(layer), radius))
+    _force_normalize(layer, ())
     layer.register_forward_pre_hook(_force_normalize)
     return layer
 
@@ -88,7 +103,8 @@ def _scaled(x: torch.Tensor, c: float) -> torch.Tensor:
     return x * c
 
 
-def edm2(model: nn.Module, *, t: float = 0.3, generator: torch.Generator | None = None) -> nn.Module:
+def edm2(model: nn.Module, *, t: float = 0.3, unit_rows: bool = False,
+         generator: torch.Generator | None = None) -> nn.Module:
     r"""Rebuild a plain network as EDM2's magnitude-preserving one; returns a new ``torch.fx.GraphModule``.
 
     Analyzing and Improving the Training Dynamics of Diffusion Models - Karras, Aittala, Lehtinen, Hellsten,
@@ -103,6 +119,9 @@ def edm2(model: nn.Module, *, t: float = 0.3, generator: torch.Generator | None 
     Args:
         model: a plain network (traceable by torch.fx).
         t: the residual branch's weight in the sums (the paper's 0.3).
+        unit_rows: keep the stored rows at norm 1 instead of the paper's ``sqrt(N)``. The network is the same;
+            the paper's Adam is invariant to that radius, but SGD's relative step on a row of norm ``r`` is
+            ``lr/r^2``: with ``sqrt(N)`` rows it is ``N`` times smaller than on a WN direction of norm 1.
         generator: the random stream of the weight draws.
 
     Examples:
@@ -124,7 +143,7 @@ def edm2(model: nn.Module, *, t: float = 0.3, generator: torch.Generator | None 
         warnings.warn("edm2: concatenations are kept as they are (the paper's magnitude-preserving mp_cat is not applied)",
                       stacklevel=2)
     for name in s.layer_nodes:
-        magnitude_preserving_(model.get_submodule(name), generator)
+        magnitude_preserving_(model.get_submodule(name), generator, 1.0 if unit_rows else None)
     return fx.GraphModule(model, s.graph)
 
 
