@@ -11,6 +11,7 @@
 - EDM2: rows unit-norm after every training step, sums magnitude-preserving;
 - the zoo: each applicable peer through one call; the others one sentence; bad input exit 2 from the CLI.
 """
+import contextlib
 import math
 import warnings
 
@@ -129,7 +130,8 @@ def test_skipinit_and_rezero_equal_the_identity_branch_model_and_train_their_sca
     x = torch.randn(shape, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         reference = _identity_branch_version(model)(x)
-    out = peers.apply(model, method)
+    with pytest.warns(UserWarning, match="LayerNorm|normalization") if name == "mixer" else contextlib.nullcontext():
+        out = peers.apply(model, method)  # the Mixer's LayerNorms are kept, and it says so
     y = out(x)
     assert torch.equal(y, reference)
     scalars = [m.alpha for m in out.modules() if isinstance(m, ScaledBranch)]
@@ -322,3 +324,8 @@ def test_a_peer_run_is_never_stacked_with_other_mlps_by_the_batched_sweep():
     from wninit.sweep.ensemble import batchable
     plain = RunConfig(arch="mlp", norm="none", scheme="he")
     assert batchable(plain) and not batchable(plain.replace(peer="lsuv"))
+
+
+def test_a_peer_on_a_model_with_normalization_layers_says_it_keeps_them():
+    with pytest.warns(UserWarning, match="normalization layers .*blocks.0.bn1.* are kept"):
+        peers.apply(ResNet(20, 10, norm="bn"), "rezero")

@@ -7,6 +7,7 @@ architecture change wraps the discovered module in place (:func:`replace_module`
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -17,10 +18,11 @@ from ..errors import UserError
 from ..structure import ResidualSum, Structure, TraceFailure, _Graph, discover
 from ..weightnorm import is_weight_normed
 
-__all__ = ["LAYERS", "Branch", "check_plain", "plain_structure", "plain_layers", "branches", "replace_module", "head_name",
-           "preceding_activations", "ScaledBranch", "InputScale", "activation_variance"]
+__all__ = ["LAYERS", "Branch", "check_plain", "plain_structure", "plain_layers", "branches", "replace_module",
+           "head_name", "preceding_activations", "ScaledBranch", "InputScale", "activation_variance"]
 
 LAYERS = (nn.Linear, nn.modules.conv._ConvNd)
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,11 @@ def check_plain(model: nn.Module, method: str) -> list[tuple[str, nn.Module]]:
     if normed:
         raise UserError(f"peer {method!r} is for networks without weight norm and layer {normed[0]!r} is weight-normed: "
                         "build the model with norm='none' or remove its weight norm first")
+    norms = [n for n, m in model.named_modules() if isinstance(m, _NORMS)]
+    if norms:
+        warnings.warn(f"peer {method!r}: the model's normalization layers ({', '.join(norms[:3])}"
+                      f"{', ...' if len(norms) > 3 else ''}) are kept; the method's paper trains without them",
+                      stacklevel=3)
     return layers
 
 

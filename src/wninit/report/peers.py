@@ -125,6 +125,8 @@ def plot_peers(cells, path, *, title: str, scale: str) -> Path:
     fig, axes = plt.subplots(2, len(archs), figsize=(4.8 * len(archs), 7.0), squeeze=False, sharex="col")
     methods = list(dict.fromkeys(m for _, m, _ in cells))
     colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
+    # a marker per method too: where curves coincide (several methods at 100% or at chance) all stay visible
+    markers = {m: "osD^v<>ph*X"[i % 11] for i, m in enumerate(methods)}
     for j, arch in enumerate(archs):
         depths = sorted({d for a, _, d in cells if a == arch})
         for m in methods:
@@ -132,11 +134,12 @@ def plot_peers(cells, path, *, title: str, scale: str) -> Path:
             acc = [(d, c) for d, c in pts if c.test.mean is not None]
             if acc:
                 axes[0][j].errorbar([d for d, _ in acc], [c.test.mean for _, c in acc],
-                                    yerr=[c.test.std or 0.0 for _, c in acc], capsize=3, marker="o",
-                                    color=colours[m], label=m)
+                                    yerr=[c.test.std or 0.0 for _, c in acc], capsize=3, marker=markers[m],
+                                    color=colours[m], label=m, alpha=0.85, markerfacecolor="none")
             pct = [(d, c.trains_pct) for d, c in pts if c.trains_pct is not None]
             if pct:
-                axes[1][j].plot([d for d, _ in pct], [p for _, p in pct], marker="o", color=colours[m], label=m)
+                axes[1][j].plot([d for d, _ in pct], [p for _, p in pct], marker=markers[m], color=colours[m], label=m,
+                                alpha=0.85, markerfacecolor="none")
         axes[0][j].set_title(arch.upper())
         axes[0][j].set_ylim(-0.03, 1.03)
         axes[1][j].set_ylim(-3, 103)
