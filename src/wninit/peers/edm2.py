@@ -67,7 +67,7 @@ class MagnitudePreserving(nn.Module):
 
 
 def _force_normalize(layer: nn.Module, _args) -> None:
-    """Forced weight normalization (the paper's §2.3): before each training forward, ``W <- normalize(W)``."""
+    """Forced weight normalization (the paper's section 2.3): before each training forward, ``W <- normalize(W)``."""
     if layer.training:
         with torch.no_grad():
             stored = layer.parametrizations.weight.original
@@ -108,7 +108,7 @@ def edm2(model: nn.Module, *, t: float = 0.3, unit_rows: bool = False,
     r"""Rebuild a plain network as EDM2's magnitude-preserving one; returns a new ``torch.fx.GraphModule``.
 
     Analyzing and Improving the Training Dynamics of Diffusion Models - Karras, Aittala, Lehtinen, Hellsten,
-    Aila & Laine (2024), §2-3 (config G).
+    Aila & Laine (2024), sections 2-3 (config G).
 
     - every Linear/Conv is made magnitude-preserving (:func:`magnitude_preserving_`: forced weight
       normalization, unit-norm rows, no bias), its stored weight drawn from ``N(0, 1)``;

@@ -15,7 +15,7 @@ __all__ = ["fixup", "fixup_scale", "FixupLayer", "he_normal_"]
 def fixup_scale(num_branches: int, branch_layers: int) -> float:
     r"""The factor on every layer of a residual branch but its last: ``L^(-1/(2m-2))``.
 
-    Fixup Initialization: Residual Learning Without Normalization - Zhang, Dauphin & Ma (2019), §3 rule 2.
+    Fixup Initialization: Residual Learning Without Normalization - Zhang, Dauphin & Ma (2019), section 3, rule 2.
 
     .. math::
         s = L^{-\frac{1}{2m-2}}
