@@ -124,7 +124,8 @@ def plot_peers(cells, path, *, title: str, scale: str) -> Path:
     archs = list(dict.fromkeys(a for a, _, _ in cells))
     fig, axes = plt.subplots(2, len(archs), figsize=(4.8 * len(archs), 7.0), squeeze=False, sharex="col")
     methods = list(dict.fromkeys(m for _, m, _ in cells))
-    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
+    # tab20's dark shades first, then its light ones: 20 distinct colours (11 methods in peers_depth)
+    colours = {m: plt.get_cmap("tab20")((2 * i) % 20 + (2 * i // 20) % 2) for i, m in enumerate(methods)}
     # a marker per method too: where curves coincide (several methods at 100% or at chance) all stay visible
     markers = {m: "osD^v<>ph*X"[i % 11] for i, m in enumerate(methods)}
     for j, arch in enumerate(archs):
