@@ -102,8 +102,8 @@ def trace(model: nn.Module) -> fx.Graph:
 class _Graph:
     """The traced graph with the lookups the analysis needs."""
 
-    def __init__(self, model: nn.Module, graph: fx.Graph):
-        self.model, self.graph = model, graph
+    def __init__(self, model: nn.Module, graph: fx.Graph, any_layer: bool = False):
+        self.model, self.graph, self.any_layer = model, graph, any_layer
         self.nodes = list(graph.nodes)
         self.index = {n: i for i, n in enumerate(self.nodes)}
         self.modules = dict(model.named_modules())
@@ -113,7 +113,7 @@ class _Graph:
 
     def is_wn(self, n: fx.Node) -> bool:
         m = self.module(n)
-        return m is not None and isinstance(m, _LAYERS) and is_weight_normed(m)
+        return m is not None and isinstance(m, _LAYERS) and (self.any_layer or is_weight_normed(m))
 
     def activation(self, n: fx.Node) -> Activation | None:
         if n.op == "call_module":
@@ -246,13 +246,22 @@ def _stages(G: _Graph, sums: list[tuple]) -> tuple[list[tuple[int, int, int]], s
     return [(chain_of[n] + 1, position[n], lengths[chain_of[n]]) for n, *_ in sums], {c + 1 for c in post}
 
 
-def discover(model: nn.Module) -> Structure:
+LAYER_KINDS = ("wn", "any")
+
+
+def discover(model: nn.Module, layers: str = "wn") -> Structure:
     """Trace ``model`` and give every WN layer its discovered role (docs/method.md §3.7).
+
+    ``layers="any"`` treats every Linear/Conv layer, weight-normed or not, as a layer (the normalizer-free
+    peers of :mod:`wninit.peers` find the residual branches of plain networks this way); the default
+    ``"wn"`` looks at weight-normed layers only.
 
     Raises:
         TraceFailure: torch.fx cannot trace the model.
     """
-    G = _Graph(model, trace(model))
+    if layers not in LAYER_KINDS:
+        raise ValueError(f"layers must be one of {', '.join(LAYER_KINDS)}, got {layers!r}")
+    G = _Graph(model, trace(model), any_layer=layers == "any")
     found = [(n,) + r for n in G.nodes if G.is_sum(n) and (r := _residual(G, n)) is not None]
     stage_of, post_activation = _stages(G, found)
     sums, kind_of, where, outside_of = [], {}, {}, {}

@@ -14,7 +14,8 @@ _TITLES = {"fig2_mlp_depth": "Figure 2 (left): MLP + WN, accuracy vs depth",
            "fig3_depth_10k": "Figure 3 (left): WN WRN, accuracy after 1 epoch vs number of layers",
            "fig3_lr_warmup": "Figure 3 (right): runs reaching epoch 3 without diverging",
            "table1_wn_vs_bn": "Table 1: WN (+ warmup) vs BN, test error (%)",
-           "table2_hessian": "Table 2: log spectral norm of the Hessian at initialization"}
+           "table2_hessian": "Table 2: log spectral norm of the Hessian at initialization",
+           "peers_depth": "Beside the paper: the normalizer-free peers, accuracy vs depth"}
 
 
 def md_table(header: list[str], rows: list[list]) -> str:
@@ -55,7 +56,9 @@ def experiment_section(experiment: str, profile: str, runs, scale: str, out: Pat
     lines += _failures(runs) + ([""] if _failures(runs) else [])
     figs = []
     png = out / figure_name(experiment, profile)
-    if kind == "depth":
+    if experiment == "peers_depth":
+        text, fig = _peers(runs, scale, png)
+    elif kind == "depth":
         text, fig = _depth(experiment, runs, scale, png)
     elif kind == "hparams":
         text, fig = _hparams(experiment, runs, scale, png)
@@ -72,6 +75,14 @@ def experiment_section(experiment: str, profile: str, runs, scale: str, out: Pat
         lines += [f"![{title}]({fig.name})", ""]
     lines += [text, ""]
     return "\n".join(lines), figs
+
+
+def _peers(runs, scale, png):
+    from .peers import peer_cells, peers_markdown, plot_peers
+
+    cells = peer_cells(runs)
+    fig = plot_peers(cells, png, title=_TITLES["peers_depth"], scale=scale) if _finished(runs) else None
+    return peers_markdown(cells), fig
 
 
 def _finished(runs) -> bool:

@@ -44,10 +44,11 @@ def batchable(cfg: RunConfig) -> bool:
 
     NOTE: BN MLPs are not batched: their running statistics and batch statistics would need a stacked
     BatchNorm, which the suite's small-model sweeps (spec §7.1, WN MLPs) do not need. Runs asking for
-    bf16 or torch.compile (train/accel.py) run alone, through fit, which implements those options.
+    bf16 or torch.compile (train/accel.py), or a normalizer-free peer (wninit.peers), run alone, through fit,
+    which implements those options.
     """
     return (cfg.arch == "mlp" and cfg.norm in ("wn", "none") and cfg.task == "train" and cfg.precision == "fp32"
-            and not cfg.compile)
+            and not cfg.compile and cfg.peer == "none")
 
 
 def group_key(cfg: RunConfig) -> tuple:

@@ -4,7 +4,7 @@ Every field that can change a result (data, model, scheme, optimizer, schedule, 
 :attr:`RunConfig.run_id`; the execution-only fields (``device``, ``threads``, ``data_root``,
 ``download``, ``channels_last``, ``compile``) do not, so the same run on another machine keeps its id.
 ``precision`` enters it only when it is not the default "fp32", so the ids of every fp32 run, stored
-before the option existed or after, stay the same. Defaults are the reference
+before the option existed or after, stay the same; ``peer`` likewise only when it is not "none". Defaults are the reference
 code's (spec §6.1: lr 0.01, momentum 0, weight decay 0, batch 128, 200 epochs, seed 1), except the
 model, which defaults to the suite's WN MLP of depth 20 on the embedded real MNIST.
 """
@@ -65,6 +65,7 @@ class RunConfig:
     scheme: str = "proposed"
     direction: str = "orthogonal"
     stem_gamma: float = 1.0
+    peer: str = "none"  # a normalizer-free peer after the scheme (wninit.peers): "fixup", "nf:alpha=0.4"...
     lr: float = 0.01
     momentum: float = 0.0
     weight_decay: float = 0.0
@@ -122,6 +123,8 @@ class RunConfig:
             d.pop(name)
         if d["precision"] == "fp32":
             d.pop("precision")
+        if d["peer"] == "none":  # the ids of runs without a peer are those stored before the field existed
+            d.pop("peer")
         return d
 
     @property
@@ -196,6 +199,9 @@ def _check_field(cfg: RunConfig, name: str, v) -> None:
         from ..schemes import SCHEMES
         if v not in SCHEMES:
             _fail(name, f"one of {', '.join(SCHEMES)}", v)
+    elif name == "peer":
+        from ..peers import parse_peer
+        parse_peer(v)
     elif name == "direction":
         canonical = {"orthogonal": "orthogonal", "gaussian": "gaussian", "he": "gaussian"}.get(v) if isinstance(v, str) else None
         if canonical is None:
@@ -255,6 +261,9 @@ def _check_combinations(cfg: RunConfig) -> None:
     if cfg.scheme in PLAIN_SCHEMES and cfg.norm == "wn":
         raise UserError(f"scheme {cfg.scheme!r} is for networks without weight norm: set norm='bn' or 'none', "
                         "or use 'pytorch-default' for the same directions under WN")
+    if cfg.peer != "none":
+        from ..peers import check_peer
+        check_peer(cfg.peer, cfg.arch, cfg.norm)
     if cfg.task == "hessian" and cfg.precision != "fp32":
         raise UserError("RunConfig.precision must be 'fp32' for task 'hessian': the Hessian at init is measured "
                         f"in float32 (spec §7.6), got {cfg.precision!r}")

@@ -190,13 +190,14 @@ def _fit(cfg, run_id, device, out, resume, progress, on_epoch, tensorboard) -> R
     gen = torch.Generator(device).manual_seed(derived_seed(cfg.seed, "data"))
     loader = Loader(data.train, cfg.loader_batch_size, shuffle=True, crop=4 if cfg.crop else 0, flip=cfg.flip,
                     cutout=cfg.cutout, generator=gen, device=device)
-    if state is None:
+    if state is None or cfg.peer != "none":
         # spec §4: the reference draws one shuffled, augmented training batch for every scheme (datadep
         # uses it); drawing it always keeps the data order of a seed the same across schemes.
         first_x, _ = next(iter(loader))
         initialize(model, cfg.scheme, direction=cfg.direction, batch=first_x if cfg.scheme == "datadep" else None,
                    generator=torch.Generator(device).manual_seed(derived_seed(cfg.seed, "init")),
                    stem_gamma=cfg.stem_gamma)
+        model = _apply_peer(cfg, model, first_x, device)  # a resumed run rebuilds its peer's modules too
     if cfg.task == "hessian":
         return _hessian(cfg, run_id, device, model, loader, out, started)
 
@@ -269,6 +270,17 @@ def _fit(cfg, run_id, device, out, resume, progress, on_epoch, tensorboard) -> R
         ckpt_files.write_csv(out, rows)
         ckpt_files.write_result(out, result)
     return result
+
+
+def _apply_peer(cfg, model, batch, device):
+    """The run's normalizer-free peer (``cfg.peer``, :mod:`wninit.peers`) after the scheme; the model to train."""
+    if cfg.peer == "none":
+        return model
+    from ..peers import apply, parse_peer
+
+    name, options = parse_peer(cfg.peer)
+    generator = torch.Generator(device).manual_seed(derived_seed(cfg.seed, "peer"))
+    return apply(model, name, batch=batch, generator=generator, **options).to(device)
 
 
 def _hessian(cfg, run_id, device, model, loader, out, started) -> RunResult:
