@@ -3,11 +3,17 @@ in it) so that every public function and class has an entry, and a build error f
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
 
 API = "api"
+DOCS = "docs"
+# docs/*.md of the repository shown on the site as they are, under docs/ (their links between each other hold)
+DOC_PAGES = {"method.md": "The method", "claims.md": "The paper's claims, judged", "results.md": "Diagnostics and CPU results",
+             "peers.md": "Normalizer-free peers", "lifecycle.md": "Weight norm through a model's life",
+             "performance.md": "Performance", "reliability.md": "Reliability"}
 # NOTE: classes that have no docstring of their own yet; each is listed, and the build fails once it has one
 # (so that the list only shrinks). Their entries show the signature.
 UNDOCUMENTED = {"wninit.models.CNN", "wninit.models.BasicBlock"}
@@ -59,6 +65,7 @@ def _path(title: str) -> str:
 def on_config(config, **kwargs):
     pages = public_api()
     _check_docstrings(pages)
+    config.nav.append({"The method and the results": [{title: f"{DOCS}/{name}"} for name, title in DOC_PAGES.items()]})
     config.nav.append({"API reference": [{title: _path(title)} for title in pages]})
     return config
 
@@ -66,4 +73,10 @@ def on_config(config, **kwargs):
 def on_files(files, config, **kwargs):
     for title, entries in public_api().items():
         files.append(File.generated(config, _path(title), content=_page(title, entries)))
+    root = Path(config.config_file_path).parent / "docs"
+    for name in DOC_PAGES:  # the repository's own documents, as they are (claims.md is written by reproduce)
+        text = (root / name).read_text().replace("] [", "] \\[")  # "[0.9, 1.0] [fails]" is not a reference link
+        files.append(File.generated(config, f"{DOCS}/{name}", content=text))
+    for image in sorted(root.glob("*.png")):
+        files.append(File.generated(config, f"{DOCS}/{image.name}", content=image.read_bytes()))
     return files
