@@ -73,7 +73,7 @@ def on_config(config, **kwargs):
 def on_files(files, config, **kwargs):
     for title, entries in public_api().items():
         files.append(File.generated(config, _path(title), content=_page(title, entries)))
-    root = Path(config.config_file_path).parent / "docs"
+    root = Path(__file__).parent  # docs/, beside this hook
     for name in DOC_PAGES:  # the repository's own documents, as they are (claims.md is written by reproduce)
         text = (root / name).read_text().replace("] [", "] \\[")  # "[0.9, 1.0] [fails]" is not a reference link
         files.append(File.generated(config, f"{DOCS}/{name}", content=text))
