@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+import wninit
 from wninit import peers
 from wninit.errors import UserError
 from wninit.models import CNN, MLP, ResNet, WideResNet
@@ -329,3 +330,17 @@ def test_a_peer_run_is_never_stacked_with_other_mlps_by_the_batched_sweep():
 def test_a_peer_on_a_model_with_normalization_layers_says_it_keeps_them():
     with pytest.warns(UserWarning, match="normalization layers .*blocks.0.bn1.* are kept"):
         peers.apply(ResNet(20, 10, norm="bn"), "rezero")
+
+
+def test_the_init_peers_are_schemes_of_initialize():
+    """LSUV and delta-orthogonal only initialize: wninit.initialize runs them and records every layer they set."""
+    model = wninit.models.WideResNet(10, 1, 10, norm="none")
+    x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    records = wninit.initialize(model, "lsuv", batch=x, generator=torch.Generator().manual_seed(0))
+    assert records and {r.source for r in records} == {"peer"} and {r.rule for r in records} == {"lsuv"}
+    conv = model.blocks[0].conv1
+    records = wninit.initialize(model, "delta-orthogonal", generator=torch.Generator().manual_seed(0))
+    off_centre = conv.weight.detach().clone()
+    off_centre[:, :, 1, 1] = 0
+    assert off_centre.abs().max() == 0 and conv.weight.detach()[:, :, 1, 1].abs().max() > 0
+    assert len(records) == sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in model.modules())

@@ -27,7 +27,10 @@ __all__ = ["SCHEMES", "WN_SCHEMES", "PLAIN_SCHEMES", "LayerInit", "role_gamma", 
 WN_SCHEMES = ("proposed", "proposed-backward", "pytorch-default", "datadep", "hanin")
 PLAIN_SCHEMES = ("he", "orthogonal", "xavier")
 SCHEMES = WN_SCHEMES + PLAIN_SCHEMES
-ROLE_SCHEMES = ("proposed", "hanin", "proposed-backward")  # the schemes whose gamma depends on the layer's role
+ROLE_SCHEMES = ("proposed", "hanin", "proposed-backward")
+# Peers that only initialize (docs/peers.md): initialize runs them through wninit.peers on plain networks; the
+# peers that change the architecture are wninit.peers.apply's alone.
+PEER_INITS = ("lsuv", "delta-orthogonal")  # the schemes whose gamma depends on the layer's role
 
 # spec §3.6 item 6: Hanin & Rolnick's residual scale eta_b = 0.9^b, b = 1..B_k within each stage; on g
 # it is the gamma 0.81^b of the block's last conv.
@@ -59,8 +62,18 @@ class LayerInit:
 
 def _check_scheme(scheme: str) -> str:
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
+        raise ValueError(f"unknown scheme {scheme!r}: choose one of {', '.join(SCHEMES + PEER_INITS)} "
+                         "(or wninit.peers.apply for the peers that change the architecture)")
     return scheme
+
+
+def _peer_init(model: nn.Module, scheme: str, batch, generator) -> list[LayerInit]:
+    """``initialize(model, "lsuv" | "delta-orthogonal")``: the peer, then one record per plain layer it set."""
+    from .peers import apply
+
+    apply(model, scheme, **({"batch": batch} if batch is not None else {}), generator=generator)
+    return [LayerInit(n, "hidden", *layer_fans(m), None, None, layer_kind(m), "peer", scheme)
+            for n, m in _layers(model) if not is_weight_normed(m)]
 
 
 def role_gamma(role: Role, scheme: str = "proposed", stem_gamma: float = 1.0) -> float:
@@ -242,6 +255,8 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
         >>> model = wninit.models.MLP(784, 128, depth=20, num_classes=10)
         >>> records = wninit.initialize(model, "proposed")
     """
+    if scheme in PEER_INITS:
+        return _peer_init(model, scheme, batch, generator)
     _check_scheme(scheme)
     check_direction(direction)
     layers = [(n, m) for n, m in _layers(model) if get_role(m).kind != "head" or is_weight_normed(m)]
