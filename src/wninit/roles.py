@@ -25,18 +25,25 @@ class Role:
     stage: int | None = None  # 1-based stage of a residual layer
     block: int | None = None  # 1-based block index within its stage (Hanin's b, spec §3.6 item 6)
     stage_blocks: int | None = None  # B_k: blocks in that stage (spec §3.4 "stage-wise")
+    gamma: float | None = None  # declared by the model; wins over the role's gamma (schemes.role_gamma)
 
     def __post_init__(self):
         if self.kind not in ROLES:
             raise ValueError(f"unknown role {self.kind!r}: choose one of {', '.join(ROLES)}")
+        if self.gamma is not None and not self.gamma > 0:
+            raise ValueError(f"a declared gamma must be > 0, got {self.gamma!r}")
         if self.kind in ("block_in", "block_out", "shortcut") and not (self.block and self.stage_blocks):
             raise ValueError(f"a {self.kind!r} layer needs its block index and its stage's block count")
 
 
 def set_role(layer: nn.Module, kind: str, *, stage: int | None = None, block: int | None = None,
-             stage_blocks: int | None = None) -> nn.Module:
-    """Declare ``layer``'s role (for your own models too); returns the layer."""
-    setattr(layer, _ATTR, Role(kind, stage, block, stage_blocks))
+             stage_blocks: int | None = None, gamma: float | None = None) -> nn.Module:
+    """Declare ``layer``'s role (for your own models too); returns the layer.
+
+    ``gamma``: the layer's own gamma, where the model's authors chose one the role table does not give
+    (the reference ``ResNet`` class's stem: 2).
+    """
+    setattr(layer, _ATTR, Role(kind, stage, block, stage_blocks, gamma))
     return layer
 
 

@@ -49,14 +49,19 @@ def _check_scheme(scheme: str) -> str:
     return scheme
 
 
-def role_gamma(role: Role, scheme: str = "proposed", stem_gamma: float = 1.0) -> float:
+def role_gamma(role: Role, scheme: str = "proposed", stem_gamma: float | None = None) -> float:
     """gamma of ``g = sqrt(gamma*fan_in/fan_out)`` for a layer of this role (spec §3.5 table).
 
-    ``stem_gamma`` is 1 (no ReLU follows the stem, the reference ``WideResNet``); the reference
-    ``ResNet`` class used 2 (spec §3.6 item 8), selectable here.
+    A gamma the model declared (``set_role(..., gamma=)``) wins over the table. The stem's is 1 (no ReLU
+    follows it, the reference ``WideResNet``) unless declared (``wninit.models.ResNet`` declares 2, as
+    the reference ``ResNet`` class, spec §3.6 item 8); ``stem_gamma``, when given, overrides both.
     """
-    if role.kind == "stem":
+    if role.kind == "stem" and stem_gamma is not None:
         return stem_gamma
+    if role.gamma is not None:
+        return role.gamma
+    if role.kind == "stem":
+        return 1.0
     if role.kind in ("hidden", "block_in"):
         return 2.0  # a ReLU follows
     if role.kind == "block_out":
@@ -117,7 +122,8 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
         if kind == "xavier":
             torch.nn.init.xavier_normal_(v, generator=generator)
         else:
-            direction_(v, kind, generator)
+            # The reference draws the proposed schemes' Gaussian v from N(0, 1/fan_in), the baselines' He-normal.
+            direction_(v, kind, generator, 1.0 if scheme in ("proposed", "proposed-backward", "hanin") else None)
     fan_in, fan_out = fan_in_and_fan_out(v)
     if scheme in ("proposed", "hanin"):
         g = proposed_gain(fan_in, fan_out, gamma)
@@ -178,7 +184,7 @@ def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torc
 
 def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "orthogonal",
                batch: torch.Tensor | None = None, generator: torch.Generator | None = None,
-               stem_gamma: float = 1.0) -> list[LayerInit]:
+               stem_gamma: float | None = None) -> list[LayerInit]:
     """Initialize every layer of ``model`` by ``scheme``; returns one :class:`LayerInit` per layer touched.
 
     Schemes for weight-normalized networks (spec §3.5, §4): ``proposed`` (``g = sqrt(gamma*fan_in/fan_out)``
@@ -226,6 +232,7 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
                    for r, (_, m) in zip(records, layers)]
     if scheme in PLAIN_SCHEMES:
         for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+            # A BN that keeps its own init: the models' reference mode (weight U(0, 1), as torch 1.1 drew it).
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and not getattr(m, "keeps_init", False):
                 nn.init.ones_(m.weight), nn.init.zeros_(m.bias)
     return records
