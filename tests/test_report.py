@@ -241,7 +241,12 @@ def test_survival_claim_orders_schemes_and_never_holds_on_missing_runs():
     assert C.survival_claim(_survival_cells(full), "test").verdict == C.HOLDS
     beaten = [(lr, w, s, 3 if s == "datadep" else k, n) for lr, w, s, k, n in full]  # datadep always survives
     beaten = [(lr, w, s, 0 if (s == "proposed" and lr == 0.1 and not w) else k, n) for lr, w, s, k, n in beaten]
-    assert C.survival_claim(_survival_cells(beaten), "test").verdict == C.FAILS
+    # 3 of 6 against 6 of 6 is Fisher p = 0.09 against proposed: too few seeds to decide either way
+    assert C.survival_claim(_survival_cells(beaten), "test").verdict == C.INCONCLUSIVE
+    # the same rates over 10 seeds per cell (10/20 against 20/20, p < 1e-3) contradict the claim
+    beaten10 = [(lr, w, s, k * 10 // 3, 10) for lr, w, s, k, n in beaten]
+    claim = C.survival_claim(_survival_cells(beaten10), "test")
+    assert claim.verdict == C.FAILS and "Fisher" in claim.test
     missing = [r for r in full if not (r[0] == 0.1 and r[1] and r[2] == "proposed")]  # a cell still pending
     assert C.survival_claim(_survival_cells(missing), "test").verdict == C.NOT_RUN
 

@@ -152,8 +152,8 @@ def judge_claims(store, figure1_rows=None) -> list:
 
 
 def claims_markdown(claims) -> str:
-    rows = [[str(c.number), c.name, f"**{c.verdict}**", c.scale, c.detail] for c in claims]
-    return md_table(["#", "claim (spec §9)", "verdict", "scale run", "numbers"], rows)
+    rows = [[str(c.number), c.name, f"**{c.verdict}**", c.scale, c.detail, c.test or "-"] for c in claims]
+    return md_table(["#", "claim (spec §9)", "verdict", "scale run", "numbers", "judged with"], rows)
 
 
 def claims_text(claims, width: int = 100) -> str:
@@ -164,6 +164,9 @@ def claims_text(claims, width: int = 100) -> str:
     for c in claims:
         lines.append(f"{c.number:>2}  {c.verdict:<13}  {c.name}  [{c.scale}]")
         lines += textwrap.wrap(c.detail, width=width, initial_indent=" " * 19, subsequent_indent=" " * 19)
+        if c.test:
+            lines += textwrap.wrap("judged with: " + c.test, width=width, initial_indent=" " * 19,
+                                   subsequent_indent=" " * 19)
     return "\n".join(lines)
 
 
