@@ -51,17 +51,19 @@ def _detail(parts: list[tuple[str, bool | str | None]]) -> str:
 
 
 def _threshold(values, need: float, side: str = "lower") -> tuple[bool | str | None, str]:
-    """Is the mean >= ``need`` (``side="lower"``) or < ``need`` (``"upper"``), judged by its one-sided 95%
-    bound: True when the bound clears ``need``, False when the mean itself misses it, else UNDECIDED."""
-    bound = mean_bound(values, side)
-    mean = sum(values) / len(values) if values else None
-    if mean is None:
+    """Is the mean >= ``need`` (``side="lower"``) or < ``need`` (``"upper"``)? True when the one-sided 95%
+    bound on that side clears ``need``, False when the bound on the other side misses it, else UNDECIDED
+    (also with a single value, which has no bound)."""
+    if not values:
         return None, "n/a"
+    lower, upper = mean_bound(values, "lower"), mean_bound(values, "upper")
+    if lower is None:
+        return UNDECIDED, "1 value, no bound"
     if side == "lower":
-        ok = True if bound is not None and bound >= need else (False if mean < need else UNDECIDED)
-        return ok, f"95% lower bound {_f(bound)}"
-    ok = True if bound is not None and bound < need else (False if mean >= need else UNDECIDED)
-    return ok, f"95% upper bound {_f(bound)}"
+        ok = True if lower >= need else (False if upper < need else UNDECIDED)
+        return ok, f"95% bounds [{_f(lower)}, {_f(upper)}]"
+    ok = True if upper < need else (False if lower >= need else UNDECIDED)
+    return ok, f"95% bounds [{_f(lower)}, {_f(upper)}]"
 
 
 def _err(v) -> str:
