@@ -218,3 +218,33 @@ def test_a_claim_is_inconclusive_when_its_test_separates_neither_way():
     assert C.table1_claim(apart, "test").verdict == C.HOLDS
     reversed_ = {("digits", "ResNet-20"): [("datadep", stat([2.0, 2.1, 2.2]), {}), ("proposed", stat([5.0, 5.2, 5.1]), {})]}
     assert C.table1_claim(reversed_, "test").verdict == C.FAILS
+
+
+def test_figure1_bands_are_judged_on_the_confidence_interval_over_inputs():
+    from wninit.diagnostics.synthetic import Figure1Row
+    from wninit.report.figure1_claims import judge_figure1
+
+    def rows(low_mean, low_std):
+        out = []
+        for width in (200, 1000):
+            for i in range(1, 21):
+                out.append(Figure1Row("ff_forward", "He (g=1)", width, i, (0.447 if width == 200 else 1.0) * 0.707 ** (i - 1), 0.0))
+                out.append(Figure1Row("ff_forward", "Proposed (orthogonal)", width, i, 1.0, 0.0))
+                low = width == 1000 and i == 7
+                out.append(Figure1Row("ff_forward", "Proposed (He)", width, i, low_mean if low else 1.0, low_std if low else 0.0))
+            for i in range(2, 20):
+                out += [Figure1Row("ff_backward", n, width, i, 0.707 ** (20 - i) if n == "He (g=1)" else 1.0, 0.0)
+                        for n in ("He (g=1)", "Proposed (orthogonal)", "Proposed (He)")]
+            for b in range(1, 41):
+                out += [Figure1Row("resnet_forward", n, width, b, 1.5 ** (b / 2) if n == "He (g=1)" else 1.025 ** (b / 2), 0.0)
+                        for n in ("He (g=1)", "Proposed (orthogonal)", "Proposed (He)")]
+            for b in range(2, 40):
+                out += [Figure1Row("resnet_backward", n, width, b, 1.025 ** ((40 - b) / 2), 0.0)
+                        for n in ("Proposed (orthogonal)", "Proposed (He)")]
+        return out
+    # 0.845 +- 1.96 * 0.05 / sqrt(1000) = [0.842, 0.848]: wholly below the band's 0.85
+    assert judge_figure1(rows(0.845, 0.05), samples=1000)[0].verdict == C.FAILS
+    # with a spread of 0.5 over the inputs, [0.814, 0.876] straddles 0.85: undecided
+    claim = judge_figure1(rows(0.845, 0.5), samples=1000)[0]
+    assert claim.verdict == C.INCONCLUSIVE and "[undecided]" in claim.detail
+    assert judge_figure1(rows(0.9, 0.5), samples=1000)[0].verdict == C.HOLDS
