@@ -139,13 +139,15 @@ def test_depth_table_holds_the_stored_numbers(store_path, report):
     assert "n=0; 1 failed, 1 not run" in _row(text, "Proposed (orthogonal)", 2)
 
 
-def test_a_diverged_run_counts_as_accuracy_zero():
-    run = type("R", (), {})()
-    run.config, run.status, run.metrics = BASE, "diverged", {"test_acc": 0.7, "epochs_done": 1}
+def test_a_diverged_run_counts_its_best_checkpoint_and_zero_only_without_one():
+    late = type("R", (), {})()  # diverged at epoch 1: its epoch-0 checkpoint was tested (the reference's record)
+    late.config, late.status, late.metrics = BASE, "diverged", {"test_acc": 0.7, "best_val_acc": 0.65, "epochs_done": 1}
+    early = type("R", (), {})()  # diverged in its first epoch: no checkpoint (the reference's -1)
+    early.config, early.status, early.metrics = BASE, "diverged", {"test_acc": None, "best_val_acc": None, "epochs_done": 0}
     ok = type("R", (), {"config": BASE, "status": "completed", "metrics": {"test_acc": 0.9, "best_val_acc": 0.9}})()
-    cell = tables.depth_sweep([run, ok])[(("proposed", "orthogonal"), BASE.depth)]
-    assert cell.test.values == [0.0, 0.9] and cell.test.counts == {"diverged": 1, "completed": 1}
-    assert math.isclose(cell.test.std, statistics.stdev([0.0, 0.9]))
+    cell = tables.depth_sweep([late, early, ok])[(("proposed", "orthogonal"), BASE.depth)]
+    assert cell.test.values == [0.7, 0.0, 0.9] and cell.test.counts == {"diverged": 2, "completed": 1}
+    assert math.isclose(cell.test.std, statistics.stdev([0.7, 0.0, 0.9]))
 
 
 def test_hessian_table_holds_the_stored_numbers(store_path, report):
@@ -239,7 +241,12 @@ def test_survival_claim_orders_schemes_and_never_holds_on_missing_runs():
     assert C.survival_claim(_survival_cells(full), "test").verdict == C.HOLDS
     beaten = [(lr, w, s, 3 if s == "datadep" else k, n) for lr, w, s, k, n in full]  # datadep always survives
     beaten = [(lr, w, s, 0 if (s == "proposed" and lr == 0.1 and not w) else k, n) for lr, w, s, k, n in beaten]
-    assert C.survival_claim(_survival_cells(beaten), "test").verdict == C.FAILS
+    # 3 of 6 against 6 of 6 is Fisher p = 0.09 against proposed: too few seeds to decide either way
+    assert C.survival_claim(_survival_cells(beaten), "test").verdict == C.INCONCLUSIVE
+    # the same rates over 10 seeds per cell (10/20 against 20/20, p < 1e-3) contradict the claim
+    beaten10 = [(lr, w, s, k * 10 // 3, 10) for lr, w, s, k, n in beaten]
+    claim = C.survival_claim(_survival_cells(beaten10), "test")
+    assert claim.verdict == C.FAILS and "Fisher" in claim.test
     missing = [r for r in full if not (r[0] == 0.1 and r[1] and r[2] == "proposed")]  # a cell still pending
     assert C.survival_claim(_survival_cells(missing), "test").verdict == C.NOT_RUN
 

@@ -75,15 +75,19 @@ def test_every_gain_is_the_role_formula_and_biases_are_zero(model_fn, scheme):
         if role.kind == "block_out":
             assert gamma == pytest.approx(0.81 ** role.block if scheme == "hanin" else 1 / role.stage_blocks, rel=1e-12)
         else:
-            assert gamma == {"stem": 1.0, "hidden": 2.0, "block_in": 2.0, "shortcut": 1.0}[role.kind]
+            # the ResNet stem declares the reference ResNet class's gamma 2; WRN, MLP and CNN keep the table's
+            stem = 2.0 if isinstance(model, ResNet) else 1.0
+            assert gamma == {"stem": stem, "hidden": 2.0, "block_in": 2.0, "shortcut": 1.0}[role.kind]
     assert torch.equal(model.head.weight, head_before)  # spec §3.5a: PyTorch default, not re-initialized
 
 
-def test_resnet_class_stem_gamma_of_the_reference_is_selectable():
+def test_resnet_stem_declares_the_reference_gamma_and_stem_gamma_overrides_it():
     model = ResNet(8, 10)
-    assert _by_name(wninit.initialize(model, "proposed"))["stem"].gamma == 1.0
-    rec = _by_name(wninit.initialize(model, "proposed", stem_gamma=2.0))["stem"]
+    rec = _by_name(wninit.initialize(model, "proposed"))["stem"]
     assert rec.gamma == 2.0 and rec.g == pytest.approx(math.sqrt(2 * 27 / 144))
+    rec = _by_name(wninit.initialize(model, "proposed", stem_gamma=1.0))["stem"]
+    assert rec.gamma == 1.0 and rec.g == pytest.approx(math.sqrt(27 / 144))
+    assert _by_name(wninit.initialize(WideResNet(10, 1, 10), "proposed"))["stem"].gamma == 1.0
 
 
 def test_stage_wise_counts_restart_per_stage():

@@ -317,25 +317,47 @@ def orthogonal_directions_(weights: list[torch.Tensor], generator: torch.Generat
     return weights
 
 
-def gaussian_direction_(weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    r"""Fill ``weight`` with He-normal values, :math:`\mathcal{N}(0, 2/\text{fan\_in})`.
+def gaussian_direction_(weight: torch.Tensor, generator: torch.Generator | None = None,
+                        gain: float | None = None) -> torch.Tensor:
+    r"""Fill ``weight`` with Gaussian values, :math:`\mathcal{N}(0, \text{gain}^2/\text{fan\_in})`.
 
-    Under weight norm only the direction matters; the He scale makes ``||v_i|| ~ sqrt(2)``, which is what
-    the PyTorch-default WN baseline then copies into ``g`` (spec §4, "He").
+    Under weight norm only the direction ``v/||v||`` matters at init, but not under SGD: the step on a
+    direction scales with ``1/||v||^2`` (docs/method.md §3.5a), so the scale of ``v`` is part of a scheme.
+    ``gain=None`` is He-normal (``torch.nn.init.kaiming_normal_``, gain ``sqrt(2)``, ``||v_i|| ~ sqrt(2)``):
+    what the PyTorch-default WN baseline copies into ``g`` and what datadep and the plain He init draw.
+    ``gain=1`` is the reference code's draw for its proposed init (``N(0, 1/fan_in)``, ``||v_i|| ~ 1``).
+
+    Args:
+        weight: a Linear or Conv weight, filled in place.
+        generator: the random stream.
+        gain: the std times ``sqrt(fan_in)``; None for He-normal.
 
     Examples:
         >>> w = gaussian_direction_(torch.empty(64, 1000), torch.Generator().manual_seed(0))
         >>> round(w.norm(dim=1).mean().item(), 1)
         1.4
+        >>> w = gaussian_direction_(torch.empty(64, 1000), torch.Generator().manual_seed(0), gain=1.0)
+        >>> round(w.norm(dim=1).mean().item(), 1)
+        1.0
     """
-    return torch.nn.init.kaiming_normal_(weight, mode="fan_in", nonlinearity="relu", generator=generator)
+    if gain is None:
+        return torch.nn.init.kaiming_normal_(weight, mode="fan_in", nonlinearity="relu", generator=generator)
+    if not gain > 0:
+        raise ValueError(f"a Gaussian direction needs gain > 0 (its std is gain/sqrt(fan_in)), got {gain!r}")
+    fan_in, _ = fan_in_and_fan_out(weight)
+    with torch.no_grad():
+        return weight.normal_(0, gain / math.sqrt(fan_in), generator=generator)
 
 
-def direction_(weight: torch.Tensor, direction: str = "orthogonal", generator: torch.Generator | None = None) -> torch.Tensor:
-    """Fill ``weight`` with a random direction: ``"orthogonal"`` or ``"gaussian"`` (alias ``"he"``)."""
+def direction_(weight: torch.Tensor, direction: str = "orthogonal", generator: torch.Generator | None = None,
+               gaussian_gain: float | None = None) -> torch.Tensor:
+    """Fill ``weight`` with a random direction: ``"orthogonal"`` or ``"gaussian"`` (alias ``"he"``).
+
+    ``gaussian_gain`` is :func:`gaussian_direction_`'s ``gain`` (None: He-normal); orthogonal rows are unit.
+    """
     if check_direction(direction) == "orthogonal":
         return orthogonal_direction_(weight, generator)
-    return gaussian_direction_(weight, generator)
+    return gaussian_direction_(weight, generator, gaussian_gain)
 
 
 def zero_bias_(bias: torch.Tensor | None) -> torch.Tensor | None:

@@ -52,7 +52,8 @@ def set_role(layer: nn.Module, kind: str, *, stage: int | None = None, block: in
     """Declare ``layer``'s role (for your own models too); returns the layer.
 
     ``layer`` must be a Linear, Conv or ConvTranspose (weight-normed or not); ``gamma`` overrides the role's rule,
-    e.g. for a custom activation after the layer (``gamma = 1/E[phi(z)^2]``, docs/method.md §3.7).
+    e.g. for a custom activation after the layer (``gamma = 1/E[phi(z)^2]``, docs/method.md §3.7), or where the
+    model's authors chose one the rules do not give (the reference ``ResNet`` class's stem: 2).
 
     Examples:
         >>> set_role(block.conv2, "block_out", stage=1, block=3, stage_blocks=6)

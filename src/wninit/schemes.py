@@ -76,16 +76,18 @@ def _peer_init(model: nn.Module, scheme: str, batch, generator) -> list[LayerIni
             for n, m in _layers(model) if not is_weight_normed(m)]
 
 
-def role_gamma(role: Role, scheme: str = "proposed", stem_gamma: float = 1.0) -> float:
+def role_gamma(role: Role, scheme: str = "proposed", stem_gamma: float | None = None) -> float:
     """gamma of ``g = sqrt(gamma*fan_in/fan_out)`` for a layer of this role (spec §3.5 table, §3.7).
 
-    A declared ``role.gamma`` wins. Otherwise a layer keeps the norm of what it passes on, ``gamma = 1/f`` with
-    ``f`` the energy factor of what follows it (``role.follow``; 1/2 for the paper's ReLU, so gamma 2), and a
-    residual branch's last layer adds ``1/B_k`` of its stream's energy, ``gamma = 1/(B_k * r)`` with ``r`` the
-    energy it receives over the stream's (``role.branch_ratio``; 1 in the paper's block, so gamma ``1/B_k``).
-    ``stem_gamma`` is a declared stem's gamma when nothing says what follows it: 1 (no ReLU follows the
-    stem, the reference ``WideResNet``); the reference ``ResNet`` class used 2 (spec §3.6 item 8).
+    A declared ``role.gamma`` wins (``wninit.models.ResNet`` declares 2 for its stem, as the reference ``ResNet``
+    class, spec §3.6 item 8); ``stem_gamma``, when given, overrides a stem's. Otherwise a layer keeps the norm of
+    what it passes on, ``gamma = 1/f`` with ``f`` the energy factor of what follows it (``role.follow``; 1/2 for
+    the paper's ReLU, so gamma 2), and a residual branch's last layer adds ``1/B_k`` of its stream's energy,
+    ``gamma = 1/(B_k * r)`` with ``r`` the energy it receives over the stream's (``role.branch_ratio``; 1 in the
+    paper's block, so gamma ``1/B_k``). A stem nothing is known to follow gets 1 (the reference ``WideResNet``).
     """
+    if role.kind == "stem" and stem_gamma is not None:
+        return stem_gamma
     if role.gamma is not None:
         return float(role.gamma)
     if role.kind == "block_out":
@@ -94,7 +96,7 @@ def role_gamma(role: Role, scheme: str = "proposed", stem_gamma: float = 1.0) ->
     if role.follow is not None:
         return 1.0 / role.follow
     if role.kind == "stem":
-        return stem_gamma
+        return 1.0
     if role.kind in ("hidden", "block_in"):
         return 2.0  # a ReLU follows
     return 1.0  # shortcut, head, linear: nothing follows
@@ -157,7 +159,8 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
         if kind == "xavier":
             torch.nn.init.xavier_normal_(drawn, generator=generator)
         else:
-            direction_(drawn, kind, generator)
+            # The reference draws the proposed schemes' Gaussian v from N(0, 1/fan_in), the baselines' He-normal.
+            direction_(drawn, kind, generator, 1.0 if scheme in ROLE_SCHEMES else None)
     fan_in, fan_out = layer_fans(layer)
     if scheme in ("proposed", "hanin"):
         g = layer_gain(layer, gamma, dim)
@@ -236,7 +239,7 @@ def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torc
 
 def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "orthogonal",
                batch: torch.Tensor | None = None, generator: torch.Generator | None = None,
-               stem_gamma: float = 1.0, discover: bool | None = None) -> list[LayerInit]:
+               stem_gamma: float | None = None, discover: bool | None = None) -> list[LayerInit]:
     """Initialize every layer of ``model`` by ``scheme``; returns one :class:`LayerInit` per layer touched.
 
     Schemes for weight-normalized networks (spec §3.5, §4): ``proposed`` (``g = sqrt(gamma*fan_in/fan_out)``
@@ -294,6 +297,7 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
         records = [replace(r, g=float(gain(m).detach().mean())) for r, (_, m) in zip(records, layers)]
     if scheme in PLAIN_SCHEMES:
         for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+            # A BN that keeps its own init: the models' reference mode (weight U(0, 1), as torch 1.1 drew it).
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and not getattr(m, "keeps_init", False):
                 nn.init.ones_(m.weight), nn.init.zeros_(m.bias)
     return records

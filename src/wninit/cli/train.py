@@ -24,7 +24,9 @@ _HELP = {
     "norm": "wn, bn or none",
     "scheme": "proposed, proposed-backward, pytorch-default, datadep, hanin (norm wn); he, orthogonal, xavier",
     "direction": "orthogonal or gaussian (alias he): the distribution of v",
-    "stem_gamma": "gamma of the first conv of resnet/wrn (the reference ResNet class used 2)",
+    "stem_gamma": "gamma of the first conv of resnet/wrn (default: the model's own, 2 for resnet and 1 for wrn, as the reference classes)",
+    "reduced_memory": "wrn only: a stride-2 first conv (the reference's option for very deep nets)",
+    "bn_reference": "norm bn, resnet/wrn: the reference code's BN nets (BN weight U(0,1), conv biases, bn1 twice)",
     "lr": "learning rate (> 0)",
     "momentum": "SGD momentum in [0, 1)",
     "weight_decay": "weight decay (on all parameters, as the reference)",
@@ -67,6 +69,8 @@ def _fraction_or_count(text: str) -> float | int:
 def _type_of(name: str, default):
     if name == "hessian_batches":
         return _fraction_or_count
+    if name == "stem_gamma":
+        return float
     if name in ("mini_batch_size", "threads") or isinstance(default, int) and not isinstance(default, bool):
         return int
     if isinstance(default, float):

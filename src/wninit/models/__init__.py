@@ -13,12 +13,18 @@ ARCHS = ("mlp", "cnn", "resnet", "wrn")
 
 
 def build_model(arch: str, *, in_shape: tuple[int, ...], num_classes: int, depth: int, width: int = 128,
-                k: int = 1, norm: str = "wn", wn_api: str = "wninit") -> nn.Module:
+                k: int = 1, norm: str = "wn", wn_api: str = "wninit", reduced_memory: bool = False,
+                bn_reference: bool = False) -> nn.Module:
     """One of the paper's architectures by name, for inputs of shape ``in_shape`` (C, H, W) or (features,).
 
     ``width`` is the MLP/CNN hidden width and the ResNet's first-stage width (16 for He et al.'s nets);
-    ``k`` is the WRN widening factor.
+    ``k`` is the WRN widening factor; ``reduced_memory`` (WRN: stride-2 stem) and ``bn_reference`` (ResNet,
+    WRN: the reference code's BN nets) as in :class:`WideResNet` and :mod:`wninit.models.resnet`.
     """
+    if arch in ("mlp", "cnn") and (reduced_memory or bn_reference):
+        raise ValueError(f"reduced_memory and bn_reference are options of the resnet/wrn archs, not of {arch!r}")
+    if arch == "resnet" and reduced_memory:
+        raise ValueError("reduced_memory (a stride-2 stem) is an option of the wrn arch only, as in the reference")
     if arch == "mlp":
         features = 1
         for d in in_shape:
@@ -27,7 +33,7 @@ def build_model(arch: str, *, in_shape: tuple[int, ...], num_classes: int, depth
     if arch == "cnn":
         return CNN(in_shape[0], width, depth, num_classes, norm, wn_api)
     if arch == "resnet":
-        return ResNet(depth, num_classes, in_shape[0], width, norm, wn_api)
+        return ResNet(depth, num_classes, in_shape[0], width, norm, wn_api, bn_reference=bn_reference)
     if arch == "wrn":
-        return WideResNet(depth, k, num_classes, in_shape[0], norm, wn_api)
+        return WideResNet(depth, k, num_classes, in_shape[0], norm, wn_api, reduced_memory, bn_reference)
     raise ValueError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}")

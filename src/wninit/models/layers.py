@@ -22,9 +22,10 @@ def linear(n_in: int, n_out: int, norm: str, wn_api: str, role: str = "hidden", 
     return set_role(layer, role, **where)
 
 
-def conv(c_in: int, c_out: int, k: int, stride: int, norm: str, wn_api: str, role: str, **where) -> nn.Module:
-    # Convs keep a bias except before a BN, which has its own shift.
-    layer = nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=norm != "bn")
+def conv(c_in: int, c_out: int, k: int, stride: int, norm: str, wn_api: str, role: str, *,
+         bias: bool | None = None, **where) -> nn.Module:
+    # Convs keep a bias except before a BN, which has its own shift (bias=True: the reference BN nets keep it).
+    layer = nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=norm != "bn" if bias is None else bias)
     if norm == "wn":
         weight_norm(layer, wn_api)
     return set_role(layer, role, **where)
@@ -39,3 +40,25 @@ def positive(name: str, value: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return value
+
+
+class ReferenceBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d initialized as torch 1.1 did, which the reference BN baselines ran on: weight U(0, 1).
+
+    Drawn at construction from the global RNG (as torch 1.1, and as the classifier head's default init);
+    ``keeps_init`` tells :func:`wninit.initialize` to leave it, where other BNs get weight 1.
+    """
+    keeps_init = True
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            nn.init.uniform_(self.weight)
+            nn.init.zeros_(self.bias)
+
+
+def batch_norm(channels: int, norm: str, reference: bool = False) -> nn.Module | None:
+    """The BN after a conv in BN mode (``reference``: :class:`ReferenceBatchNorm2d`), None otherwise."""
+    if norm != "bn":
+        return None
+    return ReferenceBatchNorm2d(channels) if reference else nn.BatchNorm2d(channels)

@@ -73,7 +73,7 @@ def _finish_acc_axis(ax, ylabel="accuracy (fraction correct)"):
 def plot_depth(cells: dict, path, *, title: str, scale: str, reference=None, train: bool = True,
                xlabel: str = "depth (number of WN layers)", ylabel: str = "accuracy (fraction correct)") -> Path:
     """Accuracy vs depth (Fig. 2 depth panels, Fig. 3-left): test solid, train dashed, ± std over seeds;
-    a diverged run is plotted at 0 (spec §7.2). ``reference``: ``{"test": {depth: {series: acc}}, ...}``."""
+    a diverged run is plotted at its best checkpoint's accuracy, at 0 without one (spec §7.2). ``reference``: ``{"test": {depth: {series: acc}}, ...}``."""
     plt = _pyplot()
     panels = 2 if reference is not None else 1
     fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 4.6), squeeze=False)

@@ -152,8 +152,8 @@ def judge_claims(store, figure1_rows=None) -> list:
 
 
 def claims_markdown(claims) -> str:
-    rows = [[str(c.number), c.name, f"**{c.verdict}**", c.scale, c.detail] for c in claims]
-    return md_table(["#", "claim (spec §9)", "verdict", "scale run", "numbers"], rows)
+    rows = [[str(c.number), c.name, f"**{c.verdict}**", c.scale, c.detail, c.test or "-"] for c in claims]
+    return md_table(["#", "claim (spec §9)", "verdict", "scale run", "numbers", "judged with"], rows)
 
 
 def claims_text(claims, width: int = 100) -> str:
@@ -164,6 +164,9 @@ def claims_text(claims, width: int = 100) -> str:
     for c in claims:
         lines.append(f"{c.number:>2}  {c.verdict:<13}  {c.name}  [{c.scale}]")
         lines += textwrap.wrap(c.detail, width=width, initial_indent=" " * 19, subsequent_indent=" " * 19)
+        if c.test:
+            lines += textwrap.wrap("judged with: " + c.test, width=width, initial_indent=" " * 19,
+                                   subsequent_indent=" " * 19)
     return "\n".join(lines)
 
 
@@ -201,7 +204,8 @@ def render_report(store_path, out, *, figure1_rows=None, figure1_png=None) -> Re
             f"{counts.get('diverged', 0)} diverged, {counts.get('failed', 0)} failed, "
             f"{counts.get('not_run', 0)} not run (pending or running).", "",
             "Conventions: mean ± sample std over seeds, with the runs behind each number (`n`); a diverged run "
-            "counts as accuracy 0 (the paper plots it at 0) and is counted; failed runs have no value and are "
+            "counts its best checkpoint's accuracy, as the reference code records it, or 0 when it diverged in its "
+            "first epoch (the paper plots that at 0), and is counted as diverged; failed runs have no value and are "
             "counted; where a grid of hyper-parameters was run, the configuration with the best mean validation "
             "accuracy is shown. The paper's values are from spec §7 (`wninit/report/reference.py`); those read "
             "off the poster's plots are ±0.02.", "",

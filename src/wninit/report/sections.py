@@ -174,7 +174,7 @@ def _table1(runs):
     ours = md_table(["dataset", "architecture", "method", "test error % (ours)", "configuration"], rows)
     paper = [[d, a, m, f"{mean:.2f}" + ("" if std is None else f" ± {std:.2f}")]
              for (d, a), entries in TABLE1.data.items() for m, mean, std in entries]
-    return (ours + "\n\nA diverged run counts as 100% error. The paper's table (" + TABLE1.source + "; " + TABLE1.note
+    return (ours + "\n\nA diverged run counts its best checkpoint's error (100% when it diverged in its first epoch). The paper's table (" + TABLE1.source + "; " + TABLE1.note
             + "):\n\n" + md_table(["dataset", "architecture", "method", "test error % (paper)"], paper))
 
 

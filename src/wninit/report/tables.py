@@ -3,7 +3,10 @@
 Rules that hold in every aggregate here:
 - mean ± std are over seeds; std is the sample std (ddof=1, the spread a reader expects from "± over
   seeds"; the paper does not say which), None with fewer than two values;
-- a diverged run counts as accuracy 0, as the paper plots it (spec §7.2 "0.0 means diverged");
+- a diverged run scores its best checkpoint's value, as the reference code records it (its test accuracy
+  and validation accuracy from before the NaN); only a run that diverged before its first checkpoint (the
+  reference's -1) counts as accuracy 0 (spec §7.2 "0.0 means diverged"). Diverged runs stay counted and
+  shown as diverged;
 - a failed run (an error, not a result) has no value but is counted; pending/running runs are
   counted as "not run": nothing is dropped silently, every cell carries its status counts;
 - where a cell holds a grid of hyper-parameters, the configuration with the best mean validation
@@ -92,13 +95,14 @@ def arch_label(cfg: dict) -> str:
 
 
 def _metric(run, name: str, diverged_as: float | None):
-    """The run's value of ``name``: None for failed/unfinished runs; ``diverged_as`` for diverged ones."""
-    if run.status == "diverged" and diverged_as is not None:
-        return diverged_as
+    """The run's value of ``name``: None for failed/unfinished runs; a diverged run's best checkpoint's
+    value, or ``diverged_as`` when it has none (it diverged in its first epoch)."""
     if run.status not in ("completed", "diverged"):
         return None
     value = (run.metrics or {}).get(name)
-    return None if value is None or not math.isfinite(value) else float(value)
+    if value is None or not math.isfinite(value):
+        return diverged_as if run.status == "diverged" else None
+    return float(value)
 
 
 def _stat(runs, name: str, diverged_as: float | None = 0.0, scale_fn=None) -> Stat:
@@ -125,8 +129,8 @@ def _varying(runs) -> set[str]:
 
 
 def _best_by_val(runs, exclude: tuple[str, ...]) -> list:
-    """The seeds of the hyper-parameter configuration with the best mean validation accuracy (diverged
-    runs count 0); ties go to the first configuration in sorted order, so the choice is reproducible."""
+    """The seeds of the hyper-parameter configuration with the best mean validation accuracy (a diverged
+    run counts its best checkpoint's, 0 without one); ties go to the first configuration in sorted order, so the choice is reproducible."""
     by_key = defaultdict(list)
     for r in runs:
         by_key[_hparam_key(r, exclude)].append(r)
@@ -255,7 +259,7 @@ def table1_method(cfg: dict) -> str:
 
 def wn_vs_bn(runs) -> dict[tuple, list[tuple[str, Stat, dict]]]:
     """Table 1 (spec §7.5): {(dataset, architecture): [(method, test error % Stat, chosen config)]};
-    a diverged run counts as 100% error, the same as its accuracy 0 elsewhere."""
+    a diverged run counts its best checkpoint's error, 100% without one, as its accuracy elsewhere."""
     runs = [r for r in runs if config_dict(r).get("task", "train") == "train"]
     groups = defaultdict(lambda: defaultdict(list))
     for r in runs:

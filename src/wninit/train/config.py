@@ -32,6 +32,13 @@ PRECISIONS = ("fp32", "bf16")  # train/accel.py
 # same, but the config must resolve it without loading the data.
 AUGMENTED_DATASETS = ("cifar10", "cifar100")
 _DATASETS_FALLBACK = ("mnist", "cifar10", "cifar100", "mnist5k", "digits", "synthetic")
+# Schemes whose Gaussian directions have unit-norm rows on average (schemes._init_layer, init.gaussian_direction_).
+_UNIT_GAUSSIAN_SCHEMES = ("proposed", "proposed-backward", "hanin")
+
+
+def _model_stem_gamma(arch: str) -> float:
+    """The stem gamma the model of ``arch`` declares (``wninit.models.resnet.RESNET_STEM_GAMMA``), else 1."""
+    return 2.0 if arch == "resnet" else 1.0
 
 
 def _datasets() -> tuple[str, ...]:
@@ -50,6 +57,9 @@ class RunConfig:
     ``flip`` are None for "the dataset's default" (on for CIFAR); :meth:`resolved` fills them.
     ``hessian_batches`` is the share of one epoch's training batches the Hessian is averaged over:
     a float in (0, 1] is a fraction (the reference's 0.1, spec §7.6), an int >= 1 a count.
+    ``stem_gamma`` None is the model's own (2 for ``resnet``, 1 for ``wrn``: the reference classes');
+    ``reduced_memory`` gives the WRN a stride-2 stem (the reference's option for very deep nets);
+    ``bn_reference`` builds the BN nets as the reference code ran them (:mod:`wninit.models.resnet`).
 
     Examples:
         >>> cfg = RunConfig(dataset="mnist5k", arch="mlp", depth=20, lr=0.001, momentum=0.9, epochs=10)
@@ -62,9 +72,11 @@ class RunConfig:
     width: int = 128
     k: int = 1
     norm: str = "wn"
+    reduced_memory: bool = False
+    bn_reference: bool = False
     scheme: str = "proposed"
     direction: str = "orthogonal"
-    stem_gamma: float = 1.0
+    stem_gamma: float | None = None
     peer: str = "none"  # a normalizer-free peer after the scheme (wninit.peers): "fixup", "nf:alpha=0.4"...
     lr: float = 0.01
     momentum: float = 0.0
@@ -111,10 +123,12 @@ class RunConfig:
         return self.mini_batch_size or self.batch_size
 
     def resolved(self) -> "RunConfig":
-        """This config with the auto fields filled: ``crop``/``flip`` from the dataset (spec §6.1)."""
+        """This config with the auto fields filled: ``crop``/``flip`` from the dataset (spec §6.1),
+        ``stem_gamma`` from the architecture (the gamma its model declares)."""
         augment = self.dataset in AUGMENTED_DATASETS
+        stem = self.stem_gamma if self.stem_gamma is not None else _model_stem_gamma(self.arch)
         return self.replace(crop=augment if self.crop is None else self.crop,
-                            flip=augment if self.flip is None else self.flip)
+                            flip=augment if self.flip is None else self.flip, stem_gamma=stem)
 
     def result_fields(self) -> dict:
         """The resolved fields that can change a result: what :attr:`run_id` hashes."""
@@ -125,6 +139,12 @@ class RunConfig:
             d.pop("precision")
         if d["peer"] == "none":  # the ids of runs without a peer are those stored before the field existed
             d.pop("peer")
+        for name in ("reduced_memory", "bn_reference"):  # options added later: absent when off, ids kept
+            if not d[name]:
+                d.pop(name)
+        if d["direction"] == "gaussian" and d["scheme"] in _UNIT_GAUSSIAN_SCHEMES:
+            # These runs draw v ~ N(0, 1/fan_in) now (N(0, 2/fan_in) before): a different run, a new id.
+            d["gaussian_gain"] = 1.0
         return d
 
     @property
@@ -185,7 +205,7 @@ def _set(cfg, name, value):  # canonicalize in a frozen dataclass (ints given fo
 
 _CHOICES = {"arch": ARCHS, "norm": NORMS, "task": TASKS, "device": DEVICES, "precision": PRECISIONS}
 _POSITIVE_INTS = ("depth", "width", "k", "batch_size", "epochs", "hessian_iters")
-_FLOATS = ("stem_gamma", "lr", "momentum", "weight_decay", "warmup_epochs", "warmup_lr", "val_fraction")
+_FLOATS = ("lr", "momentum", "weight_decay", "warmup_epochs", "warmup_lr", "val_fraction")
 
 
 def _check_field(cfg: RunConfig, name: str, v) -> None:
@@ -227,7 +247,12 @@ def _check_field(cfg: RunConfig, name: str, v) -> None:
     elif name in ("crop", "flip"):
         if v is not None and not isinstance(v, bool):
             _fail(name, "True, False or None (None: the dataset's default)", v)
-    elif name in ("wd_exempt_gain_bias", "download", "channels_last", "compile"):
+    elif name == "stem_gamma":
+        if v is not None and (not _is_real(v) or v <= 0):
+            _fail(name, "None (the model's own) or a finite number > 0", v)
+        if v is not None:
+            _set(cfg, name, float(v))
+    elif name in ("wd_exempt_gain_bias", "download", "channels_last", "compile", "reduced_memory", "bn_reference"):
         if not isinstance(v, bool):
             _fail(name, "True or False", v)
     elif name == "hessian_batches":
@@ -242,7 +267,7 @@ def _check_field(cfg: RunConfig, name: str, v) -> None:
 
 
 def _check_range(name: str, v: float) -> None:
-    if name in ("lr", "stem_gamma") and v <= 0:
+    if name == "lr" and v <= 0:
         _fail(name, "> 0", v)
     if name == "momentum" and not 0 <= v < 1:
         _fail(name, "in [0, 1)", v)
@@ -271,6 +296,11 @@ def _check_combinations(cfg: RunConfig) -> None:
         raise UserError(f"RunConfig.mini_batch_size must divide batch_size {cfg.batch_size}, got {cfg.mini_batch_size}")
     if cfg.warmup_epochs >= cfg.epochs and cfg.warmup_epochs > 0:
         raise UserError(f"RunConfig.warmup_epochs must be shorter than training ({cfg.epochs} epochs), got {cfg.warmup_epochs}")
+    if cfg.reduced_memory and cfg.arch != "wrn":
+        raise UserError(f"RunConfig.reduced_memory (a stride-2 stem) is an option of arch 'wrn', not {cfg.arch!r}")
+    if cfg.bn_reference and (cfg.norm != "bn" or cfg.arch not in ("resnet", "wrn")):
+        raise UserError("RunConfig.bn_reference builds the reference code's BN ResNets: set norm='bn' and arch "
+                        f"'resnet' or 'wrn', got norm={cfg.norm!r}, arch={cfg.arch!r}")
     extra = {"resnet": 2, "wrn": 4}.get(cfg.arch)
     if extra is not None and (cfg.depth < 6 + extra or (cfg.depth - extra) % 6):
         raise UserError(f"RunConfig.depth must be 6N+{extra} with N >= 1 for arch {cfg.arch!r} "

@@ -186,7 +186,8 @@ def _fit(cfg, run_id, device, out, resume, progress, on_epoch, tensorboard) -> R
     state = ckpt_files.load_checkpoint(out, run_id) if out is not None and resume else None
 
     model = build_model(cfg.arch, in_shape=data.in_shape, num_classes=data.num_classes, depth=cfg.depth,
-                        width=cfg.width, k=cfg.k, norm=cfg.norm).to(device)
+                        width=cfg.width, k=cfg.k, norm=cfg.norm, reduced_memory=cfg.reduced_memory,
+                        bn_reference=cfg.bn_reference).to(device)
     gen = torch.Generator(device).manual_seed(derived_seed(cfg.seed, "data"))
     loader = Loader(data.train, cfg.loader_batch_size, shuffle=True, crop=4 if cfg.crop else 0, flip=cfg.flip,
                     cutout=cfg.cutout, generator=gen, device=device)
