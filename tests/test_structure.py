@@ -32,8 +32,18 @@ def test_discovered_roles_equal_declared_roles_and_gains_bit_for_bit(model):
         assert found is not None, name
         assert (found.kind, found.stage, found.block, found.stage_blocks) == \
             (declared.kind, declared.stage, declared.block, declared.stage_blocks), name
+        if declared.gamma is not None:  # a gamma the model's authors chose (ResNet's stem: 2), not a structure
+            continue
         for scheme in ("proposed", "hanin", "proposed-backward"):
             assert role_gamma(found, scheme) == role_gamma(declared, scheme), (name, scheme)  # exact, not approx
+
+
+def test_a_declared_gamma_wins_over_discovery():
+    """ResNet declares gamma 2 for its stem (the reference ResNet class); discovery alone would give 1."""
+    model = ResNet(20, 10, width=4)
+    assert discover(model).roles["stem"].kind == "stem" and role_gamma(discover(model).roles["stem"]) == 1.0
+    recs = {r.name: r for r in wninit.initialize(model, "proposed", discover=True)}
+    assert recs["stem"].gamma == 2.0 and recs["stem"].source == "declared"
 
 
 def test_initialize_with_forced_discovery_gives_todays_gains_bit_for_bit():
