@@ -3,7 +3,7 @@
 Models: WRN-40-10 (the paper's CIFAR net, 36M parameters) and a 10,000-layer WN WRN (depth 10000 = 6N+4,
 k = 1: 9,999 WN convs). Variants, interleaved (benchmarks/common.py):
 
-- ``initialize``: the library call, orthogonal directions (spec §3.5). It draws every direction in
+- ``initialize``: the library call, orthogonal directions (docs/method.md §3.5). It draws every direction in
   layer order from the one generator, then runs the QRs side by side on ``torch.get_num_threads()``
   Python threads, one LAPACK thread each (``wninit.init.orthogonal_directions_``);
 - ``initialize, traced``: the same call with ``discover=True``: the model is traced with torch.fx and its

@@ -64,7 +64,7 @@ def test_shared_module_gives_one_row_per_call(tmp_path):
 
 
 def test_mlp_proposed_keeps_forward_ratio_near_one():
-    """spec §3.1: each hidden layer preserves ||h||, so ||h_i||/||x|| stays ~1 over 20 layers (width 512)."""
+    """docs/method.md §3.1: each hidden layer preserves ||h||, so ||h_i||/||x|| stays ~1 over 20 layers (width 512)."""
     model = MLP(784, 512, 20, 10)
     wninit.initialize(model, "proposed", generator=torch.Generator().manual_seed(0))
     table = propagation(model, torch.randn(32, 1, 28, 28, generator=torch.Generator().manual_seed(1)))
@@ -79,8 +79,8 @@ def _stage_factors(model: WideResNet, x: torch.Tensor):
 
     The start of stage 1 is the stem's output, of stage k the end of stage k-1. Per position (norm over
     channels / sqrt(H*W)): the proposed gains preserve the channel norm at each kept position, so this
-    undoes the stride-2 loss of 3/4 of the positions (spec §3.4). Backward, the width-doubling stages
-    also carry the forward gain's known backward factor sqrt(C_in/C_out) (spec §3.3), undone here.
+    undoes the stride-2 loss of 3/4 of the positions (docs/method.md §3.4). Backward, the width-doubling stages
+    also carry the forward gain's known backward factor sqrt(C_in/C_out) (docs/method.md §3.3), undone here.
     """
     names = ["stem"] + [n for n, _ in probe_points(model)]
     table = propagation(model, x, points=names)
@@ -103,7 +103,7 @@ def _wrn(depth, scheme, seed, dtype=torch.float32):
 
 @pytest.mark.parametrize("depth,seeds", [(100, (0, 1, 2)), (1000, (0,))])
 def test_wrn_proposed_stays_within_the_per_stage_bound(depth, seeds):
-    """spec §3.4: with the proposed init each stage multiplies the norm by c in [sqrt(2), sqrt(e)], forward and
+    """docs/method.md §3.4: with the proposed init each stage multiplies the norm by c in [sqrt(2), sqrt(e)], forward and
     backward, at any depth (B = 16 and 166 blocks per stage)."""
     for seed in seeds:
         x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(100 + seed))
@@ -117,7 +117,7 @@ def test_wrn_proposed_stays_within_the_per_stage_bound(depth, seeds):
 
 
 def test_wrn_pytorch_default_grows_without_bound():
-    """spec §3.4: with g = ||v|| (pytorch-default, orthogonal v) each block adds ||h||^2/2, a factor 1.5^(B/2)
+    """docs/method.md §3.4: with g = ||v|| (pytorch-default, orthogonal v) each block adds ||h||^2/2, a factor 1.5^(B/2)
     per stage: ~26 for B = 16, ~4e14 for B = 166. Run in float64: at depth 1000 float32 overflows."""
     x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(100), dtype=torch.float64)
     first_stage = {}

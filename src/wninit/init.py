@@ -46,7 +46,7 @@ def check_direction(direction: str) -> str:
 def fan_in_and_fan_out(weight: torch.Tensor) -> tuple[int, int]:
     """Fan-in and fan-out of a Linear or Conv{1,2,3}d weight, as PyTorch computes them from its layout.
 
-    For a conv, ``fan_in = C_in*prod(k)`` and ``fan_out = C_out*prod(k)`` (spec §2.1), so
+    For a conv, ``fan_in = C_in*prod(k)`` and ``fan_out = C_out*prod(k)`` (docs/method.md §2.1), so
     ``fan_in/fan_out = C_in/C_out``. Right for a Linear and an ungrouped Conv only: a ConvTranspose's
     layout ``(C_in, C_out/groups, *k)`` swaps them and a grouped conv's fan_out counts every group's
     outputs. For a module, :func:`layer_fans`.
@@ -91,7 +91,7 @@ def proposed_gain(fan_in: int, fan_out: int, gamma: float = 2.0) -> float:
     r"""The gain ``g`` of the proposed initialization for one weight-normalized layer.
 
     From "How to Initialize your Network? Robust Initialization for WeightNorm & ResNets" - Arpit,
-    Campos & Bengio (2019), spec §3.1 and §3.4: with unit-norm rows ``v``, a layer followed by a ReLU
+    Campos & Bengio (2019), docs/method.md §3.1 and §3.4: with unit-norm rows ``v``, a layer followed by a ReLU
     preserves the squared activation norm in expectation when
 
     .. math::
@@ -224,7 +224,7 @@ def unit_direction_(weight: torch.Tensor, direction: str = "orthogonal", dim: in
 def orthogonal_direction_(weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Fill ``weight`` with a random orthogonal matrix, the weight flattened to ``(C_out, fan_in)``.
 
-    Rows are orthonormal when ``C_out <= fan_in``, columns otherwise (spec §3.5a; ``torch.nn.init.orthogonal_``).
+    Rows are orthonormal when ``C_out <= fan_in``, columns otherwise (docs/method.md §3.5a; ``torch.nn.init.orthogonal_``).
 
     Examples:
         >>> w = torch.empty(4, 8)
@@ -233,7 +233,7 @@ def orthogonal_direction_(weight: torch.Tensor, generator: torch.Generator | Non
     """
     # torch.nn.init.orthogonal_(weight, gain=1) step for step (the same draws, bit-identical results,
     # tests/test_init.py), less its final multiply by the gain of 1: on a 10,000-layer net that multiply
-    # was a measurable share of initialize's time beyond the draws (issue 7, benchmarks/bench_init.py).
+    # was a measurable share of initialize's time beyond the draws (benchmarks/bench_init.py).
     if weight.dim() < 2:
         raise ValueError(f"an orthogonal direction needs a weight of 2 or more dimensions, got shape {tuple(weight.shape)}")
     if weight.numel() == 0:
@@ -284,7 +284,7 @@ def orthogonal_directions_(weights: list[torch.Tensor], generator: torch.Generat
     count: a seed gives the same weights on any machine. ``torch.nn.init.orthogonal_`` alone does not
     (MKL's threaded QR rounds differently from its serial one, ~2e-7). Why: on a 10,000-layer net the
     draws and QRs are all of an orthogonal init's time. On a CPU, MKL's QR of a small matrix gains nothing
-    from a second thread, while two QRs side by side take half the time (issue 7, benchmarks/bench_init.py).
+    from a second thread, while two QRs side by side take half the time (benchmarks/bench_init.py).
     Weights that are not contiguous CPU tensors take the one-by-one path in their turn.
 
     NOTE: torch's thread count is per process. For the length of this call it is 1, then restored, so
@@ -361,7 +361,7 @@ def direction_(weight: torch.Tensor, direction: str = "orthogonal", generator: t
 
 
 def zero_bias_(bias: torch.Tensor | None) -> torch.Tensor | None:
-    """Set a bias to zero (spec §2.1: "biases to zero"); ``None`` passes through."""
+    """Set a bias to zero (docs/method.md §2.1: "biases to zero"); ``None`` passes through."""
     if bias is not None:
         with torch.no_grad():
             bias.zero_()

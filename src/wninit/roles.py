@@ -1,6 +1,6 @@
 """What each layer is in the paper's terms: declared by a model, or discovered (:mod:`wninit.structure`).
 
-A layer's role decides its gamma in ``g = sqrt(gamma*fan_in/fan_out)`` (spec §3.5, §3.7):
+A layer's role decides its gamma in ``g = sqrt(gamma*fan_in/fan_out)`` (docs/method.md §3.5, §3.7):
 ``stem`` (first layer), ``hidden`` (a layer an activation follows), ``block_in`` / ``block_out`` (inside a
 residual branch / its last layer), ``shortcut`` (a projection on the skip path), ``head`` (the last layer),
 ``linear`` (any other layer nothing follows). Residual layers also carry their stage, their 1-based block index
@@ -25,11 +25,11 @@ _PROBE_ATTR = "wninit_probe"
 class Role:
     kind: str
     stage: int | None = None  # 1-based stage of a residual layer
-    block: int | None = None  # 1-based block index within its stage (Hanin's b, spec §3.6 item 6)
-    stage_blocks: int | None = None  # B_k: blocks in that stage (spec §3.4 "stage-wise")
+    block: int | None = None  # 1-based block index within its stage (Hanin's b, docs/method.md §3.6 item 6)
+    stage_blocks: int | None = None  # B_k: blocks in that stage (docs/method.md §3.4 "stage-wise")
     gamma: float | None = None  # declared: overrides every rule
-    follow: float | None = None  # energy factor of what follows (spec §3.7); None: the paper's (ReLU after hidden/block_in)
-    branch_ratio: float | None = None  # block_out: energy it receives over its stream's (spec §3.7); None: 1
+    follow: float | None = None  # energy factor of what follows (docs/method.md §3.7); None: the paper's (ReLU after hidden/block_in)
+    branch_ratio: float | None = None  # block_out: energy it receives over its stream's (docs/method.md §3.7); None: 1
 
     def __post_init__(self):
         if self.kind not in ROLES:

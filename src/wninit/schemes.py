@@ -1,4 +1,4 @@
-"""Model-level initialization schemes: the proposed one (spec §3.5) and every baseline of the paper (spec §4).
+"""Model-level initialization schemes: the proposed one (docs/method.md §3.5) and every baseline of the paper (docs/method.md §4).
 
 ``initialize(model, scheme)`` walks the model's Linear/Conv layers in registration order, draws each
 direction ``v`` from one generator (so a seed gives the same weights whichever weight-norm API holds
@@ -32,7 +32,7 @@ ROLE_SCHEMES = ("proposed", "hanin", "proposed-backward")
 # peers that change the architecture are wninit.peers.apply's alone.
 PEER_INITS = ("lsuv", "delta-orthogonal")  # the schemes whose gamma depends on the layer's role
 
-# spec §3.6 item 6: Hanin & Rolnick's residual scale eta_b = 0.9^b, b = 1..B_k within each stage; on g
+# docs/method.md §3.6 item 6: Hanin & Rolnick's residual scale eta_b = 0.9^b, b = 1..B_k within each stage; on g
 # it is the gamma 0.81^b of the block's last conv.
 HANIN_DECAY = 0.9
 _NUMPY_FLOAT = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16}
@@ -77,10 +77,10 @@ def _peer_init(model: nn.Module, scheme: str, batch, generator) -> list[LayerIni
 
 
 def role_gamma(role: Role, scheme: str = "proposed", stem_gamma: float | None = None) -> float:
-    """gamma of ``g = sqrt(gamma*fan_in/fan_out)`` for a layer of this role (spec §3.5 table, §3.7).
+    """gamma of ``g = sqrt(gamma*fan_in/fan_out)`` for a layer of this role (docs/method.md §3.5 table, §3.7).
 
     A declared ``role.gamma`` wins (``wninit.models.ResNet`` declares 2 for its stem, as the reference ``ResNet``
-    class, spec §3.6 item 8); ``stem_gamma``, when given, overrides a stem's. Otherwise a layer keeps the norm of
+    class, docs/method.md §3.6 item 8); ``stem_gamma``, when given, overrides a stem's. Otherwise a layer keeps the norm of
     what it passes on, ``gamma = 1/f`` with ``f`` the energy factor of what follows it (``role.follow``; 1/2 for
     the paper's ReLU, so gamma 2), and a residual branch's last layer adds ``1/B_k`` of its stream's energy,
     ``gamma = 1/(B_k * r)`` with ``r`` the energy it receives over the stream's (``role.branch_ratio``; 1 in the
@@ -91,7 +91,7 @@ def role_gamma(role: Role, scheme: str = "proposed", stem_gamma: float | None = 
     if role.gamma is not None:
         return float(role.gamma)
     if role.kind == "block_out":
-        scale = (HANIN_DECAY ** role.block) ** 2 if scheme == "hanin" else 1.0 / role.stage_blocks  # spec §3.4, per stage
+        scale = (HANIN_DECAY ** role.block) ** 2 if scheme == "hanin" else 1.0 / role.stage_blocks  # docs/method.md §3.4, per stage
         return scale if role.branch_ratio is None else scale / role.branch_ratio
     if role.follow is not None:
         return 1.0 / role.follow
@@ -149,7 +149,7 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
 
     A WN layer's parameters are looked up once and written in place: the direction drawn straight into
     ``v`` (the same draws as into a temporary), ``g`` filled, all under one ``no_grad``: on 10,000-layer
-    nets the per-layer bookkeeping counts (issue 7, benchmarks/bench_init.py).
+    nets the per-layer bookkeeping counts (benchmarks/bench_init.py).
     """
     api = wn_api(layer)
     dim = 0 if api is None else wn_dim(layer, api)
@@ -165,7 +165,7 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
     if scheme in ("proposed", "hanin"):
         g = layer_gain(layer, gamma, dim)
     elif scheme == "proposed-backward":
-        g = math.sqrt(gamma)  # spec §3.2 (the code's dead "version 13"): no fan correction
+        g = math.sqrt(gamma)  # docs/method.md §3.2 (the code's dead "version 13"): no fan correction
     else:  # pytorch-default, he, orthogonal, xavier: w = v, i.e. g = ||v|| per unit
         g = None
     with torch.no_grad():
@@ -199,7 +199,7 @@ def _placements(model: nn.Module, layers, scheme: str, discover: bool | None) ->
 
 
 def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torch.Tensor) -> None:
-    """Salimans & Kingma's data-dependent init in one forward pass (spec §4).
+    """Salimans & Kingma's data-dependent init in one forward pass (docs/method.md §4).
 
     With g = 1 and b = 0, each WN layer's output on ``batch`` gives per-unit mean mu and population std
     sigma (over batch and spatial dims, no epsilon, as the reference); then g = 1/sigma, b = -mu/sigma, and
@@ -242,15 +242,15 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
                stem_gamma: float | None = None, discover: bool | None = None) -> list[LayerInit]:
     """Initialize every layer of ``model`` by ``scheme``; returns one :class:`LayerInit` per layer touched.
 
-    Schemes for weight-normalized networks (spec §3.5, §4): ``proposed`` (``g = sqrt(gamma*fan_in/fan_out)``
-    by role), ``proposed-backward`` (``g = sqrt(gamma)``, spec §3.2), ``pytorch-default`` (``g = ||v||``),
+    Schemes for weight-normalized networks (docs/method.md §3.5, §4): ``proposed`` (``g = sqrt(gamma*fan_in/fan_out)``
+    by role), ``proposed-backward`` (``g = sqrt(gamma)``, docs/method.md §3.2), ``pytorch-default`` (``g = ||v||``),
     ``datadep`` (Salimans & Kingma, needs ``batch``), ``hanin`` (proposed with the residual branch scaled
     by 0.9^b per stage). Schemes for networks without weight norm, plain or BatchNorm: ``he``,
     ``orthogonal``, ``xavier`` (BN weight 1, bias 0). Biases are 0; the plain classifier head keeps
-    PyTorch's default init (spec §3.5a).
+    PyTorch's default init (docs/method.md §3.5a).
 
     Each WN layer's role (and so its gamma) is the one declared with :func:`wninit.set_role`, else the one
-    :func:`wninit.structure.discover` finds by tracing the model (spec §3.7), else the default ``hidden`` with
+    :func:`wninit.structure.discover` finds by tracing the model (docs/method.md §3.7), else the default ``hidden`` with
     one warning naming the layer. ``discover``: None traces only when a WN layer has no declared role; True
     always; False never. :func:`wninit.explain` prints the records without changing the model.
 
@@ -279,7 +279,7 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
     drawn = [None] * len(layers)
     if _direction_kind(scheme, direction) == "orthogonal":
         # All directions first, in layer order from the one generator (the same draws as layer by layer),
-        # their QRs spread over torch's threads: init.orthogonal_directions_ (issue 7).
+        # their QRs spread over torch's threads: init.orthogonal_directions_.
         drawn = orthogonal_directions_([_direction_tensor(m) for _, m in layers], generator)
     for (name, layer), v in zip(layers, drawn):
         p = placed.get(name)

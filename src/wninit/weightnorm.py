@@ -1,6 +1,6 @@
 """Weight normalization for Linear, Conv and ConvTranspose layers, whichever API holds it.
 
-``w_u = g_u * v_u / ||v_u||`` per normalized unit ``u`` (Salimans & Kingma 2016; spec §2.1). The unit is a
+``w_u = g_u * v_u / ||v_u||`` per normalized unit ``u`` (Salimans & Kingma 2016; docs/method.md §2.1). The unit is a
 slice of the weight along ``dim``: ``dim=0`` (the default of every API) is one output unit of a Linear or
 Conv, but one *input* channel of a ConvTranspose, whose weight is ``(C_in, C_out/groups, *k)``;
 ``dim=None`` normalizes the whole weight as one unit. Every ``dim`` is read from the API that holds it
@@ -125,7 +125,7 @@ def _wn_weight(v: torch.Tensor, g: torch.Tensor, dim: int | None = 0) -> torch.T
         return torch._weight_norm(v, _unit_shape(g, v, dim), -1 if dim is None else dim)
     # torch.compile cannot trace ContextVar.get: reading it broke the graph at every WN layer, and
     # each layer shape then recompiled its forward until dynamo's recompile limit sent the rest to
-    # eager (seen on an H200, issue 7). is_compiling() is traced as a constant, so a compiled
+    # eager (seen on an H200). is_compiling() is traced as a constant, so a compiled
     # forward never reads the flag and uses the fused kernel.
     if not torch.compiler.is_compiling() and _TWICE_DIFFERENTIABLE.get():
         return v * _unit_shape(g / unit_norms(v), v)

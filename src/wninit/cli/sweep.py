@@ -1,4 +1,4 @@
-"""``wninit sweep SPEC... --profile P --store FILE.db``: run the paper's experiments, resumably (spec §6.3).
+"""``wninit sweep SPEC... --profile P --store FILE.db``: run the paper's experiments, resumably (docs/method.md §6.3).
 
 Expands each spec to runs, adds them to the store (run id = config hash: a run already stored is not
 added again), runs what is not finished on a local process pool, Ray or SLURM (job arrays through

@@ -1,4 +1,4 @@
-"""Figures of the diagnostics: the paper's Figure 1 layout (spec §7.1) and a propagation table's curves.
+"""Figures of the diagnostics: the paper's Figure 1 layout (docs/method.md §7.1) and a propagation table's curves.
 
 matplotlib is imported inside the functions, with the Agg backend: ``import wninit`` needs only torch
 and numpy.
@@ -14,7 +14,7 @@ from .synthetic import INITS, Figure1Row
 
 __all__ = ["plot_figure1", "plot_propagation", "plot_signal_propagation"]
 
-# spec §7.1: feed-forward forward y-limits [-0.1, 2]; ResNet panels [0.9, 4]. The feed-forward backward
+# docs/method.md §7.1: feed-forward forward y-limits [-0.1, 2]; ResNet panels [0.9, 4]. The feed-forward backward
 # panel's limits are NOT FOUND in the spec: it shares the forward panel's [-0.1, 2], where its curves lie.
 _PANELS = {
     "ff_forward": ("Layer Index (i)", r"$||h^i|| / ||x||$", (-0.1, 2.0)),

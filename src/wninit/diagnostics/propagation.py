@@ -1,18 +1,18 @@
-"""Per-layer forward and backward norm ratios of any ``nn.Module`` at initialization (spec §3.1-§3.4, Fig. 1).
+"""Per-layer forward and backward norm ratios of any ``nn.Module`` at initialization (docs/method.md §3.1-§3.4, Fig. 1).
 
 A measuring point ``h_i`` is the output of a module: the ones the model marks with
 :func:`wninit.roles.mark_probe` (each hidden ReLU, each residual block of this package's models), or the
 modules (or their names) passed as ``points``. A point module called several times (a shared ``ReLU``)
 gives one row per call, in call order. Per point and per sample (norms over every non-batch dim):
 
-- forward ratio ``||h_i|| / ||x||`` (spec §3.1: ~1 per layer for the proposed init);
+- forward ratio ``||h_i|| / ||x||`` (docs/method.md §3.1: ~1 per layer for the proposed init);
 - backward ratio ``||dL/dh_i|| / ||dL/dh_L||``, ``h_L`` the last point, for a seeded random Gaussian
-  cotangent at the model output: there is no loss, as in the paper's Figure 1 (spec §7.1);
+  cotangent at the model output: there is no loss, as in the paper's Figure 1 (docs/method.md §7.1);
 - RMS forward ratio ``(||h_i||/sqrt(numel_i)) / (||x||/sqrt(numel_x))``, per element;
 - per-position forward ratio ``(||h_i||/sqrt(positions_i)) / (||x||/sqrt(positions_x))`` with
   ``positions`` = numel / channels. This is what the proposed gains preserve across a stride-2,
   width-doubling stage: ``g = sqrt(fan_in/fan_out)`` keeps the norm summed over channels at each kept
-  position (spec §2.1 [DERIV], §3.4), so per element it drops by ``sqrt(C_in/C_out)`` there.
+  position (docs/method.md §2.1 [DERIV], §3.4), so per element it drops by ``sqrt(C_in/C_out)`` there.
 
 The model runs in the mode it is in (``train()``/``eval()``): a BatchNorm net in train mode mixes samples.
 """
@@ -159,7 +159,7 @@ def propagation(model: nn.Module, inputs: torch.Tensor, *, points: Iterable | No
         model: any module returning one tensor.
         inputs: a batch ``(N, ...)``; each of the N samples gives one ratio per point.
         points: module names or modules to measure; default: the ones marked by ``wninit.roles.mark_probe``.
-        seed: seeds the Gaussian cotangent drawn at the output (the backward signal, spec §7.1).
+        seed: seeds the Gaussian cotangent drawn at the output (the backward signal, docs/method.md §7.1).
 
     Examples:
         >>> model = wninit.models.MLP(784, 256, depth=20, num_classes=10); wninit.initialize(model)

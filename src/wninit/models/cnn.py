@@ -1,4 +1,4 @@
-"""The paper's WN CNN (spec §5, ``--nn cnn``): ``depth`` x [Conv3x3 -> (WN|BN) -> ReLU], GAP, plain Linear.
+"""The paper's WN CNN (docs/method.md §5, ``--nn cnn``): ``depth`` x [Conv3x3 -> (WN|BN) -> ReLU], GAP, plain Linear.
 
 Layers 0 and 1 have stride 2, as the reference ("to reduce memory footprint").
 """

@@ -1,4 +1,4 @@
-"""One markdown section (+ its PNG) per experiment of a store: our table beside the paper's (spec §7)."""
+"""One markdown section (+ its PNG) per experiment of a store: our table beside the paper's (docs/method.md §7)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -128,7 +128,7 @@ def _hparams(experiment, runs, scale, png):
     text = md_table(["scheme", "configurations", f"trains: test >= {threshold:.3f} (ours)", "paper (test >= 0.9)",
                      "best", "worst", "configs with a diverged seed"], summary)
     text += (f"\n\n\"Trains\" = mean test accuracy >= min(0.9, 0.9 x best / 0.99) = {threshold:.3f}: the paper's 0.9 "
-             "when the best configuration reaches its 0.99, scaled down where this run's scale cannot (spec §9 claim 7).")
+             "when the best configuration reaches its 0.99, scaled down where this run's scale cannot (docs/method.md §9 claim 7).")
     # every configuration, one column per scheme: the sorted curves come from these numbers
     configs = []
     for results in curves.values():
@@ -163,7 +163,7 @@ def _survival(experiment, runs, scale, png):
     horizon = tables.HORIZON
     note = f" Paper: {ref.source}, {ref.note}." if ref else ""
     return (md_table(header, rows) + f"\n\nA run survives when it finishes min({horizon}, its epochs) epochs "
-            f"without a NaN loss (spec §7.4).{note}"), fig
+            f"without a NaN loss (docs/method.md §7.4).{note}"), fig
 
 
 def _table1(runs):
@@ -212,7 +212,7 @@ def _generic(runs):
 
 
 def figure1_table_rows(rows) -> list[list]:
-    """Figure 1 at the spec's table points: ours (mean ± std) next to [SIM] (spec §7.1)."""
+    """Figure 1 at the spec's table points: ours (mean ± std) next to [SIM] (docs/method.md §7.1)."""
     ours = {(r.panel, r.init, int(r.width), int(r.index)): (r.mean, r.std) for r in rows}
     names = {"he": "He (g=1)", "proposed-orthogonal": "Proposed (orthogonal)", "proposed-he": "Proposed (He)"}
     out = []
@@ -227,7 +227,7 @@ def figure1_table_rows(rows) -> list[list]:
 
 
 def fig1_section(rows, png) -> str:
-    lines = ["## Figure 1: norm propagation on synthetic data (spec §7.1)", ""]
+    lines = ["## Figure 1: norm propagation on synthetic data (docs/method.md §7.1)", ""]
     if png:
         lines += [f"![Figure 1]({Path(png).name})", ""]
     lines += [md_table(["net", "init", "width", "panel", "layer/block", "ours", "expected [SIM]"],

@@ -37,7 +37,7 @@ def default_workers() -> int:
 class LocalPool:
     """A pool of ``workers`` spawned processes, reused across runs.
 
-    With more than one worker each sets ``torch.set_num_threads(1)`` (issue 5: one thread per worker is
+    With more than one worker each sets ``torch.set_num_threads(1)`` (one thread per worker is
     the fastest use of the cores for small models); a single worker keeps torch's default threads.
     Spawned, not forked: forking a process whose torch already started its thread pool can hang.
     """
