@@ -25,6 +25,9 @@ RESNET_STEM_GAMMA = 2.0
 
 
 class BasicBlock(nn.Module):
+    """One basic block: ``shortcut(x) + conv2(ReLU(conv1(x)))`` (WN/plain) or its pre-activation BN form; its
+    convs declare their roles (stage, block index, the stage's block count B_k; docs/method.md §3.4)."""
+
     def __init__(self, c_in: int, c_out: int, stride: int, norm: str, wn_api: str, *, stage: int,
                  block: int, stage_blocks: int, bn_reference: bool = False):
         super().__init__()
