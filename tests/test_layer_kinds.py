@@ -305,3 +305,11 @@ def test_datadep_refuses_units_that_are_not_output_channels():
     with torch.no_grad():
         out = model(batch)
     torch.testing.assert_close(out.std((0, 2), unbiased=False), torch.ones(6), atol=1e-4, rtol=0)
+
+
+def test_a_weight_normed_module_of_an_unknown_kind_is_named_not_skipped_quietly():
+    model = nn.Sequential(wnm.weight_norm(nn.Linear(4, 4), "torch"), nn.ReLU())
+    model.append(torch.nn.utils.parametrizations.weight_norm(nn.Bilinear(4, 4, 2)))
+    with pytest.warns(UserWarning, match=r"leaves 1 weight-normed module.*2 \(ParametrizedBilinear\)"):
+        records = wninit.initialize(model, "proposed")
+    assert [r.name for r in records] == ["0"]

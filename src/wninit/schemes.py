@@ -10,6 +10,7 @@ directions are drawn for all layers first and their QRs run side by side on torc
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -189,6 +190,15 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
     return float(g_param.detach().mean()), fan_in, fan_out
 
 
+def _warn_unknown_kinds(model: nn.Module) -> None:
+    """Nothing silent: a weight-normed module of a kind wninit has no gain for is named, not skipped quietly."""
+    unknown = [f"{n or '(the model)'} ({type(m).__name__})" for n, m in model.named_modules()
+               if layer_kind(m) is None and wn_api(m) is not None]
+    if unknown:
+        warnings.warn(f"wninit leaves {len(unknown)} weight-normed module(s) of a kind it has no gain for as they are: "
+                      f"{', '.join(unknown[:8])}; it initializes Linear, Conv and ConvTranspose layers", stacklevel=3)
+
+
 def _placements(model: nn.Module, layers, scheme: str, discover: bool | None) -> dict:
     """Roles of the WN layers, for the schemes whose gains depend on them (the others need no structure)."""
     if scheme not in ROLE_SCHEMES:
@@ -262,6 +272,7 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
         return _peer_init(model, scheme, batch, generator)
     _check_scheme(scheme)
     check_direction(direction)
+    _warn_unknown_kinds(model)
     layers = [(n, m) for n, m in _layers(model) if get_role(m).kind != "head" or is_weight_normed(m)]
     wn = [(n, m) for n, m in layers if is_weight_normed(m)]
     if scheme in WN_SCHEMES:
