@@ -248,3 +248,9 @@ def test_figure1_bands_are_judged_on_the_confidence_interval_over_inputs():
     claim = judge_figure1(rows(0.845, 0.5), samples=1000)[0]
     assert claim.verdict == C.INCONCLUSIVE and "[undecided]" in claim.detail
     assert judge_figure1(rows(0.9, 0.5), samples=1000)[0].verdict == C.HOLDS
+
+
+def test_clopper_pearson_interval():
+    lo, hi = stats.clopper_pearson(13, 18)
+    assert lo == pytest.approx(0.465, abs=1e-3) and hi == pytest.approx(0.903, abs=1e-3)
+    assert stats.clopper_pearson(0, 20)[0] == 0.0 and stats.clopper_pearson(0, 0) is None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["ALPHA", "UNDECIDED", "welch_p", "mean_bound", "sign_test_p", "fisher_p", "decide", "fmt_p"]
+__all__ = ["ALPHA", "UNDECIDED", "welch_p", "mean_bound", "sign_test_p", "fisher_p", "decide", "fmt_p", "clopper_pearson"]
 
 ALPHA = 0.05
 UNDECIDED = "undecided"  # a part's outcome besides True / False / None (not run)
@@ -81,3 +81,14 @@ def fmt_p(p: float | None) -> str:
     if p is None:
         return "p n/a"
     return "p < 1e-4" if p < 1e-4 else f"p = {p:.3g}"
+
+
+def clopper_pearson(k: int, n: int) -> tuple[float, float] | None:
+    """The exact (Clopper-Pearson) 95% confidence interval of a proportion k/n; None when n = 0."""
+    if n == 0:
+        return None
+    from scipy import stats
+
+    lo = 0.0 if k == 0 else float(stats.beta.ppf(0.025, k, n - k + 1))
+    hi = 1.0 if k == n else float(stats.beta.ppf(0.975, k + 1, n - k))
+    return lo, hi
