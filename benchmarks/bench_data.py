@@ -1,9 +1,9 @@
-"""Data path speed: wninit's batched Loader vs per-sample pipelines, as the suite uses them (spec §6.1).
+"""Data path speed: wninit's batched Loader vs per-sample pipelines, as the suite uses them (docs/method.md §6.1).
 
 Side by side in one process, batch 128, on random uint8 images of the real shapes split as
 ``load_dataset`` splits real ones (uint8 ``raw`` kept beside the normalized float32 ``x``):
 
-- ``mnist``: 1x28x28, no augmentation (spec §6.1), for fig2_mlp_depth's WN MLP(784, 128, 20, 10);
+- ``mnist``: 1x28x28, no augmentation (docs/method.md §6.1), for fig2_mlp_depth's WN MLP(784, 128, 20, 10);
 - ``cifar_cf``: 3x32x32, RandomCrop(32, padding=4) + RandomHorizontalFlip, for fig2_cnn_depth's WN
   CNN(3, 128, 5, 10); ``cifar_cfc``: the same + Cutout(16), for the CNN and the MLP(3072, 128, 10, 10).
 
@@ -44,7 +44,7 @@ from common import machine, write_json  # noqa: E402
 from reference_pipeline import PilImages, TorchOpsImages, pil_transform  # noqa: E402
 
 BATCH = 128
-TARGET_SPEEDUP, TARGET_SHARE = 50.0, 0.05  # project issue 4, "Speed"
+TARGET_SPEEDUP, TARGET_SHARE = 50.0, 0.05  # the data path's speed targets
 
 
 # ---- data and timing -----------------------------------------------------------------------------

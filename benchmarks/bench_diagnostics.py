@@ -1,6 +1,6 @@
 """Signal-propagation diagnostics at scale: forward+backward ratios of a 10,000-layer WN Wide ResNet on CPU.
 
-The paper trains WN WRNs of up to 10,000 layers (spec §7.3, N = 1666, k = 1); ``wninit.diagnostics.propagation``
+The paper trains WN WRNs of up to 10,000 layers (docs/method.md §7.3, N = 1666, k = 1); ``wninit.diagnostics.propagation``
 must measure one on a laptop: target under 60 s and 8 GB on a 2-core CPU. Side by side, per depth:
 
 - ``build`` / ``init``: constructing the WN WRN and ``wninit.initialize(model, "proposed")``;
@@ -108,7 +108,7 @@ def table(result: dict) -> str:
              f"{m['threads']} torch threads, {m['cpu_count']} CPUs, load average {m['load_average']:.1f}",
              f"target for the 10,000-layer net: diagnostics < {TARGET_S:.0f} s and peak < {TARGET_GB:.0f} GB; "
              "stage factors: per-position forward ratio at the end of stage 1 and of stages 2, 3 over their start "
-             "(spec §3.4: sqrt(2)..sqrt(e) = 1.41..1.65)"]
+             "(docs/method.md §3.4: sqrt(2)..sqrt(e) = 1.41..1.65)"]
     return "\n".join(["bench_diagnostics: propagation() on deep WN Wide ResNets", fmt(head),
                       "  ".join("-" * w for w in widths), *map(fmt, lines), *notes])
 

@@ -8,7 +8,7 @@ FLOP counted: ``2*B*in*out`` per Linear forward and the same for each of its two
 (``6*B*in*out``), except the first layer, whose input needs no gradient (``4*B*in*out``); the
 elementwise ops, the loss and the optimizer count zero, so they show up as lost throughput.
 
-Where the fraction is below 80% (issue 7's target), the benchmark says where the time goes:
+Where the fraction is below 80% (the target), the benchmark says where the time goes:
 the variant "gemms alone" times the step's own matmul shapes alone (how fast MKL is at batch 128:
 the ceiling for this step), and ``breakdown`` groups a torch.profiler trace of the step by kind of op.
 Run: ``python benchmarks/bench_flops.py [--quick] [--out DIR]``.

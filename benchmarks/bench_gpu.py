@@ -1,4 +1,4 @@
-"""The GPU path (issue 7): WN vs BN steps per second on WRN-40-10, WN's cost on the MLPs, FLOP/s, init.
+"""The GPU path: WN vs BN steps per second on WRN-40-10, WN's cost on the MLPs, FLOP/s, init.
 
 On a CUDA device (``--device cuda``, the default when one is present), batch 128, every variant
 interleaved in rounds (benchmarks/common.py), each sample the mean of ``STEPS`` steps timed between
@@ -9,7 +9,7 @@ interleaved in rounds (benchmarks/common.py), each sample the mean of ``STEPS`` 
    parametrization, and BN (He init), each in fp32 (TF32 off, PyTorch's default for matmuls) and bf16
    autocast, NCHW and channels_last. Steps per second, and WN/BN.
 2. ``mlp``: the issue's MLPs (width 128/512, depth 10/50/200, input 784): plain vs torch's
-   parametrization vs wninit, fp32; the wn/plain ratio (issue 7's 1.10x target is set on the CPU).
+   parametrization vs wninit, fp32; the wn/plain ratio .
 3. ``flops``: the MLP 512 x 10 step's matmul FLOP/s against a 8192 x 8192 fp32 matmul measured in the same
    run, at batch 128 (launch-bound on a GPU) and 8192.
 4. ``init``: ``initialize`` vs ``torch.nn.init.orthogonal_`` on WRN-40-10 and WRN-1000-1 held on the GPU

@@ -2,7 +2,7 @@
 
 The same runs, on the same machine, one variant after the other in one invocation:
 
-- ``reference``: what running the official code over a grid costs (spec §6.1). One new Python process per
+- ``reference``: what running the official code over a grid costs (docs/method.md §6.1). One new Python process per
   run (interpreter + imports + data set-up each time), two at a time with one torch thread each (the same
   use of the 2 cores as the sweep); a per-sample ``Dataset`` (PIL image -> ToTensor -> Normalize for every
   sample) behind a ``DataLoader`` with ``num_workers=0``; the legacy ``torch.nn.utils.weight_norm``; an
@@ -35,7 +35,7 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "experiments" / "fig2_mlp_depth.toml"
 WORKERS = 2
-TARGET = 5.0  # runs per hour against the reference's (issue 5; the goal is 10x)
+TARGET = 5.0  # runs per hour against the reference's (the goal is 10x)
 PHASES = ("interpreter", "imports", "data_setup", "data_pipeline", "compute", "evaluation", "checkpoint")
 
 
@@ -220,7 +220,7 @@ def run(quick: bool = False, passes: int = 2) -> dict:
         v["speedup_vs_reference"] = v["runs_per_hour"] / ref
     result["machine"]["load_average_end"] = round(os.getloadavg()[0], 2)
     best = max(v["speedup_vs_reference"] for v in result["variants"].values())
-    result["check_speedup_at_least_5x"] = best >= TARGET  # issue 5's target (its goal: 10x)
+    result["check_speedup_at_least_5x"] = best >= TARGET  # the target (its goal: 10x)
     return result
 
 
@@ -240,7 +240,7 @@ def table(result: dict) -> str:
         parts = ", ".join(f"{k} {s:.1f} s ({100 * max(s, 0.0) / total:.0f}%)" for k, s in v["phases_s"].items())
         out += f"\n{name}: {parts}"
     best = max(result["variants"].items(), key=lambda kv: kv[1]["speedup_vs_reference"])
-    out += (f"\ntarget >= {TARGET:g}x the reference (issue 5): {'met' if result['check_speedup_at_least_5x'] else 'NOT met'}"
+    out += (f"\ntarget >= {TARGET:g}x the reference: {'met' if result['check_speedup_at_least_5x'] else 'NOT met'}"
             f" (best: {best[0]}, {best[1]['speedup_vs_reference']:.2f}x)")
     return out
 

@@ -12,7 +12,7 @@ Three tables, every variant interleaved in one process (benchmarks/common.py):
    kernel per parameter instead of torch's CPU default, a Python loop of update ops over parameters;
    ``foreach=True`` was tried too and measured no faster here). fit keeps the default: fused SGD rounds
    differently, which would break the bitwise equality of batched (sweep/ensemble.py) and standalone runs.
-   Target (issue 7): wninit <= 1.10x plain at every MLP size, and faster than torch wherever torch > 1.10x.
+   Target: wninit <= 1.10x plain at every MLP size, and faster than torch wherever torch > 1.10x.
 2. ``implementations``: forward+backward of one hidden layer per shape, for the ways to compute WN that
    were tried: ``wninit`` (the shipped fast path: ATen's fused kernel, ``weightnorm._wn_weight``),
    ``function`` (custom autograd.Function with the analytic gradient), ``outscale``
@@ -58,7 +58,7 @@ def _build(kind: str, size, variant: str) -> tuple[nn.Module, torch.Tensor]:
 
 def _stepper(model: nn.Module, x: torch.Tensor, fused: bool | None = None, compiled: bool = False):
     y = torch.randint(0, 10, (x.shape[0],), generator=torch.Generator().manual_seed(1))
-    # spec §6.1's CIFAR optimizer as train/fit.py builds it; fused=None is torch's default: a loop over
+    # docs/method.md §6.1's CIFAR optimizer as train/fit.py builds it; fused=None is torch's default: a loop over
     # parameters on CPU (WN's third parameter per layer pays for it), multi-tensor ops on CUDA.
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4, fused=fused)
     forward = torch.compile(model) if compiled else model
@@ -116,7 +116,7 @@ _KERNELS = ("aten::_weight_norm_interface", "aten::_weight_norm_interface_backwa
 
 
 def _kernels_in_step(size, threads: int, layer_steps: int = 300) -> dict:
-    """How much of a training step of the wninit MLP is WN's own arithmetic (issue 7): its two kernels'
+    """How much of a training step of the wninit MLP is WN's own arithmetic: its two kernels'
     self time per step, taken by the profiler inside real steps, against the wninit step and against the
     plain step (both timed without the profiler, interleaved). ``floor`` = 1 + kernels / plain step: the
     wn/plain ratio these kernels allow if every other cost of WN (its ops' dispatch, autograd nodes, g's

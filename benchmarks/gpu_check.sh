@@ -1,5 +1,5 @@
 #!/bin/bash
-# The GPU checks of issue 7 as one call of a lent GPU machine (about 4 minutes on an H200; no install:
+# The GPU checks as one call of a lent GPU machine (about 4 minutes on an H200; no install:
 # the machine's python3 holds torch). From the repository root: `bash benchmarks/gpu_check.sh`; results
 # go to $OUT (or ./gpu-out). 1. bench_gpu.py: WRN-40-10 WN vs BN steps/s (fp32/bf16, NCHW/channels_last),
 # the MLPs, FLOP/s, init. 2. the same WRN-40-10 comparison under torch.compile. 3. a sweep of 4 small

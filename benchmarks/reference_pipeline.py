@@ -1,4 +1,4 @@
-"""The reference's per-sample data pipeline, written out (spec §6.1), for benchmarks/bench_data.py.
+"""The reference's per-sample data pipeline, written out (docs/method.md §6.1), for benchmarks/bench_data.py.
 
 torchvision is not a dependency (its wheels do not work next to the CPU torch wheel), so its transforms
 are written out with PIL and numpy: the same operations in the same order. ``TorchOpsImages`` is the
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps  # Pillow: matplotlib's dependency, so the suite's
 
-# ---- the reference's per-sample pipeline, written out (torchvision's transforms, spec §6.1) --------
+# ---- the reference's per-sample pipeline, written out (torchvision's transforms, docs/method.md §6.1) --------
 # NOTE: torchvision's functionals also log API usage and check types on every call; left out here, so
 # this pipeline is if anything faster than the reference's and the speed-ups below are lower bounds.
 
@@ -112,7 +112,7 @@ class TorchOpsImages(torch.utils.data.Dataset):  # the same transforms with torc
     def __len__(self):
         return len(self.labels)
 
-    def __getitem__(self, i):  # spec §6.1's order: RandomCrop, RandomHorizontalFlip, ToTensor, Normalize, Cutout
+    def __getitem__(self, i):  # docs/method.md §6.1's order: RandomCrop, RandomHorizontalFlip, ToTensor, Normalize, Cutout
         img, p = self.images[i], 4
         _, h, w = img.shape
         if self.augment:

@@ -1,4 +1,4 @@
-"""Shared settings of the fuzz tests (issue 8): case count, hypothesis settings, the per-target report."""
+"""Shared settings of the fuzz tests: case count, hypothesis settings, the per-target report."""
 import re
 
 from hypothesis import HealthCheck, settings

@@ -1,4 +1,4 @@
-"""The accelerator options of a run (train/accel.py, issue 7): bf16 autocast, channels_last, torch.compile.
+"""The accelerator options of a run (train/accel.py): bf16 autocast, channels_last, torch.compile.
 
 CI has no GPU, so these run on the CPU, where all three work too: what is checked is the wiring (the
 option reaches the forward pass, the run id treats it as designed, checkpoints stay eager) and that the
@@ -96,7 +96,7 @@ def test_cli_takes_the_options(tmp_path, capsys):
 def test_compile_traces_each_suite_model_as_one_graph(api):
     # A graph break inside the WN layers' forward (the twice_differentiable flag was a ContextVar read)
     # made torch.compile compile every layer shape apart until its recompile limit sent the rest to eager:
-    # seen on an H200 with `wninit train --compile` (issue 7). One graph, no break, for every model.
+    # seen on an H200 with `wninit train --compile`. One graph, no break, for every model.
     import wninit
     from wninit.models import CNN, MLP, ResNet, WideResNet
 

@@ -1,4 +1,4 @@
-"""``wninit bench`` (issue 7): it finds the checkout's benchmarks, runs the chosen ones, keeps going past a
+"""``wninit bench``: it finds the checkout's benchmarks, runs the chosen ones, keeps going past a
 broken one, writes one JSON, and refuses an unknown name in one sentence. No real benchmark is timed here
 (timings are never tested); the real files are only loaded, and bench_wn's target check is fed made-up rows."""
 import json

@@ -10,7 +10,7 @@ from wninit.train.config import EXECUTION_FIELDS, RunConfig
 
 def test_defaults_are_the_reference_optimizer_defaults():
     cfg = RunConfig()
-    # spec §6.1: lr 0.01, momentum 0, weight decay 0 on all params, batch 128, 200 epochs, seed 1, val 10%
+    # docs/method.md §6.1: lr 0.01, momentum 0, weight decay 0 on all params, batch 128, 200 epochs, seed 1, val 10%
     assert (cfg.lr, cfg.momentum, cfg.weight_decay, cfg.wd_exempt_gain_bias) == (0.01, 0.0, 0.0, False)
     assert (cfg.batch_size, cfg.epochs, cfg.seed, cfg.val_fraction, cfg.schedule) == (128, 200, 1, 0.1, 0)
     assert (cfg.dataset, cfg.arch, cfg.depth, cfg.width, cfg.scheme) == ("mnist5k", "mlp", 20, 128, "proposed")
@@ -31,7 +31,7 @@ def test_run_id_ignores_execution_fields_and_resolves_auto_fields():
     for name, value in {"device": "auto", "threads": 4, "data_root": "/data", "download": True}.items():
         assert cfg.replace(**{name: value}).run_id == cfg.run_id
     assert set(EXECUTION_FIELDS) <= set(cfg.to_dict()) and not set(EXECUTION_FIELDS) & set(cfg.result_fields())
-    # crop/flip None means "the dataset's default": on for CIFAR (spec §6.1), off for MNIST
+    # crop/flip None means "the dataset's default": on for CIFAR (docs/method.md §6.1), off for MNIST
     assert cfg.resolved().crop is True and cfg.resolved().flip is True
     assert cfg.replace(crop=True, flip=True).run_id == cfg.run_id
     assert cfg.replace(flip=False).run_id != cfg.run_id

@@ -1,5 +1,5 @@
 """wninit.data.sources: the standard files (written here, tiny, in their real formats), the embedded
-datasets, the seeded validation split and the errors for missing or damaged data (spec §6.1)."""
+datasets, the seeded validation split and the errors for missing or damaged data (docs/method.md §6.1)."""
 import gzip
 import io
 import os
@@ -99,7 +99,7 @@ def test_mnist_reads_idx_files_and_normalizes_as_the_reference(tmp_path, monkeyp
     assert ds.in_shape == (1, 28, 28) and ds.num_classes == 10 and not ds.augment
     train_idx, val_idx = val_split_indices(30, 0.1, 3)
     raw = torch.from_numpy(arrays["train-images-idx3-ubyte"]).float()[:, None]
-    # spec §6.1: ToTensor then Normalize((0.5,), (1.0,)) is x/255 - 0.5
+    # docs/method.md §6.1: ToTensor then Normalize((0.5,), (1.0,)) is x/255 - 0.5
     torch.testing.assert_close(ds.val.x, raw[val_idx] / 255 - 0.5, rtol=0, atol=1e-7)
     assert torch.equal(ds.train.y, torch.from_numpy(arrays["train-labels-idx1-ubyte"]).long()[train_idx])
     assert ds.test.x.dtype == torch.float32 and ds.test.y.dtype == torch.int64
@@ -191,7 +191,7 @@ def test_cifar10_reads_pickles_and_the_archive(tmp_path, monkeypatch, bytes_keys
     for c in range(3):  # a CIFAR row is 1024 red, then 1024 green, then 1024 blue values, row-major
         expect = (data[:, c * 1024:(c + 1) * 1024].reshape(-1, 32, 32) / 255 - mean[c]) / std[c]
         torch.testing.assert_close(ds.test.x[:, c], torch.from_numpy(expect), rtol=0, atol=1e-5)
-    # the crop pads with a black pixel, normalized (spec §6.1: pad before Normalize)
+    # the crop pads with a black pixel, normalized (docs/method.md §6.1: pad before Normalize)
     torch.testing.assert_close(ds.train.pad_value, -torch.tensor(mean) / torch.tensor(std))
     make_archive(tmp_path, "cifar10", monkeypatch)
     from_archive = load_dataset("cifar10", root=str(tmp_path), val_fraction=0.25, seed=1)

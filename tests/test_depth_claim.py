@@ -1,4 +1,4 @@
-"""The paper's depth claim at CPU scale (spec §7.2, §9 claim 5): on real MNIST digits, a deep WN MLP trains
+"""The paper's depth claim at CPU scale (docs/method.md §7.2, §9 claim 5): on real MNIST digits, a deep WN MLP trains
 with the proposed init and not with PyTorch's default WN init.
 
 Setting (stated, not tuned per depth): the embedded real MNIST (mnist5k: 3,600 train / 400 validation /

@@ -210,7 +210,7 @@ def test_initialize_and_training_go_through_the_fast_layer():
     assert all(type(m) is wnm.WNLinear for _, m in wnm.weight_normed_layers(model))
     wninit.initialize(model, "proposed", generator=torch.Generator().manual_seed(0))
     first = model.features[1]
-    torch.testing.assert_close(first.g, torch.full((16,), (2 * 12 / 16) ** 0.5))  # spec §3.5: gamma = 2
+    torch.testing.assert_close(first.g, torch.full((16,), (2 * 12 / 16) ** 0.5))  # docs/method.md §3.5: gamma = 2
     torch.testing.assert_close(first.weight.norm(dim=1), first.g.detach())
     x, y = torch.randn(32, 12), torch.randint(0, 4, (32,))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

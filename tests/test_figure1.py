@@ -1,4 +1,4 @@
-"""The paper's Figure 1 (spec §7.1, §9 items 1-3): `wninit figure1` writes the PNG and the CSV, and its
+"""The paper's Figure 1 (docs/method.md §7.1, §9 items 1-3): `wninit figure1` writes the PNG and the CSV, and its
 curves agree with the expected ones."""
 import csv
 import math
@@ -35,7 +35,7 @@ def test_cli_writes_png_and_csv_whose_curves_agree_with_the_paper(tmp_path):
     assert header == ["panel", "init", "width", "index", "mean", "std"]
     png = (tmp_path / "figure1.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
-    # spec §7.1 indices: ff forward 1..20, backward 2..19; resnet forward 1..40, backward 2..39
+    # docs/method.md §7.1 indices: ff forward 1..20, backward 2..19; resnet forward 1..40, backward 2..39
     for panel, indices in (("ff_forward", range(1, 21)), ("ff_backward", range(2, 20)),
                            ("resnet_forward", range(1, 41)), ("resnet_backward", range(2, 40))):
         for init in INITS:
@@ -47,7 +47,7 @@ def test_cli_writes_png_and_csv_whose_curves_agree_with_the_paper(tmp_path):
 
 
 def _check_resnet_curves(rows):
-    """spec §9 item 3: proposed -> (1+1/40)^20 = 1.639 at b = 40 (±0.1, both widths), monotone; He (g=1) explodes
+    """docs/method.md §9 item 3: proposed -> (1+1/40)^20 = 1.639 at b = 40 (±0.1, both widths), monotone; He (g=1) explodes
     as 1.5^(b/2), past 4 between b = 7 and 8.
 
     At b = 7 the theory gives 1.5^3.5 = 4.13 for the mean square; the mean norm is a little lower (~4.05 over the
@@ -67,7 +67,7 @@ def _check_resnet_curves(rows):
 
 
 def _check_feedforward_he_g1_vanishes(rows):
-    """spec §9 items 1-2: He (g=1) loses x0.707 per layer: below 0.05 by layer 10, backward <= 0.01 at i <= 5."""
+    """docs/method.md §9 items 1-2: He (g=1) loses x0.707 per layer: below 0.05 by layer 10, backward <= 0.01 at i <= 5."""
     for width in (200, 1000):
         fwd = _curve(rows, "ff_forward", "He (g=1)", width)
         bwd = _curve(rows, "ff_backward", "He (g=1)", width)
@@ -78,7 +78,7 @@ def _check_feedforward_he_g1_vanishes(rows):
 
 
 def test_feedforward_proposed_stays_near_one_at_width_1000():
-    """spec §9 items 1-2: proposed, width ~1000: mean ratio in [0.85, 1.15] at every layer, forward and backward.
+    """docs/method.md §9 items 1-2: proposed, width ~1000: mean ratio in [0.85, 1.15] at every layer, forward and backward.
 
     The claim is about the expected curve. One network's curve is a random walk over the layers (each layer's
     factor, shared by all samples, fluctuates by ~2% at width 1000), and stays inside the band for about 2 draws
@@ -99,7 +99,7 @@ def _ratios(grads, top):
 
 
 def test_backward_passes_equal_autograd():
-    """The hand-written backward passes (with the correct ReLU mask, spec §3.6 item 13) are the true gradients."""
+    """The hand-written backward passes (with the correct ReLU mask, docs/method.md §3.6 item 13) are the true gradients."""
     n, m0, depth, samples = 12, 30, 6, 9
     x = torch.randn(samples, n, dtype=torch.float64)
     for init in INITS:

@@ -1,4 +1,4 @@
-"""fit: deterministic, exactly resumable, divergence as a result, files written atomically (spec §6.1)."""
+"""fit: deterministic, exactly resumable, divergence as a result, files written atomically (docs/method.md §6.1)."""
 import csv
 import importlib
 import json
@@ -59,7 +59,7 @@ def test_out_dir_files(tmp_path):
     result = fit(SMALL.replace(epochs=2), out_dir=tmp_path)
     with open(tmp_path / "epochs.csv") as f:
         rows = list(csv.reader(f))
-    assert tuple(rows[0]) == CSV_COLUMNS  # spec §6.1: the reference's columns
+    assert tuple(rows[0]) == CSV_COLUMNS  # docs/method.md §6.1: the reference's columns
     assert [int(r[0]) for r in rows[1:]] == [0, 1]
     assert [float(r[1]) for r in rows[1:]] == [e["train_loss"] for e in result.epochs]
     stored = json.loads((tmp_path / "result.json").read_text())
@@ -166,7 +166,7 @@ def test_hessian_task_records_the_log_spectral_norm(monkeypatch, tmp_path):
     monkeypatch.setattr(hessian_module, "hessian_spectral_norm", fake)
     cfg = SMALL.replace(task="hessian", hessian_iters=3, hessian_batches=0.1)
     result = fit(cfg, out_dir=tmp_path)
-    # 29 batches per epoch -> floor(0.1 * 29) = 2, the reference's 10% rule (spec §7.6)
+    # 29 batches per epoch -> floor(0.1 * 29) = 2, the reference's 10% rule (docs/method.md §7.6)
     assert calls == {"n": 2, "iters": 3, "seed": SMALL.seed, "training": True, "shape": (128, 1, 28, 28)}
     assert result.status == "completed" and result.log_hessian_norm == math.log(7.5)
     assert json.loads((tmp_path / "result.json").read_text())["log_hessian_norm"] == math.log(7.5)

@@ -1,4 +1,4 @@
-"""Fuzzing (issue 8, "Config and CLI fuzzing"): hypothesis generates >= 1,000 cases per target.
+"""Fuzzing ("Config and CLI fuzzing"): hypothesis generates >= 1,000 cases per target.
 
 - RunConfig: every field with values of the right and wrong types and ranges, and the cross-field rules;
   an invalid config raises one line of UserError naming the field, a valid one round-trips through JSON

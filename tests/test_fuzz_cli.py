@@ -1,4 +1,4 @@
-"""Fuzzing of the CLI (issue 8): bad ``train`` arguments and bad paths give exit 2 and one line, no traceback;
+"""Fuzzing of the CLI: bad ``train`` arguments and bad paths give exit 2 and one line, no traceback;
 no case trains (``fit`` is replaced by a tripwire). Split from test_fuzz.py."""
 import contextlib
 import importlib

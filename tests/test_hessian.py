@@ -1,4 +1,4 @@
-"""hessian_spectral_norm against a dense Hessian, and the paper's Table 2 ordering at CPU scale (spec §7.6, §9 item 11)."""
+"""hessian_spectral_norm against a dense Hessian, and the paper's Table 2 ordering at CPU scale (docs/method.md §7.6, §9 item 11)."""
 import math
 
 import pytest
@@ -61,7 +61,7 @@ def test_more_iterations_never_lower_the_estimate():
 
 
 def test_table2_proposed_has_the_lowest_curvature():
-    """spec §9 item 11, at CPU scale: WN WRN-16-1 on real MNIST (mnist5k), ln ||H||_2 at init over 3 seeds.
+    """docs/method.md §9 item 11, at CPU scale: WN WRN-16-1 on real MNIST (mnist5k), ln ||H||_2 at init over 3 seeds.
 
     WRN-16-1 (2 blocks per stage) is the smallest WRN where it holds: at WRN-10-1 (1 block per stage)
     stage-wise Hanin's branch scale 0.9 (gain^2 0.81) is below the proposed 1/B_k = 1, and Hanin is lowest.

@@ -1,5 +1,5 @@
 """wninit.data.loader: batching, determinism, and the batched augmentation measured against the
-definitions of RandomCrop(padding), RandomHorizontalFlip and Cutout (spec §6.1)."""
+definitions of RandomCrop(padding), RandomHorizontalFlip and Cutout (docs/method.md §6.1)."""
 import pytest
 import torch
 

@@ -36,7 +36,7 @@ def test_roles_are_declared_by_the_models():
 
 
 def test_ten_thousand_layer_wrn_builds_and_initializes_on_cpu():
-    """spec §7.3: WRN of 10,000 layers, N = 1666, k = 1; the README quotes the time printed here."""
+    """docs/method.md §7.3: WRN of 10,000 layers, N = 1666, k = 1; the README quotes the time printed here."""
     start = time.perf_counter()
     model = WideResNet(10000, 1, 10)
     built = time.perf_counter()

@@ -64,7 +64,7 @@ def test_shared_module_gives_one_row_per_call(tmp_path):
 
 
 def test_mlp_proposed_keeps_forward_ratio_near_one():
-    """spec §3.1: each hidden layer preserves ||h||, so ||h_i||/||x|| stays ~1 over 20 layers (width 512)."""
+    """docs/method.md §3.1: each hidden layer preserves ||h||, so ||h_i||/||x|| stays ~1 over 20 layers (width 512)."""
     model = MLP(784, 512, 20, 10)
     wninit.initialize(model, "proposed", generator=torch.Generator().manual_seed(0))
     table = propagation(model, torch.randn(32, 1, 28, 28, generator=torch.Generator().manual_seed(1)))
@@ -79,8 +79,8 @@ def _stage_factors(model: WideResNet, x: torch.Tensor):
 
     The start of stage 1 is the stem's output, of stage k the end of stage k-1. Per position (norm over
     channels / sqrt(H*W)): the proposed gains preserve the channel norm at each kept position, so this
-    undoes the stride-2 loss of 3/4 of the positions (spec §3.4). Backward, the width-doubling stages
-    also carry the forward gain's known backward factor sqrt(C_in/C_out) (spec §3.3), undone here.
+    undoes the stride-2 loss of 3/4 of the positions (docs/method.md §3.4). Backward, the width-doubling stages
+    also carry the forward gain's known backward factor sqrt(C_in/C_out) (docs/method.md §3.3), undone here.
     """
     names = ["stem"] + [n for n, _ in probe_points(model)]
     table = propagation(model, x, points=names)
@@ -103,7 +103,7 @@ def _wrn(depth, scheme, seed, dtype=torch.float32):
 
 @pytest.mark.parametrize("depth,seeds", [(100, (0, 1, 2)), (1000, (0,))])
 def test_wrn_proposed_stays_within_the_per_stage_bound(depth, seeds):
-    """spec §3.4: with the proposed init each stage multiplies the norm by c in [sqrt(2), sqrt(e)], forward and
+    """docs/method.md §3.4: with the proposed init each stage multiplies the norm by c in [sqrt(2), sqrt(e)], forward and
     backward, at any depth (B = 16 and 166 blocks per stage)."""
     for seed in seeds:
         x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(100 + seed))
@@ -117,7 +117,7 @@ def test_wrn_proposed_stays_within_the_per_stage_bound(depth, seeds):
 
 
 def test_wrn_pytorch_default_grows_without_bound():
-    """spec §3.4: with g = ||v|| (pytorch-default, orthogonal v) each block adds ||h||^2/2, a factor 1.5^(B/2)
+    """docs/method.md §3.4: with g = ||v|| (pytorch-default, orthogonal v) each block adds ||h||^2/2, a factor 1.5^(B/2)
     per stage: ~26 for B = 16, ~4e14 for B = 166. Run in float64: at depth 1000 float32 overflows."""
     x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(100), dtype=torch.float64)
     first_stage = {}
@@ -132,7 +132,7 @@ def test_wrn_pytorch_default_grows_without_bound():
 
 
 def test_no_measuring_points_is_a_user_error():
-    with pytest.raises(UserError, match="marks no measuring points"):
+    with pytest.raises(UserError, match="found no weight-normed layer or residual sum"):
         propagation(nn.Sequential(nn.Linear(3, 3)), torch.randn(2, 3))
     with pytest.raises(UserError, match="no module named 'nope'"):
         propagation(nn.Sequential(nn.Linear(3, 3)), torch.randn(2, 3), points=["nope"])
@@ -161,3 +161,48 @@ def test_diagnose_cli_prints_the_table_and_saves_csv_and_png(tmp_path, capsys):
     assert (tmp_path / "propagation.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["diagnose", "--arch", "wrn", "--depth", "15"]) == 2
     assert "6N+4" in capsys.readouterr().err
+
+
+class _Untraceable(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = wninit.weight_norm(nn.Linear(3, 3))
+
+    def forward(self, x):
+        return self.layer(x) if x.sum() > 0 else x  # data-dependent control flow: torch.fx cannot trace it
+
+
+def test_untraceable_unmarked_model_is_a_user_error():
+    with pytest.raises(UserError, match="torch.fx cannot trace it"):
+        propagation(_Untraceable(), torch.randn(2, 3))
+
+
+def test_discovered_points_follow_a_tuple_returning_block_and_token_axis():
+    """No marking: the points come from discovery; a block returning (stream, extra) is followed along the stream,
+    and Linear activations of shape (N, tokens, D) are normed per token (channel axis -1)."""
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = wninit.weight_norm(nn.Linear(32, 32)), wninit.weight_norm(nn.Linear(32, 32))
+
+        def forward(self, x):
+            return x + self.fc2(torch.relu(self.fc1(x))), x.mean()
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList(Block() for _ in range(4))
+
+        def forward(self, x):
+            for b in self.blocks:
+                x, _ = b(x)
+            return x
+
+    model = Net()
+    wninit.initialize(model)
+    table = propagation(model, torch.randn(8, 5, 32))
+    assert table.column("name") == ["s1.in", "s1.b1", "s1.b2", "s1.b3", "s1.b4"]
+    assert all(shape == "5x32" for shape in table.column("shape"))
+    # per token: 5 positions of 32 features; the stage's norm ratio is sqrt((1+1/4)^4) = 1.5625 by the theory
+    ratio = table.rows[-1].forward_position_mean / table.rows[0].forward_position_mean
+    assert ratio == pytest.approx(1.5625, rel=0.15)

@@ -1,6 +1,6 @@
 """wninit report: a small REAL store (tiny fits on the real 8x8 digits, Hessian runs, a diverged, a failed and
 a pending run) renders every figure as a sane PNG, its tables hold the stored numbers (recomputed here
-from store.runs()), failures are counted, bad input is one sentence and exit 2 (issue 6)."""
+from store.runs()), failures are counted, bad input is one sentence and exit 2."""
 import math
 import os
 import re
@@ -173,7 +173,7 @@ def test_failures_are_counted_and_claims_rendered(report):
 
 
 def _theory_rows(forward_gain=1.0):
-    """Figure 1 rows on the spec §7.1 theory lines: the judge must say holds, and not on a bad curve."""
+    """Figure 1 rows on the docs/method.md §7.1 theory lines: the judge must say holds, and not on a bad curve."""
     from wninit.diagnostics.synthetic import Figure1Row
 
     rows = []

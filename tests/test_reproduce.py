@@ -1,6 +1,6 @@
 """wninit reproduce end to end on a tiny stand-in spec (the real quick profiles take minutes: README): Figure 1,
 the sweep through the process pool into DIR/store.db, the report and the claims table; a rerun continues
-without training again; bad input is one sentence and exit 2 (issue 6)."""
+without training again; bad input is one sentence and exit 2."""
 import functools
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""Reproducibility (issue 8): same config, same machine -> bitwise-identical metrics on CPU, for each kind
+"""Reproducibility: same config, same machine -> bitwise-identical metrics on CPU, for each kind
 of network (test_fit.py shows it for the MLP on mnist5k); every stored run records the wninit version,
 torch version, device and seed; ``wninit rerun RUN_ID`` reproduces a completed and a diverged run and
 says identical."""

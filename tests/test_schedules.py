@@ -1,4 +1,4 @@
-"""The reference schedules 0-5 and the quadratic warmup, value by value (spec §6.1)."""
+"""The reference schedules 0-5 and the quadratic warmup, value by value (docs/method.md §6.1)."""
 import math
 
 import pytest
@@ -8,7 +8,7 @@ from wninit.train.schedules import epoch_lrs, lr_at, scheduled_lr, warmup_alpha
 
 
 def _reference_piecewise(points, outside, t):
-    # spec §6.1, PiecewiseSchedule with choose-left interpolation: the value at the left end of the piece.
+    # docs/method.md §6.1, PiecewiseSchedule with choose-left interpolation: the value at the left end of the piece.
     for i in range(len(points) - 1):
         if points[i][0] <= t < points[i + 1][0]:
             return points[i][1]

@@ -14,14 +14,22 @@ def _by_name(records):
 
 
 def test_reference_code_test_linear_20_to_60():
-    model = nn.Sequential(weight_norm(nn.Linear(20, 60)))
+    model = nn.Sequential(weight_norm(nn.Linear(20, 60)), nn.ReLU())  # the reference's test layer feeds a ReLU
     (rec,) = wninit.initialize(model, "proposed")
     assert gain(model[0]).mean().item() == pytest.approx(math.sqrt(2 * 20 / 60), rel=1e-6)
-    assert rec.role == "hidden" and rec.gamma == 2.0
+    assert rec.role == "hidden" and rec.gamma == 2.0 and rec.source == "discovered"
+
+
+def test_a_layer_nothing_follows_keeps_its_input_norm():
+    """Discovered, not defaulted: with no activation after it, a WN layer gets gamma 1 (docs/method.md §3.7)."""
+    model = nn.Sequential(weight_norm(nn.Linear(20, 60)))
+    (rec,) = wninit.initialize(model, "proposed")
+    assert gain(model[0]).mean().item() == pytest.approx(math.sqrt(20 / 60), rel=1e-6)
+    assert (rec.role, rec.gamma, rec.source, rec.rule) == ("stem", 1.0, "discovered", "nothing follows")
 
 
 def test_wrn_40_10_gain_table_of_the_spec():
-    """spec §3.5 'Worked gains for WRN-40-10' (k = 10, N = 6), exactly."""
+    """docs/method.md §3.5 'Worked gains for WRN-40-10' (k = 10, N = 6), exactly."""
     model = WideResNet(40, 10, 10)
     recs = _by_name(wninit.initialize(model, "proposed", direction="gaussian"))  # g does not depend on v
     expected = {
@@ -70,7 +78,7 @@ def test_every_gain_is_the_role_formula_and_biases_are_zero(model_fn, scheme):
             # the ResNet stem declares the reference ResNet class's gamma 2; WRN, MLP and CNN keep the table's
             stem = 2.0 if isinstance(model, ResNet) else 1.0
             assert gamma == {"stem": stem, "hidden": 2.0, "block_in": 2.0, "shortcut": 1.0}[role.kind]
-    assert torch.equal(model.head.weight, head_before)  # spec §3.5a: PyTorch default, not re-initialized
+    assert torch.equal(model.head.weight, head_before)  # docs/method.md §3.5a: PyTorch default, not re-initialized
 
 
 def test_resnet_stem_declares_the_reference_gamma_and_stem_gamma_overrides_it():
@@ -174,9 +182,9 @@ def _forward_ratios(model: MLP, x: torch.Tensor) -> list[float]:
 
 
 def test_proposed_preserves_the_forward_norm_and_g1_vanishes():
-    """spec §9.1: width 1000, depth 20, gaussian inputs; proposed in [0.85, 1.15] at every layer,
+    """docs/method.md §9.1: width 1000, depth 20, gaussian inputs; proposed in [0.85, 1.15] at every layer,
     g = 1 (the notebook's 'He (g=1)') below 0.05 by layer 10. Seeded; the ratio's std at width 1000 is
-    ~0.06 by layer 20 (spec §7.1 table), so the band is several standard errors of the 256-sample mean."""
+    ~0.06 by layer 20 (docs/method.md §7.1 table), so the band is several standard errors of the 256-sample mean."""
     torch.manual_seed(0)
     model, x = MLP(1000, 1000, 20, 10), torch.randn(256, 1000)
     wninit.initialize(model, "proposed", generator=torch.Generator().manual_seed(0))
@@ -186,12 +194,12 @@ def test_proposed_preserves_the_forward_norm_and_g1_vanishes():
         wninit.set_gain_(layer, 1.0)
     he_g1 = _forward_ratios(model, x)
     assert he_g1[9] < 0.05 and he_g1[19] < 1e-3, he_g1
-    # x 1/sqrt(2) per layer (spec §3.1): the per-layer factor, geometric mean over 20 layers, within 2%
+    # x 1/sqrt(2) per layer (docs/method.md §3.1): the per-layer factor, geometric mean over 20 layers, within 2%
     assert he_g1[19] ** (1 / 20) == pytest.approx(0.5 ** 0.5, rel=0.02)
 
 
 def test_proposed_resnet_stage_grows_as_theory():
-    """spec §3.4: within a stage of B blocks, E||h_b||^2 = (1 + 1/B)^b ||x||^2; the norm within 10%."""
+    """docs/method.md §3.4: within a stage of B blocks, E||h_b||^2 = (1 + 1/B)^b ||x||^2; the norm within 10%."""
     torch.manual_seed(0)
     blocks = 10
     stage = nn.Sequential(*[wninit.models.BasicBlock(128, 128, 1, "wn", "wninit", stage=1, block=b + 1,
@@ -211,7 +219,7 @@ def test_plain_schemes_for_bn_and_plain_nets():
     model = ResNet(8, 10, norm="bn")
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
-            nn.init.uniform_(m.weight)  # torch 1.1.0's U(0,1) (spec §4), to be reset to 1
+            nn.init.uniform_(m.weight)  # torch 1.1.0's U(0,1) (docs/method.md §4), to be reset to 1
     recs = wninit.initialize(model, "orthogonal")
     assert recs and all(r.gamma is None for r in recs)
     w = model.stem.weight.flatten(1)

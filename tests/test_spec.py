@@ -1,5 +1,5 @@
 """Experiment specs: every spec of experiments/ expands at both profiles; the paper profiles add up to more
-than the paper's 2,500 runs (spec §6.3); the format's resolution rules; bad input is one sentence naming
+than the paper's 2,500 runs (docs/method.md §6.3); the format's resolution rules; bad input is one sentence naming
 the key and the file, exit 2 from the CLI."""
 import re
 from pathlib import Path
@@ -13,7 +13,7 @@ from wninit.sweep.spec import PROFILES_REQUIRED, expand, load_spec
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 SPECS = sorted(EXPERIMENTS.glob("*.toml"))
 NAMES = ["fig2_mlp_depth", "fig2_mlp_hparams", "fig2_cnn_depth", "fig3_depth_10k", "fig3_lr_warmup",
-         "table1_wn_vs_bn", "table2_hessian"]
+         "table1_wn_vs_bn", "table2_hessian", "peers_depth"]
 EMBEDDED = ("mnist5k", "digits", "synthetic")
 
 
@@ -47,7 +47,7 @@ def test_paper_profiles_exceed_the_papers_2500_runs(capsys):
 
 def test_fig3_right_is_the_papers_800_runs():
     exp = load_spec(EXPERIMENTS / "fig3_lr_warmup.toml", "paper")
-    assert len(exp.runs) == 4 * 5 * 2 * 20  # spec §6.3
+    assert len(exp.runs) == 4 * 5 * 2 * 20  # docs/method.md §6.3
     assert exp.varies["lr"] == [0.001, 0.005, 0.01, 0.05, 0.1]
     assert {(c.arch, c.depth, c.k, c.epochs) for c in exp.runs} == {("wrn", 40, 10, 3)}
 

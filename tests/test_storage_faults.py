@@ -1,4 +1,4 @@
-"""Storage faults (issue 8): a crash during a checkpoint write or inside a store transaction leaves the
+"""Storage faults: a crash during a checkpoint write or inside a store transaction leaves the
 previous state readable (atomic replace, SQLite transactions); a read-only output folder or a full disk
 gives one sentence and exit 2 and keeps what was stored before.
 

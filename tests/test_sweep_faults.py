@@ -1,4 +1,4 @@
-"""Process faults and concurrency (issue 8): the sweep driver SIGKILLed at several points, a worker
+"""Process faults and concurrency: the sweep driver SIGKILLed at several points, a worker
 SIGKILLed, SIGINT and SIGTERM; after rerunning, every run is in the store exactly once, finished, with
 the metrics of an uninterrupted sweep. Two sweeps on one store share the work and run nothing twice."""
 import os

@@ -9,11 +9,17 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
+
+from .weightnorm import is_weight_normed, layer_kind, wn_dim
 
 __all__ = [
     "DIRECTIONS",
     "fan_in_and_fan_out",
+    "layer_fans",
     "proposed_gain",
+    "layer_gain",
+    "unit_direction_",
     "check_direction",
     "direction_",
     "orthogonal_direction_",
@@ -38,10 +44,12 @@ def check_direction(direction: str) -> str:
 
 
 def fan_in_and_fan_out(weight: torch.Tensor) -> tuple[int, int]:
-    """Fan-in and fan-out of a Linear or Conv{1,2,3}d weight, as PyTorch computes them.
+    """Fan-in and fan-out of a Linear or Conv{1,2,3}d weight, as PyTorch computes them from its layout.
 
-    For a conv, ``fan_in = C_in*prod(k)`` and ``fan_out = C_out*prod(k)`` (spec §2.1), so
-    ``fan_in/fan_out = C_in/C_out``.
+    For a conv, ``fan_in = C_in*prod(k)`` and ``fan_out = C_out*prod(k)`` (docs/method.md §2.1), so
+    ``fan_in/fan_out = C_in/C_out``. Right for a Linear and an ungrouped Conv only: a ConvTranspose's
+    layout ``(C_in, C_out/groups, *k)`` swaps them and a grouped conv's fan_out counts every group's
+    outputs. For a module, :func:`layer_fans`.
     """
     if weight.dim() < 2:
         raise ValueError(f"fan-in and fan-out need a weight with at least 2 dims, got shape {tuple(weight.shape)}")
@@ -49,11 +57,41 @@ def fan_in_and_fan_out(weight: torch.Tensor) -> tuple[int, int]:
     return weight.shape[1] * receptive, weight.shape[0] * receptive
 
 
+def _weight_layout(layer: nn.Module) -> tuple[tuple[int, ...], bool]:
+    """The weight's shape as the module defines it (not as a tensor was built), and whether it is transposed."""
+    if isinstance(layer, nn.Linear):
+        return (layer.out_features, layer.in_features), False
+    transposed = layer_kind(layer).startswith("ConvTranspose")
+    first, second = (layer.in_channels, layer.out_channels) if transposed else (layer.out_channels, layer.in_channels)
+    return (first, second // layer.groups, *layer.kernel_size), transposed
+
+
+def layer_fans(layer: nn.Module) -> tuple[int, int]:
+    """Fan-in and fan-out of one group of a Linear, Conv or ConvTranspose module, from the module.
+
+    ``fan_in = C_in/groups * prod(k)`` and ``fan_out = C_out/groups * prod(k)`` with ``C_in``, ``C_out``
+    the module's input and output channels, whatever its weight's layout; a Linear is ``(in, out)``.
+    For an ungrouped Linear or Conv these are PyTorch's fans (:func:`fan_in_and_fan_out`).
+
+    Examples:
+        >>> layer_fans(nn.ConvTranspose1d(16, 8, 4, stride=2))
+        (64, 32)
+        >>> layer_fans(nn.Conv2d(64, 64, 3, groups=64))  # depthwise: one input channel per output
+        (9, 9)
+    """
+    if isinstance(layer, nn.Linear):
+        return layer.in_features, layer.out_features
+    if layer_kind(layer) is None:
+        raise ValueError(f"fans are defined for Linear, Conv and ConvTranspose layers, got {type(layer).__name__}")
+    taps = math.prod(layer.kernel_size)
+    return layer.in_channels // layer.groups * taps, layer.out_channels // layer.groups * taps
+
+
 def proposed_gain(fan_in: int, fan_out: int, gamma: float = 2.0) -> float:
     r"""The gain ``g`` of the proposed initialization for one weight-normalized layer.
 
     From "How to Initialize your Network? Robust Initialization for WeightNorm & ResNets" - Arpit,
-    Campos & Bengio (2019), spec §3.1 and §3.4: with unit-norm rows ``v``, a layer followed by a ReLU
+    Campos & Bengio (2019), docs/method.md §3.1 and §3.4: with unit-norm rows ``v``, a layer followed by a ReLU
     preserves the squared activation norm in expectation when
 
     .. math::
@@ -76,10 +114,117 @@ def proposed_gain(fan_in: int, fan_out: int, gamma: float = 2.0) -> float:
     return math.sqrt(gamma * fan_in / fan_out)
 
 
+_FROM_LAYER = object()  # layer_gain's dim default: read it from the layer's weight-norm API
+
+
+def layer_gain(layer: nn.Module, gamma: float = 2.0, dim=_FROM_LAYER) -> float:
+    r"""The proposed gain ``g`` per normalized unit of any Linear, Conv or ConvTranspose layer.
+
+    From "How to Initialize your Network? Robust Initialization for WeightNorm & ResNets" - Arpit,
+    Campos & Bengio (2019), docs/method.md §3.1: ``g`` makes the layer keep ``gamma`` times the norm of
+    its input at each position, ``E||y_p||^2 = gamma * ||x_p||^2`` (then ``gamma = 2`` before a ReLU).
+
+    .. math::
+        g = \sqrt{\gamma \cdot s \cdot n_u / \text{fan\_out}}
+
+    Derivation. Weight norm fixes the norm of each normalized unit (the weight's slices along ``dim``,
+    ``n_u`` entries each) to ``g``; with directions uniform on the sphere or from a random orthogonal
+    matrix, every entry of ``w`` has mean 0, variance ``g^2/n_u``, and distinct entries are uncorrelated.
+    An output value ``y_{o,p}`` sums ``C_in/groups`` input channels (its group) times ``T`` taps, so
+    ``E[y_{o,p}^2] = g^2/n_u * T * ||x_p||^2/groups`` (averaged over positions, each group holding its
+    share of ``||x_p||^2``, or exactly after summing over ``o``), and over the ``C_out`` outputs
+    ``E||y_p||^2 = g^2 T C_out / (n_u groups) ||x_p||^2 = g^2 T / (n_u fan_out/prod(k)) ||x_p||^2``.
+
+    - Linear and Conv: every output position sees all ``T = prod(k)`` taps (stride only subsamples
+      positions), so ``g^2 = gamma n_u / fan_out``. With ``dim=0`` (one unit per output channel,
+      ``n_u = fan_in``) this is the paper's ``g = sqrt(gamma fan_in/fan_out)`` with the fans of one
+      group (:func:`layer_fans`): PyTorch's fan_out counts all groups and makes ``g`` too small by
+      ``sqrt(groups)``.
+    - ConvTranspose with stride ``s_d`` per dim: an input position scatters ``prod(k)`` taps over
+      ``prod(s)`` new output positions, so an output position receives ``T = prod(k)/s`` taps on
+      average (``s = prod(s_d)``), and ``g^2 = gamma s n_u / fan_out``. Under torch's default ``dim=0``
+      the unit is an *input* channel (``n_u = fan_out``): ``g = sqrt(gamma s)``, whatever the widths.
+    - ``dim=None`` (the whole weight one unit): ``n_u`` is the weight's size; any other dim, its slices.
+    - Padding, output padding and dilation change only the border positions, which receive fewer taps.
+
+    For a Linear or ungrouped Conv under ``dim=0`` the result is :func:`proposed_gain` of PyTorch's fans,
+    bit for bit.
+
+    Args:
+        layer: an ``nn.Linear``, ``nn.Conv{1,2,3}d`` or ``nn.ConvTranspose{1,2,3}d``, WN or not.
+        gamma: the factor on the squared norm (2 before a ReLU, 1 before nothing).
+        dim: the weight dim of the normalized units (None: the whole weight); by default the layer's
+            own (:func:`wninit.weightnorm.wn_dim`), 0 for a layer without weight norm.
+
+    Examples:
+        >>> layer_gain(nn.Conv2d(64, 64, 3, groups=8), gamma=1.0)  # fans per group: C_in/C_out
+        1.0
+        >>> layer_gain(nn.ConvTranspose1d(512, 256, 16, stride=8), gamma=1.0)  # per input channel: sqrt(8)
+        2.8284271247461903
+    """
+    if dim is _FROM_LAYER:
+        dim = wn_dim(layer) if is_weight_normed(layer) else 0
+    shape, transposed = _weight_layout(layer)
+    units = 1 if dim is None else shape[dim]
+    unit_size = math.prod(shape) // units  # n_u
+    spread = math.prod(layer.stride) if transposed else 1  # s: new output positions per input position
+    return proposed_gain(spread * unit_size, layer_fans(layer)[1], gamma)
+
+
+_DRAW_DTYPES = (torch.float32, torch.float64)  # what LAPACK's QR takes: bf16/fp16 directions are drawn in float32
+
+
+def direction_target(weight: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
+    """Where a direction for ``weight`` with normalized units along ``dim`` is drawn: ``weight`` itself
+    when it is a contiguous float32/64 tensor normalized along dim 0, else a contiguous temporary (float32
+    for half precision) shaped ``(units, n_u)``, the units as rows, which :func:`copy_direction_` writes
+    back. An orthogonal draw into it has orthonormal rows (or columns) over the normalized units; a
+    Gaussian draw is i.i.d. either way. A ``channels_last`` weight thus gets the contiguous weight's draws.
+    """
+    if dim == 0 and weight.dtype in _DRAW_DTYPES and weight.is_contiguous():
+        return weight
+    dtype = weight.dtype if weight.dtype in _DRAW_DTYPES else torch.float32
+    if dim == 0:
+        return torch.empty(weight.shape, dtype=dtype, device=weight.device)
+    units = 1 if dim is None else weight.shape[dim]
+    return torch.empty((units, weight.numel() // units), dtype=dtype, device=weight.device)
+
+
+def copy_direction_(weight: torch.Tensor, drawn: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
+    """Write a direction drawn into :func:`direction_target`'s tensor back into ``weight`` (cast, any strides)."""
+    if drawn is weight:
+        return weight
+    with torch.no_grad():
+        if dim is None or drawn.shape == weight.shape:
+            weight.copy_(drawn.view(weight.shape))
+        else:
+            moved = weight.movedim(dim, 0)
+            moved.copy_(drawn.view(moved.shape))  # a view of weight: writes through
+    return weight
+
+
+def unit_direction_(weight: torch.Tensor, direction: str = "orthogonal", dim: int | None = 0,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """Fill ``weight`` with a random direction over its normalized units along ``dim`` (None: one unit).
+
+    ``"orthogonal"``: the weight as a ``(units, n_u)`` matrix, the units along ``dim`` as rows, is a random
+    orthogonal matrix (orthonormal rows when ``units <= n_u``), drawn and factored in float32 for
+    bf16/fp16 weights and then cast; ``"gaussian"``: i.i.d. normal. Any memory format.
+
+    Examples:
+        >>> w = unit_direction_(torch.empty(8, 4, 3), dim=1)  # a ConvTranspose1d's weight, per output channel
+        >>> torch.allclose(w.movedim(1, 0).flatten(1) @ w.movedim(1, 0).flatten(1).T, torch.eye(4), atol=1e-6)
+        True
+    """
+    target = direction_target(weight, dim)
+    direction_(target, direction, generator)
+    return copy_direction_(weight, target, dim)
+
+
 def orthogonal_direction_(weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Fill ``weight`` with a random orthogonal matrix, the weight flattened to ``(C_out, fan_in)``.
 
-    Rows are orthonormal when ``C_out <= fan_in``, columns otherwise (spec §3.5a; ``torch.nn.init.orthogonal_``).
+    Rows are orthonormal when ``C_out <= fan_in``, columns otherwise (docs/method.md §3.5a; ``torch.nn.init.orthogonal_``).
 
     Examples:
         >>> w = torch.empty(4, 8)
@@ -88,7 +233,7 @@ def orthogonal_direction_(weight: torch.Tensor, generator: torch.Generator | Non
     """
     # torch.nn.init.orthogonal_(weight, gain=1) step for step (the same draws, bit-identical results,
     # tests/test_init.py), less its final multiply by the gain of 1: on a 10,000-layer net that multiply
-    # was a measurable share of initialize's time beyond the draws (issue 7, benchmarks/bench_init.py).
+    # was a measurable share of initialize's time beyond the draws (benchmarks/bench_init.py).
     if weight.dim() < 2:
         raise ValueError(f"an orthogonal direction needs a weight of 2 or more dimensions, got shape {tuple(weight.shape)}")
     if weight.numel() == 0:
@@ -139,7 +284,7 @@ def orthogonal_directions_(weights: list[torch.Tensor], generator: torch.Generat
     count: a seed gives the same weights on any machine. ``torch.nn.init.orthogonal_`` alone does not
     (MKL's threaded QR rounds differently from its serial one, ~2e-7). Why: on a 10,000-layer net the
     draws and QRs are all of an orthogonal init's time. On a CPU, MKL's QR of a small matrix gains nothing
-    from a second thread, while two QRs side by side take half the time (issue 7, benchmarks/bench_init.py).
+    from a second thread, while two QRs side by side take half the time (benchmarks/bench_init.py).
     Weights that are not contiguous CPU tensors take the one-by-one path in their turn.
 
     NOTE: torch's thread count is per process. For the length of this call it is 1, then restored, so
@@ -216,7 +361,7 @@ def direction_(weight: torch.Tensor, direction: str = "orthogonal", generator: t
 
 
 def zero_bias_(bias: torch.Tensor | None) -> torch.Tensor | None:
-    """Set a bias to zero (spec §2.1: "biases to zero"); ``None`` passes through."""
+    """Set a bias to zero (docs/method.md §2.1: "biases to zero"); ``None`` passes through."""
     if bias is not None:
         with torch.no_grad():
             bias.zero_()

@@ -1,4 +1,4 @@
-"""Model-level initialization schemes: the proposed one (spec §3.5) and every baseline of the paper (spec §4).
+"""Model-level initialization schemes: the proposed one (docs/method.md §3.5) and every baseline of the paper (docs/method.md §4).
 
 ``initialize(model, scheme)`` walks the model's Linear/Conv layers in registration order, draws each
 direction ``v`` from one generator (so a seed gives the same weights whichever weight-norm API holds
@@ -10,23 +10,30 @@ directions are drawn for all layers first and their QRs run side by side on torc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import nn
 
-from .init import check_direction, direction_, fan_in_and_fan_out, orthogonal_directions_, proposed_gain
+from .init import (check_direction, copy_direction_, direction_, direction_target, layer_fans, layer_gain,
+                   orthogonal_directions_)
 from .roles import Role, get_role
-from .weightnorm import gain, is_weight_normed, set_direction_, set_gain_, wn_api, wn_parameters
+from .weightnorm import (gain, is_weight_normed, layer_kind, set_direction_, set_gain_, unit_norms, wn_api, wn_dim,
+                         wn_parameters)
 
 __all__ = ["SCHEMES", "WN_SCHEMES", "PLAIN_SCHEMES", "LayerInit", "role_gamma", "initialize", "initialize_layer_"]
 
 WN_SCHEMES = ("proposed", "proposed-backward", "pytorch-default", "datadep", "hanin")
 PLAIN_SCHEMES = ("he", "orthogonal", "xavier")
 SCHEMES = WN_SCHEMES + PLAIN_SCHEMES
+ROLE_SCHEMES = ("proposed", "hanin", "proposed-backward")
+# Peers that only initialize (docs/peers.md): initialize runs them through wninit.peers on plain networks; the
+# peers that change the architecture are wninit.peers.apply's alone.
+PEER_INITS = ("lsuv", "delta-orthogonal")  # the schemes whose gamma depends on the layer's role
 
-# spec §3.6 item 6: Hanin & Rolnick's residual scale eta_b = 0.9^b, b = 1..B_k within each stage; on g
+# docs/method.md §3.6 item 6: Hanin & Rolnick's residual scale eta_b = 0.9^b, b = 1..B_k within each stage; on g
 # it is the gamma 0.81^b of the block's last conv.
 HANIN_DECAY = 0.9
 _NUMPY_FLOAT = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16}
@@ -34,53 +41,80 @@ _NUMPY_FLOAT = {torch.float32: np.float32, torch.float64: np.float64, torch.floa
 
 @dataclass(frozen=True)
 class LayerInit:
-    """What ``initialize`` did to one layer. ``g`` is the mean gain (per-unit gains differ under datadep)."""
+    """What ``initialize`` did to one layer. ``g`` is the mean gain (per-unit gains differ under datadep).
+
+    ``fan_in``/``fan_out`` are one group's, from the module (:func:`wninit.init.layer_fans`); ``kind`` the torch
+    layer kind (``"Linear"``, ``"ConvTranspose1d"``, ...); ``source`` where the role came from (``declared``,
+    ``discovered`` or ``default``); ``rule`` which rule set gamma (e.g. ``relu follows: 1/E[phi(z)^2]``).
+    """
     name: str
     role: str
     fan_in: int
     fan_out: int
     gamma: float | None
     g: float | None
+    kind: str = ""
+    source: str = "declared"
+    rule: str = ""
+    stage: int | None = None
+    block: int | None = None
+    stage_blocks: int | None = None
 
 
 def _check_scheme(scheme: str) -> str:
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r}: choose one of {', '.join(SCHEMES)}")
+        raise ValueError(f"unknown scheme {scheme!r}: choose one of {', '.join(SCHEMES + PEER_INITS)} "
+                         "(or wninit.peers.apply for the peers that change the architecture)")
     return scheme
 
 
-def role_gamma(role: Role, scheme: str = "proposed", stem_gamma: float | None = None) -> float:
-    """gamma of ``g = sqrt(gamma*fan_in/fan_out)`` for a layer of this role (spec §3.5 table).
+def _peer_init(model: nn.Module, scheme: str, batch, generator) -> list[LayerInit]:
+    """``initialize(model, "lsuv" | "delta-orthogonal")``: the peer, then one record per plain layer it set."""
+    from .peers import apply
 
-    A gamma the model declared (``set_role(..., gamma=)``) wins over the table. The stem's is 1 (no ReLU
-    follows it, the reference ``WideResNet``) unless declared (``wninit.models.ResNet`` declares 2, as
-    the reference ``ResNet`` class, spec §3.6 item 8); ``stem_gamma``, when given, overrides both.
+    apply(model, scheme, **({"batch": batch} if batch is not None else {}), generator=generator)
+    return [LayerInit(n, "hidden", *layer_fans(m), None, None, layer_kind(m), "peer", scheme)
+            for n, m in _layers(model) if not is_weight_normed(m)]
+
+
+def role_gamma(role: Role, scheme: str = "proposed", stem_gamma: float | None = None) -> float:
+    """gamma of ``g = sqrt(gamma*fan_in/fan_out)`` for a layer of this role (docs/method.md §3.5 table, §3.7).
+
+    A declared ``role.gamma`` wins (``wninit.models.ResNet`` declares 2 for its stem, as the reference ``ResNet``
+    class, docs/method.md §3.6 item 8); ``stem_gamma``, when given, overrides a stem's. Otherwise a layer keeps the norm of
+    what it passes on, ``gamma = 1/f`` with ``f`` the energy factor of what follows it (``role.follow``; 1/2 for
+    the paper's ReLU, so gamma 2), and a residual branch's last layer adds ``1/B_k`` of its stream's energy,
+    ``gamma = 1/(B_k * r)`` with ``r`` the energy it receives over the stream's (``role.branch_ratio``; 1 in the
+    paper's block, so gamma ``1/B_k``). A stem nothing is known to follow gets 1 (the reference ``WideResNet``).
     """
     if role.kind == "stem" and stem_gamma is not None:
         return stem_gamma
     if role.gamma is not None:
-        return role.gamma
+        return float(role.gamma)
+    if role.kind == "block_out":
+        scale = (HANIN_DECAY ** role.block) ** 2 if scheme == "hanin" else 1.0 / role.stage_blocks  # docs/method.md §3.4, per stage
+        return scale if role.branch_ratio is None else scale / role.branch_ratio
+    if role.follow is not None:
+        return 1.0 / role.follow
     if role.kind == "stem":
         return 1.0
     if role.kind in ("hidden", "block_in"):
         return 2.0  # a ReLU follows
-    if role.kind == "block_out":
-        if scheme == "hanin":
-            return (HANIN_DECAY ** role.block) ** 2
-        return 1.0 / role.stage_blocks  # spec §3.4: gamma = 1/B_k, per stage
-    return 1.0  # shortcut, WN head: no ReLU follows
+    return 1.0  # shortcut, head, linear: nothing follows
 
 
 def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+    return [(n, m) for n, m in model.named_modules() if layer_kind(m) is not None]
 
 
 def initialize_layer_(layer: nn.Module, scheme: str = "proposed", *, gamma: float = 2.0,
                       direction: str = "orthogonal", generator: torch.Generator | None = None) -> float | None:
-    """Initialize one Linear/Conv layer, weight-normalized or not; returns the (mean) gain ``g``.
+    """Initialize one Linear/Conv/ConvTranspose layer, weight-normalized or not; returns the (mean) gain ``g``.
 
-    On a plain layer the effective weight ``g*v/||v||`` is written to ``weight``, so wrapping it with
-    weight norm afterwards gives exactly the layer initialized after wrapping.
+    ``g`` is :func:`wninit.init.layer_gain` for the layer's kind, groups, stride and WN ``dim``: with
+    ``gamma=1`` the layer keeps the norm of its input at each position (``gamma=2``: before a ReLU).
+    On a plain layer the effective weight ``g*v/||v||`` (``dim=0``) is written to ``weight``, so wrapping
+    it with weight norm afterwards gives exactly the layer initialized after wrapping.
     ``datadep`` needs the model's data and is only available through :func:`initialize`.
     """
     _check_scheme(scheme)
@@ -97,9 +131,15 @@ def _direction_kind(scheme: str, direction: str) -> str:
 
 
 def _direction_tensor(layer: nn.Module) -> torch.Tensor:
-    """Where the layer's direction is drawn: a WN layer's ``v`` itself, else a temporary (plain layers)."""
+    """Where the layer's direction is drawn: a WN layer's ``v`` itself when it is a contiguous float32/64
+    tensor normalized along dim 0 (the fast path), else a float32 temporary over its normalized units
+    (:func:`wninit.init.direction_target`), written back by :func:`_init_layer`; plain layers: a temporary."""
     api = wn_api(layer)
-    return torch.empty_like(layer.weight) if api is None else wn_parameters(layer, api)[2]
+    if api is None:
+        w = layer.weight
+        return torch.empty(w.shape, dtype=w.dtype if w.dtype in (torch.float32, torch.float64) else torch.float32,
+                           device=w.device)
+    return direction_target(wn_parameters(layer, api)[2], wn_dim(layer, api))
 
 
 def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
@@ -110,36 +150,37 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
 
     A WN layer's parameters are looked up once and written in place: the direction drawn straight into
     ``v`` (the same draws as into a temporary), ``g`` filled, all under one ``no_grad``: on 10,000-layer
-    nets the per-layer bookkeeping counts (issue 7, benchmarks/bench_init.py).
+    nets the per-layer bookkeeping counts (benchmarks/bench_init.py).
     """
     api = wn_api(layer)
-    if api is None:
-        v = torch.empty_like(layer.weight) if drawn is None else drawn
-    else:
-        _, g_param, v = wn_parameters(layer, api)
+    dim = 0 if api is None else wn_dim(layer, api)
     if drawn is None:
+        drawn = _direction_tensor(layer)
         kind = _direction_kind(scheme, direction)
         if kind == "xavier":
-            torch.nn.init.xavier_normal_(v, generator=generator)
+            torch.nn.init.xavier_normal_(drawn, generator=generator)
         else:
             # The reference draws the proposed schemes' Gaussian v from N(0, 1/fan_in), the baselines' He-normal.
-            direction_(v, kind, generator, 1.0 if scheme in ("proposed", "proposed-backward", "hanin") else None)
-    fan_in, fan_out = fan_in_and_fan_out(v)
+            direction_(drawn, kind, generator, 1.0 if scheme in ROLE_SCHEMES else None)
+    fan_in, fan_out = layer_fans(layer)
     if scheme in ("proposed", "hanin"):
-        g = proposed_gain(fan_in, fan_out, gamma)
+        g = layer_gain(layer, gamma, dim)
     elif scheme == "proposed-backward":
-        g = math.sqrt(gamma)  # spec §3.2 (the code's dead "version 13"): no fan correction
+        g = math.sqrt(gamma)  # docs/method.md §3.2 (the code's dead "version 13"): no fan correction
     else:  # pytorch-default, he, orthogonal, xavier: w = v, i.e. g = ||v|| per unit
         g = None
     with torch.no_grad():
         if layer.bias is not None:
             layer.bias.zero_()
         if api is None:
+            v = drawn
             w = v if g is None else v * (g / v.flatten(1).norm(dim=1)).view((-1,) + (1,) * (v.dim() - 1))
             layer.weight.copy_(w)
             return g, fan_in, fan_out
+        _, g_param, v = wn_parameters(layer, api)
+        copy_direction_(v, drawn, dim)
         if g is None:
-            g_param.copy_(v.flatten(1).norm(dim=1).view_as(g_param))
+            g_param.copy_(unit_norms(v, dim).view_as(g_param))
         else:
             g_param.fill_(g)
     if api == "legacy":
@@ -149,8 +190,26 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
     return float(g_param.detach().mean()), fan_in, fan_out
 
 
+def _warn_unknown_kinds(model: nn.Module) -> None:
+    """Nothing silent: a weight-normed module of a kind wninit has no gain for is named, not skipped quietly."""
+    unknown = [f"{n or '(the model)'} ({type(m).__name__})" for n, m in model.named_modules()
+               if layer_kind(m) is None and wn_api(m) is not None]
+    if unknown:
+        warnings.warn(f"wninit leaves {len(unknown)} weight-normed module(s) of a kind it has no gain for as they are: "
+                      f"{', '.join(unknown[:8])}; it initializes Linear, Conv and ConvTranspose layers", stacklevel=3)
+
+
+def _placements(model: nn.Module, layers, scheme: str, discover: bool | None) -> dict:
+    """Roles of the WN layers, for the schemes whose gains depend on them (the others need no structure)."""
+    if scheme not in ROLE_SCHEMES:
+        return {}
+    from .plan import place
+
+    return place(model, layers, discover=discover)
+
+
 def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torch.Tensor) -> None:
-    """Salimans & Kingma's data-dependent init in one forward pass (spec §4).
+    """Salimans & Kingma's data-dependent init in one forward pass (docs/method.md §4).
 
     With g = 1 and b = 0, each WN layer's output on ``batch`` gives per-unit mean mu and population std
     sigma (over batch and spatial dims, no epsilon, as the reference); then g = 1/sigma, b = -mu/sigma, and
@@ -158,6 +217,12 @@ def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torc
     in forward order. Residual branches and shortcuts are normalized separately and their sum is not
     re-normalized, exactly as the reference.
     """
+    for name, layer in layers:  # g per output channel: only where the normalized units are the output channels
+        kind, dim = layer_kind(layer), wn_dim(layer)
+        per_output_channel = dim == 1 and layer.groups == 1 if kind.startswith("ConvTranspose") else dim == 0
+        if not per_output_channel:
+            raise ValueError(f"scheme 'datadep' sets one g per output channel, and layer {name!r} ({kind}) is weight-normalized "
+                             f"over dim={dim}, not its output channels: use scheme 'proposed', or wrap it with dim=1 (ConvTranspose) or 0")
     done: set[int] = set()
 
     def normalize(layer, _inputs, out):
@@ -184,22 +249,30 @@ def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torc
 
 def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "orthogonal",
                batch: torch.Tensor | None = None, generator: torch.Generator | None = None,
-               stem_gamma: float | None = None) -> list[LayerInit]:
+               stem_gamma: float | None = None, discover: bool | None = None) -> list[LayerInit]:
     """Initialize every layer of ``model`` by ``scheme``; returns one :class:`LayerInit` per layer touched.
 
-    Schemes for weight-normalized networks (spec §3.5, §4): ``proposed`` (``g = sqrt(gamma*fan_in/fan_out)``
-    by role), ``proposed-backward`` (``g = sqrt(gamma)``, spec §3.2), ``pytorch-default`` (``g = ||v||``),
+    Schemes for weight-normalized networks (docs/method.md §3.5, §4): ``proposed`` (``g = sqrt(gamma*fan_in/fan_out)``
+    by role), ``proposed-backward`` (``g = sqrt(gamma)``, docs/method.md §3.2), ``pytorch-default`` (``g = ||v||``),
     ``datadep`` (Salimans & Kingma, needs ``batch``), ``hanin`` (proposed with the residual branch scaled
     by 0.9^b per stage). Schemes for networks without weight norm, plain or BatchNorm: ``he``,
     ``orthogonal``, ``xavier`` (BN weight 1, bias 0). Biases are 0; the plain classifier head keeps
-    PyTorch's default init (spec §3.5a).
+    PyTorch's default init (docs/method.md §3.5a).
+
+    Each WN layer's role (and so its gamma) is the one declared with :func:`wninit.set_role`, else the one
+    :func:`wninit.structure.discover` finds by tracing the model (docs/method.md §3.7), else the default ``hidden`` with
+    one warning naming the layer. ``discover``: None traces only when a WN layer has no declared role; True
+    always; False never. :func:`wninit.explain` prints the records without changing the model.
 
     Examples:
         >>> model = wninit.models.MLP(784, 128, depth=20, num_classes=10)
         >>> records = wninit.initialize(model, "proposed")
     """
+    if scheme in PEER_INITS:
+        return _peer_init(model, scheme, batch, generator)
     _check_scheme(scheme)
     check_direction(direction)
+    _warn_unknown_kinds(model)
     layers = [(n, m) for n, m in _layers(model) if get_role(m).kind != "head" or is_weight_normed(m)]
     wn = [(n, m) for n, m in layers if is_weight_normed(m)]
     if scheme in WN_SCHEMES:
@@ -212,24 +285,27 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
     elif wn:
         raise ValueError(f"scheme {scheme!r} is for networks without weight norm; for this WN network use "
                          f"'pytorch-default' with direction='{'orthogonal' if scheme == 'orthogonal' else 'gaussian'}'")
+    placed = _placements(model, layers, scheme, discover)
     records = []
     drawn = [None] * len(layers)
     if _direction_kind(scheme, direction) == "orthogonal":
         # All directions first, in layer order from the one generator (the same draws as layer by layer),
-        # their QRs spread over torch's threads: init.orthogonal_directions_ (issue 7).
+        # their QRs spread over torch's threads: init.orthogonal_directions_.
         drawn = orthogonal_directions_([_direction_tensor(m) for _, m in layers], generator)
     for (name, layer), v in zip(layers, drawn):
-        role = get_role(layer)
-        gamma = role_gamma(role, scheme, stem_gamma) if scheme in ("proposed", "hanin", "proposed-backward") else None
+        p = placed.get(name)
+        role = p.role if p is not None else get_role(layer)
+        gamma = role_gamma(role, scheme, stem_gamma) if scheme in ROLE_SCHEMES else None
         step_scheme = "pytorch-default" if scheme == "datadep" else scheme
         g, fan_in, fan_out = _init_layer(layer, step_scheme, gamma or 1.0, direction, generator, v)
-        records.append(LayerInit(name, role.kind, fan_in, fan_out, gamma, g))
+        records.append(LayerInit(name, role.kind, fan_in, fan_out, gamma, g, layer_kind(layer),
+                                 p.source if p else "declared", p.rule if p else "", role.stage, role.block,
+                                 role.stage_blocks))
     if scheme == "datadep":
         for _, layer in layers:
             set_gain_(layer, 1.0)
         _datadep_(model, layers, batch)
-        records = [LayerInit(r.name, r.role, r.fan_in, r.fan_out, None, float(gain(m).detach().mean()))
-                   for r, (_, m) in zip(records, layers)]
+        records = [replace(r, g=float(gain(m).detach().mean())) for r, (_, m) in zip(records, layers)]
     if scheme in PLAIN_SCHEMES:
         for m in model.modules():
             # A BN that keeps its own init: the models' reference mode (weight U(0, 1), as torch 1.1 drew it).

@@ -14,7 +14,7 @@ import sys
 __all__ = ["main", "COMMANDS"]
 
 # Order is the order of `wninit --help`.
-COMMANDS = ("reproduce", "train", "sweep", "export", "report", "figure1", "diagnose", "hessian", "bench", "rerun")
+COMMANDS = ("reproduce", "train", "sweep", "export", "convert", "report", "figure1", "explain", "diagnose", "hessian", "bench", "rerun")
 
 
 class _Parser(argparse.ArgumentParser):

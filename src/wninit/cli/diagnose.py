@@ -1,26 +1,20 @@
-"""``wninit diagnose --arch A --depth D [--scheme S] [--out DIR]``: forward/backward norm ratios at init.
+"""``wninit diagnose`` (``--arch A --depth D`` or ``MODULE:FACTORY --input-shape ...``): norm ratios at init.
 
-Builds one of the paper's models, initializes it, feeds a batch of Gaussian inputs and prints
-``||h_i||/||x||`` and ``||dL/dh_i||/||dL/dh_L||`` at every hidden ReLU (MLP, CNN) or residual block
-(ResNet, WRN), for a Gaussian output cotangent (spec §7.1). With ``--out``: propagation.csv and .png.
+For one of the paper's models: builds it, initializes it, feeds a batch of Gaussian inputs and prints
+``||h_i||/||x||`` and ``||dL/dh_i||/||dL/dh_L||`` at every hidden ReLU (MLP, CNN) or residual block (ResNet,
+WRN), for a Gaussian output cotangent (docs/method.md §7.1); with ``--out``: propagation.csv and .png.
+For your own model: the same at the points structure discovery finds, for each of ``--schemes``, and a
+signal-propagation plot of all of them (``signal_propagation.png``) beside ``propagation.csv`` in ``--out``.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from ..errors import UserError
 from .model_args import add_model_arguments, model_width
+from .user_model import add_target_arguments, example_input, input_shape, load_model
 
 __all__ = ["add_parser", "run"]
-
-
-def _shape(text: str) -> tuple[int, ...]:
-    parts = text.replace("x", ",").split(",")
-    shape = tuple(int(p) for p in parts) if all(p.strip().isdigit() for p in parts) else ()
-    if not shape or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"give positive integers like 3,32,32 or 784, not {text!r}")
-    return shape
 
 
 def add_parser(subparsers):
@@ -28,27 +22,77 @@ def add_parser(subparsers):
 
     p = subparsers.add_parser("diagnose", help="print per-layer forward/backward norm ratios of a model at init",
                               description=__doc__.split("\n\n")[0])
-    add_model_arguments(p)
+    add_target_arguments(p, shape_required=False)
+    add_model_arguments(p, required=False)
     p.add_argument("--norm", choices=("wn", "bn", "none"), default="wn")
     p.add_argument("--scheme", choices=SCHEMES, default="proposed")
+    p.add_argument("--schemes", default="proposed,pytorch-default", metavar="S1,S2",
+                   help="your model: the schemes to compare (default proposed,pytorch-default)")
     p.add_argument("--batch", type=int, default=16, help="Gaussian input samples (default 16)")
-    p.add_argument("--in-shape", type=_shape, default=None, metavar="C,H,W",
-                   help="input shape (default 1,28,28 for mlp, 3,32,32 otherwise)")
+    p.add_argument("--in-shape", type=input_shape, default=None, metavar="C,H,W",
+                   help="input shape of --arch (default 1,28,28 for mlp, 3,32,32 otherwise)")
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", metavar="DIR", help="write propagation.csv and propagation.png here")
+    p.add_argument("--out", metavar="DIR", help="write propagation.csv and the plot here")
     return p
 
 
 def run(args) -> int:
+    if args.batch < 1:
+        raise UserError(f"--batch must be at least 1, got {args.batch}")
+    if args.target:
+        return _run_user_model(args)
+    if args.arch is None or args.depth is None:
+        raise UserError("give your model as MODULE:FACTORY with --input-shape, or one of the paper's with --arch and --depth")
+    return _run_paper_model(args)
+
+
+def _schemes(text: str) -> list[str]:
+    from ..schemes import SCHEMES
+
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in names if s not in SCHEMES or s == "datadep"]
+    if not names or bad:
+        raise UserError(f"--schemes takes names from {', '.join(s for s in SCHEMES if s != 'datadep')}, got {text!r}")
+    return names
+
+
+def _run_user_model(args) -> int:
+    import torch
+
+    from ..diagnostics import propagation
+    from ..lifecycle import copy_model
+    from ..schemes import initialize
+
+    if args.input_shape is None:
+        raise UserError("give --input-shape, one sample's shape without the batch dimension (e.g. 3,32,32)")
+    schemes = _schemes(args.schemes)
+    model = load_model(args.target)
+    x = example_input(model, args.input_shape, batch=args.batch, seed=args.seed)
+    tables = {}
+    for scheme in schemes:
+        twin = copy_model(model)
+        initialize(twin, scheme, direction=args.direction, generator=torch.Generator().manual_seed(args.seed))
+        tables[scheme] = propagation(twin, x, seed=args.seed)
+        print(f"{args.target}, {scheme} ({args.direction})")
+        print(tables[scheme])
+    out = Path(args.out or ".")
+    out.mkdir(parents=True, exist_ok=True)
+    from ..diagnostics.plot import plot_signal_propagation
+
+    csvs = [tables[s].to_csv(out / f"propagation_{s}.csv") for s in schemes]
+    png = plot_signal_propagation(tables, out / "signal_propagation.png", title=args.target)
+    print(f"wrote {', '.join(map(str, csvs))} and {png}")
+    return 0
+
+
+def _run_paper_model(args) -> int:
     import torch
 
     from ..diagnostics import propagation
     from ..models import build_model
     from ..schemes import initialize
 
-    if args.batch < 1:
-        raise UserError(f"--batch must be at least 1, got {args.batch}")
     in_shape = args.in_shape or ((1, 28, 28) if args.arch == "mlp" else (3, 32, 32))
     model = build_model(args.arch, in_shape=in_shape, num_classes=args.classes, depth=args.depth,
                         width=model_width(args), k=args.k, norm=args.norm)

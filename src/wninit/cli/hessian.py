@@ -1,7 +1,7 @@
 """``wninit hessian --arch A --depth D [--schemes ...] [--seeds N]``: log Hessian spectral norm at init (Table 2).
 
 For each scheme and seed: build, initialize, and estimate ``||H||_2`` of the mean cross-entropy over the
-first ``--batches`` batches of the shuffled training split by power iteration (spec §7.6); prints
+first ``--batches`` batches of the shuffled training split by power iteration (docs/method.md §7.6); prints
 ``ln ||H||_2`` mean ± std over seeds per scheme.
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ def run(args) -> int:
     cache, shapes = {}, {}
 
     def batches(seed):
-        # spec §7.6: the reference takes the batches from the shuffled, augmented training loader, so they move
+        # docs/method.md §7.6: the reference takes the batches from the shuffled, augmented training loader, so they move
         # with the seed; kept per seed (not the dataset: CIFAR would hold 600 MB per seed)
         if seed not in cache:
             ds = load_dataset(args.dataset, root=args.data_root, seed=seed)
@@ -75,5 +75,5 @@ def run(args) -> int:
     for result in log_spectral_norms(make_model, schemes, range(args.seeds), batches, iters=args.iters,
                                      direction=args.direction):
         print(result)
-    print("ln is the natural log (the base of the paper's log is not known; spec §7.6)")
+    print("ln is the natural log (the base of the paper's log is not known; docs/method.md §7.6)")
     return 0

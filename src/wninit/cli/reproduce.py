@@ -1,10 +1,10 @@
 """``wninit reproduce [--out DIR]``: the paper's main results on this machine, offline, in about 10 minutes.
 
-1. Figure 1 (synthetic data, spec §7.1): ``DIR/figure1.png`` and ``DIR/figure1.csv``.
+1. Figure 1 (synthetic data, docs/method.md §7.1): ``DIR/figure1.png`` and ``DIR/figure1.csv``.
 2. The ``quick`` profiles of the MLP experiments on the embedded real MNIST (mnist5k): Fig. 2 depth and
    Fig. 2 hyper-parameters, and the Table 2 Hessian at init on the real 8x8 digits, through the sweep
    runner into ``DIR/store.db``. Resumable: rerunning the command continues where it stopped.
-3. ``DIR/report.md`` with the figures, the tables beside the paper's numbers and the claims of spec §9,
+3. ``DIR/report.md`` with the figures, the tables beside the paper's numbers and the claims of docs/method.md §9,
    whose table is printed at the end.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..errors import UserError
 __all__ = ["add_parser", "run", "DEFAULT_SPECS", "find_experiments"]
 
 # The specs reproduce runs, in this order, at their quick profile: the MLP experiments on the embedded
-# real MNIST (issue 6), and Table 2's Hessian at init, which measures without training. The CNN, WRN and
+# real MNIST, and Table 2's Hessian at init, which measures without training. The CNN, WRN and
 # Table 1 experiments need CIFAR and hours: `wninit sweep experiments/<name>.toml --profile paper`.
 DEFAULT_SPECS = ("fig2_mlp_depth", "fig2_mlp_hparams", "table2_hessian")
 
@@ -60,7 +60,7 @@ def _figure1(out: Path, say) -> list:
     rows = read_figure1_csv(out / FIGURE1_CSV)
     if rows is None:
         started = time.perf_counter()
-        say("Figure 1: norm propagation on synthetic data (spec §7.1) ...")
+        say("Figure 1: norm propagation on synthetic data (docs/method.md §7.1) ...")
         rows = _one_blas_thread(figure1, seed=0)
         rows_to_csv(rows, out / FIGURE1_CSV)
         say(f"Figure 1: done in {time.perf_counter() - started:.0f} s")

@@ -1,7 +1,6 @@
 """``wninit rerun RUN_ID --store FILE.db [--out DIR]``: train one stored run again and compare.
 
-Same config, same machine, same torch -> the metrics must be bit-identical on CPU (issue 8
-"Reproducibility"); the command says whether they are, metric by metric.
+Same config, same machine, same torch -> the metrics must be bit-identical on CPU ; the command says whether they are, metric by metric.
 """
 from __future__ import annotations
 

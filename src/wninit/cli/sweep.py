@@ -1,7 +1,8 @@
-"""``wninit sweep SPEC... --profile P --store FILE.db``: run the paper's experiments, resumably (spec §6.3).
+"""``wninit sweep SPEC... --profile P --store FILE.db``: run the paper's experiments, resumably (docs/method.md §6.3).
 
 Expands each spec to runs, adds them to the store (run id = config hash: a run already stored is not
-added again), runs what is not finished on a local process pool or Ray, and prints a summary. Ctrl-C
+added again), runs what is not finished on a local process pool, Ray or SLURM (job arrays through
+submitit), and prints a summary. Ctrl-C
 stops cleanly; the same command continues. ``--dry-run`` only counts and shows what varies.
 """
 from __future__ import annotations
@@ -21,21 +22,54 @@ def add_parser(subparsers):
     p.add_argument("--profile", default="quick", help="profile of the spec: quick (CPU, minutes) or paper (default quick)")
     p.add_argument("--store", metavar="FILE.db", help="results store (SQLite); created if missing")
     p.add_argument("--workers", type=int, metavar="N", help="parallel runs (default min(2, CPUs); Ray: cluster slots)")
-    p.add_argument("--backend", choices=("local", "ray"), default="local", help="local process pool (default) or Ray")
+    p.add_argument("--backend", choices=("local", "ray", "slurm"), default="local",
+                   help="local process pool (default), Ray, or SLURM job arrays through submitit")
     p.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: start a local Ray instance)")
     p.add_argument("--device", choices=("cpu", "cuda", "mps", "auto"),
                    help="device for every run (not part of the run id); default: the spec's")
     p.add_argument("--channels-last", action="store_true", help="NHWC conv layout for every run (GPU; not in the run id)")
     p.add_argument("--compile", action="store_true", help="train every run through torch.compile (long runs; not in the run id)")
-    p.add_argument("--cpus-per-run", type=float, default=1.0, metavar="F", help="Ray: CPUs per run (default 1)")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, metavar="F", help="Ray: CPUs per run; SLURM: CPUs per task, its torch threads (default 1)")
     p.add_argument("--gpus-per-run", type=float, default=0.0, metavar="F",
-                   help="Ray: GPUs per run, fractional packs small runs (e.g. 0.25)")
+                   help="Ray: GPUs per run, fractional packs small runs (e.g. 0.25); SLURM: whole GPUs per task")
+    _add_slurm_arguments(p)
     p.add_argument("--batch-runs", action="store_true", help="train compatible small MLP runs together as one batched model")
     p.add_argument("--limit", type=int, metavar="N", help="run at most N runs in this call")
     p.add_argument("--retry-failed", action="store_true", help="run the failed runs of these specs again")
     p.add_argument("--dry-run", action="store_true", help="list the runs (count, what varies) without training")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or per-run lines")
     return p
+
+
+def _add_slurm_arguments(p) -> None:
+    g = p.add_argument_group("SLURM (--backend slurm; the driver stays on the login node and writes the store)")
+    g.add_argument("--partition", metavar="P", help="SLURM partition of the job arrays (default: the cluster's)")
+    g.add_argument("--time", type=int, metavar="MIN",
+                   help="time limit of each task in minutes (default 60); a task past it is requeued from its checkpoint")
+    g.add_argument("--array-parallelism", type=int, metavar="K", help="array tasks running at once (default 16)")
+    g.add_argument("--slurm-logs", metavar="DIR",
+                   help="submitit's folder of scripts, logs and checkpoints, on a shared file system (default STORE.slurm)")
+    g.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a further sbatch option by submitit's name, e.g. qos=high, account=lab, constraint=a100 (repeatable)")
+    g.add_argument("--slurm-executor", choices=("slurm", "local"), default="slurm",
+                   help="local: run the arrays on this machine through submitit's local executor (a test of the SLURM path)")
+
+
+def _slurm(args) -> dict | None:
+    """The SLURM pool's arguments, or None when none was given and the backend is not slurm."""
+    given = (args.partition, args.time, args.array_parallelism, args.slurm_logs, args.slurm_option or None,
+             args.slurm_executor if args.slurm_executor != "slurm" else None)
+    if args.backend != "slurm" and all(v is None for v in given):
+        return None
+    options = {}
+    for item in args.slurm_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--slurm-option takes KEY=VALUE (e.g. qos=high), got {item!r}")
+        options[key.strip()] = value
+    return {"folder": args.slurm_logs or f"{args.store}.slurm", "executor": args.slurm_executor,
+            "partition": args.partition, "time_min": args.time, "array_parallelism": args.array_parallelism,
+            "options": options}
 
 
 def _values(values: list) -> str:
@@ -121,7 +155,8 @@ def run(args) -> int:
         summary = run_sweep(store, targets, backend=args.backend, workers=args.workers, address=args.address,
                             device=args.device, channels_last=args.channels_last, compile=args.compile,
                             cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
-                            batch_runs=args.batch_runs, limit=args.limit, progress=not args.no_progress)
+                            batch_runs=args.batch_runs, limit=args.limit, slurm=_slurm(args),
+                            progress=not args.no_progress)
     c = summary.counts
     rate = f", {3600 * summary.executed / summary.wall_s:.0f} runs/hour" if summary.executed and summary.wall_s else ""
     print(f"summary: {sum(c.values())} runs: {c['completed']} completed, {c['diverged']} diverged, {c['failed']} failed, "

@@ -1,4 +1,4 @@
-"""``wninit train ... --out DIR``: one run of the reference protocol (spec §6.1), one flag per RunConfig field.
+"""``wninit train ... --out DIR``: one run of the reference protocol (docs/method.md §6.1), one flag per RunConfig field.
 
 Writes ``DIR/epochs.csv`` (the reference's columns) every epoch and ``DIR/result.json`` at the end, and
 prints a one-line summary. The same command continues an interrupted run from its checkpoint; a
@@ -82,7 +82,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     from ..train.config import RunConfig
 
     p = subparsers.add_parser("train", help="train one run (the reference protocol) and write its results",
-                              description="Train one run of the reference protocol (spec §6.1) and write DIR/epochs.csv every "
+                              description="Train one run of the reference protocol (docs/method.md §6.1) and write DIR/epochs.csv every "
                               "epoch and DIR/result.json at the end; rerunning the command resumes it.")
     p.add_argument("--out", metavar="DIR", help="run directory: epochs.csv, checkpoint.pt, result.json")
     p.add_argument("--config", metavar="FILE", help="start from a RunConfig JSON (or a result.json); flags override it")

@@ -1,6 +1,6 @@
 """Datasets as normalized tensors (``load_dataset``, ``TensorSource``) and the on-device ``Loader``.
 
-spec §6.1 "Data" and "Validation"; see :mod:`.sources` for the files and splits, :mod:`.loader` for the
+docs/method.md §6.1 "Data" and "Validation"; see :mod:`.sources` for the files and splits, :mod:`.loader` for the
 batched augmentation and :mod:`.checksums` for the published MD5s and the verified download.
 """
 from .loader import Loader, cutout, cutout_, cutout_area, random_crop_flip

@@ -1,4 +1,4 @@
-"""Readers of the paper's dataset files (spec §6.1): MNIST idx (gzipped or not) and the CIFAR python
+"""Readers of the paper's dataset files (docs/method.md §6.1): MNIST idx (gzipped or not) and the CIFAR python
 tarballs, each checked (published MD5 where a download is involved, then the format) before any array is
 returned, and read without unpickling anything but arrays.
 """

@@ -1,7 +1,7 @@
 """Mini-batches from a split that lives on the device as one tensor, with batched augmentation.
 
 The reference feeds torchvision's per-image ``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip``
-and optional Cutout(16) through a ``DataLoader`` with ``num_workers=0`` (spec §6.1). Here the same
+and optional Cutout(16) through a ``DataLoader`` with ``num_workers=0`` (docs/method.md §6.1). Here the same
 transforms are drawn for a whole batch at once and applied by tensor indexing, with no per-sample
 Python: crop and flip together are one row gather from a padded buffer (see :class:`_CropFlip`),
 cutout one multiplication by 0/1 masks looked up in a table of all holes.
@@ -70,9 +70,9 @@ class _CropFlip:
                  out: torch.Tensor | None = None) -> torch.Tensor:
         """Crops (and flips) of ``source[index]`` in the source's dtype, into ``out`` (contiguous) if given."""
         (c, h, w), p, b, src = self.shape, self.crop, len(index), self.source
-        if p:  # the reference's order of draws: crop offsets, then the flip (spec §6.1)
+        if p:  # the reference's order of draws: crop offsets, then the flip (docs/method.md §6.1)
             dy, dx = _randint(2 * p + 1, (2, b), generator, src.device)
-        if self.flip:  # spec §6.1: RandomHorizontalFlip, p = 0.5, applied to the crop
+        if self.flip:  # docs/method.md §6.1: RandomHorizontalFlip, p = 0.5, applied to the crop
             flipped = _randint(2, (b,), generator, src.device)
             if self.mirror_source:
                 index = index + self.n * flipped
@@ -105,7 +105,7 @@ def random_crop_flip(x: torch.Tensor, crop: int, flip: bool, generator: torch.Ge
                      pad_value: torch.Tensor | None = None) -> torch.Tensor:
     """Random ``crop``-pixel-padded crops of a batch, each flipped horizontally with p = 0.5.
 
-    As ``RandomCrop(H, padding=crop)`` then ``RandomHorizontalFlip()`` per image (spec §6.1): offsets
+    As ``RandomCrop(H, padding=crop)`` then ``RandomHorizontalFlip()`` per image (docs/method.md §6.1): offsets
     uniform over {0..2*crop} in each axis (a shift of -crop..crop), padding filled with ``pad_value``
     (C,) or 0, the flip applied to the crop. Returns a new tensor.
     """
@@ -139,7 +139,7 @@ def _draw_centres(b: int, h: int, w: int, generator, device) -> tuple[torch.Tens
 def cutout_(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Zero a ``size`` x ``size`` square in every image of the batch, in all channels, in place.
 
-    As DeVries & Taylor's Cutout used by the reference (spec §6.1): the centre (cy, cx) is a uniform
+    As DeVries & Taylor's Cutout used by the reference (docs/method.md §6.1): the centre (cy, cx) is a uniform
     random pixel; rows ``[cy - size//2, cy + size//2)`` and likewise columns, clipped at the borders,
     are set to 0 (after normalization). For odd ``size`` the hole is ``size - 1`` wide, as there.
     The hole is applied as a multiplication by a 0/1 mask (finite data, as every Split holds), as the

@@ -1,4 +1,4 @@
-"""The datasets of the paper (spec §6.1) and the suite's small ones, as normalized float32 tensors.
+"""The datasets of the paper (docs/method.md §6.1) and the suite's small ones, as normalized float32 tensors.
 
 ``load_dataset(name)`` returns a :class:`Dataset` of three :class:`Split` s (train, val, test):
 
@@ -9,7 +9,7 @@
 - ``synthetic``: Gaussian images labelled by a fixed random linear teacher.
 
 The validation split is ``val_fraction`` of the training set, held out by a permutation seeded with
-``seed``, so it depends on the seed, as the reference (spec §6.1 "Validation").
+``seed``, so it depends on the seed, as the reference (docs/method.md §6.1 "Validation").
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ __all__ = ["DATASETS", "Split", "Dataset", "load_dataset", "TensorSource", "data
 
 DATASETS = ("mnist", "cifar10", "cifar100", "mnist5k", "digits", "synthetic")
 
-# spec §6.1: MNIST Normalize((0.5,), (1.0,)), i.e. x - 0.5; CIFAR-10 *and* CIFAR-100 use the CIFAR-10
+# docs/method.md §6.1: MNIST Normalize((0.5,), (1.0,)), i.e. x - 0.5; CIFAR-10 *and* CIFAR-100 use the CIFAR-10
 # statistics, as the reference does.
 MNIST_MEAN_STD = ((0.5,), (1.0,))
 CIFAR_MEAN_STD = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
@@ -48,7 +48,7 @@ class Split:
     """One split, normalized float32 ``x`` (N, C, H, W) and int64 ``y`` (N,).
 
     ``pad_value`` (C,) is what crop padding writes: the normalized value of a black pixel, because the
-    reference pads the raw image with 0 *before* Normalize (spec §6.1). None pads with 0.
+    reference pads the raw image with 0 *before* Normalize (docs/method.md §6.1). None pads with 0.
 
     Splits of uint8 images also keep ``raw``, those images, and ``raw_norm`` = (scale, mean (C,), std (C,))
     with ``x == normalize_raw(raw, *raw_norm)`` bit for bit: the Loader augments the 4x smaller raw
@@ -72,7 +72,7 @@ class Dataset:
     test: Split
     num_classes: int
     in_shape: tuple[int, ...]  # (C, H, W)
-    augment: bool  # spec §6.1: crop + flip for CIFAR-10/100 only
+    augment: bool  # docs/method.md §6.1: crop + flip for CIFAR-10/100 only
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -84,7 +84,7 @@ def val_split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Ten
     """(train, val) indices: the last ``floor(n * val_fraction)`` of a permutation seeded with ``seed``.
 
     The same indices as ``torch.utils.data.random_split(ds, [n - n_val, n_val])`` right after
-    ``torch.manual_seed(seed)``, the reference's split (spec §6.1; MNIST 54k/6k, CIFAR 45k/5k).
+    ``torch.manual_seed(seed)``, the reference's split (docs/method.md §6.1; MNIST 54k/6k, CIFAR 45k/5k).
     """
     if not 0.0 <= val_fraction < 1.0:
         raise UserError(f"val_fraction must be in [0, 1), got {val_fraction!r}; use e.g. 0.1 (the reference's)")
@@ -175,7 +175,7 @@ def _assemble(name, xtr, ytr, xte, yte, num_classes, val_fraction, seed, augment
 
 def normalize_raw(raw: torch.Tensor, scale, mean: torch.Tensor, std: torch.Tensor,
                   out: torch.Tensor | None = None) -> torch.Tensor:
-    """Raw images (N, C, ...) to float32 as ``ToTensor`` then ``Normalize`` (spec §6.1): ``(raw / scale -
+    """Raw images (N, C, ...) to float32 as ``ToTensor`` then ``Normalize`` (docs/method.md §6.1): ``(raw / scale -
     mean) / std`` per channel, rounded after each operation in that order, into ``out`` if given. The
     Loader calls this on gathered batches, so the order must not change: any other (e.g. one
     multiply-add) differs in the last bit from the split's ``x``.

@@ -1,5 +1,5 @@
-"""Diagnostics at initialization: signal propagation through any model (spec §3.1-§3.4), the paper's
-Figure 1 on synthetic data (spec §7.1) and the spectral norm of the loss's Hessian (spec §7.6, Table 2).
+"""Diagnostics at initialization: signal propagation through any model (docs/method.md §3.1-§3.4), the paper's
+Figure 1 on synthetic data (docs/method.md §7.1) and the spectral norm of the loss's Hessian (docs/method.md §7.6, Table 2).
 
 Plots are in :mod:`wninit.diagnostics.plot`, which imports matplotlib inside its functions. The name
 ``propagation`` here is the function; its module stays importable as ``wninit.diagnostics.propagation``

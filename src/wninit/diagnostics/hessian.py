@@ -1,6 +1,6 @@
-"""The Hessian's spectral norm at initialization (spec §7.6, Table 2): power iteration on Hessian-vector products.
+"""The Hessian's spectral norm at initialization (docs/method.md §7.6, Table 2): power iteration on Hessian-vector products.
 
-The paper's claim (spec §9 item 11): the log spectral norm of the training loss's Hessian at init is
+The paper's claim (docs/method.md §9 item 11): the log spectral norm of the training loss's Hessian at init is
 smallest for the proposed scheme, "which explains why larger learning rates can be used".
 """
 from __future__ import annotations
@@ -81,7 +81,7 @@ def hessian_spectral_norm(model: nn.Module, batches: Batches, *, iters: int = 20
     :math:`|\lambda|`, the spectral norm. ``tol`` stops early when :math:`|\lambda|` changes by less than
     ``tol`` relative. The model runs in the mode it is in.
 
-    NOTE: the reference (``src/util/hessian.py``, spec §7.6) differs: it normalizes by the entry of
+    NOTE: the reference (``src/util/hessian.py``, docs/method.md §7.6) differs: it normalizes by the entry of
     ``Hv`` of largest magnitude (the inf-norm), takes that signed entry as the eigenvalue, runs M = 40
     iterations with ``model.train()``, and re-draws each product's batches from the shuffled, augmented
     loader (its first 10%), so its operator changes between iterations. Here the batches are fixed, so
@@ -143,7 +143,7 @@ def hessian_spectral_norm(model: nn.Module, batches: Batches, *, iters: int = 20
 
 @dataclass(frozen=True)
 class SchemeCurvature:
-    """Natural log of the Hessian spectral norm of one scheme, over seeds (spec §7.6)."""
+    """Natural log of the Hessian spectral norm of one scheme, over seeds (docs/method.md §7.6)."""
     scheme: str
     values: tuple[float, ...]  # ln ||H||_2, one per seed
 
@@ -153,7 +153,7 @@ class SchemeCurvature:
 
     @property
     def std(self) -> float:
-        # population std over seeds; the paper's ± convention is NOT FOUND (spec §7.6)
+        # population std over seeds; the paper's ± convention is NOT FOUND (docs/method.md §7.6)
         m = self.mean
         return math.sqrt(sum((x - m) ** 2 for x in self.values) / len(self.values))
 
@@ -173,7 +173,7 @@ def log_spectral_norms(make_model: Callable[[], nn.Module], schemes: Iterable[st
     :func:`hessian_spectral_norm`. ``batches`` is a list, or a function of the seed returning one (the
     reference draws them from the shuffled loader, so they change with the seed).
 
-    The log is natural: spec §7.6 says the base of the paper's "log" is NOT FOUND; ln is numpy's and
+    The log is natural: docs/method.md §7.6 says the base of the paper's "log" is NOT FOUND; ln is numpy's and
     torch's ``log``, and the ordering of schemes, the paper's claim, does not depend on the base.
     """
     from ..schemes import initialize

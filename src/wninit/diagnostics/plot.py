@@ -1,4 +1,4 @@
-"""Figures of the diagnostics: the paper's Figure 1 layout (spec §7.1) and a propagation table's curves.
+"""Figures of the diagnostics: the paper's Figure 1 layout (docs/method.md §7.1) and a propagation table's curves.
 
 matplotlib is imported inside the functions, with the Agg backend: ``import wninit`` needs only torch
 and numpy.
@@ -12,9 +12,9 @@ from ..style import FIGURE1_COLOURS
 from .propagation import PropagationTable
 from .synthetic import INITS, Figure1Row
 
-__all__ = ["plot_figure1", "plot_propagation"]
+__all__ = ["plot_figure1", "plot_propagation", "plot_signal_propagation"]
 
-# spec §7.1: feed-forward forward y-limits [-0.1, 2]; ResNet panels [0.9, 4]. The feed-forward backward
+# docs/method.md §7.1: feed-forward forward y-limits [-0.1, 2]; ResNet panels [0.9, 4]. The feed-forward backward
 # panel's limits are NOT FOUND in the spec: it shares the forward panel's [-0.1, 2], where its curves lie.
 _PANELS = {
     "ff_forward": ("Layer Index (i)", r"$||h^i|| / ||x||$", (-0.1, 2.0)),
@@ -78,10 +78,18 @@ def plot_propagation(table: PropagationTable, path: str | Path, title: str | Non
     ax_b.errorbar(idx, table.column("backward_mean"), yerr=table.column("backward_std"), marker=".", capsize=2,
                   color="tab:orange", label=r"$||\partial L/\partial h_i|| / ||\partial L/\partial h_L||$")
     for ax, label in ((ax_f, "forward"), (ax_b, "backward")):
-        ax.set(xlabel="measuring point i", ylabel=f"{label} norm ratio", yscale="log")
-        ax.axhline(1.0, color="gray", linewidth=0.8)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8)
+        _log_panel(ax, "measuring point i", f"{label} norm ratio")
+    return _save(plt, fig, path, title)
+
+
+def _log_panel(ax, xlabel: str, ylabel: str) -> None:
+    ax.set(xlabel=xlabel, ylabel=ylabel, yscale="log")
+    ax.axhline(1.0, color="gray", linewidth=0.8)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+
+
+def _save(plt, fig, path: str | Path, title: str | None) -> Path:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -89,3 +97,24 @@ def plot_propagation(table: PropagationTable, path: str | Path, title: str | Non
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_signal_propagation(tables: dict[str, PropagationTable], path: str | Path, title: str | None = None) -> Path:
+    """Signal-propagation plot in the NF-ResNet style: per scheme, the forward and backward norm per position at
+    every measuring point (stage inputs, block outputs, layer outputs), relative to the input and to the last
+    point, log y."""
+    if not tables or not all(isinstance(t, PropagationTable) and t.rows for t in tables.values()):
+        raise UserError("plot_signal_propagation needs {scheme: non-empty PropagationTable}")
+    plt = _pyplot()
+    fig, (ax_f, ax_b) = plt.subplots(1, 2, figsize=(12, 4))
+    for scheme, table in tables.items():
+        idx = table.column("index")
+        ax_f.plot(idx, table.column("forward_position_mean"), marker=".", label=scheme)
+        ax_b.plot(idx, table.column("backward_position_mean"), marker=".", label=scheme)
+    names = next(iter(tables.values())).column("name")
+    step = max(1, len(names) // 12)
+    for ax, ylabel in ((ax_f, r"forward $||h_i||/||x||$ per position"),
+                       (ax_b, r"backward $||\partial h_i||/||\partial h_L||$ per position")):
+        _log_panel(ax, "measuring point", ylabel)
+        ax.set_xticks(range(1, len(names) + 1, step), names[::step], rotation=45, ha="right", fontsize=7)
+    return _save(plt, fig, path, title)

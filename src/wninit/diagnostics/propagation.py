@@ -1,18 +1,18 @@
-"""Per-layer forward and backward norm ratios of any ``nn.Module`` at initialization (spec §3.1-§3.4, Fig. 1).
+"""Per-layer forward and backward norm ratios of any ``nn.Module`` at initialization (docs/method.md §3.1-§3.4, Fig. 1).
 
 A measuring point ``h_i`` is the output of a module: the ones the model marks with
 :func:`wninit.roles.mark_probe` (each hidden ReLU, each residual block of this package's models), or the
 modules (or their names) passed as ``points``. A point module called several times (a shared ``ReLU``)
 gives one row per call, in call order. Per point and per sample (norms over every non-batch dim):
 
-- forward ratio ``||h_i|| / ||x||`` (spec §3.1: ~1 per layer for the proposed init);
+- forward ratio ``||h_i|| / ||x||`` (docs/method.md §3.1: ~1 per layer for the proposed init);
 - backward ratio ``||dL/dh_i|| / ||dL/dh_L||``, ``h_L`` the last point, for a seeded random Gaussian
-  cotangent at the model output: there is no loss, as in the paper's Figure 1 (spec §7.1);
+  cotangent at the model output: there is no loss, as in the paper's Figure 1 (docs/method.md §7.1);
 - RMS forward ratio ``(||h_i||/sqrt(numel_i)) / (||x||/sqrt(numel_x))``, per element;
 - per-position forward ratio ``(||h_i||/sqrt(positions_i)) / (||x||/sqrt(positions_x))`` with
   ``positions`` = numel / channels. This is what the proposed gains preserve across a stride-2,
   width-doubling stage: ``g = sqrt(fan_in/fan_out)`` keeps the norm summed over channels at each kept
-  position (spec §2.1 [DERIV], §3.4), so per element it drops by ``sqrt(C_in/C_out)`` there.
+  position (docs/method.md §2.1 [DERIV], §3.4), so per element it drops by ``sqrt(C_in/C_out)`` there.
 
 The model runs in the mode it is in (``train()``/``eval()``): a BatchNorm net in train mode mixes samples.
 """
@@ -45,6 +45,7 @@ class PropagationRow:
     backward_std: float
     forward_rms_mean: float
     forward_position_mean: float
+    backward_position_mean: float = float("nan")  # per position: (||dL/dh_i||/sqrt(pos_i)) / (||dL/dh_L||/sqrt(pos_L))
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,11 @@ def _positions(per_sample_shape: tuple[int, ...]) -> int:
     return math.prod(per_sample_shape[1:]) if len(per_sample_shape) > 1 else 1
 
 
+def _positions_of(h: torch.Tensor, channel_axis: int) -> int:
+    """Positions of one sample: its elements over its channels (the channel axis of the full tensor)."""
+    return max(1, h[0].numel() // h.shape[channel_axis]) if h.dim() > 1 else 1
+
+
 def _mean_std(t: torch.Tensor) -> tuple[float, float]:
     # population std (ddof 0), as np.std in the paper's notebook
     return float(t.mean()), float(t.std(unbiased=False)) if t.numel() > 1 else 0.0
@@ -153,7 +159,7 @@ def propagation(model: nn.Module, inputs: torch.Tensor, *, points: Iterable | No
         model: any module returning one tensor.
         inputs: a batch ``(N, ...)``; each of the N samples gives one ratio per point.
         points: module names or modules to measure; default: the ones marked by ``wninit.roles.mark_probe``.
-        seed: seeds the Gaussian cotangent drawn at the output (the backward signal, spec §7.1).
+        seed: seeds the Gaussian cotangent drawn at the output (the backward signal, docs/method.md §7.1).
 
     Examples:
         >>> model = wninit.models.MLP(784, 256, depth=20, num_classes=10); wninit.initialize(model)
@@ -162,6 +168,8 @@ def propagation(model: nn.Module, inputs: torch.Tensor, *, points: Iterable | No
     if not isinstance(inputs, torch.Tensor) or inputs.dim() < 2 or inputs.shape[0] < 1 or inputs[0].numel() == 0:
         got = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
         raise UserError(f"inputs must be a non-empty batch tensor of shape (N, ...), got {got}")
+    if points is None and not probe_points(model):
+        return _propagation_discovered(model, inputs, seed)
     named = _resolve_points(model, points)
     records: list[tuple[str, torch.Tensor]] = []
     calls: dict[str, int] = {}
@@ -195,11 +203,42 @@ def propagation(model: nn.Module, inputs: torch.Tensor, *, points: Iterable | No
     return _table(x, out, records, seed)
 
 
-def _table(x: torch.Tensor, out: torch.Tensor, records: list[tuple[str, torch.Tensor]], seed: int) -> PropagationTable:
+def _propagation_discovered(model: nn.Module, inputs: torch.Tensor, seed: int) -> PropagationTable:
+    """:func:`propagation` at the points structure discovery finds (:mod:`wninit.diagnostics.points`)."""
+    from ..structure import TraceFailure
+    from .points import graph_points, run_recording
+
+    try:
+        gm, points = graph_points(model)
+    except TraceFailure as exc:
+        raise UserError(f"{type(model).__name__} marks no measuring points and torch.fx cannot trace it ({exc}): "
+                        "pass points=[module names] to measure") from None
+    x = inputs.detach().clone()
+    if x.is_floating_point():
+        x.requires_grad_(True)
+    try:
+        with torch.enable_grad():
+            out, seen = run_recording(gm, points, x)
+    except RuntimeError as exc:
+        raise UserError(f"the model rejected inputs of shape {tuple(inputs.shape)} ({str(exc).splitlines()[0][:160]}); "
+                        f"{_expected_input(model)}") from None
+    if isinstance(out, (tuple, list)):  # follow the first tensor the model returns
+        out = next((o for o in out if isinstance(o, torch.Tensor)), None)
+    if not isinstance(out, torch.Tensor):
+        raise UserError(f"the model returns no tensor: propagation needs a model whose output is a tensor")
+    records = [(p.name, seen[p.node], p.channel_axis) for p in points if p.node in seen]
+    if not records:
+        raise UserError(f"structure discovery found no weight-normed layer or residual sum in {type(model).__name__} "
+                        "to measure: pass points=[module names]")
+    return _table(x, out, records, seed)
+
+
+def _table(x: torch.Tensor, out: torch.Tensor, records: list[tuple], seed: int) -> PropagationTable:
     x_norm = _per_sample_norm(x)
     x_shape = tuple(x.shape[1:])
     cotangent = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    wanted = [i for i, (_, h) in enumerate(records) if h.requires_grad]
+    records = [r if len(r) == 3 else (r[0], r[1], 1) for r in records]  # (name, tensor, channel axis)
+    wanted = [i for i, (_, h, _) in enumerate(records) if h.requires_grad]
     grads: list[torch.Tensor | None] = [None] * len(records)
     if wanted and out.requires_grad:
         # Gradients w.r.t. the points only: the engine skips the parameters' gradients (and leaves .grad alone).
@@ -209,13 +248,15 @@ def _table(x: torch.Tensor, out: torch.Tensor, records: list[tuple[str, torch.Te
             grads[i] = None if g is None else _per_sample_norm(g)
     last = grads[-1]
     nan = torch.full_like(x_norm, float("nan"))
+    last_positions = _positions_of(records[-1][1], records[-1][2])
     rows = []
-    for i, (name, h) in enumerate(records):
+    for i, (name, h, axis) in enumerate(records):
         shape = tuple(h.shape[1:])
         fwd = _per_sample_norm(h) / x_norm
         rms = fwd * math.sqrt(math.prod(x_shape) / max(1, math.prod(shape)))
-        pos = fwd * math.sqrt(_positions(x_shape) / _positions(shape))
+        pos = fwd * math.sqrt(_positions(x_shape) / _positions_of(h, axis))
         bwd = grads[i] / last if grads[i] is not None and last is not None else nan
+        bwd_pos = bwd * math.sqrt(last_positions / _positions_of(h, axis))
         rows.append(PropagationRow(i + 1, name, "x".join(map(str, shape)) or "1", *_mean_std(fwd), *_mean_std(bwd),
-                                   float(rms.mean()), float(pos.mean())))
+                                   float(rms.mean()), float(pos.mean()), float(bwd_pos.mean())))
     return PropagationTable(tuple(rows), int(x.shape[0]))

@@ -1,8 +1,8 @@
-"""The paper's Figure 1 (spec §7.1): norm ratios through a synthetic WN ReLU net and a WN ResNet.
+"""The paper's Figure 1 (docs/method.md §7.1): norm ratios through a synthetic WN ReLU net and a WN ResNet.
 
 Re-implements the notebook ``synthetic_data_experiment.ipynb`` (numpy) in torch float64, so that it runs
 on the threads torch is given (``torch.set_num_threads``), with two deliberate changes:
-a seed (the notebook sets none) and the correct ReLU mask in the ResNet backward pass (spec §3.6 item 13).
+a seed (the notebook sets none) and the correct ReLU mask in the ResNet backward pass (docs/method.md §3.6 item 13).
 
 - Feed-forward: ``x ~ N(0, I_500)``, ``L = 20`` layers ``h = ReLU(W h)``, no biases, the width of each
   layer drawn as ``randint(m0-50, m0+50)``; ``W`` has unit-norm rows times a gain.
@@ -65,14 +65,14 @@ def _feedforward(gen, x, init, m0, layers):
     n_prev, h, weights, forward = x.shape[1], x, [], []
     for _ in range(layers):
         m = int(torch.randint(m0 - 50, m0 + 50, (1,), generator=gen))  # as numpy's randint: [m0-50, m0+49]
-        # spec §3.1: proposed g = sqrt(2 n_in / n_out); "He (g=1)" keeps the unit rows
+        # docs/method.md §3.1: proposed g = sqrt(2 n_in / n_out); "He (g=1)" keeps the unit rows
         gain = 1.0 if init == "He (g=1)" else math.sqrt(2.0 * n_prev / m)
         w = gain * _unit_rows(gen, m, n_prev, init)
         h = torch.relu(h @ w.T)
         weights.append((w, h > 0))
         forward.append(_stats(h, x))
         n_prev = m
-    # spec §7.1: delta ~ N(0, I) at the top pre-activation, delta_i = 1[h_i > 0] * W_{i+1}^T delta_{i+1}
+    # docs/method.md §7.1: delta ~ N(0, I) at the top pre-activation, delta_i = 1[h_i > 0] * W_{i+1}^T delta_{i+1}
     delta_top = _gaussian(gen, x.shape[0], n_prev)
     delta, backward = delta_top, [None] * layers
     backward[-1] = _stats(delta, delta_top)
@@ -87,7 +87,7 @@ def _resnet(gen, x, init, m0, blocks):
     """Forward ``||h^b||/||x||`` for b = 1..B and backward ``||dh^b||/||dh^B||`` for b = 0..B."""
     n = x.shape[1]
     scale0 = 1.0 if init == "He (g=1)" else math.sqrt(2.0 * n / m0)  # gamma = 2 (ReLU follows)
-    scale1 = 1.0 if init == "He (g=1)" else math.sqrt(m0 / n) / math.sqrt(blocks)  # gamma = 1/B (spec §3.4)
+    scale1 = 1.0 if init == "He (g=1)" else math.sqrt(m0 / n) / math.sqrt(blocks)  # gamma = 1/B (docs/method.md §3.4)
     h, saved, forward = x, [], []
     for _ in range(blocks):
         w0 = scale0 * _unit_rows(gen, m0, n, init)
@@ -102,7 +102,7 @@ def _resnet(gen, x, init, m0, blocks):
     for b in range(blocks, 0, -1):
         w0, w1, mask = saved[b - 1]
         # NOTE: the notebook masks with (h^{b-1} > 0) after W0^T; the derivative of ReLU(W0 h) needs the mask
-        # of the hidden pre-activation W0 h^{b-1}, applied between W1^T and W0^T (spec §3.6 item 13).
+        # of the hidden pre-activation W0 h^{b-1}, applied between W1^T and W0^T (docs/method.md §3.6 item 13).
         grad = grad + (mask * (grad @ w1)) @ w0
         backward[b - 1] = _stats(grad, grad_top)
     return forward, backward
@@ -111,7 +111,7 @@ def _resnet(gen, x, init, m0, blocks):
 def figure1(seed: int = 0, widths: tuple[int, ...] = (200, 1000), n_in: int = 500, layers: int = 20,
             blocks: int = 40, samples: int = 1000, inits: tuple[str, ...] = INITS,
             nets: tuple[str, ...] = ("ff", "resnet")) -> list[Figure1Row]:
-    """The rows of the paper's Figure 1 (spec §7.1): every panel, init and width, one row per plotted index.
+    """The rows of the paper's Figure 1 (docs/method.md §7.1): every panel, init and width, one row per plotted index.
 
     Indices are the plotted ones: feed-forward forward 1..L, backward 2..L-1; ResNet forward 1..B,
     backward 2..B-1. Each (net, init, width) draws from its own stream of ``seed``, and every init of a

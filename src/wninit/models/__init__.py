@@ -1,4 +1,4 @@
-"""The paper's four architectures (spec §5), each with ``norm`` in ``"wn" | "bn" | "none"``."""
+"""The paper's four architectures (docs/method.md §5), each with ``norm`` in ``"wn" | "bn" | "none"``."""
 from __future__ import annotations
 
 from torch import nn

@@ -32,7 +32,7 @@ def conv(c_in: int, c_out: int, k: int, stride: int, norm: str, wn_api: str, rol
 
 
 def head(n_in: int, num_classes: int) -> nn.Module:
-    # spec §3.5a: the classifier is a plain nn.Linear with PyTorch's default init, never WN, never re-initialized.
+    # docs/method.md §3.5a: the classifier is a plain nn.Linear with PyTorch's default init, never WN, never re-initialized.
     return set_role(nn.Linear(n_in, num_classes), "head")
 
 

@@ -1,4 +1,4 @@
-"""The paper's WN MLP (spec §5, ``--nn mlp``): ``depth`` x [Linear -> (WN|BN) -> ReLU] -> plain Linear."""
+"""The paper's WN MLP (docs/method.md §5, ``--nn mlp``): ``depth`` x [Linear -> (WN|BN) -> ReLU] -> plain Linear."""
 from __future__ import annotations
 
 import torch

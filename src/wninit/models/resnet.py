@@ -1,7 +1,7 @@
-"""CIFAR ResNets (spec §5): He et al.'s ResNet-(6N+2) and Zagoruyko's WRN-(6N+4)-k, basic blocks.
+"""CIFAR ResNets (docs/method.md §5): He et al.'s ResNet-(6N+2) and Zagoruyko's WRN-(6N+4)-k, basic blocks.
 
 WN / plain blocks compute ``shortcut(x) + conv2(ReLU(conv1(x)))`` with no ReLU before conv1 and none
-after the addition (spec §2.2: the block the theory analyses). BN blocks are pre-activation, as the
+after the addition (docs/method.md §2.2: the block the theory analyses). BN blocks are pre-activation, as the
 reference: ``shortcut(bn1(x)) + conv2(ReLU(bn2(conv1(ReLU(bn1(x))))))``.
 NOTE: the reference's BN shortcut takes ``bn1(x)`` without the ReLU; kept as it is.
 
@@ -19,19 +19,22 @@ from torch import nn
 from ..roles import mark_probe
 from .layers import batch_norm, check_norm, conv, head, positive
 
-# The reference ``ResNet`` class gives its stem no gain, so it gets the default gamma 2 (spec §3.6 item 8);
+# The reference ``ResNet`` class gives its stem no gain, so it gets the default gamma 2 (docs/method.md §3.6 item 8);
 # its ``WideResNet`` passes 1. The paper is silent; the code produced Table 1 and 2's numbers.
 RESNET_STEM_GAMMA = 2.0
 
 
 class BasicBlock(nn.Module):
+    """One basic block: ``shortcut(x) + conv2(ReLU(conv1(x)))`` (WN/plain) or its pre-activation BN form; its
+    convs declare their roles (stage, block index, the stage's block count B_k; docs/method.md §3.4)."""
+
     def __init__(self, c_in: int, c_out: int, stride: int, norm: str, wn_api: str, *, stage: int,
                  block: int, stage_blocks: int, bn_reference: bool = False):
         super().__init__()
         where = dict(stage=stage, block=block, stage_blocks=stage_blocks, bias=True if bn_reference else None)
         self.conv1 = conv(c_in, c_out, 3, stride, norm, wn_api, "block_in", **where)
         self.conv2 = conv(c_out, c_out, 3, 1, norm, wn_api, "block_out", **where)
-        # A 1x1 projection whenever the shape changes (spec §5; the stage's "shortcut connection" of §2.2).
+        # A 1x1 projection whenever the shape changes (docs/method.md §5; the stage's "shortcut connection" of §2.2).
         needs_projection = stride != 1 or c_in != c_out
         self.shortcut = conv(c_in, c_out, 1, stride, norm, wn_api, "shortcut", **where) if needs_projection else None
         self.bn1 = batch_norm(c_in, norm, bn_reference)

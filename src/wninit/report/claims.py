@@ -1,4 +1,4 @@
-"""The paper's claims (spec §9, items 1-12), each judged on what was run: holds / does not hold / not run.
+"""The paper's claims (docs/method.md §9, items 1-12), each judged on what was run: holds / does not hold / not run.
 
 A verdict is judged at the scale that was run and says that scale. The paper's criteria are for its
 own scale (full MNIST, CIFAR, hundreds of epochs); where a quick profile cannot reach the paper's
@@ -94,9 +94,9 @@ def figure1_claims(rows, samples: int = 1000) -> list[Claim]:
     return judge_figure1(rows, samples)
 
 
-# -- claim 4: the gain formula, checked on freshly initialized models (spec §3.5, §9 item 4) -------------
+# -- claim 4: the gain formula, checked on freshly initialized models (docs/method.md §3.5, §9 item 4) -------------
 def gain_claim() -> Claim:
-    """g == sqrt(gamma*fan_in/fan_out) per layer for the MLP and a WRN-16-2 (gamma from spec §3.5's table,
+    """g == sqrt(gamma*fan_in/fan_out) per layer for the MLP and a WRN-16-2 (gamma from docs/method.md §3.5's table,
     written out here rather than taken from wninit.schemes), every bias 0, Linear(20->60) g = sqrt(2*20/60)."""
     import torch
     from .. import initialize, models
@@ -194,7 +194,7 @@ def depth_claim(number: int, name: str, cells, scale: str, dataset: str, *, trai
         ok, text = _versus(cells, p, d, deep)
         if text:
             parts.append((text, ok))
-    # "all inits" of the paper's Fig. 2 legend: proposed and datadep (PyTorch default is not on it, spec §7.2)
+    # "all inits" of the paper's Fig. 2 legend: proposed and datadep (PyTorch default is not on it, docs/method.md §7.2)
     shallow_accs = {s: _cell_mean(cells, s, shallow) for s, d in cells if d == shallow and s[0] in ("proposed", "datadep")}
     best = max((a for a in shallow_accs.values() if a is not None), default=0.0)
     need = shallow_abs if shallow_abs is not None else 0.9 * best
@@ -205,7 +205,7 @@ def depth_claim(number: int, name: str, cells, scale: str, dataset: str, *, trai
 
 
 def depth_10k_claim(cells, scale: str, dataset: str = "cifar10") -> Claim:
-    """Claim 8 (spec §7.3): after one epoch, proposed is roughly flat in depth, PyTorch-default collapses,
+    """Claim 8 (docs/method.md §7.3): after one epoch, proposed is roughly flat in depth, PyTorch-default collapses,
     datadep degrades below proposed at the deepest depth.
 
     Quick-scale criterion: proposed (orthogonal) at the deepest depth run >= 0.8 x its accuracy at the
@@ -241,7 +241,7 @@ def depth_10k_claim(cells, scale: str, dataset: str = "cifar10") -> Claim:
 
 # -- claim 7: hyper-parameter robustness ------------------------------------------------------------------
 def hparams_claim(curves, scale: str) -> Claim:
-    """Claim 7 (spec §7.2): proposed trains in markedly more configurations than datadep, whose failures
+    """Claim 7 (docs/method.md §7.2): proposed trains in markedly more configurations than datadep, whose failures
     are divergences.
 
     Criterion: "trains" = mean test accuracy >= min(0.9, 0.9 x best / 0.99), the paper's 0.9 when the
@@ -280,7 +280,7 @@ def hparams_claim(curves, scale: str) -> Claim:
 
 
 def survival_claim(cells, scale: str) -> Claim:
-    """Claim 9 (spec §7.4).
+    """Claim 9 (docs/method.md §7.4).
 
     Quick-scale criterion (the ordering, not the exact percentages, which need 20 seeds of WRN-40-10):
     without warmup, proposed survives more often than every other scheme, pooled over the learning
@@ -352,7 +352,7 @@ def _lower(a: Stat, b: Stat) -> tuple[bool | str | None, str]:
 
 
 def table1_claim(rows_by_arch, scale: str) -> Claim:
-    """Claim 10 (spec §7.5). Criterion at any scale: on every (dataset, architecture) run, WN + proposed has a
+    """Claim 10 (docs/method.md §7.5). Criterion at any scale: on every (dataset, architecture) run, WN + proposed has a
     lower mean test error than WN + datadep (paper: by 1.3-3.0 points); where warmup and BN were run, the
     gap of proposed + warmup to BN is smaller than the gap of datadep to BN ("approaches BN"), which is
     proposed + warmup's error below datadep's. Each comparison: Welch one-sided t-test over seeds, p < 0.05."""
@@ -374,7 +374,7 @@ def table1_claim(rows_by_arch, scale: str) -> Claim:
 
 
 def table2_claim(table, scale: str) -> Claim:
-    """Claim 11 (spec §7.6). Criterion at any scale: on every (dataset, architecture) run, the proposed
+    """Claim 11 (docs/method.md §7.6). Criterion at any scale: on every (dataset, architecture) run, the proposed
     init has a smaller mean log Hessian spectral norm than each other scheme run (Welch one-sided t-test
     over seeds, p < 0.05)."""
     name = "Table 2: smallest Hessian norm at init"
@@ -400,4 +400,4 @@ def table2_claim(table, scale: str) -> Claim:
 
 def rl_claim() -> Claim:
     return Claim(12, "RL (poster only): WN IMPALA-100 learns Pong", NOT_RUN, "out of scope",
-                 "the poster's A3C result is not part of this project (spec §7.7)")
+                 "the poster's A3C result is not part of this project (docs/method.md §7.7)")

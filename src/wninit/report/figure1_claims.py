@@ -1,4 +1,4 @@
-"""Claims 1-3 (spec §9): Figure 1's norm ratios on synthetic data, judged with confidence intervals.
+"""Claims 1-3 (docs/method.md §9): Figure 1's norm ratios on synthetic data, judged with confidence intervals.
 
 Each plotted point is the mean over ``samples`` inputs of one network draw, with its std over those
 inputs; a criterion on a point is judged on its 95% confidence interval ``mean ± 1.96 std/sqrt(samples)``:

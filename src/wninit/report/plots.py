@@ -1,4 +1,4 @@
-"""The paper's figures from the aggregates of :mod:`wninit.report.tables` (spec §7.2-§7.4), each with the
+"""The paper's figures from the aggregates of :mod:`wninit.report.tables` (docs/method.md §7.2-§7.4), each with the
 paper's own values in a panel beside ours.
 
 One colour per scheme in every figure (a hue per scheme, light for the Gaussian "(He)" direction, dark
@@ -73,7 +73,7 @@ def _finish_acc_axis(ax, ylabel="accuracy (fraction correct)"):
 def plot_depth(cells: dict, path, *, title: str, scale: str, reference=None, train: bool = True,
                xlabel: str = "depth (number of WN layers)", ylabel: str = "accuracy (fraction correct)") -> Path:
     """Accuracy vs depth (Fig. 2 depth panels, Fig. 3-left): test solid, train dashed, ± std over seeds;
-    a diverged run is plotted at its best checkpoint's accuracy, at 0 without one (spec §7.2). ``reference``: ``{"test": {depth: {series: acc}}, ...}``."""
+    a diverged run is plotted at its best checkpoint's accuracy, at 0 without one (docs/method.md §7.2). ``reference``: ``{"test": {depth: {series: acc}}, ...}``."""
     plt = _pyplot()
     panels = 2 if reference is not None else 1
     fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 4.6), squeeze=False)
@@ -143,7 +143,7 @@ def _plot_reference_depth(ax, reference, xlabel, ylabel, train):
 
 def plot_hparams(curves: dict, path, *, title: str, scale: str, reference=None) -> Path:
     """Fig. 2 hyper-parameter panel: each configuration's test accuracy (mean over seeds, ± std), sorted
-    in decreasing order per scheme; the dotted line is the "trains" threshold of spec §9 claim 7
+    in decreasing order per scheme; the dotted line is the "trains" threshold of docs/method.md §9 claim 7
     (:func:`wninit.report.tables.trains_threshold`)."""
     plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
@@ -194,7 +194,7 @@ def plot_hparams(curves: dict, path, *, title: str, scale: str, reference=None) 
 
 def plot_survival(cells: dict, path, *, title: str, scale: str, reference=None) -> Path:
     """Fig. 3-right: % of seeds reaching epoch 3 without diverging, bars per scheme, one panel without and
-    one with warmup; the paper's bars in a second row (spec §7.4)."""
+    one with warmup; the paper's bars in a second row (docs/method.md §7.4)."""
     plt = _pyplot()
     rows = 2 if reference is not None else 1
     fig, axes = plt.subplots(rows, 2, figsize=(12.4, 4.2 * rows), squeeze=False)

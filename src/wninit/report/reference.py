@@ -1,4 +1,4 @@
-"""The paper's numbers as data (spec §7), each with its source tag, so reports print them beside ours.
+"""The paper's numbers as data (docs/method.md §7), each with its source tag, so reports print them beside ours.
 
 Values read off the poster's plots carry ``PLOT_NOTE`` (±0.02 on accuracies, 5% steps on Fig. 3-right);
 Table 1 and Table 2 are printed numbers. The keys of every table are this project's own names: a scheme is
@@ -14,7 +14,7 @@ __all__ = ["Reference", "PLOT_NOTE", "REFERENCES", "FIG1", "FIG2_MLP_DEPTH", "FI
 
 PLOT_NOTE = "values read off the poster's plot, ±0.02"
 
-# Legend order of every figure and table: the proposed scheme first, then the paper's baselines (spec §4).
+# Legend order of every figure and table: the proposed scheme first, then the paper's baselines (docs/method.md §4).
 SCHEME_ORDER = (("proposed", "orthogonal"), ("proposed", "gaussian"), ("datadep", "orthogonal"),
                 ("datadep", "gaussian"), ("hanin", "orthogonal"), ("hanin", "gaussian"),
                 ("pytorch-default", "orthogonal"), ("pytorch-default", "gaussian"),
@@ -25,7 +25,7 @@ _SCHEME_NAMES = {"proposed": "Proposed", "datadep": "Data-dependent", "hanin": "
 
 
 def scheme_label(scheme: str, direction: str = "orthogonal") -> str:
-    """The paper's legend name: ``("datadep", "gaussian")`` -> "Data-dependent (He)" (spec §7.2)."""
+    """The paper's legend name: ``("datadep", "gaussian")`` -> "Data-dependent (He)" (docs/method.md §7.2)."""
     name = _SCHEME_NAMES.get(scheme, scheme)
     if scheme == "proposed-backward":
         return f"Proposed backward ({'He' if direction == 'gaussian' else 'orthogonal'})"
@@ -47,7 +47,7 @@ class Reference:
 P_ORTH, P_HE, D_ORTH, D_HE = ("proposed", "orthogonal"), ("proposed", "gaussian"), ("datadep", "orthogonal"), ("datadep", "gaussian")
 H_ORTH, T_ORTH = ("hanin", "orthogonal"), ("pytorch-default", "orthogonal")
 
-# spec §7.1 [NB/SIM]: expected Figure 1 curves, mean ± std over 1000 samples, seed 0.
+# docs/method.md §7.1 [NB/SIM]: expected Figure 1 curves, mean ± std over 1000 samples, seed 0.
 # data[(net, init, width)] = {(panel, index): (mean, std)}; panel "forward"/"backward", index the layer
 # (feed-forward) or block (ResNet) number as in the spec's table header.
 _FIG1_COLUMNS = (("forward", 1), ("forward", 5), ("forward", 10), ("forward", 20),
@@ -69,15 +69,15 @@ _FIG1_ROWS = {
     ("resnet", "proposed-he", 1000): ((1.013, 0.007), (1.090, 0.020), (1.284, 0.039), (1.639, 0.069), (1.582, 0.080), (1.273, 0.044), (1.012, 0.007)),
 }
 FIG1 = Reference(
-    "figure1", "Figure 1: norm propagation on synthetic data", "[NB]/[SIM], spec §7.1",
+    "figure1", "Figure 1: norm propagation on synthetic data", "[NB]/[SIM], docs/method.md §7.1",
     "mean ± std over 1000 samples, seed 0 (numpy re-run of the official notebook)",
     {key: dict(zip(_FIG1_RESNET_COLUMNS if key[0] == "resnet" else _FIG1_COLUMNS, values))
      for key, values in _FIG1_ROWS.items()})
 
-# spec §7.2 [POSTER]: data[depth][(scheme, direction)] = test accuracy of the best configuration; 0.0 = fails.
+# docs/method.md §7.2 [POSTER]: data[depth][(scheme, direction)] = test accuracy of the best configuration; 0.0 = fails.
 # "train" holds the dashed curves: ≈1.0 for the proposed inits at every depth.
 FIG2_MLP_DEPTH = Reference(
-    "fig2_mlp_depth", "Figure 2: MNIST MLP + WN, accuracy vs depth", "[POSTER], spec §7.2", PLOT_NOTE,
+    "fig2_mlp_depth", "Figure 2: MNIST MLP + WN, accuracy vs depth", "[POSTER], docs/method.md §7.2", PLOT_NOTE,
     {"test": {2: {P_HE: 0.99, P_ORTH: 0.99, D_HE: 0.985, D_ORTH: 0.985},
               5: {P_HE: 0.99, P_ORTH: 0.99, D_HE: 0.985, D_ORTH: 0.985},
               10: {P_HE: 0.99, P_ORTH: 0.99, D_HE: 0.985, D_ORTH: 0.985},
@@ -86,37 +86,37 @@ FIG2_MLP_DEPTH = Reference(
               200: {P_HE: 0.96, P_ORTH: 0.96, D_HE: 0.0, D_ORTH: 0.0}},
      "train": {d: {P_HE: 1.0, P_ORTH: 1.0} for d in (2, 5, 10, 20, 100, 200)}})
 
-# spec §7.2 [POSTER]: about 47 configurations, sorted by accuracy. data["good"][scheme] = configurations
+# docs/method.md §7.2 [POSTER]: about 47 configurations, sorted by accuracy. data["good"][scheme] = configurations
 # with test accuracy >= 0.9 (a range where the plot allows no single reading); data["curve"][scheme] =
 # piecewise (first config, last config, accuracy) segments of the sorted curve, 1-based.
 FIG2_MLP_HPARAMS = Reference(
     "fig2_mlp_hparams", "Figure 2: MNIST MLP + WN, accuracy per hyper-parameter configuration (sorted)",
-    "[POSTER], spec §7.2", PLOT_NOTE + "; about 47 configurations, depth not found",
+    "[POSTER], docs/method.md §7.2", PLOT_NOTE + "; about 47 configurations, depth not found",
     {"n_configs": 47,
      "good": {P_ORTH: (37, 37), P_HE: (39, 39), D_ORTH: (23, 23), D_HE: (23, 23)},
      "curve": {D_HE: ((1, 23, 0.93), (24, 47, 0.0)), D_ORTH: ((1, 23, 0.93), (24, 47, 0.0)),
                P_ORTH: ((1, 37, 0.93), (38, 40, 0.5), (41, 47, 0.12)),
                P_HE: ((1, 39, 0.9), (40, 44, 0.12), (45, 47, 0.0))}})
 
-# spec §7.2 [POSTER]: CIFAR-10 CNN, data["test"][depth][(scheme, direction)].
+# docs/method.md §7.2 [POSTER]: CIFAR-10 CNN, data["test"][depth][(scheme, direction)].
 FIG2_CNN_DEPTH = Reference(
-    "fig2_cnn_depth", "Figure 2: CIFAR-10 CNN + WN, accuracy vs depth", "[POSTER], spec §7.2", PLOT_NOTE,
+    "fig2_cnn_depth", "Figure 2: CIFAR-10 CNN + WN, accuracy vs depth", "[POSTER], docs/method.md §7.2", PLOT_NOTE,
     {"test": {5: {P_ORTH: 0.86, P_HE: 0.86, D_HE: 0.85, D_ORTH: 0.85},
               25: {P_ORTH: 0.855, P_HE: 0.85, D_HE: 0.835, D_ORTH: 0.835},
               100: {P_ORTH: 0.81, P_HE: 0.79, D_HE: 0.0, D_ORTH: 0.0}},
      "train": {5: {P_ORTH: 1.0, P_HE: 1.0}, 25: {P_ORTH: 1.0, P_HE: 1.0, D_HE: 1.0},
                100: {P_ORTH: 1.0, P_HE: 1.0, D_HE: 0.0}}})
 
-# spec §7.3 [POSTER]: WN-WRN on CIFAR-10, accuracy after one epoch, data[layers][(scheme, direction)].
+# docs/method.md §7.3 [POSTER]: WN-WRN on CIFAR-10, accuracy after one epoch, data[layers][(scheme, direction)].
 FIG3_DEPTH_10K = Reference(
     "fig3_depth_10k", "Figure 3 (left): WN Wide ResNets up to 10,000 layers, accuracy after 1 epoch",
-    "[POSTER], spec §7.3", PLOT_NOTE + "; the PyTorch-default error bar at 100 layers reaches ≈0.11",
+    "[POSTER], docs/method.md §7.3", PLOT_NOTE + "; the PyTorch-default error bar at 100 layers reaches ≈0.11",
     {10: {P_ORTH: 0.38, H_ORTH: 0.37, D_ORTH: 0.43, T_ORTH: 0.39},
      100: {P_ORTH: 0.38, H_ORTH: 0.355, D_ORTH: 0.44, T_ORTH: 0.04},
      1000: {P_ORTH: 0.385, H_ORTH: 0.355, D_ORTH: 0.33, T_ORTH: 0.0},
      10000: {P_ORTH: 0.34, H_ORTH: 0.31, D_ORTH: 0.16, T_ORTH: 0.0}})
 
-# spec §7.4 [POSTER]: WRN-40-10 / CIFAR-10, 20 seeds, percentage reaching epoch 3 without diverging.
+# docs/method.md §7.4 [POSTER]: WRN-40-10 / CIFAR-10, 20 seeds, percentage reaching epoch 3 without diverging.
 # data[(lr, warmup)][(scheme, direction)] in percent.
 _LR_ROWS = {
     (0.001, False): (100, 100, 100, 0), (0.005, False): (0, 100, 95, 0), (0.01, False): (0, 100, 0, 0),
@@ -125,13 +125,13 @@ _LR_ROWS = {
     (0.05, True): (15, 100, 85, 80), (0.1, True): (5, 90, 60, 20)}
 FIG3_LR_WARMUP = Reference(
     "fig3_lr_warmup", "Figure 3 (right): WRN-40-10 runs (%) reaching epoch 3 without diverging, 20 seeds",
-    "[POSTER], spec §7.4", "bar heights read off the poster's plot, multiples of 5%",
+    "[POSTER], docs/method.md §7.4", "bar heights read off the poster's plot, multiples of 5%",
     {key: dict(zip((D_ORTH, P_ORTH, H_ORTH, T_ORTH), values)) for key, values in _LR_ROWS.items()})
 
-# spec §7.5 [POSTER]: test error (%), exactly as printed. data[(dataset, architecture)] = list of
+# docs/method.md §7.5 [POSTER]: test error (%), exactly as printed. data[(dataset, architecture)] = list of
 # (method, mean, std or None). Methods: "datadep", "proposed", "proposed+warmup", "bn", "shang" (quoted).
 TABLE1 = Reference(
-    "table1_wn_vs_bn", "Table 1: WN (+ warmup) vs BN, test error (%)", "[POSTER], spec §7.5",
+    "table1_wn_vs_bn", "Table 1: WN (+ warmup) vs BN, test error (%)", "[POSTER], docs/method.md §7.5",
     "printed numbers; ± presumably std over seeds (count not found); BN rows of ResNet-56/110 quoted "
     "from He et al.; cutout on WRN-40-10 and ResNet-164",
     {("cifar10", "ResNet-56"): [("datadep", 9.19, 0.24), ("proposed", 7.87, 0.14), ("proposed+warmup", 7.20, 0.12),
@@ -143,10 +143,10 @@ TABLE1 = Reference(
      ("cifar100", "ResNet-164"): [("datadep", 30.26, 0.51), ("proposed", 27.30, 0.49),
                                   ("proposed+warmup", 25.31, 0.26), ("bn", 25.52, 0.17)]})
 
-# spec §7.6 [POSTER]: log spectral norm of the Hessian at init (log base not found; this project uses
+# docs/method.md §7.6 [POSTER]: log spectral norm of the Hessian at init (log base not found; this project uses
 # the natural log). data[(dataset, architecture)][scheme] = (mean, std); "hanin" is N/A on ResNet-164.
 TABLE2 = Reference(
-    "table2_hessian", "Table 2: log Hessian spectral norm at initialization", "[POSTER], spec §7.6",
+    "table2_hessian", "Table 2: log Hessian spectral norm at initialization", "[POSTER], docs/method.md §7.6",
     "printed numbers; ± over seeds (count not found); the log's base is not found (natural log here)",
     {("cifar10", "WRN-40-10"): {"pytorch-default": (4.68, 0.60), "datadep": (3.01, 0.02), "hanin": (7.14, 0.72),
                                 "proposed": (1.31, 0.12)},

@@ -1,5 +1,5 @@
-"""A store -> ``DIR/report.md`` + PNGs: each experiment's table beside the paper's numbers (spec §7), its
-figure, and the claims of spec §9 judged on what was run.
+"""A store -> ``DIR/report.md`` + PNGs: each experiment's table beside the paper's numbers (docs/method.md §7), its
+figure, and the claims of docs/method.md §9 judged on what was run.
 
 ``render_report`` is what ``wninit report`` and ``wninit reproduce`` call. Bad input (a missing or
 foreign file, a store with no runs, an output folder that cannot be written) is one UserError sentence.
@@ -20,7 +20,7 @@ __all__ = ["render_report", "Report", "open_store", "read_figure1_csv", "claims_
            "FIGURE1_CSV", "FIGURE1_PNG", "prepare_out", "judge_claims"]
 
 FIGURE1_CSV, FIGURE1_PNG = "figure1.csv", "figure1.png"
-# Which experiment each claim of spec §9 is judged on.
+# Which experiment each claim of docs/method.md §9 is judged on.
 _CLAIM_EXPERIMENT = {5: "fig2_mlp_depth", 6: "fig2_cnn_depth", 7: "fig2_mlp_hparams", 8: "fig3_depth_10k",
                      9: "fig3_lr_warmup", 10: "table1_wn_vs_bn", 11: "table2_hessian"}
 _CLAIM_NAMES = {5: "Fig. 2 MLP depth", 6: "Fig. 2 CNN depth", 7: "Fig. 2 hyper-parameter robustness",
@@ -116,7 +116,7 @@ def _dataset(runs) -> str:
 
 
 def judge_claims(store, figure1_rows=None) -> list:
-    """Every claim of spec §9 (1-12) on this store (and the Figure 1 rows when given)."""
+    """Every claim of docs/method.md §9 (1-12) on this store (and the Figure 1 rows when given)."""
     out = C.figure1_claims(figure1_rows) + [C.gain_claim()]
     for number in sorted(_CLAIM_EXPERIMENT):
         experiment = _CLAIM_EXPERIMENT[number]
@@ -153,14 +153,14 @@ def judge_claims(store, figure1_rows=None) -> list:
 
 def claims_markdown(claims) -> str:
     rows = [[str(c.number), c.name, f"**{c.verdict}**", c.scale, c.detail, c.test or "-"] for c in claims]
-    return md_table(["#", "claim (spec §9)", "verdict", "scale run", "numbers", "judged with"], rows)
+    return md_table(["#", "claim (docs/method.md §9)", "verdict", "scale run", "numbers", "judged with"], rows)
 
 
 def claims_text(claims, width: int = 100) -> str:
     """The claims table for a terminal: one line per claim, then its numbers indented."""
     import textwrap
 
-    lines = [f"{'#':>2}  {'verdict':<13}  claim (spec §9)"]
+    lines = [f"{'#':>2}  {'verdict':<13}  claim (docs/method.md §9)"]
     for c in claims:
         lines.append(f"{c.number:>2}  {c.verdict:<13}  {c.name}  [{c.scale}]")
         lines += textwrap.wrap(c.detail, width=width, initial_indent=" " * 19, subsequent_indent=" " * 19)
@@ -207,13 +207,13 @@ def render_report(store_path, out, *, figure1_rows=None, figure1_png=None) -> Re
             "counts its best checkpoint's accuracy, as the reference code records it, or 0 when it diverged in its "
             "first epoch (the paper plots that at 0), and is counted as diverged; failed runs have no value and are "
             "counted; where a grid of hyper-parameters was run, the configuration with the best mean validation "
-            "accuracy is shown. The paper's values are from spec §7 (`wninit/report/reference.py`); those read "
+            "accuracy is shown. The paper's values are from docs/method.md §7 (`wninit/report/reference.py`); those read "
             "off the poster's plots are ±0.02.", "",
-            "## Claims (spec §9)", "", claims_markdown(report.claims), ""]
+            "## Claims (docs/method.md §9)", "", claims_markdown(report.claims), ""]
     text = "\n".join(head + body) + "\n"
     try:
         report.path.write_text(text)
-        (out / "claims.md").write_text("# Claims of the paper (spec §9), as judged by `wninit report`\n\n"
+        (out / "claims.md").write_text("# Claims of the paper (docs/method.md §9), as judged by `wninit report`\n\n"
                                        + claims_markdown(report.claims) + "\n")
     except OSError as exc:
         raise UserError(f"cannot write the report to {str(out)!r} ({exc.strerror}); pass a writable --out") from None

@@ -1,4 +1,4 @@
-"""One markdown section (+ its PNG) per experiment of a store: our table beside the paper's (spec §7)."""
+"""One markdown section (+ its PNG) per experiment of a store: our table beside the paper's (docs/method.md §7)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,7 +14,8 @@ _TITLES = {"fig2_mlp_depth": "Figure 2 (left): MLP + WN, accuracy vs depth",
            "fig3_depth_10k": "Figure 3 (left): WN WRN, accuracy after 1 epoch vs number of layers",
            "fig3_lr_warmup": "Figure 3 (right): runs reaching epoch 3 without diverging",
            "table1_wn_vs_bn": "Table 1: WN (+ warmup) vs BN, test error (%)",
-           "table2_hessian": "Table 2: log spectral norm of the Hessian at initialization"}
+           "table2_hessian": "Table 2: log spectral norm of the Hessian at initialization",
+           "peers_depth": "Beside the paper: the normalizer-free peers, accuracy vs depth"}
 
 
 def md_table(header: list[str], rows: list[list]) -> str:
@@ -55,7 +56,9 @@ def experiment_section(experiment: str, profile: str, runs, scale: str, out: Pat
     lines += _failures(runs) + ([""] if _failures(runs) else [])
     figs = []
     png = out / figure_name(experiment, profile)
-    if kind == "depth":
+    if experiment == "peers_depth":
+        text, fig = _peers(runs, scale, png)
+    elif kind == "depth":
         text, fig = _depth(experiment, runs, scale, png)
     elif kind == "hparams":
         text, fig = _hparams(experiment, runs, scale, png)
@@ -72,6 +75,14 @@ def experiment_section(experiment: str, profile: str, runs, scale: str, out: Pat
         lines += [f"![{title}]({fig.name})", ""]
     lines += [text, ""]
     return "\n".join(lines), figs
+
+
+def _peers(runs, scale, png):
+    from .peers import peer_cells, peers_markdown, plot_peers
+
+    cells = peer_cells(runs)
+    fig = plot_peers(cells, png, title=_TITLES["peers_depth"], scale=scale) if _finished(runs) else None
+    return peers_markdown(cells), fig
 
 
 def _finished(runs) -> bool:
@@ -117,7 +128,7 @@ def _hparams(experiment, runs, scale, png):
     text = md_table(["scheme", "configurations", f"trains: test >= {threshold:.3f} (ours)", "paper (test >= 0.9)",
                      "best", "worst", "configs with a diverged seed"], summary)
     text += (f"\n\n\"Trains\" = mean test accuracy >= min(0.9, 0.9 x best / 0.99) = {threshold:.3f}: the paper's 0.9 "
-             "when the best configuration reaches its 0.99, scaled down where this run's scale cannot (spec §9 claim 7).")
+             "when the best configuration reaches its 0.99, scaled down where this run's scale cannot (docs/method.md §9 claim 7).")
     # every configuration, one column per scheme: the sorted curves come from these numbers
     configs = []
     for results in curves.values():
@@ -152,7 +163,7 @@ def _survival(experiment, runs, scale, png):
     horizon = tables.HORIZON
     note = f" Paper: {ref.source}, {ref.note}." if ref else ""
     return (md_table(header, rows) + f"\n\nA run survives when it finishes min({horizon}, its epochs) epochs "
-            f"without a NaN loss (spec §7.4).{note}"), fig
+            f"without a NaN loss (docs/method.md §7.4).{note}"), fig
 
 
 def _table1(runs):
@@ -201,7 +212,7 @@ def _generic(runs):
 
 
 def figure1_table_rows(rows) -> list[list]:
-    """Figure 1 at the spec's table points: ours (mean ± std) next to [SIM] (spec §7.1)."""
+    """Figure 1 at the spec's table points: ours (mean ± std) next to [SIM] (docs/method.md §7.1)."""
     ours = {(r.panel, r.init, int(r.width), int(r.index)): (r.mean, r.std) for r in rows}
     names = {"he": "He (g=1)", "proposed-orthogonal": "Proposed (orthogonal)", "proposed-he": "Proposed (He)"}
     out = []
@@ -216,7 +227,7 @@ def figure1_table_rows(rows) -> list[list]:
 
 
 def fig1_section(rows, png) -> str:
-    lines = ["## Figure 1: norm propagation on synthetic data (spec §7.1)", ""]
+    lines = ["## Figure 1: norm propagation on synthetic data (docs/method.md §7.1)", ""]
     if png:
         lines += [f"![Figure 1]({Path(png).name})", ""]
     lines += [md_table(["net", "init", "width", "panel", "layer/block", "ours", "expected [SIM]"],

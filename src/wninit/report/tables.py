@@ -1,16 +1,16 @@
-"""A store's runs -> the aggregates behind each of the paper's figures and tables (spec §7).
+"""A store's runs -> the aggregates behind each of the paper's figures and tables (docs/method.md §7).
 
 Rules that hold in every aggregate here:
 - mean ± std are over seeds; std is the sample std (ddof=1, the spread a reader expects from "± over
   seeds"; the paper does not say which), None with fewer than two values;
 - a diverged run scores its best checkpoint's value, as the reference code records it (its test accuracy
   and validation accuracy from before the NaN); only a run that diverged before its first checkpoint (the
-  reference's -1) counts as accuracy 0 (spec §7.2 "0.0 means diverged"). Diverged runs stay counted and
+  reference's -1) counts as accuracy 0 (docs/method.md §7.2 "0.0 means diverged"). Diverged runs stay counted and
   shown as diverged;
 - a failed run (an error, not a result) has no value but is counted; pending/running runs are
   counted as "not run": nothing is dropped silently, every cell carries its status counts;
 - where a cell holds a grid of hyper-parameters, the configuration with the best mean validation
-  accuracy is reported (spec §6.1: the paper tunes on validation, not test).
+  accuracy is reported (docs/method.md §6.1: the paper tunes on validation, not test).
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ __all__ = ["Stat", "DepthCell", "ConfigResult", "Survival", "depth_sweep", "hpar
            "wn_vs_bn", "hessian_table", "status_counts", "trains_threshold", "good_configs", "series_key", "arch_label", "config_dict",
            "EXPERIMENT_KINDS", "GOOD_ACC", "HORIZON"]
 
-GOOD_ACC = 0.9  # spec §9 claim 7: a configuration "trains" at >= 0.9 test accuracy
-HORIZON = 3  # spec §7.4: "reach epoch 3 without diverging"
+GOOD_ACC = 0.9  # docs/method.md §9 claim 7: a configuration "trains" at >= 0.9 test accuracy
+HORIZON = 3  # docs/method.md §7.4: "reach epoch 3 without diverging"
 NOT_RUN = ("pending", "running")
 _EXECUTION = ("device", "threads", "data_root", "download")
 
@@ -89,7 +89,7 @@ def series_key(run) -> tuple[str, str]:
 
 
 def arch_label(cfg: dict) -> str:
-    """The paper's architecture names: ResNet-56, WRN-40-10 (spec §5); MLP-20, CNN-5 for the rest."""
+    """The paper's architecture names: ResNet-56, WRN-40-10 (docs/method.md §5); MLP-20, CNN-5 for the rest."""
     arch, depth = cfg["arch"], cfg["depth"]
     return {"resnet": f"ResNet-{depth}", "wrn": f"WRN-{depth}-{cfg.get('k', 1)}"}.get(arch, f"{arch.upper()}-{depth}")
 
@@ -153,7 +153,7 @@ class DepthCell:
 
 
 def depth_sweep(runs) -> dict[tuple, DepthCell]:
-    """Fig. 2 depth panels and Fig. 3-left (spec §7.2, §7.3): {((scheme, direction), depth): DepthCell}."""
+    """Fig. 2 depth panels and Fig. 3-left (docs/method.md §7.2, §7.3): {((scheme, direction), depth): DepthCell}."""
     runs = [r for r in runs if config_dict(r).get("task", "train") == "train"]
     cells, grid_fields = defaultdict(list), _varying(runs) - {"scheme", "direction", "depth"}
     for r in runs:
@@ -177,7 +177,7 @@ class ConfigResult:
 
 
 def hparam_curves(runs) -> dict[tuple, list[ConfigResult]]:
-    """Fig. 2 hyper-parameter panel (spec §7.2): {(scheme, direction): configurations sorted by mean test
+    """Fig. 2 hyper-parameter panel (docs/method.md §7.2): {(scheme, direction): configurations sorted by mean test
     accuracy, decreasing}; configurations with nothing finished sort last."""
     runs = [r for r in runs if config_dict(r).get("task", "train") == "train"]
     fields_ = _varying(runs) - {"scheme", "direction"}
@@ -196,7 +196,7 @@ def hparam_curves(runs) -> dict[tuple, list[ConfigResult]]:
 
 
 def trains_threshold(curves: dict) -> float:
-    """The accuracy at which a configuration "trains" (spec §9 claim 7): the paper's 0.9 when the best
+    """The accuracy at which a configuration "trains" (docs/method.md §9 claim 7): the paper's 0.9 when the best
     configuration reaches the paper's 0.99, proportionally lower at a scale that cannot (mnist5k and a
     few epochs top out near 0.92): min(0.9, 0.9 x best / 0.99)."""
     best = max((c.test.mean for rs in curves.values() for c in rs if c.test.mean is not None), default=0.0)
@@ -204,7 +204,7 @@ def trains_threshold(curves: dict) -> float:
 
 
 def good_configs(results: list[ConfigResult], threshold: float = GOOD_ACC) -> int:
-    """Configurations whose mean test accuracy is at least ``threshold`` (spec §9 claim 7)."""
+    """Configurations whose mean test accuracy is at least ``threshold`` (docs/method.md §9 claim 7)."""
     return sum(1 for c in results if c.test.mean is not None and c.test.mean >= threshold)
 
 
@@ -229,14 +229,14 @@ class Survival:
 
 def _survived(run, horizon: int) -> bool:
     # A run survives when it reached min(horizon, its epochs) finished epochs with no NaN on the way
-    # (spec §7.4); a quick profile may train fewer than 3 epochs.
+    # (docs/method.md §7.4); a quick profile may train fewer than 3 epochs.
     target = min(horizon, config_dict(run).get("epochs", horizon))
     done = (run.metrics or {}).get("epochs_done") or 0
     return done >= target and (run.status == "completed" or done >= horizon)
 
 
 def survival(runs, horizon: int = HORIZON) -> dict[tuple, Survival]:
-    """Fig. 3-right (spec §7.4): {(lr, warmup?, (scheme, direction)): Survival}."""
+    """Fig. 3-right (docs/method.md §7.4): {(lr, warmup?, (scheme, direction)): Survival}."""
     groups = defaultdict(list)
     for r in runs:
         cfg = config_dict(r)
@@ -250,7 +250,7 @@ def survival(runs, horizon: int = HORIZON) -> dict[tuple, Survival]:
 
 
 def table1_method(cfg: dict) -> str:
-    """Table 1's row names (spec §7.5): "datadep", "proposed", "proposed+warmup", "bn", or the scheme."""
+    """Table 1's row names (docs/method.md §7.5): "datadep", "proposed", "proposed+warmup", "bn", or the scheme."""
     if cfg.get("norm") == "bn":
         return "bn"
     name = cfg["scheme"]
@@ -258,7 +258,7 @@ def table1_method(cfg: dict) -> str:
 
 
 def wn_vs_bn(runs) -> dict[tuple, list[tuple[str, Stat, dict]]]:
-    """Table 1 (spec §7.5): {(dataset, architecture): [(method, test error % Stat, chosen config)]};
+    """Table 1 (docs/method.md §7.5): {(dataset, architecture): [(method, test error % Stat, chosen config)]};
     a diverged run counts its best checkpoint's error, 100% without one, as its accuracy elsewhere."""
     runs = [r for r in runs if config_dict(r).get("task", "train") == "train"]
     groups = defaultdict(lambda: defaultdict(list))
@@ -280,7 +280,7 @@ def wn_vs_bn(runs) -> dict[tuple, list[tuple[str, Stat, dict]]]:
 
 
 def hessian_table(runs) -> dict[tuple, dict[tuple, Stat]]:
-    """Table 2 (spec §7.6): {(dataset, architecture): {(scheme, direction): log spectral norm Stat}};
+    """Table 2 (docs/method.md §7.6): {(dataset, architecture): {(scheme, direction): log spectral norm Stat}};
     a non-finite Hessian (status diverged) has no value and is counted."""
     groups = defaultdict(lambda: defaultdict(list))
     for r in runs:

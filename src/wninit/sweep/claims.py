@@ -1,4 +1,4 @@
-"""Who runs what: claims on the store's runs, each with a lease (issue 8 "Concurrency").
+"""Who runs what: claims on the store's runs, each with a lease.
 
 A driver claims pending runs atomically (``BEGIN IMMEDIATE`` ... ``UPDATE``), renews the lease of every
 run it holds while they train, and writes each result in one transaction. A run whose lease expired (its

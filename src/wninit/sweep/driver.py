@@ -75,13 +75,14 @@ def _batch_groups(cfgs, batch_runs: bool, workers: int = 1):
 def run_sweep(store: Store, targets: list[tuple[str, str]], *, backend: str = "local", workers: int | None = None,
               address: str | None = None, device: str | None = None, channels_last: bool = False,
               compile: bool = False, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
-              batch_runs: bool = False, limit: int | None = None,
+              batch_runs: bool = False, limit: int | None = None, slurm: dict | None = None,
               lease_s: float = claims.LEASE_S, progress: bool = True, stream=None) -> SweepSummary:
     """Run every unfinished run of ``targets`` ((experiment, profile) pairs already added to ``store``).
 
     ``device``, ``channels_last`` and ``compile`` are execution fields set on every run (not in the run
     id; train/accel.py). ``limit`` caps the runs claimed by this call. Returns a :class:`SweepSummary`; a signal stops the
-    loop cleanly and is reported in ``stopped``.
+    loop cleanly and is reported in ``stopped``. ``slurm`` holds the SLURM pool's arguments (folder, executor,
+    partition, time_min, array_parallelism, options) for ``backend="slurm"``.
     """
     if batch_runs:
         _batch_groups([], True)  # fail before starting a pool when the ensemble module is missing
@@ -100,7 +101,7 @@ def run_sweep(store: Store, targets: list[tuple[str, str]], *, backend: str = "l
             execution = {k: v for k, v in (("device", device), ("channels_last", channels_last),
                                             ("compile", compile)) if v}
             pool = make_pool(backend, workers=workers, execution=execution, address=address,
-                             cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+                             cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run, slurm=slurm)
             while stop.signal is None:
                 while len(inflight) < pool.capacity and (limit is None or claimed < limit) and stop.signal is None:
                     want = BATCH_CLAIM if batch_runs else 1
@@ -108,7 +109,8 @@ def run_sweep(store: Store, targets: list[tuple[str, str]], *, backend: str = "l
                     if not cfgs:
                         break
                     claimed += len(cfgs)
-                    for group in _batch_groups(cfgs, batch_runs, pool.capacity):
+                    # groups split over the runs that train at once (SLURM: the array's parallelism, not its queue)
+                    for group in _batch_groups(cfgs, batch_runs, getattr(pool, "parallelism", pool.capacity)):
                         inflight[pool.submit(group)] = group
                 if not inflight:
                     break

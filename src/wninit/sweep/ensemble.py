@@ -3,7 +3,7 @@
 Runs that share an MLP architecture and its data pipeline but differ in seed, learning rate, momentum,
 weight decay, schedule, warmup or init scheme train as one :class:`~.ensemble_model.StackedMLP`: one
 batched matmul per layer for all M members. Each member follows its standalone :func:`wninit.train.fit`
-run (spec §6.1) step for step:
+run (docs/method.md §6.1) step for step:
 
 - the same model and init: each member's standalone MLP is built and initialized exactly as ``fit`` does
   (global seed, head default init, first shuffled batch, init generator), then copied into the stack;
@@ -43,11 +43,12 @@ def batchable(cfg: RunConfig) -> bool:
     """True when ``cfg`` can be a member of a stacked group: a training run of an MLP with WN or no norm.
 
     NOTE: BN MLPs are not batched: their running statistics and batch statistics would need a stacked
-    BatchNorm, which the suite's small-model sweeps (spec §7.1, WN MLPs) do not need. Runs asking for
-    bf16 or torch.compile (train/accel.py) run alone, through fit, which implements those options.
+    BatchNorm, which the suite's small-model sweeps (docs/method.md §7.1, WN MLPs) do not need. Runs asking for
+    bf16 or torch.compile (train/accel.py), or a normalizer-free peer (wninit.peers), run alone, through fit,
+    which implements those options.
     """
     return (cfg.arch == "mlp" and cfg.norm in ("wn", "none") and cfg.task == "train" and cfg.precision == "fp32"
-            and not cfg.compile)
+            and not cfg.compile and cfg.peer == "none")
 
 
 def group_key(cfg: RunConfig) -> tuple:
@@ -112,7 +113,7 @@ def _split(group: list, k: int) -> list[list]:
 def fit_ensemble(cfgs: list[RunConfig]) -> list[RunResult]:
     """Train ``cfgs`` (one :func:`batchable_groups` group) as one stacked model; one RunResult per config.
 
-    Each result is the one :func:`wninit.train.fit` returns for that config alone (spec §6.1), up to
+    Each result is the one :func:`wninit.train.fit` returns for that config alone (docs/method.md §6.1), up to
     float32 rounding; ``wall_s`` is the group's wall time divided by its size and ``env["batched"]``
     the group's size. A lone config that cannot be batched (a CNN, a BN net, a Hessian task) is run by
     ``fit``. Nothing is written to disk: a group is one unit of work, rerun whole if interrupted.

@@ -1,5 +1,5 @@
 """The data of a stacked group: one copy of the data on the device, each member's split, order and
-augmentation as its standalone run's (spec §6.1 "Data" and "Validation")."""
+augmentation as its standalone run's (docs/method.md §6.1 "Data" and "Validation")."""
 from __future__ import annotations
 
 import torch
@@ -73,7 +73,7 @@ class MemberData:
             yield x.flatten(2), y
 
     def first_batch(self, m: int) -> torch.Tensor:
-        """Member m's first shuffled, augmented batch: what fit draws before the init (spec §4)."""
+        """Member m's first shuffled, augmented batch: what fit draws before the init (docs/method.md §4)."""
         idx, _ = next(iter(self.loaders[m]))
         return self._augment(self.x[idx], m)
 

@@ -22,7 +22,7 @@ def _linears(model: MLP) -> list[nn.Linear]:
 
 
 def _weight_norm(v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """``g * v/||v||`` per output unit of every member (spec §2.1), (M, out, in).
+    """``g * v/||v||`` per output unit of every member (docs/method.md §2.1), (M, out, in).
 
     The M members' rows are one (M*out, in) matrix for ATen's fused weight-norm kernel, the kernel the
     standalone WN layers run (weightnorm.py), so each row's weight and gradients are computed as there.

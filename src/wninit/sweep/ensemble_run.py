@@ -1,4 +1,4 @@
-"""One stacked group's run: every member's standalone ``fit`` (spec §6.1), all members in one loop.
+"""One stacked group's run: every member's standalone ``fit`` (docs/method.md §6.1), all members in one loop.
 
 :func:`run_group` builds each member as ``fit`` does, trains the stacked model epoch by epoch and
 returns one :class:`~wninit.train.RunResult` per member. A member is only ever touched through its own
@@ -24,11 +24,11 @@ __all__ = ["run_group"]
 
 
 def _member_model(cfg: RunConfig, data: MemberData, m: int, device: torch.device):
-    """Member m's standalone MLP, built and initialized in fit's order (spec §4, §6.1)."""
+    """Member m's standalone MLP, built and initialized in fit's order (docs/method.md §4, §6.1)."""
     from ..models import build_model
     from ..schemes import initialize
 
-    torch.manual_seed(cfg.seed)  # spec §6.1 set_seed: the head's default init comes from this stream
+    torch.manual_seed(cfg.seed)  # docs/method.md §6.1 set_seed: the head's default init comes from this stream
     model = build_model(cfg.arch, in_shape=data.in_shape, num_classes=data.num_classes, depth=cfg.depth,
                         width=cfg.width, k=cfg.k, norm=cfg.norm).to(device)
     first_x = data.first_batch(m)  # drawn for every scheme, as fit, so the data order is fit's
@@ -77,7 +77,7 @@ class _GroupRun:
         self.check_every = 1 if device.type == "cpu" else 32
 
     def _check(self, losses: torch.Tensor, epoch: int, start: int, stop: int) -> None:
-        """Stop the members whose loss first went non-finite in steps [start, stop) (spec §6.1: the run
+        """Stop the members whose loss first went non-finite in steps [start, stop) (docs/method.md §6.1: the run
         ends there; its best checkpoint so far is still tested)."""
         bad = ~torch.isfinite(losses[start:stop]) & self.alive
         if not bool(bad.any()):
@@ -135,7 +135,7 @@ class _GroupRun:
             self.rows[m].append({"epoch": epoch, "train_loss": train_loss[m], "val_loss": val_loss,
                                  "train_acc": train_acc[m], "val_acc": val_acc,
                                  "lr": scheduled_lr(c.lr, c.epochs, c.schedule, epoch)})
-            # spec §6.1: strictly better validation accuracy (the first of equals wins); no split -> last epoch
+            # docs/method.md §6.1: strictly better validation accuracy (the first of equals wins); no split -> last epoch
             if val_acc is None or self.best_val[m] is None or val_acc > self.best_val[m]:
                 self.best[m], self.best_epoch[m], self.best_val[m] = self.model.member_state(m), epoch, val_acc
 

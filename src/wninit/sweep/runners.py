@@ -1,5 +1,6 @@
-"""Where runs execute: a local process pool (default) or Ray tasks. Both take groups of configs and hand
-back outcome dicts; the driver (:mod:`wninit.sweep.driver`) claims, renews and writes.
+"""Where runs execute: a local process pool (default), Ray tasks or SLURM job arrays (:mod:`.slurm`). All
+take groups of configs and hand back outcome dicts; the driver (:mod:`wninit.sweep.driver`) claims, renews
+and writes.
 
 A group is one config, or several that train together as one batched model (``--batch-runs``).
 ``wait`` returns ``(handle, outcomes)`` pairs, where ``outcomes`` is a list of dicts (one per config,
@@ -36,7 +37,7 @@ def default_workers() -> int:
 class LocalPool:
     """A pool of ``workers`` spawned processes, reused across runs.
 
-    With more than one worker each sets ``torch.set_num_threads(1)`` (issue 5: one thread per worker is
+    With more than one worker each sets ``torch.set_num_threads(1)`` (one thread per worker is
     the fastest use of the cores for small models); a single worker keeps torch's default threads.
     Spawned, not forked: forking a process whose torch already started its thread pool can hang.
     """
@@ -188,11 +189,25 @@ class RayPool:
             self._ray.shutdown()
 
 
-def make_pool(backend: str, *, workers=None, execution=None, address=None, cpus_per_run=1.0, gpus_per_run=0.0):
+def make_pool(backend: str, *, workers=None, execution=None, address=None, cpus_per_run=1.0, gpus_per_run=0.0,
+              slurm: dict | None = None):
+    """The pool of ``backend``; ``slurm`` holds :class:`wninit.sweep.slurm.SlurmPool`'s own arguments."""
+    if slurm is not None and backend != "slurm":
+        raise UserError("--partition, --time, --array-parallelism and --slurm-* are for --backend slurm; "
+                        "drop them or add --backend slurm")
     if backend == "local":
         if address is not None or gpus_per_run:
-            raise UserError("--address and --gpus-per-run are for --backend ray; drop them or add --backend ray")
+            raise UserError("--address and --gpus-per-run are for --backend ray (--gpus-per-run also slurm); "
+                            "drop them or choose that backend")
         return LocalPool(workers, execution)
     if backend == "ray":
         return RayPool(workers, execution, address, cpus_per_run, gpus_per_run)
-    raise UserError(f"unknown backend {backend!r}: choose local or ray")
+    if backend == "slurm":
+        from .slurm import SlurmPool
+
+        if address is not None:
+            raise UserError("--address is for --backend ray; drop it")
+        if not slurm or not slurm.get("folder"):
+            raise UserError("--backend slurm needs a log folder for submitit: pass --slurm-logs DIR")
+        return SlurmPool(workers, execution, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run, **slurm)
+    raise UserError(f"unknown backend {backend!r}: choose local, ray or slurm")

@@ -15,7 +15,7 @@ Resolution, per series: the file's ``base`` and ``grid``, then the profile's ``b
 there replaces the same key whether it was fixed or a grid), then the series' fixed fields and grid,
 then the profile's override of that series. Every key ends up with a list of values; the runs are the
 product of those lists. Anything unknown or out of range is a :class:`UserError` naming the key and the
-file (spec §6: every run of the paper must be describable, and a typo must never silently run the
+file (docs/method.md §6: every run of the paper must be describable, and a typo must never silently run the
 wrong experiment).
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ TOP_KEYS = ("experiment", "base", "grid", "series", "profiles")
 EXPERIMENT_KEYS = ("name", "paper", "spec", "description")
 PROFILE_KEYS = ("base", "grid", "series", "description")
 SERIES_META = ("name", "grid", "description", "enabled")
-PROFILES_REQUIRED = ("paper", "quick")  # every spec in experiments/ has both (issue 5)
+PROFILES_REQUIRED = ("paper", "quick")  # every spec in experiments/ has both
 _FIELDS = tuple(f.name for f in fields(RunConfig))
 
 

@@ -5,7 +5,7 @@ Tables (DESIGN.md "Results are data"):
 - ``meta(key, value)``: ``application`` = wninit, ``schema_version``, ``created_by`` (wninit version).
 - ``runs``: one row per run id (the config hash), stored once however many experiments share it.
 - ``memberships(experiment, profile, run_id)``: which experiment/profile asked for which run.
-- ``epochs(run_id, epoch, ...)``: the reference's per-epoch CSV columns (spec §6.1 "Logging").
+- ``epochs(run_id, epoch, ...)``: the reference's per-epoch CSV columns (docs/method.md §6.1 "Logging").
 
 Every write is one transaction, so a process killed at any point leaves the previous state readable.
 Claims (which process runs what) live in :mod:`wninit.sweep.claims`.

@@ -65,15 +65,16 @@ def _config(cfg_dict: dict, execution: dict | None):
     return cfg.replace(**execution) if execution else cfg
 
 
-def run_one(cfg_dict: dict, execution: dict | None = None, threads: int | None = None) -> dict:
-    """Train one run (``fit``) and return its outcome; never raises for a run's own error."""
+def run_one(cfg_dict: dict, execution: dict | None = None, threads: int | None = None, out_dir=None) -> dict:
+    """Train one run (``fit``) and return its outcome; never raises for a run's own error. With ``out_dir``
+    the run keeps an epoch checkpoint there and resumes from it (a requeued SLURM task)."""
     try:
         from ..train.fit import fit
         import torch
 
         if threads:
             torch.set_num_threads(threads)
-        return outcome_of(fit(_config(cfg_dict, execution)))
+        return outcome_of(fit(_config(cfg_dict, execution), out_dir=out_dir))
     except Exception as exc:  # the run failed, not the worker: report it and stay alive
         return _failed(cfg_dict, exc)
 

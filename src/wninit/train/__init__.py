@@ -1,4 +1,4 @@
-"""One training run, as the reference runs it (spec §6.1): :class:`RunConfig` describes it, :func:`fit`
+"""One training run, as the reference runs it (docs/method.md §6.1): :class:`RunConfig` describes it, :func:`fit`
 runs it, :class:`RunResult` is what comes back."""
 from .config import RunConfig
 from .fit import fit, resolve_device

@@ -1,4 +1,4 @@
-"""The accelerator options of a run (issue 7): ``precision``, ``channels_last`` and ``compile``.
+"""The accelerator options of a run: ``precision``, ``channels_last`` and ``compile``.
 
 All three are off by default, and the CPU reproduction of the paper uses none of them. On a GPU:
 
@@ -12,7 +12,7 @@ All three are off by default, and the CPU reproduction of the paper uses none of
   pay for the compilation). The eager module keeps the parameters, so checkpoints, evaluation and the
   state dict are unchanged. Execution field too: results equal eager ones to float rounding.
 
-The Hessian task runs in float32 eager autograd (spec §7.6): it refuses bf16 and ignores the other two.
+The Hessian task runs in float32 eager autograd (docs/method.md §7.6): it refuses bf16 and ignores the other two.
 """
 from __future__ import annotations
 

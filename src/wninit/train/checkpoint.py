@@ -2,7 +2,7 @@
 
 - ``checkpoint.pt``: after every epoch, everything an exact resume needs (model, optimizer, RNG states,
   the best state so far, the epoch rows, the run id);
-- ``epochs.csv``: the reference's per-epoch CSV (spec §6.1 "Logging"), rewritten whole every epoch;
+- ``epochs.csv``: the reference's per-epoch CSV (docs/method.md §6.1 "Logging"), rewritten whole every epoch;
 - ``result.json``: written once, at the very end, so a partial run never looks complete.
 """
 from __future__ import annotations

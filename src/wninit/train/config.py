@@ -1,11 +1,11 @@
-"""``RunConfig``: the one description of a run (spec §6.1), validated on construction, hashed to its id.
+"""``RunConfig``: the one description of a run (docs/method.md §6.1), validated on construction, hashed to its id.
 
 Every field that can change a result (data, model, scheme, optimizer, schedule, warmup, seed) enters
 :attr:`RunConfig.run_id`; the execution-only fields (``device``, ``threads``, ``data_root``,
 ``download``, ``channels_last``, ``compile``) do not, so the same run on another machine keeps its id.
 ``precision`` enters it only when it is not the default "fp32", so the ids of every fp32 run, stored
-before the option existed or after, stay the same. Defaults are the reference
-code's (spec §6.1: lr 0.01, momentum 0, weight decay 0, batch 128, 200 epochs, seed 1), except the
+before the option existed or after, stay the same; ``peer`` likewise only when it is not "none". Defaults are the reference
+code's (docs/method.md §6.1: lr 0.01, momentum 0, weight decay 0, batch 128, 200 epochs, seed 1), except the
 model, which defaults to the suite's WN MLP of depth 20 on the embedded real MNIST.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ SCHEDULES = (0, 1, 2, 3, 4, 5)
 # Fields that say where and how fast a run executes, never what it computes: not in the run id.
 EXECUTION_FIELDS = ("device", "threads", "data_root", "download", "channels_last", "compile")
 PRECISIONS = ("fp32", "bf16")  # train/accel.py
-# spec §6.1: only CIFAR is trained with random crop and flip; the data module's Dataset.augment says the
+# docs/method.md §6.1: only CIFAR is trained with random crop and flip; the data module's Dataset.augment says the
 # same, but the config must resolve it without loading the data.
 AUGMENTED_DATASETS = ("cifar10", "cifar100")
 _DATASETS_FALLBACK = ("mnist", "cifar10", "cifar100", "mnist5k", "digits", "synthetic")
@@ -56,7 +56,7 @@ class RunConfig:
     ``mini_batch_size`` splits each batch for gradient accumulation (None: no split). ``crop`` and
     ``flip`` are None for "the dataset's default" (on for CIFAR); :meth:`resolved` fills them.
     ``hessian_batches`` is the share of one epoch's training batches the Hessian is averaged over:
-    a float in (0, 1] is a fraction (the reference's 0.1, spec §7.6), an int >= 1 a count.
+    a float in (0, 1] is a fraction (the reference's 0.1, docs/method.md §7.6), an int >= 1 a count.
     ``stem_gamma`` None is the model's own (2 for ``resnet``, 1 for ``wrn``: the reference classes');
     ``reduced_memory`` gives the WRN a stride-2 stem (the reference's option for very deep nets);
     ``bn_reference`` builds the BN nets as the reference code ran them (:mod:`wninit.models.resnet`).
@@ -77,6 +77,7 @@ class RunConfig:
     scheme: str = "proposed"
     direction: str = "orthogonal"
     stem_gamma: float | None = None
+    peer: str = "none"  # a normalizer-free peer after the scheme (wninit.peers): "fixup", "nf:alpha=0.4"...
     lr: float = 0.01
     momentum: float = 0.0
     weight_decay: float = 0.0
@@ -118,11 +119,11 @@ class RunConfig:
 
     @property
     def loader_batch_size(self) -> int:
-        """The batch the loader yields: ``mini_batch_size`` when accumulating (spec §6.1)."""
+        """The batch the loader yields: ``mini_batch_size`` when accumulating (docs/method.md §6.1)."""
         return self.mini_batch_size or self.batch_size
 
     def resolved(self) -> "RunConfig":
-        """This config with the auto fields filled: ``crop``/``flip`` from the dataset (spec §6.1),
+        """This config with the auto fields filled: ``crop``/``flip`` from the dataset (docs/method.md §6.1),
         ``stem_gamma`` from the architecture (the gamma its model declares)."""
         augment = self.dataset in AUGMENTED_DATASETS
         stem = self.stem_gamma if self.stem_gamma is not None else _model_stem_gamma(self.arch)
@@ -136,6 +137,8 @@ class RunConfig:
             d.pop(name)
         if d["precision"] == "fp32":
             d.pop("precision")
+        if d["peer"] == "none":  # the ids of runs without a peer are those stored before the field existed
+            d.pop("peer")
         for name in ("reduced_memory", "bn_reference"):  # options added later: absent when off, ids kept
             if not d[name]:
                 d.pop(name)
@@ -216,6 +219,9 @@ def _check_field(cfg: RunConfig, name: str, v) -> None:
         from ..schemes import SCHEMES
         if v not in SCHEMES:
             _fail(name, f"one of {', '.join(SCHEMES)}", v)
+    elif name == "peer":
+        from ..peers import parse_peer
+        parse_peer(v)
     elif name == "direction":
         canonical = {"orthogonal": "orthogonal", "gaussian": "gaussian", "he": "gaussian"}.get(v) if isinstance(v, str) else None
         if canonical is None:
@@ -234,7 +240,7 @@ def _check_field(cfg: RunConfig, name: str, v) -> None:
         _check_range(name, float(v))
     elif name == "schedule":
         if not _is_int(v) or v not in SCHEDULES:
-            _fail(name, "one of 0-5 (the reference's lr_annealing_type, spec §6.1)", v)
+            _fail(name, "one of 0-5 (the reference's lr_annealing_type, docs/method.md §6.1)", v)
     elif name in ("mini_batch_size", "threads"):
         if v is not None and (not _is_int(v) or v < 1):
             _fail(name, "None or an integer >= 1", v)
@@ -280,9 +286,12 @@ def _check_combinations(cfg: RunConfig) -> None:
     if cfg.scheme in PLAIN_SCHEMES and cfg.norm == "wn":
         raise UserError(f"scheme {cfg.scheme!r} is for networks without weight norm: set norm='bn' or 'none', "
                         "or use 'pytorch-default' for the same directions under WN")
+    if cfg.peer != "none":
+        from ..peers import check_peer
+        check_peer(cfg.peer, cfg.arch, cfg.norm)
     if cfg.task == "hessian" and cfg.precision != "fp32":
         raise UserError("RunConfig.precision must be 'fp32' for task 'hessian': the Hessian at init is measured "
-                        f"in float32 (spec §7.6), got {cfg.precision!r}")
+                        f"in float32 (docs/method.md §7.6), got {cfg.precision!r}")
     if cfg.mini_batch_size is not None and (cfg.mini_batch_size > cfg.batch_size or cfg.batch_size % cfg.mini_batch_size):
         raise UserError(f"RunConfig.mini_batch_size must divide batch_size {cfg.batch_size}, got {cfg.mini_batch_size}")
     if cfg.warmup_epochs >= cfg.epochs and cfg.warmup_epochs > 0:

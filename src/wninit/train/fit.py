@@ -1,7 +1,7 @@
-"""``fit(cfg)``: one run of the reference protocol (spec §6.1).
+"""``fit(cfg)``: one run of the reference protocol (docs/method.md §6.1).
 
 seed -> data (seeded validation split) -> model -> init (datadep on the first shuffled, augmented training
-batch, spec §4) -> SGD epochs (schedule + per-iteration warmup, gradient accumulation) -> validation each
+batch, docs/method.md §4) -> SGD epochs (schedule + per-iteration warmup, gradient accumulation) -> validation each
 epoch -> the best-validation state evaluated on test. A NaN/Inf training loss is a result (status
 ``diverged``), never an exception. With ``out_dir``, every epoch leaves an atomic checkpoint from which
 a rerun continues bit for bit on CPU, and ``result.json`` appears only when the run is over.
@@ -47,7 +47,7 @@ def derived_seed(seed: int, purpose: str) -> int:
 
 def hessian_batch_count(hessian_batches: float | int, n_batches: int) -> int:
     """Batches the Hessian is averaged over: a fraction f takes floor(f * n) of the epoch's n batches
-    (the reference's stop rule with f = 0.1, spec §7.6), at least 1; an int is a count, at most n."""
+    (the reference's stop rule with f = 0.1, docs/method.md §7.6), at least 1; an int is a count, at most n."""
     if isinstance(hessian_batches, float):
         return max(1, min(n_batches, math.floor(hessian_batches * n_batches + 1e-9)))
     return min(n_batches, hessian_batches)
@@ -66,7 +66,7 @@ def num_threads(threads: int | None):
 
 
 def _param_groups(model: torch.nn.Module, exempt: bool, weight_decay: float) -> list[dict]:
-    """One group (the reference: decay on every parameter, spec §6.1), or two with g, BN weights and
+    """One group (the reference: decay on every parameter, docs/method.md §6.1), or two with g, BN weights and
     biases exempt from weight decay (they set scales and shifts, not directions)."""
     if not exempt or weight_decay == 0:
         return [{"params": list(model.parameters())}]
@@ -145,7 +145,7 @@ def _load_data(cfg: RunConfig):
 
 def fit(cfg: RunConfig, *, out_dir: str | Path | None = None, resume: bool = True, progress: bool = False,
         on_epoch=None, tensorboard: bool = False) -> RunResult:
-    """Run ``cfg`` and return its :class:`RunResult` (spec §6.1).
+    """Run ``cfg`` and return its :class:`RunResult` (docs/method.md §6.1).
 
     Args:
         cfg: the run.
@@ -179,7 +179,7 @@ def _fit(cfg, run_id, device, out, resume, progress, on_epoch, tensorboard) -> R
     from ..schemes import initialize
 
     started = time.perf_counter()
-    torch.manual_seed(cfg.seed)  # spec §6.1 set_seed: the head keeps PyTorch's default init from this stream
+    torch.manual_seed(cfg.seed)  # docs/method.md §6.1 set_seed: the head keeps PyTorch's default init from this stream
     data = _load_data(cfg)  # data faults raise here, before any file is touched
     if out is not None and not resume:
         ckpt_files.clear_run_files(out)
@@ -191,13 +191,14 @@ def _fit(cfg, run_id, device, out, resume, progress, on_epoch, tensorboard) -> R
     gen = torch.Generator(device).manual_seed(derived_seed(cfg.seed, "data"))
     loader = Loader(data.train, cfg.loader_batch_size, shuffle=True, crop=4 if cfg.crop else 0, flip=cfg.flip,
                     cutout=cfg.cutout, generator=gen, device=device)
-    if state is None:
-        # spec §4: the reference draws one shuffled, augmented training batch for every scheme (datadep
+    if state is None or cfg.peer != "none":
+        # docs/method.md §4: the reference draws one shuffled, augmented training batch for every scheme (datadep
         # uses it); drawing it always keeps the data order of a seed the same across schemes.
         first_x, _ = next(iter(loader))
         initialize(model, cfg.scheme, direction=cfg.direction, batch=first_x if cfg.scheme == "datadep" else None,
                    generator=torch.Generator(device).manual_seed(derived_seed(cfg.seed, "init")),
                    stem_gamma=cfg.stem_gamma)
+        model = _apply_peer(cfg, model, first_x, device)  # a resumed run rebuilds its peer's modules too
     if cfg.task == "hessian":
         return _hessian(cfg, run_id, device, model, loader, out, started)
 
@@ -226,13 +227,13 @@ def _fit(cfg, run_id, device, out, resume, progress, on_epoch, tensorboard) -> R
             train_loss, train_acc, bad_step = train_epoch(trained, optimizer, loader, epoch_lrs(cfg, epoch, n_batches),
                                                           cfg.accumulation_steps, check_every, autocast=amp,
                                                           channels_last=cfg.channels_last)
-            if bad_step is not None:  # spec §6.1: stop; the best checkpoint so far still gets tested
+            if bad_step is not None:  # docs/method.md §6.1: stop; the best checkpoint so far still gets tested
                 diverged_at = {"epoch": epoch, "step": bad_step}
                 break
             val_loss, val_acc = evaluate(model, val_x, val_y, autocast=amp)
             rows.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc,
                          "val_acc": val_acc, "lr": scheduled_lr(cfg.lr, cfg.epochs, cfg.schedule, epoch)})
-            # spec §6.1: strictly better validation accuracy (the first of equals wins); no validation
+            # docs/method.md §6.1: strictly better validation accuracy (the first of equals wins); no validation
             # split -> the last epoch
             if val_acc is None or best_val is None or val_acc > best_val:
                 best, best_epoch, best_val = _clone_state(model), epoch, val_acc
@@ -272,8 +273,19 @@ def _fit(cfg, run_id, device, out, resume, progress, on_epoch, tensorboard) -> R
     return result
 
 
+def _apply_peer(cfg, model, batch, device):
+    """The run's normalizer-free peer (``cfg.peer``, :mod:`wninit.peers`) after the scheme; the model to train."""
+    if cfg.peer == "none":
+        return model
+    from ..peers import apply, parse_peer
+
+    name, options = parse_peer(cfg.peer)
+    generator = torch.Generator(device).manual_seed(derived_seed(cfg.seed, "peer"))
+    return apply(model, name, batch=batch, generator=generator, **options).to(device)
+
+
 def _hessian(cfg, run_id, device, model, loader, out, started) -> RunResult:
-    """task="hessian": the log (natural) spectral norm of the loss Hessian at init, no training (spec §7.6).
+    """task="hessian": the log (natural) spectral norm of the loss Hessian at init, no training (docs/method.md §7.6).
 
     The batches are the first ``hessian_batch_count`` of a shuffled, augmented epoch, with ``model.train()``
     as the reference; unlike the reference, the same batches serve every power iteration.

@@ -1,4 +1,4 @@
-"""The two inner loops of a run: one training epoch and one evaluation (spec §6.1), without host syncs.
+"""The two inner loops of a run: one training epoch and one evaluation (docs/method.md §6.1), without host syncs.
 
 Loss and accuracy are summed on the device and read once per epoch; evaluation runs in large batches
 under ``torch.inference_mode``.

@@ -1,4 +1,4 @@
-"""``RunResult``: what one run returns and what ``result.json`` holds (the reference's status.json, spec §6.1)."""
+"""``RunResult``: what one run returns and what ``result.json`` holds (the reference's status.json, docs/method.md §6.1)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 __all__ = ["RunResult", "CSV_COLUMNS", "STATUSES"]
 
-# spec §6.1 "Logging": the reference CSV's columns, in its order.
+# docs/method.md §6.1 "Logging": the reference CSV's columns, in its order.
 CSV_COLUMNS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr")
 STATUSES = ("completed", "diverged")
 # The fields that a rerun of the same config on the same machine reproduces bit for bit.

@@ -1,4 +1,4 @@
-"""The reference's learning-rate schedules 0-5 and its quadratic per-iteration warmup (spec §6.1).
+"""The reference's learning-rate schedules 0-5 and its quadratic per-iteration warmup (docs/method.md §6.1).
 
 The schedule is piecewise constant and read once per epoch; the warmup overrides it inside the first
 ``warmup_epochs`` epochs, one value per mini-batch. The boundaries and factors are computed with the
@@ -6,7 +6,7 @@ reference's own float expressions (e.g. ``(60/200)*T``, ``lr*0.2**2``), so every
 reference's bit for bit, except the one documented fix below.
 
 NOTE: with a fractional ``warmup_epochs`` the reference's ramp passes alpha = 1 inside the last warmup
-epoch and overshoots the target lr by up to ``(ceil(E)/E)**2`` (spec §6.1 "Quirk"). Here alpha is
+epoch and overshoots the target lr by up to ``(ceil(E)/E)**2`` (docs/method.md §6.1 "Quirk"). Here alpha is
 clipped at 1; ``reference_overshoot=True`` reproduces the quirk.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _pieces(lr: float, epochs: int, schedule: int) -> tuple[list[tuple[float, fl
                  ((160.0 / 200) * epochs, lr * 0.2 ** 3)], lr * 0.2 ** 3)
     if schedule in (4, 5):  # absolute epochs, whatever T is
         return [(0, lr), (91, 0.1 * lr), (136, 0.01 * lr)], 0.01 * lr
-    raise ValueError(f"unknown schedule {schedule!r}: choose one of 0-5 (spec §6.1)")
+    raise ValueError(f"unknown schedule {schedule!r}: choose one of 0-5 (docs/method.md §6.1)")
 
 
 def scheduled_lr(lr: float, epochs: int, schedule: int, epoch: int) -> float:
@@ -75,7 +75,7 @@ def lr_at(params, epoch: int, iteration: int, iters_per_epoch: int, *, reference
     """The lr of mini-batch ``iteration`` (0-based) of ``epoch``: schedule, then quadratic warmup.
 
     ``params`` is a :class:`~wninit.train.config.RunConfig` or any object/dict with ``lr``, ``epochs``,
-    ``schedule``, ``warmup_epochs`` and ``warmup_lr``. Inside the warmup (spec §6.1):
+    ``schedule``, ``warmup_epochs`` and ``warmup_lr``. Inside the warmup (docs/method.md §6.1):
 
     .. math::
         lr_i = lr_0 + \\alpha_i^2 (lr_\\text{target} - lr_0)

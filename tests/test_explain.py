@@ -1,0 +1,109 @@
+"""wninit.explain and `wninit explain` / `wninit diagnose MODULE:FACTORY`: the table, the model untouched, bad input."""
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import wninit
+from wninit.cli import main
+from wninit.models import WideResNet
+
+_USER_MODEL = '''
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm as wn
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.c1, self.c2 = wn(nn.Conv1d(c, c, 3, padding=1)), wn(nn.Conv1d(c, c, 3, padding=1))
+
+    def forward(self, x):
+        return x + self.c2(nn.functional.leaky_relu(self.c1(nn.functional.leaky_relu(x, 0.1)), 0.1))
+
+def build():
+    return nn.Sequential(wn(nn.Conv1d(4, 8, 7, padding=3)), *[Block(8) for _ in range(3)])
+
+def broken():
+    raise RuntimeError("no weights here")
+
+NOT_A_MODEL = 3
+def not_a_model():
+    return 3
+'''
+
+
+@pytest.fixture
+def user_module(tmp_path):
+    path = tmp_path / "user_models.py"
+    path.write_text(textwrap.dedent(_USER_MODEL))
+    return path
+
+
+def test_explain_leaves_the_model_and_the_global_rng_untouched():
+    model = WideResNet(10, 1, 10)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    table = wninit.explain(model, print_table=False)
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    recs = table.by_name()
+    assert recs["blocks.0.conv2"].gamma == 1.0 and recs["blocks.0.conv2"].source == "declared"
+    assert "blocks.0.conv2" in str(table) and "3 declared" not in str(table)
+
+
+def test_explain_cli_prints_discovered_rules(user_module, capsys):
+    assert main(["explain", f"{user_module}:build", "--input-shape", "4,16"]) == 0
+    out = capsys.readouterr().out
+    assert "discovered" in out and "branch end: 1/(B_k*r), r=0.505" in out and "leaky_relu(0.1) follows" in out
+
+
+@pytest.mark.parametrize("target, shape, match", [
+    ("{path}:build", "5,16", ", 5, 16) ("),
+    ("{path}:nope", "4,16", "has no function or class 'nope'"),
+    ("{path}:broken", "4,16", "broken() raised RuntimeError: no weights here"),
+    ("{path}:not_a_model", "4,16", "returned a int, not an nn.Module"),
+    ("/nonexistent/models.py:build", "4,16", "there is no file"),
+    ("no_such_module_xyz:build", "4,16", "could not import 'no_such_module_xyz'"),
+    ("{path}", "4,16", "give your model as MODULE:FACTORY"),
+])
+@pytest.mark.parametrize("command", ["explain", "diagnose"])
+def test_bad_user_model_input_is_one_sentence_and_exit_2(user_module, capsys, command, target, shape, match):
+    assert main([command, target.format(path=user_module), "--input-shape", shape]) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_diagnose_user_model_writes_table_and_signal_propagation_plot(user_module, tmp_path, capsys):
+    out = tmp_path / "diag"
+    assert main(["diagnose", f"{user_module}:build", "--input-shape", "4,32", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "s1.b3" in printed and (out / "signal_propagation.png").stat().st_size > 10_000
+    rows = [line.split(",") for line in (out / "propagation_proposed.csv").read_text().splitlines()]
+    # the stem's output is the stage's input: one point, named for the stage
+    assert [r[1] for r in rows] == ["name", "s1.in", "s1.b1", "s1.b2", "s1.b3"]
+
+
+def test_diagnose_needs_a_model():
+    assert main(["diagnose"]) == 2
+
+
+def test_explain_and_diagnose_a_legacy_api_vocoder(tmp_path, capsys):
+    """The legacy weight_norm caches weight as a non-leaf tensor, which deepcopy refuses: explain copies anyway and
+    leaves the model's cache as it was; the CLI diagnoses the HiFi-GAN generator of the zoo."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from zoo import hifigan_generator
+
+    model = hifigan_generator.build()
+    cached = model.conv_pre.weight
+    table = wninit.explain(model, print_table=False)
+    assert model.conv_pre.weight is cached and cached.grad_fn is not None
+    assert sum(r.kind == "ConvTranspose1d" for r in table) == 4 and {r.source for r in table} == {"discovered"}
+    (tmp_path / "voc.py").write_text("import sys\nsys.path.insert(0, %r)\nfrom zoo.hifigan_generator import build\n"
+                                     % str(Path(__file__).parent))
+    assert main(["diagnose", f"{tmp_path / 'voc.py'}:build", "--input-shape", "80,8", "--batch", "2",
+                 "--out", str(tmp_path / "d")]) == 0
+    assert (tmp_path / "d" / "signal_propagation.png").exists()
