@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .hooks import forward_with_hooks
 from .init import (check_direction, copy_direction_, direction_, direction_target, layer_fans, layer_gain,
                    orthogonal_directions_)
 from .roles import Role, get_role
@@ -238,13 +239,7 @@ def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torc
         layer.bias.copy_(-mu / sigma)
         return (out - mu.view(shape)) / sigma.view(shape)
 
-    handles = [m.register_forward_hook(normalize) for _, m in layers]
-    try:
-        with torch.no_grad():
-            model(batch)
-    finally:
-        for h in handles:
-            h.remove()
+    forward_with_hooks(model, batch, [(m, normalize) for _, m in layers])
 
 
 def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "orthogonal",

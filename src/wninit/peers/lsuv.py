@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..hooks import forward_with_hooks
 from ._graph import check_plain
 
 __all__ = ["lsuv", "forward_order"]
@@ -22,14 +23,8 @@ class _Stop(Exception):
 def forward_order(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torch.Tensor) -> list[str]:
     """The names of ``layers`` in the order a forward pass on ``batch`` first calls them (unused ones left out)."""
     order: list[str] = []
-    handles = [m.register_forward_hook(lambda m, i, o, name=name: order.append(name) if name not in order else None)
-               for name, m in layers]
-    try:
-        with torch.no_grad():
-            model(batch)
-    finally:
-        for h in handles:
-            h.remove()
+    forward_with_hooks(model, batch, [(m, lambda m, i, o, name=name: order.append(name) if name not in order else None)
+                                      for name, m in layers])
     return order
 
 
@@ -40,14 +35,10 @@ def _output_variance(model: nn.Module, layer: nn.Module, batch: torch.Tensor) ->
         seen.append(float(out.detach().double().var()))
         raise _Stop
 
-    handle = layer.register_forward_hook(grab)
     try:
-        with torch.no_grad():
-            model(batch)
+        forward_with_hooks(model, batch, [(layer, grab)])
     except _Stop:
         pass
-    finally:
-        handle.remove()
     return seen[0]
 
 
