@@ -122,6 +122,20 @@ def _resolve_points(model: nn.Module, points) -> list[tuple[str, nn.Module]]:
     return resolved
 
 
+def _leaf_input(inputs: torch.Tensor) -> torch.Tensor:
+    """A copy of the batch that requires grad, so every point downstream of it has a graph, even with frozen
+    parameters."""
+    x = inputs.detach().clone()
+    if x.is_floating_point():
+        x.requires_grad_(True)
+    return x
+
+
+def _rejected(model: nn.Module, inputs: torch.Tensor, exc: Exception) -> UserError:
+    return UserError(f"the model rejected inputs of shape {tuple(inputs.shape)} ({str(exc).splitlines()[0][:160]}); "
+                     f"{_expected_input(model)}")
+
+
 def _expected_input(model: nn.Module) -> str:
     """What the first Linear/Conv layer expects, for the shape error message."""
     for m in model.modules():
@@ -183,16 +197,13 @@ def propagation(model: nn.Module, inputs: torch.Tensor, *, points: Iterable | No
             records.append((name if calls[name] == 1 else f"{name}#{calls[name]}", out))
         return hook
 
-    x = inputs.detach().clone()
-    if x.is_floating_point():
-        x.requires_grad_(True)  # so every point downstream of x has a graph, even with frozen parameters
+    x = _leaf_input(inputs)
     handles = [m.register_forward_hook(record(n)) for n, m in named]
     try:
         with torch.enable_grad():
             out = model(x)
     except RuntimeError as exc:
-        raise UserError(f"the model rejected inputs of shape {tuple(inputs.shape)} ({str(exc).splitlines()[0][:160]}); "
-                        f"{_expected_input(model)}") from None
+        raise _rejected(model, inputs, exc) from None
     finally:
         for h in handles:
             h.remove()
@@ -213,15 +224,12 @@ def _propagation_discovered(model: nn.Module, inputs: torch.Tensor, seed: int) -
     except TraceFailure as exc:
         raise UserError(f"{type(model).__name__} marks no measuring points and torch.fx cannot trace it ({exc}): "
                         "pass points=[module names] to measure") from None
-    x = inputs.detach().clone()
-    if x.is_floating_point():
-        x.requires_grad_(True)
+    x = _leaf_input(inputs)
     try:
         with torch.enable_grad():
             out, seen = run_recording(gm, points, x)
     except RuntimeError as exc:
-        raise UserError(f"the model rejected inputs of shape {tuple(inputs.shape)} ({str(exc).splitlines()[0][:160]}); "
-                        f"{_expected_input(model)}") from None
+        raise _rejected(model, inputs, exc) from None
     if isinstance(out, (tuple, list)):  # follow the first tensor the model returns
         out = next((o for o in out if isinstance(o, torch.Tensor)), None)
     if not isinstance(out, torch.Tensor):
