@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..style import FIGURE1_COLOURS
-from .propagation import PropagationTable
+from .norm_propagation import PropagationTable
 from .synthetic import INITS, Figure1Row
 
 __all__ = ["plot_figure1", "plot_propagation", "plot_signal_propagation"]

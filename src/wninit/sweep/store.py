@@ -8,7 +8,7 @@ Tables (DESIGN.md "Results are data"):
 - ``epochs(run_id, epoch, ...)``: the reference's per-epoch CSV columns (docs/method.md §6.1 "Logging").
 
 Every write is one transaction, so a process killed at any point leaves the previous state readable.
-Claims (which process runs what) live in :mod:`wninit.sweep.claims`.
+Claims (which process runs what) live in :mod:`wninit.sweep.leases`.
 """
 from __future__ import annotations
 
