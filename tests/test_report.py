@@ -260,3 +260,15 @@ def test_figure1_draws_the_proposed_init_in_the_proposed_schemes_colours():
     others = {scheme_style((s, d))["color"] for s in ("datadep", "hanin", "pytorch-default", "proposed-backward")
               for d in ("orthogonal", "gaussian")}
     assert FIGURE1_COLOURS["He (g=1)"] not in others
+
+
+def test_gain_claim_holds_and_leaves_the_global_rng_as_it_found_it():
+    """Claim 4 seeds its own models' default init: the caller's RNG state is the same after, and the claim's
+    numbers do not depend on it."""
+    claims = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        before = torch.get_rng_state()
+        claims.append(C.gain_claim())
+        assert torch.equal(torch.get_rng_state(), before)
+    assert claims[0] == claims[1] and claims[0].verdict == C.HOLDS
