@@ -227,12 +227,13 @@ def test_plain_schemes_for_bn_and_plain_nets():
     assert all(torch.all(m.weight == 1) and torch.all(m.bias == 0) for m in model.modules() if isinstance(m, nn.BatchNorm2d))
 
 
-@pytest.mark.parametrize("model, scheme", [(MLP(64, 256, 2, 10, norm="none"), "he"),
-                                           (CNN(16, 64, 2, 10, norm="none"), "xavier")], ids=["mlp-he", "cnn-xavier"])
-def test_he_and_xavier_draw_their_normal_std_zero_biases_and_keep_the_plain_head(model, scheme):
+@pytest.mark.parametrize("model_fn, scheme", [(lambda: MLP(64, 256, 2, 10, norm="none"), "he"),
+                                              (lambda: CNN(16, 64, 2, 10, norm="none"), "xavier")], ids=["mlp-he", "cnn-xavier"])
+def test_he_and_xavier_draw_their_normal_std_zero_biases_and_keep_the_plain_head(model_fn, scheme):
     """He-normal std sqrt(2/fan_in), Xavier-normal sqrt(2/(fan_in+fan_out)) per layer (docs/method.md §4), each
     within 4% (at least 9,216 weights a layer: the sample std's relative error is below 0.75%, so 4% is over 5 of
     it); biases 0; the plain classifier head keeps its PyTorch default init (docs/method.md §3.5)."""
+    model = model_fn()
     head = {k: v.clone() for k, v in model.head.state_dict().items()}
     recs = wninit.initialize(model, scheme, generator=torch.Generator().manual_seed(0))
     assert [r.name for r in recs] == [f"features.{n}" for n, m in model.features.named_children() if hasattr(m, "weight")] \
