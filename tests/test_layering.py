@@ -1,7 +1,7 @@
 """The package's layering: ``import wninit`` loads only torch and numpy of the heavy libraries, and no module of a
 lower layer imports a module of a higher one.
 
-The layers, lowest first (from /work/shared/DESIGN.md's layout and the imports the code has). A module may import
+The layers, lowest first (DESIGN.md's layout, as the code's imports have it). A module may import
 its own layer and the layers below it, never one above; every import counts, at the top of a file or inside a
 function, absolute (``wninit.sweep``) or relative (``from ..sweep import store``):
 
