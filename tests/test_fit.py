@@ -30,7 +30,9 @@ def test_same_config_twice_gives_bitwise_identical_metrics():
 
 def test_datadep_and_accumulation_are_deterministic_too():
     cfg = SMALL.replace(scheme="datadep", lr=0.003, mini_batch_size=64, epochs=2)
-    assert fit(cfg).metrics() == fit(cfg).metrics()
+    first = fit(cfg)
+    assert first.status == "completed" and first.test_acc > 0.2  # it learns (0.43; chance 0.1): not two equal failures
+    assert first.metrics() == fit(cfg).metrics()
 
 
 def test_kill_and_resume_continues_exactly(tmp_path):
