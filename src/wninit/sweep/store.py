@@ -85,8 +85,9 @@ class RunRecord:
 
 
 class Store:
-    """A sweep's SQLite file; created on first use. Opening a file that is not a wninit store, or one of
-    another schema version, is a :class:`UserError`.
+    """A sweep's SQLite file; created on first use. A store of an older schema version is upgraded in place on
+    open (:mod:`.store_migrations`); a file that is not a wninit store, or one of a newer schema version, is a
+    :class:`UserError`.
 
     Examples:
         >>> store = Store("results/fig2.db")
@@ -148,7 +149,7 @@ class Store:
         if rows.get("application") != "wninit":
             raise UserError(f"{where} is an SQLite file but not a wninit store; pass a new file name for --store")
         version = rows.get("schema_version")
-        if version in [str(v) for v in range(1, SCHEMA_VERSION)]:
+        if version in tuple(str(v) for v in range(1, SCHEMA_VERSION)):  # an older store: upgraded once
             with self.transaction() as conn:
                 upgrade(conn, where, SCHEMA_VERSION)
         elif version != str(SCHEMA_VERSION):
