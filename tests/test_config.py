@@ -1,5 +1,4 @@
 """RunConfig: validated on construction, exact JSON round trip, run id over the result-affecting fields."""
-import json
 import re
 
 import pytest
