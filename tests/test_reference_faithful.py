@@ -94,11 +94,13 @@ def test_gaussian_direction_rows_have_the_reference_norm(scheme, want):
     assert _mean_row_norm(model) == pytest.approx(want, rel=0.02)
 
 
-def test_gaussian_proposed_runs_get_new_ids_and_orthogonal_ones_keep_theirs():
+def test_gaussian_proposed_runs_got_new_schema_1_ids_and_orthogonal_ones_kept_theirs():
+    from wninit.train.run_ids import legacy_fields
+
     cfg = RunConfig(dataset="mnist5k", depth=20, lr=0.001, momentum=0.9, epochs=10)
-    assert "gaussian_gain" not in cfg.result_fields()
-    assert cfg.replace(direction="gaussian").result_fields()["gaussian_gain"] == 1.0
-    assert "gaussian_gain" not in cfg.replace(direction="gaussian", scheme="datadep").result_fields()
+    assert "gaussian_gain" not in legacy_fields(cfg)
+    assert legacy_fields(cfg.replace(direction="gaussian"))["gaussian_gain"] == 1.0
+    assert "gaussian_gain" not in legacy_fields(cfg.replace(direction="gaussian", scheme="datadep"))
 
 
 # -- a diverged run reports its best checkpoint's accuracy -------------------------------------------------

@@ -11,6 +11,7 @@ import math
 import torch
 from torch import nn
 
+from .errors import UserError
 from .weightnorm import is_weight_normed, layer_kind, wn_dim
 
 __all__ = [
@@ -38,7 +39,7 @@ def check_direction(direction: str) -> str:
     try:
         return _DIRECTION_ALIASES[direction]
     except (KeyError, TypeError):
-        raise ValueError(
+        raise UserError(
             f"unknown direction {direction!r}: choose one of 'orthogonal', 'gaussian' (alias 'he')"
         ) from None
 
@@ -52,7 +53,7 @@ def fan_in_and_fan_out(weight: torch.Tensor) -> tuple[int, int]:
     outputs. For a module, :func:`layer_fans`.
     """
     if weight.dim() < 2:
-        raise ValueError(f"fan-in and fan-out need a weight with at least 2 dims, got shape {tuple(weight.shape)}")
+        raise UserError(f"fan-in and fan-out need a weight with at least 2 dims, got shape {tuple(weight.shape)}")
     receptive = math.prod(weight.shape[2:]) if weight.dim() > 2 else 1
     return weight.shape[1] * receptive, weight.shape[0] * receptive
 
@@ -82,7 +83,7 @@ def layer_fans(layer: nn.Module) -> tuple[int, int]:
     if isinstance(layer, nn.Linear):
         return layer.in_features, layer.out_features
     if layer_kind(layer) is None:
-        raise ValueError(f"fans are defined for Linear, Conv and ConvTranspose layers, got {type(layer).__name__}")
+        raise UserError(f"fans are defined for Linear, Conv and ConvTranspose layers, got {type(layer).__name__}")
     taps = math.prod(layer.kernel_size)
     return layer.in_channels // layer.groups * taps, layer.out_channels // layer.groups * taps
 
@@ -110,7 +111,7 @@ def proposed_gain(fan_in: int, fan_out: int, gamma: float = 2.0) -> float:
         0.816496580927726
     """
     if fan_in < 1 or fan_out < 1 or not gamma > 0:
-        raise ValueError(f"proposed_gain needs fan_in, fan_out >= 1 and gamma > 0, got {fan_in}, {fan_out}, {gamma}")
+        raise UserError(f"proposed_gain needs fan_in, fan_out >= 1 and gamma > 0, got {fan_in}, {fan_out}, {gamma}")
     return math.sqrt(gamma * fan_in / fan_out)
 
 
@@ -235,7 +236,7 @@ def orthogonal_direction_(weight: torch.Tensor, generator: torch.Generator | Non
     # tests/test_init.py), less its final multiply by the gain of 1: on a 10,000-layer net that multiply
     # was a measurable share of initialize's time beyond the draws (benchmarks/bench_init.py).
     if weight.dim() < 2:
-        raise ValueError(f"an orthogonal direction needs a weight of 2 or more dimensions, got shape {tuple(weight.shape)}")
+        raise UserError(f"an orthogonal direction needs a weight of 2 or more dimensions, got shape {tuple(weight.shape)}")
     if weight.numel() == 0:
         return weight
     rows = weight.size(0)
@@ -343,7 +344,7 @@ def gaussian_direction_(weight: torch.Tensor, generator: torch.Generator | None 
     if gain is None:
         return torch.nn.init.kaiming_normal_(weight, mode="fan_in", nonlinearity="relu", generator=generator)
     if not gain > 0:
-        raise ValueError(f"a Gaussian direction needs gain > 0 (its std is gain/sqrt(fan_in)), got {gain!r}")
+        raise UserError(f"a Gaussian direction needs gain > 0 (its std is gain/sqrt(fan_in)), got {gain!r}")
     fan_in, _ = fan_in_and_fan_out(weight)
     with torch.no_grad():
         return weight.normal_(0, gain / math.sqrt(fan_in), generator=generator)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import UserError
 from .hooks import forward_with_hooks
 from .init import (check_direction, copy_direction_, direction_, direction_target, layer_fans, layer_gain,
                    orthogonal_directions_)
@@ -64,7 +65,7 @@ class LayerInit:
 
 def _check_scheme(scheme: str) -> str:
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r}: choose one of {', '.join(SCHEMES + PEER_INITS)} "
+        raise UserError(f"unknown scheme {scheme!r}: choose one of {', '.join(SCHEMES + PEER_INITS)} "
                          "(or wninit.peers.apply for the peers that change the architecture)")
     return scheme
 
@@ -120,7 +121,7 @@ def initialize_layer_(layer: nn.Module, scheme: str = "proposed", *, gamma: floa
     """
     _check_scheme(scheme)
     if scheme == "datadep":
-        raise ValueError("scheme 'datadep' needs a batch of data: call wninit.initialize(model, 'datadep', batch=x)")
+        raise UserError("scheme 'datadep' needs a batch of data: call wninit.initialize(model, 'datadep', batch=x)")
     return _init_layer(layer, scheme, gamma, direction, generator)[0]
 
 
@@ -222,7 +223,7 @@ def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torc
         kind, dim = layer_kind(layer), wn_dim(layer)
         per_output_channel = dim == 1 and layer.groups == 1 if kind.startswith("ConvTranspose") else dim == 0
         if not per_output_channel:
-            raise ValueError(f"scheme 'datadep' sets one g per output channel, and layer {name!r} ({kind}) is weight-normalized "
+            raise UserError(f"scheme 'datadep' sets one g per output channel, and layer {name!r} ({kind}) is weight-normalized "
                              f"over dim={dim}, not its output channels: use scheme 'proposed', or wrap it with dim=1 (ConvTranspose) or 0")
     done: set[int] = set()
 
@@ -272,13 +273,13 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
     wn = [(n, m) for n, m in layers if is_weight_normed(m)]
     if scheme in WN_SCHEMES:
         if not wn:
-            raise ValueError(f"scheme {scheme!r} is for weight-normalized networks and this model has no WN layer: "
+            raise UserError(f"scheme {scheme!r} is for weight-normalized networks and this model has no WN layer: "
                              "build it with norm='wn' or wrap its layers with wninit.weight_norm, or use 'he', 'orthogonal' or 'xavier'")
         if scheme == "datadep" and batch is None:
-            raise ValueError("scheme 'datadep' needs a batch of inputs: pass batch=x (the reference uses one training batch)")
+            raise UserError("scheme 'datadep' needs a batch of inputs: pass batch=x (the reference uses one training batch)")
         layers = wn
     elif wn:
-        raise ValueError(f"scheme {scheme!r} is for networks without weight norm; for this WN network use "
+        raise UserError(f"scheme {scheme!r} is for networks without weight norm; for this WN network use "
                          f"'pytorch-default' with direction='{'orthogonal' if scheme == 'orthogonal' else 'gaussian'}'")
     placed = _placements(model, layers, scheme, discover)
     records = []

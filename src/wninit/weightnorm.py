@@ -25,6 +25,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.weight_norm import WeightNorm as _LegacyWeightNorm  # the legacy API's hook class
 
+from .errors import UserError
+
 __all__ = [
     "APIS",
     "WNLinear",
@@ -258,7 +260,7 @@ def _check_dim(dim, layer: nn.Module) -> int | None:
     rank = 2 if isinstance(layer, nn.Linear) else 2 + len(layer.kernel_size)
     if dim is None or (isinstance(dim, int) and not isinstance(dim, bool) and 0 <= dim < rank):
         return dim
-    raise ValueError(f"weight-norm dim must be a dimension 0..{rank - 1} of this {type(layer).__name__}'s "
+    raise UserError(f"weight-norm dim must be a dimension 0..{rank - 1} of this {type(layer).__name__}'s "
                      f"weight or None for the whole weight, got {dim!r}")
 
 
@@ -280,11 +282,11 @@ def weight_norm(layer: nn.Module, api: str = "wninit", dim: int | None = 0) -> n
         'wninit'
     """
     if api not in APIS:
-        raise ValueError(f"unknown weight-norm api {api!r}: choose one of {', '.join(map(repr, APIS))}")
+        raise UserError(f"unknown weight-norm api {api!r}: choose one of {', '.join(map(repr, APIS))}")
     if not isinstance(layer, _SUPPORTED):
-        raise ValueError(f"weight norm wraps nn.Linear or nn.Conv1d/2d/3d or nn.ConvTranspose1d/2d/3d layers, got {type(layer).__name__}")
+        raise UserError(f"weight norm wraps nn.Linear or nn.Conv1d/2d/3d or nn.ConvTranspose1d/2d/3d layers, got {type(layer).__name__}")
     if is_weight_normed(layer):
-        raise ValueError(f"this {type(layer).__name__} is already weight-normalized (api {wn_api(layer)!r})")
+        raise UserError(f"this {type(layer).__name__} is already weight-normalized (api {wn_api(layer)!r})")
     dim = _check_dim(dim, layer)
     if api == "torch":
         return torch.nn.utils.parametrizations.weight_norm(layer, name="weight", dim=dim)
@@ -294,7 +296,7 @@ def weight_norm(layer: nn.Module, api: str = "wninit", dim: int | None = 0) -> n
             return torch.nn.utils.weight_norm(layer, name="weight", dim=dim)
     wn_class = _WN_CLASS.get(type(layer))
     if wn_class is None:
-        raise ValueError(f"api 'wninit' wraps exact nn.Linear/Conv/ConvTranspose layers, not the subclass {type(layer).__name__}; use api='torch'")
+        raise UserError(f"api 'wninit' wraps exact nn.Linear/Conv/ConvTranspose layers, not the subclass {type(layer).__name__}; use api='torch'")
     layer.__class__ = wn_class
     layer._convert_to_weight_norm(dim)
     return layer
@@ -314,7 +316,7 @@ def wn_parameters(layer: nn.Module, api: str | None = None) -> tuple[str, torch.
         return api, layer.parametrizations.weight.original0, layer.parametrizations.weight.original1
     if api == "legacy":
         return api, layer.weight_g, layer.weight_v
-    raise ValueError(f"{type(layer).__name__} is not weight-normalized: wrap it first with wninit.weight_norm(layer)")
+    raise UserError(f"{type(layer).__name__} is not weight-normalized: wrap it first with wninit.weight_norm(layer)")
 
 
 def wn_dim(layer: nn.Module, api: str | None = None) -> int | None:
@@ -335,12 +337,12 @@ def wn_dim(layer: nn.Module, api: str | None = None) -> int | None:
     elif api == "legacy":
         dim = _legacy_hook(layer).dim
     else:
-        raise ValueError(f"{type(layer).__name__} is not weight-normalized: wrap it first with wninit.weight_norm(layer)")
+        raise UserError(f"{type(layer).__name__} is not weight-normalized: wrap it first with wninit.weight_norm(layer)")
     if dim == -1:
         return None
     rank = wn_parameters(layer, api)[2].dim()
     if not 0 <= dim < rank:  # torch reads a negative dim other than -1 as another unit than Python would
-        raise ValueError(f"this {type(layer).__name__} is weight-normalized over dim={dim}: wninit reads dims 0..{rank - 1} "
+        raise UserError(f"this {type(layer).__name__} is weight-normalized over dim={dim}: wninit reads dims 0..{rank - 1} "
                          "or -1/None (the whole weight); wrap it again with a non-negative dim")
     return dim
 
