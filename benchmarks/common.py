@@ -7,27 +7,31 @@ shared, noisy machine:
   rotated from round to round, so that drift (thermal, other processes) falls on all of them alike;
 - a variant's time is the median over rounds, its spread the interquartile range over the median;
 - ratios are taken between medians of the same run, never across runs or machines;
-- the machine (CPU, cores, torch threads, load average before and after) is written with the numbers.
+- the machine (CPU, cores, torch version and threads, device, load average) and the date are written
+  with the numbers, under the result's ``"machine"`` key (:func:`machine`).
 
-A benchmark module exposes ``run(quick: bool) -> dict`` (JSON-able) and ``table(result) -> str``;
+A benchmark module exposes ``run(quick: bool) -> dict`` (JSON-able, ``"benchmark"`` naming it),
+``tables(result) -> list[Table]`` and ``table(result) -> str`` (the same tables as text);
 ``python benchmarks/bench_X.py [--quick] [--out DIR]`` prints the table and writes ``DIR/bench_X.json``,
-and ``wninit bench`` does the same for all of them.
+``wninit bench`` does the same for all of them, and ``benchmarks/render_docs.py`` renders the JSONs of
+``docs/bench/`` into docs/performance.md as markdown.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
 import statistics
 import time
 from contextlib import contextmanager
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
 __all__ = ["machine", "busy_note", "num_threads", "time_interleaved", "summary", "fmt_seconds", "format_table",
-           "write_json", "main", "VARIANTS", "build_variant"]
+           "Table", "text", "machine_line", "write_json", "main", "VARIANTS", "build_variant"]
 
 # A layer variant -> (norm, wn_api) of the suite's models: the comparisons bench_wn.py and bench_gpu.py make.
 VARIANTS = {"plain": ("none", "wninit"), "bn": ("bn", "wninit"), "torch": ("wn", "torch"), "wninit": ("wn", "wninit")}
@@ -63,13 +67,27 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine() -> dict:
-    """What the numbers were measured on; the load average says how busy the machine was."""
+def machine(device: str = "cpu") -> dict:
+    """What the numbers were measured on, and when (UTC); the load average says how busy the machine was."""
+    card = torch.cuda.get_device_name(device) if str(device).startswith("cuda") else None
     return {
         "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+        "device": str(device), **({"card": card} if card else {}),
         "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def machine_line(result: dict) -> str:
+    """The machine and date of a result in one line, the load average before -> after when both were taken."""
+    m = result["machine"]
+    after = result.get("load_average_after", m.get("load_average_end"))
+    load = f"{m['load_average']}" + (f" -> {after}" if after is not None else "")
+    device, card = m.get("device", result.get("device", "cpu")), m.get("card", result.get("card"))
+    where = f"{device} ({card})" if card else device
+    return (f"{m.get('date', 'date not recorded')}: {where}, CPU {m['cpu']} x {m['cpu_count']}, torch {m['torch']}, "
+            f"{m['torch_threads']} torch threads, load average {load}")
 
 
 def busy_note(load_before: float | None, load_after: float | None) -> str:
@@ -146,6 +164,19 @@ def fmt_seconds(s: float) -> str:
     if s >= 1e-3:
         return f"{s * 1e3:.2f} ms"
     return f"{s * 1e6:.1f} us"
+
+
+class Table(NamedTuple):
+    """One table of a benchmark's result: what ``table`` prints and what docs/performance.md shows."""
+    title: str
+    columns: list[str]
+    rows: list[list]
+    notes: list[str] = []
+
+
+def text(tables: list[Table], head: str = "") -> str:
+    """The tables as plain text, one after the other, under an optional head line."""
+    return "\n\n".join(([head] if head else []) + [format_table(*t) for t in tables])
 
 
 def format_table(title: str, columns: list[str], rows: list[list], notes: list[str] = ()) -> str:
