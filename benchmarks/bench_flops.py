@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Table, busy_note, machine, machine_line, main, num_threads, summary, text, time_interleaved  # noqa: E402
+from common import (Table, busy_note, machine, machine_line, main, num_threads, summary, text,  # noqa: E402
+                    thread_counts, time_interleaved)
 
 import wninit  # noqa: E402
 from wninit.models import MLP  # noqa: E402
@@ -129,9 +130,8 @@ def _measure(depth: int, threads: int, rounds: int, matrices) -> dict:
     return row
 
 
-def run(quick: bool = False) -> dict:
-    cores = os.cpu_count() or 1
-    threads = [cores] if quick else sorted({cores, 1}, reverse=True)
+def run(quick: bool = False, threads: int | None = None) -> dict:
+    threads = thread_counts(quick, threads)
     depths = [10] if quick else [10, 50]
     matrices = torch.randn(CEILING_N, CEILING_N), torch.randn(CEILING_N, CEILING_N)
     before = machine()
@@ -170,4 +170,4 @@ def table(result: dict) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, table, "bench_flops", __doc__.splitlines()[0]))
+    raise SystemExit(main(run, table, "bench_flops", __doc__.splitlines()[0], threads_flag=True))

@@ -35,7 +35,8 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Table, busy_note, machine, machine_line, main, num_threads, summary, text, time_interleaved  # noqa: E402
+from common import (Table, busy_note, machine, machine_line, main, num_threads, summary, text,  # noqa: E402
+                    thread_counts, time_interleaved)
 
 import wninit  # noqa: E402
 from wninit.models import WideResNet  # noqa: E402
@@ -83,9 +84,8 @@ def _time_model(name: str, threads: list[int], rounds: int) -> list[dict]:
     return rows
 
 
-def run(quick: bool = False) -> dict:
-    cores = os.cpu_count() or 1
-    threads = [cores] if quick else sorted({cores, 1}, reverse=True)
+def run(quick: bool = False, threads: int | None = None) -> dict:
+    threads = thread_counts(quick, threads)
     before = machine()
     rows = [r for name in MODELS for r in _time_model(name, threads, 3 if quick else 5)]
     ten_k = [r for r in rows if r["model"] == "WRN-10000-1"]
@@ -118,4 +118,4 @@ def table(result: dict) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, table, "bench_init", __doc__.splitlines()[0]))
+    raise SystemExit(main(run, table, "bench_init", __doc__.splitlines()[0], threads_flag=True))

@@ -33,7 +33,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (Table, build_variant, busy_note, machine, machine_line, main, num_threads, summary, text,  # noqa: E402
-                    time_interleaved)
+                    thread_counts, time_interleaved)
 
 import wninit  # noqa: E402
 from wninit.weightnorm import weight_norm  # noqa: E402
@@ -221,10 +221,9 @@ def _time_impls(shape_name, threads, rounds, budget):
 
 # ---------------------------------------------------------------- run / table
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, threads: int | None = None) -> dict:
     """The three tables (``--quick``: 3 MLP sizes, the machine's thread count only, fewer rounds)."""
-    cores = os.cpu_count() or 1
-    threads = [cores] if quick else sorted({cores, 1}, reverse=True)
+    threads = thread_counts(quick, threads)
     rounds, budget = (5, 6.0) if quick else (11, 40.0)
     specs = [("mlp", s) for s in (MLP_SIZES if not quick else [(128, 10), (128, 50), (512, 10)])]
     specs += [("cnn", None), ("wrn", None)]
@@ -282,4 +281,4 @@ def table(result: dict) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, table, "bench_wn", __doc__.splitlines()[0]))
+    raise SystemExit(main(run, table, "bench_wn", __doc__.splitlines()[0], threads_flag=True))

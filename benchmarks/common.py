@@ -31,7 +31,7 @@ from typing import Callable, NamedTuple
 import torch
 
 __all__ = ["machine", "busy_note", "num_threads", "time_interleaved", "summary", "fmt_seconds", "format_table",
-           "Table", "text", "machine_line", "write_json", "main", "VARIANTS", "build_variant"]
+           "Table", "text", "machine_line", "thread_counts", "write_json", "main", "VARIANTS", "build_variant"]
 
 # A layer variant -> (norm, wn_api) of the suite's models: the comparisons bench_wn.py and bench_gpu.py make.
 VARIANTS = {"plain": ("none", "wninit"), "bn": ("bn", "wninit"), "torch": ("wn", "torch"), "wninit": ("wn", "wninit")}
@@ -199,14 +199,31 @@ def write_json(out_dir: str, name: str, payload: dict) -> str:
     return path
 
 
-def main(run: Callable[[bool], dict], table: Callable[[dict], str], name: str, description: str,
-         argv: list[str] | None = None) -> int:
-    """The command line of one benchmark file: ``[--quick] [--out DIR]``."""
+def thread_counts(quick: bool, threads: int | None) -> list[int]:
+    """The torch thread counts a benchmark measures: ``threads`` alone if given (on a loaded machine one
+    thread is the steadiest), else the machine's core count, and 1 as well unless ``quick``."""
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {threads}")
+        return [threads]
+    cores = os.cpu_count() or 1
+    return [cores] if quick else sorted({cores, 1}, reverse=True)
+
+
+def main(run: Callable[..., dict], table: Callable[[dict], str], name: str, description: str,
+         argv: list[str] | None = None, threads_flag: bool = False) -> int:
+    """The command line of one benchmark file: ``[--quick] [--out DIR]``, and ``[--threads N]`` where
+    ``threads_flag`` says that ``run`` takes ``threads``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="fewer sizes and rounds (about a minute)")
     parser.add_argument("--out", default="wninit-out/bench", help="folder for the JSON (default: %(default)s)")
+    if threads_flag:
+        parser.add_argument("--threads", type=int, default=None, metavar="N",
+                            help="measure at N torch threads only (default: the core count, and 1 unless --quick)")
     args = parser.parse_args(argv)
-    result = run(args.quick)
+    if threads_flag and args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    result = run(args.quick, threads=args.threads) if threads_flag else run(args.quick)
     print(table(result))
     print(f"wrote {write_json(args.out, name, result)}")
     return 0
