@@ -90,7 +90,7 @@ def run(quick: bool = False, threads: int | None = None) -> dict:
     rows = [r for name in MODELS for r in _time_model(name, threads, 3 if quick else 5)]
     ten_k = [r for r in rows if r["model"] == "WRN-10000-1"]
     forty = [r for r in rows if r["model"] == "WRN-40-10"]
-    return {"benchmark": "init", "quick": quick, "machine": before, "load_average_after": machine()["load_average"],
+    return {"benchmark": "init", "quick": quick, "threads": threads, "machine": before, "load_average_after": machine()["load_average"],
             "rows": rows, "check_initialize_no_slower_than_orthogonal_10k": all(r["ratio_initialize"] <= 1.0 for r in ten_k),
             "check_discovery_overhead_40_10": all(r["ratio_traced"] <= DISCOVERY_OVERHEAD for r in forty),
             "check_traced_10k_under_10s": all(r["stats"]["initialize, traced"]["median"] < TEN_K_SECONDS for r in ten_k)}

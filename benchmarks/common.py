@@ -86,8 +86,11 @@ def machine_line(result: dict) -> str:
     load = f"{m['load_average']}" + (f" -> {after}" if after is not None else "")
     device, card = m.get("device", result.get("device", "cpu")), m.get("card", result.get("card"))
     where = f"{device} ({card})" if card else device
+    threads = result.get("threads")
+    threads = (f"measured at {' and '.join(map(str, threads)) if isinstance(threads, list) else threads} torch "
+               "thread(s)" if threads is not None else f"{m['torch_threads']} torch threads by default")
     return (f"{m.get('date', 'date not recorded')}: {where}, CPU {m['cpu']} x {m['cpu_count']}, torch {m['torch']}, "
-            f"{m['torch_threads']} torch threads, load average {load}")
+            f"{threads}, load average {load}")
 
 
 def busy_note(load_before: float | None, load_after: float | None) -> str:

@@ -67,9 +67,9 @@ def test_each_json_becomes_its_tables_under_its_machine_and_date_where_the_templ
     body = page[len(render_docs.HEADER):]
     prose = ["# Fake performance", "Prose before, kept as written: 1.23x measured once.", "Between the two."]
     ens_head = ("*`docs/bench/ens.json`, quick run of `bench_ensemble.py`, 2031-01-02 03:04 UTC: cpu, CPU Fake CPU 9000 x 2, "
-                "torch 9.9.9, 2 torch threads, load average 3.5 -> 4.25.*")
+                "torch 9.9.9, measured at 2 torch thread(s), load average 3.5 -> 4.25.*")
     init_head = ("*`docs/bench/init_full.json`, full run of `bench_init.py`, 2030-12-31 23:59 UTC: cpu, CPU Fake CPU 9000 "
-                 "x 2, torch 9.9.9, 1 torch threads, load average 3.5 -> 1.0.*")
+                 "x 2, torch 9.9.9, 1 torch threads by default, load average 3.5 -> 1.0.*")
     ens_rows = ["| side | wall s | min s | CPU s | runs/hour | samples/s | ms/step | min ms/step |",
                 "| ensemble | 10.00 | 9.00 | 20.00 | 5760 | 1000 | 20.0 | 19.0 |",
                 "| sequential | 25.00 | 24.00 | 50.00 | 2304 | 1000 | 50.0 | 49.0 |",
