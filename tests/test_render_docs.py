@@ -131,3 +131,18 @@ def test_a_new_result_records_the_machine_and_the_date():
         sys.path.remove(str(ROOT / "benchmarks"))
     m = machine()
     assert m["device"] == "cpu" and m["cpu_count"] >= 1 and m["date"].endswith("UTC") and m["torch"]
+
+
+def test_the_sweep_benchmark_without_a_committed_json_still_renders_its_tables(bench_dir):
+    variant = {"wall_s": 100.0, "runs": 24, "diverged": 0, "load_average": [1.0, 2.0], "runs_per_hour": 864.0,
+               "speedup_vs_reference": 1.0, "phases_s": {"compute": 150.0, "imports": 50.0}}
+    sweep = {"benchmark": "sweep", "quick": True, "machine": MACHINE, "grid": "fig2_mlp_depth.toml quick slice", "n_runs": 24,
+             "workers": 2, "passes": 1, "variants": {"reference": variant, "sweep --batch-runs": {
+                 **variant, "wall_s": 20.0, "runs_per_hour": 4320.0, "speedup_vs_reference": 5.0}},
+             "check_speedup_at_least_5x": True, "load_average_after": 2.0}
+    (bench_dir / "sweep.json").write_text(json.dumps(sweep))
+    (bench_dir / "template.md").write_text(TEMPLATE + "\n<!-- table: sweep.json -->\n")
+    lines = render_docs.render(bench_dir).splitlines()
+    assert "| sweep --batch-runs | 20.0 s | 4320 | 5.00x | 0 | 1.0->2.0 |" in lines
+    assert "| reference | compute | 150.0 s | 75% |" in lines
+    assert "- target >= 5x the reference: met (best: sweep --batch-runs, 5.00x)" in lines
