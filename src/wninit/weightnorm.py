@@ -112,7 +112,7 @@ def _wn_weight(v: torch.Tensor, g: torch.Tensor, dim: int | None = 0) -> torch.T
     op backward (grad_v and grad_g from grad_w in one pass), and equals torch's weight norm bit for bit.
     Measured against a custom autograd.Function with the analytic gradient, the output-scaling form
     ``(x v^T) * g/||v|| + b`` and plain autograd of ``g*v/||v||``, it is the fastest for the suite's
-    Linear and Conv shapes (benchmarks/bench_wn.py, table "implementations"): on a CPU the cost of WN
+    Linear and Conv shapes (docs/performance.md, the weight-norm findings): on a CPU the cost of WN
     beyond the layer's matmul is the number of ops launched and the bytes they move, not their arithmetic.
     ``g`` goes in as a ``(C_out, 1, ...)`` view, as torch keeps it: the kernel would take a 1-d ``g``, but
     the decompositions ``torch.compile`` and the half-precision fallback use broadcast it against the
