@@ -14,10 +14,10 @@ Three tables, every variant interleaved in one process (benchmarks/common.py):
    differently, which would break the bitwise equality of batched (sweep/ensemble.py) and standalone runs.
    Target: wninit <= 1.10x plain at every MLP size, and faster than torch wherever torch > 1.10x.
 2. ``implementations``: forward+backward of one hidden layer per shape, for the ways to compute WN that
-   were tried: ``wninit`` (the shipped fast path: ATen's fused kernel, ``weightnorm._wn_weight``),
+   were tried: ``wninit`` (the shipped fast path: ATen's fused kernel, ``wn_formula.wn_weight``),
    ``function`` (custom autograd.Function with the analytic gradient), ``outscale``
    (``(x v^T) * g/||v|| + b``), ``autograd`` (``g*v/||v||`` by autograd) and ``torch``; the reason
-   weightnorm.py uses the one it does. Each variant is first checked equal to torch's weight norm.
+   wn_formula.py uses the one it does. Each variant is first checked equal to torch's weight norm.
    ``fresh w`` is a control, not WN: the plain layer with ``w * 1.0`` as its weight, the cost of any
    weight computed anew at each step.
 3. ``kernels``: WN's two kernels' time per training step of the wninit MLPs inside real steps (profiler)
@@ -218,8 +218,8 @@ def _impl_forwards(make) -> dict:
     wn = {name: weight_norm(make(), "torch" if name == "torch" else "wninit") for name in IMPLS[1:]}
     for layer in wn.values():  # same g, v, b everywhere, g != ||v||
         with torch.no_grad():
-            wninit.set_direction_(layer, wninit.direction(wn["wninit"]))
-            wninit.set_gain_(layer, torch.linspace(0.5, 2.0, wninit.gain(layer).numel()))
+            wninit.set_v_(layer, wninit.wn_v(wn["wninit"]))
+            wninit.set_g_(layer, torch.linspace(0.5, 2.0, wninit.wn_g(layer).numel()))
             layer.bias.copy_(wn["wninit"].bias)
     forwards = {"plain": plain, "wninit": wn["wninit"], "torch": wn["torch"]}
     forwards.update({how: _wn_forward(wn[how], how) for how in ("function", "outscale", "autograd")})
@@ -239,7 +239,7 @@ def _check_equal(forwards, wn, x):
         xg = x.detach().clone().requires_grad_(True)
         forwards[name](xg).backward(gy)
         g = layer.parametrizations.weight.original0 if name == "torch" else layer.g
-        got = [xg.grad, g.grad.view(-1), wninit.direction(layer).grad, layer.bias.grad]
+        got = [xg.grad, g.grad.view(-1), wninit.wn_v(layer).grad, layer.bias.grad]
         if ref is None:
             ref = got
         for a, b, what in zip(got, ref, ("x", "g", "v", "b")):  # float32 sums in other orders: relative error
