@@ -36,7 +36,7 @@ from common import Table, build_variant, machine, machine_line, main, summary, t
 import wninit  # noqa: E402
 from wninit.models import WideResNet  # noqa: E402
 from wninit.train.accel import as_input, autocast, to_memory_format  # noqa: E402
-from wninit.weightnorm import direction, weight_normed_layers  # noqa: E402
+from wninit.weightnorm import weight_normed_layers, wn_v  # noqa: E402
 
 BATCH = 128
 STEPS = 10  # steps per timed sample
@@ -141,7 +141,7 @@ def bench_init(quick: bool) -> list[dict]:
     rows = []
     for depth, k in ((40, 10),) + (() if quick else ((1000, 1),)):
         model = WideResNet(depth, k, 10).to(DEVICE)
-        vs = [direction(m) for _, m in weight_normed_layers(model)]
+        vs = [wn_v(m) for _, m in weight_normed_layers(model)]
 
         def orthogonal():
             for v in vs:

@@ -40,7 +40,7 @@ from common import (Table, busy_note, machine, machine_line, main, num_threads, 
 
 import wninit  # noqa: E402
 from wninit.models import WideResNet  # noqa: E402
-from wninit.weightnorm import direction, weight_normed_layers  # noqa: E402
+from wninit.weightnorm import weight_normed_layers, wn_v  # noqa: E402
 
 MODELS = {"WRN-40-10": (40, 10), "WRN-10000-1": (10000, 1)}
 # traced / declared on WRN-40-10 at most: tracing a model must not be a reason to declare its roles by hand
@@ -66,7 +66,7 @@ def _time_model(name: str, threads: list[int], rounds: int) -> list[dict]:
 
     def orthogonal():
         for layer in layers:
-            torch.nn.init.orthogonal_(direction(layer))
+            torch.nn.init.orthogonal_(wn_v(layer))
 
     variants = {"initialize": lambda: wninit.initialize(model, "proposed"),
                 "initialize, traced": lambda: wninit.initialize(model, "proposed", discover=True),

@@ -10,7 +10,7 @@ Three tables, every variant interleaved in one process (benchmarks/common.py):
    medians of the same run; "(CPU time)" is the same ratio in process CPU time, steadier on a busy
    machine. Checked against :data:`STEP_TARGET`.
 2. ``implementations``: forward+backward of one hidden layer per shape: plain, ``wninit`` (the shipped
-   path: ATen's fused kernel, ``weightnorm._wn_weight``) and ``torch``, each WN variant first checked
+   path: ATen's fused kernel, ``wn_formula.wn_weight``) and ``torch``, each WN variant first checked
    equal to torch's weight norm. ``fresh w`` is a control, not WN: the plain layer with ``w * 1.0`` as
    its weight, the cost of any weight computed anew at each step. (The other ways of computing WN that
    were measured and lost are findings in docs/performance.md.)
@@ -162,8 +162,8 @@ def _impl_forwards(make) -> dict:
     wn = {name: weight_norm(make(), "torch" if name == "torch" else "wninit") for name in IMPLS[1:]}
     for layer in wn.values():  # same g, v, b everywhere, g != ||v||
         with torch.no_grad():
-            wninit.set_direction_(layer, wninit.direction(wn["wninit"]))
-            wninit.set_gain_(layer, torch.linspace(0.5, 2.0, wninit.gain(layer).numel()))
+            wninit.set_v_(layer, wninit.wn_v(wn["wninit"]))
+            wninit.set_g_(layer, torch.linspace(0.5, 2.0, wninit.wn_g(layer).numel()))
             layer.bias.copy_(wn["wninit"].bias)
     forwards = {"plain": plain, "wninit": wn["wninit"], "torch": wn["torch"]}
     control = make()
@@ -182,7 +182,7 @@ def _check_equal(forwards, wn, x):
         xg = x.detach().clone().requires_grad_(True)
         forwards[name](xg).backward(gy)
         g = layer.parametrizations.weight.original0 if name == "torch" else layer.g
-        got = [xg.grad, g.grad.view(-1), wninit.direction(layer).grad, layer.bias.grad]
+        got = [xg.grad, g.grad.view(-1), wninit.wn_v(layer).grad, layer.bias.grad]
         if ref is None:
             ref = got
         for a, b, what in zip(got, ref, ("x", "g", "v", "b")):  # float32 sums in other orders: relative error
