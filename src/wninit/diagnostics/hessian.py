@@ -16,7 +16,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..errors import UserError
-from ..weightnorm import _wn_weight, twice_differentiable
+from ..weightnorm import twice_differentiable
+from ..wn_formula import wn_weight
 
 __all__ = ["hessian_spectral_norm", "log_spectral_norms", "SchemeCurvature", "NORMALIZATIONS"]
 
@@ -37,8 +38,8 @@ def _check_batches(batches) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 class _ExactWeightNorm(TorchFunctionMode):
-    """Routes every call of ATen's fused ``torch._weight_norm`` made inside it to :func:`wninit.weightnorm._wn_weight`
-    under :func:`~wninit.weightnorm.twice_differentiable`, which computes ``g * v/||v||`` with plain autograd ops.
+    """Routes every call of ATen's fused ``torch._weight_norm`` made inside it to the composite
+    :func:`wninit.wn_formula.wn_weight` (``fused=False``): ``g * v/||v||`` in plain autograd ops.
 
     torch's own ``parametrizations.weight_norm`` and legacy ``weight_norm`` call that fused kernel, whose double
     backward drops the ``d||v||/dv`` term (torch 2.x: Hessian-vector products w.r.t. ``v`` off by O(1)).
@@ -52,7 +53,7 @@ class _ExactWeightNorm(TorchFunctionMode):
             return func(*args, **kwargs)
         v, g, dim = _weight_norm_arguments(*args, **kwargs)
         # ATen's dim -1 normalizes the whole tensor; any other negative dim counts from the end
-        return _wn_weight(v, g.reshape(-1), None if dim == -1 else dim % v.dim())
+        return wn_weight(v, g, None if dim == -1 else dim % v.dim(), fused=False)
 
 
 def _weight_norm_arguments(v: torch.Tensor, g: torch.Tensor, dim: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
