@@ -91,6 +91,16 @@ def _git(args: list[str], cwd: Path) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
+def _checkout_version(package: Path) -> dict:
+    """The commit and dirty flag of the git checkout holding the package directory ``package``."""
+    # the package's own files must be tracked: a wheel installed inside some other repository is not a checkout
+    if _git(["ls-files", "--error-unmatch", "--", "__init__.py"], package) is None:
+        return {"commit": None, "dirty": None}
+    commit = _git(["rev-parse", "HEAD"], package)
+    status = _git(["status", "--porcelain", "--", "."], package)
+    return {"commit": commit.strip() if commit else None, "dirty": None if status is None else status.strip() != ""}
+
+
 @functools.lru_cache(maxsize=1)
 def code_version() -> dict:
     """``{"commit": sha, "dirty": bool}`` of the git checkout this package is imported from; both None when
@@ -99,13 +109,7 @@ def code_version() -> dict:
     ``dirty`` is True when the package's own files differ from the commit (modified, staged or untracked
     files under ``src/wninit``): then the commit alone does not say which code made a result.
     """
-    package = Path(__file__).resolve().parents[1]
-    # the package's own files must be tracked: a wheel installed inside some other repository is not a checkout
-    if _git(["ls-files", "--error-unmatch", "--", "__init__.py"], package) is None:
-        return {"commit": None, "dirty": None}
-    commit = _git(["rev-parse", "HEAD"], package)
-    status = _git(["status", "--porcelain", "--", "."], package)
-    return {"commit": commit.strip() if commit else None, "dirty": None if status is None else status.strip() != ""}
+    return _checkout_version(Path(__file__).resolve().parents[1])
 
 
 def env(device: torch.device, seed: int, **extra) -> dict:
