@@ -39,7 +39,7 @@ def run(args) -> int:
     import torch
 
     from ..sweep.store import FINISHED, METRIC_KEYS, Store
-    from ..train.fit import fit
+    from ..train.single_run import fit
 
     with Store(args.store, create=False) as store:
         record = store.run(args.run_id)

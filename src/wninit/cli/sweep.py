@@ -137,7 +137,7 @@ def run(args) -> int:
         if value is not None and value < 1:
             raise UserError(f"--{name} must be at least 1, got {value}")
     if args.device and args.backend == "local":
-        from ..train.fit import resolve_device
+        from ..train.runtime import resolve_device
 
         resolve_device(args.device)  # a device this machine lacks: one sentence now, not N failed runs
     exps = [load_spec(_spec_path(path), args.profile) for path in args.spec]
