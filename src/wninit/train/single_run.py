@@ -58,7 +58,7 @@ def fit(cfg: RunConfig, *, out_dir: str | Path | None = None, resume: bool = Tru
     device = resolve_device(cfg.device)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and resume:
-        finished = ckpt_files.read_result(out, cfg.run_id)
+        finished = ckpt_files.read_result(out, cfg)
         if finished is not None:
             return finished
     with num_threads(cfg.threads), rng_scope(device):
@@ -72,7 +72,7 @@ def _run(cfg: RunConfig, device, out, resume, progress, on_epoch, tensorboard) -
     data = load_data(cfg)  # data faults raise here, before any file is touched
     if out is not None and not resume:
         ckpt_files.clear_run_files(out)
-    state = ckpt_files.load_checkpoint(out, cfg.run_id) if out is not None and resume else None
+    state = ckpt_files.load_checkpoint(out, cfg) if out is not None and resume else None
     gen = torch.Generator(device).manual_seed(derived_seed(cfg.seed, "data"))
     loader = Loader(data.train, cfg.loader_batch_size, shuffle=True, crop=4 if cfg.crop else 0, flip=cfg.flip,
                     cutout=cfg.cutout, generator=gen, device=device)
