@@ -24,11 +24,14 @@ import torch
 from ..errors import UserError
 from .formats import cifar_arrays, mnist_arrays
 
-__all__ = ["DATASETS", "Split", "Dataset", "load_dataset", "TensorSource", "data_root", "val_split_indices",
+__all__ = ["DATASETS", "AUGMENTED_DATASETS", "Split", "Dataset", "load_dataset", "TensorSource", "data_root", "val_split_indices",
            "normalize_raw",
            "MNIST_MEAN_STD", "CIFAR_MEAN_STD"]
 
 DATASETS = ("mnist", "cifar10", "cifar100", "mnist5k", "digits", "synthetic")
+# docs/method.md §6.1: only CIFAR is trained with random crop and flip (Dataset.augment; RunConfig.resolved
+# reads it here to fill crop/flip without loading the data).
+AUGMENTED_DATASETS = ("cifar10", "cifar100")
 
 # docs/method.md §6.1: MNIST Normalize((0.5,), (1.0,)), i.e. x - 0.5; CIFAR-10 *and* CIFAR-100 use the CIFAR-10
 # statistics, as the reference does.
@@ -117,7 +120,7 @@ def load_dataset(name: str, *, root: str | None = None, download: bool = False, 
     mean_std, scale = {"mnist": (MNIST_MEAN_STD, 255.0), "mnist5k": (MNIST_MEAN_STD, 255.0),
                        "digits": (DIGITS_MEAN_STD, 16.0)}.get(name, (CIFAR_MEAN_STD, 255.0))
     return _assemble(name, torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte),
-                     torch.from_numpy(yte), classes, val_fraction, seed, name.startswith("cifar"), (scale, mean_std))
+                     torch.from_numpy(yte), classes, val_fraction, seed, name in AUGMENTED_DATASETS, (scale, mean_std))
 
 
 class TensorSource:
