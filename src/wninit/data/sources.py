@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._files import atomic_path
 from ..errors import UserError
 from .formats import cifar_arrays, mnist_arrays
 
@@ -248,10 +249,8 @@ def _check_mnist5k(x: np.ndarray, y: np.ndarray, where: str) -> None:
 def _atomic_save(path: Path, array: np.ndarray) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
     except OSError:
         pass  # a read-only cache only costs the parse next time
 
