@@ -5,15 +5,14 @@ fails when a literal copy of a vocabulary, or a second atomic rename, appears an
 """
 from __future__ import annotations
 
-import ast
 import argparse
+import ast
 from pathlib import Path
 
 import pytest
 
 import wninit
-from wninit import init, models
-from wninit import data
+from wninit import data, init, models
 from wninit.report import peers, tables
 from wninit.train import accel, config, schedules
 from wninit.train.config import RunConfig
