@@ -40,11 +40,15 @@ from wninit.data import loader as loader_module
 from wninit.data.sources import normalize_raw
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine, write_json  # noqa: E402
+from common import Table, machine, machine_line, text, write_json  # noqa: E402
 from reference_pipeline import PilImages, TorchOpsImages, pil_transform  # noqa: E402
 
 BATCH = 128
-TARGET_SPEEDUP, TARGET_SHARE = 50.0, 0.05  # the data path's speed targets
+# The data path against the reference's per-sample pipeline: at least 50x faster per image, so that a sweep of
+# small models is bound by their compute, not by preparing images.
+TARGET_SPEEDUP = 50.0
+# The data path's share of a training step at most 5%: past that, a faster model would wait for its data.
+TARGET_SHARE = 0.05
 
 
 # ---- data and timing -----------------------------------------------------------------------------
@@ -239,9 +243,9 @@ def _run(quick: bool, device: str | None, rounds: int, profile: bool) -> dict:
         s["share_cpu"] = s["batch_cpu_ms"] / (s["batch_cpu_ms"] + s["step_cpu_ms"])
     result = {
         "benchmark": "data", "quick": quick, "device": str(device), "images": n, "per_sample_images": n_ps,
-        "batch_size": BATCH, "rounds": rounds, "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "machine": (torch.cuda.get_device_name(device) if device.type == "cuda" else machine()["cpu"]),
-        "cpu_count": os.cpu_count(), "load_average_before": load_before, "data": data, "steps": shares,
+        "batch_size": BATCH, "rounds": rounds, "threads": torch.get_num_threads(),
+        "machine": {**machine(str(device)), "load_average": load_before[0]},
+        "load_average_before": load_before, "data": data, "steps": shares,
         "targets": {"speedup_vs_pil": TARGET_SPEEDUP, "share": TARGET_SHARE},
     }
     if profile:
@@ -250,41 +254,44 @@ def _run(quick: bool, device: str | None, rounds: int, profile: bool) -> dict:
             result["loader_profile"] = {case: _loader_profile(_loader(splits[case], case, device), n,
                                                               data[case]["times"]["loader"]["cpu_us"])
                                         for case in ("cifar_cf", "cifar_cfc")}
-    result["load_average_after"] = [round(v, 1) for v in os.getloadavg()]
+    result["load_average_after"] = round(os.getloadavg()[0], 2)
     return result
 
 
-def table(result: dict) -> str:
+NAMES = {"mnist": "MNIST 1x28x28, no augmentation", "cifar_cf": "CIFAR 3x32x32, crop 4 + flip",
+         "cifar_cfc": "CIFAR 3x32x32, crop 4 + flip + cutout 16"}
+
+
+def tables(result: dict) -> list[Table]:
+    """Per case, every pipeline's time per image and the speed-up over PIL; then the data share of a step;
+    then the breakdowns when they were profiled."""
     r, pct = result, lambda v: f"{100 * v:.2f}%"  # noqa: E731
-    lines = [f"data path, batch {r['batch_size']}, {r['device']} ({r['machine']}), {r['threads']} torch thread(s), "
-             f"median of {r['rounds']} interleaved rounds; Loader on {r['images']} images, per-sample pipelines on "
-             f"{r['per_sample_images']}", f"load average (1, 5, 15 min) before {r['load_average_before']}, after "
-             f"{r['load_average_after']}, {r['cpu_count']} CPUs"]
-    names = {"mnist": "MNIST 1x28x28, no augmentation", "cifar_cf": "CIFAR 3x32x32, crop 4 + flip",
-             "cifar_cfc": "CIFAR 3x32x32, crop 4 + flip + cutout 16"}
+    out = []
     for case, d in r["data"].items():
-        lines += ["", names[case], f"  {'pipeline':<22}{'wall us/img':>13}{'CPU us/img':>12}{'pil / this (CPU)':>18}"]
-        pil = d["times"]["pil"]["cpu_us"]
-        lines += [f"  {k:<22}{t['wall_us']:>13.2f}{t['cpu_us']:>12.2f}{pil / t['cpu_us']:>17.1f}x"
-                  for k, t in d["times"].items()]
-        s = d["speedup"]
+        pil, s = d["times"]["pil"]["cpu_us"], d["speedup"]
+        rows = [[k, f"{t['wall_us']:.2f}", f"{t['cpu_us']:.2f}", f"{pil / t['cpu_us']:.1f}x"] for k, t in d["times"].items()]
         met = "met" if min(s["pil_wall"], s["pil_cpu"]) >= TARGET_SPEEDUP else "NOT met"
-        lines.append(f"  Loader: {s['pil_wall']:.1f}x wall, {s['pil_cpu']:.1f}x CPU faster than PIL (target >= "
-                     f"{TARGET_SPEEDUP:.0f}x: {met}); {s['torch_ops_wall']:.1f}x, {s['torch_ops_cpu']:.1f}x "
-                     "than torch ops")
-    lines += ["", f"  {'model, data (target: data share < 5%)':<46}{'step ms':>9}{'batch ms':>10}{'share wall':>12}"
-              f"{'share CPU':>11}"]
-    lines += [f"  {k:<46}{s['step_wall_ms']:>9.2f}{s['batch_wall_ms']:>10.3f}{pct(s['share_wall']):>12}"
-              f"{pct(s['share_cpu']):>11}" for k, s in r["steps"].items()]
+        notes = [f"Loader: {s['pil_wall']:.1f}x wall, {s['pil_cpu']:.1f}x CPU faster than PIL (target >= "
+                 f"{TARGET_SPEEDUP:.0f}x: {met}); {s['torch_ops_wall']:.1f}x, {s['torch_ops_cpu']:.1f}x than torch ops"]
+        out.append(Table(f"{NAMES[case]}: batch {r['batch_size']}, median of {r['rounds']} interleaved rounds, Loader "
+                         f"on {r['images']} images, per-sample pipelines on {r['per_sample_images']}",
+                         ["pipeline", "wall us/img", "CPU us/img", "pil / this (CPU)"], rows, notes))
+    rows = [[k, f"{s['step_wall_ms']:.2f}", f"{s['batch_wall_ms']:.3f}", pct(s["share_wall"]), pct(s["share_cpu"])]
+            for k, s in r["steps"].items()]
+    out.append(Table(f"The data path's share of a training step (target < {100 * TARGET_SHARE:.0f}%)",
+                     ["model, data", "step ms", "batch ms", "share wall", "share CPU"], rows))
     if "pil_breakdown_cpu_us" in r:
-        lines += ["", "PIL pipeline, CIFAR crop+flip+cutout, CPU us per image:"]
-        lines += [f"  {k:<40}{v:>8.2f}" for k, v in r["pil_breakdown_cpu_us"].items()]
+        out.append(Table("PIL pipeline, CIFAR crop+flip+cutout: CPU us per image", ["step", "CPU us"],
+                         [[k, f"{v:.2f}"] for k, v in r["pil_breakdown_cpu_us"].items()]))
     for case, profile in r.get("loader_profile", {}).items():
-        lines += ["", f"Loader, {names[case]}: each op's share of the profiled time (by its first input's shape),",
-                  "and that share of the measured CPU us per image:"]
-        lines += [f"  {k[:64]:<64}{100 * v['share']:>6.1f}%{v['cpu_us']:>8.3f}"
-                  for k, v in profile.items() if v["share"] >= 0.01]
-    return "\n".join(lines)
+        out.append(Table(f"Loader, {NAMES[case]}: each op's share of the profiled time (by its first input's shape)",
+                         ["op", "share", "CPU us/img"], [[k[:64], f"{100 * v['share']:.1f}%", f"{v['cpu_us']:.3f}"]
+                                                         for k, v in profile.items() if v["share"] >= 0.01]))
+    return out
+
+
+def table(result: dict) -> str:
+    return text(tables(result), machine_line(result))
 
 
 def main(argv=None) -> int:

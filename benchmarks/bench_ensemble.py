@@ -16,7 +16,7 @@ Two measurements:
    models, stacked vs one after the other, in interleaved blocks of 5 steps: median and min ms per
    step of all 16 (the training alone, without data, init, validation and test).
 
-Target: ensemble >= 1.7x (whole runs). On a shared machine the ratio depends on its load: each torch op
+Target: ensemble >= :data:`TARGET` (whole runs). On a shared machine the ratio depends on its load: each torch op
 costs more when the machine is busy (OpenMP threads wait for a core), and the stacked model runs ~9x
 fewer ops than 16 models, while the matmul arithmetic is the same on both sides; the load average is
 printed with the numbers. Run: ``python benchmarks/bench_ensemble.py [--quick] [--out DIR]``;
@@ -37,9 +37,11 @@ from wninit.sweep.ensemble import fit_ensemble
 from wninit.train import RunConfig, fit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine, write_json  # noqa: E402
+from common import Table, machine, machine_line, text, write_json  # noqa: E402
 
 MEMBERS, WIDTH, DEPTH, LRS, BATCH = 16, 128, 10, (0.003, 0.01, 0.03, 0.1), 128
+# A stacked group of runs at least 1.7x faster than the same runs one by one (whole runs): below that, the
+# batched path's extra code would not pay for itself in a sweep of small MLPs.
 TARGET = 1.7
 
 
@@ -111,7 +113,7 @@ def _steps(blocks: int) -> dict:
 def run(quick: bool = False, repeats: int | None = None, threads: int = 2) -> dict:
     """Whole runs of ``epochs`` (quick: 1 epoch, 3 repeats; else 3 epochs, 5 repeats) and the step alone."""
     epochs, repeats = (1, repeats or 3) if quick else (3, repeats or 5)
-    before = torch.get_num_threads()
+    before, load_before = torch.get_num_threads(), round(os.getloadavg()[0], 2)
     torch.set_num_threads(threads)
     try:
         fit(configs(1, threads)[0])  # warm-up: imports, data cache, allocator
@@ -121,9 +123,8 @@ def run(quick: bool = False, repeats: int | None = None, threads: int = 2) -> di
         torch.set_num_threads(before)
     samples = MEMBERS * epochs * 3600  # mnist5k: 3,600 training samples per epoch and run
     out = {"benchmark": "ensemble", "quick": quick, "members": MEMBERS, "width": WIDTH, "depth": DEPTH,
-           "epochs": epochs, "repeats": repeats, "threads": threads, "torch": torch.__version__,
-           "machine": machine()["cpu"], "cpu_count": os.cpu_count(),
-           "load_average": os.getloadavg()[0], "sides": {}}
+           "epochs": epochs, "repeats": repeats, "threads": threads, "machine": {**machine(), "load_average": load_before},
+           "load_average_after": round(os.getloadavg()[0], 2), "sides": {}}
     for name, ts in times.items():
         wall, cpu = statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts)
         step_ms = statistics.median(steps[name])
@@ -142,23 +143,23 @@ def run(quick: bool = False, repeats: int | None = None, threads: int = 2) -> di
     return out
 
 
+def tables(result: dict) -> list[Table]:
+    """Both sides' whole runs and training step; the speed-ups and the metrics check as notes."""
+    r = result
+    rows = [[name, f"{s['wall_s']:.2f}", f"{s['wall_min_s']:.2f}", f"{s['cpu_s']:.2f}", f"{s['runs_per_hour']:.0f}",
+             f"{s['samples_per_s']:.0f}", f"{s['step_ms']:.1f}", f"{s['step_min_ms']:.1f}"] for name, s in r["sides"].items()]
+    notes = [f"whole runs: speed-up {r['speedup_wall']:.2f}x wall (median), {r['speedup_wall_min']:.2f}x (min), "
+             f"{r['speedup_cpu']:.2f}x CPU time; target >= {TARGET}x",
+             f"training step of all {r['members']}: speed-up {r['speedup_step']:.2f}x (median), "
+             f"{r['speedup_step_min']:.2f}x (min)",
+             f"same metrics on both sides: {r['same_metrics']} (max test accuracy difference {r['max_test_acc_diff']:.4f})"]
+    return [Table(f"{r['members']} WN MLPs (width {r['width']}, depth {r['depth']}) on mnist5k, {r['epochs']} "
+                  f"epoch(s), {r['repeats']} repeats, {r['threads']} torch threads",
+                  ["side", "wall s", "min s", "CPU s", "runs/hour", "samples/s", "ms/step", "min ms/step"], rows, notes)]
+
+
 def table(result: dict) -> str:
-    lines = [f"{result['members']} WN MLPs (width {result['width']}, depth {result['depth']}) on mnist5k, "
-             f"{result['epochs']} epoch(s), {result['repeats']} repeats, {result['threads']} torch threads, "
-             f"load average {result['load_average']:.1f} on {result['cpu_count']} CPUs",
-             f"{'side':<12}{'wall s':>9}{'min s':>8}{'CPU s':>8}{'runs/hour':>11}{'samples/s':>11}"
-             f"{'ms/step':>9}{'min':>7}"]
-    for name, s in result["sides"].items():
-        lines.append(f"{name:<12}{s['wall_s']:>9.2f}{s['wall_min_s']:>8.2f}{s['cpu_s']:>8.2f}"
-                     f"{s['runs_per_hour']:>11.0f}{s['samples_per_s']:>11.0f}{s['step_ms']:>9.1f}"
-                     f"{s['step_min_ms']:>7.1f}")
-    lines.append(f"whole runs: speed-up {result['speedup_wall']:.2f}x wall (median), {result['speedup_wall_min']:.2f}x "
-                 f"(min), {result['speedup_cpu']:.2f}x CPU time; target >= {TARGET}x")
-    lines.append(f"training step of all {result['members']} (ms/step): speed-up {result['speedup_step']:.2f}x (median), "
-                 f"{result['speedup_step_min']:.2f}x (min)")
-    lines.append(f"same metrics on both sides: {result['same_metrics']} (max |test acc difference| "
-                 f"{result['max_test_acc_diff']:.4f})")
-    return "\n".join(lines)
+    return text(tables(result), machine_line(result))
 
 
 def main(argv=None) -> int:

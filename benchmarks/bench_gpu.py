@@ -8,7 +8,7 @@ interleaved in rounds (benchmarks/common.py), each sample the mean of ``STEPS`` 
    batch: WN with wninit's layers (``initialize(model, "proposed")``), WN through torch's
    parametrization, and BN (He init), each in fp32 (TF32 off, PyTorch's default for matmuls) and bf16
    autocast, NCHW and channels_last. Steps per second, and WN/BN.
-2. ``mlp``: the issue's MLPs (width 128/512, depth 10/50/200, input 784): plain vs torch's
+2. ``mlp``: the CPU benchmark's MLPs (width 128/512, depth 10/50/200, input 784): plain vs torch's
    parametrization vs wninit, fp32; the wn/plain ratio .
 3. ``flops``: the MLP 512 x 10 step's matmul FLOP/s against a 8192 x 8192 fp32 matmul measured in the same
    run, at batch 128 (launch-bound on a GPU) and 8192.
@@ -31,12 +31,12 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import build_variant, format_table, machine, main, summary, time_interleaved  # noqa: E402
+from common import Table, build_variant, machine, machine_line, main, summary, text, time_interleaved  # noqa: E402
 
 import wninit  # noqa: E402
 from wninit.models import WideResNet  # noqa: E402
 from wninit.train.accel import as_input, autocast, to_memory_format  # noqa: E402
-from wninit.weightnorm import direction, weight_normed_layers  # noqa: E402
+from wninit.weightnorm import weight_normed_layers, wn_v  # noqa: E402
 
 BATCH = 128
 STEPS = 10  # steps per timed sample
@@ -141,7 +141,7 @@ def bench_init(quick: bool) -> list[dict]:
     rows = []
     for depth, k in ((40, 10),) + (() if quick else ((1000, 1),)):
         model = WideResNet(depth, k, 10).to(DEVICE)
-        vs = [direction(m) for _, m in weight_normed_layers(model)]
+        vs = [wn_v(m) for _, m in weight_normed_layers(model)]
 
         def orthogonal():
             for v in vs:
@@ -159,8 +159,7 @@ def run(quick: bool = False, only_compiled: bool = False) -> dict:
         return {"benchmark": "gpu", "skipped": "no CUDA device here (WNINIT_BENCH_DEVICE=cpu runs it on the CPU)"}
     started = time.perf_counter()
     rounds = 3 if quick else 5
-    result = {"benchmark": "gpu", "quick": quick, "machine": machine(), "device": str(DEVICE),
-              "card": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else None}
+    result = {"benchmark": "gpu", "quick": quick, "machine": machine(str(DEVICE))}
     sections = (("wrn", lambda: bench_wrn(quick, rounds)), ("mlp", lambda: bench_mlp(quick, rounds)),
                 ("flops", lambda: bench_flops(rounds)), ("init", lambda: bench_init(quick)),
                 ("wrn_compiled", lambda: bench_wrn_compiled(rounds)))
@@ -172,33 +171,41 @@ def run(quick: bool = False, only_compiled: bool = False) -> dict:
     return result
 
 
+def tables(r: dict) -> list[Table]:
+    """The compiled run's one table, or the four tables of the eager run (WRN, MLPs, FLOP/s, init)."""
+    if "skipped" in r:
+        return []
+    if "wrn_compiled" in r:
+        c = r["wrn_compiled"]
+        return [Table(f"WRN-40-10 under torch.compile, bf16 + channels_last, batch {BATCH}",
+                      ["variant", "steps/s", "first call (compilation) s"],
+                      [[v, f"{c['steps_per_s'][k]:.2f}", f"{c['first_call_s'][k]:.0f}"] for v, k in
+                       (("WN (wninit)", "wninit"), ("BN", "bn"))],
+                      [f"WN/BN time {c['wn_over_bn_time']:.2f}, spread {100 * c['spread']:.0f}%"])]
+    f = r["flops"]
+    return [
+        Table(f"WRN-40-10, batch {BATCH}: training steps per second (median of rounds)",
+              ["precision", "channels_last", "WN wninit", "WN torch", "BN", "WN/BN time", "spread"],
+              [[w["precision"], w["channels_last"]] + [f"{w['steps_per_s'][v]:.2f}" for v in ("wninit", "torch", "bn")]
+               + [f"{w['wn_over_bn_time']:.2f}", f"{100 * w['spread']:.0f}%"] for w in r["wrn"]]),
+        Table(f"MLP step, batch {BATCH}, fp32: ms per step and ratio to plain",
+              ["width", "depth", "plain ms", "torch", "wninit", "spread"],
+              [[m["width"], m["depth"], f"{m['ms_per_step']['plain']:.2f}", f"{m['ratio']['torch']:.2f}",
+                f"{m['ratio']['wninit']:.2f}", f"{100 * m['spread']:.0f}%"] for m in r["mlp"]]),
+        Table("FLOP/s: MLP 512x10 training step (wninit) against an 8192^2 fp32 matmul (the ceiling)",
+              ["batch", "TFLOP/s", "of ceiling"],
+              [[b, f"{f[f'batch_{b}']['tflops']:.2f}", f"{100 * f[f'batch_{b}']['fraction_of_ceiling']:.1f}%"]
+               for b in (128, 8192)], [f"ceiling: {f['ceiling_tflops']:.1f} TFLOP/s"]),
+        Table("initialize vs orthogonal_ on the GPU (median of 3)", ["model", "layers", "initialize", "orthogonal_", "ratio"],
+              [[i["model"], i["layers"], f"{i['seconds']['initialize']:.3f} s", f"{i['seconds']['orthogonal_']:.3f} s",
+                f"{i['ratio']:.2f}"] for i in r["init"]]),
+    ]
+
+
 def table(r: dict) -> str:
     if "skipped" in r:
         return f"bench_gpu skipped: {r['skipped']}"
-    out = [f"device: {r['device']} ({r['card']}), torch {r['machine']['torch']}, {r['wall_s']:.0f} s"]
-    if "wrn_compiled" in r:
-        c = r["wrn_compiled"]
-        out.append(f"WRN-40-10 under torch.compile, bf16 + channels_last, batch {BATCH}: WN {c['steps_per_s']['wninit']:.2f} "
-                   f"steps/s, BN {c['steps_per_s']['bn']:.2f} (WN/BN time {c['wn_over_bn_time']:.2f}, spread "
-                   f"{100 * c['spread']:.0f}%); first call (compilation) WN {c['first_call_s']['wninit']:.0f} s, "
-                   f"BN {c['first_call_s']['bn']:.0f} s")
-        return "\n".join(out)
-    out.append(format_table(f"WRN-40-10, batch {BATCH}: training steps per second (median of rounds)",
-                            ["precision", "channels_last", "WN wninit", "WN torch", "BN", "WN/BN time", "spread"],
-                            [[w["precision"], w["channels_last"]] + [f"{w['steps_per_s'][v]:.2f}" for v in ("wninit", "torch", "bn")]
-                             + [f"{w['wn_over_bn_time']:.2f}", f"{100 * w['spread']:.0f}%"] for w in r["wrn"]]))
-    out.append(format_table(f"MLP step, batch {BATCH}, fp32: ms per step and ratio to plain",
-                            ["width", "depth", "plain ms", "torch", "wninit", "spread"],
-                            [[m["width"], m["depth"], f"{m['ms_per_step']['plain']:.2f}", f"{m['ratio']['torch']:.2f}",
-                              f"{m['ratio']['wninit']:.2f}", f"{100 * m['spread']:.0f}%"] for m in r["mlp"]]))
-    f = r["flops"]
-    out.append(f"FLOP/s: 8192^2 fp32 matmul {f['ceiling_tflops']:.1f} TFLOP/s; MLP 512x10 step (wninit) batch 128: "
-               f"{f['batch_128']['tflops']:.2f} TFLOP/s ({100 * f['batch_128']['fraction_of_ceiling']:.1f}%), batch 8192: "
-               f"{f['batch_8192']['tflops']:.2f} TFLOP/s ({100 * f['batch_8192']['fraction_of_ceiling']:.0f}%)")
-    out.append(format_table("initialize vs orthogonal_ on the GPU (median of 3)", ["model", "layers", "initialize", "orthogonal_", "ratio"],
-                            [[i["model"], i["layers"], f"{i['seconds']['initialize']:.3f} s", f"{i['seconds']['orthogonal_']:.3f} s",
-                              f"{i['ratio']:.2f}"] for i in r["init"]]))
-    return "\n".join(out)
+    return text(tables(r), f"{machine_line(r)}; {r['wall_s']:.0f} s")
 
 
 if __name__ == "__main__":

@@ -35,14 +35,17 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import busy_note, format_table, machine, main, num_threads, summary, time_interleaved  # noqa: E402
+from common import (Table, busy_note, machine, machine_line, main, num_threads, summary, text,  # noqa: E402
+                    thread_counts, time_interleaved)
 
 import wninit  # noqa: E402
 from wninit.models import WideResNet  # noqa: E402
-from wninit.weightnorm import direction, weight_normed_layers  # noqa: E402
+from wninit.weightnorm import weight_normed_layers, wn_v  # noqa: E402
 
 MODELS = {"WRN-40-10": (40, 10), "WRN-10000-1": (10000, 1)}
-DISCOVERY_OVERHEAD = 1.20  # traced / declared on WRN-40-10
+# traced / declared on WRN-40-10 at most: tracing a model must not be a reason to declare its roles by hand
+DISCOVERY_OVERHEAD = 1.20
+# the 10,000-layer WRN (the paper's deepest ResNet) initialized, traced, in seconds: well below one epoch
 TEN_K_SECONDS = 10.0
 
 
@@ -63,7 +66,7 @@ def _time_model(name: str, threads: list[int], rounds: int) -> list[dict]:
 
     def orthogonal():
         for layer in layers:
-            torch.nn.init.orthogonal_(direction(layer))
+            torch.nn.init.orthogonal_(wn_v(layer))
 
     variants = {"initialize": lambda: wninit.initialize(model, "proposed"),
                 "initialize, traced": lambda: wninit.initialize(model, "proposed", discover=True),
@@ -81,21 +84,20 @@ def _time_model(name: str, threads: list[int], rounds: int) -> list[dict]:
     return rows
 
 
-def run(quick: bool = False) -> dict:
-    cores = os.cpu_count() or 1
-    threads = [cores] if quick else sorted({cores, 1}, reverse=True)
+def run(quick: bool = False, threads: int | None = None) -> dict:
+    threads = thread_counts(quick, threads)
     before = machine()
     rows = [r for name in MODELS for r in _time_model(name, threads, 3 if quick else 5)]
     ten_k = [r for r in rows if r["model"] == "WRN-10000-1"]
     forty = [r for r in rows if r["model"] == "WRN-40-10"]
-    return {"benchmark": "init", "quick": quick, "machine": before, "load_average_after": machine()["load_average"],
+    return {"benchmark": "init", "quick": quick, "threads": threads, "machine": before, "load_average_after": machine()["load_average"],
             "rows": rows, "check_initialize_no_slower_than_orthogonal_10k": all(r["ratio_initialize"] <= 1.0 for r in ten_k),
             "check_discovery_overhead_40_10": all(r["ratio_traced"] <= DISCOVERY_OVERHEAD for r in forty),
             "check_traced_10k_under_10s": all(r["stats"]["initialize, traced"]["median"] < TEN_K_SECONDS for r in ten_k)}
 
 
-def table(result: dict) -> str:
-    m = result["machine"]
+def tables(result: dict) -> list[Table]:
+    """One table: each model and thread count, the three variants' medians and their ratios, the checks as notes."""
     cols = ["model", "WN layers", "threads", "initialize", "traced", "orthogonal_", "traced/initialize",
             "initialize/orth", "overhead/layer", "spread"]
     rows = [[r["model"], r["layers"], r["threads"]] + [f"{r['stats'][v]['median']:.3f} s" for v in
@@ -107,10 +109,13 @@ def table(result: dict) -> str:
              f"initialize no slower than orthogonal_ on the 10,000-layer WRN: "
              f"{result['check_initialize_no_slower_than_orthogonal_10k']}; initialize gives the same parameters at "
              f"every thread count: {all(r['initialize_same_on_every_thread_count'] for r in result['rows'])}"]
-    return (f"machine: {m['cpu']}, {m['cpu_count']} CPUs, torch {m['torch']}, load average {m['load_average']} -> "
-            f"{result['load_average_after']}\n" + format_table("Initialization time (median of rounds)", cols, rows,
-                                                                notes + [n for n in [busy_note(m["load_average"], result["load_average_after"])] if n]))
+    return [Table("Initialization time (median of rounds)", cols, rows, notes)]
+
+
+def table(result: dict) -> str:
+    warning = busy_note(result["machine"]["load_average"], result["load_average_after"])
+    return text(tables(result), machine_line(result)) + (f"\n{warning}" if warning else "")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, table, "bench_init", __doc__.splitlines()[0]))
+    raise SystemExit(main(run, table, "bench_init", __doc__.splitlines()[0], threads_flag=True))

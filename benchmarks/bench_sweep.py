@@ -35,7 +35,9 @@ from pathlib import Path  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "experiments" / "fig2_mlp_depth.toml"
 WORKERS = 2
-TARGET = 5.0  # runs per hour against the reference's (the goal is 10x)
+# Runs per hour at least 5x the reference's way of running a grid: what makes the suite's sweeps (hundreds
+# of small runs) an afternoon on a laptop instead of a day.
+TARGET = 5.0
 PHASES = ("interpreter", "imports", "data_setup", "data_pipeline", "compute", "evaluation", "checkpoint")
 
 
@@ -195,7 +197,7 @@ def run(quick: bool = False, passes: int = 2) -> dict:
     from common import machine
 
     runs = grid(quick)
-    result = {"machine": machine(), "grid": f"{SPEC.name} quick" + (" slice (depths 2, 10; seed 1)" if quick else ""),
+    result = {"benchmark": "sweep", "quick": quick, "machine": machine(), "grid": f"{SPEC.name} quick" + (" slice (depths 2, 10; seed 1)" if quick else ""),
               "n_runs": len(runs), "workers": WORKERS, "passes": 1 if passes < 2 else 2, "variants": {}}
     variants = {"reference (process per run, per-sample data, checkpoints)": lambda: _reference(runs),
                 "sweep (local pool)": lambda: _sweep(runs, False),
@@ -218,31 +220,40 @@ def run(quick: bool = False, passes: int = 2) -> dict:
     ref = next(iter(result["variants"].values()))["runs_per_hour"]
     for v in result["variants"].values():
         v["speedup_vs_reference"] = v["runs_per_hour"] / ref
-    result["machine"]["load_average_end"] = round(os.getloadavg()[0], 2)
+    result["load_average_after"] = round(os.getloadavg()[0], 2)
     best = max(v["speedup_vs_reference"] for v in result["variants"].values())
-    result["check_speedup_at_least_5x"] = best >= TARGET  # the target (its goal: 10x)
+    result["check_speedup_at_least_5x"] = best >= TARGET
     return result
 
 
-def table(result: dict) -> str:
+def tables(result: dict) -> list:
+    """Each variant's wall time, throughput and speed-up; then where each variant's time goes (common.Table)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from common import format_table
+    from common import Table  # here, not at the top: a reference child times its own imports
 
     rows = [[name, f"{v['wall_s']:.1f} s", f"{v['runs_per_hour']:.0f}", f"{v['speedup_vs_reference']:.2f}x",
              v["diverged"], " / ".join(f"{a}->{b}" for a, b in zip(v["load_average"][::2], v["load_average"][1::2]))]
             for name, v in result["variants"].items()]
     how = ("each variant twice, order A B C C B A; times are the two passes' sums" if result.get("passes", 2) > 1
            else "each variant once, order A B C")
-    out = format_table(f"Sweep throughput: {result['n_runs']} runs of {result['grid']}, {result['workers']} at a time ({how})",
-                       ["variant", "wall", "runs/hour", "speedup", "diverged", "load avg"], rows)
+    best = max(result["variants"].items(), key=lambda kv: kv[1]["speedup_vs_reference"])
+    notes = [f"target >= {TARGET:g}x the reference: {'met' if result['check_speedup_at_least_5x'] else 'NOT met'}"
+             f" (best: {best[0]}, {best[1]['speedup_vs_reference']:.2f}x)"]
+    out = [Table(f"Sweep throughput: {result['n_runs']} runs of {result['grid']}, {result['workers']} at a time ({how})",
+                 ["variant", "wall", "runs/hour", "speedup", "diverged", "load avg"], rows, notes)]
+    rows = []
     for name, v in result["variants"].items():
         total = sum(max(s, 0.0) for s in v["phases_s"].values())
-        parts = ", ".join(f"{k} {s:.1f} s ({100 * max(s, 0.0) / total:.0f}%)" for k, s in v["phases_s"].items())
-        out += f"\n{name}: {parts}"
-    best = max(result["variants"].items(), key=lambda kv: kv[1]["speedup_vs_reference"])
-    out += (f"\ntarget >= {TARGET:g}x the reference: {'met' if result['check_speedup_at_least_5x'] else 'NOT met'}"
-            f" (best: {best[0]}, {best[1]['speedup_vs_reference']:.2f}x)")
+        rows += [[name, k, f"{s:.1f} s", f"{100 * max(s, 0.0) / total:.0f}%"] for k, s in v["phases_s"].items()]
+    out.append(Table("Where each variant's time goes", ["variant", "phase", "time", "share"], rows))
     return out
+
+
+def table(result: dict) -> str:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from common import machine_line, text
+
+    return text(tables(result), machine_line(result))
 
 
 def main(argv=None) -> int:

@@ -7,27 +7,31 @@ shared, noisy machine:
   rotated from round to round, so that drift (thermal, other processes) falls on all of them alike;
 - a variant's time is the median over rounds, its spread the interquartile range over the median;
 - ratios are taken between medians of the same run, never across runs or machines;
-- the machine (CPU, cores, torch threads, load average before and after) is written with the numbers.
+- the machine (CPU, cores, torch version and threads, device, load average) and the date are written
+  with the numbers, under the result's ``"machine"`` key (:func:`machine`).
 
-A benchmark module exposes ``run(quick: bool) -> dict`` (JSON-able) and ``table(result) -> str``;
+A benchmark module exposes ``run(quick: bool) -> dict`` (JSON-able, ``"benchmark"`` naming it),
+``tables(result) -> list[Table]`` and ``table(result) -> str`` (the same tables as text);
 ``python benchmarks/bench_X.py [--quick] [--out DIR]`` prints the table and writes ``DIR/bench_X.json``,
-and ``wninit bench`` does the same for all of them.
+``wninit bench`` does the same for all of them, and ``benchmarks/render_docs.py`` renders the JSONs of
+``docs/bench/`` into docs/performance.md as markdown.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
 import statistics
 import time
 from contextlib import contextmanager
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
 __all__ = ["machine", "busy_note", "num_threads", "time_interleaved", "summary", "fmt_seconds", "format_table",
-           "write_json", "main", "VARIANTS", "build_variant"]
+           "Table", "text", "machine_line", "thread_counts", "write_json", "main", "VARIANTS", "build_variant"]
 
 # A layer variant -> (norm, wn_api) of the suite's models: the comparisons bench_wn.py and bench_gpu.py make.
 VARIANTS = {"plain": ("none", "wninit"), "bn": ("bn", "wninit"), "torch": ("wn", "torch"), "wninit": ("wn", "wninit")}
@@ -63,13 +67,30 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine() -> dict:
-    """What the numbers were measured on; the load average says how busy the machine was."""
+def machine(device: str = "cpu") -> dict:
+    """What the numbers were measured on, and when (UTC); the load average says how busy the machine was."""
+    card = torch.cuda.get_device_name(device) if str(device).startswith("cuda") else None
     return {
         "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+        "device": str(device), **({"card": card} if card else {}),
         "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def machine_line(result: dict) -> str:
+    """The machine and date of a result in one line, the load average before -> after when both were taken."""
+    m = result["machine"]
+    after = result.get("load_average_after", m.get("load_average_end"))
+    load = f"{m['load_average']}" + (f" -> {after}" if after is not None else "")
+    device, card = m.get("device", result.get("device", "cpu")), m.get("card", result.get("card"))
+    where = f"{device} ({card})" if card else device
+    threads = result.get("threads")
+    threads = (f"measured at {' and '.join(map(str, threads)) if isinstance(threads, list) else threads} torch "
+               "thread(s)" if threads is not None else f"{m['torch_threads']} torch threads by default")
+    return (f"{m.get('date', 'date not recorded')}: {where}, CPU {m['cpu']} x {m['cpu_count']}, torch {m['torch']}, "
+            f"{threads}, load average {load}")
 
 
 def busy_note(load_before: float | None, load_after: float | None) -> str:
@@ -148,6 +169,19 @@ def fmt_seconds(s: float) -> str:
     return f"{s * 1e6:.1f} us"
 
 
+class Table(NamedTuple):
+    """One table of a benchmark's result: what ``table`` prints and what docs/performance.md shows."""
+    title: str
+    columns: list[str]
+    rows: list[list]
+    notes: list[str] = []
+
+
+def text(tables: list[Table], head: str = "") -> str:
+    """The tables as plain text, one after the other, under an optional head line."""
+    return "\n\n".join(([head] if head else []) + [format_table(*t) for t in tables])
+
+
 def format_table(title: str, columns: list[str], rows: list[list], notes: list[str] = ()) -> str:
     """A plain-text table: the first column left-aligned, the others right-aligned."""
     cells = [[str(c) for c in columns]] + [[str(c) for c in row] for row in rows]
@@ -168,14 +202,31 @@ def write_json(out_dir: str, name: str, payload: dict) -> str:
     return path
 
 
-def main(run: Callable[[bool], dict], table: Callable[[dict], str], name: str, description: str,
-         argv: list[str] | None = None) -> int:
-    """The command line of one benchmark file: ``[--quick] [--out DIR]``."""
+def thread_counts(quick: bool, threads: int | None) -> list[int]:
+    """The torch thread counts a benchmark measures: ``threads`` alone if given (on a loaded machine one
+    thread is the steadiest), else the machine's core count, and 1 as well unless ``quick``."""
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {threads}")
+        return [threads]
+    cores = os.cpu_count() or 1
+    return [cores] if quick else sorted({cores, 1}, reverse=True)
+
+
+def main(run: Callable[..., dict], table: Callable[[dict], str], name: str, description: str,
+         argv: list[str] | None = None, threads_flag: bool = False) -> int:
+    """The command line of one benchmark file: ``[--quick] [--out DIR]``, and ``[--threads N]`` where
+    ``threads_flag`` says that ``run`` takes ``threads``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="fewer sizes and rounds (about a minute)")
     parser.add_argument("--out", default="wninit-out/bench", help="folder for the JSON (default: %(default)s)")
+    if threads_flag:
+        parser.add_argument("--threads", type=int, default=None, metavar="N",
+                            help="measure at N torch threads only (default: the core count, and 1 unless --quick)")
     args = parser.parse_args(argv)
-    result = run(args.quick)
+    if threads_flag and args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    result = run(args.quick, threads=args.threads) if threads_flag else run(args.quick)
     print(table(result))
     print(f"wrote {write_json(args.out, name, result)}")
     return 0

@@ -22,11 +22,14 @@ CNN = dict(dataset="digits", arch="cnn", depth=2, width=8, epochs=1, lr=0.05, mo
 
 
 def test_fp32_run_ids_are_those_from_before_the_options_existed():
-    # ids pinned from the commit before precision/channels_last/compile were added: stores stay valid
-    assert RunConfig().run_id == "97791385b5e9"
+    # schema-1 ids pinned from the commit before precision/channels_last/compile were added: old stores map
+    from wninit.train.run_ids import legacy_run_id
+
+    assert legacy_run_id(RunConfig()) == "97791385b5e9"
     wrn = RunConfig(dataset="cifar10", arch="wrn", depth=40, k=10, lr=0.1, momentum=0.9, weight_decay=5e-4,
                     epochs=200, schedule=3, cutout=16)
-    assert wrn.run_id == "a2134e028ec1"
+    assert legacy_run_id(wrn) == "a2134e028ec1"
+    assert legacy_run_id(wrn.replace(channels_last=True, compile=True)) == "a2134e028ec1"
     assert wrn.replace(channels_last=True, compile=True).run_id == wrn.run_id  # execution only
     assert wrn.replace(precision="bf16").run_id != wrn.run_id  # changes results: a different run
 

@@ -79,7 +79,7 @@ def test_plain_state_dict_is_the_folded_model_and_loads_back_into_a_wn_model(nam
     wn.load_state_dict(wninit.convert_state_dict(plain_sd, to=wn))
     for (_, layer), (_, p) in zip(weight_normed_layers(wn), weight_normed_layers(plain)):
         w = p.weight.detach()
-        assert torch.allclose(wninit.gain(layer), w.flatten(1).norm(dim=1), rtol=4e-7, atol=0)  # g = ||w_u||
+        assert torch.allclose(wninit.wn_g(layer), w.flatten(1).norm(dim=1), rtol=4e-7, atol=0)  # g = ||w_u||
         assert torch.allclose(effective_weight(layer), w, rtol=1e-6, atol=0)
     assert ((outputs(wn, x) - y0).norm() / y0.norm()).item() <= 1e-6
 
@@ -91,7 +91,7 @@ def test_every_layer_kind_and_dim_loads_under_each_api(kind, args, dim):
     for src in APIS:
         torch.manual_seed(0)
         layer = wninit.weight_norm(kind(*args), src, dim)
-        wninit.set_gain_(layer, torch.rand(wninit.gain(layer).numel()) + 0.5)
+        wninit.set_g_(layer, torch.rand(wninit.wn_g(layer).numel()) + 0.5)
         for to in APIS:
             target = wninit.weight_norm(kind(*args), to, dim)
             target.load_state_dict(wninit.convert_state_dict(layer.state_dict(), to=target))
@@ -108,7 +108,7 @@ def test_a_checkpoint_normalized_along_another_dim_goes_through_the_weight():
     per_output = wninit.weight_norm(nn.ConvTranspose1d(4, 6, 3), "torch", dim=1)
     per_output.load_state_dict(wninit.convert_state_dict(per_input.state_dict(), to=per_output))
     w = fold(per_input.weight_g, per_input.weight_v, 0)
-    assert torch.allclose(wninit.gain(per_output), w.transpose(0, 1).flatten(1).norm(dim=1), rtol=4e-7, atol=0)
+    assert torch.allclose(wninit.wn_g(per_output), w.transpose(0, 1).flatten(1).norm(dim=1), rtol=4e-7, atol=0)
     assert torch.allclose(effective_weight(per_output), effective_weight(per_input), rtol=1e-6, atol=0)
 
 

@@ -1,11 +1,11 @@
 """RunConfig: validated on construction, exact JSON round trip, run id over the result-affecting fields."""
-import json
 import re
 
 import pytest
 
 from wninit.errors import UserError
 from wninit.train.config import EXECUTION_FIELDS, RunConfig
+from wninit.train.run_ids import legacy_run_id
 
 
 def test_defaults_are_the_reference_optimizer_defaults():
@@ -41,11 +41,50 @@ def test_run_id_ignores_execution_fields_and_resolves_auto_fields():
                 cfg.replace(wd_exempt_gain_bias=True).run_id, cfg.replace(scheme="datadep").run_id}) == 5
 
 
-def test_run_id_is_a_short_sha256_of_the_sorted_canonical_json():
-    import hashlib
-    cfg = RunConfig()
-    canonical = json.dumps(cfg.result_fields(), sort_keys=True, separators=(",", ":"))
-    assert cfg.run_id == hashlib.sha256(canonical.encode()).hexdigest()[:12]
+# Literal ids, computed once: a change to the id's formula, to a default or to a field's canonical form fails here.
+PINNED_IDS = [
+    (RunConfig(), "91d89ee3e552"),
+    (RunConfig(dataset="digits", depth=2, width=8, epochs=2), "2ff0605b1077"),
+    (RunConfig(dataset="cifar10", arch="resnet", depth=8, norm="bn", scheme="he", bn_reference=True, epochs=3),
+     "acb74d280e73"),
+    (RunConfig(dataset="digits", depth=2, width=8, epochs=2, direction="gaussian"), "b940081898c8"),
+]
+
+
+@pytest.mark.parametrize("cfg, want", PINNED_IDS)
+def test_run_ids_are_pinned(cfg, want):
+    assert cfg.run_id == want
+
+
+def test_run_id_hashes_the_fields_off_their_default_and_the_schema():
+    cfg = RunConfig(dataset="digits", depth=2, width=8, epochs=2)
+    # the resolved auto fields are always in; every other field only off its default
+    assert cfg.result_fields() == {"dataset": "digits", "depth": 2, "width": 8, "epochs": 2, "stem_gamma": 1.0,
+                                   "crop": False, "flip": False}
+    # a field given at its default is the same run as the field left out
+    assert cfg.replace(lr=0.01, seed=1, precision="fp32", peer="none").run_id == cfg.run_id
+    # the schema version is hashed: the same fields under another schema are another id
+    import wninit.train.config as config
+
+    orig, before = config.RUN_ID_SCHEMA, cfg.run_id
+    try:
+        config.RUN_ID_SCHEMA = orig + 1
+        assert cfg.run_id != before
+    finally:
+        config.RUN_ID_SCHEMA = orig
+
+
+def test_a_new_field_at_its_default_keeps_every_id():
+    """The point of the schema: a field added with a default that keeps the old behaviour needs no special case."""
+    import dataclasses
+
+    extended = dataclasses.make_dataclass("Extended", [("new_option", bool, dataclasses.field(default=False))],
+                                          bases=(RunConfig,), frozen=True)
+    for cfg, want in PINNED_IDS:
+        grown = extended(**cfg.to_dict())
+        assert grown.run_id == want and grown.replace(new_option=True).run_id != want
+        # the frozen schema-1 formula: the same old id at the default, none for a run no old wninit could make
+        assert legacy_run_id(grown) == legacy_run_id(cfg) and legacy_run_id(grown.replace(new_option=True)) is None
 
 
 def test_numbers_are_canonicalized():

@@ -8,7 +8,9 @@ result; the tests' xdist workers use one thread each anyway). The lr of each (sc
 its test accuracy is what is asserted:
 - ``proposed`` (orthogonal v): >= 88% at depth 20 within 10 epochs, >= 80% at depth 50 within 20 epochs;
 - ``pytorch-default`` (orthogonal v, g = ||v||): <= 20% at depth 20 in the same 10 epochs (chance is 10%);
-- ``datadep`` at depth 20: recorded with whatever status it reaches; the run must end as a result.
+- ``datadep`` (Salimans & Kingma): >= 80% at depth 20 within 10 epochs. The paper's Figure 2 has it at about
+  98% up to depth 20 and failing only from depth 100 (docs/method.md §7.2), so at depth 20 it must train; 0.80 is
+  the quick-scale "trains" threshold of docs/method.md §9.5 (it reaches 86% here, against 9% for ``pytorch-default``).
 """
 import time
 
@@ -24,7 +26,7 @@ CASES = [  # scheme, depth, epochs, bound on the selected run's test accuracy
     ("proposed", 20, 10, ">= 0.88"),
     ("proposed", 50, 20, ">= 0.80"),
     ("pytorch-default", 20, 10, "<= 0.20"),
-    ("datadep", 20, 10, "any"),
+    ("datadep", 20, 10, ">= 0.80"),
 ]
 
 
@@ -49,8 +51,7 @@ def test_depth_claim(scheme, depth, epochs, bound):
     print()
     lr, best = _best_by_validation(scheme, depth, epochs)
     print(f"  -> {scheme} depth {depth}: lr {lr}, test accuracy {best.test_acc}, claim: {bound}")
-    assert best.status in ("completed", "diverged")
     if bound.startswith(">="):
         assert best.status == "completed" and best.test_acc >= float(bound[3:])
-    elif bound.startswith("<="):
+    else:
         assert best.test_acc is not None and best.test_acc <= float(bound[3:])

@@ -22,7 +22,7 @@ def model_and_batch(api):
                           nn.Linear(4 * 14, 3))
     wninit.weight_norm(model, api)
     for _, layer in wninit.weight_normed_layers(model):  # g away from ||v||, so that grad_g and grad_v both matter
-        wninit.set_gain_(layer, torch.rand(wninit.gain(layer).numel()) + 0.5)
+        wninit.set_g_(layer, torch.rand(wninit.wn_g(layer).numel()) + 0.5)
     return model, torch.randn(8, 2, 8)
 
 

@@ -41,8 +41,8 @@ def _pair(name: str, dtype=torch.float32, seed: int = 0):
     theirs = wnm.weight_norm(make().to(dtype), "torch")
     with torch.no_grad():
         ours.g.uniform_(0.5, 2.0)  # g != ||v||, so a wrong norm cannot hide
-        wnm.set_gain_(theirs, ours.g)
-        wnm.set_direction_(theirs, ours.v)
+        wnm.set_g_(theirs, ours.g)
+        wnm.set_v_(theirs, ours.v)
         if ours.bias is not None:
             theirs.bias.copy_(ours.bias)
     x = torch.randn(in_shape, dtype=dtype, generator=torch.Generator().manual_seed(seed + 1))
@@ -53,7 +53,7 @@ def _grads(layer: nn.Module, x: torch.Tensor, grad_out: torch.Tensor):
     x = x.clone().requires_grad_(True)
     y = layer(x)
     y.backward(grad_out)
-    g, v, b = wnm.gain(layer), wnm.direction(layer), layer.bias
+    g, v, b = wnm.wn_g(layer), wnm.wn_v(layer), layer.bias
     # gain() is a (C_out,) view: read the gradient from the parameter itself (torch's is (C_out, 1))
     g_param = layer.g if wnm.wn_api(layer) == "wninit" else layer.parametrizations.weight.original0
     grads = [x.grad, g_param.grad.view(-1), v.grad] + ([b.grad] if b is not None else [])

@@ -30,7 +30,9 @@ def test_same_config_twice_gives_bitwise_identical_metrics():
 
 def test_datadep_and_accumulation_are_deterministic_too():
     cfg = SMALL.replace(scheme="datadep", lr=0.003, mini_batch_size=64, epochs=2)
-    assert fit(cfg).metrics() == fit(cfg).metrics()
+    first = fit(cfg)
+    assert first.status == "completed" and first.test_acc > 0.2  # it learns (0.43; chance 0.1): not two equal failures
+    assert first.metrics() == fit(cfg).metrics()
 
 
 def test_kill_and_resume_continues_exactly(tmp_path):
@@ -95,7 +97,11 @@ def test_divergence_after_an_epoch_tests_the_best_checkpoint(monkeypatch):
     monkeypatch.setattr(fit_module, "train_epoch", poisoned)
     result = fit(SMALL)
     assert result.status == "diverged" and result.diverged_at == {"epoch": 2, "step": 7}
-    assert result.epochs_done == 2 and result.best_epoch in (0, 1) and 0 < result.test_acc <= 1
+    # the tested checkpoint is the best by validation of the two finished epochs (the first on a tie)
+    val = [row["val_acc"] for row in result.epochs]
+    assert result.epochs_done == 2 and len(val) == 2 and result.best_epoch == val.index(max(val))
+    assert result.best_val_acc == max(val) and result.train_acc == result.epochs[result.best_epoch]["train_acc"]
+    assert 0 < result.test_acc <= 1
 
 
 def test_train_epoch_reports_the_first_non_finite_step_on_either_check_interval():

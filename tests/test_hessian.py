@@ -37,7 +37,7 @@ def test_power_iteration_finds_the_dense_spectral_norm(api):
     model = nn.Sequential(wninit.weight_norm(nn.Linear(6, 5), api), nn.Tanh(),
                           wninit.weight_norm(nn.Linear(5, 3), api)).double()
     layers = (model[0], model[2])
-    tensors = [t for layer in layers for t in (wninit.direction(layer), wninit.gain(layer), layer.bias)]
+    tensors = [t for layer in layers for t in (wninit.wn_v(layer), wninit.wn_g(layer), layer.bias)]
     theta = torch.cat([t.detach().reshape(-1) for t in tensors])
     dense = torch.autograd.functional.hessian(lambda t: _wn_mlp_loss(t, [t.shape for t in tensors], x, y), theta)
     expected = torch.linalg.eigvalsh(dense).abs().max().item()

@@ -1,8 +1,10 @@
 import math
+import threading
 
 import pytest
 import torch
 
+import wninit
 from wninit import init
 
 
@@ -91,3 +93,43 @@ def test_orthogonal_directions_are_the_one_by_one_draws_at_one_thread_bit_for_bi
     assert torch.equal(gen_batch.get_state(), gen_ref.get_state())  # the stream is left where one-by-one leaves it
     with pytest.raises(ValueError, match="2 or more dimensions"):
         init.orthogonal_directions_([torch.empty(4, 4), torch.empty(4)])
+
+
+def _new_thread_count() -> int:
+    """The torch thread count a thread started now begins with (process-wide, unlike the caller's own)."""
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    return seen[0]
+
+
+def test_initialize_leaves_every_thread_count_as_it_found_it(monkeypatch):
+    # A model with many layers: its QRs run on worker threads, each set to one torch thread for itself. The
+    # calling thread's count stays what it was during the call, and the count new threads start with, which
+    # torch.set_num_threads in a worker changes for the whole process, is back after it.
+    factor_all, orthogonalize = init._factor_all, init._orthogonalize_
+    during, qr_threads = [], set()
+
+    def watched_factor_all(weights, threads):
+        during.append(torch.get_num_threads())
+        factor_all(weights, threads)
+
+    def watched_orthogonalize(w):
+        qr_threads.add((threading.get_ident(), torch.get_num_threads()))
+        orthogonalize(w)
+
+    monkeypatch.setattr(init, "_factor_all", watched_factor_all)
+    monkeypatch.setattr(init, "_orthogonalize_", watched_orthogonalize)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        model = wninit.models.MLP(32, 16, depth=40, num_classes=10)
+        records = wninit.initialize(model, "proposed", generator=torch.Generator().manual_seed(0))
+        after, after_new = torch.get_num_threads(), _new_thread_count()
+    finally:
+        torch.set_num_threads(before)
+    assert len(records) == 40 and during == [3]
+    assert (after, after_new) == (3, 3)
+    assert {count for _, count in qr_threads} == {1}  # each QR on one thread: the same bits at any count
+    assert threading.get_ident() not in {ident for ident, _ in qr_threads}  # on the workers, not the caller

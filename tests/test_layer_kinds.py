@@ -91,8 +91,10 @@ def test_a_single_layer_with_gamma_1_keeps_the_per_position_norm(name, dim):
         assert wnm.wn_dim(layer) == dim
         ratios = []
         for draw in range(6):
-            g = wninit.initialize_layer_(layer, "proposed", gamma=1.0, generator=torch.Generator().manual_seed(100 + draw))
-            assert g == pytest.approx(wninit.layer_gain(layer, 1.0), rel=1e-6)
+            w = wninit.initialize_layer_(layer, "proposed", gamma=1.0, generator=torch.Generator().manual_seed(100 + draw))
+            g = torch.full_like(wnm.wn_g(layer), wninit.layer_gain(layer, 1.0)).detach()
+            torch.testing.assert_close(wnm.wn_g(layer).detach(), g)  # the formula's g, stored
+            torch.testing.assert_close(wnm.unit_norms(w, dim), g)  # the returned weight: w = g v/||v|| per unit
             ratios.append(_ratio(layer, x))
         assert sum(ratios) / len(ratios) == pytest.approx(1.0, abs=0.05), (api, ratios)
         with torch.no_grad():
@@ -122,7 +124,7 @@ def test_gain_over_other_dims_is_the_formula():
     assert wninit.layer_gain(layer, 1.0) == math.sqrt(2 * 32 * 4 / (16 * 4))
     layer = wnm.weight_norm(nn.Conv2d(8, 16, 3), "legacy", dim=None)  # the whole weight: n_u = 16*8*9
     assert wninit.layer_gain(layer, 1.0) == math.sqrt(16 * 8 * 9 / (16 * 9))
-    assert wnm.wn_dim(layer) is None and wnm.gain(layer).shape == (1,)
+    assert wnm.wn_dim(layer) is None and wnm.wn_g(layer).shape == (1,)
 
 
 @pytest.mark.parametrize("api", wnm.APIS)
@@ -139,12 +141,12 @@ def test_wrapping_any_kind_over_any_dim_preserves_the_function(api, make, dim):
     wnm.weight_norm(layer, api, dim)
     assert wnm.wn_api(layer) == api and wnm.wn_dim(layer) == dim
     torch.testing.assert_close(layer(x), before)
-    v = wnm.direction(layer).detach()
-    torch.testing.assert_close(wnm.gain(layer).detach(), wnm.unit_norms(v, dim))
-    wnm.set_gain_(layer, 2.0)
+    v = wnm.wn_v(layer).detach()
+    torch.testing.assert_close(wnm.wn_g(layer).detach(), wnm.unit_norms(v, dim))
+    wnm.set_g_(layer, 2.0)
     torch.testing.assert_close(wnm.effective_weight(layer).detach(), layer.weight.detach())
     torch.testing.assert_close(wnm.unit_norms(wnm.effective_weight(layer).detach(), dim),
-                               torch.full((wnm.gain(layer).numel(),), 2.0))
+                               torch.full((wnm.wn_g(layer).numel(),), 2.0))
 
 
 def test_wninit_transposed_layer_equals_torchs_weight_norm_and_gets_gradients():
@@ -174,7 +176,7 @@ def test_initialize_walks_transposed_convs_and_records_the_kind():
     assert records[2].g == pytest.approx(math.sqrt(1 * 4), rel=1e-6)  # discovered: nothing follows, gamma 1; stride 2*2
     assert (records[2].role, records[2].source) == ("head", "discovered")
     for rec, layer in zip(records, model):
-        torch.testing.assert_close(wnm.gain(layer).detach(), torch.full_like(wnm.gain(layer).detach(), rec.g))
+        torch.testing.assert_close(wnm.wn_g(layer).detach(), torch.full_like(wnm.wn_g(layer).detach(), rec.g))
 
 
 @pytest.mark.parametrize("api", wnm.APIS)
@@ -186,22 +188,22 @@ def test_suite_models_get_the_papers_gain_from_pytorchs_fans_bit_for_bit(api, ma
     model = make(api)
     for rec in wninit.initialize(model, "proposed", generator=torch.Generator().manual_seed(3)):
         layer = model.get_submodule(rec.name)
-        fans = wninit.fan_in_and_fan_out(wnm.direction(layer))
+        fans = wninit.fan_in_and_fan_out(wnm.wn_v(layer))
         want = math.sqrt(rec.gamma * fans[0] / fans[1])
         assert (rec.fan_in, rec.fan_out) == fans and rec.g == float(torch.tensor(want))
         assert rec.kind == wnm.layer_kind(layer) and rec.kind in ("Conv2d", "Linear")
-        assert torch.equal(wnm.gain(layer).detach(), torch.full_like(wnm.gain(layer).detach(), want))
+        assert torch.equal(wnm.wn_g(layer).detach(), torch.full_like(wnm.wn_g(layer).detach(), want))
 
 
 @pytest.mark.parametrize("api", wnm.APIS)
 def test_bf16_and_channels_last_models_get_the_float32_contiguous_init(api):
     def init(model):
         wninit.initialize(model, "proposed", generator=torch.Generator().manual_seed(5))
-        return [(wnm.gain(m).detach(), wnm.direction(m).detach()) for _, m in wnm.weight_normed_layers(model)]
+        return [(wnm.wn_g(m).detach(), wnm.wn_v(m).detach()) for _, m in wnm.weight_normed_layers(model)]
 
     reference = init(WideResNet(10, 2, 10, wn_api=api))
     last = WideResNet(10, 2, 10, wn_api=api).to(memory_format=torch.channels_last)
-    convs = [wnm.direction(m) for _, m in wnm.weight_normed_layers(last)]
+    convs = [wnm.wn_v(m) for _, m in wnm.weight_normed_layers(last)]
     assert any(v.dim() == 4 and not v.is_contiguous() for v in convs)  # the layout this test is about
     for (g, v), (g_ref, v_ref) in zip(init(last), reference, strict=True):
         assert torch.equal(g, g_ref) and torch.equal(v, v_ref)

@@ -12,7 +12,7 @@ import wninit
 from wninit.checkpoint import fold
 from wninit.errors import UserError
 from wninit.models import build_model
-from wninit.weightnorm import effective_weight, gain, weight_normed_layers, wn_api, wn_dim, wn_parameters
+from wninit.weightnorm import effective_weight, weight_normed_layers, wn_api, wn_dim, wn_g, wn_parameters
 from zoo import ZOO
 
 EPS32 = torch.finfo(torch.float32).eps
@@ -37,13 +37,13 @@ def build(name, api):
     gen = torch.Generator().manual_seed(1)
     for _, layer in weight_normed_layers(model):  # g = ||v_u|| times U(0.8, 1.25): the scale of torch's init
         norms = wninit.weightnorm.unit_norms(wn_parameters(layer)[2].detach(), wn_dim(layer))
-        wninit.set_gain_(layer, norms * (0.8 + 0.45 * torch.rand(norms.numel(), generator=gen)))
+        wninit.set_g_(layer, norms * (0.8 + 0.45 * torch.rand(norms.numel(), generator=gen)))
     return model.eval(), x
 
 
 def snapshot(model):
     """``{layer: (api, dim, g, v, effective weight)}`` of every weight-normalized layer."""
-    return {name: (wn_api(m), wn_dim(m), gain(m).detach().clone(), wn_parameters(m)[2].detach().clone(),
+    return {name: (wn_api(m), wn_dim(m), wn_g(m).detach().clone(), wn_parameters(m)[2].detach().clone(),
                    effective_weight(m).detach().clone()) for name, m in weight_normed_layers(model)}
 
 
@@ -88,7 +88,7 @@ def test_fold_then_weight_norm_round_trip(name):
     assert weight_normed_layers(model) == []
     for layer, (_, dim, g, v, w_kernel) in before.items():
         w = model.get_submodule(layer).weight.detach()
-        w64 = v.double() * wninit.weightnorm._unit_shape(g.double() / wninit.weightnorm.unit_norms(v.double(), dim),
+        w64 = v.double() * wninit.wn_formula._unit_shape(g.double() / wninit.wn_formula.unit_norms(v.double(), dim),
                                                          v, dim)
         assert ((w.double() - w64).abs() <= EPS32 / 2 * w64.abs()).all(), f"{layer}: not rounded once from float64"
         assert torch.allclose(w, w_kernel, rtol=4 * EPS32, atol=0), layer  # the WN kernel's float32 weight
@@ -115,7 +115,7 @@ LAYERS = [(nn.Linear, (6, 5), (3, 6)), (nn.Conv1d, (4, 6, 3), (2, 4, 9)), (nn.Co
 def test_every_layer_kind_and_dim_switches_and_folds(kind, args, shape, dim, api):
     torch.manual_seed(0)
     layer, x = wninit.weight_norm(kind(*args), api, dim), torch.randn(shape)
-    wninit.set_gain_(layer, torch.rand(gain(layer).numel()) + 0.5)
+    wninit.set_g_(layer, torch.rand(wn_g(layer).numel()) + 0.5)
     before, y0 = snapshot(layer), output(layer, x)
     for to in wninit.weightnorm.APIS:
         wninit.switch_api(layer, to)
@@ -239,7 +239,7 @@ def test_autocast_computes_the_norm_in_float32(api, dtype):
     to the half type's rounding."""
     model, x = small_model(api)
     for _, layer in weight_normed_layers(model):
-        wninit.set_gain_(layer, torch.linspace(0.5, 2.0, gain(layer).numel()))
+        wninit.set_g_(layer, torch.linspace(0.5, 2.0, wn_g(layer).numel()))
     reference = wninit.remove_weight_norm(wninit.copy_model(model)).double()
     with torch.no_grad(), torch.autocast("cpu", dtype=dtype), _Weights() as mode:
         y = model(x)

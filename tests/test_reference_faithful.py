@@ -16,7 +16,7 @@ from wninit.report import claims as C
 from wninit.report import stats, tables
 from wninit.train.config import RunConfig
 from wninit.train.fit import fit
-from wninit.weightnorm import direction, gain, weight_normed_layers
+from wninit.weightnorm import weight_normed_layers, wn_g, wn_v
 
 
 # -- the reference constructors' gains, re-implemented from the spec's description -------------------
@@ -62,7 +62,7 @@ def reference_wrn_gains(depth: int, k: int, in_ch: int, scheme: str) -> list[flo
 def test_every_gain_equals_the_reference_constructors(build, reference, scheme):
     model = build()
     wninit.initialize(model, scheme, generator=torch.Generator().manual_seed(0))
-    ours = [gain(layer).detach() for _, layer in weight_normed_layers(model)]
+    ours = [wn_g(layer).detach() for _, layer in weight_normed_layers(model)]
     want = reference(scheme)
     assert len(ours) == len(want)
     for g, w in zip(ours, want):
@@ -80,7 +80,7 @@ def test_the_resnet_stem_gamma_2_is_the_default_and_1_stays_selectable():
 
 # -- the scale of Gaussian directions --------------------------------------------------------------------
 def _mean_row_norm(model) -> float:
-    norms = [direction(layer).detach().flatten(1).norm(dim=1) for _, layer in weight_normed_layers(model)]
+    norms = [wn_v(layer).detach().flatten(1).norm(dim=1) for _, layer in weight_normed_layers(model)]
     return float(torch.cat(norms).mean())
 
 
@@ -94,11 +94,13 @@ def test_gaussian_direction_rows_have_the_reference_norm(scheme, want):
     assert _mean_row_norm(model) == pytest.approx(want, rel=0.02)
 
 
-def test_gaussian_proposed_runs_get_new_ids_and_orthogonal_ones_keep_theirs():
+def test_gaussian_proposed_runs_got_new_schema_1_ids_and_orthogonal_ones_kept_theirs():
+    from wninit.train.run_ids import legacy_fields
+
     cfg = RunConfig(dataset="mnist5k", depth=20, lr=0.001, momentum=0.9, epochs=10)
-    assert "gaussian_gain" not in cfg.result_fields()
-    assert cfg.replace(direction="gaussian").result_fields()["gaussian_gain"] == 1.0
-    assert "gaussian_gain" not in cfg.replace(direction="gaussian", scheme="datadep").result_fields()
+    assert "gaussian_gain" not in legacy_fields(cfg)
+    assert legacy_fields(cfg.replace(direction="gaussian"))["gaussian_gain"] == 1.0
+    assert "gaussian_gain" not in legacy_fields(cfg.replace(direction="gaussian", scheme="datadep"))
 
 
 # -- a diverged run reports its best checkpoint's accuracy -------------------------------------------------

@@ -5,7 +5,10 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
+import shutil
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,6 +17,7 @@ from wninit.errors import UserError
 from wninit.sweep import claims
 from wninit.sweep.store import METRIC_KEYS, SCHEMA_VERSION, STATUSES, Store
 from wninit.train import RunConfig
+from wninit.train.run_ids import legacy_run_id
 
 CFGS = [RunConfig(dataset="digits", depth=2, width=8, epochs=2, seed=s) for s in range(4)]
 
@@ -33,7 +37,7 @@ def test_schema_meta_and_tables(tmp_path):
     meta = store.meta()
     assert meta["application"] == "wninit" and meta["schema_version"] == str(SCHEMA_VERSION)
     tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == {"meta", "runs", "memberships", "epochs"}
+    assert tables == {"meta", "runs", "memberships", "epochs", "aliases"}
     cols = [r[1] for r in store.conn.execute("PRAGMA table_info(runs)")]
     for col in ("id", "config", "status", "metrics", "error", "wall_s", "wninit_version", "torch_version", "device",
                 "host", "seed", "created_at", "started_at", "finished_at", "claimed_by", "lease_until", "attempts"):
@@ -76,14 +80,19 @@ def test_claim_finish_and_epochs_in_one_transaction(tmp_path):
     assert store.retry_failed("a") == 1 and store.counts("a")["pending"] == 3
 
 
-def test_a_claim_is_exclusive_until_its_lease_expires(tmp_path):
+def test_a_claim_is_exclusive_until_its_lease_expires(tmp_path, monkeypatch):
+    clock = [1000.0]  # the leases' clock, moved by hand: no sleep, so a loaded machine cannot expire one early
+    monkeypatch.setattr(claims, "time", SimpleNamespace(time=lambda: clock[0]))
     store = Store(tmp_path / "s.db")
     store.add("a", "quick", CFGS[:1])
     other = "elsewhere:1:1"  # a holder on another host: only its lease tells whether it lives
-    assert len(claims.claim(store, other, 1, lease_s=0.3)) == 1
+    assert len(claims.claim(store, other, 1, lease_s=30)) == 1
+    clock[0] += 29
     assert claims.claim(store, "me:2:2", 1) == []
-    assert claims.renew(store, other, [CFGS[0].run_id], lease_s=0.3) == {CFGS[0].run_id}
-    time.sleep(0.4)
+    assert claims.renew(store, other, [CFGS[0].run_id], lease_s=30) == {CFGS[0].run_id}
+    clock[0] += 29  # past the first lease, inside the renewed one
+    assert claims.claim(store, "me:2:2", 1) == []
+    clock[0] += 2
     taken = claims.claim(store, "me:2:2", 1)
     assert [c.run_id for c in taken] == [CFGS[0].run_id]
     assert claims.renew(store, other, [CFGS[0].run_id]) == set()  # the old holder lost it
@@ -175,3 +184,49 @@ def test_readers_leave_an_empty_file_alone(tmp_path, capsys, argv):
     assert main([a.format(db=db) for a in argv]) == 2
     assert "is an empty file, not a wninit store" in capsys.readouterr().err
     assert db.read_bytes() == b"" and sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]
+
+
+# tests/data/store_v1.db: written by tests/data/make_store_v1.py with the store of schema 1 (ids without a schema
+# version). Its runs' {schema-1 id: current id}, computed once, and its one stale row.
+V1_STORE = Path(__file__).parent / "data" / "store_v1.db"
+V1_TO_V2 = {"2d01e364a12d": "2ff0605b1077", "425a6438b6bb": "4e5c97eaacb9", "925cb69ddbe6": "acb74d280e73"}
+V1_STALE = "3baf46d50168"
+
+
+def test_a_store_of_schema_1_opens_with_its_ids_mapped(tmp_path):
+    db = tmp_path / "old.db"
+    shutil.copy(V1_STORE, db)
+    with pytest.warns(UserWarning, match=r"^1 runs in .*old\.db have an id that is not their config's"):
+        store = Store(db)
+    assert store.meta()["schema_version"] == str(SCHEMA_VERSION) == "2"
+    assert [r.id for r in store.runs("old", "quick")] == [*V1_TO_V2.values(), V1_STALE]
+    assert dict(store.conn.execute("SELECT old, new FROM aliases").fetchall()) == V1_TO_V2
+    for old, new in V1_TO_V2.items():
+        assert store.run(old).id == store.run(old[:5]).id == store.run(new).id == new
+        assert store.run(new).config.run_id == new and legacy_run_id(store.run(new).config) == old
+    done = store.run("2ff0605b1077")
+    assert done.status == "completed" and done.metrics["test_acc"] == 0.5 and done.experiments == ["old"]
+    assert [e["epoch"] for e in store.epochs(done.id)] == [0, 1]
+    stale = store.run(V1_STALE)  # kept as it was: its id is neither its config's current nor its schema-1 id
+    assert stale.status == "pending" and V1_STALE not in (stale.config.run_id, legacy_run_id(stale.config))
+    assert store.conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    # a sweep asking for the same configs finds them stored: nothing new to run
+    cfgs = [RunConfig.from_json(r.config.to_json()) for r in store.runs() if r.id != V1_STALE]
+    assert store.add("old", "quick", cfgs) == 0
+    store.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # migrated once: opening it again says nothing and changes nothing
+        with Store(db) as again:
+            assert [r.id for r in again.runs()] == [*V1_TO_V2.values(), V1_STALE]
+    assert main(["export", str(db), "--out", str(tmp_path / "runs.csv")]) == 0
+    assert "2ff0605b1077" in (tmp_path / "runs.csv").read_text()
+
+
+def test_an_id_prefix_is_matched_literally(tmp_path):
+    """``%``, ``_`` and ``\\`` in a prefix are characters, not LIKE wildcards."""
+    store = Store(tmp_path / "s.db")
+    store.add("a", "quick", CFGS[:1])
+    for prefix in ("%", "_", "_" * 12, CFGS[0].run_id[:3] + "%", CFGS[0].run_id[:3] + "_", "\\"):
+        with pytest.raises(UserError, match="^no run in .* match id"):
+            store.run(prefix)
+    assert store.run(CFGS[0].run_id[:3]).id == CFGS[0].run_id

@@ -10,6 +10,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from wninit.cli import main
 from wninit.sweep import Store
 
@@ -34,7 +36,20 @@ SPEC = textwrap.dedent("""
     seed = [1, 2, 3, 4]
     [profiles.quick]
 """).replace("{epochs}", str(EPOCHS))
-DEADLINE_S = 120  # every wait below is bounded: a hung sweep fails the test instead of hanging CI
+# Every wait below is bounded, so a hung sweep fails the test instead of hanging CI. A guard against hangs only,
+# so wide: on the 2 cores at load 20 (other jobs) the first two runs of the shared sweep took 2.5 min.
+DEADLINE_S = 900
+_STARTED: list = []  # the sweeps a test started: none outlives it, even when it fails
+
+
+@pytest.fixture(autouse=True)
+def _no_orphan_sweeps():
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()  # its workers follow within a second (worker.WATCHDOG_S)
+            proc.wait()
 
 
 def _spec(tmp_path: Path, runs: int = N_RUNS) -> Path:
@@ -44,9 +59,11 @@ def _spec(tmp_path: Path, runs: int = N_RUNS) -> Path:
 
 
 def _start(spec: Path, db: Path, workers: int = 2) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "wninit", "sweep", str(spec), "--store", str(db),
+    proc = subprocess.Popen([sys.executable, "-m", "wninit", "sweep", str(spec), "--store", str(db),
                              "--workers", str(workers), "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _STARTED.append(proc)
+    return proc
 
 
 def _counts(db: Path, pid: int | None = None) -> dict:
@@ -149,7 +166,7 @@ def test_two_sweeps_on_one_store_share_the_work(tmp_path):
     procs = [_start(spec, db, workers=1) for _ in range(2)]
     outs = []
     for proc in procs:
-        assert proc.wait(timeout=2 * DEADLINE_S) == 0
+        assert proc.wait(timeout=DEADLINE_S) == 0
         outs.append(proc.stdout.read())
         proc.stdout.close()
     ran = [int(out.split("this call ran ")[1].split()[0]) for out in outs]

@@ -19,15 +19,20 @@ def test_wrapping_preserves_the_function(api, make, shape):
     wnm.weight_norm(layer, api)
     assert wnm.wn_api(layer) == api
     torch.testing.assert_close(layer(x), before)
-    g, v = wnm.gain(layer), wnm.direction(layer)
+    g, v = wnm.wn_g(layer), wnm.wn_v(layer)
     torch.testing.assert_close(g.detach(), v.detach().flatten(1).norm(dim=1))
 
 
 @pytest.mark.parametrize("api", wnm.APIS)
-def test_gain_and_direction_write_through(api):
+def test_g_and_v_write_through_and_the_setters_return_what_they_set(api):
     layer = wnm.weight_norm(nn.Linear(4, 3), api)
-    wnm.set_direction_(layer, torch.eye(3, 4) * 5)  # row norms of v are irrelevant
-    wnm.set_gain_(layer, torch.tensor([1.0, 2.0, 3.0]))
+    v = wnm.set_v_(layer, torch.eye(3, 4) * 5)  # row norms of v are irrelevant
+    assert v is wnm.wn_v(layer) and torch.equal(v.detach(), torch.eye(3, 4) * 5)
+    g = wnm.set_g_(layer, torch.tensor([1.0, 2.0, 3.0]))
+    assert g.shape == (3,) and g.data_ptr() == wnm.wn_parameters(layer)[1].data_ptr()  # the parameter itself
+    assert torch.equal(g.detach(), torch.tensor([1.0, 2.0, 3.0])) and torch.equal(wnm.wn_g(layer).detach(), g.detach())
+    assert torch.equal(wnm.set_g_(layer, 0.5).detach(), torch.full((3,), 0.5))  # one number for every unit
+    wnm.set_g_(layer, torch.tensor([1.0, 2.0, 3.0]))
     expected = torch.diag(torch.tensor([1.0, 2.0, 3.0])) @ torch.eye(3, 4)
     torch.testing.assert_close(wnm.effective_weight(layer).detach(), expected)
     torch.testing.assert_close(layer.weight.detach(), expected)  # legacy: the cached weight is refreshed
@@ -39,7 +44,7 @@ def test_gain_and_direction_write_through(api):
 def test_wn_parameters_are_the_raw_g_and_v_with_or_without_the_api_given(api):
     layer = wnm.weight_norm(nn.Conv2d(3, 4, 3), api)
     found, g, v = wnm.wn_parameters(layer)
-    assert found == api and g.data_ptr() == wnm.gain(layer).data_ptr() and v is wnm.direction(layer)
+    assert found == api and g.data_ptr() == wnm.wn_g(layer).data_ptr() and v is wnm.wn_v(layer)
     given = wnm.wn_parameters(layer, api)
     assert given[0] == api and given[1] is g and given[2] is v
     with pytest.raises(ValueError, match="not weight-normalized"):
@@ -69,4 +74,4 @@ def test_bad_wrapping_is_a_clear_error():
     with pytest.raises(ValueError, match="already weight-normalized"):
         wnm.weight_norm(layer, "torch")
     with pytest.raises(ValueError, match="not weight-normalized"):
-        wnm.gain(nn.Linear(2, 2))
+        wnm.wn_g(nn.Linear(2, 2))

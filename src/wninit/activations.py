@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import UserError
+
 __all__ = ["Activation", "second_moment", "register_activation", "is_registered", "activation_of_module",
            "activation_of_call"]
 
@@ -125,10 +127,10 @@ def register_activation(kind, second_moment: float | None = None, *, name: str |
         >>> register_activation(MySwish, 0.36)   # then gamma = 1/0.36 for a layer it follows
     """
     if second_moment is not None and not second_moment > 0:
-        raise ValueError(f"second_moment must be > 0, got {second_moment!r}")
+        raise UserError(f"second_moment must be > 0, got {second_moment!r}")
     fn = kind() if isinstance(kind, type) else kind
     if not callable(fn):
-        raise ValueError(f"register_activation needs a module class or a function, got {kind!r}")
+        raise UserError(f"register_activation needs a module class or a function, got {kind!r}")
     label = name or getattr(kind, "__name__", repr(kind))
     _CUSTOM[kind] = Activation(label, fn, nonnegative=nonnegative, moment=second_moment)
 

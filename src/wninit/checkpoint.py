@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from .errors import UserError
-from .weightnorm import APIS, _unit_shape, is_weight_normed, layer_kind, unit_norms, wn_api, wn_dim
+from .weightnorm import APIS, is_weight_normed, layer_kind, wn_api, wn_dim
+from .wn_formula import _unit_shape, unit_norms, wn_weight
 
 __all__ = ["TARGETS", "convert_state_dict", "fold", "wn_layout"]
 
@@ -51,9 +52,7 @@ def fold(g: torch.Tensor, v: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
     Examples:
         >>> w = fold(layer.g, layer.v)
     """
-    v64 = v.detach().double()
-    scale = g.detach().double().reshape(-1) / unit_norms(v64, dim)
-    return (v64 * _unit_shape(scale, v64, dim)).to(v.dtype)
+    return wn_weight(v.detach().double(), g.detach().double(), dim, fused=False).to(v.dtype)
 
 
 def wn_layout(model: nn.Module) -> dict[str, tuple[str, int | None]]:

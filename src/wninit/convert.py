@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from torch import nn
 
 from .errors import UserError
-from .weightnorm import _SUPPORTED, _WN_CLASS, APIS, _check_dim, is_weight_normed, layer_kind
+from .weightnorm import _SUPPORTED, APIS, _check_dim, is_weight_normed, layer_kind
 from .weightnorm import weight_norm as _wrap_layer
+from .wn_layers import _WN_CLASS
 
 __all__ = ["weight_norm"]
 
@@ -35,6 +36,31 @@ def _excluded(names: set[str], exclude: Iterable[str | nn.Module], model: nn.Mod
 def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent), child, new)
+
+
+def _to_wrap(model: nn.Module, api: str, dim: int | None,
+             exclude: Iterable[str | nn.Module]) -> tuple[list[nn.Module], list[str]]:
+    """The layers :func:`weight_norm` wraps and the names of the BatchNorms it may remove, after every check:
+    bad input leaves the model as it was."""
+    modules = dict(model.named_modules())
+    skip = _excluded(set(modules), exclude, model)
+    layers = [n for n, m in modules.items()
+              if layer_kind(m) is not None and not is_weight_normed(m) and n not in skip]
+    norms = [n for n, m in modules.items() if isinstance(m, nn.modules.batchnorm._BatchNorm) and n not in skip]
+    if not layers:
+        raise UserError(f"found no Linear, Conv or ConvTranspose layer to weight-normalize in this {type(model).__name__} "
+                        "(all are weight-normalized already or excluded)")
+    if api == "wninit":
+        subclassed = [n for n in layers if type(modules[n]) not in _WN_CLASS]
+        if subclassed:
+            raise UserError(f"api 'wninit' wraps exact torch layers, and {', '.join(subclassed)} are subclasses: "
+                            "use api='torch', or exclude them")
+    for name in layers:
+        try:
+            _check_dim(dim, modules[name])
+        except ValueError as err:
+            raise UserError(f"layer {name!r}: {err}") from None
+    return [modules[n] for n in layers], norms
 
 
 def weight_norm(module: nn.Module, api: str = "wninit", dim: int | None = 0, *, remove_batchnorm: bool = False,
@@ -77,26 +103,9 @@ def weight_norm(module: nn.Module, api: str = "wninit", dim: int | None = 0, *, 
             return _wrap_layer(module, api, dim)
         except ValueError as err:
             raise UserError(str(err)) from None
-    modules = dict(module.named_modules())
-    skip = _excluded(set(modules), exclude, module)
-    layers = [n for n, m in modules.items()
-              if layer_kind(m) is not None and not is_weight_normed(m) and n not in skip]
-    norms = [n for n, m in modules.items() if isinstance(m, nn.modules.batchnorm._BatchNorm) and n not in skip]
-    if not layers:
-        raise UserError(f"found no Linear, Conv or ConvTranspose layer to weight-normalize in this {type(module).__name__} "
-                        "(all are weight-normalized already or excluded)")
-    if api == "wninit":
-        subclassed = [n for n in layers if type(modules[n]) not in _WN_CLASS]
-        if subclassed:
-            raise UserError(f"api 'wninit' wraps exact torch layers, and {', '.join(subclassed)} are subclasses: "
-                            "use api='torch', or exclude them")
-    for name in layers:  # every check before the first change: bad input leaves the model as it was
-        try:
-            _check_dim(dim, modules[name])
-        except ValueError as err:
-            raise UserError(f"layer {name!r}: {err}") from None
-    for name in layers:
-        _wrap_layer(modules[name], api, dim)
+    layers, norms = _to_wrap(module, api, dim, exclude)
+    for layer in layers:
+        _wrap_layer(layer, api, dim)
     if remove_batchnorm:
         for name in norms:
             _replace(module, name, nn.Identity())

@@ -11,6 +11,7 @@ import math
 import torch
 from torch import nn
 
+from .errors import UserError
 from .weightnorm import is_weight_normed, layer_kind, wn_dim
 
 __all__ = [
@@ -39,7 +40,7 @@ def check_direction(direction: str) -> str:
     try:
         return DIRECTION_ALIASES[direction]
     except (KeyError, TypeError):
-        raise ValueError(
+        raise UserError(
             f"unknown direction {direction!r}: choose one of 'orthogonal', 'gaussian' (alias 'he')"
         ) from None
 
@@ -53,7 +54,7 @@ def fan_in_and_fan_out(weight: torch.Tensor) -> tuple[int, int]:
     outputs. For a module, :func:`layer_fans`.
     """
     if weight.dim() < 2:
-        raise ValueError(f"fan-in and fan-out need a weight with at least 2 dims, got shape {tuple(weight.shape)}")
+        raise UserError(f"fan-in and fan-out need a weight with at least 2 dims, got shape {tuple(weight.shape)}")
     receptive = math.prod(weight.shape[2:]) if weight.dim() > 2 else 1
     return weight.shape[1] * receptive, weight.shape[0] * receptive
 
@@ -83,7 +84,7 @@ def layer_fans(layer: nn.Module) -> tuple[int, int]:
     if isinstance(layer, nn.Linear):
         return layer.in_features, layer.out_features
     if layer_kind(layer) is None:
-        raise ValueError(f"fans are defined for Linear, Conv and ConvTranspose layers, got {type(layer).__name__}")
+        raise UserError(f"fans are defined for Linear, Conv and ConvTranspose layers, got {type(layer).__name__}")
     taps = math.prod(layer.kernel_size)
     return layer.in_channels // layer.groups * taps, layer.out_channels // layer.groups * taps
 
@@ -111,7 +112,7 @@ def proposed_gain(fan_in: int, fan_out: int, gamma: float = 2.0) -> float:
         0.816496580927726
     """
     if fan_in < 1 or fan_out < 1 or not gamma > 0:
-        raise ValueError(f"proposed_gain needs fan_in, fan_out >= 1 and gamma > 0, got {fan_in}, {fan_out}, {gamma}")
+        raise UserError(f"proposed_gain needs fan_in, fan_out >= 1 and gamma > 0, got {fan_in}, {fan_out}, {gamma}")
     return math.sqrt(gamma * fan_in / fan_out)
 
 
@@ -236,7 +237,7 @@ def orthogonal_direction_(weight: torch.Tensor, generator: torch.Generator | Non
     # tests/test_init.py), less its final multiply by the gain of 1: on a 10,000-layer net that multiply
     # was a measurable share of initialize's time beyond the draws (benchmarks/bench_init.py).
     if weight.dim() < 2:
-        raise ValueError(f"an orthogonal direction needs a weight of 2 or more dimensions, got shape {tuple(weight.shape)}")
+        raise UserError(f"an orthogonal direction needs a weight of 2 or more dimensions, got shape {tuple(weight.shape)}")
     if weight.numel() == 0:
         return weight
     rows = weight.size(0)
@@ -258,21 +259,32 @@ def _orthogonalize_(weight: torch.Tensor) -> None:
 
 
 def _factor_all(weights: list[torch.Tensor], threads: int) -> None:
-    """QR every weight (each holding its draw), on ``threads`` Python threads when there are several."""
-    if threads < 2 or len(weights) < 2:
+    """QR every weight (each holding its draw) on one LAPACK thread: here when torch has one thread, else
+    on up to ``threads`` worker threads side by side, each set to one thread for itself.
+
+    ``torch.set_num_threads`` sets the calling native thread's OpenMP and MKL counts, and also, whichever
+    thread calls it, the count every thread started later begins with: after the workers, that one is
+    put back to what a thread started before them got. The calling thread's own count is never touched.
+    """
+    if threads < 2 or not weights:
         for w in weights:
             _orthogonalize_(w)
         return
     from concurrent.futures import ThreadPoolExecutor
 
     def factor(chunk):
-        torch.set_num_threads(1)  # OpenMP's thread count is per native thread: this one's too
+        torch.set_num_threads(1)  # this worker's own count: the QRs then round as at one thread
         with torch.no_grad():  # grad mode is per thread
             for w in chunk:
                 _orthogonalize_(w)
 
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(factor, [weights[i::threads] for i in range(threads)]))  # re-raises a worker's error
+    workers = min(threads, len(weights))
+    with ThreadPoolExecutor(workers) as pool:
+        started_with = pool.submit(torch.get_num_threads).result()  # a new thread's count, before any worker's 1
+        try:
+            list(pool.map(factor, [weights[i::workers] for i in range(workers)]))  # re-raises a worker's error
+        finally:
+            pool.submit(torch.set_num_threads, started_with).result()
 
 
 def orthogonal_directions_(weights: list[torch.Tensor], generator: torch.Generator | None = None) -> list[torch.Tensor]:
@@ -286,10 +298,13 @@ def orthogonal_directions_(weights: list[torch.Tensor], generator: torch.Generat
     (MKL's threaded QR rounds differently from its serial one, ~2e-7). Why: on a 10,000-layer net the
     draws and QRs are all of an orthogonal init's time. On a CPU, MKL's QR of a small matrix gains nothing
     from a second thread, while two QRs side by side take half the time (benchmarks/bench_init.py).
-    Weights that are not contiguous CPU tensors take the one-by-one path in their turn.
+    A non-contiguous CPU weight is drawn into a contiguous copy, factored with the others and written
+    back; a weight on another device is drawn and factored there, in its turn.
 
-    NOTE: torch's thread count is per process. For the length of this call it is 1, then restored, so
-    torch ops that another Python thread runs meanwhile run on one thread.
+    The thread counts are left as they were found: the calling thread's is never changed, and the count
+    new threads start with, which the workers' ``torch.set_num_threads(1)`` changes, is put back when
+    they are done. NOTE: meanwhile, a thread that another Python thread starts in this process begins
+    with one torch thread.
 
     Examples:
         >>> ws = [torch.empty(4, 8) for _ in range(3)]
@@ -297,24 +312,19 @@ def orthogonal_directions_(weights: list[torch.Tensor], generator: torch.Generat
         >>> bool(torch.allclose(ws[2] @ ws[2].T, torch.eye(4), atol=1e-6))
         True
     """
-    threads = torch.get_num_threads()
-    drawn = []
-    # One LAPACK thread per QR, set for the whole call: the QRs then round as at one thread, and several
-    # of them side by side do not oversubscribe the cores with MKL's own threads (6x slower, measured).
-    if threads > 1:
-        torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            for w in weights:
-                if w.dim() >= 2 and w.numel() and w.device.type == "cpu" and w.is_contiguous():
-                    w.normal_(0, 1, generator=generator)  # what orthogonal_direction_ draws into its (rows, cols) copy
-                    drawn.append(w)
-                else:
-                    orthogonal_direction_(w, generator)
-            _factor_all(drawn, threads)
-    finally:
-        if threads > 1:
-            torch.set_num_threads(threads)
+    pending = []  # (weight, the contiguous (rows, cols) matrix its draw and QR are in)
+    with torch.no_grad():
+        for w in weights:
+            if w.dim() < 2 or w.numel() == 0 or w.device.type != "cpu":
+                orthogonal_direction_(w, generator)  # one sentence for a 1-d weight; nothing to draw when empty
+                continue
+            flat = w if w.is_contiguous() else w.new_empty((w.size(0), w.numel() // w.size(0)))
+            flat.normal_(0, 1, generator=generator)  # what orthogonal_direction_ draws into its (rows, cols) copy
+            pending.append((w, flat))
+        _factor_all([flat for _, flat in pending], torch.get_num_threads())
+        for w, flat in pending:
+            if flat is not w:
+                w.copy_(flat.view(w.shape))
     return weights
 
 
@@ -344,7 +354,7 @@ def gaussian_direction_(weight: torch.Tensor, generator: torch.Generator | None 
     if gain is None:
         return torch.nn.init.kaiming_normal_(weight, mode="fan_in", nonlinearity="relu", generator=generator)
     if not gain > 0:
-        raise ValueError(f"a Gaussian direction needs gain > 0 (its std is gain/sqrt(fan_in)), got {gain!r}")
+        raise UserError(f"a Gaussian direction needs gain > 0 (its std is gain/sqrt(fan_in)), got {gain!r}")
     fan_in, _ = fan_in_and_fan_out(weight)
     with torch.no_grad():
         return weight.normal_(0, gain / math.sqrt(fan_in), generator=generator)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .errors import UserError
 from .lifecycle import copy_model
 from .schemes import LayerInit, initialize
 
@@ -67,7 +68,7 @@ def explain(model: nn.Module, scheme: str = "proposed", *, direction: str = "ort
         >>> table.by_name()["ups.0"].gamma
     """
     if scheme == "datadep":
-        raise ValueError("explain does not run 'datadep' (it needs a batch of data): explain another scheme, "
+        raise UserError("explain does not run 'datadep' (it needs a batch of data): explain another scheme, "
                          "or call wninit.initialize(model, 'datadep', batch=x) and read its records")
     twin = copy_model(model)
     records = initialize(twin, scheme, direction=direction, generator=torch.Generator().manual_seed(0),

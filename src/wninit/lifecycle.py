@@ -17,9 +17,9 @@ from torch.nn.utils import parametrize
 
 from .checkpoint import fold
 from .errors import UserError
-from .weightnorm import (_WN_CLASS, APIS, _legacy_hook, set_direction_, set_gain_, weight_normed_layers, wn_api, wn_dim,
-                         wn_parameters)
+from .weightnorm import APIS, _legacy_hook, set_g_, set_v_, weight_normed_layers, wn_api, wn_dim, wn_parameters
 from .weightnorm import weight_norm as _wrap_layer
+from .wn_layers import _WN_CLASS
 
 __all__ = ["switch_api", "remove_weight_norm", "copyable", "copy_model"]
 
@@ -139,8 +139,8 @@ def switch_api(model: nn.Module, to: str) -> nn.Module:
         dim = wn_dim(layer)
         _strip(layer, fold(g, v, dim))
         _wrap_layer(layer, to, dim)
-        set_direction_(layer, v)
-        set_gain_(layer, g.reshape(-1))
+        set_v_(layer, v)
+        set_g_(layer, g.reshape(-1))
         for param, was_frozen in zip(wn_parameters(layer)[1:], frozen):
             param.requires_grad_(not was_frozen)  # a frozen g (or v) stays frozen
     return model

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from .errors import UserError
+
 __all__ = ["ROLES", "Role", "set_role", "get_role", "declared_role", "mark_probe", "probe_points"]
 
 ROLES = ("stem", "hidden", "block_in", "block_out", "shortcut", "head", "linear")
@@ -33,18 +35,18 @@ class Role:
 
     def __post_init__(self):
         if self.kind not in ROLES:
-            raise ValueError(f"unknown role {self.kind!r}: choose one of {', '.join(ROLES)}")
+            raise UserError(f"unknown role {self.kind!r}: choose one of {', '.join(ROLES)}")
         for name in ("stage", "block", "stage_blocks"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise UserError(f"{name} must be a positive integer, got {value!r}")
         if self.kind in ("block_in", "block_out", "shortcut") and not (self.block and self.stage_blocks):
-            raise ValueError(f"a {self.kind!r} layer needs its block index and its stage's block count "
+            raise UserError(f"a {self.kind!r} layer needs its block index and its stage's block count "
                              "(block=, stage_blocks=)")
         if self.block and self.stage_blocks and self.block > self.stage_blocks:
-            raise ValueError(f"block {self.block} is past its stage's block count {self.stage_blocks}")
+            raise UserError(f"block {self.block} is past its stage's block count {self.stage_blocks}")
         if self.gamma is not None and not (isinstance(self.gamma, (int, float)) and self.gamma > 0):
-            raise ValueError(f"gamma must be a positive number, got {self.gamma!r}")
+            raise UserError(f"gamma must be a positive number, got {self.gamma!r}")
 
 
 def set_role(layer: nn.Module, kind: str, *, stage: int | None = None, block: int | None = None,
@@ -59,7 +61,7 @@ def set_role(layer: nn.Module, kind: str, *, stage: int | None = None, block: in
         >>> set_role(block.conv2, "block_out", stage=1, block=3, stage_blocks=6)
     """
     if not isinstance(layer, (nn.Linear, nn.modules.conv._ConvNd)):
-        raise ValueError(f"set_role takes a Linear, Conv or ConvTranspose layer, got a {type(layer).__name__}: "
+        raise UserError(f"set_role takes a Linear, Conv or ConvTranspose layer, got a {type(layer).__name__}: "
                          "declare the role on the layer itself (e.g. block.conv2), not on its block or activation")
     setattr(layer, _ATTR, Role(kind, stage, block, stage_blocks, gamma))
     return layer

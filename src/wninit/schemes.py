@@ -17,12 +17,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import UserError
 from .hooks import forward_with_hooks
 from .init import (check_direction, copy_direction_, direction_, direction_target, layer_fans, layer_gain,
                    orthogonal_directions_)
 from .roles import Role, get_role
-from .weightnorm import (gain, is_weight_normed, layer_kind, set_direction_, set_gain_, unit_norms, wn_api, wn_dim,
+from .weightnorm import (effective_weight, is_weight_normed, layer_kind, set_g_, set_v_, wn_api, wn_dim, wn_g,
                          wn_parameters)
+from .wn_formula import unit_norms, wn_weight
 
 __all__ = ["SCHEMES", "WN_SCHEMES", "PLAIN_SCHEMES", "LayerInit", "role_gamma", "initialize", "initialize_layer_"]
 
@@ -64,7 +66,7 @@ class LayerInit:
 
 def _check_scheme(scheme: str) -> str:
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r}: choose one of {', '.join(SCHEMES + PEER_INITS)} "
+        raise UserError(f"unknown scheme {scheme!r}: choose one of {', '.join(SCHEMES + PEER_INITS)} "
                          "(or wninit.peers.apply for the peers that change the architecture)")
     return scheme
 
@@ -109,19 +111,47 @@ def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def initialize_layer_(layer: nn.Module, scheme: str = "proposed", *, gamma: float = 2.0,
-                      direction: str = "orthogonal", generator: torch.Generator | None = None) -> float | None:
-    """Initialize one Linear/Conv/ConvTranspose layer, weight-normalized or not; returns the (mean) gain ``g``.
+                      direction: str = "orthogonal", generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Initialize one Linear/Conv/ConvTranspose layer by ``scheme``, in place; returns its effective weight.
 
-    ``g`` is :func:`wninit.init.layer_gain` for the layer's kind, groups, stride and WN ``dim``: with
-    ``gamma=1`` the layer keeps the norm of its input at each position (``gamma=2``: before a ReLU).
-    On a plain layer the effective weight ``g*v/||v||`` (``dim=0``) is written to ``weight``, so wrapping
-    it with weight norm afterwards gives exactly the layer initialized after wrapping.
-    ``datadep`` needs the model's data and is only available through :func:`initialize`.
+    From "How to Initialize your Network? Robust Initialization for WeightNorm & ResNets" - Arpit,
+    Campos & Bengio (2019): the direction ``v`` is drawn (orthogonal or Gaussian), the bias zeroed, and
+    under ``proposed`` every normalized unit gets the gain
+
+    .. math::
+        g = \sqrt{\gamma \cdot \text{fan\_in} / \text{fan\_out}}
+
+    for the layer's kind, groups, stride and WN ``dim`` (:func:`wninit.init.layer_gain`, docs/method.md §3.1,
+    §3.8): with ``gamma=1`` the layer keeps the norm of its input at each position (``gamma=2``: before a ReLU).
+    On a plain layer ``g v/||v||`` (``dim=0``) is written to ``weight``, so wrapping it with weight norm
+    afterwards gives exactly the layer initialized after wrapping. ``datadep`` needs the model's data and
+    is only available through :func:`initialize`.
+
+    The returned tensor is ``w = g v/||v||``, the one tensor every layer has: a plain layer's ``weight``
+    itself, a WN layer's weight computed from the ``g`` and ``v`` written (without autograd history).
+    The gains it holds: :func:`wninit.weightnorm.wn_g` (WN) or ``w``'s unit norms; the formula's value:
+    :func:`wninit.init.layer_gain`.
+
+    Args:
+        layer: an ``nn.Linear``, ``nn.Conv{1,2,3}d`` or ``nn.ConvTranspose{1,2,3}d``, WN (any API) or not.
+        scheme: one of :data:`SCHEMES` but ``datadep``.
+        gamma: the role's factor of the proposed schemes (2 before a ReLU, 1 before nothing).
+        direction: ``"orthogonal"`` or ``"gaussian"`` (alias ``"he"``) for the WN schemes.
+        generator: the random stream of the direction.
+
+    Examples:
+        >>> w = initialize_layer_(wninit.weight_norm(nn.Linear(20, 60)), gamma=2.0)
+        >>> w.norm(dim=1)[:2]  # sqrt(2 * 20/60)
+        tensor([0.8165, 0.8165])
     """
     _check_scheme(scheme)
     if scheme == "datadep":
-        raise ValueError("scheme 'datadep' needs a batch of data: call wninit.initialize(model, 'datadep', batch=x)")
-    return _init_layer(layer, scheme, gamma, direction, generator)[0]
+        raise UserError("scheme 'datadep' needs a batch of data: call wninit.initialize(model, 'datadep', batch=x)")
+    _init_layer(layer, scheme, gamma, direction, generator)
+    if not is_weight_normed(layer):
+        return layer.weight
+    with torch.no_grad():
+        return effective_weight(layer)
 
 
 def _direction_kind(scheme: str, direction: str) -> str:
@@ -145,7 +175,7 @@ def _direction_tensor(layer: nn.Module) -> torch.Tensor:
 
 def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
                 generator: torch.Generator | None, drawn: torch.Tensor | None = None) -> tuple[float | None, int, int]:
-    """:func:`initialize_layer_` without the argument checks: ``(g, fan_in, fan_out)``.
+    """:func:`initialize_layer_` without the argument checks: ``(g, fan_in, fan_out)``, ``g`` the (mean) gain.
 
     ``drawn``: the layer's direction already drawn (:func:`_direction_tensor`, filled by ``initialize``).
 
@@ -175,7 +205,7 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
             layer.bias.zero_()
         if api is None:
             v = drawn
-            w = v if g is None else v * (g / v.flatten(1).norm(dim=1)).view((-1,) + (1,) * (v.dim() - 1))
+            w = v if g is None else wn_weight(v, g, fused=False)
             layer.weight.copy_(w)
             return g, fan_in, fan_out
         _, g_param, v = wn_parameters(layer, api)
@@ -185,7 +215,7 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
         else:
             g_param.fill_(g)
     if api == "legacy":
-        set_direction_(layer, v)  # v is already in place; this refreshes the legacy API's cached weight
+        set_v_(layer, v)  # v is already in place; this refreshes the legacy API's cached weight
     if g is not None and g_param.dtype in _NUMPY_FLOAT:  # the stored value, without reading the tensor back
         return float(_NUMPY_FLOAT[g_param.dtype](g)), fan_in, fan_out
     return float(g_param.detach().mean()), fan_in, fan_out
@@ -222,7 +252,7 @@ def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torc
         kind, dim = layer_kind(layer), wn_dim(layer)
         per_output_channel = dim == 1 and layer.groups == 1 if kind.startswith("ConvTranspose") else dim == 0
         if not per_output_channel:
-            raise ValueError(f"scheme 'datadep' sets one g per output channel, and layer {name!r} ({kind}) is weight-normalized "
+            raise UserError(f"scheme 'datadep' sets one g per output channel, and layer {name!r} ({kind}) is weight-normalized "
                              f"over dim={dim}, not its output channels: use scheme 'proposed', or wrap it with dim=1 (ConvTranspose) or 0")
     done: set[int] = set()
 
@@ -232,7 +262,7 @@ def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torc
         done.add(id(layer))
         dims = [0] + list(range(2, out.dim()))
         mu, sigma = out.mean(dims), out.std(dims, unbiased=False)
-        set_gain_(layer, 1.0 / sigma)
+        set_g_(layer, 1.0 / sigma)
         shape = (1, -1) + (1,) * (out.dim() - 2)
         if layer.bias is None:  # no shift to absorb the mean: scale only
             return out / sigma.view(shape)
@@ -242,51 +272,34 @@ def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torc
     forward_with_hooks(model, batch, [(m, normalize) for _, m in layers])
 
 
-def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "orthogonal",
-               batch: torch.Tensor | None = None, generator: torch.Generator | None = None,
-               stem_gamma: float | None = None, discover: bool | None = None) -> list[LayerInit]:
-    """Initialize every layer of ``model`` by ``scheme``; returns one :class:`LayerInit` per layer touched.
-
-    Schemes for weight-normalized networks (docs/method.md §3.5, §4): ``proposed`` (``g = sqrt(gamma*fan_in/fan_out)``
-    by role), ``proposed-backward`` (``g = sqrt(gamma)``, docs/method.md §3.2), ``pytorch-default`` (``g = ||v||``),
-    ``datadep`` (Salimans & Kingma, needs ``batch``), ``hanin`` (proposed with the residual branch scaled
-    by 0.9^b per stage). Schemes for networks without weight norm, plain or BatchNorm: ``he``,
-    ``orthogonal``, ``xavier`` (BN weight 1, bias 0). Biases are 0; the plain classifier head keeps
-    PyTorch's default init (docs/method.md §3.5a).
-
-    Each WN layer's role (and so its gamma) is the one declared with :func:`wninit.set_role`, else the one
-    :func:`wninit.structure.discover` finds by tracing the model (docs/method.md §3.7), else the default ``hidden`` with
-    one warning naming the layer. ``discover``: None traces only when a WN layer has no declared role; True
-    always; False never. :func:`wninit.explain` prints the records without changing the model.
-
-    Examples:
-        >>> model = wninit.models.MLP(784, 128, depth=20, num_classes=10)
-        >>> records = wninit.initialize(model, "proposed")
-    """
-    if scheme in PEER_INITS:
-        return _peer_init(model, scheme, batch, generator)
-    _check_scheme(scheme)
-    check_direction(direction)
+def _targets(model: nn.Module, scheme: str, batch: torch.Tensor | None) -> list[tuple[str, nn.Module]]:
+    """The layers ``scheme`` initializes, in registration order, or one sentence on why it does not fit ``model``."""
     _warn_unknown_kinds(model)
     layers = [(n, m) for n, m in _layers(model) if get_role(m).kind != "head" or is_weight_normed(m)]
     wn = [(n, m) for n, m in layers if is_weight_normed(m)]
     if scheme in WN_SCHEMES:
         if not wn:
-            raise ValueError(f"scheme {scheme!r} is for weight-normalized networks and this model has no WN layer: "
+            raise UserError(f"scheme {scheme!r} is for weight-normalized networks and this model has no WN layer: "
                              "build it with norm='wn' or wrap its layers with wninit.weight_norm, or use 'he', 'orthogonal' or 'xavier'")
         if scheme == "datadep" and batch is None:
-            raise ValueError("scheme 'datadep' needs a batch of inputs: pass batch=x (the reference uses one training batch)")
-        layers = wn
-    elif wn:
-        raise ValueError(f"scheme {scheme!r} is for networks without weight norm; for this WN network use "
+            raise UserError("scheme 'datadep' needs a batch of inputs: pass batch=x (the reference uses one training batch)")
+        return wn
+    if wn:
+        raise UserError(f"scheme {scheme!r} is for networks without weight norm; for this WN network use "
                          f"'pytorch-default' with direction='{'orthogonal' if scheme == 'orthogonal' else 'gaussian'}'")
+    return layers
+
+
+def _init_layers(model: nn.Module, layers: list[tuple[str, nn.Module]], scheme: str, direction: str,
+                 generator: torch.Generator | None, stem_gamma: float | None, discover: bool | None) -> list[LayerInit]:
+    """Draw every layer's direction and set its ``g`` and ``b`` by its role; one :class:`LayerInit` per layer."""
     placed = _placements(model, layers, scheme, discover)
-    records = []
     drawn = [None] * len(layers)
     if _direction_kind(scheme, direction) == "orthogonal":
         # All directions first, in layer order from the one generator (the same draws as layer by layer),
         # their QRs spread over torch's threads: init.orthogonal_directions_.
         drawn = orthogonal_directions_([_direction_tensor(m) for _, m in layers], generator)
+    records = []
     for (name, layer), v in zip(layers, drawn):
         p = placed.get(name)
         role = p.role if p is not None else get_role(layer)
@@ -296,14 +309,68 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
         records.append(LayerInit(name, role.kind, fan_in, fan_out, gamma, g, layer_kind(layer),
                                  p.source if p else "declared", p.rule if p else "", role.stage, role.block,
                                  role.stage_blocks))
+    return records
+
+
+def _reset_batchnorm(model: nn.Module) -> None:
+    """BN weight 1, bias 0 for the plain schemes, but where a BN keeps its own init."""
+    for m in model.modules():
+        # A BN that keeps its own init: the models' reference mode (weight U(0, 1), as torch 1.1 drew it).
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and not getattr(m, "keeps_init", False):
+            nn.init.ones_(m.weight), nn.init.zeros_(m.bias)
+
+
+def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "orthogonal",
+               batch: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               stem_gamma: float | None = None, discover: bool | None = None) -> list[LayerInit]:
+    r"""Initialize every Linear/Conv/ConvTranspose layer of ``model`` by ``scheme``, in place; one record per layer.
+
+    From "How to Initialize your Network? Robust Initialization for WeightNorm & ResNets" - Arpit,
+    Campos & Bengio (2019). The proposed scheme draws each weight-normalized layer's direction ``v`` and
+    sets its gain so that the layer keeps the norm of what it passes on (docs/method.md §3.1, §3.4, §3.5):
+
+    .. math::
+        g = \sqrt{\gamma \cdot \text{fan\_in} / \text{fan\_out}}
+
+    (:func:`wninit.init.proposed_gain`; :func:`wninit.init.layer_gain` for groups, strides and transposed
+    layers, §3.8), with ``gamma`` by the layer's role (:func:`role_gamma`): 2 when a ReLU follows, 1 when
+    nothing does, ``1/B_k`` for the last layer of a residual block in a stage of ``B_k`` blocks. Biases are
+    0; the plain classifier head keeps PyTorch's default init (docs/method.md §3.5a). Each layer's role is
+    the one declared with :func:`wninit.set_role`, else the one :func:`wninit.structure.discover` finds by
+    tracing the model (§3.7), else ``hidden`` with one warning naming the layer. :func:`wninit.explain`
+    prints the records without changing the model.
+
+    Args:
+        model: the network, weight-normalized (any API) for the WN schemes, plain or BatchNorm for the others.
+        scheme: for WN networks (docs/method.md §3.5, §4) ``"proposed"``, ``"proposed-backward"``
+            (``g = sqrt(gamma)``, §3.2), ``"pytorch-default"`` (``g = ||v||``), ``"datadep"`` (Salimans &
+            Kingma, needs ``batch``), ``"hanin"`` (the residual branch scaled by ``0.9^b`` per stage); for
+            networks without WN ``"he"``, ``"orthogonal"``, ``"xavier"`` (BN weight 1, bias 0); the peers
+            ``"lsuv"``, ``"delta-orthogonal"`` (docs/peers.md).
+        direction: the distribution of ``v``: ``"orthogonal"`` or ``"gaussian"`` (alias ``"he"``).
+        batch: a batch of inputs, for ``datadep`` (and the peers that read data).
+        generator: the one random stream every direction is drawn from, in layer order.
+        stem_gamma: overrides the stem's gamma (the models declare theirs).
+        discover: None traces the model only when a WN layer has no declared role; True always; False never.
+
+    Returns:
+        one :class:`LayerInit` per layer initialized, in registration order.
+
+    Examples:
+        >>> model = wninit.models.MLP(784, 128, depth=20, num_classes=10)
+        >>> records = wninit.initialize(model, "proposed")
+    """
+    if scheme in PEER_INITS:
+        return _peer_init(model, scheme, batch, generator)
+    _check_scheme(scheme)
+    check_direction(direction)
+    layers = _targets(model, scheme, batch)
+    records = _init_layers(model, layers, scheme, direction, generator, stem_gamma, discover)
     if scheme == "datadep":
         for _, layer in layers:
-            set_gain_(layer, 1.0)
+            set_g_(layer, 1.0)
         _datadep_(model, layers, batch)
-        records = [replace(r, g=float(gain(m).detach().mean())) for r, (_, m) in zip(records, layers)]
+        records = [replace(r, g=float(wn_g(m).detach().mean())) for r, (_, m) in zip(records, layers)]
     if scheme in PLAIN_SCHEMES:
-        for m in model.modules():
-            # A BN that keeps its own init: the models' reference mode (weight U(0, 1), as torch 1.1 drew it).
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and not getattr(m, "keeps_init", False):
-                nn.init.ones_(m.weight), nn.init.zeros_(m.bias)
+        _reset_batchnorm(model)
     return records

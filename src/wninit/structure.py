@@ -27,6 +27,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import UserError
 from .activations import Activation, activation_of_call, activation_of_module, is_registered
 from .roles import Role
 from .weightnorm import is_weight_normed
@@ -260,7 +261,7 @@ def discover(model: nn.Module, layers: str = "wn") -> Structure:
         TraceFailure: torch.fx cannot trace the model.
     """
     if layers not in LAYER_KINDS:
-        raise ValueError(f"layers must be one of {', '.join(LAYER_KINDS)}, got {layers!r}")
+        raise UserError(f"layers must be one of {', '.join(LAYER_KINDS)}, got {layers!r}")
     G = _Graph(model, trace(model), any_layer=layers == "any")
     found = [(n,) + r for n in G.nodes if G.is_sum(n) and (r := _residual(G, n)) is not None]
     stage_of, post_activation = _stages(G, found)

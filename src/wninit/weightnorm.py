@@ -4,8 +4,8 @@
 slice of the weight along ``dim``: ``dim=0`` (the default of every API) is one output unit of a Linear or
 Conv, but one *input* channel of a ConvTranspose, whose weight is ``(C_in, C_out/groups, *k)``;
 ``dim=None`` normalizes the whole weight as one unit. Every ``dim`` is read from the API that holds it
-(:func:`wn_dim`). Three implementations are read and written through one API (:func:`gain`,
-:func:`direction`, :func:`set_gain_`, :func:`set_direction_`):
+(:func:`wn_dim`). Three implementations are read and written through one API (:func:`wn_g`,
+:func:`wn_v`, :func:`set_g_`, :func:`set_v_`); the formula itself is :func:`wninit.wn_formula.wn_weight`:
 
 - ``"wninit"``: this package's layers (:class:`WNLinear`, :class:`WNConv2d`, :class:`WNConvTranspose1d`,
   ...), parameters ``g`` of shape ``(units,)`` and ``v`` of the weight's shape; what the suite's models use;
@@ -16,14 +16,16 @@ Conv, but one *input* channel of a ConvTranspose, whose weight is ``(C_in, C_out
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager
-from contextvars import ContextVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.weight_norm import WeightNorm as _LegacyWeightNorm  # the legacy API's hook class
+
+from .errors import UserError
+from .wn_formula import unit_norms, wn_weight
+from .wn_layers import (WNConv1d, WNConv2d, WNConv3d, WNConvTranspose1d, WNConvTranspose2d, WNConvTranspose3d,
+                        WNLinear, _WeightNormMixin, _WN_CLASS, twice_differentiable)
 
 __all__ = [
     "APIS",
@@ -39,12 +41,12 @@ __all__ = [
     "wn_api",
     "wn_dim",
     "is_weight_normed",
-    "gain",
-    "direction",
+    "wn_g",
+    "wn_v",
     "wn_parameters",
     "unit_norms",
-    "set_gain_",
-    "set_direction_",
+    "set_g_",
+    "set_v_",
     "effective_weight",
     "weight_normed_layers",
     "gain_parameters",
@@ -61,171 +63,6 @@ def layer_kind(layer: nn.Module) -> str | None:
         if isinstance(layer, kind):
             return kind.__name__
     return None
-
-
-def unit_norms(v: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
-    """``||v_u||`` for every normalized unit ``u`` of ``v`` along ``dim`` (None: the whole tensor), shape ``(units,)``."""
-    if dim == 0:
-        return v.flatten(1).norm(dim=1)
-    if dim is None:
-        return v.norm().view(1)
-    return v.movedim(dim, 0).flatten(1).norm(dim=1)
-
-
-def _unit_shape(g: torch.Tensor, v: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
-    """``g`` viewed to broadcast one value per unit along ``dim`` against ``v``."""
-    return g.view(tuple(-1 if d == dim else 1 for d in range(v.dim())))
-
-
-# g as a (C_out, 1, ...) view for a weight of each rank, the shape torch's own weight_norm keeps it in.
-_G_VIEW = {rank: (-1,) + (1,) * (rank - 1) for rank in range(1, 6)}
-_TWICE_DIFFERENTIABLE: ContextVar[bool] = ContextVar("wninit_twice_differentiable", default=False)
-
-
-@contextmanager
-def twice_differentiable():
-    """Inside, wninit's WN layers compute ``w`` with plain autograd ops, so second derivatives are exact.
-
-    Use it around the forward pass of anything that differentiates twice (``create_graph=True``:
-    Hessian-vector products, gradient penalties). Outside, the layers use ATen's fused weight-norm
-    kernel, as torch's own ``weight_norm`` does, and its double backward drops the ``d||v||/dv`` term
-    (torch 2.x): second derivatives wrt ``v`` through it are wrong, first derivatives are exact.
-
-    Examples:
-        >>> with twice_differentiable():
-        ...     loss = model(x).square().mean()  # then torch.autograd.grad(loss, params, create_graph=True)
-    """
-    token = _TWICE_DIFFERENTIABLE.set(True)
-    try:
-        yield
-    finally:
-        _TWICE_DIFFERENTIABLE.reset(token)
-
-
-def _wn_weight(v: torch.Tensor, g: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
-    """``g * v/||v||`` (norm per unit along ``dim``), ``g`` of shape ``(units,)``: the fast path of the layers.
-
-    ATen's fused weight-norm kernel is what ``torch.nn.utils.parametrizations.weight_norm`` runs; called
-    here without the parametrization machinery it is one op forward (norms and w in one pass) and one
-    op backward (grad_v and grad_g from grad_w in one pass), and equals torch's weight norm bit for bit.
-    Measured against a custom autograd.Function with the analytic gradient, the output-scaling form
-    ``(x v^T) * g/||v|| + b`` and plain autograd of ``g*v/||v||``, it is the fastest for the suite's
-    Linear and Conv shapes (benchmarks/bench_wn.py, table "implementations"): on a CPU the cost of WN
-    beyond the layer's matmul is the number of ops launched and the bytes they move, not their arithmetic.
-    ``g`` goes in as a ``(C_out, 1, ...)`` view, as torch keeps it: the kernel would take a 1-d ``g``, but
-    the decompositions ``torch.compile`` and the half-precision fallback use broadcast it against the
-    last dim, and the view costs no measurable time. Second order goes through :func:`twice_differentiable`
-    (not inside ``torch.compile``, which always takes the fused kernel). ``dim`` other than 0 (a
-    transposed conv normalized per output channel, ``None`` for the whole weight) takes the same kernel,
-    which torch's own weight norm calls with ``-1`` for the whole weight.
-    """
-    if dim != 0:
-        if not torch.compiler.is_compiling() and _TWICE_DIFFERENTIABLE.get():
-            return v * _unit_shape(g.view(-1) / unit_norms(v, dim), v, dim)
-        return torch._weight_norm(v, _unit_shape(g, v, dim), -1 if dim is None else dim)
-    # torch.compile cannot trace ContextVar.get: reading it broke the graph at every WN layer, and
-    # each layer shape then recompiled its forward until dynamo's recompile limit sent the rest to
-    # eager (seen on an H200). is_compiling() is traced as a constant, so a compiled
-    # forward never reads the flag and uses the fused kernel.
-    if not torch.compiler.is_compiling() and _TWICE_DIFFERENTIABLE.get():
-        return v * _unit_shape(g / unit_norms(v), v)
-    return torch._weight_norm(v, g.view(_G_VIEW[v.dim()]), 0)
-
-
-class _WeightNormMixin:
-    """Replaces a layer's ``weight`` parameter by ``g`` (per output unit) and ``v`` (its direction).
-
-    ``weight`` stays readable: it is computed as ``g * v/||v||``, so code that reads ``layer.weight``
-    keeps working. Nothing is cached across calls: ``v`` and ``g`` change at every optimizer step.
-    ``wn_dim``: the weight dim whose slices are normalized (0 unless wrapped with another), None for all.
-    """
-
-    wn_dim: int | None = 0
-
-    @property
-    def weight(self) -> torch.Tensor:
-        params = self._parameters
-        if "v" in params:
-            return _wn_weight(params["v"], params["g"], self.wn_dim)
-        if "weight" in params:  # during the base class's __init__, before conversion
-            return params["weight"]
-        raise AttributeError("weight")
-
-    def _convert_to_weight_norm(self, dim: int | None = 0) -> None:
-        w = self._parameters.pop("weight").detach()
-        if dim != 0:
-            self.wn_dim = dim  # an instance attribute only off the default: dim-0 layers stay as they were
-        self.v = nn.Parameter(w.clone())
-        self.g = nn.Parameter(unit_norms(w, dim))  # g = ||v||: the wrapped layer computes what it did before
-
-    def reset_parameters(self) -> None:
-        if "v" not in self._parameters:
-            return super().reset_parameters()
-        with torch.no_grad():
-            nn.init.kaiming_uniform_(self.v, a=5**0.5)
-            self.g.copy_(unit_norms(self.v, self.wn_dim))
-            if self.bias is not None:
-                bound = 1 / max(1, self.v[0].numel()) ** 0.5
-                nn.init.uniform_(self.bias, -bound, bound)
-
-
-class WNLinear(_WeightNormMixin, nn.Linear):
-    """``nn.Linear`` with weight norm: ``y = (g * v/||v||) x + b``."""
-
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, **kw):
-        super().__init__(in_features, out_features, bias, **kw)
-        self._convert_to_weight_norm()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        params = self._parameters  # read once: each self.<param> goes through nn.Module.__getattr__
-        return F.linear(x, _wn_weight(params["v"], params["g"], self.wn_dim), params["bias"])
-
-
-class _WNConvNd(_WeightNormMixin):
-    def __init__(self, *args, **kw):
-        super().__init__(*args, **kw)
-        self._convert_to_weight_norm()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        params = self._parameters
-        return self._conv_forward(x, _wn_weight(params["v"], params["g"], self.wn_dim), params["bias"])
-
-
-class WNConv1d(_WNConvNd, nn.Conv1d):
-    """``nn.Conv1d`` with weight norm, one ``g`` per output channel."""
-
-
-class WNConv2d(_WNConvNd, nn.Conv2d):
-    """``nn.Conv2d`` with weight norm, one ``g`` per output channel."""
-
-
-class WNConv3d(_WNConvNd, nn.Conv3d):
-    """``nn.Conv3d`` with weight norm, one ``g`` per output channel."""
-
-
-class _WNConvTransposeNd(_WeightNormMixin):
-    # The base class's forward reads self.weight (the mixin's property) once, after its output-padding
-    # arithmetic: no forward of our own to keep in step with torch's.
-    def __init__(self, *args, **kw):
-        super().__init__(*args, **kw)
-        self._convert_to_weight_norm()
-
-
-class WNConvTranspose1d(_WNConvTransposeNd, nn.ConvTranspose1d):
-    """``nn.ConvTranspose1d`` with weight norm, one ``g`` per input channel (``dim=0``, torch's default)."""
-
-
-class WNConvTranspose2d(_WNConvTransposeNd, nn.ConvTranspose2d):
-    """``nn.ConvTranspose2d`` with weight norm, one ``g`` per input channel (``dim=0``, torch's default)."""
-
-
-class WNConvTranspose3d(_WNConvTransposeNd, nn.ConvTranspose3d):
-    """``nn.ConvTranspose3d`` with weight norm, one ``g`` per input channel (``dim=0``, torch's default)."""
-
-
-_WN_CLASS = {nn.Linear: WNLinear, nn.Conv1d: WNConv1d, nn.Conv2d: WNConv2d, nn.Conv3d: WNConv3d,
-             nn.ConvTranspose1d: WNConvTranspose1d, nn.ConvTranspose2d: WNConvTranspose2d,
-             nn.ConvTranspose3d: WNConvTranspose3d}
 
 
 def _legacy_hook(layer: nn.Module):
@@ -258,7 +95,7 @@ def _check_dim(dim, layer: nn.Module) -> int | None:
     rank = 2 if isinstance(layer, nn.Linear) else 2 + len(layer.kernel_size)
     if dim is None or (isinstance(dim, int) and not isinstance(dim, bool) and 0 <= dim < rank):
         return dim
-    raise ValueError(f"weight-norm dim must be a dimension 0..{rank - 1} of this {type(layer).__name__}'s "
+    raise UserError(f"weight-norm dim must be a dimension 0..{rank - 1} of this {type(layer).__name__}'s "
                      f"weight or None for the whole weight, got {dim!r}")
 
 
@@ -280,11 +117,11 @@ def weight_norm(layer: nn.Module, api: str = "wninit", dim: int | None = 0) -> n
         'wninit'
     """
     if api not in APIS:
-        raise ValueError(f"unknown weight-norm api {api!r}: choose one of {', '.join(map(repr, APIS))}")
+        raise UserError(f"unknown weight-norm api {api!r}: choose one of {', '.join(map(repr, APIS))}")
     if not isinstance(layer, _SUPPORTED):
-        raise ValueError(f"weight norm wraps nn.Linear or nn.Conv1d/2d/3d or nn.ConvTranspose1d/2d/3d layers, got {type(layer).__name__}")
+        raise UserError(f"weight norm wraps nn.Linear or nn.Conv1d/2d/3d or nn.ConvTranspose1d/2d/3d layers, got {type(layer).__name__}")
     if is_weight_normed(layer):
-        raise ValueError(f"this {type(layer).__name__} is already weight-normalized (api {wn_api(layer)!r})")
+        raise UserError(f"this {type(layer).__name__} is already weight-normalized (api {wn_api(layer)!r})")
     dim = _check_dim(dim, layer)
     if api == "torch":
         return torch.nn.utils.parametrizations.weight_norm(layer, name="weight", dim=dim)
@@ -294,7 +131,7 @@ def weight_norm(layer: nn.Module, api: str = "wninit", dim: int | None = 0) -> n
             return torch.nn.utils.weight_norm(layer, name="weight", dim=dim)
     wn_class = _WN_CLASS.get(type(layer))
     if wn_class is None:
-        raise ValueError(f"api 'wninit' wraps exact nn.Linear/Conv/ConvTranspose layers, not the subclass {type(layer).__name__}; use api='torch'")
+        raise UserError(f"api 'wninit' wraps exact nn.Linear/Conv/ConvTranspose layers, not the subclass {type(layer).__name__}; use api='torch'")
     layer.__class__ = wn_class
     layer._convert_to_weight_norm(dim)
     return layer
@@ -304,7 +141,7 @@ def wn_parameters(layer: nn.Module, api: str | None = None) -> tuple[str, torch.
     """``(api, g, v)`` of a weight-normalized layer in one lookup: the API's name and its raw parameters
     (``g`` in the API's own shape, e.g. ``(C_out, 1, 1, 1)`` for torch's). For code that writes both in
     place under ``torch.no_grad()``, as ``initialize`` does on 10,000-layer nets; the legacy API then needs
-    :func:`set_direction_` to refresh its cached weight. ``api``: the layer's :func:`wn_api`, when the
+    :func:`set_v_` to refresh its cached weight. ``api``: the layer's :func:`wn_api`, when the
     caller has it already (the lookup is then skipped). Which dim ``g`` runs along: :func:`wn_dim`."""
     api = api or wn_api(layer)
     if api == "wninit":
@@ -314,7 +151,7 @@ def wn_parameters(layer: nn.Module, api: str | None = None) -> tuple[str, torch.
         return api, layer.parametrizations.weight.original0, layer.parametrizations.weight.original1
     if api == "legacy":
         return api, layer.weight_g, layer.weight_v
-    raise ValueError(f"{type(layer).__name__} is not weight-normalized: wrap it first with wninit.weight_norm(layer)")
+    raise UserError(f"{type(layer).__name__} is not weight-normalized: wrap it first with wninit.weight_norm(layer)")
 
 
 def wn_dim(layer: nn.Module, api: str | None = None) -> int | None:
@@ -335,29 +172,38 @@ def wn_dim(layer: nn.Module, api: str | None = None) -> int | None:
     elif api == "legacy":
         dim = _legacy_hook(layer).dim
     else:
-        raise ValueError(f"{type(layer).__name__} is not weight-normalized: wrap it first with wninit.weight_norm(layer)")
+        raise UserError(f"{type(layer).__name__} is not weight-normalized: wrap it first with wninit.weight_norm(layer)")
     if dim == -1:
         return None
     rank = wn_parameters(layer, api)[2].dim()
     if not 0 <= dim < rank:  # torch reads a negative dim other than -1 as another unit than Python would
-        raise ValueError(f"this {type(layer).__name__} is weight-normalized over dim={dim}: wninit reads dims 0..{rank - 1} "
+        raise UserError(f"this {type(layer).__name__} is weight-normalized over dim={dim}: wninit reads dims 0..{rank - 1} "
                          "or -1/None (the whole weight); wrap it again with a non-negative dim")
     return dim
 
 
-def _g_and_v(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    return wn_parameters(layer)[1:]
+def wn_g(layer: nn.Module) -> torch.Tensor:
+    """The gains ``g`` of a weight-normalized layer, one per normalized unit: a ``(units,)`` view of its parameter.
+
+    Under any API (``wninit``'s ``g``, torch's ``original0``, the legacy ``weight_g``); the units run along
+    :func:`wn_dim`. Named for the paper's ``g`` of ``w = g v/||v||``, not ``torch.nn.init.calculate_gain``'s
+    multiplier.
+
+    Examples:
+        >>> wn_g(weight_norm(nn.Linear(3, 4), "torch")).shape
+        torch.Size([4])
+    """
+    return wn_parameters(layer)[1].view(-1)
 
 
-def gain(layer: nn.Module) -> torch.Tensor:
-    """The per-unit gains ``g`` of a weight-normalized layer, as a ``(units,)`` view of its parameter (:func:`wn_dim`)."""
-    g, _ = _g_and_v(layer)
-    return g.view(-1)
+def wn_v(layer: nn.Module) -> torch.Tensor:
+    """The direction parameter ``v`` of a weight-normalized layer, under any API (the weight's shape).
 
-
-def direction(layer: nn.Module) -> torch.Tensor:
-    """The direction parameter ``v`` of a weight-normalized layer (the weight's shape)."""
-    return _g_and_v(layer)[1]
+    Examples:
+        >>> wn_v(weight_norm(nn.Conv2d(3, 8, 3))).shape
+        torch.Size([8, 3, 3, 3])
+    """
+    return wn_parameters(layer)[2]
 
 
 def _refresh_legacy(layer: nn.Module) -> None:
@@ -368,8 +214,18 @@ def _refresh_legacy(layer: nn.Module) -> None:
         setattr(layer, hook.name, hook.compute_weight(layer))
 
 
-def set_gain_(layer: nn.Module, value: torch.Tensor | float) -> nn.Module:
-    """Write ``g`` (a scalar or one value per normalized unit, :func:`wn_dim`) into a weight-normalized layer."""
+def set_g_(layer: nn.Module, value: torch.Tensor | float) -> torch.Tensor:
+    """Fill the gains ``g`` of a weight-normalized layer with ``value``, in place; returns them as :func:`wn_g` does.
+
+    Args:
+        layer: a layer weight-normalized under any API.
+        value: one number for every unit, or one per normalized unit (:func:`wn_dim`), any shape with that
+            many elements.
+
+    Examples:
+        >>> set_g_(weight_norm(nn.Linear(3, 2)), torch.tensor([1.0, 2.0]))
+        tensor([1., 2.], grad_fn=<ViewBackward0>)
+    """
     api, g, _ = wn_parameters(layer)
     with torch.no_grad():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -378,26 +234,30 @@ def set_gain_(layer: nn.Module, value: torch.Tensor | float) -> nn.Module:
             g.copy_(torch.as_tensor(value, dtype=g.dtype, device=g.device).expand(g.numel()).view_as(g))
     if api == "legacy":
         _refresh_legacy(layer)
-    return layer
+    return g.view(-1)
 
 
-def set_direction_(layer: nn.Module, value: torch.Tensor) -> nn.Module:
-    """Write ``v`` (the weight's shape) into a weight-normalized layer."""
+def set_v_(layer: nn.Module, value: torch.Tensor) -> torch.Tensor:
+    """Copy ``value`` (the weight's shape) into the direction ``v`` of a weight-normalized layer; returns ``v``.
+
+    Examples:
+        >>> v = set_v_(weight_norm(nn.Linear(4, 3)), torch.eye(3, 4))
+    """
     api, _, v = wn_parameters(layer)
     with torch.no_grad():
         v.copy_(value)
     if api == "legacy":
         _refresh_legacy(layer)
-    return layer
+    return v
 
 
 def effective_weight(layer: nn.Module) -> torch.Tensor:
-    """The weight the layer computes with: ``g*v/||v||`` for a WN layer, ``weight`` otherwise."""
+    """The weight the layer computes with: ``g*v/||v||`` for a WN layer (:func:`wninit.wn_formula.wn_weight`,
+    by plain autograd ops), ``weight`` otherwise."""
     if not is_weight_normed(layer):
         return layer.weight
-    g, v = _g_and_v(layer)
-    dim = wn_dim(layer)
-    return v * _unit_shape(g.view(-1) / unit_norms(v, dim), v, dim)
+    _, g, v = wn_parameters(layer)
+    return wn_weight(v, g, wn_dim(layer), fused=False)
 
 
 def weight_normed_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -407,4 +267,4 @@ def weight_normed_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def gain_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The ``g`` parameters of every weight-normalized layer (for e.g. exempting them from weight decay)."""
-    return [_g_and_v(m)[0] for _, m in weight_normed_layers(model)]
+    return [wn_parameters(m)[1] for _, m in weight_normed_layers(model)]

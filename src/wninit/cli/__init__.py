@@ -1,15 +1,18 @@
 """The ``wninit`` command. Each subcommand lives in ``wninit/cli/<name>.py`` with two functions:
 ``add_parser(subparsers)`` and ``run(args) -> int``.
 
-Errors a user can cause (ValueError, including :class:`wninit.errors.UserError`, and file-system
-errors) are printed as one sentence and exit 2, with no traceback; anything else is a bug and keeps
-its traceback.
+Errors a user can cause (:class:`wninit.errors.UserError` and file-system errors, OSError) are printed as one
+sentence and exit 2, with no traceback. Anything else, a bare ValueError included, is a bug: its traceback is
+printed and the exit code is 1.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+import traceback
+
+from ..errors import UserError
 
 __all__ = ["main", "COMMANDS"]
 
@@ -64,9 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wninit: interrupted; finished work is kept, rerun the same command to continue", file=sys.stderr)
         return 130
-    except (ValueError, OSError) as exc:
+    except (UserError, OSError) as exc:
         print(f"wninit: error: {_sentence(exc)}", file=sys.stderr)
         return 2
+    except Exception:  # a bug, not the user's input: the traceback says where
+        traceback.print_exc()
+        print("wninit: internal error (a bug in wninit, not in your input): please report it with the traceback above",
+              file=sys.stderr)
+        return 1
 
 
 def _sentence(exc: BaseException) -> str:

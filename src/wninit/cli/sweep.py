@@ -99,11 +99,14 @@ def _dry_run(exps, store_path, out) -> int:
     if store_path is not None:
         from pathlib import Path
 
-        if Path(store_path).exists():
-            from ..sweep.store import Store
+        from ..sweep.store import FINISHED, Store
 
-            with Store(store_path) as store:
-                done = sum(1 for r in store.runs(ids=distinct) if r.status in ("completed", "diverged"))
+        path = Path(store_path)
+        if not path.exists() or (path.is_file() and path.stat().st_size == 0):  # a dry run creates no store
+            print(f"none of them is finished: {store_path} holds no store yet", file=out)
+        else:
+            with Store(path, create=False) as store:
+                done = sum(1 for r in store.runs(ids=distinct) if r.status in FINISHED)
             print(f"{done} of them are already finished in {store_path}", file=out)
     return 0
 

@@ -118,6 +118,9 @@ def config_from_args(args: argparse.Namespace):
             data = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise UserError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); fix or regenerate it") from None
+        except UnicodeDecodeError:
+            raise UserError(f"{path} is not a text file, so not a RunConfig JSON; pass a RunConfig JSON or a "
+                            "result.json") from None
         base = RunConfig.from_dict(data.get("config", data) if isinstance(data, dict) else data)
         return base.replace(**overrides)
     return RunConfig(**overrides)

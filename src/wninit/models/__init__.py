@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import UserError
 from .cnn import CNN
 from .layers import NORMS
 from .mlp import MLP
@@ -38,9 +39,9 @@ def build_model(arch: str, *, in_shape: tuple[int, ...], num_classes: int, depth
     WRN: the reference code's BN nets) as in :class:`WideResNet` and :mod:`wninit.models.resnet`.
     """
     if arch in ("mlp", "cnn") and (reduced_memory or bn_reference):
-        raise ValueError(f"reduced_memory and bn_reference are options of the resnet/wrn archs, not of {arch!r}")
+        raise UserError(f"reduced_memory and bn_reference are options of the resnet/wrn archs, not of {arch!r}")
     if arch == "resnet" and reduced_memory:
-        raise ValueError("reduced_memory (a stride-2 stem) is an option of the wrn arch only, as in the reference")
+        raise UserError("reduced_memory (a stride-2 stem) is an option of the wrn arch only, as in the reference")
     if arch == "mlp":
         features = 1
         for d in in_shape:
@@ -52,4 +53,4 @@ def build_model(arch: str, *, in_shape: tuple[int, ...], num_classes: int, depth
         return ResNet(depth, num_classes, in_shape[0], width, norm, wn_api, bn_reference=bn_reference)
     if arch == "wrn":
         return WideResNet(depth, k, num_classes, in_shape[0], norm, wn_api, reduced_memory, bn_reference)
-    raise ValueError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}")
+    raise UserError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}")

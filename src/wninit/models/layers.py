@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import UserError
 from ..roles import set_role
 from ..weightnorm import weight_norm
 
@@ -11,7 +12,7 @@ NORMS = ("wn", "bn", "none")
 
 def check_norm(norm: str) -> str:
     if norm not in NORMS:
-        raise ValueError(f"unknown norm {norm!r}: choose one of {', '.join(map(repr, NORMS))}")
+        raise UserError(f"unknown norm {norm!r}: choose one of {', '.join(map(repr, NORMS))}")
     return norm
 
 
@@ -38,7 +39,7 @@ def head(n_in: int, num_classes: int) -> nn.Module:
 
 def positive(name: str, value: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        raise UserError(f"{name} must be an integer >= 1, got {value!r}")
     return value
 
 

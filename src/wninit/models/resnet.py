@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserError
 from ..roles import mark_probe
 from .layers import batch_norm, check_norm, conv, head, positive
 
@@ -70,7 +71,7 @@ def _stages(c_in: int, widths: list[int], n: int, norm: str, wn_api: str, bn_ref
 def blocks_per_stage(depth: int, extra: int, family: str) -> int:
     """N from a depth of the form 6N+extra (2 for ResNet, 4 for WRN), or a ValueError naming the valid form."""
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 6 + extra or (depth - extra) % 6:
-        raise ValueError(f"{family} depth must be 6N+{extra} with N >= 1 (e.g. {6 + extra}, {6 * 9 + extra}), got {depth!r}")
+        raise UserError(f"{family} depth must be 6N+{extra} with N >= 1 (e.g. {6 + extra}, {6 * 9 + extra}), got {depth!r}")
     return (depth - extra) // 6
 
 

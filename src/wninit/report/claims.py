@@ -102,7 +102,7 @@ def gain_claim() -> Claim:
     from .. import initialize, models
     from ..init import fan_in_and_fan_out
     from ..roles import get_role
-    from ..weightnorm import direction, gain, weight_normed_layers
+    from ..weightnorm import weight_normed_layers, wn_g, wn_v
 
     torch.manual_seed(0)
     mlp, wrn = models.MLP(20, 60, depth=3, num_classes=10), models.WideResNet(depth=16, k=2, num_classes=10)
@@ -113,12 +113,12 @@ def gain_claim() -> Claim:
             role = get_role(layer)
             gamma = {"stem": 1.0, "hidden": 2.0, "block_in": 2.0, "shortcut": 1.0, "head": 1.0}.get(role.kind)
             gamma = 1.0 / role.stage_blocks if role.kind == "block_out" else gamma
-            fan_in, fan_out = fan_in_and_fan_out(direction(layer))
+            fan_in, fan_out = fan_in_and_fan_out(wn_v(layer))
             want = math.sqrt(gamma * fan_in / fan_out)
-            worst = max(worst, float((gain(layer).detach() - want).abs().max()) / want)
+            worst = max(worst, float((wn_g(layer).detach() - want).abs().max()) / want)
             bias_max = max(bias_max, 0.0 if layer.bias is None else float(layer.bias.detach().abs().max()))
             layers += 1
-    first = float(gain(weight_normed_layers(mlp)[0][1]).detach().mean())
+    first = float(wn_g(weight_normed_layers(mlp)[0][1]).detach().mean())
     ok = worst < 1e-6 and bias_max == 0.0 and abs(first - math.sqrt(2 * 20 / 60)) < 1e-6
     detail = (f"{layers} WN layers, max relative |g - sqrt(gamma*fan_in/fan_out)| = {worst:.1e}; max |b| = {bias_max:g}; "
               f"Linear(20->60) mean g = {first:.6f} vs sqrt(2*20/60) = {math.sqrt(2 * 20 / 60):.6f}")

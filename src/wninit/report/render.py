@@ -41,15 +41,7 @@ def open_store(path):
     """Open an existing store for reading; every way it can be wrong is one sentence."""
     from ..sweep.store import Store
 
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"store {str(p)!r} does not exist; pass the .db file that `wninit sweep --store` or "
-                        "`wninit reproduce` wrote")
-    if p.is_dir():
-        raise UserError(f"store {str(p)!r} is a directory; pass the .db file that `wninit sweep --store` wrote")
-    if p.stat().st_size == 0:  # SQLite would happily turn an empty file into a fresh store
-        raise UserError(f"{p} is an empty file, not a wninit store; pass the .db file that `wninit sweep --store` wrote")
-    return Store(p)
+    return Store(path, create=False)
 
 
 def read_figure1_csv(path) -> list:

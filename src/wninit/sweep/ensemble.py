@@ -21,6 +21,8 @@ states the tolerance. The group's data is in :mod:`.ensemble_data`, the stacked 
 """
 from __future__ import annotations
 
+import warnings
+
 from ..errors import UserError
 from ..train.config import RunConfig
 from ..train.fit import fit, num_threads
@@ -126,6 +128,8 @@ def fit_ensemble(cfgs: list[RunConfig]) -> list[RunResult]:
     if not cfgs or not all(isinstance(c, RunConfig) for c in cfgs):
         raise UserError("fit_ensemble needs a non-empty list of wninit.train.RunConfig")
     if len(cfgs) == 1 and not batchable(cfgs[0]):
+        warnings.warn(f"run {cfgs[0].run_id} cannot be stacked (only fp32 training runs of WN or plain MLPs "
+                      "without torch.compile or a peer can), so it trains alone through fit", stacklevel=2)
         return [fit(cfgs[0])]
     if len(batchable_groups(cfgs)) != 1:
         raise UserError("these configs cannot train as one stacked model (they must all be WN or plain MLP "

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from ..models import MLP
-from ..weightnorm import direction, gain, is_weight_normed
+from ..weightnorm import is_weight_normed, wn_g, wn_v
+from ..wn_formula import wn_weight
 
 __all__ = ["StackedMLP", "MemberView", "StackedSGD"]
 
@@ -25,10 +26,10 @@ def _weight_norm(v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """``g * v/||v||`` per output unit of every member (docs/method.md §2.1), (M, out, in).
 
     The M members' rows are one (M*out, in) matrix for ATen's fused weight-norm kernel, the kernel the
-    standalone WN layers run (weightnorm.py), so each row's weight and gradients are computed as there.
+    standalone WN layers run (wn_formula.wn_weight), so each row's weight and gradients are computed as there.
     """
     m, out, n_in = v.shape
-    return torch._weight_norm(v.view(m * out, n_in), g.view(m * out), 0).view(m, out, n_in)
+    return wn_weight(v.view(m * out, n_in), g.view(m * out)).view(m, out, n_in)
 
 
 class _StackedLinear(torch.autograd.Function):
@@ -83,7 +84,7 @@ class StackedMLP(nn.Module):
         for i, layer in enumerate(first):
             layers = [ls[i] for ls in per_member]
             if self.wn and i < len(first) - 1:
-                params += [_stack(direction(lay) for lay in layers), _stack(gain(lay) for lay in layers)]
+                params += [_stack(wn_v(lay) for lay in layers), _stack(wn_g(lay) for lay in layers)]
                 kinds += ["v", "g"]
             else:
                 params.append(_stack(lay.weight for lay in layers))

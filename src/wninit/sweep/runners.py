@@ -34,12 +34,22 @@ def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+# Groups one generation of worker processes runs (per worker) before it is replaced by fresh processes: a
+# process that trained many runs keeps what they left behind (allocator fragmentation, torch's caches), so a
+# long sweep's memory would only grow. A fresh process costs one torch import (~2 s), 1/32 of the runs.
+RECYCLE_AFTER = 32
+
+
 class LocalPool:
-    """A pool of ``workers`` spawned processes, reused across runs.
+    """A pool of ``workers`` spawned processes, replaced by fresh ones every :data:`RECYCLE_AFTER` groups per
+    worker.
 
     With more than one worker each sets ``torch.set_num_threads(1)`` (one thread per worker is
     the fastest use of the cores for small models); a single worker keeps torch's default threads.
     Spawned, not forked: forking a process whose torch already started its thread pool can hang.
+    Recycled by generations, not with ``max_tasks_per_child`` (Python 3.11+ only, and it can deadlock the
+    executor when a worker exits at its limit, CPython gh-115634): new groups go to a new executor while the
+    old one finishes its groups and exits.
     """
 
     def __init__(self, workers: int | None = None, execution: dict | None = None):
@@ -50,16 +60,30 @@ class LocalPool:
         self.execution = execution  # execution fields applied to every run (worker._config)
         self._threads = 1 if self.workers > 1 else None
         self._pool = None
+        self._submitted = 0  # groups given to the current generation
+        self._retired: list = []  # the processes of earlier generations, finishing their last groups
+        self._task = run_group
         self._futures: dict[cf.Future, object] = {}
 
     def _ensure(self):
+        if self._pool is not None and self._submitted >= RECYCLE_AFTER * self.workers:
+            self._retire()
         if self._pool is None:
             self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
                                                 initializer=init_worker, initargs=(self._threads, os.getpid()))
+            self._submitted = 0
         return self._pool
 
+    def _retire(self) -> None:
+        """Send no more groups to the current processes: they finish the ones they hold, then exit."""
+        self._retired = [p for p in self._retired if p.is_alive()]
+        self._retired += list((self._pool._processes or {}).values())
+        self._pool.shutdown(wait=False)
+        self._pool = None
+
     def submit(self, cfgs) -> cf.Future:
-        fut = self._ensure().submit(run_group, [c.to_dict() for c in cfgs], self.execution, None)
+        fut = self._ensure().submit(self._task, [c.to_dict() for c in cfgs], self.execution, None)
+        self._submitted += 1
         self._futures[fut] = cfgs
         return fut
 
@@ -92,17 +116,16 @@ class LocalPool:
             return Lost(f"the pool could not run it ({type(exc).__name__}: {exc})")
 
     def _drop(self) -> None:
-        if self._pool is not None:
-            self._kill_processes()
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-
-    def _kill_processes(self) -> None:
-        for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+        procs = self._retired + list((getattr(self._pool, "_processes", None) or {}).values())
+        for proc in procs:
             if proc.is_alive():
                 proc.kill()
-        for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+        for proc in procs:
             proc.join(timeout=5)
+        self._retired = []
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def stop(self) -> None:
         """Kill the workers now (a Ctrl-C): their runs are released by the driver."""
@@ -113,6 +136,9 @@ class LocalPool:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        for proc in self._retired:
+            proc.join()
+        self._retired = []
 
 
 class RayPool:

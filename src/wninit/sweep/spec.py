@@ -77,6 +77,9 @@ def load_spec(path: str | Path, profile: str) -> Experiment:
     except FileNotFoundError:
         raise UserError(f"experiment spec {str(path)!r} does not exist; pass the path of a .toml file "
                         "such as experiments/fig2_mlp_depth.toml") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a text file, so not a TOML experiment spec; pass the path of a .toml file "
+                        "such as experiments/fig2_mlp_depth.toml") from None
     try:
         doc = _toml_loads(text)
     except ValueError as exc:  # TOMLDecodeError, whichever module raised it

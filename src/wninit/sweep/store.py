@@ -4,10 +4,12 @@ Tables (DESIGN.md "Results are data"):
 
 - ``meta(key, value)``: ``application`` = wninit, ``schema_version``, ``created_by`` (wninit version).
 - ``runs``: one row per run id (the config hash), stored once however many experiments share it.
+- ``aliases(old, new)``: the ids the runs had in a store of schema 1 (:mod:`.store_migrations`).
 - ``memberships(experiment, profile, run_id)``: which experiment/profile asked for which run.
 - ``epochs(run_id, epoch, ...)``: the reference's per-epoch CSV columns (docs/method.md §6.1 "Logging").
 
-Every write is one transaction, so a process killed at any point leaves the previous state readable.
+Every write is one transaction, so a process killed at any point leaves the previous state readable. A store
+of an older schema is upgraded when opened (:mod:`.store_migrations`).
 Claims (which process runs what) live in :mod:`wninit.sweep.claims`.
 """
 from __future__ import annotations
@@ -21,10 +23,11 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..train.config import RunConfig
+from .store_migrations import ALIASES_TABLE, upgrade
 
 __all__ = ["Store", "RunRecord", "STATUSES", "FINISHED", "METRIC_KEYS", "SCHEMA_VERSION", "utc_now"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: run ids with a schema version (wninit.train.run_ids), aliases of the old ones
 APPLICATION_ID = 0x574E4954  # "WNIT" in the SQLite header: `file` and other tools can tell our stores apart
 STATUSES = ("pending", "running", "completed", "diverged", "failed")
 FINISHED = ("completed", "diverged")  # results; "failed" is an error, retried only when asked
@@ -51,6 +54,7 @@ CREATE TABLE epochs(
     run_id TEXT NOT NULL REFERENCES runs(id), epoch INTEGER NOT NULL,
     train_loss REAL, val_loss REAL, train_acc REAL, val_acc REAL, lr REAL,
     PRIMARY KEY (run_id, epoch));
+{ALIASES_TABLE};
 """
 
 
@@ -81,8 +85,9 @@ class RunRecord:
 
 
 class Store:
-    """A sweep's SQLite file; created on first use. Opening a file that is not a wninit store, or one of
-    another schema version, is a :class:`UserError`.
+    """A sweep's SQLite file; created on first use. A store of an older schema version is upgraded in place on
+    open (:mod:`.store_migrations`); a file that is not a wninit store, or one of a newer schema version, is a
+    :class:`UserError`.
 
     Examples:
         >>> store = Store("results/fig2.db")
@@ -92,14 +97,7 @@ class Store:
 
     def __init__(self, path: str | Path, *, create: bool = True):
         self.path = Path(path)
-        if self.path.is_dir():
-            raise UserError(f"store {str(self.path)!r} is a directory; pass a file name such as results/sweep.db")
-        # A reader must never turn a missing or empty file into a store (SQLite treats both as an empty
-        # database): only a writer (`wninit sweep`) creates one.
-        if not create and (not self.path.exists() or self.path.stat().st_size == 0):
-            state = "does not exist" if not self.path.exists() else "is an empty file"
-            raise UserError(f"{str(self.path)!r} {state}, not a wninit store; pass the .db file that "
-                            "`wninit sweep --store` wrote")
+        _guard(self.path, create)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per write
@@ -151,7 +149,10 @@ class Store:
         if rows.get("application") != "wninit":
             raise UserError(f"{where} is an SQLite file but not a wninit store; pass a new file name for --store")
         version = rows.get("schema_version")
-        if version != str(SCHEMA_VERSION):
+        if version in tuple(str(v) for v in range(1, SCHEMA_VERSION)):  # an older store: upgraded once
+            with self.transaction() as conn:
+                upgrade(conn, where, SCHEMA_VERSION)
+        elif version != str(SCHEMA_VERSION):
             raise UserError(f"{where} is a wninit store of schema_version {version} (made by wninit "
                             f"{rows.get('created_by', '?')}), but this wninit reads schema_version {SCHEMA_VERSION}; "
                             "open it with that wninit version or start a new store")
@@ -229,12 +230,14 @@ class Store:
         return [_record(r, groups.get(r["id"], [])) for r in rows]
 
     def run(self, run_id: str) -> RunRecord:
-        """One run by id or unique id prefix."""
-        rows = self.conn.execute("SELECT id FROM runs WHERE id LIKE ? ORDER BY id", (run_id + "%",)).fetchall()
+        """One run by id or unique id prefix, current or the id it had in a store of schema 1."""
+        like = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.conn.execute("SELECT id FROM runs WHERE id LIKE ? ESCAPE '\\' UNION "
+                                 "SELECT new FROM aliases WHERE old LIKE ? ESCAPE '\\'", (like, like)).fetchall()
         if len(rows) != 1:
             what = "no run" if not rows else f"{len(rows)} runs"
             raise UserError(f"{what} in {self.path} match id {run_id!r}; pass a full id from `wninit export`")
-        return self.runs(ids=[rows[0]["id"]])[0]
+        return self.runs(ids=[rows[0][0]])[0]
 
     def epochs(self, run_id: str) -> list[dict]:
         rows = self.conn.execute(f"SELECT {', '.join(EPOCH_KEYS)} FROM epochs WHERE run_id=? ORDER BY epoch",
@@ -257,6 +260,17 @@ class Store:
 
     def meta(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+
+
+def _guard(path: Path, create: bool) -> None:
+    """A directory is never a store, and a reader never turns a missing or empty file into one (SQLite treats
+    both as an empty database): only a writer (`wninit sweep`, `wninit reproduce`) creates a store."""
+    if path.is_dir():
+        raise UserError(f"store {str(path)!r} is a directory; pass a file name such as results/sweep.db")
+    if not create and (not path.exists() or path.stat().st_size == 0):
+        state = "does not exist" if not path.exists() else "is an empty file"
+        raise UserError(f"{str(path)!r} {state}, not a wninit store; pass the .db file that "
+                        "`wninit sweep --store` or `wninit reproduce` wrote")
 
 
 def _scope(experiment: str | None, profile: str | None) -> tuple[str, list]:

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 import traceback
+import warnings
 
 __all__ = ["init_worker", "run_one", "run_group", "outcome_of"]
 
@@ -82,7 +83,8 @@ def run_one(cfg_dict: dict, execution: dict | None = None, threads: int | None =
 def run_group(cfg_dicts: list[dict], execution: dict | None = None, threads: int | None = None) -> list[dict]:
     """Train a group: one batched ensemble when it has several members (``--batch-runs``), else ``fit``.
 
-    If the ensemble raises, each member is run on its own, so one bad config fails only itself.
+    If the ensemble raises, each member is run on its own, so one bad config fails only itself; a warning
+    (on the worker's stderr, which is the sweep's) names the error.
     """
     if len(cfg_dicts) == 1:
         return [run_one(cfg_dicts[0], execution, threads)]
@@ -93,5 +95,8 @@ def run_group(cfg_dicts: list[dict], execution: dict | None = None, threads: int
         if threads:
             torch.set_num_threads(threads)
         return [outcome_of(r) for r in fit_ensemble([_config(c, execution) for c in cfg_dicts])]
-    except Exception:
+    except Exception as exc:
+        warnings.warn(f"a stacked group of {len(cfg_dicts)} runs failed ({type(exc).__name__}: "
+                      f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}), so each of its "
+                      "runs trains alone", RuntimeWarning, stacklevel=2)
         return [run_one(c, execution, threads) for c in cfg_dicts]

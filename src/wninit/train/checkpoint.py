@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from pathlib import Path
 
@@ -47,9 +48,23 @@ def read_result(out: Path, run_id: str) -> RunResult | None:
     except (ValueError, TypeError):
         return None  # unreadable: treat the run as unfinished and redo it
     if result.run_id != run_id:
+        if _renamed(result, run_id):  # written by a wninit whose ids had no schema version: the same run
+            return dataclasses.replace(result, run_id=run_id)
         raise UserError(f"{out} holds the result of run {result.run_id}, not of this config ({run_id}); "
                         "choose another output directory or delete that one")
     return result
+
+
+def _renamed(result: RunResult, run_id: str) -> bool:
+    """Whether ``result`` is the run now named ``run_id``, stored under its schema-1 id (train/run_ids.py)."""
+    from .config import RunConfig
+    from .run_ids import legacy_run_id
+
+    try:
+        cfg = RunConfig.from_dict(result.config)
+    except (ValueError, TypeError):
+        return False
+    return cfg.run_id == run_id and legacy_run_id(cfg) == result.run_id
 
 
 def save_checkpoint(out: Path, state: dict) -> None:

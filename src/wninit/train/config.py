@@ -1,17 +1,16 @@
 """``RunConfig``: the one description of a run (docs/method.md §6.1), validated on construction, hashed to its id.
 
 Every field that can change a result (data, model, scheme, optimizer, schedule, warmup, seed) enters
-:attr:`RunConfig.run_id`; the execution-only fields (``device``, ``threads``, ``data_root``,
-``download``, ``channels_last``, ``compile``) do not, so the same run on another machine keeps its id.
-``precision`` enters it only when it is not the default "fp32", so the ids of every fp32 run, stored
-before the option existed or after, stay the same; ``peer`` likewise only when it is not "none". Defaults are the reference
+:attr:`RunConfig.run_id` when it differs from its default, beside the id's schema version
+(:mod:`wninit.train.run_ids`): a field added later with a default that keeps the old behaviour leaves every id
+as it was. The execution-only fields (``device``, ``threads``, ``data_root``, ``download``, ``channels_last``,
+``compile``) never enter it, so the same run on another machine keeps its id. Defaults are the reference
 code's (docs/method.md §6.1: lr 0.01, momentum 0, weight decay 0, batch 128, 200 epochs, seed 1), except the
 model, which defaults to the suite's WN MLP of depth 20 on the embedded real MNIST.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 from dataclasses import dataclass, fields
@@ -21,6 +20,7 @@ from ..errors import UserError
 from ..init import DIRECTION_ALIASES, check_direction
 from ..models import ARCHS, DEPTH_EXTRA, NORMS, blocks_per_stage, model_stem_gamma
 from .accel import PRECISIONS
+from .run_ids import RUN_ID_SCHEMA, digest
 from .schedules import SCHEDULES
 
 __all__ = ["RunConfig", "EXECUTION_FIELDS", "ARCHS", "NORMS", "TASKS", "DEVICES", "AUGMENTED_DATASETS"]
@@ -31,8 +31,6 @@ TASKS = ("train", "hessian")
 DEVICES = ("cpu", "cuda", "mps", "auto")
 # Fields that say where and how fast a run executes, never what it computes: not in the run id.
 EXECUTION_FIELDS = ("device", "threads", "data_root", "download", "channels_last", "compile")
-# Schemes whose Gaussian directions have unit-norm rows on average (schemes._init_layer, init.gaussian_direction_).
-_UNIT_GAUSSIAN_SCHEMES = ("proposed", "proposed-backward", "hanin")
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,7 @@ class RunConfig:
     download: bool = False
     channels_last: bool = False
     compile: bool = False
-    # changes results: in the run id when not "fp32" (train/accel.py)
+    # changes results (train/accel.py)
     precision: str = "fp32"
 
     def __post_init__(self):
@@ -117,27 +115,21 @@ class RunConfig:
                             flip=augment if self.flip is None else self.flip, stem_gamma=stem)
 
     def result_fields(self) -> dict:
-        """The resolved fields that can change a result: what :attr:`run_id` hashes."""
+        """The resolved fields that can change a result and differ from their default: what :attr:`run_id` hashes.
+
+        A default is left out (crop, flip and stem_gamma, None by default, are always in once resolved), so a
+        field added with a default that keeps the old behaviour changes no id; changing a default changes
+        what ids mean and bumps :data:`~wninit.train.run_ids.RUN_ID_SCHEMA`.
+        """
         d = self.resolved().to_dict()
-        for name in EXECUTION_FIELDS:
-            d.pop(name)
-        if d["precision"] == "fp32":
-            d.pop("precision")
-        if d["peer"] == "none":  # the ids of runs without a peer are those stored before the field existed
-            d.pop("peer")
-        for name in ("reduced_memory", "bn_reference"):  # options added later: absent when off, ids kept
-            if not d[name]:
-                d.pop(name)
-        if d["direction"] == "gaussian" and d["scheme"] in _UNIT_GAUSSIAN_SCHEMES:
-            # These runs draw v ~ N(0, 1/fan_in) now (N(0, 2/fan_in) before): a different run, a new id.
-            d["gaussian_gain"] = 1.0
-        return d
+        return {f.name: d[f.name] for f in fields(self) if f.name not in EXECUTION_FIELDS
+                and not (d[f.name] == f.default and type(d[f.name]) is type(f.default))}
 
     @property
     def run_id(self) -> str:
-        """12 hex digits of the sha256 of the canonical JSON (sorted keys) of :meth:`result_fields`."""
-        canonical = json.dumps(self.result_fields(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+        """The run's name: 12 hex digits of the sha256 of ``{"schema": RUN_ID_SCHEMA, **result_fields()}`` as
+        canonical JSON (:func:`wninit.train.run_ids.digest`)."""
+        return digest({"schema": RUN_ID_SCHEMA, **self.result_fields()})
 
     # -- (de)serialization -------------------------------------------------------------------------
     def replace(self, **changes) -> "RunConfig":

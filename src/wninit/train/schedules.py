@@ -11,6 +11,8 @@ clipped at 1; ``reference_overshoot=True`` reproduces the quirk.
 """
 from __future__ import annotations
 
+from ..errors import UserError
+
 __all__ = ["SCHEDULES", "scheduled_lr", "warmup_alpha", "lr_at", "epoch_lrs"]
 
 SCHEDULES = {
@@ -36,7 +38,7 @@ def _pieces(lr: float, epochs: int, schedule: int) -> tuple[list[tuple[float, fl
                  ((160.0 / 200) * epochs, lr * 0.2 ** 3)], lr * 0.2 ** 3)
     if schedule in (4, 5):  # absolute epochs, whatever T is
         return [(0, lr), (91, 0.1 * lr), (136, 0.01 * lr)], 0.01 * lr
-    raise ValueError(f"unknown schedule {schedule!r}: choose one of 0-5 (docs/method.md §6.1)")
+    raise UserError(f"unknown schedule {schedule!r}: choose one of 0-5 (docs/method.md §6.1)")
 
 
 def scheduled_lr(lr: float, epochs: int, schedule: int, epoch: int) -> float:

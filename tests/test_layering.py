@@ -1,0 +1,135 @@
+"""The package's layering: ``import wninit`` loads only torch and numpy of the heavy libraries, and no module of a
+lower layer imports a module of a higher one.
+
+The layers, lowest first (DESIGN.md's layout, as the code's imports have it). A module may import
+its own layer and the layers below it, never one above; every import counts, at the top of a file or inside a
+function, absolute (``wninit.sweep``) or relative (``from ..sweep import store``):
+
+0. core: the modules at src/wninit/*.py (init, weightnorm, structure, schemes, ...) and peers/ (the
+   normalizer-free peers are schemes on the same structure: schemes.py dispatches to them, they use init.py);
+1. models/, data/, diagnostics/ (each built on core alone), and the package itself (``wninit/__init__.py``,
+   the public API, re-exports models and diagnostics: a core module importing it would import upwards);
+2. train/ (one run: config, data, model, init, epochs; the Hessian task uses diagnostics);
+3. sweep/ (many runs: specs, the store, backends; runs them through train);
+4. report/ (reads the store: tables, plots, the paper's claims);
+5. cli/ and ``wninit/__main__.py`` (the command line, on top of everything).
+"""
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "wninit"
+
+LAYERS = (
+    ("core", "peers"),
+    ("models", "data", "diagnostics", "__init__"),
+    ("train",),
+    ("sweep",),
+    ("report",),
+    ("cli", "__main__"),
+)
+RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
+
+# What the core must never load: the experiment suite's extras and the heavy libraries they bring.
+HEAVY = ("matplotlib", "rich", "ray", "pandas", "mlxtend", "submitit", "scipy", "sklearn")
+
+
+def unit_of(module: str, package: Path) -> str:
+    """The layer unit of a dotted module name inside the package: its sub-package (``wninit.train.fit`` ->
+    "train"), "core" for a module at the top (``wninit.init``), "__init__" for the package itself."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return "__init__"
+    if (package / parts[0]).is_dir():
+        return parts[0]
+    return "__main__" if parts[0] == "__main__" else "core"
+
+
+def _module_name(path: Path, package: Path) -> str:
+    rel = path.relative_to(package.parent).with_suffix("").parts
+    return ".".join(rel[:-1] if rel[-1] == "__init__" else rel)
+
+
+def imported_modules(path: Path, package: Path) -> list[tuple[int, str]]:
+    """(line, dotted name) of every import of the package's own modules in ``path``, anywhere in the file.
+
+    ``from .. import x`` names the sub-module ``x`` when there is one, else the package it is taken from."""
+    name = _module_name(path, package)
+    here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = here[:len(here) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            for alias in node.names:
+                sub = Path(package.parent, *module.split("."), alias.name)
+                found.append((node.lineno, f"{module}.{alias.name}" if sub.is_dir() or sub.with_suffix(".py").is_file()
+                              else module))
+    return [(line, m) for line, m in found if m.split(".")[0] == package.name]
+
+
+def all_imports(package: Path) -> list[tuple[Path, int, str]]:
+    """(file, line, dotted name) of every import of the package's own modules, file by file."""
+    return [(path, line, module) for path in sorted(package.rglob("*.py"))
+            for line, module in imported_modules(path, package)]
+
+
+def upward_imports(package: Path, imports=None) -> list[str]:
+    """Every import of a higher layer by a lower one, as "file:line: unit (layer) imports module (layer)"."""
+    bad = []
+    for path, line, module in all_imports(package) if imports is None else imports:
+        source, target = unit_of(_module_name(path, package), package), unit_of(module, package)
+        if RANK[target] > RANK[source]:
+            bad.append(f"{path.relative_to(package.parent)}:{line}: {source} (layer {RANK[source]}) imports "
+                       f"{module} (layer {RANK[target]})")
+    return bad
+
+
+def test_every_unit_of_the_package_has_a_layer():
+    units = {unit_of(_module_name(p, PACKAGE), PACKAGE) for p in PACKAGE.rglob("*.py")}
+    assert units == set(RANK), units ^ set(RANK)
+
+
+def test_no_module_imports_a_higher_layer():
+    imports = all_imports(PACKAGE)
+    # the scan sees the package's imports (about 500 today) and the layers they join
+    pairs = {(unit_of(_module_name(p, PACKAGE), PACKAGE), unit_of(m, PACKAGE)) for p, _, m in imports}
+    assert len(imports) > 300 and {("report", "sweep"), ("cli", "report"), ("train", "data"), ("core", "peers")} <= pairs
+    bad = upward_imports(PACKAGE, imports)
+    assert not bad, "imports of a higher layer:\n" + "\n".join(bad)
+
+
+def test_import_wninit_loads_none_of_the_heavy_libraries():
+    code = ("import sys, wninit\n"
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"import wninit loaded {done.stdout.strip()}"
+
+
+def test_the_scan_finds_an_upward_import_inside_a_function(tmp_path):
+    """The check is real: a relative import of a higher layer, inside a function, in a core module, a
+    sub-package's module and a sub-package's __init__, is reported; imports downwards are not."""
+    pkg = tmp_path / "wninit"
+    for sub in ("train", "sweep", "report", "cli", "models"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("from . import models\nfrom .init import x\n")
+    (pkg / "init.py").write_text("x = 1\n\ndef f():\n    from .sweep import store\n    from . import models\n"
+                                 "    from . import initialize\n")  # the package's public API
+    (pkg / "sweep" / "store.py").write_text("from ..train import fit\nfrom .. import init\n")
+    (pkg / "train" / "fit.py").write_text("import wninit.models\n\ndef g():\n    from ..report.tables import t\n")
+    (pkg / "train" / "__init__.py").write_text("def h():\n    from .. import cli\n")
+    (pkg / "report" / "tables.py").write_text("from wninit.sweep.store import s\nfrom ..init import x\n")
+    assert upward_imports(pkg) == [
+        "wninit/init.py:4: core (layer 0) imports wninit.sweep.store (layer 3)",
+        "wninit/init.py:5: core (layer 0) imports wninit.models (layer 1)",
+        "wninit/init.py:6: core (layer 0) imports wninit (layer 1)",
+        "wninit/train/__init__.py:2: train (layer 2) imports wninit.cli (layer 5)",
+        "wninit/train/fit.py:4: train (layer 2) imports wninit.report.tables (layer 4)",
+    ]

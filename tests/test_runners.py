@@ -1,0 +1,55 @@
+"""The local pool's worker processes are replaced by fresh ones every RECYCLE_AFTER groups per worker, without
+losing a group: the old generation finishes what it holds while the new one starts."""
+import os
+import time
+
+import pytest
+
+from wninit.sweep import runners
+from wninit.train import RunConfig
+
+
+def _pid_of_worker(cfg_dicts, execution, threads):
+    return [{"pid": os.getpid(), "seed": c["seed"]} for c in cfg_dicts]
+
+
+def test_local_pool_workers_are_recycled(monkeypatch):
+    monkeypatch.setattr(runners, "RECYCLE_AFTER", 2)
+    pool = runners.LocalPool(1)
+    pool._task = _pid_of_worker  # what each group runs: report the worker's pid instead of training
+    try:
+        handles = [pool.submit([RunConfig(seed=s)]) for s in range(4)]
+        done, deadline = {}, time.monotonic() + 120  # generous: two spawned processes on a loaded machine
+        while len(done) < len(handles) and time.monotonic() < deadline:
+            done.update(pool.wait(timeout=1.0))
+    finally:
+        pool.close()
+    outcomes = [done[h] for h in handles]
+    assert [o[0]["seed"] for o in outcomes] == list(range(4))  # every group ran, none lost
+    pids = [o[0]["pid"] for o in outcomes]
+    assert pids[0] == pids[1] != pids[2] == pids[3]
+    assert os.getpid() not in pids and pool._retired == []
+
+
+def test_a_failed_stacked_group_says_so_and_trains_each_run_alone(monkeypatch):
+    from wninit.sweep import ensemble, worker
+
+    def broken(cfgs):
+        raise RuntimeError("stacked shapes disagree")
+
+    monkeypatch.setattr(ensemble, "fit_ensemble", broken)
+    monkeypatch.setattr(worker, "run_one", lambda c, execution, threads: {"seed": c["seed"], "alone": True})
+    group = [RunConfig(seed=s).to_dict() for s in (1, 2)]
+    with pytest.warns(RuntimeWarning, match=r"^a stacked group of 2 runs failed \(RuntimeError: stacked shapes "
+                                            r"disagree\), so each of its runs trains alone$"):
+        outcomes = worker.run_group(group)
+    assert outcomes == [{"seed": 1, "alone": True}, {"seed": 2, "alone": True}]
+
+
+def test_a_lone_config_that_cannot_be_stacked_says_it_trains_alone(monkeypatch):
+    from wninit.sweep import ensemble
+
+    cnn = RunConfig(dataset="digits", arch="cnn", depth=2, width=8, epochs=1)
+    monkeypatch.setattr(ensemble, "fit", lambda cfg: ("fit", cfg.run_id))
+    with pytest.warns(UserWarning, match=f"^run {cnn.run_id} cannot be stacked .* so it trains alone through fit$"):
+        assert ensemble.fit_ensemble([cnn]) == [("fit", cnn.run_id)]
