@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from wninit import _files as atomic_files
 from wninit.cli import main
 from wninit.sweep import claims
 from wninit.sweep.store import METRIC_KEYS, Store
@@ -216,7 +217,7 @@ def _read_only(folder: Path, monkeypatch, code: int = errno.EACCES) -> None:
             raise OSError(code, os.strerror(code), str(file))
         return real_open(file, mode, *a, **k)
 
-    monkeypatch.setattr(ckpt, "open", guarded_open, raising=False)  # the one write path of run files
+    monkeypatch.setattr(atomic_files, "open", guarded_open, raising=False)  # the one write path of every file
 
 
 @pytest.mark.parametrize("code", [errno.EACCES, errno.ENOSPC], ids=["read-only", "disk-full"])

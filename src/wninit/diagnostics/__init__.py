@@ -6,11 +6,10 @@ Plots are in :mod:`wninit.diagnostics.plot`, which imports matplotlib inside its
 for ``from ... import``.
 """
 from . import hessian, plot, synthetic
-from .hessian import SchemeCurvature, hessian_spectral_norm, log_spectral_norms
+from .hessian import hessian_spectral_norm
 from .plot import plot_figure1, plot_propagation
 from .propagation import PropagationRow, PropagationTable, propagation
 from .synthetic import Figure1Row, figure1
 
-__all__ = ["propagation", "PropagationTable", "PropagationRow", "hessian_spectral_norm", "log_spectral_norms",
-           "SchemeCurvature", "figure1", "Figure1Row", "plot_figure1", "plot_propagation", "hessian", "plot",
+__all__ = ["propagation", "PropagationTable", "PropagationRow", "hessian_spectral_norm", "figure1", "Figure1Row", "plot_figure1", "plot_propagation", "hessian", "plot",
            "synthetic"]

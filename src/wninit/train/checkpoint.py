@@ -10,11 +10,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import os
 from pathlib import Path
 
 import torch
 
+from .._files import atomic_write_bytes
 from ..errors import UserError
 from .result import CSV_COLUMNS, RunResult
 
@@ -22,20 +22,6 @@ __all__ = ["CHECKPOINT", "CSV", "RESULT", "atomic_write_bytes", "write_csv", "wr
            "load_checkpoint", "read_result", "clear_run_files"]
 
 CHECKPOINT, CSV, RESULT = "checkpoint.pt", "epochs.csv", "result.json"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_csv(out: Path, rows: list[dict]) -> None:
