@@ -4,7 +4,7 @@ On a CUDA device (``--device cuda``, the default when one is present), batch 128
 interleaved in rounds (benchmarks/common.py), each sample the mean of ``STEPS`` steps timed between
 ``torch.cuda.synchronize`` calls:
 
-1. ``wrn``: one SGD step (momentum 0.9, weight decay 5e-4, as train/fit.py) of WRN-40-10 on a 3x32x32
+1. ``wrn``: one SGD step (momentum 0.9, weight decay 5e-4, as train/single_run.py) of WRN-40-10 on a 3x32x32
    batch: WN with wninit's layers (``initialize(model, "proposed")``), WN through torch's
    parametrization, and BN (He init), each in fp32 (TF32 off, PyTorch's default for matmuls) and bf16
    autocast, NCHW and channels_last. Steps per second, and WN/BN.

@@ -3,7 +3,7 @@
 Three tables, every variant interleaved in one process (benchmarks/common.py):
 
 1. ``steps``: one training step (forward, backward, ``SGD(lr, momentum=0.9, weight_decay=5e-4).step()``
-   as train/fit.py builds it), batch 128, of the MLP(784 -> width x depth -> 10) for width 128/512 and
+   as train/single_run.py builds it), batch 128, of the MLP(784 -> width x depth -> 10) for width 128/512 and
    depth 10/50/200, the suite's CNN(3,128,5,10) and WRN-16-2 on 3x32x32, each with plain layers
    (``norm="none"``, He init), torch's ``parametrizations.weight_norm`` and wninit's layers (both
    ``initialize(model, "proposed")``), at the machine's thread count and at 1 thread. Ratios are wn/plain
@@ -55,7 +55,7 @@ def _build(kind: str, size, variant: str) -> tuple[nn.Module, torch.Tensor]:
 
 def _stepper(model: nn.Module, x: torch.Tensor):
     y = torch.randint(0, 10, (x.shape[0],), generator=torch.Generator().manual_seed(1))
-    # docs/method.md §6.1's CIFAR optimizer as train/fit.py builds it, torch's default SGD: a loop over
+    # docs/method.md §6.1's CIFAR optimizer as train/single_run.py builds it, torch's default SGD: a loop over
     # parameters on CPU (WN's third parameter per layer pays for it), multi-tensor ops on CUDA.
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
 

@@ -15,7 +15,7 @@ from wninit.sweep.ensemble import batchable
 from wninit.sweep.worker import _config
 from wninit.train import accel
 from wninit.train.config import RunConfig
-from wninit.train.fit import fit
+from wninit.train import fit
 
 TINY = dict(dataset="digits", depth=3, width=32, epochs=2, lr=0.05, momentum=0.9, batch_size=64, seed=3)
 CNN = dict(dataset="digits", arch="cnn", depth=2, width=8, epochs=1, lr=0.05, momentum=0.9, batch_size=64, seed=3)

@@ -10,7 +10,8 @@ import torch
 from wninit.data import Loader, Split
 from wninit.errors import UserError
 from wninit.train import RunConfig, fit, train_epoch
-from wninit.train.fit import hessian_batch_count, resolve_device
+from wninit.train.hessian_task import hessian_batch_count
+from wninit.train.runtime import resolve_device
 from wninit.train.result import CSV_COLUMNS, RunResult
 
 SMALL = RunConfig(dataset="mnist5k", arch="mlp", depth=3, width=32, epochs=4, lr=0.01, momentum=0.9,
@@ -84,7 +85,7 @@ def test_huge_lr_diverges_as_a_result_not_an_exception():
 
 
 def test_divergence_after_an_epoch_tests_the_best_checkpoint(monkeypatch):
-    fit_module = importlib.import_module("wninit.train.fit")  # the module, not the function
+    fit_module = importlib.import_module("wninit.train.single_run")
     real = fit_module.train_epoch
 
     def poisoned(model, optimizer, loader, lrs, *args, **kw):
@@ -139,7 +140,7 @@ def test_no_validation_split_selects_the_last_epoch():
 def test_weight_decay_exemption_changes_only_what_it_should():
     import wninit
     from wninit.models import build_model
-    from wninit.train.fit import _param_groups
+    from wninit.train.single_run import _param_groups
 
     model = build_model("mlp", in_shape=(1, 4, 4), num_classes=3, depth=2, width=8, norm="wn")
     decayed, exempt = _param_groups(model, True, 1e-4)

@@ -15,7 +15,7 @@ from wninit.models.layers import ReferenceBatchNorm2d
 from wninit.report import claims as C
 from wninit.report import stats, tables
 from wninit.train.config import RunConfig
-from wninit.train.fit import fit
+from wninit.train import fit
 from wninit.weightnorm import weight_normed_layers, wn_g, wn_v
 
 
@@ -113,7 +113,7 @@ def _as_store_run(result):
 
 
 def test_a_run_diverging_after_its_first_epoch_scores_its_best_checkpoint(monkeypatch):
-    fit_module = importlib.import_module("wninit.train.fit")
+    fit_module = importlib.import_module("wninit.train.single_run")
     real, epoch = fit_module.train_epoch, {"n": 0}
 
     def nan_at_epoch_2(*args, **kw):  # the loss turns NaN at step 3 of epoch 2

@@ -28,3 +28,24 @@ def test_a_run_directory_finished_under_its_schema_1_id_is_the_finished_run(tmp_
     (tmp_path / "result.json").write_text(json.dumps(stored))
     with pytest.raises(UserError, match=f"holds the result of run {stored['run_id']}, not of this config"):
         fit(CFG, out_dir=tmp_path)
+
+
+def test_a_run_interrupted_under_its_schema_1_id_resumes_to_the_uninterrupted_result(tmp_path):
+    import torch
+
+    from wninit.train.checkpoint import CHECKPOINT
+
+    cfg = CFG.replace(epochs=2)
+    whole = fit(cfg)
+    fit(cfg.replace(epochs=1), out_dir=tmp_path)  # stands for a run stopped after its first epoch
+    (tmp_path / "result.json").unlink()
+    state = torch.load(tmp_path / CHECKPOINT, weights_only=True)
+    assert state["epoch"] == 1
+    # the checkpoint an older wninit wrote for this run: its schema-1 id, of the 2-epoch config
+    torch.save({**state, "run_id": legacy_run_id(cfg)}, tmp_path / CHECKPOINT)
+    resumed = fit(cfg, out_dir=tmp_path)
+    assert resumed.run_id == cfg.run_id and resumed.metrics() == whole.metrics() and resumed.epochs == whole.epochs
+    torch.save({**state, "run_id": legacy_run_id(cfg.replace(seed=2))}, tmp_path / CHECKPOINT)
+    (tmp_path / "result.json").unlink()
+    with pytest.raises(UserError, match="holds a checkpoint of run"):
+        fit(cfg, out_dir=tmp_path)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from wninit import _files as atomic_files
 from wninit.cli import main
 from wninit.sweep import leases
 from wninit.sweep.store import METRIC_KEYS, Store
@@ -71,7 +72,7 @@ def test_a_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, mon
     with pytest.raises(OSError, match="simulated crash"):
         fit(CFG, out_dir=out)
     monkeypatch.undo()
-    state = ckpt.load_checkpoint(out, CFG.run_id)
+    state = ckpt.load_checkpoint(out, CFG)
     assert state is not None and state["epoch"] == 1 and len(state["rows"]) == 1  # epoch 0's checkpoint
     assert not (out / "result.json").exists() and not list(out.glob(".*tmp"))  # no partial or temp file
     resumed = fit(CFG, out_dir=out)
@@ -99,7 +100,7 @@ def test_a_process_killed_between_temp_write_and_rename_resumes_exactly(tmp_path
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     leftovers = list(out.glob(".checkpoint.pt.*.tmp"))
     assert len(leftovers) == 1  # the torn write: a complete temp file that never replaced checkpoint.pt
-    state = ckpt.load_checkpoint(out, CFG.run_id)
+    state = ckpt.load_checkpoint(out, CFG)
     assert state["epoch"] == 1 and not (out / "result.json").exists()
     resumed = fit(CFG, out_dir=out)
     assert resumed.metrics() == full.metrics() and resumed.epochs == full.epochs
@@ -216,7 +217,7 @@ def _read_only(folder: Path, monkeypatch, code: int = errno.EACCES) -> None:
             raise OSError(code, os.strerror(code), str(file))
         return real_open(file, mode, *a, **k)
 
-    monkeypatch.setattr(ckpt, "open", guarded_open, raising=False)  # the one write path of run files
+    monkeypatch.setattr(atomic_files, "open", guarded_open, raising=False)  # the one write path of every file
 
 
 @pytest.mark.parametrize("code", [errno.EACCES, errno.ENOSPC], ids=["read-only", "disk-full"])
@@ -235,7 +236,7 @@ def test_an_unwritable_run_folder_is_one_sentence_and_keeps_the_checkpoint(tmp_p
     assert _files(out) == kept  # checkpoint and CSV as they were, no temp file, no result
     # once the folder is writable again the same command continues to the uninterrupted result
     assert main(_train_argv(out)) == 0
-    stored = ckpt.read_result(out, CFG.run_id)
+    stored = ckpt.read_result(out, CFG)
     assert stored.test_acc == full.test_acc and stored.epochs == full.epochs
 
 

@@ -207,6 +207,7 @@ def test_a_store_of_schema_1_opens_with_its_ids_mapped(tmp_path):
     done = store.run("2ff0605b1077")
     assert done.status == "completed" and done.metrics["test_acc"] == 0.5 and done.experiments == ["old"]
     assert [e["epoch"] for e in store.epochs(done.id)] == [0, 1]
+    assert (done.code_commit, done.code_dirty) == (None, None)  # not recorded by schema 1
     stale = store.run(V1_STALE)  # kept as it was: its id is neither its config's current nor its schema-1 id
     assert stale.status == "pending" and V1_STALE not in (stale.config.run_id, legacy_run_id(stale.config))
     assert store.conn.execute("PRAGMA foreign_key_check").fetchall() == []

@@ -62,6 +62,10 @@ def test_sweep_stores_every_run_once_and_goes_on_after_a_failure(tmp_path, capsy
         assert ok.metrics["test_acc"] == alone.test_acc and ok.metrics["best_val_acc"] == alone.best_val_acc
         assert store.epochs(ok.id) == alone.epochs
         assert ok.threads == 1 and ok.torch_version == torch.__version__ and ok.attempts == 1 and ok.host
+        # which code made the result: this checkout's commit and dirty flag (git rev-parse HEAD in test_runtime.py)
+        from wninit.train.runtime import code_version
+        assert (ok.code_commit, ok.code_dirty) == (code_version()["commit"], code_version()["dirty"])
+        assert ok.code_commit is not None and len(ok.code_commit) == 40
     # rerunning the same command runs nothing (failed runs stay failed unless --retry-failed)
     assert main(["sweep", str(spec), "--store", str(db), "--no-progress"]) == 0
     assert "this call ran 0" in capsys.readouterr().out

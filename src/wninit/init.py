@@ -16,6 +16,7 @@ from .weightnorm import is_weight_normed, layer_kind, wn_dim
 
 __all__ = [
     "DIRECTIONS",
+    "DIRECTION_ALIASES",
     "fan_in_and_fan_out",
     "layer_fans",
     "proposed_gain",
@@ -31,13 +32,13 @@ __all__ = [
 
 # "he" is the paper's own label for Gaussian directions ("Proposed (He)"), kept as an alias.
 DIRECTIONS = ("orthogonal", "gaussian")
-_DIRECTION_ALIASES = {"orthogonal": "orthogonal", "gaussian": "gaussian", "he": "gaussian"}
+DIRECTION_ALIASES = {"orthogonal": "orthogonal", "gaussian": "gaussian", "he": "gaussian"}
 
 
 def check_direction(direction: str) -> str:
     """Return the canonical direction name, or raise a ValueError listing the valid ones."""
     try:
-        return _DIRECTION_ALIASES[direction]
+        return DIRECTION_ALIASES[direction]
     except (KeyError, TypeError):
         raise UserError(
             f"unknown direction {direction!r}: choose one of 'orthogonal', 'gaussian' (alias 'he')"

@@ -16,6 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
+from .._files import atomic_write_text
 from ..errors import UserError
 
 __all__ = ["add_parser", "run", "benchmarks_dir", "discover"]
@@ -98,7 +99,6 @@ def run(args: argparse.Namespace) -> int:
         print(flush=True)
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "bench.json")
-    with open(path, "w") as f:
-        json.dump({"quick": args.quick, "benchmarks": results}, f, indent=2, default=str)
+    atomic_write_text(Path(path), json.dumps({"quick": args.quick, "benchmarks": results}, indent=2, default=str))
     print(f"wrote {path}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

@@ -7,11 +7,10 @@ file is never written: ``--out`` must name another file, written atomically.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from .._files import atomic_path
 from ..errors import UserError
 
 __all__ = ["add_parser", "run"]
@@ -53,14 +52,8 @@ def _load(path: Path):
 def _save(obj, out: Path) -> None:
     import torch
 
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")  # never a half file at --out
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:  # never a half file at --out
         torch.save(obj, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run(args) -> int:

@@ -18,13 +18,14 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers):
+    from ..models import NORMS
     from ..schemes import SCHEMES
 
     p = subparsers.add_parser("diagnose", help="print per-layer forward/backward norm ratios of a model at init",
                               description=__doc__.split("\n\n")[0])
     add_target_arguments(p, shape_required=False)
     add_model_arguments(p, required=False)
-    p.add_argument("--norm", choices=("wn", "bn", "none"), default="wn")
+    p.add_argument("--norm", choices=NORMS, default="wn")
     p.add_argument("--scheme", choices=SCHEMES, default="proposed")
     p.add_argument("--schemes", default="proposed,pytorch-default", metavar="S1,S2",
                    help="your model: the schemes to compare (default proposed,pytorch-default)")

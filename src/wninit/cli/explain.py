@@ -11,13 +11,14 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers):
+    from ..init import DIRECTIONS
     from ..schemes import ROLE_SCHEMES
 
     p = subparsers.add_parser("explain", help="print what initialize sets on every WN layer of your model",
                               description=__doc__.split("\n\n")[0])
     add_target_arguments(p, shape_required=True)
     p.add_argument("--scheme", choices=ROLE_SCHEMES + ("pytorch-default",), default="proposed")
-    p.add_argument("--direction", choices=("orthogonal", "gaussian"), default="orthogonal")
+    p.add_argument("--direction", choices=DIRECTIONS, default="orthogonal")
     return p
 
 

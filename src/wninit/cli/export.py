@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from .._files import atomic_path
 from ..errors import UserError
 
 __all__ = ["add_parser", "run", "run_rows", "epoch_rows"]
@@ -51,25 +50,18 @@ def epoch_rows(store) -> list[dict]:
 
 def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
     # atomic: a crash mid-write never leaves a half table where a full one was
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _write_parquet(path: Path, rows: list[dict], columns: list[str]) -> None:
     import pandas as pd
 
     frame = pd.DataFrame(rows, columns=columns)
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
 
 
 def run(args) -> int:

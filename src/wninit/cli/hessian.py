@@ -1,15 +1,16 @@
 """``wninit hessian --arch A --depth D [--schemes ...] [--seeds N]``: log Hessian spectral norm at init (Table 2).
 
-For each scheme and seed: build, initialize, and estimate ``||H||_2`` of the mean cross-entropy over the
-first ``--batches`` batches of the shuffled training split by power iteration (docs/method.md §7.6); prints
-``ln ||H||_2`` mean ± std over seeds per scheme.
+For each scheme and seed 1..N, one run of task "hessian" through :func:`wninit.train.fit`, the very run a
+``table2_hessian`` sweep stores (same seeding, data, init and power iteration, docs/method.md §7.6): ``||H||_2`` of
+the mean cross-entropy over the first ``--batches`` batches of a shuffled training epoch. Prints ``ln ||H||_2``
+mean ± sample std over seeds per scheme, aggregated as ``wninit report``'s Table 2.
 """
 from __future__ import annotations
 
 from ..errors import UserError
 from .model_args import add_model_arguments, model_width
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "table2"]
 
 
 def add_parser(subparsers):
@@ -18,7 +19,7 @@ def add_parser(subparsers):
     add_model_arguments(p)
     p.add_argument("--schemes", default="proposed,datadep,pytorch-default,hanin",
                    help="comma-separated WN schemes (default: the four of Table 2)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 1..N, as the table2_hessian spec (default 3)")
     p.add_argument("--dataset", default="mnist5k", help="mnist5k (embedded real MNIST, default), synthetic, or any "
                    "dataset wninit.data.load_dataset knows")
     p.add_argument("--data-root", default=None, help="folder of downloaded datasets (default $WNINIT_DATA)")
@@ -38,42 +39,38 @@ def _schemes(text: str) -> list[str]:
     return schemes
 
 
-def run(args) -> int:
-    import torch
+def table2(base, schemes, seeds) -> dict:
+    """``{scheme: Stat}`` of ``ln ||H||_2`` at init: ``base`` (a RunConfig of task "hessian") run by ``fit`` for each
+    scheme and seed, aggregated by :func:`wninit.report.tables.hessian_table` (a non-finite norm is counted as
+    diverged and has no value)."""
+    from types import SimpleNamespace
 
-    from ..data import Loader, load_dataset
-    from ..diagnostics.hessian import log_spectral_norms
-    from ..models import build_model
+    from ..report.tables import hessian_table
+    from ..train import fit
+
+    runs = []
+    for scheme in schemes:
+        for seed in seeds:
+            result = fit(base.replace(scheme=scheme, seed=seed))
+            runs.append(SimpleNamespace(config=result.config, status=result.status, metrics=result.metrics()))
+    (by_series,) = hessian_table(runs).values()  # one dataset and architecture
+    return {scheme: by_series[(scheme, base.direction)] for scheme in schemes}
+
+
+def run(args) -> int:
+    from ..train import RunConfig
 
     schemes = _schemes(args.schemes)
     for name in ("seeds", "batches", "batch_size", "iters"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    cache, shapes = {}, {}
-
-    def batches(seed):
-        # docs/method.md §7.6: the reference takes the batches from the shuffled, augmented training loader, so they move
-        # with the seed; kept per seed (not the dataset: CIFAR would hold 600 MB per seed)
-        if seed not in cache:
-            ds = load_dataset(args.dataset, root=args.data_root, seed=seed)
-            shapes.update(in_shape=ds.in_shape, num_classes=ds.num_classes)
-            loader = Loader(ds.train, args.batch_size, shuffle=True, crop=4 if ds.augment else 0, flip=ds.augment,
-                            generator=torch.Generator().manual_seed(seed))
-            cache[seed] = [b for b, _ in zip(loader, range(args.batches))]
-        return cache[seed]
-
-    first = batches(0)
-    width = model_width(args)
-
-    def make_model():
-        return build_model(args.arch, in_shape=shapes["in_shape"], num_classes=shapes["num_classes"], depth=args.depth,
-                           width=width, k=args.k, norm="wn")
-
-    make_model()  # a bad --arch/--depth fails here, before any Hessian is computed
-    print(f"{args.arch} depth {args.depth} on {args.dataset}: {args.batches} x {len(first[0][1])} images, "
+    # a bad --arch/--depth/--dataset fails here, before any Hessian is computed
+    base = RunConfig(task="hessian", dataset=args.dataset, data_root=args.data_root, arch=args.arch, depth=args.depth,
+                     width=model_width(args), k=args.k, norm="wn", direction=args.direction, epochs=1,
+                     batch_size=args.batch_size, hessian_batches=args.batches, hessian_iters=args.iters)
+    print(f"{args.arch} depth {args.depth} on {args.dataset}: {args.batches} x {args.batch_size} images, "
           f"{args.iters} power iterations, {args.seeds} seeds")
-    for result in log_spectral_norms(make_model, schemes, range(args.seeds), batches, iters=args.iters,
-                                     direction=args.direction):
-        print(result)
+    for scheme, stat in table2(base, schemes, range(1, args.seeds + 1)).items():
+        print(f"{scheme:<16} {stat.text(digits=3)}  (ln ||H||_2)")
     print("ln is the natural log (the base of the paper's log is not known; docs/method.md §7.6)")
     return 0

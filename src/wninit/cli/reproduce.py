@@ -73,7 +73,7 @@ def _figure1(out: Path, say) -> list:
 def _one_blas_thread(fn, **kw):
     # Figure 1 is torch float64 matrix work: two threads on a busy 2-core machine spin far more than they
     # compute (measured: 5 CPU-minutes against 40 s on one thread), so run it on one.
-    from ..train.fit import num_threads
+    from ..train.runtime import num_threads
 
     with num_threads(1):
         return fn(**kw)

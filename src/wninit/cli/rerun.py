@@ -12,12 +12,14 @@ __all__ = ["add_parser", "run", "compare"]
 
 
 def add_parser(subparsers):
+    from ..train.config import DEVICES
+
     p = subparsers.add_parser("rerun", help="re-run one stored run and say whether its metrics are identical",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("run_id", metavar="RUN_ID", help="a run id (or a unique prefix) from the store")
     p.add_argument("--store", metavar="FILE.db", required=True, help="the store the run is in")
     p.add_argument("--out", metavar="DIR", help="keep the rerun's epochs.csv, checkpoint and result.json here")
-    p.add_argument("--device", choices=("cpu", "cuda", "mps", "auto"), help="device (default: the stored run's)")
+    p.add_argument("--device", choices=DEVICES, help="device (default: the stored run's)")
     p.add_argument("--threads", type=int, metavar="N", help="torch threads (default: the stored run's; bitwise "
                    "equality on CPU needs the same count)")
     return p
@@ -39,7 +41,7 @@ def run(args) -> int:
     import torch
 
     from ..sweep.store import FINISHED, METRIC_KEYS, Store
-    from ..train.fit import fit
+    from ..train.single_run import fit
 
     with Store(args.store, create=False) as store:
         record = store.run(args.run_id)

@@ -15,6 +15,8 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers):
+    from ..train.config import DEVICES
+
     p = subparsers.add_parser("sweep", help="run an experiment spec (a paper figure/table) into a results store",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("spec", nargs="+", metavar="SPEC",
@@ -25,7 +27,7 @@ def add_parser(subparsers):
     p.add_argument("--backend", choices=("local", "ray", "slurm"), default="local",
                    help="local process pool (default), Ray, or SLURM job arrays through submitit")
     p.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: start a local Ray instance)")
-    p.add_argument("--device", choices=("cpu", "cuda", "mps", "auto"),
+    p.add_argument("--device", choices=DEVICES,
                    help="device for every run (not part of the run id); default: the spec's")
     p.add_argument("--channels-last", action="store_true", help="NHWC conv layout for every run (GPU; not in the run id)")
     p.add_argument("--compile", action="store_true", help="train every run through torch.compile (long runs; not in the run id)")
@@ -137,7 +139,7 @@ def run(args) -> int:
         if value is not None and value < 1:
             raise UserError(f"--{name} must be at least 1, got {value}")
     if args.device and args.backend == "local":
-        from ..train.fit import resolve_device
+        from ..train.runtime import resolve_device
 
         resolve_device(args.device)  # a device this machine lacks: one sentence now, not N failed runs
     exps = [load_spec(_spec_path(path), args.profile) for path in args.spec]

@@ -127,7 +127,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train.fit import fit
+    from ..train.single_run import fit
 
     cfg = config_from_args(args)
     progress = sys.stderr.isatty() if args.progress is None else args.progress

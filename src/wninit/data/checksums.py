@@ -7,12 +7,11 @@ checked with them too. Tests may replace entries of :data:`MD5` and :data:`MIRRO
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .._files import atomic_path
 from ..errors import UserError
 
 __all__ = ["MD5", "MIRRORS", "md5_of", "check_md5", "download"]
@@ -62,33 +61,40 @@ def check_md5(key: str, data: bytes, path: Path | str, fix: str) -> None:
                         f"{want}); {fix}")
 
 
+class _Mismatch(Exception):
+    """A mirror served a file whose MD5 is not the published one: the next mirror is tried."""
+
+
+def _fetch(url: str, path: Path) -> str:
+    """Stream ``url`` into ``path``; return the MD5 hex digest of the bytes."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+        while chunk := response.read(_CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest()
+
+
 def download(dataset: str, name: str, folder: Path, hint: str) -> Path:
     """Fetch ``name`` from the dataset's mirrors into ``folder``, verified, and return its path.
 
-    The bytes go to a temporary file beside the target and are moved into place with ``os.replace``
-    only once the MD5 matches, so an interrupted or corrupt download never leaves a file that a later
+    The bytes go to a temporary file beside the target (:func:`wninit._files.atomic_path`), moved into
+    place only once the MD5 matches, so an interrupted or corrupt download never leaves a file that a later
     load would read. ``hint`` is the sentence telling the user which files to place by hand.
     """
     folder.mkdir(parents=True, exist_ok=True)
     target, problems = folder / name, []
     for base in MIRRORS[dataset]:
         url = base + name
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
         try:
-            digest = hashlib.md5(usedforsecurity=False)
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-                while chunk := response.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-            want = MD5.get(name)
-            if want is not None and digest.hexdigest() != want:
-                problems.append(f"{url} gave MD5 {digest.hexdigest()}, expected {want}")
-                continue
-            os.replace(tmp, target)
+            with atomic_path(target, suffix=".part") as tmp:
+                digest = _fetch(url, tmp)
+                want = MD5.get(name)
+                if want is not None and digest != want:
+                    raise _Mismatch(f"{url} gave MD5 {digest}, expected {want}")
             return target
+        except _Mismatch as exc:
+            problems.append(str(exc))
         except (urllib.error.URLError, OSError, ValueError) as exc:
             problems.append(f"{url}: {getattr(exc, 'reason', exc)}")
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
     raise UserError(f"could not download {name} ({'; '.join(problems)}); {hint}")

@@ -21,14 +21,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._files import atomic_path
 from ..errors import UserError
 from .formats import cifar_arrays, mnist_arrays
 
-__all__ = ["DATASETS", "Split", "Dataset", "load_dataset", "TensorSource", "data_root", "val_split_indices",
+__all__ = ["DATASETS", "AUGMENTED_DATASETS", "Split", "Dataset", "load_dataset", "TensorSource", "data_root", "val_split_indices",
            "normalize_raw",
            "MNIST_MEAN_STD", "CIFAR_MEAN_STD"]
 
 DATASETS = ("mnist", "cifar10", "cifar100", "mnist5k", "digits", "synthetic")
+# docs/method.md §6.1: only CIFAR is trained with random crop and flip (Dataset.augment; RunConfig.resolved
+# reads it here to fill crop/flip without loading the data).
+AUGMENTED_DATASETS = ("cifar10", "cifar100")
 
 # docs/method.md §6.1: MNIST Normalize((0.5,), (1.0,)), i.e. x - 0.5; CIFAR-10 *and* CIFAR-100 use the CIFAR-10
 # statistics, as the reference does.
@@ -117,7 +121,7 @@ def load_dataset(name: str, *, root: str | None = None, download: bool = False, 
     mean_std, scale = {"mnist": (MNIST_MEAN_STD, 255.0), "mnist5k": (MNIST_MEAN_STD, 255.0),
                        "digits": (DIGITS_MEAN_STD, 16.0)}.get(name, (CIFAR_MEAN_STD, 255.0))
     return _assemble(name, torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte),
-                     torch.from_numpy(yte), classes, val_fraction, seed, name.startswith("cifar"), (scale, mean_std))
+                     torch.from_numpy(yte), classes, val_fraction, seed, name in AUGMENTED_DATASETS, (scale, mean_std))
 
 
 class TensorSource:
@@ -245,10 +249,8 @@ def _check_mnist5k(x: np.ndarray, y: np.ndarray, where: str) -> None:
 def _atomic_save(path: Path, array: np.ndarray) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, array, allow_pickle=False)
-        os.replace(tmp, path)
     except OSError:
         pass  # a read-only cache only costs the parse next time
 

@@ -5,11 +5,10 @@ Plots are in :mod:`wninit.diagnostics.plot`, which imports matplotlib inside its
 ``wninit.diagnostics.propagation`` is the function; its module is :mod:`wninit.diagnostics.norm_propagation`.
 """
 from . import hessian, norm_propagation, plot, synthetic
-from .hessian import SchemeCurvature, hessian_spectral_norm, log_spectral_norms
+from .hessian import hessian_spectral_norm
 from .norm_propagation import PropagationRow, PropagationTable, propagation
 from .plot import plot_figure1, plot_propagation
 from .synthetic import Figure1Row, figure1
 
-__all__ = ["propagation", "PropagationTable", "PropagationRow", "hessian_spectral_norm", "log_spectral_norms",
-           "SchemeCurvature", "figure1", "Figure1Row", "plot_figure1", "plot_propagation", "hessian",
-           "norm_propagation", "plot", "synthetic"]
+__all__ = ["propagation", "PropagationTable", "PropagationRow", "hessian_spectral_norm", "figure1", "Figure1Row",
+           "plot_figure1", "plot_propagation", "hessian", "norm_propagation", "plot", "synthetic"]

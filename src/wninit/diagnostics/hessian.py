@@ -1,14 +1,15 @@
 """The Hessian's spectral norm at initialization (docs/method.md §7.6, Table 2): power iteration on Hessian-vector products.
 
 The paper's claim (docs/method.md §9 item 11): the log spectral norm of the training loss's Hessian at init is
-smallest for the proposed scheme, "which explains why larger learning rates can be used".
+smallest for the proposed scheme, "which explains why larger learning rates can be used". Table 2 itself is runs
+of task "hessian" (:func:`wninit.train.fit`, as a ``table2_hessian`` sweep or ``wninit hessian`` runs them), each
+one call of :func:`hessian_spectral_norm`.
 """
 from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ from ..errors import UserError
 from ..weightnorm import twice_differentiable
 from ..wn_formula import wn_weight
 
-__all__ = ["hessian_spectral_norm", "log_spectral_norms", "SchemeCurvature", "NORMALIZATIONS"]
+__all__ = ["hessian_spectral_norm", "NORMALIZATIONS"]
 
 # How the loss of the K batches is averaged: "mean" divides their sum by K; "reference" by K + 1, as the
 # reference's loop does (its counter is incremented once more on the batch that breaks the loop), which
@@ -153,59 +154,3 @@ def _power_iteration(params: list[torch.Tensor], grads: list[torch.Tensor], iter
         if tol is not None and abs(abs(estimate) - abs(previous)) <= tol * abs(estimate):
             break
     return abs(estimate)
-
-
-@dataclass(frozen=True)
-class SchemeCurvature:
-    """Natural log of the Hessian spectral norm of one scheme, over seeds (docs/method.md §7.6)."""
-    scheme: str
-    values: tuple[float, ...]  # ln ||H||_2, one per seed
-
-    @property
-    def mean(self) -> float:
-        return sum(self.values) / len(self.values)
-
-    @property
-    def std(self) -> float:
-        # population std over seeds; the paper's ± convention is NOT FOUND (docs/method.md §7.6)
-        m = self.mean
-        return math.sqrt(sum((x - m) ** 2 for x in self.values) / len(self.values))
-
-    def __str__(self) -> str:
-        return f"{self.scheme:<16} {self.mean:7.3f} ± {self.std:.3f}  (ln ||H||_2 over {len(self.values)} seeds)"
-
-
-def log_spectral_norms(make_model: Callable[[], nn.Module], schemes: Iterable[str], seeds: Iterable[int],
-                       batches: Batches | Callable[[int], Batches], *, iters: int = 20,
-                       direction: str = "orthogonal", loss_fn: Callable = F.cross_entropy,
-                       tol: float | None = None) -> list[SchemeCurvature]:
-    """Table 2 for one model: ``ln ||H||_2`` at init per scheme, over seeds.
-
-    For each seed: ``make_model()`` under ``torch.manual_seed(seed)`` (so the plain classifier head,
-    which keeps PyTorch's default init, is repeatable; the global RNG is restored afterwards), then
-    ``wninit.initialize(model, scheme, generator=seed)`` (``datadep`` on the first batch's inputs), then
-    :func:`hessian_spectral_norm`. ``batches`` is a list, or a function of the seed returning one (the
-    reference draws them from the shuffled loader, so they change with the seed).
-
-    The log is natural: docs/method.md §7.6 says the base of the paper's "log" is NOT FOUND; ln is numpy's and
-    torch's ``log``, and the ordering of schemes, the paper's claim, does not depend on the base.
-    """
-    from ..schemes import initialize
-
-    seeds = list(seeds)
-    if not seeds:
-        raise UserError("seeds is empty: pass at least one seed, e.g. range(3)")
-    results = []
-    for scheme in schemes:
-        values = []
-        for seed in seeds:
-            data = _check_batches(batches(seed) if callable(batches) else batches)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                model = make_model()
-            initialize(model, scheme, direction=direction, batch=data[0][0] if scheme == "datadep" else None,
-                       generator=torch.Generator().manual_seed(seed))
-            norm = hessian_spectral_norm(model, data, iters=iters, loss_fn=loss_fn, seed=seed, tol=tol)
-            values.append(math.log(norm) if norm > 0 else float("-inf"))
-        results.append(SchemeCurvature(scheme, tuple(values)))
-    return results

@@ -1,16 +1,32 @@
-"""The paper's four architectures (docs/method.md §5), each with ``norm`` in ``"wn" | "bn" | "none"``."""
+"""The paper's four architectures (docs/method.md §5), each with ``norm`` in ``"wn" | "bn" | "none"``.
+
+This package owns the architecture vocabulary: the names (``ARCHS``), the norms (``NORMS``), the 6N+k depth
+rule of the ResNets (``DEPTH_EXTRA``, :func:`blocks_per_stage`) and the gamma each stem declares
+(:func:`model_stem_gamma`); :class:`wninit.train.RunConfig` and the CLI import them from here.
+"""
 from __future__ import annotations
 
 from torch import nn
 
 from ..errors import UserError
 from .cnn import CNN
+from .layers import NORMS
 from .mlp import MLP
-from .resnet import BasicBlock, ResNet, WideResNet
+from .resnet import DEPTH_EXTRA, RESNET_STEM_GAMMA, BasicBlock, ResNet, WideResNet, blocks_per_stage
 
-__all__ = ["ARCHS", "MLP", "CNN", "ResNet", "WideResNet", "BasicBlock", "build_model"]
+__all__ = ["ARCHS", "NORMS", "DEPTH_EXTRA", "RESNET_STEM_GAMMA", "MLP", "CNN", "ResNet", "WideResNet", "BasicBlock",
+           "build_model", "blocks_per_stage", "model_stem_gamma"]
 
 ARCHS = ("mlp", "cnn", "resnet", "wrn")
+
+
+def model_stem_gamma(arch: str) -> float:
+    """The gamma the stem of ``arch``'s model declares: ``RESNET_STEM_GAMMA`` (2) for ``resnet``, else 1.
+
+    The reference ``ResNet`` class gives its stem the default gamma 2, its ``WideResNet`` passes 1, and the MLP
+    and CNN have no stem role (docs/method.md §3.6 item 8; :func:`wninit.role_gamma` gives an undeclared stem 1).
+    """
+    return RESNET_STEM_GAMMA if arch == "resnet" else 1.0
 
 
 def build_model(arch: str, *, in_shape: tuple[int, ...], num_classes: int, depth: int, width: int = 128,

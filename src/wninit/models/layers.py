@@ -12,7 +12,7 @@ NORMS = ("wn", "bn", "none")
 
 def check_norm(norm: str) -> str:
     if norm not in NORMS:
-        raise UserError(f"unknown norm {norm!r}: choose one of 'wn', 'bn', 'none'")
+        raise UserError(f"unknown norm {norm!r}: choose one of {', '.join(map(repr, NORMS))}")
     return norm
 
 

@@ -23,6 +23,8 @@ from .layers import batch_norm, check_norm, conv, head, positive
 # The reference ``ResNet`` class gives its stem no gain, so it gets the default gamma 2 (docs/method.md §3.6 item 8);
 # its ``WideResNet`` passes 1. The paper is silent; the code produced Table 1 and 2's numbers.
 RESNET_STEM_GAMMA = 2.0
+# depth = 6N + DEPTH_EXTRA[arch] (docs/method.md §5): the stem and the head, plus the WRN's three shortcut convs.
+DEPTH_EXTRA = {"resnet": 2, "wrn": 4}
 
 
 class BasicBlock(nn.Module):
@@ -87,7 +89,7 @@ class ResNet(nn.Module):
         super().__init__()
         check_norm(norm)
         positive("in_channels", in_channels), positive("width", width), positive("num_classes", num_classes)
-        n = blocks_per_stage(depth, 2, "ResNet")
+        n = blocks_per_stage(depth, DEPTH_EXTRA["resnet"], "ResNet")
         bias = True if bn_reference else None
         self.stem = conv(in_channels, width, 3, 1, norm, wn_api, "stem", bias=bias, gamma=RESNET_STEM_GAMMA)
         self.stem_bn = batch_norm(width, norm, bn_reference)
@@ -119,7 +121,7 @@ class WideResNet(nn.Module):
         super().__init__()
         check_norm(norm)
         positive("k", k), positive("in_channels", in_channels), positive("num_classes", num_classes)
-        n = blocks_per_stage(depth, 4, "WideResNet")
+        n = blocks_per_stage(depth, DEPTH_EXTRA["wrn"], "WideResNet")
         self.stem = conv(in_channels, 16, 3, 2 if reduced_memory else 1, norm, wn_api, "stem",
                          bias=True if bn_reference else None)
         self.blocks = _stages(16, [16 * k, 32 * k, 64 * k], n, norm, wn_api, bn_reference)

@@ -14,13 +14,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..train.config import EXECUTION_FIELDS
 from .plots import save, styled, subplots
 from .tables import Stat, config_dict, counts_text, status_counts
 
 __all__ = ["TRAINS_ACC", "method_label", "PeerCell", "peer_cells", "peers_markdown", "plot_peers", "deepest_verdicts"]
 
 TRAINS_ACC = 0.5  # 10-class data: five times chance; a run below it has not learned the task
-_EXECUTION = ("device", "threads", "data_root", "download", "channels_last", "compile")
 _METHOD_FIELDS = ("scheme", "direction", "norm", "peer", "depth", "seed")
 
 
@@ -63,7 +63,7 @@ def _val(runs) -> float:
 
 
 def _config_key(run) -> str:
-    cfg = {k: v for k, v in config_dict(run).items() if k not in _EXECUTION + _METHOD_FIELDS}
+    cfg = {k: v for k, v in config_dict(run).items() if k not in EXECUTION_FIELDS + _METHOD_FIELDS}
     return json.dumps(cfg, sort_keys=True, default=str)
 
 

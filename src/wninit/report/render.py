@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._files import atomic_write_text
 from ..errors import UserError
 from . import claims as C
 from . import tables
@@ -204,9 +205,9 @@ def render_report(store_path, out, *, figure1_rows=None, figure1_png=None) -> Re
             "## Claims (docs/method.md §9)", "", claims_markdown(report.claims), ""]
     text = "\n".join(head + body) + "\n"
     try:
-        report.path.write_text(text)
-        (out / "claims.md").write_text("# Claims of the paper (docs/method.md §9), as judged by `wninit report`\n\n"
-                                       + claims_markdown(report.claims) + "\n")
+        atomic_write_text(report.path, text)
+        atomic_write_text(out / "claims.md", "# Claims of the paper (docs/method.md §9), as judged by `wninit report`\n\n"
+                          + claims_markdown(report.claims) + "\n")
     except OSError as exc:
         raise UserError(f"cannot write the report to {str(out)!r} ({exc.strerror}); pass a writable --out") from None
     return report

@@ -19,6 +19,8 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from ..train.config import EXECUTION_FIELDS
+
 __all__ = ["Stat", "DepthCell", "ConfigResult", "Survival", "depth_sweep", "hparam_curves", "survival",
            "wn_vs_bn", "hessian_table", "status_counts", "trains_threshold", "good_configs", "series_key", "arch_label", "config_dict",
            "EXPERIMENT_KINDS", "GOOD_ACC", "HORIZON"]
@@ -26,7 +28,6 @@ __all__ = ["Stat", "DepthCell", "ConfigResult", "Survival", "depth_sweep", "hpar
 GOOD_ACC = 0.9  # docs/method.md §9 claim 7: a configuration "trains" at >= 0.9 test accuracy
 HORIZON = 3  # docs/method.md §7.4: "reach epoch 3 without diverging"
 NOT_RUN = ("pending", "running")
-_EXECUTION = ("device", "threads", "data_root", "download")
 
 # Which aggregate each experiment of experiments/*.toml gets (by spec file stem).
 EXPERIMENT_KINDS = {"fig2_mlp_depth": "depth", "fig2_cnn_depth": "depth", "fig3_depth_10k": "depth",
@@ -113,7 +114,7 @@ def _stat(runs, name: str, diverged_as: float | None = 0.0, scale_fn=None) -> St
 
 def _hparam_key(run, exclude: tuple[str, ...]) -> str:
     cfg = config_dict(run)
-    for name in _EXECUTION + ("seed",) + exclude:
+    for name in EXECUTION_FIELDS + ("seed",) + exclude:
         cfg.pop(name, None)
     return json.dumps(cfg, sort_keys=True, default=str)
 
@@ -123,7 +124,7 @@ def _varying(runs) -> set[str]:
     seen = defaultdict(set)
     for r in runs:
         for k, v in config_dict(r).items():
-            if k not in _EXECUTION and k != "seed":
+            if k not in EXECUTION_FIELDS and k != "seed":
                 seen[k].add(json.dumps(v, default=str))
     return {k for k, vals in seen.items() if len(vals) > 1}
 

@@ -25,7 +25,7 @@ import warnings
 
 from ..errors import UserError
 from ..train.config import RunConfig
-from ..train.fit import fit, num_threads
+from ..train.single_run import fit
 from ..train.result import RunResult
 from .ensemble_run import run_group
 
@@ -135,6 +135,4 @@ def fit_ensemble(cfgs: list[RunConfig]) -> list[RunResult]:
         raise UserError("these configs cannot train as one stacked model (they must all be WN or plain MLP "
                         "training runs equal in every field but " + ", ".join(MEMBER_FIELDS) +
                         "); split them with batchable_groups first")
-    cfgs = [c.resolved() for c in cfgs]
-    with num_threads(cfgs[0].threads):
-        return run_group(cfgs)
+    return run_group([c.resolved() for c in cfgs])

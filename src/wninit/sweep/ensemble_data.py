@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import UserError
 from ..train.config import RunConfig
-from ..train.fit import derived_seed
+from ..train.protocol import load_data
+from ..train.runtime import derived_seed
 
 __all__ = ["MemberData"]
 
@@ -20,14 +20,10 @@ class MemberData:
     """
 
     def __init__(self, cfgs: list[RunConfig], device: torch.device):
-        from ..data import Loader, Split, load_dataset, val_split_indices
+        from ..data import Loader, Split, val_split_indices
 
         c0 = cfgs[0]
-        data = load_dataset(c0.dataset, root=c0.data_root, download=c0.download, val_fraction=c0.val_fraction,
-                            seed=c0.seed)
-        if c0.batch_size > len(data.train):  # the check and message of fit's _load_data
-            raise UserError(f"batch_size {c0.batch_size} is larger than the {len(data.train)}-sample training "
-                            f"split of {c0.dataset}; use a batch size of at most {len(data.train)}")
+        data = load_data(c0)
         n = len(data.train) + len(data.val)
         tr0, va0 = val_split_indices(n, c0.val_fraction, c0.seed)
         x = torch.empty((n,) + tuple(data.train.x.shape[1:]), dtype=data.train.x.dtype)

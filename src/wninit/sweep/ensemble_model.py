@@ -70,7 +70,7 @@ class StackedMLP(nn.Module):
 
     :attr:`kinds` names each entry of :attr:`params`: ``"v"`` (WN direction), ``"g"`` (WN gain),
     ``"w"`` (plain weight, the head's included) or ``"b"`` (bias). ``wd_exempt_gain_bias`` exempts the
-    ``g`` and ``b`` entries from weight decay, as train/fit.py ``_param_groups`` does.
+    ``g`` and ``b`` entries from weight decay, as train/single_run.py ``_param_groups`` does.
     """
 
     def __init__(self, models: list[MLP]):

@@ -101,7 +101,7 @@ def finish(store: Store, outcome: dict) -> bool:
     """Write one run's result (row + epochs) in one transaction; False if it was already finished.
 
     ``outcome`` is what a worker returns: run_id, status (completed|diverged), metrics, epochs, wall_s,
-    env (wninit, torch, device, seed) and host. The first result written wins: a run that is already
+    env (wninit, torch, commit, dirty, device, seed) and host. The first result written wins: a run that is already
     completed or diverged is never overwritten (results are deterministic, so nothing is lost).
     """
     if outcome["status"] not in FINISHED:
@@ -110,10 +110,12 @@ def finish(store: Store, outcome: dict) -> bool:
     metrics = {k: outcome["metrics"].get(k) for k in METRIC_KEYS}
     with store.transaction() as conn:
         cur = conn.execute(
-            "UPDATE runs SET status=?, metrics=?, error=NULL, wall_s=?, wninit_version=?, torch_version=?, device=?, "
-            "threads=?, host=?, finished_at=?, claimed_by=NULL, lease_until=NULL WHERE id=? AND status IN ('pending', 'running')",
+            "UPDATE runs SET status=?, metrics=?, error=NULL, wall_s=?, wninit_version=?, torch_version=?, code_commit=?, "
+            "code_dirty=?, device=?, threads=?, host=?, finished_at=?, claimed_by=NULL, lease_until=NULL "
+            "WHERE id=? AND status IN ('pending', 'running')",
             (outcome["status"], json.dumps(metrics), outcome.get("wall_s"), env.get("wninit"), env.get("torch"),
-             env.get("device"), env.get("threads"), outcome.get("host"), utc_now(), run_id))
+             env.get("commit"), env.get("dirty"), env.get("device"), env.get("threads"), outcome.get("host"),
+             utc_now(), run_id))
         if cur.rowcount == 0:
             return False
         conn.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))

@@ -27,7 +27,7 @@ from .store_migrations import ALIASES_TABLE, upgrade
 
 __all__ = ["Store", "RunRecord", "STATUSES", "FINISHED", "METRIC_KEYS", "SCHEMA_VERSION", "utc_now"]
 
-SCHEMA_VERSION = 2  # 2: run ids with a schema version (wninit.train.run_ids), aliases of the old ones
+SCHEMA_VERSION = 2  # 2: run ids with a schema version (wninit.train.run_ids), aliases of the old ones, code commit
 APPLICATION_ID = 0x574E4954  # "WNIT" in the SQLite header: `file` and other tools can tell our stores apart
 STATUSES = ("pending", "running", "completed", "diverged", "failed")
 FINISHED = ("completed", "diverged")  # results; "failed" is an error, retried only when asked
@@ -42,6 +42,7 @@ CREATE TABLE runs(
     status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ({", ".join(repr(s) for s in STATUSES)})),
     metrics TEXT, error TEXT, wall_s REAL,
     wninit_version TEXT, torch_version TEXT, device TEXT, threads INTEGER, host TEXT, seed INTEGER,
+    code_commit TEXT, code_dirty INTEGER,
     created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
     claimed_by TEXT, lease_until REAL,
     attempts INTEGER NOT NULL DEFAULT 0);
@@ -78,6 +79,8 @@ class RunRecord:
     threads: int | None = None
     wninit_version: str | None = None
     torch_version: str | None = None
+    code_commit: str | None = None  # the git commit of the code that made the result, None outside a checkout
+    code_dirty: bool | None = None  # whether src/wninit had uncommitted changes then
     seed: int | None = None
     created_at: str | None = None
     started_at: str | None = None
@@ -292,6 +295,7 @@ def _record(r: sqlite3.Row, experiments: list[str]) -> RunRecord:
                      metrics=json.loads(r["metrics"]) if r["metrics"] else {}, error=r["error"], wall_s=r["wall_s"],
                      experiments=experiments, attempts=r["attempts"], host=r["host"], device=r["device"],
                      threads=r["threads"],
-                     wninit_version=r["wninit_version"], torch_version=r["torch_version"], seed=r["seed"],
+                     wninit_version=r["wninit_version"], torch_version=r["torch_version"], code_commit=r["code_commit"],
+                     code_dirty=None if r["code_dirty"] is None else bool(r["code_dirty"]), seed=r["seed"],
                      created_at=r["created_at"], started_at=r["started_at"], finished_at=r["finished_at"])
 

@@ -4,7 +4,8 @@ Schema 1 -> 2: the run ids gained a schema version (:mod:`wninit.train.run_ids`)
 its config's schema-1 id is renamed to its current id, in ``runs``, ``memberships`` and ``epochs``, and the old
 id is kept in ``aliases(old, new)`` so that a command given an old id or prefix still finds the run. A row whose
 id is not its config's schema-1 id was stale already (its config changed meaning before schema 1 was frozen):
-it keeps its id, and the migration says so once.
+it keeps its id, and the migration says so once. The runs also gain ``code_commit`` and ``code_dirty`` (the git
+commit of the code that made a result and whether it had uncommitted changes), None for the runs stored before.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ def _ids_v1_to_v2(conn: sqlite3.Connection, where: str) -> None:
     from ..train.run_ids import legacy_run_id
 
     conn.execute(ALIASES_TABLE)
+    for column in ("code_commit TEXT", "code_dirty INTEGER"):  # which code made each result (None: not recorded)
+        conn.execute(f"ALTER TABLE runs ADD COLUMN {column}")
     stale = 0
     for old, config in conn.execute("SELECT id, config FROM runs ORDER BY rowid").fetchall():
         try:

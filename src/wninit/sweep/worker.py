@@ -70,7 +70,7 @@ def run_one(cfg_dict: dict, execution: dict | None = None, threads: int | None =
     """Train one run (``fit``) and return its outcome; never raises for a run's own error. With ``out_dir``
     the run keeps an epoch checkpoint there and resumes from it (a requeued SLURM task)."""
     try:
-        from ..train.fit import fit
+        from ..train.single_run import fit
         import torch
 
         if threads:

@@ -1,7 +1,8 @@
 """One training run, as the reference runs it (docs/method.md §6.1): :class:`RunConfig` describes it, :func:`fit`
 runs it, :class:`RunResult` is what comes back."""
 from .config import RunConfig
-from .fit import fit, resolve_device
+from .runtime import resolve_device
+from .single_run import fit
 from .loop import evaluate, train_epoch
 from .result import CSV_COLUMNS, RunResult
 from .schedules import epoch_lrs, lr_at, scheduled_lr

@@ -20,10 +20,9 @@ import contextlib
 
 import torch
 
-from .config import PRECISIONS
-
 __all__ = ["PRECISIONS", "COMPILE_OPTIONS", "autocast", "training_module", "to_memory_format", "as_input"]
 
+PRECISIONS = ("fp32", "bf16")  # what RunConfig.precision accepts: float32, or bf16 autocast (see :func:`autocast`)
 COMPILE_OPTIONS: dict = {}  # keyword arguments of torch.compile; tests swap in a backend without a C++ build
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import os
 from pathlib import Path
 
 import torch
 
+from .._files import atomic_write_bytes
 from ..errors import UserError
 from .result import CSV_COLUMNS, RunResult
 
@@ -22,20 +22,6 @@ __all__ = ["CHECKPOINT", "CSV", "RESULT", "atomic_write_bytes", "write_csv", "wr
            "load_checkpoint", "read_result", "clear_run_files"]
 
 CHECKPOINT, CSV, RESULT = "checkpoint.pt", "epochs.csv", "result.json"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_csv(out: Path, rows: list[dict]) -> None:
@@ -52,8 +38,12 @@ def write_result(out: Path, result: RunResult) -> None:
     atomic_write_bytes(out / RESULT, (result.to_json(indent=2) + "\n").encode())
 
 
-def read_result(out: Path, run_id: str) -> RunResult | None:
-    """The finished result in ``out`` for ``run_id``; None if there is none; UserError if it is another run's."""
+def read_result(out: Path, cfg) -> RunResult | None:
+    """The finished result in ``out`` for the run ``cfg``; None if there is none; UserError if it is another run's.
+
+    A result written under ``cfg``'s schema-1 id (a wninit whose ids had no schema version, train/run_ids.py)
+    is the same run: it comes back under the current id.
+    """
     path = out / RESULT
     if not path.exists():
         return None
@@ -61,24 +51,16 @@ def read_result(out: Path, run_id: str) -> RunResult | None:
         result = RunResult.from_json(path.read_text())
     except (ValueError, TypeError):
         return None  # unreadable: treat the run as unfinished and redo it
-    if result.run_id != run_id:
-        if _renamed(result, run_id):  # written by a wninit whose ids had no schema version: the same run
-            return dataclasses.replace(result, run_id=run_id)
-        raise UserError(f"{out} holds the result of run {result.run_id}, not of this config ({run_id}); "
+    _check_same_run(out, "the result", result.run_id, cfg)
+    return dataclasses.replace(result, run_id=cfg.run_id)
+
+
+def _check_same_run(out: Path, what: str, stored_id, cfg) -> None:
+    from .run_ids import same_run
+
+    if stored_id is None or not same_run(stored_id, cfg):
+        raise UserError(f"{out} holds {what} of run {stored_id}, not of this config ({cfg.run_id}); "
                         "choose another output directory or delete that one")
-    return result
-
-
-def _renamed(result: RunResult, run_id: str) -> bool:
-    """Whether ``result`` is the run now named ``run_id``, stored under its schema-1 id (train/run_ids.py)."""
-    from .config import RunConfig
-    from .run_ids import legacy_run_id
-
-    try:
-        cfg = RunConfig.from_dict(result.config)
-    except (ValueError, TypeError):
-        return False
-    return cfg.run_id == run_id and legacy_run_id(cfg) == result.run_id
 
 
 def save_checkpoint(out: Path, state: dict) -> None:
@@ -87,8 +69,9 @@ def save_checkpoint(out: Path, state: dict) -> None:
     atomic_write_bytes(out / CHECKPOINT, buf.getvalue())
 
 
-def load_checkpoint(out: Path, run_id: str) -> dict | None:
-    """The checkpoint in ``out`` for ``run_id`` (on CPU), None if there is none or it is unreadable."""
+def load_checkpoint(out: Path, cfg) -> dict | None:
+    """The checkpoint in ``out`` for the run ``cfg`` (on CPU), None if there is none or it is unreadable; one
+    written under ``cfg``'s schema-1 id (train/run_ids.py) is the same run and resumes."""
     path = out / CHECKPOINT
     if not path.exists():
         return None
@@ -96,10 +79,8 @@ def load_checkpoint(out: Path, run_id: str) -> dict | None:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # a torn or foreign file: start over rather than crash (writes are atomic, so rare)
         return None
-    if state.get("run_id") != run_id:
-        raise UserError(f"{out} holds a checkpoint of run {state.get('run_id')}, not of this config ({run_id}); "
-                        "choose another output directory or delete that one")
-    return state
+    _check_same_run(out, "a checkpoint", state.get("run_id"), cfg)
+    return {**state, "run_id": cfg.run_id}
 
 
 def clear_run_files(out: Path) -> None:

@@ -15,36 +15,22 @@ import json
 import math
 from dataclasses import dataclass, fields
 
+from ..data.sources import AUGMENTED_DATASETS, DATASETS
 from ..errors import UserError
+from ..init import DIRECTION_ALIASES, check_direction
+from ..models import ARCHS, DEPTH_EXTRA, NORMS, blocks_per_stage, model_stem_gamma
+from .accel import PRECISIONS
 from .run_ids import RUN_ID_SCHEMA, digest
+from .schedules import SCHEDULES
 
 __all__ = ["RunConfig", "EXECUTION_FIELDS", "ARCHS", "NORMS", "TASKS", "DEVICES", "AUGMENTED_DATASETS"]
 
-ARCHS = ("mlp", "cnn", "resnet", "wrn")
-NORMS = ("wn", "bn", "none")
+# Each choice list is its owner's object (models/, data/, init.py, train/schedules.py, train/accel.py), imported
+# here, never restated; these three are the run's own.
 TASKS = ("train", "hessian")
 DEVICES = ("cpu", "cuda", "mps", "auto")
-SCHEDULES = (0, 1, 2, 3, 4, 5)
 # Fields that say where and how fast a run executes, never what it computes: not in the run id.
 EXECUTION_FIELDS = ("device", "threads", "data_root", "download", "channels_last", "compile")
-PRECISIONS = ("fp32", "bf16")  # train/accel.py
-# docs/method.md §6.1: only CIFAR is trained with random crop and flip; the data module's Dataset.augment says the
-# same, but the config must resolve it without loading the data.
-AUGMENTED_DATASETS = ("cifar10", "cifar100")
-_DATASETS_FALLBACK = ("mnist", "cifar10", "cifar100", "mnist5k", "digits", "synthetic")
-
-
-def _model_stem_gamma(arch: str) -> float:
-    """The stem gamma the model of ``arch`` declares (``wninit.models.resnet.RESNET_STEM_GAMMA``), else 1."""
-    return 2.0 if arch == "resnet" else 1.0
-
-
-def _datasets() -> tuple[str, ...]:
-    try:
-        from ..data import DATASETS
-    except ImportError:  # the data module is optional for building configs
-        return _DATASETS_FALLBACK
-    return tuple(DATASETS)
 
 
 @dataclass(frozen=True)
@@ -124,7 +110,7 @@ class RunConfig:
         """This config with the auto fields filled: ``crop``/``flip`` from the dataset (docs/method.md §6.1),
         ``stem_gamma`` from the architecture (the gamma its model declares)."""
         augment = self.dataset in AUGMENTED_DATASETS
-        stem = self.stem_gamma if self.stem_gamma is not None else _model_stem_gamma(self.arch)
+        stem = self.stem_gamma if self.stem_gamma is not None else model_stem_gamma(self.arch)
         return self.replace(crop=augment if self.crop is None else self.crop,
                             flip=augment if self.flip is None else self.flip, stem_gamma=stem)
 
@@ -195,16 +181,14 @@ def _set(cfg, name, value):  # canonicalize in a frozen dataclass (ints given fo
     object.__setattr__(cfg, name, value)
 
 
-_CHOICES = {"arch": ARCHS, "norm": NORMS, "task": TASKS, "device": DEVICES, "precision": PRECISIONS}
+_CHOICES = {"dataset": DATASETS, "arch": ARCHS, "norm": NORMS, "task": TASKS, "device": DEVICES,
+            "precision": PRECISIONS}
 _POSITIVE_INTS = ("depth", "width", "k", "batch_size", "epochs", "hessian_iters")
 _FLOATS = ("lr", "momentum", "weight_decay", "warmup_epochs", "warmup_lr", "val_fraction")
 
 
 def _check_field(cfg: RunConfig, name: str, v) -> None:
-    if name == "dataset":
-        if v not in _datasets():
-            _fail(name, f"one of {', '.join(_datasets())}", v)
-    elif name in _CHOICES:
+    if name in _CHOICES:
         if v not in _CHOICES[name]:
             _fail(name, f"one of {', '.join(_CHOICES[name])}", v)
     elif name == "scheme":
@@ -215,10 +199,10 @@ def _check_field(cfg: RunConfig, name: str, v) -> None:
         from ..peers import parse_peer
         parse_peer(v)
     elif name == "direction":
-        canonical = {"orthogonal": "orthogonal", "gaussian": "gaussian", "he": "gaussian"}.get(v) if isinstance(v, str) else None
-        if canonical is None:
-            _fail(name, "'orthogonal' or 'gaussian' (alias 'he')", v)
-        _set(cfg, name, canonical)
+        try:
+            _set(cfg, name, check_direction(v))
+        except ValueError:
+            _fail(name, f"one of {', '.join(map(repr, DIRECTION_ALIASES))}", v)
     elif name in _POSITIVE_INTS:
         if not _is_int(v) or v < 1:
             _fail(name, "an integer >= 1", v)
@@ -232,7 +216,7 @@ def _check_field(cfg: RunConfig, name: str, v) -> None:
         _check_range(name, float(v))
     elif name == "schedule":
         if not _is_int(v) or v not in SCHEDULES:
-            _fail(name, "one of 0-5 (the reference's lr_annealing_type, docs/method.md §6.1)", v)
+            _fail(name, f"one of {', '.join(map(str, SCHEDULES))} (the reference's lr_annealing_type, docs/method.md §6.1)", v)
     elif name in ("mini_batch_size", "threads"):
         if v is not None and (not _is_int(v) or v < 1):
             _fail(name, "None or an integer >= 1", v)
@@ -293,7 +277,15 @@ def _check_combinations(cfg: RunConfig) -> None:
     if cfg.bn_reference and (cfg.norm != "bn" or cfg.arch not in ("resnet", "wrn")):
         raise UserError("RunConfig.bn_reference builds the reference code's BN ResNets: set norm='bn' and arch "
                         f"'resnet' or 'wrn', got norm={cfg.norm!r}, arch={cfg.arch!r}")
-    extra = {"resnet": 2, "wrn": 4}.get(cfg.arch)
-    if extra is not None and (cfg.depth < 6 + extra or (cfg.depth - extra) % 6):
+    extra = DEPTH_EXTRA.get(cfg.arch)
+    if extra is not None and not _is_depth(cfg.depth, extra, cfg.arch):
         raise UserError(f"RunConfig.depth must be 6N+{extra} with N >= 1 for arch {cfg.arch!r} "
                         f"(e.g. {6 + extra} or {6 * 9 + extra}), got {cfg.depth}")
+
+
+def _is_depth(depth: int, extra: int, arch: str) -> bool:
+    try:
+        blocks_per_stage(depth, extra, arch)
+    except ValueError:
+        return False
+    return True

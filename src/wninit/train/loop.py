@@ -12,14 +12,11 @@ import torch
 import torch.nn.functional as F
 
 from .accel import as_input
+from .runtime import sum_dtype
 
 __all__ = ["train_epoch", "evaluate", "EVAL_BATCH"]
 
 EVAL_BATCH = 1024  # evaluation keeps no graph, so batches far above the training batch fit
-
-
-def _sum_dtype(device: torch.device) -> torch.dtype:
-    return torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
 
 
 def _first_non_finite(losses: torch.Tensor) -> int | None:
@@ -44,7 +41,7 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader
     """
     model.train()
     device = next(model.parameters()).device
-    loss_sum = torch.zeros((), dtype=_sum_dtype(device), device=device)
+    loss_sum = torch.zeros((), dtype=sum_dtype(device), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     losses = torch.empty(len(loader), device=device) if check_every > 1 else None
     seen, checked, current_lr, i = 0, 0, None, -1
@@ -97,7 +94,7 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
         return None, None
     was_training = model.training
     model.eval()
-    loss = torch.zeros((), dtype=_sum_dtype(x.device), device=x.device)
+    loss = torch.zeros((), dtype=sum_dtype(x.device), device=x.device)
     correct = torch.zeros((), dtype=torch.long, device=x.device)
     for start in range(0, n, batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]

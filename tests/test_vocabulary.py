@@ -1,0 +1,174 @@
+"""Each vocabulary and formula is defined once, by the module that owns it; everyone else imports that object.
+
+Identity checks (``is``) fail as soon as a module restates a list instead of importing it; the AST scan of src/
+fails when a literal copy of a vocabulary, or a second atomic rename, appears anywhere outside its owner.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+from pathlib import Path
+
+import pytest
+
+import wninit
+from wninit import data, init, models
+from wninit.report import peers, tables
+from wninit.train import accel, config, schedules
+from wninit.train.config import RunConfig
+
+SRC = Path(wninit.__file__).resolve().parent
+
+
+def test_every_run_config_choice_list_is_its_owners_object():
+    choices = config._CHOICES
+    assert choices["arch"] is config.ARCHS is models.ARCHS
+    assert choices["norm"] is config.NORMS is models.NORMS is models.layers.NORMS
+    assert choices["dataset"] is data.DATASETS is data.sources.DATASETS
+    assert choices["precision"] is accel.PRECISIONS
+    assert choices["task"] is config.TASKS and choices["device"] is config.DEVICES
+    assert config.SCHEDULES is schedules.SCHEDULES
+    assert config.AUGMENTED_DATASETS is data.AUGMENTED_DATASETS
+    assert config.DIRECTION_ALIASES is init.DIRECTION_ALIASES
+    assert config.DEPTH_EXTRA is models.DEPTH_EXTRA is models.resnet.DEPTH_EXTRA
+    assert config.model_stem_gamma is models.model_stem_gamma
+    assert tables.EXECUTION_FIELDS is config.EXECUTION_FIELDS and peers.EXECUTION_FIELDS is config.EXECUTION_FIELDS
+
+
+def _choices(parser: argparse.ArgumentParser, command: str, option: str):
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    return next(a for a in sub._actions if option in a.option_strings).choices
+
+
+def test_cli_choices_are_the_owners_objects():
+    from wninit.cli import build_parser
+
+    parser = build_parser()
+    for command in ("diagnose", "hessian"):
+        assert _choices(parser, command, "--arch") is models.ARCHS
+        assert _choices(parser, command, "--direction") is init.DIRECTIONS
+    assert _choices(parser, "explain", "--direction") is init.DIRECTIONS
+    assert _choices(parser, "diagnose", "--norm") is models.NORMS
+    assert _choices(parser, "sweep", "--device") is config.DEVICES
+    assert _choices(parser, "rerun", "--device") is config.DEVICES
+
+
+@pytest.mark.parametrize("arch", ["resnet", "wrn"])
+def test_run_config_depth_rule_is_the_models(arch):
+    # RunConfig accepts a depth exactly when the model can be built with it: one rule, models.blocks_per_stage
+    for depth in range(1, 45):
+        try:
+            models.build_model(arch, in_shape=(3, 8, 8), num_classes=2, depth=depth, width=2)
+            builds = True
+        except ValueError:
+            builds = False
+        try:
+            RunConfig(arch=arch, depth=depth)
+            valid = True
+        except wninit.errors.UserError:
+            valid = False
+        assert valid == builds, (arch, depth)
+
+
+@pytest.mark.parametrize("arch,depth", [("resnet", 8), ("wrn", 10)])
+def test_run_config_stem_gamma_is_the_one_the_model_declares(arch, depth):
+    model = models.build_model(arch, in_shape=(3, 8, 8), num_classes=2, depth=depth, width=2)
+    declared = wninit.role_gamma(wninit.get_role(model.stem), "proposed")
+    assert RunConfig(arch=arch, depth=depth).resolved().stem_gamma == declared == models.model_stem_gamma(arch)
+
+
+def test_report_groups_by_the_run_configs_execution_fields():
+    class Run:
+        def __init__(self, **changes):
+            self.config = RunConfig(**changes).to_dict()
+
+    # every execution field changed at once: no cell splits on where or how fast a run executed
+    runs = [Run(), Run(device="auto", threads=2, data_root="/tmp", download=True, channels_last=True, compile=True)]
+    assert tables._varying(runs) == set()
+    assert tables._hparam_key(runs[0], ()) == tables._hparam_key(runs[1], ())
+    assert peers._config_key(runs[0]) == peers._config_key(runs[1])
+
+
+# -- the AST scan of src/ ---------------------------------------------------------------------------------------
+# A string vocabulary and the one file allowed to spell it out.
+STRING_VOCABULARIES = {
+    "ARCHS": (models.ARCHS, "models/__init__.py"),
+    "NORMS": (models.NORMS, "models/layers.py"),
+    "DATASETS": (data.DATASETS, "data/sources.py"),
+    "PRECISIONS": (accel.PRECISIONS, "train/accel.py"),
+    "DIRECTIONS": (init.DIRECTIONS, "init.py"),
+    "TASKS": (config.TASKS, "train/config.py"),
+    "DEVICES": (config.DEVICES, "train/config.py"),
+    "EXECUTION_FIELDS": (config.EXECUTION_FIELDS, "train/config.py"),
+}
+# Calls that move a file into place: only the atomic-write module makes them.
+RENAMES = {("os", "replace"), ("os", "rename"), ("shutil", "move"), ("tempfile", "mkstemp"),
+           ("tempfile", "NamedTemporaryFile")}
+ATOMIC_MODULE = "_files.py"
+
+
+def _sources():
+    for path in sorted(SRC.rglob("*.py")):
+        yield path.relative_to(SRC).as_posix(), ast.parse(path.read_text(), str(path))
+
+
+def _constants(nodes) -> list:
+    return [n.value for n in nodes if isinstance(n, ast.Constant)]
+
+
+def _holds(items: set, vocabulary) -> bool:
+    # a superset is a copy too (a list of the datasets plus one); two-name lists only when equal, since e.g. the
+    # CLI's command names include the task names "train" and "hessian"
+    return items >= set(vocabulary) if len(vocabulary) > 2 else items == set(vocabulary)
+
+
+def _literal_copies(tree) -> list[tuple[str, int]]:
+    """(vocabulary, line) of every literal tuple/list/set holding a whole vocabulary, and of every dict literal
+    restating the direction aliases or the depth rule."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            if set(_constants([k for k in node.keys if k is not None])) >= set(init.DIRECTION_ALIASES):
+                found.append(("DIRECTION_ALIASES", node.lineno))
+            if dict(zip(_constants(node.keys), _constants(node.values))) == models.DEPTH_EXTRA:
+                found.append(("DEPTH_EXTRA", node.lineno))
+            if _schedules(_constants(node.keys)):
+                found.append(("SCHEDULES", node.lineno))
+        if not isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            continue
+        items = set(_constants(node.elts))
+        found += [(name, node.lineno) for name, (vocabulary, _) in STRING_VOCABULARIES.items() if _holds(items, vocabulary)]
+        if _schedules(items):
+            found.append(("SCHEDULES", node.lineno))
+    return found
+
+
+def _schedules(items) -> bool:
+    return set(items) >= set(schedules.SCHEDULES) and all(type(i) is int for i in items)
+
+
+def test_no_literal_copy_of_a_vocabulary_outside_its_owner():
+    owners = {name: owner for name, (_, owner) in STRING_VOCABULARIES.items()}
+    owners.update(DEPTH_EXTRA="models/resnet.py", DIRECTION_ALIASES="init.py", SCHEDULES="train/schedules.py")
+    copies = [f"{where}:{line} spells out {name} (owned by {owners[name]})" for where, tree in _sources()
+              for name, line in _literal_copies(tree) if where != owners[name]]
+    assert not copies, "import the owner's object instead:\n" + "\n".join(copies)
+    # each owner spells its vocabulary exactly once
+    for name, owner in owners.items():
+        tree = ast.parse((SRC / owner).read_text())
+        assert [n for n, _ in _literal_copies(tree)].count(name) == 1, (name, owner)
+
+
+def test_only_the_atomic_write_module_renames_files():
+    moves = []
+    for where, tree in _sources():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+                    (node.value.id, node.attr) in RENAMES and where != ATOMIC_MODULE:
+                moves.append(f"{where}:{node.lineno} {node.value.id}.{node.attr}")
+            if isinstance(node, ast.ImportFrom) and node.module in ("os", "shutil", "tempfile") and \
+                    any((node.module, a.name) in RENAMES for a in node.names):
+                moves.append(f"{where}:{node.lineno} from {node.module} import ...")
+    assert not moves, "write through wninit._files (atomic_path / atomic_write_bytes):\n" + "\n".join(moves)
+    assert any(isinstance(n, ast.Attribute) and n.attr == "replace"
+               for n in ast.walk(ast.parse((SRC / ATOMIC_MODULE).read_text())))
