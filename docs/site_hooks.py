@@ -36,8 +36,8 @@ def public_api() -> dict[str, list[tuple[str, object]]]:
 
 
 def defined_at(obj) -> str:
-    """Where ``obj`` is defined (``wninit.diagnostics.propagation.propagation``): unambiguous for mkdocstrings,
-    which would read ``wninit.diagnostics.propagation`` as the submodule, not the function it re-exports."""
+    """Where ``obj`` is defined (``wninit.diagnostics.norm_propagation.propagation``): unambiguous for mkdocstrings
+    when a package re-exports a name that is also one of its submodules."""
     return f"{obj.__module__}.{obj.__qualname__}"
 
 

@@ -1,5 +1,6 @@
 """hessian_spectral_norm against a dense Hessian, and the paper's Table 2 ordering at CPU scale (docs/method.md §7.6, §9 item 11)."""
 import math
+import sys
 
 import pytest
 import torch
@@ -41,9 +42,13 @@ def test_power_iteration_finds_the_dense_spectral_norm(api):
     theta = torch.cat([t.detach().reshape(-1) for t in tensors])
     dense = torch.autograd.functional.hessian(lambda t: _wn_mlp_loss(t, [t.shape for t in tensors], x, y), theta)
     expected = torch.linalg.eigvalsh(dense).abs().max().item()
+    fused, legacy = torch._weight_norm, sys.modules["torch.nn.utils.weight_norm"]
+    seen = []  # no process-wide patch: inside the estimator's own forward torch's kernel is still the same object
+    model[2].register_forward_hook(lambda *_: seen.append(torch._weight_norm is fused and legacy._weight_norm is fused))
     estimate = hessian_spectral_norm(model, [(x[:8], y[:8]), (x[8:], y[8:])], iters=300, tol=1e-10)
     assert estimate == pytest.approx(expected, rel=1e-6)
     assert all(p.grad is None for p in model.parameters())
+    assert seen == [True, True] and torch._weight_norm is fused and legacy._weight_norm is fused
 
 
 def test_more_iterations_never_lower_the_estimate():

@@ -15,7 +15,7 @@ from wninit.cli import main
 from wninit.report import claims as C
 from wninit.report import tables
 from wninit.report.render import render_report
-from wninit.sweep import claims as store_claims
+from wninit.sweep import leases
 from wninit.sweep.store import Store
 from wninit.sweep.worker import run_one
 from wninit.train.config import RunConfig
@@ -36,18 +36,18 @@ FIGURES = ("fig2_mlp_depth-quick.png", "fig2_mlp_hparams-quick.png", "fig3_depth
 
 
 def _execute(store, experiment):
-    owner = store_claims.owner_id()
+    owner = leases.owner_id()
     while True:
-        cfgs = store_claims.claim(store, owner, 1, experiment=experiment)
+        cfgs = leases.claim(store, owner, 1, experiment=experiment)
         if not cfgs:
             return
         cfg = cfgs[0]
         if cfg.run_id == FAILED.run_id:
-            store_claims.give_up(store, owner, cfg.run_id, "RuntimeError: injected failure for the report test")
+            leases.give_up(store, owner, cfg.run_id, "RuntimeError: injected failure for the report test")
             continue
         out = run_one(cfg.to_dict(), threads=1)
         assert out["status"] != "failed", out.get("error")
-        store_claims.finish(store, out)
+        leases.finish(store, out)
 
 
 def _build(path):
@@ -295,3 +295,15 @@ def test_figure1_draws_the_proposed_init_in_the_proposed_schemes_colours():
     others = {scheme_style((s, d))["color"] for s in ("datadep", "hanin", "pytorch-default", "proposed-backward")
               for d in ("orthogonal", "gaussian")}
     assert FIGURE1_COLOURS["He (g=1)"] not in others
+
+
+def test_gain_claim_holds_and_leaves_the_global_rng_as_it_found_it():
+    """Claim 4 seeds its own models' default init: the caller's RNG state is the same after, and the claim's
+    numbers do not depend on it."""
+    claims = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        before = torch.get_rng_state()
+        claims.append(C.gain_claim())
+        assert torch.equal(torch.get_rng_state(), before)
+    assert claims[0] == claims[1] and claims[0].verdict == C.HOLDS

@@ -15,7 +15,7 @@ import torch
 
 import wninit
 from wninit.cli import main
-from wninit.sweep import Store, claims, load_spec, run_sweep
+from wninit.sweep import Store, leases, load_spec, run_sweep
 from wninit.sweep.worker import run_one
 from tiny_specs import tiny_spec
 
@@ -209,8 +209,8 @@ def seeded(tmp_path_factory):
     exp = load_spec(spec, "quick")
     with Store(folder / "seed.db") as store:
         store.add(exp.name, exp.profile, exp.runs)
-        for cfg in claims.claim(store, "seed", 2):  # trained here: no pool to start
-            claims.finish(store, run_one(cfg.to_dict()))
+        for cfg in leases.claim(store, "seed", 2):  # trained here: no pool to start
+            leases.finish(store, run_one(cfg.to_dict()))
     return spec, folder / "seed.db"
 
 

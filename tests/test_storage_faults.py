@@ -18,7 +18,7 @@ import pytest
 
 from wninit import _files as atomic_files
 from wninit.cli import main
-from wninit.sweep import claims
+from wninit.sweep import leases
 from wninit.sweep.store import METRIC_KEYS, Store
 from wninit.train import RunConfig, fit
 from wninit.train import checkpoint as ckpt
@@ -130,9 +130,9 @@ def _dump(db: Path) -> dict:
 def _store_with_one_result(db: Path) -> tuple[Store, list]:
     store = Store(db)
     store.add("exp", "quick", RUNS)
-    me = claims.owner_id()
-    got = claims.claim(store, me, 3, experiment="exp")
-    assert claims.finish(store, _outcome(got[0], acc=0.75))
+    me = leases.owner_id()
+    got = leases.claim(store, me, 3, experiment="exp")
+    assert leases.finish(store, _outcome(got[0], acc=0.75))
     return store, got
 
 
@@ -157,7 +157,7 @@ def test_a_crash_inside_a_store_transaction_changes_nothing(tmp_path):
     real = store.conn
     store.conn = _FailingConn(real)
     with pytest.raises(OSError, match="simulated crash"):
-        claims.finish(store, _outcome(got[1], acc=0.25))
+        leases.finish(store, _outcome(got[1], acc=0.25))
     store.conn = real
     assert _dump(db) == before  # the UPDATE that ran before the crash was rolled back
     assert store.run(got[1].run_id).status == "running" and store.epochs(got[1].run_id) == []
@@ -169,7 +169,7 @@ def test_a_crash_inside_a_store_transaction_changes_nothing(tmp_path):
             raise RuntimeError("crash")
     assert _dump(db) == before
     # the store goes on: the interrupted write can be done again, and reads are consistent
-    assert claims.finish(store, _outcome(got[1], acc=0.25))
+    assert leases.finish(store, _outcome(got[1], acc=0.25))
     assert store.run(got[1].run_id).metrics["test_acc"] == 0.25 and len(store.epochs(got[1].run_id)) == 2
     assert store.run(got[0].run_id).metrics["test_acc"] == 0.75
     store.close()

@@ -14,7 +14,7 @@ import pytest
 
 from wninit.cli import main
 from wninit.errors import UserError
-from wninit.sweep import claims
+from wninit.sweep import leases
 from wninit.sweep.store import METRIC_KEYS, SCHEMA_VERSION, STATUSES, Store
 from wninit.train import RunConfig
 from wninit.train.run_ids import legacy_run_id
@@ -63,39 +63,39 @@ def test_add_is_idempotent_and_shared_runs_are_stored_once(tmp_path):
 def test_claim_finish_and_epochs_in_one_transaction(tmp_path):
     store = Store(tmp_path / "s.db")
     store.add("a", "quick", CFGS)
-    me = claims.owner_id()
-    got = claims.claim(store, me, 3, experiment="a")
+    me = leases.owner_id()
+    got = leases.claim(store, me, 3, experiment="a")
     assert [c.run_id for c in got] == [c.run_id for c in CFGS[:3]]
     assert store.counts("a")["running"] == 3
-    assert claims.finish(store, _outcome(got[0], acc=0.75))
-    assert not claims.finish(store, _outcome(got[0], acc=0.1))  # a finished run is never overwritten
+    assert leases.finish(store, _outcome(got[0], acc=0.75))
+    assert not leases.finish(store, _outcome(got[0], acc=0.1))  # a finished run is never overwritten
     rec = store.run(got[0].run_id[:8])  # unique prefix
     assert rec.status == "completed" and rec.metrics["test_acc"] == 0.75 and rec.attempts == 1
     assert rec.wninit_version == "0.1.0" and rec.device == "cpu" and rec.host == "here" and rec.threads == 1
     assert [e["epoch"] for e in store.epochs(rec.id)] == [0, 1]
-    claims.give_up(store, me, got[1].run_id, "ValueError: boom")
+    leases.give_up(store, me, got[1].run_id, "ValueError: boom")
     assert store.run(got[1].run_id).status == "failed" and store.run(got[1].run_id).error == "ValueError: boom"
-    assert claims.release(store, me) == 1  # the third goes back to pending, its attempt not counted
+    assert leases.release(store, me) == 1  # the third goes back to pending, its attempt not counted
     assert store.run(got[2].run_id).status == "pending" and store.run(got[2].run_id).attempts == 0
     assert store.retry_failed("a") == 1 and store.counts("a")["pending"] == 3
 
 
 def test_a_claim_is_exclusive_until_its_lease_expires(tmp_path, monkeypatch):
     clock = [1000.0]  # the leases' clock, moved by hand: no sleep, so a loaded machine cannot expire one early
-    monkeypatch.setattr(claims, "time", SimpleNamespace(time=lambda: clock[0]))
+    monkeypatch.setattr(leases, "time", SimpleNamespace(time=lambda: clock[0]))
     store = Store(tmp_path / "s.db")
     store.add("a", "quick", CFGS[:1])
     other = "elsewhere:1:1"  # a holder on another host: only its lease tells whether it lives
-    assert len(claims.claim(store, other, 1, lease_s=30)) == 1
+    assert len(leases.claim(store, other, 1, lease_s=30)) == 1
     clock[0] += 29
-    assert claims.claim(store, "me:2:2", 1) == []
-    assert claims.renew(store, other, [CFGS[0].run_id], lease_s=30) == {CFGS[0].run_id}
+    assert leases.claim(store, "me:2:2", 1) == []
+    assert leases.renew(store, other, [CFGS[0].run_id], lease_s=30) == {CFGS[0].run_id}
     clock[0] += 29  # past the first lease, inside the renewed one
-    assert claims.claim(store, "me:2:2", 1) == []
+    assert leases.claim(store, "me:2:2", 1) == []
     clock[0] += 2
-    taken = claims.claim(store, "me:2:2", 1)
+    taken = leases.claim(store, "me:2:2", 1)
     assert [c.run_id for c in taken] == [CFGS[0].run_id]
-    assert claims.renew(store, other, [CFGS[0].run_id]) == set()  # the old holder lost it
+    assert leases.renew(store, other, [CFGS[0].run_id]) == set()  # the old holder lost it
     assert store.run(CFGS[0].run_id).attempts == 2
 
 
@@ -105,19 +105,19 @@ def test_a_dead_holder_on_this_host_is_noticed_at_once(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     dead = f"{socket.gethostname()}:{proc.pid}:12345"  # a process of this host that has exited
-    assert claims.holder_alive(dead) is False
-    assert claims.holder_alive(claims.owner_id()) is True
-    claims.claim(store, dead, 2, lease_s=3600)
-    assert len(claims.claim(store, claims.owner_id(), 2)) == 2
+    assert leases.holder_alive(dead) is False
+    assert leases.holder_alive(leases.owner_id()) is True
+    leases.claim(store, dead, 2, lease_s=3600)
+    assert len(leases.claim(store, leases.owner_id(), 2)) == 2
 
 
 def test_worker_loss_goes_back_to_pending_then_fails(tmp_path):
     store = Store(tmp_path / "s.db")
     store.add("a", "quick", CFGS[:1])
-    for attempt in range(1, claims.MAX_ATTEMPTS + 1):
-        claims.claim(store, "me:1:1", 1)
-        status = claims.lost(store, "me:1:1", CFGS[0].run_id, "worker lost: killed")
-        assert status == ("failed" if attempt == claims.MAX_ATTEMPTS else "pending")
+    for attempt in range(1, leases.MAX_ATTEMPTS + 1):
+        leases.claim(store, "me:1:1", 1)
+        status = leases.lost(store, "me:1:1", CFGS[0].run_id, "worker lost: killed")
+        assert status == ("failed" if attempt == leases.MAX_ATTEMPTS else "pending")
     assert "killed" in store.run(CFGS[0].run_id).error
 
 
@@ -152,8 +152,8 @@ def test_files_that_are_not_our_store_are_refused(tmp_path, capsys, kind):
 def test_export_csv_and_parquet(tmp_path, capsys):
     store = Store(tmp_path / "s.db")
     store.add("a", "quick", CFGS[:2])
-    got = claims.claim(store, "me:1:1", 1)
-    claims.finish(store, _outcome(got[0], acc=0.25))
+    got = leases.claim(store, "me:1:1", 1)
+    leases.finish(store, _outcome(got[0], acc=0.25))
     store.close()
     assert main(["export", str(tmp_path / "s.db"), "--out", str(tmp_path / "runs.csv")]) == 0
     import csv

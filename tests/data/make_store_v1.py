@@ -11,7 +11,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from wninit.sweep import claims
+from wninit.sweep import leases
 from wninit.sweep.store import METRIC_KEYS, Store
 from wninit.train import RunConfig
 
@@ -21,10 +21,10 @@ cfgs = [RunConfig(dataset="digits", depth=2, width=8, epochs=2, seed=s) for s in
 cfgs.append(RunConfig(dataset="cifar10", arch="resnet", depth=8, norm="bn", scheme="he", bn_reference=True, epochs=3))
 with Store(out) as store:
     store.add("old", "quick", cfgs)
-    got = claims.claim(store, "here:1:1", 1, experiment="old")
+    got = leases.claim(store, "here:1:1", 1, experiment="old")
     metrics = dict.fromkeys(METRIC_KEYS)
     metrics.update(test_acc=0.5, best_val_acc=0.5, best_epoch=1, epochs_done=2)
-    claims.finish(store, {"run_id": got[0].run_id, "status": "completed", "metrics": metrics, "wall_s": 1.5,
+    leases.finish(store, {"run_id": got[0].run_id, "status": "completed", "metrics": metrics, "wall_s": 1.5,
                           "epochs": [{"epoch": e, "train_loss": 1.0, "val_loss": 1.1, "train_acc": 0.5,
                                       "val_acc": 0.5, "lr": 0.01} for e in range(2)],
                           "env": {"wninit": "0.1.0", "torch": "2.x", "device": "cpu", "threads": 1},

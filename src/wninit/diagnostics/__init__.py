@@ -1,15 +1,14 @@
 """Diagnostics at initialization: signal propagation through any model (docs/method.md §3.1-§3.4), the paper's
 Figure 1 on synthetic data (docs/method.md §7.1) and the spectral norm of the loss's Hessian (docs/method.md §7.6, Table 2).
 
-Plots are in :mod:`wninit.diagnostics.plot`, which imports matplotlib inside its functions. The name
-``propagation`` here is the function; its module stays importable as ``wninit.diagnostics.propagation``
-for ``from ... import``.
+Plots are in :mod:`wninit.diagnostics.plot`, which imports matplotlib inside its functions.
+``wninit.diagnostics.propagation`` is the function; its module is :mod:`wninit.diagnostics.norm_propagation`.
 """
-from . import hessian, plot, synthetic
+from . import hessian, norm_propagation, plot, synthetic
 from .hessian import hessian_spectral_norm
+from .norm_propagation import PropagationRow, PropagationTable, propagation
 from .plot import plot_figure1, plot_propagation
-from .propagation import PropagationRow, PropagationTable, propagation
 from .synthetic import Figure1Row, figure1
 
-__all__ = ["propagation", "PropagationTable", "PropagationRow", "hessian_spectral_norm", "figure1", "Figure1Row", "plot_figure1", "plot_propagation", "hessian", "plot",
-           "synthetic"]
+__all__ = ["propagation", "PropagationTable", "PropagationRow", "hessian_spectral_norm", "figure1", "Figure1Row",
+           "plot_figure1", "plot_propagation", "hessian", "norm_propagation", "plot", "synthetic"]

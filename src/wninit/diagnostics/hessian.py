@@ -8,16 +8,17 @@ one call of :func:`hessian_spectral_norm`.
 from __future__ import annotations
 
 import math
-import sys
 from contextlib import contextmanager
 from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ..errors import UserError
 from ..weightnorm import twice_differentiable
+from ..wn_formula import wn_weight
 
 __all__ = ["hessian_spectral_norm", "NORMALIZATIONS"]
 
@@ -27,6 +28,7 @@ __all__ = ["hessian_spectral_norm", "NORMALIZATIONS"]
 NORMALIZATIONS = ("mean", "reference")
 
 Batches = Sequence[tuple[torch.Tensor, torch.Tensor]]
+_FUSED_WEIGHT_NORM = torch._weight_norm
 
 
 def _check_batches(batches) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -36,32 +38,35 @@ def _check_batches(batches) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [tuple(b) for b in batches]
 
 
-def _composite_weight_norm(v: torch.Tensor, g: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    return v * (g / torch.norm_except_dim(v, 2, dim))
+class _ExactWeightNorm(TorchFunctionMode):
+    """Routes every call of ATen's fused ``torch._weight_norm`` made inside it to the composite
+    :func:`wninit.wn_formula.wn_weight` (``fused=False``): ``g * v/||v||`` in plain autograd ops.
+
+    torch's own ``parametrizations.weight_norm`` and legacy ``weight_norm`` call that fused kernel, whose double
+    backward drops the ``d||v||/dv`` term (torch 2.x: Hessian-vector products w.r.t. ``v`` off by O(1)).
+    A torch-function mode is scoped to the ``with`` block and to this thread: ``torch._weight_norm`` itself
+    is never replaced, so other threads and code outside the block keep the fused kernel.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is not _FUSED_WEIGHT_NORM:
+            return func(*args, **kwargs)
+        v, g, dim = _weight_norm_arguments(*args, **kwargs)
+        # ATen's dim -1 normalizes the whole tensor; any other negative dim counts from the end
+        return wn_weight(v, g, None if dim == -1 else dim % v.dim(), fused=False)
+
+
+def _weight_norm_arguments(v: torch.Tensor, g: torch.Tensor, dim: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
+    return v, g, dim
 
 
 @contextmanager
 def _exact_second_derivatives():
-    """Weight norm by plain autograd ops for every API while the loss's graph is built.
-
-    wninit's layers switch through :func:`wninit.weightnorm.twice_differentiable`. torch's own
-    ``parametrizations.weight_norm`` and legacy ``weight_norm`` call ATen's fused ``_weight_norm``,
-    whose double backward drops the ``d||v||/dv`` term (torch 2.x: Hessian-vector products w.r.t. ``v``
-    off by O(1)); NOTE: that function is swapped, for the duration of the forward pass only, for the
-    composite ``v * g/||v||`` it computes.
-    """
-    legacy = sys.modules.get("torch.nn.utils.weight_norm")
-    saved = torch._weight_norm, getattr(legacy, "_weight_norm", None)
-    torch._weight_norm = _composite_weight_norm
-    if saved[1] is not None:
-        legacy._weight_norm = _composite_weight_norm
-    try:
-        with twice_differentiable():
-            yield
-    finally:
-        torch._weight_norm = saved[0]
-        if saved[1] is not None:
-            legacy._weight_norm = saved[1]
+    """Weight norm by plain autograd ops for every API while the loss's graph is built: wninit's layers through
+    :func:`wninit.weightnorm.twice_differentiable`, torch's and the legacy API through :class:`_ExactWeightNorm`."""
+    with twice_differentiable(), _ExactWeightNorm():
+        yield
 
 
 def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
@@ -103,12 +108,7 @@ def hessian_spectral_norm(model: nn.Module, batches: Batches, *, iters: int = 20
         >>> x, y = torch.randn(64, 784), torch.randint(0, 10, (64,))
         >>> hessian_spectral_norm(wninit.models.MLP(784, 64, 2, 10), [(x, y)], iters=10)
     """
-    if not isinstance(iters, int) or isinstance(iters, bool) or iters < 1:
-        raise UserError(f"iters must be an integer >= 1 (the number of power iterations), got {iters!r}")
-    if tol is not None and not tol > 0:
-        raise UserError(f"tol must be a positive relative tolerance or None, got {tol!r}")
-    if normalization not in NORMALIZATIONS:
-        raise UserError(f"normalization must be 'mean' (sum / K) or 'reference' (sum / (K+1), as the reference code), got {normalization!r}")
+    _check_options(iters, tol, normalization)
     batches = _check_batches(batches)
     divisor = len(batches) + (1 if normalization == "reference" else 0)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -123,7 +123,21 @@ def hessian_spectral_norm(model: nn.Module, batches: Batches, *, iters: int = 20
     kept = [(p, g) for p, g in zip(params, grads) if g is not None and g.requires_grad]
     if not kept:
         return 0.0  # the loss is at most linear in the parameters
-    params, grads = [p for p, _ in kept], [g for _, g in kept]
+    return _power_iteration([p for p, _ in kept], [g for _, g in kept], iters, seed, tol)
+
+
+def _check_options(iters, tol, normalization) -> None:
+    if not isinstance(iters, int) or isinstance(iters, bool) or iters < 1:
+        raise UserError(f"iters must be an integer >= 1 (the number of power iterations), got {iters!r}")
+    if tol is not None and not tol > 0:
+        raise UserError(f"tol must be a positive relative tolerance or None, got {tol!r}")
+    if normalization not in NORMALIZATIONS:
+        raise UserError(f"normalization must be 'mean' (sum / K) or 'reference' (sum / (K+1), as the reference code), got {normalization!r}")
+
+
+def _power_iteration(params: list[torch.Tensor], grads: list[torch.Tensor], iters: int, seed: int,
+                     tol: float | None) -> float:
+    """|v^T H v| after at most ``iters`` products ``Hv`` (double backward of ``grads``), from a seeded Gaussian v."""
     gen = torch.Generator().manual_seed(seed)
     v = [torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.device, p.dtype) for p in params]
     norm = math.sqrt(float(_dot(v, v)))

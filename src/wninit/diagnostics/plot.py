@@ -1,7 +1,8 @@
 """Figures of the diagnostics: the paper's Figure 1 layout (docs/method.md §7.1) and a propagation table's curves.
 
-matplotlib is imported inside the functions, with the Agg backend: ``import wninit`` needs only torch
-and numpy.
+matplotlib is imported inside the functions (``import wninit`` needs only torch and numpy), and each figure is a
+``matplotlib.figure.Figure`` saved by its own ``savefig``: pyplot is never imported, so the caller's backend (a
+notebook's inline one, say) and pyplot's list of open figures stay as they were.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..style import FIGURE1_COLOURS
-from .propagation import PropagationTable
+from .norm_propagation import PropagationTable
 from .synthetic import INITS, Figure1Row
 
 __all__ = ["plot_figure1", "plot_propagation", "plot_signal_propagation"]
@@ -24,13 +25,12 @@ _PANELS = {
 }
 
 
-def _pyplot():
-    import matplotlib
+def _subplots(nrows: int, ncols: int, figsize: tuple[float, float]):
+    """A figure and its axes, as ``pyplot.subplots`` makes them, outside pyplot (no backend is selected)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols)
 
 
 def plot_figure1(rows: list[Figure1Row], path: str | Path) -> Path:
@@ -39,8 +39,7 @@ def plot_figure1(rows: list[Figure1Row], path: str | Path) -> Path:
     rows = [Figure1Row(*r) for r in rows]
     if not rows:
         raise UserError("no Figure 1 rows to plot: compute them with wninit.diagnostics.synthetic.figure1()")
-    plt = _pyplot()
-    fig, axes = plt.subplots(2, 2, figsize=(12, 6))
+    fig, axes = _subplots(2, 2, figsize=(12, 6))
     widths = sorted({r.width for r in rows})
     styles = ["--", "-", ":", "-."]
     handles = {}
@@ -60,7 +59,6 @@ def plot_figure1(rows: list[Figure1Row], path: str | Path) -> Path:
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     path = Path(path)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -68,8 +66,7 @@ def plot_propagation(table: PropagationTable, path: str | Path, title: str | Non
     """Forward ratios (plain, RMS and per position) and the backward ratio against the point index, log y."""
     if not isinstance(table, PropagationTable) or not table.rows:
         raise UserError("plot_propagation needs a non-empty PropagationTable from wninit.diagnostics.propagation")
-    plt = _pyplot()
-    fig, (ax_f, ax_b) = plt.subplots(1, 2, figsize=(12, 4))
+    fig, (ax_f, ax_b) = _subplots(1, 2, figsize=(12, 4))
     idx = table.column("index")
     ax_f.errorbar(idx, table.column("forward_mean"), yerr=table.column("forward_std"), label=r"$||h_i||/||x||$",
                   marker=".", capsize=2)
@@ -79,7 +76,7 @@ def plot_propagation(table: PropagationTable, path: str | Path, title: str | Non
                   color="tab:orange", label=r"$||\partial L/\partial h_i|| / ||\partial L/\partial h_L||$")
     for ax, label in ((ax_f, "forward"), (ax_b, "backward")):
         _log_panel(ax, "measuring point i", f"{label} norm ratio")
-    return _save(plt, fig, path, title)
+    return _save(fig, path, title)
 
 
 def _log_panel(ax, xlabel: str, ylabel: str) -> None:
@@ -89,13 +86,12 @@ def _log_panel(ax, xlabel: str, ylabel: str) -> None:
     ax.legend(fontsize=8)
 
 
-def _save(plt, fig, path: str | Path, title: str | None) -> Path:
+def _save(fig, path: str | Path, title: str | None) -> Path:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -105,8 +101,7 @@ def plot_signal_propagation(tables: dict[str, PropagationTable], path: str | Pat
     point, log y."""
     if not tables or not all(isinstance(t, PropagationTable) and t.rows for t in tables.values()):
         raise UserError("plot_signal_propagation needs {scheme: non-empty PropagationTable}")
-    plt = _pyplot()
-    fig, (ax_f, ax_b) = plt.subplots(1, 2, figsize=(12, 4))
+    fig, (ax_f, ax_b) = _subplots(1, 2, figsize=(12, 4))
     for scheme, table in tables.items():
         idx = table.column("index")
         ax_f.plot(idx, table.column("forward_position_mean"), marker=".", label=scheme)
@@ -117,4 +112,4 @@ def plot_signal_propagation(tables: dict[str, PropagationTable], path: str | Pat
                        (ax_b, r"backward $||\partial h_i||/||\partial h_L||$ per position")):
         _log_panel(ax, "measuring point", ylabel)
         ax.set_xticks(range(1, len(names) + 1, step), names[::step], rotation=45, ha="right", fontsize=7)
-    return _save(plt, fig, path, title)
+    return _save(fig, path, title)

@@ -11,43 +11,16 @@ supported, does not hold when a part is contradicted, and is inconclusive when a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from .reference import scheme_label
 from .stats import ALPHA, UNDECIDED, clopper_pearson, decide, fisher_p, fmt_p, mean_bound, sign_test_p, welch_p
 from .tables import Stat, good_configs, trains_threshold
+from .verdicts import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Claim, detail, judge, num
 
 __all__ = ["Claim", "HOLDS", "FAILS", "NOT_RUN", "INCONCLUSIVE", "figure1_claims", "gain_claim", "depth_claim", "hparams_claim",
            "depth_10k_claim", "survival_claim", "table1_claim", "table2_claim", "rl_claim", "chance"]
 
-HOLDS, FAILS, NOT_RUN, INCONCLUSIVE = "holds", "does not hold", "not run", "inconclusive"
 P_ORTH, P_HE, D_ORTH, D_HE = ("proposed", "orthogonal"), ("proposed", "gaussian"), ("datadep", "orthogonal"), ("datadep", "gaussian")
-
-
-@dataclass(frozen=True)
-class Claim:
-    number: int
-    name: str
-    verdict: str  # HOLDS, FAILS or NOT_RUN
-    scale: str  # what was run: "synthetic, widths 200/1000", "quick profile: mnist5k, depths 2-50, 2 seeds"
-    detail: str  # the numbers the verdict was judged on
-    test: str = ""  # the statistics it was judged with: the test, its level, the p-values or bounds
-
-
-def _judge(parts: list[tuple[str, bool | str | None]]) -> str:
-    """A part is True, False, UNDECIDED (its test separates neither way) or None (runs not finished):
-    any False -> does not hold; else any None -> not run (a claim never "holds" on missing data); else
-    any UNDECIDED -> inconclusive; else holds."""
-    if any(ok is False for _, ok in parts):
-        return FAILS
-    if any(ok is None for _, ok in parts) or not parts:
-        return NOT_RUN
-    return INCONCLUSIVE if any(ok == UNDECIDED for _, ok in parts) else HOLDS
-
-
-def _detail(parts: list[tuple[str, bool | str | None]]) -> str:
-    marks = {True: "", False: " [fails]", None: " [not run yet]", UNDECIDED: " [undecided]"}
-    return "; ".join(text + marks[ok] for text, ok in parts)
 
 
 def _threshold(values, need: float, side: str = "lower") -> tuple[bool | str | None, str]:
@@ -61,9 +34,9 @@ def _threshold(values, need: float, side: str = "lower") -> tuple[bool | str | N
         return UNDECIDED, "1 value, no bound"
     if side == "lower":
         ok = True if lower >= need else (False if upper < need else UNDECIDED)
-        return ok, f"95% bounds [{_f(lower)}, {_f(upper)}]"
+        return ok, f"95% bounds [{num(lower)}, {num(upper)}]"
     ok = True if upper < need else (False if lower >= need else UNDECIDED)
-    return ok, f"95% bounds [{_f(lower)}, {_f(upper)}]"
+    return ok, f"95% bounds [{num(lower)}, {num(upper)}]"
 
 
 def _ci(bounds) -> str:
@@ -83,10 +56,6 @@ def chance(dataset: str) -> float:
     return 0.01 if dataset == "cifar100" else 0.1
 
 
-def _f(v, digits=3):
-    return "n/a" if v is None else f"{v:.{digits}f}"
-
-
 def figure1_claims(rows, samples: int = 1000) -> list[Claim]:
     """Claims 1-3, from Figure 1's rows (:mod:`wninit.report.figure1_claims`)."""
     from .figure1_claims import judge_figure1
@@ -104,9 +73,11 @@ def gain_claim() -> Claim:
     from ..roles import get_role
     from ..weightnorm import weight_normed_layers, wn_g, wn_v
 
-    torch.manual_seed(0)
-    mlp, wrn = models.MLP(20, 60, depth=3, num_classes=10), models.WideResNet(depth=16, k=2, num_classes=10)
-    initialize(mlp, "proposed"), initialize(wrn, "proposed")
+    # the global RNG seeded for the models' default init, then put back as the caller had it
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        mlp, wrn = models.MLP(20, 60, depth=3, num_classes=10), models.WideResNet(depth=16, k=2, num_classes=10)
+        initialize(mlp, "proposed"), initialize(wrn, "proposed")
     worst, layers, bias_max = 0.0, 0, 0.0
     for model in (mlp, wrn):
         for _, layer in weight_normed_layers(model):
@@ -120,10 +91,10 @@ def gain_claim() -> Claim:
             layers += 1
     first = float(wn_g(weight_normed_layers(mlp)[0][1]).detach().mean())
     ok = worst < 1e-6 and bias_max == 0.0 and abs(first - math.sqrt(2 * 20 / 60)) < 1e-6
-    detail = (f"{layers} WN layers, max relative |g - sqrt(gamma*fan_in/fan_out)| = {worst:.1e}; max |b| = {bias_max:g}; "
-              f"Linear(20->60) mean g = {first:.6f} vs sqrt(2*20/60) = {math.sqrt(2 * 20 / 60):.6f}")
+    text = (f"{layers} WN layers, max relative |g - sqrt(gamma*fan_in/fan_out)| = {worst:.1e}; max |b| = {bias_max:g}; "
+            f"Linear(20->60) mean g = {first:.6f} vs sqrt(2*20/60) = {math.sqrt(2 * 20 / 60):.6f}")
     return Claim(4, "gain formula g = sqrt(gamma*fan_in/fan_out)", HOLDS if ok else FAILS,
-                 "MLP 20-60-60-60 and WRN-16-2 at init", detail,
+                 "MLP 20-60-60-60 and WRN-16-2 at init", text,
                  "exact (deterministic): every layer within relative 1e-6 of the formula, biases exactly 0")
 
 
@@ -138,7 +109,7 @@ def _fails(cells, series, depth, limit) -> tuple[bool | str | None, str]:
     ``limit`` by its one-sided 95% upper bound."""
     c = cells[(series, depth)]
     diverged, n = c.test.counts.get("diverged", 0), c.test.n
-    text = f"{scheme_label(*series)} {_f(c.test.mean)} ({diverged}/{n} diverged)"
+    text = f"{scheme_label(*series)} {num(c.test.mean)} ({diverged}/{n} diverged)"
     if n == 0:
         return None, text
     if diverged == n:
@@ -184,7 +155,7 @@ def depth_claim(number: int, name: str, cells, scale: str, dataset: str, *, trai
             acc, base = _cell_mean(cells, s, deep), _cell_mean(cells, s, shallow)
             need = trains_abs if trains_abs is not None else 0.8 * (base or 0.0)
             ok, bound = _threshold(cells[(s, deep)].test.values, need)
-            parts.append((f"{scheme_label(*s)} {_f(acc)} at depth {deep} (needs >= {need:.2f}; {bound})",
+            parts.append((f"{scheme_label(*s)} {num(acc)} at depth {deep} (needs >= {need:.2f}; {bound})",
                           None if acc is None or base is None else ok))
     for s in (D_ORTH, D_HE):
         if (s, deep) in cells:
@@ -200,8 +171,8 @@ def depth_claim(number: int, name: str, cells, scale: str, dataset: str, *, trai
     need = shallow_abs if shallow_abs is not None else 0.9 * best
     low = min(shallow_accs.items(), key=lambda kv: -1 if kv[1] is None else kv[1])
     ok, bound = _threshold(cells[(low[0], shallow)].test.values, need) if low[1] is not None else (None, "n/a")
-    parts.append((f"lowest at depth {shallow}: {scheme_label(*low[0])} {_f(low[1])} (needs >= {need:.2f}; {bound})", ok))
-    return Claim(number, name, _judge(parts), scale, _detail(parts), _WELCH)
+    parts.append((f"lowest at depth {shallow}: {scheme_label(*low[0])} {num(low[1])} (needs >= {need:.2f}; {bound})", ok))
+    return Claim(number, name, judge(parts), scale, detail(parts), _WELCH)
 
 
 def depth_10k_claim(cells, scale: str, dataset: str = "cifar10") -> Claim:
@@ -224,19 +195,19 @@ def depth_10k_claim(cells, scale: str, dataset: str = "cifar10") -> Claim:
         return Claim(8, "Fig. 3-left: 10k-layer WRN", NOT_RUN, scale, "no proposed (orthogonal) run at the deepest depth")
     base = _cell_mean(cells, P_ORTH, shallow)
     ok, bound = _threshold(cells[(P_ORTH, deep)].test.values, max(0.8 * (base or 0.0), ch + 0.05))
-    parts.append((f"Proposed (orthogonal) {_f(prop)} at {deep} layers vs {_f(base)} at {shallow} ({bound})",
+    parts.append((f"Proposed (orthogonal) {num(prop)} at {deep} layers vs {num(base)} at {shallow} ({bound})",
                   None if base is None else ok))
     for other in (("pytorch-default", "orthogonal"), D_ORTH):
         if (other, deep) in cells and _cell_mean(cells, other, deep) is not None:
             ok, text = _versus(cells, P_ORTH, other, deep)
-            parts.append((f"{scheme_label(*other)} {_f(_cell_mean(cells, other, deep))} at {deep}; {text}", ok))
+            parts.append((f"{scheme_label(*other)} {num(_cell_mean(cells, other, deep))} at {deep}; {text}", ok))
     t = _cell_mean(cells, ("pytorch-default", "orthogonal"), deep)
     if t is not None:
         ok, bound = _threshold(cells[(("pytorch-default", "orthogonal"), deep)].test.values, ch + 0.05, "upper")
         parts.append((f"PyTorch default (orthogonal) at chance at {deep} (< {ch + 0.05:.2f}; {bound})", ok))
     h = _cell_mean(cells, ("hanin", "orthogonal"), deep)
-    text = _detail(parts) + (f"; Stage-wise Hanin (orthogonal) {_f(h)} at {deep} (not judged)" if h is not None else "")
-    return Claim(8, "Fig. 3-left: 10k-layer WRN", _judge(parts), scale, text, _WELCH)
+    text = detail(parts) + (f"; Stage-wise Hanin (orthogonal) {num(h)} at {deep} (not judged)" if h is not None else "")
+    return Claim(8, "Fig. 3-left: 10k-layer WRN", judge(parts), scale, text, _WELCH)
 
 
 # -- claim 7: hyper-parameter robustness ------------------------------------------------------------------
@@ -275,7 +246,7 @@ def hparams_claim(curves, scale: str) -> Claim:
         div = sum(1 for c in bad if c.test.counts.get("diverged", 0))
         parts.append((f"{scheme_label(*d)}: {div}/{len(bad)} failing configurations diverged{_ci(clopper_pearson(div, len(bad)))}",
                       bool(bad) and 2 * div >= len(bad)))
-    return Claim(7, name, _judge(parts), f"{scale}; trains = test >= {threshold:.3f}", _detail(parts),
+    return Claim(7, name, judge(parts), f"{scale}; trains = test >= {threshold:.3f}", detail(parts),
                  f"exact one-sided sign test (McNemar) over paired configurations at level {ALPHA}")
 
 
@@ -294,52 +265,55 @@ def survival_claim(cells, scale: str) -> Claim:
         return Claim(9, name, NOT_RUN, scale, "no proposed runs")
     prop = P_ORTH if P_ORTH in series else P_HE
     lrs = sorted({lr for lr, _, _ in cells})
-    pct = {k: c.pct for k, c in cells.items()}
     others = [s for s in series if s != prop]
-    parts = []
-    row = " / ".join(_pct(pct.get((lr, False, prop))) for lr in lrs)
-    parts.append((f"no warmup, {scheme_label(*prop)} {row} at lr {'/'.join(f'{lr:g}' for lr in lrs)}", True))
+    if not others:
+        return Claim(9, name, NOT_RUN, scale, "no baseline runs to compare with")
+    row = " / ".join(_pct(cells[(lr, False, prop)].pct if (lr, False, prop) in cells else None) for lr in lrs)
+    parts = [(f"no warmup, {scheme_label(*prop)} {row} at lr {'/'.join(f'{lr:g}' for lr in lrs)}", True)]
+    parts += [_survives_more(cells, prop, s, lrs) for s in others]
+    parts += _warmup_parts(cells, prop, series, lrs)
+    return Claim(9, name, judge(parts), scale, detail(parts),
+                 f"Fisher's exact one-sided test on survival counts pooled over learning rates, level {ALPHA}")
 
-    def pooled(s, warm):
-        # each comparison pools only the lrs where both schemes have finished runs
-        both = [lr for lr in lrs if (lr, warm, s) in cells and (lr, warm, prop) in cells
-                and cells[(lr, warm, s)].finished and cells[(lr, warm, prop)].finished]
-        return ([sum(cells[(lr, warm, x)].survived for lr in both) for x in (prop, s)],
-                [sum(cells[(lr, warm, x)].finished for lr in both) for x in (prop, s)])
-    for s in others:
-        (kp, ko), (np_, no) = pooled(s, False)
-        if np_ == 0:
-            parts.append((f"vs {scheme_label(*s)}: no common finished runs", None))
-            continue
-        p_for, p_against = fisher_p(kp, np_, ko, no, "greater"), fisher_p(kp, np_, ko, no, "less")
-        parts.append((f"vs {scheme_label(*s)} {ko}/{no} survived against {kp}/{np_} ({fmt_p(p_for)})",
-                      decide(p_for, p_against)))
-    top = lrs[-2:]
 
-    def counts(s, warm, at):
-        cs = [cells[(lr, warm, s)] for lr in at if (lr, warm, s) in cells]
-        return sum(c.survived for c in cs), sum(c.finished for c in cs)
+def _survivors(cells, s, warm: bool, lrs) -> tuple[int, int]:
+    """(survived, finished) of scheme ``s`` summed over the (lr, warm) cells run."""
+    cs = [cells[(lr, warm, s)] for lr in lrs if (lr, warm, s) in cells]
+    return sum(c.survived for c in cs), sum(c.finished for c in cs)
+
+
+def _survives_more(cells, prop, s, lrs) -> tuple[str, bool | str | None]:
+    """Without warmup, ``prop`` survives more often than ``s``, pooled over the lrs where both have finished runs."""
+    both = [lr for lr in lrs if (lr, False, s) in cells and (lr, False, prop) in cells
+            and cells[(lr, False, s)].finished and cells[(lr, False, prop)].finished]
+    (kp, np_), (ko, no) = _survivors(cells, prop, False, both), _survivors(cells, s, False, both)
+    if np_ == 0:
+        return f"vs {scheme_label(*s)}: no common finished runs", None
+    p_for, p_against = fisher_p(kp, np_, ko, no, "greater"), fisher_p(kp, np_, ko, no, "less")
+    return f"vs {scheme_label(*s)} {ko}/{no} survived against {kp}/{np_} ({fmt_p(p_for)})", decide(p_for, p_against)
+
+
+def _warmup_parts(cells, prop, series, lrs) -> list[tuple[str, bool | str | None]]:
+    """With warmup, no scheme survives significantly more often than ``prop`` at the two largest lrs; and warmup
+    lowers no scheme's survival (not significantly fewer survivors with warmup, all lrs)."""
     def done(warm, at):  # every scheme has finished runs in every (lr, warmup) cell judged
         return all((lr, warm, s) in cells and cells[(lr, warm, s)].finished for lr in at for s in series)
-    # with warmup at the two largest lrs: no scheme survives significantly more often than proposed
-    kp, np_ = counts(prop, True, top)
-    worst = [fisher_p(kp, np_, *counts(s, True, top), "less") for s in others if counts(s, True, top)[1] and np_]
-    parts.append((f"warmup, {scheme_label(*prop)} " + " / ".join(_pct(pct.get((lr, True, prop))) for lr in lrs)
-                  + f"; no scheme survives more at lr {'/'.join(f'{lr:g}' for lr in top)} "
-                  f"(smallest {fmt_p(min(worst, default=None))})",
-                  None if not worst or not done(True, top) else min(worst) >= ALPHA))
-    # warmup does not lower any scheme's survival: not significantly fewer survivors with warmup, all lrs
+    top = lrs[-2:]
+    kp, np_ = _survivors(cells, prop, True, top)
+    worst = [fisher_p(kp, np_, *_survivors(cells, s, True, top), "less") for s in series
+             if s != prop and _survivors(cells, s, True, top)[1] and np_]
+    row = " / ".join(_pct(cells[(lr, True, prop)].pct if (lr, True, prop) in cells else None) for lr in lrs)
+    parts = [(f"warmup, {scheme_label(*prop)} {row}; no scheme survives more at lr {'/'.join(f'{lr:g}' for lr in top)} "
+              f"(smallest {fmt_p(min(worst, default=None))})",
+              None if not worst or not done(True, top) else min(worst) >= ALPHA)]
     lowered = []
     for s in series:
-        (kw, nw), (kn, nn) = counts(s, True, lrs), counts(s, False, lrs)
+        (kw, nw), (kn, nn) = _survivors(cells, s, True, lrs), _survivors(cells, s, False, lrs)
         if nw and nn:
             lowered.append(fisher_p(kw, nw, kn, nn, "less"))
     parts.append((f"warmup does not lower a scheme's survival (smallest {fmt_p(min(lowered, default=None))})",
                   None if not lowered or not (done(True, lrs) and done(False, lrs)) else min(lowered) >= ALPHA))
-    if not others:
-        return Claim(9, name, NOT_RUN, scale, "no baseline runs to compare with")
-    return Claim(9, name, _judge(parts), scale, _detail(parts),
-                 f"Fisher's exact one-sided test on survival counts pooled over learning rates, level {ALPHA}")
+    return parts
 
 
 # -- claims 10, 11: Table 1 and Table 2 ---------------------------------------------------------------------
@@ -370,7 +344,7 @@ def table1_claim(rows_by_arch, scale: str) -> Claim:
                           f"datadep {_err(err['datadep'])} ({p})", ok if err["bn"] is not None else None))
     if not parts:
         return Claim(10, name, NOT_RUN, scale, "needs proposed and datadep runs of one architecture")
-    return Claim(10, name, _judge(parts), scale, _detail(parts), f"Welch one-sided t-test over seeds, level {ALPHA}")
+    return Claim(10, name, judge(parts), scale, detail(parts), f"Welch one-sided t-test over seeds, level {ALPHA}")
 
 
 def table2_claim(table, scale: str) -> Claim:
@@ -390,12 +364,12 @@ def table2_claim(table, scale: str) -> Claim:
         outcomes = [ok for ok, _ in tests.values()]
         ok = False if False in outcomes else (UNDECIDED if UNDECIDED in outcomes or None in outcomes else True)
         # a scheme whose runs are still pending could be smaller yet: not judged unless it already fails
-        parts.append((f"{arch}/{dataset}: {scheme_label(*p)} {_f(means[p], 2)} vs " +
-                      ", ".join(f"{scheme_label(*s)} {_f(means[s], 2)} ({pv})" for s, (_, pv) in tests.items()),
+        parts.append((f"{arch}/{dataset}: {scheme_label(*p)} {num(means[p], 2)} vs " +
+                      ", ".join(f"{scheme_label(*s)} {num(means[s], 2)} ({pv})" for s, (_, pv) in tests.items()),
                       None if waiting and ok is not False else ok))
     if not parts:
         return Claim(11, name, NOT_RUN, scale, "needs Hessian runs of proposed and another scheme")
-    return Claim(11, name, _judge(parts), scale, _detail(parts), f"Welch one-sided t-test over seeds, level {ALPHA}")
+    return Claim(11, name, judge(parts), scale, detail(parts), f"Welch one-sided t-test over seeds, level {ALPHA}")
 
 
 def rl_claim() -> Claim:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..train.config import EXECUTION_FIELDS
+from .plots import save, styled, subplots
 from .tables import Stat, config_dict, counts_text, status_counts
 
 __all__ = ["TRAINS_ACC", "method_label", "PeerCell", "peer_cells", "peers_markdown", "plot_peers", "deepest_verdicts"]
@@ -116,16 +117,16 @@ def peers_markdown(cells) -> str:
     return "\n".join(lines)
 
 
+@styled
 def plot_peers(cells, path, *, title: str, scale: str) -> Path:
     """Per architecture: test accuracy vs depth (± std over seeds) above the % of runs that train."""
-    from .plots import _pyplot, _save
+    from matplotlib import colormaps
 
-    plt = _pyplot()
     archs = list(dict.fromkeys(a for a, _, _ in cells))
-    fig, axes = plt.subplots(2, len(archs), figsize=(4.8 * len(archs), 7.0), squeeze=False, sharex="col")
+    fig, axes = subplots(2, len(archs), figsize=(4.8 * len(archs), 7.0), squeeze=False, sharex="col")
     methods = list(dict.fromkeys(m for _, m, _ in cells))
     # tab20's dark shades first, then its light ones: 20 distinct colours (11 methods in peers_depth)
-    colours = {m: plt.get_cmap("tab20")((2 * i) % 20 + (2 * i // 20) % 2) for i, m in enumerate(methods)}
+    colours = {m: colormaps["tab20"]((2 * i) % 20 + (2 * i // 20) % 2) for i, m in enumerate(methods)}
     # a marker per method too: where curves coincide (several methods at 100% or at chance) all stay visible
     markers = {m: "osD^v<>ph*X"[i % 11] for i, m in enumerate(methods)}
     for j, arch in enumerate(archs):
@@ -159,4 +160,4 @@ def plot_peers(cells, path, *, title: str, scale: str) -> Path:
             handles.setdefault(lab, h)
     fig.legend(list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
                ncol=min(5, len(handles)), frameon=False)
-    return _save(fig, path)
+    return save(fig, path)

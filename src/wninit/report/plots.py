@@ -3,11 +3,14 @@ paper's own values in a panel beside ours.
 
 One colour per scheme in every figure (a hue per scheme, light for the Gaussian "(He)" direction, dark
 for orthogonal), test accuracy solid and train accuracy dashed, error bars = std over seeds, 150 dpi
-and fonts >= 9 pt so a figure reads at 100% zoom. matplotlib is imported inside the functions (Agg):
-``import wninit`` needs only torch and numpy.
+and fonts >= 9 pt so a figure reads at 100% zoom. matplotlib is imported inside the functions (``import wninit``
+needs only torch and numpy); each figure is a ``matplotlib.figure.Figure`` saved by its own ``savefig``, drawn
+under the figures' rcParams in a ``matplotlib.rc_context``: pyplot is never imported, and the caller's backend
+and rcParams stay as they were.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from ..style import SCHEME_COLOURS
@@ -18,6 +21,7 @@ __all__ = ["scheme_style", "plot_depth", "plot_hparams", "plot_survival", "DPI"]
 
 DPI = 150
 _FONT = 10
+_RC = {"font.size": _FONT, "axes.titlesize": _FONT + 1, "legend.fontsize": _FONT - 1, "axes.grid": True, "grid.alpha": 0.3}
 
 
 def scheme_style(series: tuple[str, str]) -> dict:
@@ -40,20 +44,27 @@ def _lw(series) -> float:
     return 1.4 if series[1] == "gaussian" else 2.2
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    plt.rcParams.update({"font.size": _FONT, "axes.titlesize": _FONT + 1, "legend.fontsize": _FONT - 1,
-                         "axes.grid": True, "grid.alpha": 0.3})
-    return plt
+def styled(plot):
+    """Runs ``plot`` under the figures' rcParams (``_RC``), restored when it returns: the style is read both
+    when the artists are made and when ticks and text are laid out in ``savefig``, so the whole call is inside."""
+    @functools.wraps(plot)
+    def scoped(*args, **kwargs):
+        import matplotlib
+        with matplotlib.rc_context(_RC):
+            return plot(*args, **kwargs)
+    return scoped
 
 
-def _save(fig, path: Path) -> Path:
+def subplots(nrows: int, ncols: int, **kwargs):
+    """``pyplot.subplots`` without pyplot: a ``Figure`` (``figsize`` and the other figure keywords) and its axes."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=kwargs.pop("figsize"))
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def save(fig, path: Path) -> Path:
     path = Path(path)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-    plt.close(fig)
     return path
 
 
@@ -70,13 +81,13 @@ def _finish_acc_axis(ax, ylabel="accuracy (fraction correct)"):
     ax.set_ylabel(ylabel)
 
 
+@styled
 def plot_depth(cells: dict, path, *, title: str, scale: str, reference=None, train: bool = True,
                xlabel: str = "depth (number of WN layers)", ylabel: str = "accuracy (fraction correct)") -> Path:
     """Accuracy vs depth (Fig. 2 depth panels, Fig. 3-left): test solid, train dashed, ± std over seeds;
     a diverged run is plotted at its best checkpoint's accuracy, at 0 without one (docs/method.md §7.2). ``reference``: ``{"test": {depth: {series: acc}}, ...}``."""
-    plt = _pyplot()
     panels = 2 if reference is not None else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 4.6), squeeze=False)
+    fig, axes = subplots(1, panels, figsize=(6.2 * panels, 4.6), squeeze=False)
     ax = axes[0][0]
     series = list(dict.fromkeys(s for s, _ in cells))
     depths = sorted({d for _, d in cells})
@@ -101,7 +112,7 @@ def plot_depth(cells: dict, path, *, title: str, scale: str, reference=None, tra
     fig.suptitle(title)
     fig.tight_layout()
     _figure_legend(fig, axes[0], train)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _figure_legend(fig, axes, train: bool | None = None):
@@ -141,14 +152,14 @@ def _plot_reference_depth(ax, reference, xlabel, ylabel, train):
     ax.set_title(f"paper ({reference.source}; ±0.02)" if hasattr(reference, "source") else "paper", fontsize=_FONT)
 
 
+@styled
 def plot_hparams(curves: dict, path, *, title: str, scale: str, reference=None) -> Path:
     """Fig. 2 hyper-parameter panel: each configuration's test accuracy (mean over seeds, ± std), sorted
     in decreasing order per scheme; the dotted line is the "trains" threshold of docs/method.md §9 claim 7
     (:func:`wninit.report.tables.trains_threshold`)."""
-    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
     panels = 2 if reference is not None else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 4.6), squeeze=False)
+    fig, axes = subplots(1, panels, figsize=(6.2 * panels, 4.6), squeeze=False)
     fig.set_layout_engine("constrained")  # lays the legends under the axes out with them
     ax = axes[0][0]
     n_max, threshold = 1, trains_threshold(curves)
@@ -189,15 +200,15 @@ def plot_hparams(curves: dict, path, *, title: str, scale: str, reference=None) 
         ax.set_title(f"paper ({reference.source}; ±0.02)", fontsize=_FONT)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save(fig, path)
 
 
+@styled
 def plot_survival(cells: dict, path, *, title: str, scale: str, reference=None) -> Path:
     """Fig. 3-right: % of seeds reaching epoch 3 without diverging, bars per scheme, one panel without and
     one with warmup; the paper's bars in a second row (docs/method.md §7.4)."""
-    plt = _pyplot()
     rows = 2 if reference is not None else 1
-    fig, axes = plt.subplots(rows, 2, figsize=(12.4, 4.2 * rows), squeeze=False)
+    fig, axes = subplots(rows, 2, figsize=(12.4, 4.2 * rows), squeeze=False)
     ours = {k: (c.pct, f"{c.survived}/{c.finished}") for k, c in cells.items()}
     _bars(axes[0], ours, "this run")
     if reference is not None:
@@ -206,7 +217,7 @@ def plot_survival(cells: dict, path, *, title: str, scale: str, reference=None) 
     fig.suptitle(f"{title}\nthis run: {scale}")
     fig.tight_layout()
     _figure_legend(fig, [a for row in axes for a in row])
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _bars(axes, values: dict, where: str):

@@ -1,6 +1,6 @@
 """Sweeps: the paper's experiments as TOML specs (:mod:`.spec`), a resumable SQLite store (:mod:`.store`,
-claims in :mod:`.claims`), and the runners that execute them (:mod:`.runners`, :mod:`.driver`)."""
-from .claims import owner_id
+run leases in :mod:`.leases`), and the runners that execute them (:mod:`.runners`, :mod:`.driver`)."""
+from .leases import owner_id
 from .driver import SweepSummary, run_sweep
 from .spec import Experiment, load_spec
 from .store import FINISHED, STATUSES, RunRecord, Store

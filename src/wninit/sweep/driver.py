@@ -1,7 +1,7 @@
 """The sweep driver: claim runs, hand them to a pool, renew the leases, write each result as it comes.
 
 The driver is the store's single writer in its process (DESIGN.md); several drivers may share a store
-through claims (:mod:`wninit.sweep.claims`). SIGINT and SIGTERM only set a flag: the loop then kills its
+through leases (:mod:`wninit.sweep.leases`). SIGINT and SIGTERM only set a flag: the loop then kills its
 workers and puts its running runs back to pending in one transaction, so nothing is half-written and
 the same command continues where it stopped. ``kill -9`` leaves the claims behind; a rerun on this host
 sees their holder is dead and takes them at once (another host: after the lease).
@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import UserError
-from . import claims
+from . import leases
 from .progress import SweepProgress
 from .runners import Lost, make_pool
 from .store import STATUSES, Store
@@ -76,7 +76,7 @@ def run_sweep(store: Store, targets: list[tuple[str, str]], *, backend: str = "l
               address: str | None = None, device: str | None = None, channels_last: bool = False,
               compile: bool = False, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
               batch_runs: bool = False, limit: int | None = None, slurm: dict | None = None,
-              lease_s: float = claims.LEASE_S, progress: bool = True, stream=None) -> SweepSummary:
+              lease_s: float = leases.LEASE_S, progress: bool = True, stream=None) -> SweepSummary:
     """Run every unfinished run of ``targets`` ((experiment, profile) pairs already added to ``store``).
 
     ``device``, ``channels_last`` and ``compile`` are execution fields set on every run (not in the run
@@ -87,7 +87,7 @@ def run_sweep(store: Store, targets: list[tuple[str, str]], *, backend: str = "l
     if batch_runs:
         _batch_groups([], True)  # fail before starting a pool when the ensemble module is missing
     started = time.perf_counter()
-    owner = claims.owner_id()
+    owner = leases.owner_id()
     at_start = _counts(store, targets)
     total = sum(at_start.values())
     bar = SweepProgress(total, total - at_start["pending"] - at_start["running"], enabled=progress, stream=stream,
@@ -117,14 +117,14 @@ def run_sweep(store: Store, targets: list[tuple[str, str]], *, backend: str = "l
                 for handle, outcomes in pool.wait(timeout=min(POLL_S, renew_every)):
                     _record(store, owner, inflight.pop(handle), outcomes, bar, summary)
                 if time.monotonic() - last_renew >= renew_every:
-                    claims.renew(store, owner, [c.run_id for g in inflight.values() for c in g], lease_s=lease_s)
+                    leases.renew(store, owner, [c.run_id for g in inflight.values() for c in g], lease_s=lease_s)
                     last_renew = time.monotonic()
         finally:
             interrupted = stop.signal is not None or inflight
             if pool is not None:
                 pool.stop() if interrupted else pool.close()
             if interrupted:  # a signal or an exception: nothing of ours stays "running"
-                claims.release(store, owner)
+                leases.release(store, owner)
             bar.close()
     summary.stopped = stop.signal
     summary.wall_s = time.perf_counter() - started
@@ -135,7 +135,7 @@ def run_sweep(store: Store, targets: list[tuple[str, str]], *, backend: str = "l
 
 def _claim(store, owner, targets, n, lease_s):
     for experiment, profile in targets:
-        cfgs = claims.claim(store, owner, n, lease_s=lease_s, experiment=experiment, profile=profile)
+        cfgs = leases.claim(store, owner, n, lease_s=lease_s, experiment=experiment, profile=profile)
         if cfgs:
             return cfgs
     return []
@@ -145,7 +145,7 @@ def _record(store: Store, owner: str, group, outcomes, bar: SweepProgress, summa
     """Write one finished group: each run's result, its failure, or its loss (one transaction each)."""
     if isinstance(outcomes, Lost):
         for cfg in group:
-            status = claims.lost(store, owner, cfg.run_id, f"worker lost: {outcomes.reason}")
+            status = leases.lost(store, owner, cfg.run_id, f"worker lost: {outcomes.reason}")
             summary.lost += 1
             if status == "failed":
                 bar.update(cfg.run_id, "failed", outcomes.reason)
@@ -153,12 +153,12 @@ def _record(store: Store, owner: str, group, outcomes, bar: SweepProgress, summa
         return
     for cfg, out in zip(group, outcomes):
         if out["status"] == "failed":
-            claims.give_up(store, owner, cfg.run_id, out["error"], out.get("host"))
+            leases.give_up(store, owner, cfg.run_id, out["error"], out.get("host"))
             first = out["error"].splitlines()[0]
             summary.errors[cfg.run_id] = first
             bar.update(cfg.run_id, "failed", first)
         else:
-            claims.finish(store, out)
+            leases.finish(store, out)
             bar.update(cfg.run_id, out["status"])
         summary.executed += 1
 

@@ -10,7 +10,7 @@ Tables (DESIGN.md "Results are data"):
 
 Every write is one transaction, so a process killed at any point leaves the previous state readable. A store
 of an older schema is upgraded when opened (:mod:`.store_migrations`).
-Claims (which process runs what) live in :mod:`wninit.sweep.claims`.
+Claims (which process runs what) live in :mod:`wninit.sweep.leases`.
 """
 from __future__ import annotations
 

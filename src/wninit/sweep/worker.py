@@ -38,7 +38,7 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 def outcome_of(result) -> dict:
-    """A :class:`RunResult` as the dict the driver writes (see :func:`wninit.sweep.claims.finish`)."""
+    """A :class:`RunResult` as the dict the driver writes (see :func:`wninit.sweep.leases.finish`)."""
     from .store import METRIC_KEYS
 
     d = result.to_dict()

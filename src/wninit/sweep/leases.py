@@ -1,4 +1,4 @@
-"""Who runs what: claims on the store's runs, each with a lease.
+"""Who runs what: leases on the store's runs, each claimed by one holder and renewed while it trains.
 
 A driver claims pending runs atomically (``BEGIN IMMEDIATE`` ... ``UPDATE``), renews the lease of every
 run it holds while they train, and writes each result in one transaction. A run whose lease expired (its
