@@ -122,3 +122,12 @@ def test_bad_input_is_a_one_sentence_user_error(capsys):
     assert main(["hessian", "--arch", "wrn", "--depth", "16", "--schemes", "he"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "--iters must be at least 1" in err[0] and "--schemes" in err[1]
+
+
+def test_a_table2_run_keeps_its_value_bit_for_bit():
+    """The quick Table 2 run of pytorch-default on WRN-16-2 (seed 1), at 2 power iterations and 1 thread, gives
+    the log norm the code gave before the weight-norm formula was shared (e63abc2): the exact-second-derivative
+    path must keep its last bits, or a stored Table 2 would no longer equal its rerun."""
+    cfg = RunConfig(dataset="digits", arch="wrn", depth=16, width=128, k=2, scheme="pytorch-default",
+                    batch_size=64, epochs=1, task="hessian", hessian_iters=2, hessian_batches=2, seed=1, threads=1)
+    assert fit(cfg).log_hessian_norm == -2.930955013675925

@@ -60,7 +60,9 @@ def wn_weight(v: torch.Tensor, g: torch.Tensor | float, dim: int | None = 0, *, 
     if not fused:
         # A Python number divides as ``norms.reciprocal() * g`` (Tensor.__rtruediv__): kept as it is, the
         # weights initialize() writes into plain layers keep their bits.
-        scale = (g if isinstance(g, (int, float)) else g.reshape(-1)) / unit_norms(v, dim)
+        # A 1-d g (wninit's layers) goes in as it is: a reshape node, even a no-op one, changes the order in
+        # which autograd sums g's second-order terms, and so their last bits.
+        scale = (g if isinstance(g, (int, float)) or g.dim() == 1 else g.reshape(-1)) / unit_norms(v, dim)
         return v * _unit_shape(scale, v, dim)
     # Why the fused kernel: called without the parametrization machinery it is one op forward (norms and w
     # in one pass) and one op backward (grad_v and grad_g from grad_w in one pass). Measured against a
