@@ -27,7 +27,6 @@ __all__ = [
     "orthogonal_direction_",
     "orthogonal_directions_",
     "gaussian_direction_",
-    "zero_bias_",
 ]
 
 # "he" is the paper's own label for Gaussian directions ("Proposed (He)"), kept as an alias.
@@ -369,11 +368,3 @@ def direction_(weight: torch.Tensor, direction: str = "orthogonal", generator: t
     if check_direction(direction) == "orthogonal":
         return orthogonal_direction_(weight, generator)
     return gaussian_direction_(weight, generator, gaussian_gain)
-
-
-def zero_bias_(bias: torch.Tensor | None) -> torch.Tensor | None:
-    """Set a bias to zero (docs/method.md §2.1: "biases to zero"); ``None`` passes through."""
-    if bias is not None:
-        with torch.no_grad():
-            bias.zero_()
-    return bias

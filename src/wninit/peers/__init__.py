@@ -29,7 +29,7 @@ from .nf import nf
 from .rezero import rezero
 from .skipinit import skipinit
 
-__all__ = ["PEERS", "Peer", "apply", "parse_peer", "check_peer", "peer_names"]
+__all__ = ["PEERS", "Peer", "apply", "parse_peer", "check_peer"]
 
 RUN_OPTIONS = ("batch", "generator")  # given by the caller (the training run), not by the user's spec
 
@@ -58,10 +58,6 @@ PEERS = {p.name: p for p in (
     Peer("delta-orthogonal", delta_orthogonal, "conv", "init"),
     Peer("edm2", edm2, "any", "magnitude-preserving layers, sums and activations"),
 )}
-
-
-def peer_names() -> tuple[str, ...]:
-    return tuple(PEERS)
 
 
 def _peer(method: str) -> Peer:
