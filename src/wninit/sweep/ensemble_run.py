@@ -15,7 +15,7 @@ from ..train.config import RunConfig
 from ..train.loop import evaluate
 from ..train.protocol import RunRecord, build_member, check_interval
 from ..train.result import RunResult
-from ..train.runtime import env, num_threads, resolve_device, rng_scope, sum_dtype
+from ..train.runtime import env, resolve_device, run_scope, sum_dtype
 from ..train.schedules import epoch_lrs
 from .ensemble_data import MemberData
 from .ensemble_model import MemberView, StackedMLP, StackedSGD
@@ -133,7 +133,7 @@ def run_group(cfgs: list[RunConfig]) -> list[RunResult]:
     global random stream back when it ends.
     """
     device = resolve_device(cfgs[0].device)
-    with num_threads(cfgs[0].threads), rng_scope(device):
+    with run_scope(cfgs[0].threads, device):
         started = time.perf_counter()
         run = _GroupRun(cfgs, device)
         for epoch in range(cfgs[0].epochs):

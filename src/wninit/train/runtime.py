@@ -15,7 +15,8 @@ import torch
 
 from ..errors import UserError
 
-__all__ = ["resolve_device", "derived_seed", "num_threads", "rng_scope", "set_seed", "sum_dtype", "code_version", "env"]
+__all__ = ["resolve_device", "derived_seed", "num_threads", "rng_scope", "run_scope", "set_seed", "sum_dtype", "code_version",
+           "env"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -61,6 +62,14 @@ def rng_scope(device: torch.device):
     its streams back after, as they were: a run reseeds them (:func:`set_seed`) without a trace."""
     kind, devices = _device_streams(device)
     with torch.random.fork_rng(devices=devices, device_type=kind):
+        yield
+
+
+@contextlib.contextmanager
+def run_scope(threads: int | None, device: torch.device):
+    """The scope of one run, single or stacked: ``threads`` torch threads (:func:`num_threads`) and its own
+    global random streams (:func:`rng_scope`), the caller's both given back when it ends."""
+    with num_threads(threads), rng_scope(device):
         yield
 
 

@@ -26,7 +26,7 @@ from .loop import evaluate, train_epoch
 from .monitor import Monitor
 from .protocol import RunRecord, build_member, check_interval, load_data
 from .result import RunResult
-from .runtime import derived_seed, env, num_threads, resolve_device, rng_scope
+from .runtime import derived_seed, env, resolve_device, run_scope
 from .schedules import epoch_lrs
 
 __all__ = ["fit"]
@@ -61,7 +61,7 @@ def fit(cfg: RunConfig, *, out_dir: str | Path | None = None, resume: bool = Tru
         finished = ckpt_files.read_result(out, cfg)
         if finished is not None:
             return finished
-    with num_threads(cfg.threads), rng_scope(device):
+    with run_scope(cfg.threads, device):
         return _run(cfg, device, out, resume, progress, on_epoch, tensorboard)
 
 
