@@ -97,15 +97,12 @@ def _dry_run(exps, store_path, out) -> int:
     total = sum(len(e.runs) for e in exps)
     print(f"total: {total} runs ({len(distinct)} distinct) in {len(exps)} spec(s); nothing was trained", file=out)
     if store_path is not None:
-        from pathlib import Path
+        from ..sweep.store import FINISHED, Store, not_a_store_yet
 
-        from ..sweep.store import FINISHED, Store
-
-        path = Path(store_path)
-        if not path.exists() or (path.is_file() and path.stat().st_size == 0):  # a dry run creates no store
+        if not_a_store_yet(store_path):  # a dry run creates no store
             print(f"none of them is finished: {store_path} holds no store yet", file=out)
         else:
-            with Store(path, create=False) as store:
+            with Store(store_path, create=False) as store:
                 done = sum(1 for r in store.runs(ids=distinct) if r.status in FINISHED)
             print(f"{done} of them are already finished in {store_path}", file=out)
     return 0

@@ -25,7 +25,7 @@ from ..errors import UserError
 from ..train.config import RunConfig
 from .store_migrations import ALIASES_TABLE, upgrade
 
-__all__ = ["Store", "RunRecord", "STATUSES", "FINISHED", "METRIC_KEYS", "SCHEMA_VERSION", "utc_now"]
+__all__ = ["Store", "RunRecord", "STATUSES", "FINISHED", "METRIC_KEYS", "SCHEMA_VERSION", "utc_now", "not_a_store_yet"]
 
 SCHEMA_VERSION = 2  # 2: run ids with a schema version (wninit.train.run_ids), aliases of the old ones, code commit
 APPLICATION_ID = 0x574E4954  # "WNIT" in the SQLite header: `file` and other tools can tell our stores apart
@@ -265,12 +265,19 @@ class Store:
         return dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
 
 
+def not_a_store_yet(path: str | Path) -> bool:
+    """Whether ``path`` is missing or an empty file: SQLite would open either as an empty database, and only a
+    writer may turn it into a store."""
+    path = Path(path)
+    return not path.exists() or (path.is_file() and path.stat().st_size == 0)
+
+
 def _guard(path: Path, create: bool) -> None:
     """A directory is never a store, and a reader never turns a missing or empty file into one (SQLite treats
     both as an empty database): only a writer (`wninit sweep`, `wninit reproduce`) creates a store."""
     if path.is_dir():
         raise UserError(f"store {str(path)!r} is a directory; pass a file name such as results/sweep.db")
-    if not create and (not path.exists() or path.stat().st_size == 0):
+    if not create and not_a_store_yet(path):
         state = "does not exist" if not path.exists() else "is an empty file"
         raise UserError(f"{str(path)!r} {state}, not a wninit store; pass the .db file that "
                         "`wninit sweep --store` or `wninit reproduce` wrote")
