@@ -7,7 +7,7 @@ Side by side in one process, batch 128, on random uint8 images of the real shape
 - ``cifar_cf``: 3x32x32, RandomCrop(32, padding=4) + RandomHorizontalFlip, for fig2_cnn_depth's WN
   CNN(3, 128, 5, 10); ``cifar_cfc``: the same + Cutout(16), for the CNN and the MLP(3072, 128, 10, 10).
 
-Pipelines: ``loader`` (:class:`wninit.data.Loader`); ``loader_float``, ``loader_no_reuse``,
+Pipelines: ``loader`` (:class:`wninit.suite.data.Loader`); ``loader_float``, ``loader_no_reuse``,
 ``loader_no_table``: the Loader on a float32 split, without reusing released batch memory, without the
 Cutout mask table (what each choice is worth); ``pil``: the reference's pipeline, faithfully (torchvision
 is not a dependency, so its transforms are written out in reference_pipeline.py with PIL and numpy: same operations, same
@@ -35,9 +35,9 @@ import time
 import numpy as np
 import torch
 
-from wninit.data import CIFAR_MEAN_STD, MNIST_MEAN_STD, Loader, Split
-from wninit.data import loader as loader_module
-from wninit.data.sources import normalize_raw
+from wninit.suite.data import CIFAR_MEAN_STD, MNIST_MEAN_STD, Loader, Split
+from wninit.suite.data import loader as loader_module
+from wninit.suite.data.sources import normalize_raw
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import Table, machine, machine_line, text, write_json  # noqa: E402

@@ -4,7 +4,7 @@ The runs: WN MLPs of width 128 and depth 10 on the embedded real MNIST (mnist5k)
 hyper-parameters but 16 seeds and 4 learning rates (momentum 0.9, scheme "proposed"). Side by side in
 one process, on the same torch thread count (2 by default):
 
-- ``ensemble``: :func:`wninit.sweep.ensemble.fit_ensemble` on the 16 configs;
+- ``ensemble``: :func:`wninit.suite.sweep.ensemble.fit_ensemble` on the 16 configs;
 - ``sequential``: ``[fit(cfg) for cfg in cfgs]``.
 
 Two measurements:
@@ -33,8 +33,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from wninit.sweep.ensemble import fit_ensemble
-from wninit.train import RunConfig, fit
+from wninit.suite.sweep.ensemble import fit_ensemble
+from wninit.suite.train import RunConfig, fit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import Table, machine, machine_line, text, write_json  # noqa: E402
@@ -73,8 +73,8 @@ def _steps(blocks: int) -> dict:
     """ms per training step of all 16 members, stacked vs one model after the other."""
     from wninit import initialize
     from wninit.models import MLP
-    from wninit.sweep.ensemble_model import StackedMLP, StackedSGD
-    from wninit.sweep.ensemble_run import _member_losses
+    from wninit.suite.sweep.ensemble_model import StackedMLP, StackedSGD
+    from wninit.suite.sweep.ensemble_run import _member_losses
 
     torch.manual_seed(0)
     models = []

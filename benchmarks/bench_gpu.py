@@ -35,8 +35,8 @@ from common import Table, build_variant, machine, machine_line, main, summary, t
 
 import wninit  # noqa: E402
 from wninit.models import WideResNet  # noqa: E402
-from wninit.train.accel import as_input, autocast, to_memory_format  # noqa: E402
-from wninit.weightnorm import weight_normed_layers, wn_v  # noqa: E402
+from wninit.suite.train.accel import as_input, autocast, to_memory_format  # noqa: E402
+from wninit.weightnorm.access import weight_normed_layers, wn_v  # noqa: E402
 
 BATCH = 128
 STEPS = 10  # steps per timed sample

@@ -5,7 +5,7 @@ k = 1: 9,999 WN convs). Variants, interleaved (benchmarks/common.py):
 
 - ``initialize``: the library call, orthogonal directions (docs/method.md §3.5). It draws every direction in
   layer order from the one generator, then runs the QRs side by side on ``torch.get_num_threads()``
-  Python threads, one LAPACK thread each (``wninit.init.orthogonal_directions_``);
+  Python threads, one LAPACK thread each (``wninit.init.gains.orthogonal_directions_``);
 - ``initialize, traced``: the same call with ``discover=True``: the model is traced with torch.fx and its
   structure discovered (docs/method.md §3.7) although every layer declares its role, which is what a model
   without declared roles pays;
@@ -40,7 +40,7 @@ from common import (Table, busy_note, machine, machine_line, main, num_threads, 
 
 import wninit  # noqa: E402
 from wninit.models import WideResNet  # noqa: E402
-from wninit.weightnorm import weight_normed_layers, wn_v  # noqa: E402
+from wninit.weightnorm.access import weight_normed_layers, wn_v  # noqa: E402
 
 MODELS = {"WRN-40-10": (40, 10), "WRN-10000-1": (10000, 1)}
 # traced / declared on WRN-40-10 at most: tracing a model must not be a reason to declare its roles by hand

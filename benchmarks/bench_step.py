@@ -6,7 +6,7 @@ Side by side in one process, batch 128:
   input 784) and the WN CNN (width 128, depth 5, CIFAR input 3x32x32; depth 25 too without --quick),
   initialized with ``proposed``;
 - ``epoch``: on the embedded real MNIST (mnist5k, 3,600 training images), one epoch of
-  :func:`wninit.train.fit` (per-iteration lr, on-device loss/accuracy sums, a finiteness check per
+  :func:`wninit.suite.train.fit` (per-iteration lr, on-device loss/accuracy sums, a finiteness check per
   step, validation) measured between its ``on_epoch`` calls, with and without a run directory
   (checkpoint + CSV every epoch), against the same model trained by a bare loop (``randperm``,
   forward, backward, step) with and without the same validation pass. The ratio is fit's overhead.
@@ -97,8 +97,8 @@ def _bare_eval(model, x, y):
 
 def epoch_seconds(arch, depth, width, device, epochs) -> dict:
     """fit's epoch (with and without a run directory) vs a bare loop, median (wall, CPU) seconds."""
-    from wninit.data import load_dataset
-    from wninit.train import RunConfig, fit
+    from wninit.suite.data import load_dataset
+    from wninit.suite.train import RunConfig, fit
 
     cfg = RunConfig(dataset="mnist5k", arch=arch, depth=depth, width=width, lr=0.001, momentum=0.9,
                     epochs=epochs, device=str(device))

@@ -9,7 +9,7 @@ The same runs, on the same machine, one variant after the other in one invocatio
   ``assert not isnan(loss)`` and ``.item()`` bookkeeping at every step; validation through a DataLoader;
   ``torch.save`` of model + optimizer every epoch (plus a copy of the best); a CSV row per epoch; the best
   checkpoint reloaded for the test pass.
-- ``sweep``: ``wninit sweep`` (:func:`wninit.sweep.run_sweep`), local pool of 2 reused workers.
+- ``sweep``: ``wninit sweep`` (:func:`wninit.suite.sweep.run_sweep`), local pool of 2 reused workers.
 - ``sweep --batch-runs``: the same, with runs that share an MLP trained as one stacked model.
 
 Where the time goes: the reference children time their phases (interpreter start, imports, data set-up,
@@ -42,7 +42,7 @@ PHASES = ("interpreter", "imports", "data_setup", "data_pipeline", "compute", "e
 
 
 def grid(quick: bool):
-    from wninit.sweep import load_spec
+    from wninit.suite.sweep import load_spec
 
     runs = load_spec(SPEC, "quick").runs
     if quick:  # a fixed slice: the cheapest and a middle depth, one seed
@@ -64,9 +64,9 @@ def reference_run(cfg_json: str, workdir: str, spawned_at: float) -> dict:
     from PIL import Image
 
     from wninit import initialize
-    from wninit.data.sources import _fixed_test_split, _mnist5k, data_root
+    from wninit.suite.data.sources import _fixed_test_split, _mnist5k, data_root
     from wninit.models import build_model
-    from wninit.train import RunConfig
+    from wninit.suite.train import RunConfig
     t["imports"] = time.time() - t0
     torch.set_num_threads(1)
     cfg = RunConfig.from_json(cfg_json)
@@ -175,7 +175,7 @@ def _reference(runs) -> dict:
 
 
 def _sweep(runs, batch_runs: bool) -> dict:
-    from wninit.sweep import Store, run_sweep
+    from wninit.suite.sweep import Store, run_sweep
 
     with tempfile.TemporaryDirectory() as d:
         store = Store(Path(d) / "bench.db")

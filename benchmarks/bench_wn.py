@@ -36,7 +36,7 @@ from common import (Table, build_variant, busy_note, machine, machine_line, main
                     thread_counts, time_interleaved)
 
 import wninit  # noqa: E402
-from wninit.weightnorm import weight_norm  # noqa: E402
+from wninit.weightnorm.access import weight_norm  # noqa: E402
 
 BATCH = 128
 VARIANTS = ("plain", "torch", "wninit")

@@ -13,7 +13,7 @@ DOCS = "docs"
 # docs/*.md of the repository shown on the site as they are, under docs/ (their links between each other hold)
 DOC_PAGES = {"method.md": "The method", "claims.md": "The paper's claims, judged", "results.md": "Diagnostics and CPU results",
              "peers.md": "Normalizer-free peers", "lifecycle.md": "Weight norm through a model's life",
-             "performance.md": "Performance", "reliability.md": "Reliability"}
+             "performance.md": "Performance", "reliability.md": "Reliability", "layout.md": "The code's layout"}
 # NOTE: classes that have no docstring of their own yet; each is listed, and the build fails once it has one
 # (so that the list only shrinks). Their entries show the signature.
 UNDOCUMENTED: set[str] = set()
@@ -21,7 +21,7 @@ UNDOCUMENTED: set[str] = set()
 
 def public_api() -> dict[str, list[tuple[str, object]]]:
     """Page -> its entries ``(public name, object)``: "wninit" for the top-level functions and classes, then
-    one page per public module with the functions and classes of its ``__all__``."""
+    one page per public package with the functions and classes of its ``__all__`` not on the top page."""
     import wninit
 
     def entries(module, prefix):
@@ -29,9 +29,11 @@ def public_api() -> dict[str, list[tuple[str, object]]]:
                 if inspect.isclass(getattr(module, n)) or inspect.isroutine(getattr(module, n))]
 
     pages = {"wninit": entries(wninit, "wninit")}
+    shown = {id(obj) for _, obj in pages["wninit"]}  # one entry per object: the top page's are not repeated
     for name in wninit.__all__:
         if inspect.ismodule(getattr(wninit, name)):
-            pages[f"wninit.{name}"] = entries(getattr(wninit, name), f"wninit.{name}")
+            pages[f"wninit.{name}"] = [(n, obj) for n, obj in entries(getattr(wninit, name), f"wninit.{name}")
+                                       if id(obj) not in shown]
     return pages
 
 

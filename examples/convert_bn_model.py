@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import wninit
-from wninit.data import Loader, load_dataset
+from wninit.suite.data import Loader, load_dataset
 
 
 def bn_cnn(depth: int = 4, width: int = 16) -> nn.Sequential:

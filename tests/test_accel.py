@@ -9,13 +9,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wninit.cli import main
+from wninit.suite.cli import main
 from wninit.errors import UserError
-from wninit.sweep.ensemble import batchable
-from wninit.sweep.worker import _config
-from wninit.train import accel
-from wninit.train.config import RunConfig
-from wninit.train import fit
+from wninit.suite.sweep.ensemble import batchable
+from wninit.suite.sweep.worker import _config
+from wninit.suite.train import accel
+from wninit.suite.train.config import RunConfig
+from wninit.suite.train import fit
 
 TINY = dict(dataset="digits", depth=3, width=32, epochs=2, lr=0.05, momentum=0.9, batch_size=64, seed=3)
 CNN = dict(dataset="digits", arch="cnn", depth=2, width=8, epochs=1, lr=0.05, momentum=0.9, batch_size=64, seed=3)
@@ -23,7 +23,7 @@ CNN = dict(dataset="digits", arch="cnn", depth=2, width=8, epochs=1, lr=0.05, mo
 
 def test_fp32_run_ids_are_those_from_before_the_options_existed():
     # schema-1 ids pinned from the commit before precision/channels_last/compile were added: old stores map
-    from wninit.train.run_ids import legacy_run_id
+    from wninit.suite.train.run_ids import legacy_run_id
 
     assert legacy_run_id(RunConfig()) == "97791385b5e9"
     wrn = RunConfig(dataset="cifar10", arch="wrn", depth=40, k=10, lr=0.1, momentum=0.9, weight_decay=5e-4,

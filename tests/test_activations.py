@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm as torch_wn
 
 import wninit
-from wninit.activations import activation_of_module, register_activation, second_moment
+from wninit.structure.activations import activation_of_module, register_activation, second_moment
 
 
 def test_relu_and_leaky_relu_closed_forms():
@@ -63,7 +63,7 @@ def test_register_a_custom_activation_class():
         (rec,) = wninit.initialize(model, "proposed")
         assert rec.gamma == pytest.approx(2.5) and rec.rule.startswith("swish2 follows")
     finally:
-        from wninit.activations import _CUSTOM
+        from wninit.structure.activations import _CUSTOM
         _CUSTOM.pop(Swish2)
 
 

@@ -19,7 +19,7 @@ import torch
 
 import wninit
 from wninit.diagnostics import propagation
-from wninit.structure import discover
+from wninit.structure.trace import discover
 from zoo import ZOO
 
 # Inputs large enough that zero padding at the borders of the last stage's maps does not dominate (a 3x3 conv

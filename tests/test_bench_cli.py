@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from wninit.cli import bench, main
+from wninit.suite.cli import bench, main
 
 GOOD = """
 def run(quick):

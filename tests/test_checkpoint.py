@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 import wninit
-from wninit.checkpoint import TARGETS, fold
-from wninit.cli import main
+from wninit.weightnorm.state_dict import TARGETS, fold
+from wninit.suite.cli import main
 from wninit.errors import UserError
-from wninit.weightnorm import APIS, effective_weight, weight_normed_layers
+from wninit.weightnorm.access import APIS, effective_weight, weight_normed_layers
 from zoo import ZOO
 
 KEYS = {"legacy": ("weight_g", "weight_v"), "torch": ("parametrizations.weight.original0",

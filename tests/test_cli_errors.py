@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import wninit
-from wninit.cli import main
+from wninit.suite.cli import main
 from wninit.errors import UserError
 
 
@@ -25,14 +25,14 @@ def test_an_os_error_is_one_sentence_and_exit_2(tmp_path, capsys, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path / "x.toml"))
 
-    monkeypatch.setattr("wninit.sweep.spec.load_spec", denied)
+    monkeypatch.setattr("wninit.suite.sweep.spec.load_spec", denied)
     assert main(["sweep", str(tmp_path / "x.toml"), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Permission denied" in err and "x.toml" in err and "Traceback" not in err
 
 
 def test_an_internal_value_error_is_a_traceback_and_exit_1(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("wninit.sweep.spec.load_spec", _boom)
+    monkeypatch.setattr("wninit.suite.sweep.spec.load_spec", _boom)
     assert main(["sweep", str(tmp_path / "x.toml"), "--dry-run"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("Traceback (most recent call last):") and "in _boom" in err
@@ -50,8 +50,8 @@ def test_a_library_argument_error_is_a_user_error():
 
 # The only bare ValueErrors left in src/: broken internal invariants, never a user's input.
 INTERNAL_VALUE_ERRORS = {
-    "sweep/ensemble_model.py": "StackedMLP stacks MLPs",  # batchable_groups only forms valid groups
-    "sweep/leases.py": "finish() takes a completed or diverged outcome",  # the driver passes only those
+    "suite/sweep/ensemble_model.py": "StackedMLP stacks MLPs",  # batchable_groups only forms valid groups
+    "suite/sweep/leases.py": "finish() takes a completed or diverged outcome",  # the driver passes only those
 }
 
 

@@ -1,6 +1,6 @@
 """``wninit sweep --dry-run`` reads a store when there is one and never creates one."""
-from wninit.cli import main
-from wninit.sweep.store import Store
+from wninit.suite.cli import main
+from wninit.suite.sweep.store import Store
 
 
 def test_a_dry_run_creates_no_store(tmp_path, capsys):

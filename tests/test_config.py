@@ -4,8 +4,8 @@ import re
 import pytest
 
 from wninit.errors import UserError
-from wninit.train.config import EXECUTION_FIELDS, RunConfig
-from wninit.train.run_ids import legacy_run_id
+from wninit.suite.train.config import EXECUTION_FIELDS, RunConfig
+from wninit.suite.train.run_ids import legacy_run_id
 
 
 def test_defaults_are_the_reference_optimizer_defaults():
@@ -64,7 +64,7 @@ def test_run_id_hashes_the_fields_off_their_default_and_the_schema():
     # a field given at its default is the same run as the field left out
     assert cfg.replace(lr=0.01, seed=1, precision="fp32", peer="none").run_id == cfg.run_id
     # the schema version is hashed: the same fields under another schema are another id
-    import wninit.train.config as config
+    import wninit.suite.train.config as config
 
     orig, before = config.RUN_ID_SCHEMA, cfg.run_id
     try:

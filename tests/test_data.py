@@ -1,4 +1,4 @@
-"""wninit.data.sources: the standard files (written here, tiny, in their real formats), the embedded
+"""wninit.suite.data.sources: the standard files (written here, tiny, in their real formats), the embedded
 datasets, the seeded validation split and the errors for missing or damaged data (docs/method.md §6.1)."""
 import gzip
 import io
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from wninit.data import (CIFAR_MEAN_STD, DATASETS, TensorSource, load_dataset, val_split_indices)
-from wninit.data import checksums
+from wninit.suite.data import (CIFAR_MEAN_STD, DATASETS, TensorSource, load_dataset, val_split_indices)
+from wninit.suite.data import checksums
 from wninit.errors import UserError
 
 MNIST_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -385,10 +385,10 @@ def test_import_needs_only_torch_and_numpy():
     import ast
     import pathlib
 
-    import wninit.data
+    import wninit.suite.data
 
-    allowed = {"torch", "numpy", "__future__"} | set(sys.stdlib_module_names)
-    for path in pathlib.Path(wninit.data.__file__).parent.glob("*.py"):
+    allowed = {"torch", "numpy", "__future__", "wninit"} | set(sys.stdlib_module_names)
+    for path in pathlib.Path(wninit.suite.data.__file__).parent.glob("*.py"):
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, (ast.Import, ast.ImportFrom)) and not getattr(node, "level", 0):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]

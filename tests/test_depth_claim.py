@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from wninit.train import RunConfig, fit
+from wninit.suite.train import RunConfig, fit
 
 LRS = (0.001, 0.003)
 BASE = RunConfig(dataset="mnist5k", arch="mlp", width=128, norm="wn", direction="orthogonal", momentum=0.9,

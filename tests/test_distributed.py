@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 import wninit
-from wninit.weightnorm import APIS
+from wninit.weightnorm.access import APIS
 
 WORLD = 2
 

@@ -1,4 +1,4 @@
-"""Batched small models (wninit.sweep.ensemble): each member of a stacked group ends as its standalone run.
+"""Batched small models (wninit.suite.sweep.ensemble): each member of a stacked group ends as its standalone run.
 
 Tolerance (float32): a batched matmul may round differently from a single one, so a member's final
 accuracies may differ from its standalone run's by at most one sample of the split, and every logged
@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from wninit.errors import UserError
-from wninit.sweep.ensemble import MEMBER_FIELDS, batchable_groups, fit_ensemble
-from wninit.sweep.ensemble_model import StackedSGD
-from wninit.train import RunConfig, fit
+from wninit.suite.sweep.ensemble import MEMBER_FIELDS, batchable_groups, fit_ensemble
+from wninit.suite.sweep.ensemble_model import StackedSGD
+from wninit.suite.train import RunConfig, fit
 
 LOSS_RTOL = 1e-4
 # (val, test, train) sizes: one sample is 1/size of an accuracy. synthetic: 1024 train(+val), 256 test.

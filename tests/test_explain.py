@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import wninit
-from wninit.cli import main
+from wninit.suite.cli import main
 from wninit.models import WideResNet
 
 _USER_MODEL = '''

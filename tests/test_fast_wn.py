@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import wninit
-import wninit.weightnorm as wnm
+import wninit.weightnorm.access as wnm
 from wninit.errors import UserError
 
 # (plain layer factory, input shape): every layer type the fast path serves, small.
@@ -242,10 +242,10 @@ def test_channels_last_input_and_weight_give_the_same_output():
     torch.testing.assert_close(ours(x.to(memory_format=torch.channels_last)), y, rtol=1e-5, atol=1e-6)
 
 
-# ---- `wninit bench` (src/wninit/cli/bench.py): discovery and output, on a stand-in benchmark folder
+# ---- `wninit bench` (src/wninit/suite/cli/bench.py): discovery and output, on a stand-in benchmark folder
 
 def test_bench_command_runs_the_chosen_benchmarks_and_writes_one_json(tmp_path, monkeypatch, capsys):
-    from wninit.cli import bench, main
+    from wninit.suite.cli import bench, main
 
     folder = tmp_path / "benchmarks"
     folder.mkdir()
@@ -263,8 +263,8 @@ def test_bench_command_runs_the_chosen_benchmarks_and_writes_one_json(tmp_path, 
 
 
 def test_bench_outside_a_source_checkout_is_one_sentence(tmp_path, monkeypatch):
-    from wninit.cli import bench
+    from wninit.suite.cli import bench
 
-    monkeypatch.setattr(bench, "__file__", str(tmp_path / "site-packages" / "wninit" / "cli" / "bench.py"))
+    monkeypatch.setattr(bench, "__file__", str(tmp_path / "site-packages" / "wninit" / "suite" / "cli" / "bench.py"))
     with pytest.raises(UserError, match="ship with the source checkout"):
         bench.benchmarks_dir()

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from wninit.cli import main
+from wninit.suite.cli import main
 from wninit.diagnostics.plot import plot_propagation
 from wninit.diagnostics.synthetic import INITS, _feedforward, _gaussian, _resnet, _unit_rows, figure1
 from wninit.errors import UserError

@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from wninit.data import Loader, Split
+from wninit.suite.data import Loader, Split
 from wninit.errors import UserError
-from wninit.train import RunConfig, fit, train_epoch
-from wninit.train.hessian_task import hessian_batch_count
-from wninit.train.runtime import resolve_device
-from wninit.train.result import CSV_COLUMNS, RunResult
+from wninit.suite.train import RunConfig, fit, train_epoch
+from wninit.suite.train.hessian_task import hessian_batch_count
+from wninit.suite.train.runtime import resolve_device
+from wninit.suite.train.result import CSV_COLUMNS, RunResult
 
 SMALL = RunConfig(dataset="mnist5k", arch="mlp", depth=3, width=32, epochs=4, lr=0.01, momentum=0.9,
                   weight_decay=1e-4, schedule=1, warmup_epochs=1.5, threads=1)
@@ -85,7 +85,7 @@ def test_huge_lr_diverges_as_a_result_not_an_exception():
 
 
 def test_divergence_after_an_epoch_tests_the_best_checkpoint(monkeypatch):
-    fit_module = importlib.import_module("wninit.train.single_run")
+    fit_module = importlib.import_module("wninit.suite.train.single_run")
     real = fit_module.train_epoch
 
     def poisoned(model, optimizer, loader, lrs, *args, **kw):
@@ -140,13 +140,13 @@ def test_no_validation_split_selects_the_last_epoch():
 def test_weight_decay_exemption_changes_only_what_it_should():
     import wninit
     from wninit.models import build_model
-    from wninit.train.single_run import _param_groups
+    from wninit.suite.train.single_run import _param_groups
 
     model = build_model("mlp", in_shape=(1, 4, 4), num_classes=3, depth=2, width=8, norm="wn")
     decayed, exempt = _param_groups(model, True, 1e-4)
     exempt_ids = {id(p) for p in exempt["params"]}
     assert exempt["weight_decay"] == 0.0
-    assert all(id(g) in exempt_ids for g in wninit.weightnorm.gain_parameters(model))
+    assert all(id(g) in exempt_ids for g in wninit.weightnorm.access.gain_parameters(model))
     names = {n for n, p in model.named_parameters() if id(p) in exempt_ids}
     assert names == {n for n, _ in model.named_parameters() if n.endswith((".g", "bias"))}
     assert len(_param_groups(model, False, 1e-4)) == 1  # the reference: decay on all parameters
@@ -183,7 +183,7 @@ def test_hessian_task_records_the_log_spectral_norm(monkeypatch, tmp_path):
 
 # ---- the command line ------------------------------------------------------------------------------
 def _cli(argv, capsys):
-    from wninit.cli import main
+    from wninit.suite.cli import main
     rc = main(argv)
     return rc, capsys.readouterr()
 

@@ -20,9 +20,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wninit.errors import UserError
-from wninit.schemes import PLAIN_SCHEMES, WN_SCHEMES
-from wninit.sweep.spec import load_spec
-from wninit.train.config import ARCHS, DEVICES, NORMS, TASKS, RunConfig
+from wninit.init.schemes import PLAIN_SCHEMES, WN_SCHEMES
+from wninit.suite.sweep.spec import load_spec
+from wninit.suite.train.config import ARCHS, DEVICES, NORMS, TASKS, RunConfig
 
 from fuzz_common import DATASETS, ONE_SENTENCE, SETTINGS, _report
 

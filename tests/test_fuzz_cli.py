@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wninit import cli
-from wninit.cli import main
-from wninit.schemes import PLAIN_SCHEMES, WN_SCHEMES
-from wninit.train.config import ARCHS, DEVICES, NORMS, TASKS
+from wninit.suite import cli
+from wninit.suite.cli import main
+from wninit.init.schemes import PLAIN_SCHEMES, WN_SCHEMES
+from wninit.suite.train.config import ARCHS, DEVICES, NORMS, TASKS
 
 from fuzz_common import DATASETS, SETTINGS, _report
 
@@ -94,7 +94,7 @@ def _cli(argv) -> tuple[int, str, str]:
 
 
 def test_cli_fuzz(tmp_path, monkeypatch):
-    fit_module = importlib.import_module("wninit.train.single_run")  # the module the CLI imports fit from
+    fit_module = importlib.import_module("wninit.suite.train.single_run")  # the module the CLI imports fit from
 
     def tripwire(*a, **k):
         raise AssertionError("a fuzz case started training")
@@ -133,7 +133,7 @@ def test_cli_fuzz(tmp_path, monkeypatch):
 @pytest.mark.parametrize("flag", ["--dept", "--epoch", "--mom"])
 def test_flag_prefixes_are_not_accepted(flag, monkeypatch, capsys):
     """A typo'd prefix of a flag is an error, never silently another flag."""
-    monkeypatch.setattr(importlib.import_module("wninit.train.single_run"), "fit", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(importlib.import_module("wninit.suite.train.single_run"), "fit", lambda *a, **k: pytest.fail("trained"))
     with pytest.raises(SystemExit) as e:
         main(["train", flag, "1", "--dataset", "synthetic"])
     assert e.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err

@@ -8,11 +8,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import wninit
-from wninit.cli import main
-from wninit.cli.hessian import table2
+from wninit.suite.cli import main
+from wninit.suite.cli.hessian import table2
 from wninit.diagnostics import hessian_spectral_norm
 from wninit.errors import UserError
-from wninit.train import RunConfig, fit
+from wninit.suite.train import RunConfig, fit
 
 TABLE2_SCHEMES = ("proposed", "datadep", "pytorch-default", "hanin")
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import wninit
-from wninit import init
+from wninit.init import gains as init
 
 
 def test_proposed_gain_is_the_formula():

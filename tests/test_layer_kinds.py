@@ -2,7 +2,7 @@
 8 and depthwise, WN over dim 0, 1 or the whole weight, under each of the three WN APIs.
 
 Claims: with gamma = 1 a single layer keeps the per-position norm of its input (docs/method.md §3.1 and
-``wninit.init.layer_gain``): ``sqrt(mean_p ||y_p||^2 / mean_p ||x_p||^2)`` within 5% of 1, mean over 6
+``wninit.init.gains.layer_gain``): ``sqrt(mean_p ||y_p||^2 / mean_p ||x_p||^2)`` within 5% of 1, mean over 6
 seeded draws, on an input that is not white (a few channel sources at unequal scales, spatially
 correlated); the three APIs give the same weights; the suite's models get today's gains bit for bit;
 bf16 and channels_last models get the float32 contiguous model's init; the converter turns a BN ResNet
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 import wninit
-from wninit import weightnorm as wnm
+from wninit.weightnorm import access as wnm
 from wninit.errors import UserError
 from wninit.models import CNN, MLP, ResNet, WideResNet
 

@@ -1,18 +1,21 @@
-"""The package's layering: ``import wninit`` loads only torch and numpy of the heavy libraries, and no module of a
-lower layer imports a module of a higher one.
+"""The package's layering: ``import wninit`` loads only torch and numpy of the heavy libraries, the library never
+imports the suite, and no module of a lower layer imports a module of a higher one.
 
-The layers, lowest first (DESIGN.md's layout, as the code's imports have it). A module may import
-its own layer and the layers below it, never one above; every import counts, at the top of a file or inside a
-function, absolute (``wninit.sweep``) or relative (``from ..sweep import store``):
+The layers, lowest first (docs/layout.md). A module may import its own layer and the layers below it, never one
+above; every import counts, at the top of a file or inside a function, absolute (``wninit.suite.sweep``) or relative
+(``from ..sweep import store``). The library:
 
-0. core: the modules at src/wninit/*.py (init, weightnorm, structure, schemes, ...) and peers/ (the
-   normalizer-free peers are schemes on the same structure: schemes.py dispatches to them, they use init.py);
-1. models/, data/, diagnostics/ (each built on core alone), and the package itself (``wninit/__init__.py``,
-   the public API, re-exports models and diagnostics: a core module importing it would import upwards);
-2. train/ (one run: config, data, model, init, epochs; the Hessian task uses diagnostics);
-3. sweep/ (many runs: specs, the store, backends; runs them through train);
-4. report/ (reads the store: tables, plots, the paper's claims);
-5. cli/ and ``wninit/__main__.py`` (the command line, on top of everything).
+0. ``errors`` (UserError, which every layer raises);
+1. ``weightnorm/`` (the formula, wninit's layers, access to g and v, conversion, state dicts);
+2. ``structure/`` (tracing, roles, energy, activations: reads weight norm, never initializes);
+3. ``peers/`` (the normalizer-free peers, built on the structure);
+4. ``init/`` (gains, schemes, explain: dispatches to the peers for theirs);
+5. ``models/`` and ``diagnostics/`` (each built on the layers above);
+6. the package itself (``wninit/__init__.py``, the public API, re-exports all of the library).
+
+The suite, on top of the library: 7. ``suite/`` itself (atomic files); 8. ``suite/data/``; 9. ``suite/train/``
+(one run); 10. ``suite/sweep/`` (many runs through train); 11. ``suite/report/`` (reads the store); 12.
+``suite/cli/`` and ``wninit/__main__.py`` (the command line, on top of everything).
 """
 import ast
 import os
@@ -23,12 +26,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "wninit"
 
 LAYERS = (
-    ("core", "peers"),
-    ("models", "data", "diagnostics", "__init__"),
-    ("train",),
-    ("sweep",),
-    ("report",),
-    ("cli", "__main__"),
+    ("errors",), ("weightnorm",), ("structure",), ("peers",), ("init",), ("models", "diagnostics"), ("__init__",),
+    ("suite",), ("data",), ("train",), ("sweep",), ("report",), ("cli", "__main__"),
 )
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 
@@ -37,14 +36,15 @@ HEAVY = ("matplotlib", "rich", "ray", "pandas", "mlxtend", "submitit", "scipy", 
 
 
 def unit_of(module: str, package: Path) -> str:
-    """The layer unit of a dotted module name inside the package: its sub-package (``wninit.train.fit`` ->
-    "train"), "core" for a module at the top (``wninit.init``), "__init__" for the package itself."""
+    """The layer unit of a dotted module name inside the package: the library's sub-package or top module
+    (``wninit.init.gains`` -> "init", ``wninit.errors`` -> "errors"), the suite's sub-package
+    (``wninit.suite.train.fit`` -> "train"; "suite" for a module at the suite's top), "__init__" for the package."""
     parts = module.split(".")[1:]
     if not parts:
         return "__init__"
-    if (package / parts[0]).is_dir():
-        return parts[0]
-    return "__main__" if parts[0] == "__main__" else "core"
+    if parts[0] == "suite" and len(parts) > 1 and (package / "suite" / parts[1]).is_dir():
+        return parts[1]
+    return parts[0]
 
 
 def _module_name(path: Path, package: Path) -> str:
@@ -98,7 +98,8 @@ def test_no_module_imports_a_higher_layer():
     imports = all_imports(PACKAGE)
     # the scan sees the package's imports (about 500 today) and the layers they join
     pairs = {(unit_of(_module_name(p, PACKAGE), PACKAGE), unit_of(m, PACKAGE)) for p, _, m in imports}
-    assert len(imports) > 300 and {("report", "sweep"), ("cli", "report"), ("train", "data"), ("core", "peers")} <= pairs
+    assert len(imports) > 300 and {("report", "sweep"), ("cli", "report"), ("train", "data"), ("init", "peers"),
+                                   ("structure", "weightnorm")} <= pairs
     bad = upward_imports(PACKAGE, imports)
     assert not bad, "imports of a higher layer:\n" + "\n".join(bad)
 
@@ -113,23 +114,23 @@ def test_import_wninit_loads_none_of_the_heavy_libraries():
 
 
 def test_the_scan_finds_an_upward_import_inside_a_function(tmp_path):
-    """The check is real: a relative import of a higher layer, inside a function, in a core module, a
-    sub-package's module and a sub-package's __init__, is reported; imports downwards are not."""
+    """The check is real: a relative import of a higher layer, inside a function, in a library module, a suite
+    module and a sub-package's __init__, is reported; imports downwards are not."""
     pkg = tmp_path / "wninit"
-    for sub in ("train", "sweep", "report", "cli", "models"):
+    for sub in ("init", "models", "suite", "suite/train", "suite/sweep", "suite/report", "suite/cli"):
         (pkg / sub).mkdir(parents=True)
         (pkg / sub / "__init__.py").write_text("")
-    (pkg / "__init__.py").write_text("from . import models\nfrom .init import x\n")
-    (pkg / "init.py").write_text("x = 1\n\ndef f():\n    from .sweep import store\n    from . import models\n"
-                                 "    from . import initialize\n")  # the package's public API
-    (pkg / "sweep" / "store.py").write_text("from ..train import fit\nfrom .. import init\n")
-    (pkg / "train" / "fit.py").write_text("import wninit.models\n\ndef g():\n    from ..report.tables import t\n")
-    (pkg / "train" / "__init__.py").write_text("def h():\n    from .. import cli\n")
-    (pkg / "report" / "tables.py").write_text("from wninit.sweep.store import s\nfrom ..init import x\n")
+    (pkg / "__init__.py").write_text("from . import models\nfrom .init.gains import x\n")
+    (pkg / "init" / "gains.py").write_text("x = 1\n\ndef f():\n    from ..suite.sweep import store\n"
+                                           "    from .. import models\n    from .. import initialize\n")
+    (pkg / "suite" / "sweep" / "store.py").write_text("from ..train import fit\nfrom ...init import gains\n")
+    (pkg / "suite" / "train" / "fit.py").write_text("import wninit.models\n\ndef g():\n    from ..report.tables import t\n")
+    (pkg / "suite" / "train" / "__init__.py").write_text("def h():\n    from .. import cli\n")
+    (pkg / "suite" / "report" / "tables.py").write_text("from wninit.suite.sweep.store import s\nfrom ...init import x\n")
     assert upward_imports(pkg) == [
-        "wninit/init.py:4: core (layer 0) imports wninit.sweep.store (layer 3)",
-        "wninit/init.py:5: core (layer 0) imports wninit.models (layer 1)",
-        "wninit/init.py:6: core (layer 0) imports wninit (layer 1)",
-        "wninit/train/__init__.py:2: train (layer 2) imports wninit.cli (layer 5)",
-        "wninit/train/fit.py:4: train (layer 2) imports wninit.report.tables (layer 4)",
+        "wninit/init/gains.py:4: init (layer 4) imports wninit.suite.sweep.store (layer 10)",
+        "wninit/init/gains.py:5: init (layer 4) imports wninit.models (layer 5)",
+        "wninit/init/gains.py:6: init (layer 4) imports wninit (layer 6)",
+        "wninit/suite/train/__init__.py:2: train (layer 9) imports wninit.suite.cli (layer 12)",
+        "wninit/suite/train/fit.py:4: train (layer 9) imports wninit.suite.report.tables (layer 11)",
     ]

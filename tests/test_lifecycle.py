@@ -9,10 +9,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.overrides import TorchFunctionMode
 
 import wninit
-from wninit.checkpoint import fold
+from wninit.weightnorm.state_dict import fold
 from wninit.errors import UserError
 from wninit.models import build_model
-from wninit.weightnorm import effective_weight, weight_normed_layers, wn_api, wn_dim, wn_g, wn_parameters
+from wninit.weightnorm.access import effective_weight, weight_normed_layers, wn_api, wn_dim, wn_g, wn_parameters
 from zoo import ZOO
 
 EPS32 = torch.finfo(torch.float32).eps
@@ -36,7 +36,7 @@ def build(name, api):
         model, x = make(api=api), torch.randn(shape)
     gen = torch.Generator().manual_seed(1)
     for _, layer in weight_normed_layers(model):  # g = ||v_u|| times U(0.8, 1.25): the scale of torch's init
-        norms = wninit.weightnorm.unit_norms(wn_parameters(layer)[2].detach(), wn_dim(layer))
+        norms = wninit.weightnorm.access.unit_norms(wn_parameters(layer)[2].detach(), wn_dim(layer))
         wninit.set_g_(layer, norms * (0.8 + 0.45 * torch.rand(norms.numel(), generator=gen)))
     return model.eval(), x
 
@@ -88,7 +88,7 @@ def test_fold_then_weight_norm_round_trip(name):
     assert weight_normed_layers(model) == []
     for layer, (_, dim, g, v, w_kernel) in before.items():
         w = model.get_submodule(layer).weight.detach()
-        w64 = v.double() * wninit.wn_formula._unit_shape(g.double() / wninit.wn_formula.unit_norms(v.double(), dim),
+        w64 = v.double() * wninit.weightnorm.formula._unit_shape(g.double() / wninit.weightnorm.formula.unit_norms(v.double(), dim),
                                                          v, dim)
         assert ((w.double() - w64).abs() <= EPS32 / 2 * w64.abs()).all(), f"{layer}: not rounded once from float64"
         assert torch.allclose(w, w_kernel, rtol=4 * EPS32, atol=0), layer  # the WN kernel's float32 weight
@@ -109,7 +109,7 @@ LAYERS = [(nn.Linear, (6, 5), (3, 6)), (nn.Conv1d, (4, 6, 3), (2, 4, 9)), (nn.Co
           (nn.Conv3d, (2, 3, 2), (1, 2, 4, 4, 4))]
 
 
-@pytest.mark.parametrize("api", wninit.weightnorm.APIS)
+@pytest.mark.parametrize("api", wninit.weightnorm.access.APIS)
 @pytest.mark.parametrize("dim", [0, 1, None])
 @pytest.mark.parametrize("kind, args, shape", LAYERS, ids=[k.__name__ for k, *_ in LAYERS])
 def test_every_layer_kind_and_dim_switches_and_folds(kind, args, shape, dim, api):
@@ -117,7 +117,7 @@ def test_every_layer_kind_and_dim_switches_and_folds(kind, args, shape, dim, api
     layer, x = wninit.weight_norm(kind(*args), api, dim), torch.randn(shape)
     wninit.set_g_(layer, torch.rand(wn_g(layer).numel()) + 0.5)
     before, y0 = snapshot(layer), output(layer, x)
-    for to in wninit.weightnorm.APIS:
+    for to in wninit.weightnorm.access.APIS:
         wninit.switch_api(layer, to)
         (new,) = snapshot(layer).values()
         assert new[:2] == (to, dim) and torch.equal(new[4], before[""][4])
@@ -158,7 +158,7 @@ def test_bad_input_is_one_sentence():
         wninit.remove_weight_norm(layer)
     assert wn_api(layer) == "torch"  # left as it was
 
-    class Scaled(wninit.weightnorm.WNLinear):
+    class Scaled(wninit.weightnorm.access.WNLinear):
         pass
 
     with pytest.raises(UserError, match="subclasses a wninit layer"):
@@ -178,7 +178,7 @@ def train_step(model, x):
     opt.step()
 
 
-@pytest.mark.parametrize("api", wninit.weightnorm.APIS)
+@pytest.mark.parametrize("api", wninit.weightnorm.access.APIS)
 @pytest.mark.parametrize("make_copy", ["copy_model", "deepcopy", "AveragedModel"])
 def test_copies_are_independent_and_correct(api, make_copy):
     """Training the original a step leaves the copy where it was; the copy computes with its own g and v."""
@@ -201,7 +201,7 @@ def test_copies_are_independent_and_correct(api, make_copy):
         assert torch.allclose(effective_weight(layer), fold(g, v, wn_dim(layer)), rtol=4 * EPS32, atol=1e-9)
 
 
-@pytest.mark.parametrize("api", wninit.weightnorm.APIS)
+@pytest.mark.parametrize("api", wninit.weightnorm.access.APIS)
 def test_ema_averages_g_and_v_of_every_api(api):
     model, x = small_model(api)
     model(x)
@@ -231,7 +231,7 @@ class _Weights(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("api", wninit.weightnorm.APIS)
+@pytest.mark.parametrize("api", wninit.weightnorm.access.APIS)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_autocast_computes_the_norm_in_float32(api, dtype):
     """Under autocast the weight handed to each layer is float32 and within float32 rounding of the float64

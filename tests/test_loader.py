@@ -1,9 +1,9 @@
-"""wninit.data.loader: batching, determinism, and the batched augmentation measured against the
+"""wninit.suite.data.loader: batching, determinism, and the batched augmentation measured against the
 definitions of RandomCrop(padding), RandomHorizontalFlip and Cutout (docs/method.md §6.1)."""
 import pytest
 import torch
 
-from wninit.data import Loader, Split, cutout, cutout_area, random_crop_flip
+from wninit.suite.data import Loader, Split, cutout, cutout_area, random_crop_flip
 from wninit.errors import UserError
 
 
@@ -158,7 +158,7 @@ def bits(t):
 
 def uint8_split(n, c, h, w, seed=0):
     """Random uint8 images split as load_dataset splits real ones: raw kept beside the normalized x."""
-    from wninit.data.sources import CIFAR_MEAN_STD, normalize_raw
+    from wninit.suite.data.sources import CIFAR_MEAN_STD, normalize_raw
     raw = torch.randint(0, 256, (n, c, h, w), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
     mean, std = (torch.tensor(v[:c]) for v in CIFAR_MEAN_STD)
     return Split(normalize_raw(raw, 255.0, mean, std), torch.arange(n), -mean / std, raw, (255.0, mean, std))
@@ -183,8 +183,8 @@ def test_uint8_batches_are_the_float_batches_bit_for_bit(crop, flip, cut):
 def test_a_loaded_datasets_raw_images_normalize_to_its_x_and_pad_to_its_pad_value(monkeypatch):
     import numpy as np
 
-    from wninit.data import load_dataset, sources
-    from wninit.data.sources import normalize_raw
+    from wninit.suite.data import load_dataset, sources
+    from wninit.suite.data.sources import normalize_raw
     rng = np.random.default_rng(0)
     arrays = (rng.integers(0, 256, (200, 3, 10, 10), dtype=np.uint8), rng.integers(0, 10, 200),
               rng.integers(0, 256, (50, 3, 10, 10), dtype=np.uint8), rng.integers(0, 10, 50), 10)
@@ -213,7 +213,7 @@ def test_uint8_crop_flip_moves_the_same_pixels_as_the_float_one():
 
 @pytest.mark.parametrize("size,h,w", [(16, 32, 32), (5, 9, 13)])
 def test_cutout_table_gives_the_masks_of_the_definition(size, h, w):
-    from wninit.data.loader import _Cutout
+    from wninit.suite.data.loader import _Cutout
     x = torch.randn(500, 2, h, w, generator=torch.Generator().manual_seed(1))
     table = _Cutout(size, h, w, x.device)
     assert table.table is not None

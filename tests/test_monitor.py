@@ -5,7 +5,7 @@ import types
 
 import pytest
 
-from wninit.train import RunConfig, fit
+from wninit.suite.train import RunConfig, fit
 
 TINY = RunConfig(dataset="digits", depth=2, width=16, epochs=2, lr=0.02, momentum=0.9, batch_size=64, threads=1)
 

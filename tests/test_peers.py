@@ -31,8 +31,8 @@ from wninit.peers.delta_orthogonal import center_index
 from wninit.peers.edm2 import _scaled, mp_sum
 from wninit.peers.fixup import fixup_scale
 from wninit.peers.nf import RELU_GAIN, Standardized, expected_stream_variances, standardize
-from wninit.structure import _Graph, discover
-from wninit.train import RunConfig
+from wninit.structure.trace import _Graph, discover
+from wninit.suite.train import RunConfig
 from zoo import ZOO
 
 RESIDUAL_ZOO = ("resnet50", "preact_resnet", "hifigan_generator", "wavenet", "impala_cnn", "resnext", "mixer")
@@ -314,7 +314,7 @@ def test_bad_peer_input_is_one_sentence():
     (["--arch", "wrn", "--depth", "10", "--norm", "none", "--scheme", "he", "--peer", "nf:gamma=2"], "unknown option"),
 ])
 def test_cli_exits_2_with_one_sentence_on_a_peer_that_cannot_apply(args, says, capsys, tmp_path):
-    from wninit.cli import main
+    from wninit.suite.cli import main
     code = main(["train", "--out", str(tmp_path / "run"), "--dataset", "digits", "--epochs", "1"] + args)
     assert code == 2
     err = capsys.readouterr().err
@@ -322,7 +322,7 @@ def test_cli_exits_2_with_one_sentence_on_a_peer_that_cannot_apply(args, says, c
 
 
 def test_a_peer_run_is_never_stacked_with_other_mlps_by_the_batched_sweep():
-    from wninit.sweep.ensemble import batchable
+    from wninit.suite.sweep.ensemble import batchable
     plain = RunConfig(arch="mlp", norm="none", scheme="he")
     assert batchable(plain) and not batchable(plain.replace(peer="lsuv"))
 

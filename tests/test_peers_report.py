@@ -1,11 +1,11 @@
-"""The peers table and figure (wninit.report.peers): per (arch, method, depth) the best-by-validation learning
+"""The peers table and figure (wninit.suite.report.peers): per (arch, method, depth) the best-by-validation learning
 rate's test accuracy as mean ± std over seeds (diverged = 0), the % of runs that train, and the methods that
 train / fail at each architecture's deepest depth, recomputed here by hand from a small set of runs."""
 import statistics
 from types import SimpleNamespace
 
-from wninit.report.peers import TRAINS_ACC, deepest_verdicts, method_label, peer_cells, peers_markdown, plot_peers
-from wninit.train import RunConfig
+from wninit.suite.report.peers import TRAINS_ACC, deepest_verdicts, method_label, peer_cells, peers_markdown, plot_peers
+from wninit.suite.train import RunConfig
 
 
 def _run(status, test, val, **fields):

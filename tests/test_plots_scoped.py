@@ -11,10 +11,10 @@ from wninit import models
 from wninit.diagnostics import Figure1Row, plot_figure1, plot_propagation, propagation
 from wninit.diagnostics.plot import plot_signal_propagation
 from wninit.diagnostics.synthetic import INITS, PANELS
-from wninit.report import plots
-from wninit.report.peers import plot_peers
-from wninit.report.reference import FIG3_LR_WARMUP
-from wninit.report.tables import ConfigResult, DepthCell, Stat, Survival
+from wninit.suite.report import plots
+from wninit.suite.report.peers import plot_peers
+from wninit.suite.report.reference import FIG3_LR_WARMUP
+from wninit.suite.report.tables import ConfigResult, DepthCell, Stat, Survival
 
 matplotlib = pytest.importorskip("matplotlib")
 SERIES = [("proposed", "orthogonal"), ("datadep", "gaussian")]

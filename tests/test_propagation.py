@@ -6,11 +6,11 @@ import torch
 from torch import nn
 
 import wninit
-from wninit.cli import main
+from wninit.suite.cli import main
 from wninit.diagnostics import PropagationTable, propagation
 from wninit.errors import UserError
 from wninit.models import MLP, WideResNet
-from wninit.roles import probe_points
+from wninit.structure.roles import probe_points
 
 SQRT2, SQRTE = math.sqrt(2), math.sqrt(math.e)
 # Stated tolerance of the per-stage bound, 10% on each side. Measured over 10 seeds of WRN-100-1 on 4 images

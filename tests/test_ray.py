@@ -4,7 +4,7 @@ import signal
 
 import pytest
 
-from wninit.sweep import Store, load_spec, run_sweep
+from wninit.suite.sweep import Store, load_spec, run_sweep
 from tiny_specs import tiny_spec
 
 SPEC = tiny_spec("tiny_ray", """

@@ -12,11 +12,11 @@ from wninit.diagnostics.hessian import hessian_spectral_norm
 from wninit.errors import UserError
 from wninit.models import MLP, ResNet, WideResNet, build_model
 from wninit.models.layers import ReferenceBatchNorm2d
-from wninit.report import claims as C
-from wninit.report import stats, tables
-from wninit.train.config import RunConfig
-from wninit.train import fit
-from wninit.weightnorm import weight_normed_layers, wn_g, wn_v
+from wninit.suite.report import claims as C
+from wninit.suite.report import stats, tables
+from wninit.suite.train.config import RunConfig
+from wninit.suite.train import fit
+from wninit.weightnorm.access import weight_normed_layers, wn_g, wn_v
 
 
 # -- the reference constructors' gains, re-implemented from the spec's description -------------------
@@ -95,7 +95,7 @@ def test_gaussian_direction_rows_have_the_reference_norm(scheme, want):
 
 
 def test_gaussian_proposed_runs_got_new_schema_1_ids_and_orthogonal_ones_kept_theirs():
-    from wninit.train.run_ids import legacy_fields
+    from wninit.suite.train.run_ids import legacy_fields
 
     cfg = RunConfig(dataset="mnist5k", depth=20, lr=0.001, momentum=0.9, epochs=10)
     assert "gaussian_gain" not in legacy_fields(cfg)
@@ -113,7 +113,7 @@ def _as_store_run(result):
 
 
 def test_a_run_diverging_after_its_first_epoch_scores_its_best_checkpoint(monkeypatch):
-    fit_module = importlib.import_module("wninit.train.single_run")
+    fit_module = importlib.import_module("wninit.suite.train.single_run")
     real, epoch = fit_module.train_epoch, {"n": 0}
 
     def nan_at_epoch_2(*args, **kw):  # the loss turns NaN at step 3 of epoch 2
@@ -224,7 +224,7 @@ def test_a_claim_is_inconclusive_when_its_test_separates_neither_way():
 
 def test_figure1_bands_are_judged_on_the_confidence_interval_over_inputs():
     from wninit.diagnostics.synthetic import Figure1Row
-    from wninit.report.figure1_claims import judge_figure1
+    from wninit.suite.report.figure1_claims import judge_figure1
 
     def rows(low_mean, low_std):
         out = []

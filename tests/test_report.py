@@ -11,14 +11,14 @@ import struct
 import pytest
 import torch
 
-from wninit.cli import main
-from wninit.report import claims as C
-from wninit.report import tables
-from wninit.report.render import render_report
-from wninit.sweep import leases
-from wninit.sweep.store import Store
-from wninit.sweep.worker import run_one
-from wninit.train.config import RunConfig
+from wninit.suite.cli import main
+from wninit.suite.report import claims as C
+from wninit.suite.report import tables
+from wninit.suite.report.render import render_report
+from wninit.suite.sweep import leases
+from wninit.suite.sweep.store import Store
+from wninit.suite.sweep.worker import run_one
+from wninit.suite.train.config import RunConfig
 
 BASE = RunConfig(dataset="digits", arch="mlp", width=16, epochs=1, lr=0.05, momentum=0.9, batch_size=64)
 TRAIN = [BASE.replace(depth=d, scheme=s, direction="orthogonal", seed=seed)
@@ -287,8 +287,8 @@ def test_survival_claim_orders_schemes_and_never_holds_on_missing_runs():
 
 
 def test_figure1_draws_the_proposed_init_in_the_proposed_schemes_colours():
-    from wninit.report.plots import scheme_style
-    from wninit.style import FIGURE1_COLOURS
+    from wninit.suite.report.plots import scheme_style
+    from wninit.diagnostics.plot import FIGURE1_COLOURS
 
     assert FIGURE1_COLOURS["Proposed (orthogonal)"] == scheme_style(("proposed", "orthogonal"))["color"]
     assert FIGURE1_COLOURS["Proposed (He)"] == scheme_style(("proposed", "gaussian"))["color"]

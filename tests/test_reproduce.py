@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from wninit.cli import main
+from wninit.suite.cli import main
 from wninit.diagnostics import synthetic
-from wninit.sweep.store import Store
+from wninit.suite.sweep.store import Store
 
 TINY_SPEC = """
 [experiment]
@@ -85,7 +85,7 @@ def test_reproduce_out_that_is_a_file(tmp_path, experiments, capsys):
 
 def test_the_specs_ship_with_the_package_and_sweep_finds_them_by_name(tmp_path, monkeypatch, capsys):
     import wninit
-    from wninit.cli.reproduce import find_experiments
+    from wninit.suite.cli.reproduce import find_experiments
 
     monkeypatch.chdir(tmp_path)  # no ./experiments here: the installed specs are found
     folder = find_experiments()

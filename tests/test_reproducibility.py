@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import wninit
-from wninit.cli import main
-from wninit.sweep import Store, load_spec
-from wninit.train import RunConfig, fit
+from wninit.suite.cli import main
+from wninit.suite.sweep import Store, load_spec
+from wninit.suite.train import RunConfig, fit
 from tiny_specs import tiny_spec
 
 KINDS = {  # one epoch each on 8x8 digits: the conv paths (padding, pooling, BN, residuals) too

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from wninit.errors import UserError
-from wninit.train import RunConfig, fit
-from wninit.train.run_ids import legacy_run_id, same_run
+from wninit.suite.train import RunConfig, fit
+from wninit.suite.train.run_ids import legacy_run_id, same_run
 
 CFG = RunConfig(dataset="digits", depth=2, width=8, epochs=1, batch_size=64)
 
@@ -33,7 +33,7 @@ def test_a_run_directory_finished_under_its_schema_1_id_is_the_finished_run(tmp_
 def test_a_run_interrupted_under_its_schema_1_id_resumes_to_the_uninterrupted_result(tmp_path):
     import torch
 
-    from wninit.train.checkpoint import CHECKPOINT
+    from wninit.suite.train.checkpoint import CHECKPOINT
 
     cfg = CFG.replace(epochs=2)
     whole = fit(cfg)

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from wninit.sweep import runners
-from wninit.train import RunConfig
+from wninit.suite.sweep import runners
+from wninit.suite.train import RunConfig
 
 
 def _pid_of_worker(cfg_dicts, execution, threads):
@@ -32,7 +32,7 @@ def test_local_pool_workers_are_recycled(monkeypatch):
 
 
 def test_a_failed_stacked_group_says_so_and_trains_each_run_alone(monkeypatch):
-    from wninit.sweep import ensemble, worker
+    from wninit.suite.sweep import ensemble, worker
 
     def broken(cfgs):
         raise RuntimeError("stacked shapes disagree")
@@ -47,7 +47,7 @@ def test_a_failed_stacked_group_says_so_and_trains_each_run_alone(monkeypatch):
 
 
 def test_a_lone_config_that_cannot_be_stacked_says_it_trains_alone(monkeypatch):
-    from wninit.sweep import ensemble
+    from wninit.suite.sweep import ensemble
 
     cnn = RunConfig(dataset="digits", arch="cnn", depth=2, width=8, epochs=1)
     monkeypatch.setattr(ensemble, "fit", lambda cfg: ("fit", cfg.run_id))

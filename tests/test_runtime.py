@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import wninit
-from wninit.sweep.ensemble_run import run_group
-from wninit.train import RunConfig, fit
-from wninit.train import runtime
+from wninit.suite.sweep.ensemble_run import run_group
+from wninit.suite.train import RunConfig, fit
+from wninit.suite.train import runtime
 
 TINY = RunConfig(dataset="digits", depth=2, width=16, epochs=1, lr=0.02, momentum=0.9, batch_size=64, threads=1)
 
@@ -60,8 +60,8 @@ def test_set_seed_is_torch_manual_seed_on_the_cpu_stream():
 
 
 def test_the_module_is_single_run_and_wninit_train_fit_is_only_the_function():
-    assert inspect.isfunction(wninit.train.fit) and wninit.train.fit.__module__ == "wninit.train.single_run"
-    assert importlib.util.find_spec("wninit.train.fit") is None
+    assert inspect.isfunction(wninit.suite.train.fit) and wninit.suite.train.fit.__module__ == "wninit.suite.train.single_run"
+    assert importlib.util.find_spec("wninit.suite.train.fit") is None
 
 
 def _git(*args, cwd):

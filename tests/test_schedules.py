@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from wninit.train.config import RunConfig
-from wninit.train.schedules import epoch_lrs, lr_at, scheduled_lr, warmup_alpha
+from wninit.suite.train.config import RunConfig
+from wninit.suite.train.schedules import epoch_lrs, lr_at, scheduled_lr, warmup_alpha
 
 
 def _reference_piecewise(points, outside, t):

@@ -6,7 +6,7 @@ from torch import nn
 
 import wninit
 from wninit.models import CNN, MLP, ResNet, WideResNet
-from wninit.weightnorm import effective_weight, weight_norm, weight_normed_layers, wn_g
+from wninit.weightnorm.access import effective_weight, weight_norm, weight_normed_layers, wn_g
 
 
 def _by_name(records):
@@ -272,12 +272,12 @@ def test_initialize_gives_the_same_parameters_on_any_number_of_threads(scheme, a
     # initialize draws every orthogonal direction first and runs the QRs side by side on torch's threads
     # (init.orthogonal_directions_): the parameters are those of one orthogonal_direction_ call per layer
     # in turn at one thread, bit for bit, at 1, 2 or 3 threads
-    import wninit.schemes
+    import wninit.init.schemes
 
     def params(threads: int, one_by_one: bool = False):
         if one_by_one:
-            monkeypatch.setattr(wninit.schemes, "orthogonal_directions_",
-                                lambda ws, gen: [wninit.init.orthogonal_direction_(w, gen) for w in ws])
+            monkeypatch.setattr(wninit.init.schemes, "orthogonal_directions_",
+                                lambda ws, gen: [wninit.init.gains.orthogonal_direction_(w, gen) for w in ws])
         torch.manual_seed(0)
         model = WideResNet(10, 1, 10, 3, "none" if api is None else "wn", api or "wninit")
         before = torch.get_num_threads()

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 import wninit
-from wninit.cli import main
-from wninit.sweep import Store, leases, load_spec, run_sweep
-from wninit.sweep.worker import run_one
+from wninit.suite.cli import main
+from wninit.suite.sweep import Store, leases, load_spec, run_sweep
+from wninit.suite.sweep.worker import run_one
 from tiny_specs import tiny_spec
 
 submitit = pytest.importorskip("submitit")  # the `slurm` extra; CI installs it with the test extras
@@ -137,7 +137,7 @@ def _fake_slurm(folder: Path, monkeypatch) -> Path:
 
 
 def test_sbatch_gets_the_array_partition_gpus_time_and_preemption_signal(tmp_path, monkeypatch, spec):
-    from wninit.sweep.slurm import SlurmPool
+    from wninit.suite.sweep.slurm import SlurmPool
 
     fake = _fake_slurm(tmp_path / "bin", monkeypatch)
     pool = SlurmPool(None, None, folder=tmp_path / "logs", partition="gpu", gpus_per_run=1, time_min=120,
@@ -174,7 +174,7 @@ def _wait_for(predicate, what: str):
 
 
 def test_preempted_task_is_requeued_and_gives_the_run_s_result(tmp_path, spec):
-    from wninit.sweep.slurm import SlurmPool
+    from wninit.suite.sweep.slurm import SlurmPool
 
     cfg = load_spec(spec, "quick").runs[0].replace(epochs=60)  # long enough to preempt mid-way
     pool = SlurmPool(1, None, folder=tmp_path / "logs", executor="local")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from wninit.cli import main
+from wninit.suite.cli import main
 from wninit.errors import UserError
-from wninit.sweep.spec import PROFILES_REQUIRED, expand, load_spec
+from wninit.suite.sweep.spec import PROFILES_REQUIRED, expand, load_spec
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 SPECS = sorted(EXPERIMENTS.glob("*.toml"))

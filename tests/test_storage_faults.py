@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from wninit import _files as atomic_files
-from wninit.cli import main
-from wninit.sweep import leases
-from wninit.sweep.store import METRIC_KEYS, Store
-from wninit.train import RunConfig, fit
-from wninit.train import checkpoint as ckpt
+from wninit.suite import _files as atomic_files
+from wninit.suite.cli import main
+from wninit.suite.sweep import leases
+from wninit.suite.sweep.store import METRIC_KEYS, Store
+from wninit.suite.train import RunConfig, fit
+from wninit.suite.train import checkpoint as ckpt
 
 CFG = RunConfig(dataset="synthetic", arch="mlp", depth=2, width=8, epochs=3, batch_size=64, lr=0.05, momentum=0.9,
                 threads=1)
@@ -85,7 +85,7 @@ def test_a_process_killed_between_temp_write_and_rename_resumes_exactly(tmp_path
     out = tmp_path / "run"
     child = textwrap.dedent(f"""
         import os, signal, sys
-        from wninit.train import RunConfig, fit
+        from wninit.suite.train import RunConfig, fit
         real, seen = os.replace, []
         def replace(src, dst):
             if str(dst).endswith("checkpoint.pt"):
@@ -182,7 +182,7 @@ def test_a_process_killed_inside_a_store_transaction_changes_nothing(tmp_path):
     before = _dump(db)
     child = textwrap.dedent(f"""
         import os, signal
-        from wninit.sweep.store import Store
+        from wninit.suite.sweep.store import Store
         store = Store({str(db)!r})
         with store.transaction() as conn:
             conn.execute("UPDATE runs SET status='completed', metrics='{{}}' WHERE status='running'")

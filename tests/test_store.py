@@ -12,12 +12,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from wninit.cli import main
+from wninit.suite.cli import main
 from wninit.errors import UserError
-from wninit.sweep import leases
-from wninit.sweep.store import METRIC_KEYS, SCHEMA_VERSION, STATUSES, Store
-from wninit.train import RunConfig
-from wninit.train.run_ids import legacy_run_id
+from wninit.suite.sweep import leases
+from wninit.suite.sweep.store import METRIC_KEYS, SCHEMA_VERSION, STATUSES, Store
+from wninit.suite.train import RunConfig
+from wninit.suite.train.run_ids import legacy_run_id
 
 CFGS = [RunConfig(dataset="digits", depth=2, width=8, epochs=2, seed=s) for s in range(4)]
 
@@ -177,7 +177,7 @@ def test_export_csv_and_parquet(tmp_path, capsys):
 @pytest.mark.parametrize("argv", [["export", "{db}"], ["rerun", "abc", "--store", "{db}"]])
 def test_readers_leave_an_empty_file_alone(tmp_path, capsys, argv):
     """Reading commands never turn an empty file into a store (SQLite would treat it as an empty database)."""
-    from wninit.cli import main
+    from wninit.suite.cli import main
 
     db = tmp_path / "empty.db"
     db.write_bytes(b"")

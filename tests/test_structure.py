@@ -9,9 +9,9 @@ from torch.nn.utils.parametrizations import weight_norm as torch_wn
 
 import wninit
 from wninit.models import CNN, MLP, ResNet, WideResNet
-from wninit.roles import declared_role
-from wninit.schemes import role_gamma
-from wninit.structure import TraceFailure, discover
+from wninit.structure.roles import declared_role
+from wninit.init.schemes import role_gamma
+from wninit.structure.trace import TraceFailure, discover
 
 
 def _declared_vs_discovered(model):

@@ -5,9 +5,9 @@ test_sweep_faults.py.)"""
 
 import torch
 
-from wninit.cli import main
-from wninit.sweep import Store, load_spec
-from wninit.train import fit
+from wninit.suite.cli import main
+from wninit.suite.sweep import Store, load_spec
+from wninit.suite.train import fit
 from tiny_specs import tiny_spec
 
 TINY = tiny_spec("tiny", """
@@ -63,7 +63,7 @@ def test_sweep_stores_every_run_once_and_goes_on_after_a_failure(tmp_path, capsy
         assert store.epochs(ok.id) == alone.epochs
         assert ok.threads == 1 and ok.torch_version == torch.__version__ and ok.attempts == 1 and ok.host
         # which code made the result: this checkout's commit and dirty flag (git rev-parse HEAD in test_runtime.py)
-        from wninit.train.runtime import code_version
+        from wninit.suite.train.runtime import code_version
         assert (ok.code_commit, ok.code_dirty) == (code_version()["commit"], code_version()["dirty"])
         assert ok.code_commit is not None and len(ok.code_commit) == 40
     # rerunning the same command runs nothing (failed runs stay failed unless --retry-failed)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from wninit.cli import main
-from wninit.sweep import Store
+from wninit.suite.cli import main
+from wninit.suite.sweep import Store
 
 N_RUNS = 8
 # Long enough per run that every point of the kill plan falls inside a sweep: at 3 epochs an idle machine

@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 import wninit
-from wninit import data, init, models
-from wninit.report import peers, tables
-from wninit.train import accel, config, schedules
-from wninit.train.config import RunConfig
+from wninit import models
+from wninit.suite import data
+from wninit.init import gains as init
+from wninit.suite.report import peers, tables
+from wninit.suite.train import accel, config, schedules
+from wninit.suite.train.config import RunConfig
 
 SRC = Path(wninit.__file__).resolve().parent
 
@@ -41,7 +43,7 @@ def _choices(parser: argparse.ArgumentParser, command: str, option: str):
 
 
 def test_cli_choices_are_the_owners_objects():
-    from wninit.cli import build_parser
+    from wninit.suite.cli import build_parser
 
     parser = build_parser()
     for command in ("diagnose", "hessian"):
@@ -94,17 +96,17 @@ def test_report_groups_by_the_run_configs_execution_fields():
 STRING_VOCABULARIES = {
     "ARCHS": (models.ARCHS, "models/__init__.py"),
     "NORMS": (models.NORMS, "models/layers.py"),
-    "DATASETS": (data.DATASETS, "data/sources.py"),
-    "PRECISIONS": (accel.PRECISIONS, "train/accel.py"),
-    "DIRECTIONS": (init.DIRECTIONS, "init.py"),
-    "TASKS": (config.TASKS, "train/config.py"),
-    "DEVICES": (config.DEVICES, "train/config.py"),
-    "EXECUTION_FIELDS": (config.EXECUTION_FIELDS, "train/config.py"),
+    "DATASETS": (data.DATASETS, "suite/data/sources.py"),
+    "PRECISIONS": (accel.PRECISIONS, "suite/train/accel.py"),
+    "DIRECTIONS": (init.DIRECTIONS, "init/gains.py"),
+    "TASKS": (config.TASKS, "suite/train/config.py"),
+    "DEVICES": (config.DEVICES, "suite/train/config.py"),
+    "EXECUTION_FIELDS": (config.EXECUTION_FIELDS, "suite/train/config.py"),
 }
 # Calls that move a file into place: only the atomic-write module makes them.
 RENAMES = {("os", "replace"), ("os", "rename"), ("shutil", "move"), ("tempfile", "mkstemp"),
            ("tempfile", "NamedTemporaryFile")}
-ATOMIC_MODULE = "_files.py"
+ATOMIC_MODULE = "suite/_files.py"
 
 
 def _sources():
@@ -149,7 +151,7 @@ def _schedules(items) -> bool:
 
 def test_no_literal_copy_of_a_vocabulary_outside_its_owner():
     owners = {name: owner for name, (_, owner) in STRING_VOCABULARIES.items()}
-    owners.update(DEPTH_EXTRA="models/resnet.py", DIRECTION_ALIASES="init.py", SCHEDULES="train/schedules.py")
+    owners.update(DEPTH_EXTRA="models/resnet.py", DIRECTION_ALIASES="init/gains.py", SCHEDULES="suite/train/schedules.py")
     copies = [f"{where}:{line} spells out {name} (owned by {owners[name]})" for where, tree in _sources()
               for name, line in _literal_copies(tree) if where != owners[name]]
     assert not copies, "import the owner's object instead:\n" + "\n".join(copies)
@@ -169,6 +171,6 @@ def test_only_the_atomic_write_module_renames_files():
             if isinstance(node, ast.ImportFrom) and node.module in ("os", "shutil", "tempfile") and \
                     any((node.module, a.name) in RENAMES for a in node.names):
                 moves.append(f"{where}:{node.lineno} from {node.module} import ...")
-    assert not moves, "write through wninit._files (atomic_path / atomic_write_bytes):\n" + "\n".join(moves)
+    assert not moves, "write through wninit.suite._files (atomic_path / atomic_write_bytes):\n" + "\n".join(moves)
     assert any(isinstance(n, ast.Attribute) and n.attr == "replace"
                for n in ast.walk(ast.parse((SRC / ATOMIC_MODULE).read_text())))

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 import wninit
-from wninit import weightnorm as wnm
+from wninit.weightnorm import access as wnm
 
 LAYERS = [lambda: nn.Linear(7, 5), lambda: nn.Conv1d(3, 4, 3), lambda: nn.Conv2d(3, 6, 3, padding=1),
           lambda: nn.Conv3d(2, 3, 3)]

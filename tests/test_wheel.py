@@ -52,7 +52,7 @@ def test_wheel_and_sdist_carry_the_version_the_specs_and_py_typed(dist):
     wheel, sdist = dist
     assert wheel.name.startswith(f"wninit-{wninit.__version__}-") and sdist.name == f"wninit-{wninit.__version__}.tar.gz"
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"wninit/py.typed", "wninit/experiments/fig2_mlp_depth.toml", "wninit/sweep/slurm.py"} <= names
+    assert {"wninit/py.typed", "wninit/experiments/fig2_mlp_depth.toml", "wninit/suite/sweep/slurm.py"} <= names
     with tarfile.open(sdist) as tar:
         assert f"wninit-{wninit.__version__}/src/wninit/py.typed" in tar.getnames()
 

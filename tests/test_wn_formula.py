@@ -1,4 +1,4 @@
-"""The weight-norm formula, once (wninit.wn_formula): ``w_u = g_u v_u/||v_u||`` per unit along ``dim``.
+"""The weight-norm formula, once (wninit.weightnorm.formula): ``w_u = g_u v_u/||v_u||`` per unit along ``dim``.
 
 Claims: both forms give every unit the norm ``g_u`` and the direction of ``v_u``, checked slice by slice in
 float64; the fused form is torch's own weight norm bit for bit; the composite is twice differentiable; and no
@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from wninit.wn_formula import unit_norms, wn_weight
+from wninit.weightnorm.formula import unit_norms, wn_weight
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "wninit"
 # (v's shape, dim): output units of a Linear / Conv, a ConvTranspose's output channels, the whole weight
@@ -61,4 +61,4 @@ def test_composite_is_twice_differentiable():
 def test_no_other_module_calls_the_weight_norm_kernel():
     kernel = re.compile(r"torch\._weight_norm(_interface)?\(")
     callers = sorted(str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if kernel.search(p.read_text()))
-    assert callers == ["wn_formula.py"], f"w = g v/||v|| computed outside wn_formula.wn_weight in {callers}"
+    assert callers == ["weightnorm/formula.py"], f"w = g v/||v|| computed outside weightnorm.formula.wn_weight in {callers}"

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import wninit
-from wninit.weightnorm import wn_api
+from wninit.weightnorm.access import wn_api
 from zoo import EXPECTED_WN_LAYERS, ZOO, count_weight_normed, is_weight_normed
 from zoo._wn import WN_KINDS, weight_norm_every_layer
 

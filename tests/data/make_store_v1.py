@@ -11,9 +11,9 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from wninit.sweep import leases
-from wninit.sweep.store import METRIC_KEYS, Store
-from wninit.train import RunConfig
+from wninit.suite.sweep import leases
+from wninit.suite.sweep.store import METRIC_KEYS, Store
+from wninit.suite.train import RunConfig
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).with_name("store_v1.db"))
 out.unlink(missing_ok=True)

@@ -4,11 +4,11 @@ Figure 1 on synthetic data (docs/method.md §7.1) and the spectral norm of the l
 Plots are in :mod:`wninit.diagnostics.plot`, which imports matplotlib inside its functions.
 ``wninit.diagnostics.propagation`` is the function; its module is :mod:`wninit.diagnostics.norm_propagation`.
 """
-from . import hessian, norm_propagation, plot, synthetic
-from .hessian import hessian_spectral_norm
-from .norm_propagation import PropagationRow, PropagationTable, propagation
-from .plot import plot_figure1, plot_propagation
-from .synthetic import Figure1Row, figure1
+from wninit.diagnostics import hessian, norm_propagation, plot, synthetic
+from wninit.diagnostics.hessian import hessian_spectral_norm
+from wninit.diagnostics.norm_propagation import PropagationRow, PropagationTable, propagation
+from wninit.diagnostics.plot import plot_figure1, plot_propagation
+from wninit.diagnostics.synthetic import Figure1Row, figure1
 
 __all__ = ["propagation", "PropagationTable", "PropagationRow", "hessian_spectral_norm", "figure1", "Figure1Row",
            "plot_figure1", "plot_propagation", "hessian", "norm_propagation", "plot", "synthetic"]

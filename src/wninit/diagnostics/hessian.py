@@ -2,7 +2,7 @@
 
 The paper's claim (docs/method.md §9 item 11): the log spectral norm of the training loss's Hessian at init is
 smallest for the proposed scheme, "which explains why larger learning rates can be used". Table 2 itself is runs
-of task "hessian" (:func:`wninit.train.fit`, as a ``table2_hessian`` sweep or ``wninit hessian`` runs them), each
+of task "hessian" (:func:`wninit.suite.train.fit`, as a ``table2_hessian`` sweep or ``wninit hessian`` runs them), each
 one call of :func:`hessian_spectral_norm`.
 """
 from __future__ import annotations
@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ..errors import UserError
-from ..weightnorm import twice_differentiable
-from ..wn_formula import wn_weight
+from wninit.errors import UserError
+from wninit.weightnorm.access import twice_differentiable
+from wninit.weightnorm.formula import wn_weight
 
 __all__ = ["hessian_spectral_norm", "NORMALIZATIONS"]
 
@@ -40,7 +40,7 @@ def _check_batches(batches) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 class _ExactWeightNorm(TorchFunctionMode):
     """Routes every call of ATen's fused ``torch._weight_norm`` made inside it to the composite
-    :func:`wninit.wn_formula.wn_weight` (``fused=False``): ``g * v/||v||`` in plain autograd ops.
+    :func:`wninit.weightnorm.formula.wn_weight` (``fused=False``): ``g * v/||v||`` in plain autograd ops.
 
     torch's own ``parametrizations.weight_norm`` and legacy ``weight_norm`` call that fused kernel, whose double
     backward drops the ``d||v||/dv`` term (torch 2.x: Hessian-vector products w.r.t. ``v`` off by O(1)).
@@ -64,7 +64,7 @@ def _weight_norm_arguments(v: torch.Tensor, g: torch.Tensor, dim: int = 0) -> tu
 @contextmanager
 def _exact_second_derivatives():
     """Weight norm by plain autograd ops for every API while the loss's graph is built: wninit's layers through
-    :func:`wninit.weightnorm.twice_differentiable`, torch's and the legacy API through :class:`_ExactWeightNorm`."""
+    :func:`wninit.weightnorm.access.twice_differentiable`, torch's and the legacy API through :class:`_ExactWeightNorm`."""
     with twice_differentiable(), _ExactWeightNorm():
         yield
 

@@ -1,7 +1,7 @@
 """Per-layer forward and backward norm ratios of any ``nn.Module`` at initialization (docs/method.md §3.1-§3.4, Fig. 1).
 
 A measuring point ``h_i`` is the output of a module: the ones the model marks with
-:func:`wninit.roles.mark_probe` (each hidden ReLU, each residual block of this package's models), or the
+:func:`wninit.structure.roles.mark_probe` (each hidden ReLU, each residual block of this package's models), or the
 modules (or their names) passed as ``points``. A point module called several times (a shared ``ReLU``)
 gives one row per call, in call order. Per point and per sample (norms over every non-batch dim):
 
@@ -27,8 +27,8 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from ..errors import UserError
-from ..roles import probe_points
+from wninit.errors import UserError
+from wninit.structure.roles import probe_points
 
 __all__ = ["PropagationRow", "PropagationTable", "propagation"]
 
@@ -101,7 +101,7 @@ def _resolve_points(model: nn.Module, points) -> list[tuple[str, nn.Module]]:
         found = probe_points(model)
         if not found:
             raise UserError(f"{type(model).__name__} marks no measuring points: pass points=[module names, e.g. its "
-                            "ReLUs] or mark them with wninit.roles.mark_probe")
+                            "ReLUs] or mark them with wninit.structure.roles.mark_probe")
         return found
     by_name = dict(model.named_modules())
     name_of = {id(m): n for n, m in model.named_modules()}
@@ -172,7 +172,7 @@ def propagation(model: nn.Module, inputs: torch.Tensor, *, points: Iterable | No
     Args:
         model: any module returning one tensor.
         inputs: a batch ``(N, ...)``; each of the N samples gives one ratio per point.
-        points: module names or modules to measure; default: the ones marked by ``wninit.roles.mark_probe``.
+        points: module names or modules to measure; default: the ones marked by ``wninit.structure.roles.mark_probe``.
         seed: seeds the Gaussian cotangent drawn at the output (the backward signal, docs/method.md §7.1).
 
     Examples:
@@ -216,8 +216,8 @@ def propagation(model: nn.Module, inputs: torch.Tensor, *, points: Iterable | No
 
 def _propagation_discovered(model: nn.Module, inputs: torch.Tensor, seed: int) -> PropagationTable:
     """:func:`propagation` at the points structure discovery finds (:mod:`wninit.diagnostics.points`)."""
-    from ..structure import TraceFailure
-    from .points import graph_points, run_recording
+    from wninit.structure.trace import TraceFailure
+    from wninit.diagnostics.points import graph_points, run_recording
 
     try:
         gm, points = graph_points(model)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UserError
-from ..style import FIGURE1_COLOURS
-from .norm_propagation import PropagationTable
-from .synthetic import INITS, Figure1Row
+from wninit.errors import UserError
+from wninit.diagnostics.norm_propagation import PropagationTable
+from wninit.diagnostics.synthetic import INITS, Figure1Row
+from wninit.init.schemes import SCHEME_COLOURS
 
 __all__ = ["plot_figure1", "plot_propagation", "plot_signal_propagation"]
 
@@ -23,6 +23,11 @@ _PANELS = {
     "resnet_forward": ("Block Index (b)", r"$||h^b|| / ||x||$", (0.9, 4.0)),
     "resnet_backward": ("Block Index (b)", r"$||\partial h^b|| / ||\partial h^B||$", (0.9, 4.0)),
 }
+
+# Figure 1's curves (docs/method.md §7.1): the proposed init in the proposed scheme's colours, and the unit-gain
+# baseline "He (g=1)" (a WN net with g = 1, a scheme of its own) in a colour no scheme uses.
+FIGURE1_COLOURS = {"Proposed (orthogonal)": SCHEME_COLOURS["proposed"][0],
+                   "Proposed (He)": SCHEME_COLOURS["proposed"][1], "He (g=1)": "#c2185b"}
 
 
 def _subplots(nrows: int, ncols: int, figsize: tuple[float, float]):

@@ -31,8 +31,8 @@ def _axis(module: nn.Module) -> int:
 
 
 def graph_points(model: nn.Module):
-    """``(graph module, points)`` from :func:`wninit.structure.discover`, in graph order."""
-    from ..structure import discover
+    """``(graph module, points)`` from :func:`wninit.structure.trace.discover`, in graph order."""
+    from wninit.structure.trace import discover
 
     s = discover(model)
     gm = s.graph_module()
@@ -58,7 +58,7 @@ def graph_points(model: nn.Module):
 
 def _passed_on(node: fx.Node) -> fx.Node:
     """The node after a layer's activation when one single-use chain leads to it, else the layer's own output."""
-    from ..activations import activation_of_call, activation_of_module
+    from wninit.structure.activations import activation_of_call, activation_of_module
 
     cur, steps = node, 0
     while len(cur.users) == 1 and steps < 4:

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..errors import UserError
+from wninit.errors import UserError
 
 __all__ = ["INITS", "PANELS", "Figure1Row", "figure1", "rows_to_csv"]
 

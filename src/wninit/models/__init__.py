@@ -2,17 +2,17 @@
 
 This package owns the architecture vocabulary: the names (``ARCHS``), the norms (``NORMS``), the 6N+k depth
 rule of the ResNets (``DEPTH_EXTRA``, :func:`blocks_per_stage`) and the gamma each stem declares
-(:func:`model_stem_gamma`); :class:`wninit.train.RunConfig` and the CLI import them from here.
+(:func:`model_stem_gamma`); :class:`wninit.suite.train.RunConfig` and the CLI import them from here.
 """
 from __future__ import annotations
 
 from torch import nn
 
-from ..errors import UserError
-from .cnn import CNN
-from .layers import NORMS
-from .mlp import MLP
-from .resnet import DEPTH_EXTRA, RESNET_STEM_GAMMA, BasicBlock, ResNet, WideResNet, blocks_per_stage
+from wninit.errors import UserError
+from wninit.models.cnn import CNN
+from wninit.models.layers import NORMS
+from wninit.models.mlp import MLP
+from wninit.models.resnet import DEPTH_EXTRA, RESNET_STEM_GAMMA, BasicBlock, ResNet, WideResNet, blocks_per_stage
 
 __all__ = ["ARCHS", "NORMS", "DEPTH_EXTRA", "RESNET_STEM_GAMMA", "MLP", "CNN", "ResNet", "WideResNet", "BasicBlock",
            "build_model", "blocks_per_stage", "model_stem_gamma"]

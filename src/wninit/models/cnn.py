@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..roles import mark_probe
-from .layers import check_norm, conv, head, positive
+from wninit.structure.roles import mark_probe
+from wninit.models.layers import check_norm, conv, head, positive
 
 
 class CNN(nn.Module):

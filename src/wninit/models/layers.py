@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..errors import UserError
-from ..roles import set_role
-from ..weightnorm import weight_norm
+from wninit.errors import UserError
+from wninit.structure.roles import set_role
+from wninit.weightnorm.access import weight_norm
 
 NORMS = ("wn", "bn", "none")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..roles import mark_probe
-from .layers import check_norm, head, linear, positive
+from wninit.structure.roles import mark_probe
+from wninit.models.layers import check_norm, head, linear, positive
 
 
 class MLP(nn.Module):

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UserError
-from ..roles import mark_probe
-from .layers import batch_norm, check_norm, conv, head, positive
+from wninit.errors import UserError
+from wninit.structure.roles import mark_probe
+from wninit.models.layers import batch_norm, check_norm, conv, head, positive
 
 # The reference ``ResNet`` class gives its stem no gain, so it gets the default gamma 2 (docs/method.md §3.6 item 8);
 # its ``WideResNet`` passes 1. The paper is silent; the code produced Table 1 and 2's numbers.

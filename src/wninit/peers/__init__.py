@@ -2,7 +2,7 @@
 
 ``apply(model, method, **options)`` runs one of :data:`PEERS` on a plain (not weight-normed) network and
 returns the model (EDM2 returns a rebuilt ``torch.fx.GraphModule``). The residual branches are found by
-:func:`wninit.structure.discover` (``layers="any"``), so no model needs code of its own. Inits change the
+:func:`wninit.structure.trace.discover` (``layers="any"``), so no model needs code of its own. Inits change the
 weights; transforms wrap the discovered modules (a branch scalar, a standardized layer).
 
 A run of the suite names a peer as ``RunConfig.peer``: ``"fixup"`` or, with options, ``"nf:alpha=0.4"``
@@ -20,14 +20,14 @@ from typing import Callable
 
 from torch import nn
 
-from ..errors import UserError
-from .delta_orthogonal import delta_orthogonal
-from .edm2 import edm2
-from .fixup import fixup
-from .lsuv import lsuv
-from .nf import nf
-from .rezero import rezero
-from .skipinit import skipinit
+from wninit.errors import UserError
+from wninit.peers.delta_orthogonal import delta_orthogonal
+from wninit.peers.edm2 import edm2
+from wninit.peers.fixup import fixup
+from wninit.peers.lsuv import lsuv
+from wninit.peers.nf import nf
+from wninit.peers.rezero import rezero
+from wninit.peers.skipinit import skipinit
 
 __all__ = ["PEERS", "Peer", "apply", "parse_peer", "check_peer"]
 

@@ -1,6 +1,6 @@
 """What every peer needs from a plain model: its layers, its residual branches, and module replacement.
 
-The peers find residual branches with :func:`wninit.structure.discover` on every Linear/Conv layer
+The peers find residual branches with :func:`wninit.structure.trace.discover` on every Linear/Conv layer
 (``layers="any"``, docs/method.md §3.7), so they apply to any traceable model with no per-model code. An
 architecture change wraps the discovered module in place (:func:`replace_module`): the model keeps its class.
 """
@@ -14,9 +14,9 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from ..errors import UserError
-from ..structure import ResidualSum, Structure, TraceFailure, _Graph, discover
-from ..weightnorm import is_weight_normed
+from wninit.errors import UserError
+from wninit.structure.trace import ResidualSum, Structure, TraceFailure, _Graph, discover
+from wninit.weightnorm.access import is_weight_normed
 
 __all__ = ["LAYERS", "Branch", "check_plain", "plain_structure", "plain_layers", "branches", "replace_module",
            "head_name", "preceding_activations", "ScaledBranch", "InputScale", "activation_variance"]
@@ -103,7 +103,7 @@ def _reads(G: _Graph, layer: fx.Node, stream: str) -> bool:
 
 
 def preceding_activations(s: Structure) -> dict:
-    """Layer name -> the :class:`wninit.activations.Activation` whose output it reads (None: no activation)."""
+    """Layer name -> the :class:`wninit.structure.activations.Activation` whose output it reads (None: no activation)."""
     G, nodes, found = _Graph(s.model, s.graph, any_layer=True), _nodes(s), {}
     for name, node_name in s.layer_nodes.items():
         ins = G.tensor_inputs(nodes[node_name])

@@ -10,8 +10,8 @@ import math
 import torch
 from torch import nn
 
-from ..errors import UserError
-from ._graph import plain_structure
+from wninit.errors import UserError
+from wninit.peers._graph import plain_structure
 
 __all__ = ["delta_orthogonal", "delta_orthogonal_", "center_index"]
 

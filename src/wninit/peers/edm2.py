@@ -13,9 +13,9 @@ import torch.fx as fx
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..errors import UserError
-from ..structure import _Graph
-from ._graph import plain_structure
+from wninit.errors import UserError
+from wninit.structure.trace import _Graph
+from wninit.peers._graph import plain_structure
 
 __all__ = ["edm2", "MagnitudePreserving", "magnitude_preserving_", "mp_sum", "normalize_rows", "unit_axis"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._graph import branches, head_name, plain_layers, plain_structure, replace_module
+from wninit.peers._graph import branches, head_name, plain_layers, plain_structure, replace_module
 
 __all__ = ["fixup", "fixup_scale", "FixupLayer", "he_normal_"]
 
@@ -75,7 +75,7 @@ def fixup(model: nn.Module, *, generator: torch.Generator | None = None, zero_he
     ``c`` = 1), the head ``head(x + a)``.
 
     Args:
-        model: a plain network with residual branches (found by :func:`wninit.structure.discover`).
+        model: a plain network with residual branches (found by :func:`wninit.structure.trace.discover`).
         generator: the random stream of the He draws.
         zero_head: zero the classifier, as the paper (rule 1).
 

@@ -9,9 +9,9 @@ import warnings
 import torch
 from torch import nn
 
-from ..errors import UserError
-from ..hooks import forward_with_hooks
-from ._graph import check_plain
+from wninit.errors import UserError
+from wninit.structure.hooks import forward_with_hooks
+from wninit.peers._graph import check_plain
 
 __all__ = ["lsuv", "forward_order"]
 

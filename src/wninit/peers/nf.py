@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ._graph import (InputScale, ScaledBranch, activation_variance, branches, head_name, plain_layers,
+from wninit.peers._graph import (InputScale, ScaledBranch, activation_variance, branches, head_name, plain_layers,
                      plain_structure, preceding_activations, replace_module)
 
 __all__ = ["nf", "Standardized", "standardize_layer_", "standardize", "expected_stream_variances", "RELU_GAIN"]

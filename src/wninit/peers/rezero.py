@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .skipinit import scale_branches
+from wninit.peers.skipinit import scale_branches
 
 __all__ = ["rezero"]
 

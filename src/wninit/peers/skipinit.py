@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._graph import ScaledBranch, branches, plain_structure, replace_module
+from wninit.peers._graph import ScaledBranch, branches, plain_structure, replace_module
 
 __all__ = ["skipinit", "scale_branches"]
 

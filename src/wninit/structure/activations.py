@@ -1,0 +1,158 @@
+"""gamma per activation: the second moment of an activation under a unit Gaussian (docs/method.md §3.7).
+
+A WN layer keeps the norm of what it passes on when ``g = sqrt(gamma*fan_in/fan_out)`` with
+
+.. math::
+    \\gamma = 1 / \\mathbb{E}[\\phi(z)^2], \\qquad z \\sim \\mathcal{N}(0, 1)
+
+for the activation ``phi`` that follows it: 2 for ReLU (the paper's case), ``2/(1+a^2)`` for leaky ReLU of slope
+``a``, 1 when nothing follows. Where no closed form is written here the moment is computed numerically
+(Gauss-Hermite quadrature, 96 nodes, on the activation itself), so any elementwise activation module works;
+:func:`register_activation` declares the moment of a custom one. A non-homogeneous activation (GELU, tanh,
+sigmoid) is linearized at unit-variance pre-activations: the per-unit variance ``q* = E[phi(z)^2]`` is then a
+fixed point of every layer (input variance ``q*``, pre-activation variance ``gamma*q* = 1``, output ``q*``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wninit.errors import UserError
+
+__all__ = ["Activation", "second_moment", "register_activation", "is_registered", "activation_of_module",
+           "activation_of_call"]
+
+_NODES, _WEIGHTS = np.polynomial.hermite.hermgauss(96)
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An elementwise activation: its display name, function, and whether its output is non-negative."""
+    name: str
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    nonnegative: bool = False
+    moment: float | None = None  # E[phi(z)^2], z ~ N(0, 1); None: computed by quadrature
+
+    def second_moment(self, nonnegative_input: bool = False) -> float:
+        """``E[phi(z)^2] / E[z^2]`` for ``z ~ N(0, 1)``, or ``z = |N(0, 1)|`` when the input is non-negative."""
+        if self.moment is not None and not nonnegative_input:
+            return self.moment
+        return second_moment(self.fn, nonnegative_input)
+
+
+def second_moment(fn: Callable[[torch.Tensor], torch.Tensor], nonnegative_input: bool = False) -> float:
+    r"""``E[fn(z)^2]`` for ``z ~ N(0, 1)`` (or ``|N(0, 1)|``), by Gauss-Hermite quadrature in float64.
+
+    Examples:
+        >>> round(second_moment(torch.relu), 12)
+        0.5
+    """
+    z = torch.from_numpy(math.sqrt(2.0) * _NODES)
+    if nonnegative_input:
+        z = z.abs()
+    with torch.no_grad():
+        values = fn(z.clone()).double()
+    return float(np.dot(_WEIGHTS, values.square().numpy()) / math.sqrt(math.pi))
+
+
+def _leaky(slope: float) -> Activation:
+    # docs/method.md §3.7: E[leaky(z)^2] = (1 + a^2)/2 exactly.
+    return Activation(f"leaky_relu({slope:g})", lambda z: F.leaky_relu(z, slope), moment=(1.0 + slope * slope) / 2.0)
+
+
+_RELU = Activation("relu", torch.relu, nonnegative=True, moment=0.5)  # docs/method.md §3.1: gamma = 2
+_BY_MODULE: dict[type, Callable[[nn.Module], Activation]] = {
+    nn.ReLU: lambda m: _RELU,
+    nn.LeakyReLU: lambda m: _leaky(m.negative_slope),
+    nn.PReLU: lambda m: _leaky(float(m.weight.detach().mean())),
+    nn.GELU: lambda m: Activation(f"gelu({m.approximate})" if m.approximate != "none" else "gelu",
+                                  lambda z: F.gelu(z, approximate=m.approximate)),
+    nn.SiLU: lambda m: Activation("silu", F.silu),
+    nn.Tanh: lambda m: Activation("tanh", torch.tanh),
+    nn.Sigmoid: lambda m: Activation("sigmoid", torch.sigmoid, nonnegative=True),
+    nn.ELU: lambda m: Activation(f"elu({m.alpha:g})", lambda z: F.elu(z, m.alpha)),
+    nn.CELU: lambda m: Activation(f"celu({m.alpha:g})", lambda z: F.celu(z, m.alpha)),
+    nn.SELU: lambda m: Activation("selu", F.selu),
+    nn.ReLU6: lambda m: Activation("relu6", F.relu6, nonnegative=True),
+    nn.Hardtanh: lambda m: Activation("hardtanh", lambda z: F.hardtanh(z, m.min_val, m.max_val)),
+    nn.Softplus: lambda m: Activation("softplus", lambda z: F.softplus(z, m.beta, m.threshold), nonnegative=True),
+    nn.Mish: lambda m: Activation("mish", F.mish),
+    nn.Hardswish: lambda m: Activation("hardswish", F.hardswish),
+}
+_CUSTOM: dict[object, Activation] = {}
+
+
+def _by_call(target, args, kwargs) -> Activation | None:
+    """The activation a traced function or method call computes, reading its arguments (e.g. the slope)."""
+    def arg(i, name, default):
+        return args[i] if len(args) > i else kwargs.get(name, default)
+    if target in (F.relu, torch.relu, "relu", "relu_", F.relu_, torch.relu_):
+        return _RELU
+    if target in (F.leaky_relu, "leaky_relu", F.leaky_relu_):
+        return _leaky(float(arg(1, "negative_slope", 0.01)))
+    if target in (F.gelu, "gelu"):
+        approx = arg(1, "approximate", "none")
+        return Activation("gelu" if approx == "none" else f"gelu({approx})", lambda z: F.gelu(z, approximate=approx))
+    simple = {F.silu: ("silu", F.silu, False), torch.tanh: ("tanh", torch.tanh, False), "tanh": ("tanh", torch.tanh, False),
+              F.tanh: ("tanh", torch.tanh, False), torch.sigmoid: ("sigmoid", torch.sigmoid, True),
+              "sigmoid": ("sigmoid", torch.sigmoid, True), F.sigmoid: ("sigmoid", torch.sigmoid, True),
+              F.elu: ("elu", F.elu, False), F.selu: ("selu", F.selu, False), F.relu6: ("relu6", F.relu6, True),
+              F.mish: ("mish", F.mish, False), F.hardswish: ("hardswish", F.hardswish, False),
+              F.softplus: ("softplus", F.softplus, True)}
+    try:
+        found = simple.get(target)
+    except TypeError:  # an unhashable target
+        return None
+    return Activation(found[0], found[1], nonnegative=found[2]) if found else None
+
+
+def register_activation(kind, second_moment: float | None = None, *, name: str | None = None,
+                        nonnegative: bool = False) -> None:
+    """Declare a custom activation (a module class or a function) so that discovery knows its gamma.
+
+    Args:
+        kind: an ``nn.Module`` subclass or the function a model calls.
+        second_moment: ``E[phi(z)^2]`` for ``z ~ N(0, 1)``; None computes it by quadrature from ``kind``
+            (a module class is instantiated without arguments for that).
+        name: the name the explain table shows (default: the class or function name).
+        nonnegative: whether its output is never negative (a ReLU after it then passes everything).
+
+    Examples:
+        >>> register_activation(MySwish, 0.36)   # then gamma = 1/0.36 for a layer it follows
+    """
+    if second_moment is not None and not second_moment > 0:
+        raise UserError(f"second_moment must be > 0, got {second_moment!r}")
+    fn = kind() if isinstance(kind, type) else kind
+    if not callable(fn):
+        raise UserError(f"register_activation needs a module class or a function, got {kind!r}")
+    label = name or getattr(kind, "__name__", repr(kind))
+    _CUSTOM[kind] = Activation(label, fn, nonnegative=nonnegative, moment=second_moment)
+
+
+def is_registered(module: nn.Module) -> bool:
+    """True for an instance of a module class declared with :func:`register_activation` (traced as one op)."""
+    return type(module) in _CUSTOM
+
+
+def activation_of_module(module: nn.Module) -> Activation | None:
+    """The activation an ``nn.Module`` is, or None when it is not a known elementwise activation."""
+    if type(module) in _CUSTOM:
+        return _CUSTOM[type(module)]
+    make = _BY_MODULE.get(type(module))
+    return make(module) if make else None
+
+
+def activation_of_call(target, args=(), kwargs=None) -> Activation | None:
+    """The activation a function or method call is (as torch.fx records it), or None."""
+    try:
+        if target in _CUSTOM:
+            return _CUSTOM[target]
+    except TypeError:
+        return None
+    return _by_call(target, args, kwargs or {})

@@ -1,0 +1,73 @@
+"""Which role every WN layer of a model gets, and from where: declared, discovered, or the default.
+
+Declared roles (:func:`wninit.structure.roles.set_role`, what wninit's own models do) win. The other WN layers take
+their role from :func:`wninit.structure.trace.discover`. A layer discovery cannot place (the model cannot be traced,
+or the layer is not called where the trace can see it) gets the default ``hidden`` (gamma 2, the paper's
+feed-forward rule), and one warning sentence names every such layer (docs/method.md §3.7).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+from torch import nn
+
+from wninit.structure.roles import Role, declared_role
+
+__all__ = ["Placement", "place"]
+
+DEFAULT_ROLE = Role("hidden")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A WN layer's role and where it came from (``declared`` / ``discovered`` / ``default``) with its rule."""
+    role: Role
+    source: str
+    rule: str
+
+
+def _declared_rule(role: Role) -> str:
+    if role.gamma is not None:
+        return "declared gamma"
+    return {"hidden": "relu follows", "block_in": "relu follows", "block_out": "branch end: 1/B_k",
+            "stem": "stem", "shortcut": "skip projection", "head": "nothing follows",
+            "linear": "nothing follows"}[role.kind]
+
+
+def place(model: nn.Module, layers: list[tuple[str, nn.Module]], *, discover: bool | None = None) -> dict[str, Placement]:
+    """A :class:`Placement` for each ``(name, layer)`` of ``model``.
+
+    Args:
+        discover: None traces the model only when some layer has no declared role; True always traces
+            (declared roles still win); False never traces (undeclared layers get the default).
+    """
+    declared = {name: declared_role(m) for name, m in layers}
+    out = {name: Placement(r, "declared", _declared_rule(r)) for name, r in declared.items() if r is not None}
+    missing = [name for name, _ in layers if name not in out]
+    if discover is False or (discover is None and not missing):
+        return _with_defaults(out, missing, model, None) if missing else out
+    from wninit.structure.trace import TraceFailure
+    from wninit.structure.trace import discover as run_discovery
+
+    try:
+        structure = run_discovery(model)
+    except TraceFailure as exc:
+        return _with_defaults(out, missing, model, f"torch.fx could not trace it ({exc})")
+    for name in missing:
+        if name in structure.roles:
+            out[name] = Placement(structure.roles[name], "discovered", structure.rules[name])
+    unplaced = [name for name in missing if name not in out]
+    return _with_defaults(out, unplaced, model, "the traced graph does not call them") if unplaced else out
+
+
+def _with_defaults(out: dict, names: list[str], model: nn.Module, why: str | None) -> dict[str, Placement]:
+    if names:
+        shown = ", ".join(n or "(the model itself)" for n in names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        reason = f" ({why})" if why else ""
+        warnings.warn(f"wninit could not place {len(names)} weight-normed layer(s) of {type(model).__name__}{reason}, "
+                      f"so they get the default role 'hidden' (gamma 2): {shown}; declare their roles with "
+                      "wninit.set_role to silence this", stacklevel=3)
+    for name in names:
+        out[name] = Placement(DEFAULT_ROLE, "default", "default (not placed)")
+    return out

@@ -1,0 +1,87 @@
+"""The ``wninit`` command. Each subcommand lives in ``wninit/suite/cli/<name>.py`` with two functions:
+``add_parser(subparsers)`` and ``run(args) -> int``.
+
+Errors a user can cause (:class:`wninit.errors.UserError` and file-system errors, OSError) are printed as one
+sentence and exit 2, with no traceback. Anything else, a bare ValueError included, is a bug: its traceback is
+printed and the exit code is 1.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+
+from wninit.errors import UserError
+
+__all__ = ["main", "COMMANDS"]
+
+# Order is the order of `wninit --help`.
+COMMANDS = ("reproduce", "train", "sweep", "export", "convert", "report", "figure1", "explain", "diagnose", "hessian", "bench", "rerun")
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        # A typo'd prefix (--dept) must not silently become another flag (--depth): no abbreviations.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):  # argparse's own errors: one sentence, exit 2
+        self.exit(2, f"wninit: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _load(name: str):
+    try:
+        return importlib.import_module(f"wninit.suite.cli.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"wninit.suite.cli.{name}":
+            return None  # subcommand not built yet
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from wninit import __version__
+
+    parser = _Parser(prog="wninit", description="Robust initialization for WeightNorm & ResNets "
+                     "(Arpit, Campos & Bengio 2019): the library's command line and the paper's experiments.")
+    parser.add_argument("--version", action="version", version=f"wninit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        module = _load(name)
+        if module is not None:
+            module.add_parser(sub).set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()  # imports every command's module: Ctrl-C can land here too
+        args = parser.parse_args(argv)
+        if not getattr(args, "_run", None):
+            parser.print_help()
+            return 2
+        return int(args._run(args) or 0)
+    except BrokenPipeError:  # output piped into `head` and closed: not an error of the user's input
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("wninit: interrupted; finished work is kept, rerun the same command to continue", file=sys.stderr)
+        return 130
+    except (UserError, OSError) as exc:
+        print(f"wninit: error: {_sentence(exc)}", file=sys.stderr)
+        return 2
+    except Exception:  # a bug, not the user's input: the traceback says where
+        traceback.print_exc()
+        print("wninit: internal error (a bug in wninit, not in your input): please report it with the traceback above",
+              file=sys.stderr)
+        return 1
+
+
+def _sentence(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror or exc} for {exc.filename!r}; check the path and its permissions"
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""``wninit explain MODULE:FACTORY [--input-shape C,H,W] [--scheme S]``: what initialize does to your model.
+
+Prints one row per weight-normed layer: its role, whether it was declared, discovered or defaulted, the rule
+that set gamma, the fans, gamma and g (docs/method.md §3.7). The model is not changed.
+"""
+from __future__ import annotations
+
+from wninit.suite.cli.user_model import add_target_arguments, example_input, load_model
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers):
+    from wninit.init.gains import DIRECTIONS
+    from wninit.init.schemes import ROLE_SCHEMES
+
+    p = subparsers.add_parser("explain", help="print what initialize sets on every WN layer of your model",
+                              description=__doc__.split("\n\n")[0])
+    add_target_arguments(p, shape_required=True)
+    p.add_argument("--scheme", choices=ROLE_SCHEMES + ("pytorch-default",), default="proposed")
+    p.add_argument("--direction", choices=DIRECTIONS, default="orthogonal")
+    return p
+
+
+def run(args) -> int:
+    from wninit.init.explain import explain
+
+    model = load_model(args.target)
+    if args.input_shape is not None:
+        example_input(model, args.input_shape)
+    explain(model, args.scheme, direction=args.direction)
+    return 0

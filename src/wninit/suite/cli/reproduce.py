@@ -1,0 +1,127 @@
+"""``wninit reproduce [--out DIR]``: the paper's main results on this machine, offline, in about 10 minutes.
+
+1. Figure 1 (synthetic data, docs/method.md §7.1): ``DIR/figure1.png`` and ``DIR/figure1.csv``.
+2. The ``quick`` profiles of the MLP experiments on the embedded real MNIST (mnist5k): Fig. 2 depth and
+   Fig. 2 hyper-parameters, and the Table 2 Hessian at init on the real 8x8 digits, through the sweep
+   runner into ``DIR/store.db``. Resumable: rerunning the command continues where it stopped.
+3. ``DIR/report.md`` with the figures, the tables beside the paper's numbers and the claims of docs/method.md §9,
+   whose table is printed at the end.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from wninit.errors import UserError
+
+__all__ = ["add_parser", "run", "DEFAULT_SPECS", "find_experiments"]
+
+# The specs reproduce runs, in this order, at their quick profile: the MLP experiments on the embedded
+# real MNIST, and Table 2's Hessian at init, which measures without training. The CNN, WRN and
+# Table 1 experiments need CIFAR and hours: `wninit sweep experiments/<name>.toml --profile paper`.
+DEFAULT_SPECS = ("fig2_mlp_depth", "fig2_mlp_hparams", "table2_hessian")
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("reproduce", help="run Figure 1 and the quick MLP experiments, then write the report",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", metavar="DIR", default="wninit-out", help="output folder (default: ./wninit-out)")
+    p.add_argument("--store", metavar="FILE.db", help="results store (default: DIR/store.db)")
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="parallel runs (default 2)")
+    p.add_argument("--specs", nargs="+", metavar="NAME", default=list(DEFAULT_SPECS),
+                   help=f"experiment specs to run at their quick profile (default: {' '.join(DEFAULT_SPECS)})")
+    p.add_argument("--experiments", metavar="DIR", help="folder of the experiment specs (default: ./experiments, "
+                   "or the one beside the installed package)")
+    p.add_argument("--limit", type=int, metavar="N", help="train at most N runs in this call (rerun to continue)")
+    p.add_argument("--no-batch-runs", action="store_true",
+                   help="train each MLP run alone instead of stacking compatible runs into one batched model")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def find_experiments(explicit: str | None = None) -> Path:
+    """The experiments/ folder: ``explicit``, ./experiments, or the specs installed with the package."""
+    candidates = [Path(explicit)] if explicit else [Path.cwd() / "experiments",
+                                                    Path(__file__).resolve().parents[2] / "experiments"]
+    for folder in candidates:
+        if (folder / f"{DEFAULT_SPECS[0]}.toml").is_file() or (explicit and folder.is_dir()):
+            return folder
+    where = explicit or "./experiments"
+    raise UserError(f"cannot find the experiment specs in {where}; run from the wninit source folder or pass "
+                    "--experiments DIR (the folder holding fig2_mlp_depth.toml)")
+
+
+def _figure1(out: Path, say) -> list:
+    """Figure 1 rows, computed once: a rerun reads ``figure1.csv`` back."""
+    from wninit.diagnostics.synthetic import figure1, rows_to_csv
+    from wninit.suite.report.render import FIGURE1_CSV, FIGURE1_PNG, read_figure1_csv
+
+    rows = read_figure1_csv(out / FIGURE1_CSV)
+    if rows is None:
+        started = time.perf_counter()
+        say("Figure 1: norm propagation on synthetic data (docs/method.md §7.1) ...")
+        rows = _one_blas_thread(figure1, seed=0)
+        rows_to_csv(rows, out / FIGURE1_CSV)
+        say(f"Figure 1: done in {time.perf_counter() - started:.0f} s")
+    if not (out / FIGURE1_PNG).exists():
+        from wninit.diagnostics.plot import plot_figure1
+        plot_figure1(rows, out / FIGURE1_PNG)
+    return rows
+
+
+def _one_blas_thread(fn, **kw):
+    # Figure 1 is torch float64 matrix work: two threads on a busy 2-core machine spin far more than they
+    # compute (measured: 5 CPU-minutes against 40 s on one thread), so run it on one.
+    from wninit.suite.train.runtime import num_threads
+
+    with num_threads(1):
+        return fn(**kw)
+
+
+def run(args) -> int:
+    from wninit.suite.report.render import prepare_out, claims_text, render_report
+    from wninit.suite.sweep.driver import run_sweep
+    from wninit.suite.sweep.progress import format_duration
+    from wninit.suite.sweep.spec import load_spec
+    from wninit.suite.sweep.store import Store
+
+    started = time.perf_counter()
+    for name in ("workers", "limit"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name} must be at least 1, got {value}")
+
+    def say(text):
+        print(text, file=sys.stderr, flush=True)
+
+    folder = find_experiments(args.experiments)
+    exps = []
+    for name in args.specs:
+        path = folder / (name if name.endswith(".toml") else f"{name}.toml")
+        if not path.is_file():
+            raise UserError(f"no experiment spec {path}; choose among {', '.join(p.stem for p in sorted(folder.glob('*.toml')))}")
+        exps.append(load_spec(path, "quick"))
+    out = prepare_out(args.out)
+    store_path = Path(args.store) if args.store else out / "store.db"
+
+    rows = _figure1(out, say)
+    with Store(store_path) as store:
+        for exp in exps:
+            new = store.add(exp.name, exp.profile, exp.runs)
+            say(f"{exp.name} (quick): {len(exp.runs)} runs, {len(exp.runs) - new} already in {store_path}")
+        summary = run_sweep(store, [(e.name, e.profile) for e in exps], workers=args.workers,
+                            batch_runs=not args.no_batch_runs, limit=args.limit, progress=not args.no_progress)
+    c = summary.counts
+    say(f"runs: {c['completed']} completed, {c['diverged']} diverged, {c['failed']} failed, {c['pending']} pending "
+        f"(this call trained {summary.executed} in {format_duration(summary.wall_s)})")
+    if summary.stopped:
+        say("stopped: finished runs are kept; rerun the same command to continue")
+        return 130 if summary.stopped == "SIGINT" else 143
+
+    report = render_report(store_path, out, figure1_rows=rows)
+    print(claims_text(report.claims))
+    left = c["pending"] + c["running"]
+    print(f"\nreport: {report.path}  ({len(report.figures) + 1} figures; {format_duration(time.perf_counter() - started)} "
+          f"in all{'; ' + str(left) + ' runs not run yet: rerun to continue' if left else ''})")
+    return 0

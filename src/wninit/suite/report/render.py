@@ -1,0 +1,214 @@
+"""A store -> ``DIR/report.md`` + PNGs: each experiment's table beside the paper's numbers (docs/method.md §7), its
+figure, and the claims of docs/method.md §9 judged on what was run.
+
+``render_report`` is what ``wninit report`` and ``wninit reproduce`` call. Bad input (a missing or
+foreign file, a store with no runs, an output folder that cannot be written) is one UserError sentence.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wninit.suite._files import atomic_write_text
+from wninit.errors import UserError
+from wninit.suite.report import claims as C
+from wninit.suite.report import tables
+from wninit.suite.report.sections import experiment_section, fig1_section, md_table
+
+__all__ = ["render_report", "Report", "open_store", "read_figure1_csv", "claims_text", "claims_markdown",
+           "FIGURE1_CSV", "FIGURE1_PNG", "prepare_out", "judge_claims"]
+
+FIGURE1_CSV, FIGURE1_PNG = "figure1.csv", "figure1.png"
+# Which experiment each claim of docs/method.md §9 is judged on.
+_CLAIM_EXPERIMENT = {5: "fig2_mlp_depth", 6: "fig2_cnn_depth", 7: "fig2_mlp_hparams", 8: "fig3_depth_10k",
+                     9: "fig3_lr_warmup", 10: "table1_wn_vs_bn", 11: "table2_hessian"}
+_CLAIM_NAMES = {5: "Fig. 2 MLP depth", 6: "Fig. 2 CNN depth", 7: "Fig. 2 hyper-parameter robustness",
+                8: "Fig. 3-left: 10k-layer WRN", 9: "Fig. 3-right: LR robustness and warmup",
+                10: "Table 1: WN + proposed (+ warmup) vs datadep and BN", 11: "Table 2: smallest Hessian norm at init"}
+
+
+@dataclass
+class Report:
+    path: Path  # DIR/report.md
+    claims: list
+    figures: list = field(default_factory=list)  # PNG paths written
+    experiments: list = field(default_factory=list)  # (experiment, profile) pairs reported
+
+
+def open_store(path):
+    """Open an existing store for reading; every way it can be wrong is one sentence."""
+    from wninit.suite.sweep.store import Store
+
+    return Store(path, create=False)
+
+
+def read_figure1_csv(path) -> list:
+    """Rows of ``wninit.diagnostics.synthetic.rows_to_csv`` back as Figure1Row tuples (None if absent)."""
+    from wninit.diagnostics.synthetic import Figure1Row
+
+    p = Path(path)
+    if not p.is_file():
+        return None
+    with p.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        try:
+            return [Figure1Row(r["panel"], r["init"], int(r["width"]), int(r["index"]), float(r["mean"]),
+                               float(r["std"])) for r in reader]
+        except (KeyError, ValueError):
+            raise UserError(f"{p} is not a Figure 1 CSV (columns panel,init,width,index,mean,std); delete it or "
+                            "rerun `wninit reproduce`") from None
+
+
+def prepare_out(out) -> Path:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output folder {str(out)!r} is a file; pass a folder for --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output folder {str(out)!r} ({exc.strerror}); pass a writable --out") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UserError(f"output folder {str(out)!r} is not writable; pass a writable --out")
+    return out
+
+
+def _scale(profile: str, runs) -> str:
+    """What was run, in one line: "quick profile: mnist5k, MLP, depths 2-50, 2 seeds, 10 epochs, 120 runs"."""
+    cfgs = [tables.config_dict(r) for r in runs]
+    datasets = sorted({c["dataset"] for c in cfgs})
+    archs = sorted({tables.arch_label(c) if c["arch"] in ("resnet", "wrn") else c["arch"].upper() for c in cfgs})
+    depths = sorted({c["depth"] for c in cfgs})
+    seeds = len({c["seed"] for c in cfgs})
+    epochs = sorted({c["epochs"] for c in cfgs if c.get("task", "train") == "train"})
+    parts = [f"{profile} profile: {', '.join(datasets)}", ", ".join(archs)]
+    if len(depths) > 1 and not any(c["arch"] in ("resnet", "wrn") for c in cfgs):
+        parts.append(f"depths {depths[0]}-{depths[-1]}")
+    parts.append(f"{seeds} seed{'s' * (seeds > 1)}")
+    if epochs:
+        parts.append(f"{'/'.join(map(str, epochs))} epoch{'s' * (epochs != [1])}")
+    parts.append(f"{len(runs)} runs")
+    return ", ".join(parts)
+
+
+def _pick(store, experiment: str):
+    """The profile a claim is judged on: "paper" when it has finished runs, else the one with most."""
+    profiles = [p for e, p in store.experiments() if e == experiment]
+    if not profiles:
+        return None, []
+
+    def finished(p):
+        return sum(1 for r in store.runs(experiment, p) if r.status in ("completed", "diverged"))
+    best = max(profiles, key=lambda p: (finished(p) > 0 and p == "paper", finished(p)))
+    return best, store.runs(experiment, best)
+
+
+def _dataset(runs) -> str:
+    return tables.config_dict(runs[0])["dataset"] if runs else "cifar10"
+
+
+def judge_claims(store, figure1_rows=None) -> list:
+    """Every claim of docs/method.md §9 (1-12) on this store (and the Figure 1 rows when given)."""
+    out = C.figure1_claims(figure1_rows) + [C.gain_claim()]
+    for number in sorted(_CLAIM_EXPERIMENT):
+        experiment = _CLAIM_EXPERIMENT[number]
+        profile, runs = _pick(store, experiment)
+        finished = [r for r in runs if r.status in ("completed", "diverged")]
+        if not finished:
+            why = (f"not in this store (`wninit sweep experiments/{experiment}.toml --profile quick --store FILE.db` runs it)"
+                   if profile is None else f"{experiment} ({profile}) has no finished runs")
+            out.append(C.Claim(number, _CLAIM_NAMES[number], C.NOT_RUN, "-", why))
+            continue
+        scale = _scale(profile, runs)
+        unfinished = sum(1 for r in runs if r.status in tables.NOT_RUN)
+        if unfinished:  # judged on what finished so far: say so
+            scale += f"; {unfinished} of them not run yet"
+        if number == 5:
+            out.append(C.depth_claim(5, _CLAIM_NAMES[5], tables.depth_sweep(runs), scale, _dataset(runs),
+                                     trains_abs=0.8, shallow_abs=0.85))
+        elif number == 6:
+            out.append(C.depth_claim(6, _CLAIM_NAMES[6], tables.depth_sweep(runs), scale, _dataset(runs),
+                                     trains_abs=None, shallow_abs=None))
+        elif number == 7:
+            out.append(C.hparams_claim(tables.hparam_curves(runs), scale))
+        elif number == 8:
+            out.append(C.depth_10k_claim(tables.depth_sweep(runs), scale, _dataset(runs)))
+        elif number == 9:
+            out.append(C.survival_claim(tables.survival(runs), scale))
+        elif number == 10:
+            out.append(C.table1_claim(tables.wn_vs_bn(runs), scale))
+        elif number == 11:
+            out.append(C.table2_claim(tables.hessian_table(runs), scale))
+    out.append(C.rl_claim())
+    return out
+
+
+def claims_markdown(claims) -> str:
+    rows = [[str(c.number), c.name, f"**{c.verdict}**", c.scale, c.detail, c.test or "-"] for c in claims]
+    return md_table(["#", "claim (docs/method.md §9)", "verdict", "scale run", "numbers", "judged with"], rows)
+
+
+def claims_text(claims, width: int = 100) -> str:
+    """The claims table for a terminal: one line per claim, then its numbers indented."""
+    import textwrap
+
+    lines = [f"{'#':>2}  {'verdict':<13}  claim (docs/method.md §9)"]
+    for c in claims:
+        lines.append(f"{c.number:>2}  {c.verdict:<13}  {c.name}  [{c.scale}]")
+        lines += textwrap.wrap(c.detail, width=width, initial_indent=" " * 19, subsequent_indent=" " * 19)
+        if c.test:
+            lines += textwrap.wrap("judged with: " + c.test, width=width, initial_indent=" " * 19,
+                                   subsequent_indent=" " * 19)
+    return "\n".join(lines)
+
+
+def render_report(store_path, out, *, figure1_rows=None, figure1_png=None) -> Report:
+    """Write ``out/report.md``, one PNG per figure and ``out/claims.md``; return what was written.
+
+    ``figure1_rows`` (from :func:`wninit.diagnostics.synthetic.figure1`) adds Figure 1 and claims 1-3;
+    when None, ``out/figure1.csv`` is used if present.
+    """
+    store = open_store(store_path)
+    try:
+        all_runs = store.runs()
+        if not all_runs:
+            raise UserError(f"store {store_path} holds no runs; run `wninit sweep SPEC --store {store_path}` "
+                            "(or `wninit reproduce`) first")
+        out = prepare_out(out)
+        if figure1_rows is None:
+            figure1_rows = read_figure1_csv(out / FIGURE1_CSV)
+        report = Report(out / "report.md", claims=[])
+        body = []
+        if figure1_rows:
+            body.append(fig1_section(figure1_rows, figure1_png or (FIGURE1_PNG if (out / FIGURE1_PNG).exists() else None)))
+        for experiment, profile in store.experiments():
+            runs = store.runs(experiment, profile)
+            text, figs = experiment_section(experiment, profile, runs, _scale(profile, runs), out)
+            body.append(text)
+            report.figures += figs
+            report.experiments.append((experiment, profile))
+        report.claims = judge_claims(store, figure1_rows)
+    finally:
+        store.close()
+    counts = tables.status_counts(all_runs)
+    head = [f"# wninit report: {Path(store_path).name}", "",
+            f"Store `{store_path}`: {len(all_runs)} runs, {counts.get('completed', 0)} completed, "
+            f"{counts.get('diverged', 0)} diverged, {counts.get('failed', 0)} failed, "
+            f"{counts.get('not_run', 0)} not run (pending or running).", "",
+            "Conventions: mean ± sample std over seeds, with the runs behind each number (`n`); a diverged run "
+            "counts its best checkpoint's accuracy, as the reference code records it, or 0 when it diverged in its "
+            "first epoch (the paper plots that at 0), and is counted as diverged; failed runs have no value and are "
+            "counted; where a grid of hyper-parameters was run, the configuration with the best mean validation "
+            "accuracy is shown. The paper's values are from docs/method.md §7 (`wninit/suite/report/reference.py`); those read "
+            "off the poster's plots are ±0.02.", "",
+            "## Claims (docs/method.md §9)", "", claims_markdown(report.claims), ""]
+    text = "\n".join(head + body) + "\n"
+    try:
+        atomic_write_text(report.path, text)
+        atomic_write_text(out / "claims.md", "# Claims of the paper (docs/method.md §9), as judged by `wninit report`\n\n"
+                          + claims_markdown(report.claims) + "\n")
+    except OSError as exc:
+        raise UserError(f"cannot write the report to {str(out)!r} ({exc.strerror}); pass a writable --out") from None
+    return report
+

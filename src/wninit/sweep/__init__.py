@@ -1,9 +1,0 @@
-"""Sweeps: the paper's experiments as TOML specs (:mod:`.spec`), a resumable SQLite store (:mod:`.store`,
-run leases in :mod:`.leases`), and the runners that execute them (:mod:`.runners`, :mod:`.driver`)."""
-from .leases import owner_id
-from .driver import SweepSummary, run_sweep
-from .spec import Experiment, load_spec
-from .store import FINISHED, STATUSES, RunRecord, Store
-
-__all__ = ["Experiment", "load_spec", "Store", "RunRecord", "STATUSES", "FINISHED", "run_sweep", "SweepSummary",
-           "owner_id"]
