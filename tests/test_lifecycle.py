@@ -262,3 +262,35 @@ def test_removing_weight_norm_from_a_copy_leaves_the_original_working():
     wninit.remove_weight_norm(copy.deepcopy(model))  # a plain deepcopy, shared class and all
     assert torch.equal(output(model, x), y0)
     assert {wn_api(m) for _, m in weight_normed_layers(model)} == {"torch"}
+
+
+def _hooks(model):
+    """Every hook on every module of ``model``, as (module name, hook kind, the hook function's qualified name)."""
+    kinds = ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks", "_state_dict_hooks", "_state_dict_pre_hooks",
+             "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
+    found = []  # a list, sorted: a hook installed twice counts twice
+    for name, m in model.named_modules():
+        for kind in kinds:
+            for hook in getattr(m, kind).values():
+                fn = getattr(hook, "hook", hook)  # nn.Module wraps load pre-hooks
+                found.append((name, kind, getattr(fn, "__qualname__", type(fn).__qualname__)))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("first", wninit.weightnorm.access.APIS)
+@pytest.mark.parametrize("to", wninit.weightnorm.access.APIS)
+def test_switch_api_leaves_only_the_target_apis_hooks_and_the_model_loads_its_own_state_dict(first, to):
+    model, x = small_model(first)
+    model.load_state_dict(model.state_dict())  # under every API as wrapped
+    wninit.switch_api(model, to)
+    assert _hooks(model) == _hooks(small_model(to)[0])  # what wrapping under `to` installs, nothing of `first`'s
+    y = output(model, x)
+    model.load_state_dict(model.state_dict())
+    for back in wninit.weightnorm.access.APIS:  # and after every further switch
+        wninit.switch_api(model, back)
+        assert _hooks(model) == _hooks(small_model(back)[0]), (first, to, back)
+        model.load_state_dict(model.state_dict())
+        assert relative(output(model, x), y) <= 1e-6
+    wninit.remove_weight_norm(model)
+    assert _hooks(model) == []
+    model.load_state_dict(model.state_dict())

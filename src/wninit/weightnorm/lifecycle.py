@@ -55,6 +55,22 @@ def _own_class(layer: nn.Module) -> None:
     layer.__class__ = type(cls.__name__, cls.__bases__, body)
 
 
+def _drop_compat_hooks(layer: nn.Module) -> None:
+    """Remove the load-state-dict hook torch's parametrized weight norm registers and its removal leaves behind.
+
+    The hook renames ``weight_g``/``weight_v`` keys to the parametrization's: left on a layer that has moved
+    to the legacy API, it renames the layer's own keys away, and the model cannot load its own state dict.
+    """
+    hooks = layer._load_state_dict_pre_hooks
+    for key in [k for k, h in hooks.items() if _is_compat_hook(getattr(h, "hook", h))]:
+        del hooks[key]
+
+
+def _is_compat_hook(fn) -> bool:
+    return (getattr(fn, "__module__", None) == torch.nn.utils.parametrizations.__name__
+            and getattr(fn, "__name__", None) == "_weight_norm_compat_hook")
+
+
 def _strip(layer: nn.Module, weight: torch.Tensor) -> None:
     """Remove weight norm from ``layer`` under its API, leaving ``weight`` as its plain parameter."""
     api, _, v = wn_parameters(layer)
@@ -67,6 +83,7 @@ def _strip(layer: nn.Module, weight: torch.Tensor) -> None:
         _own_class(layer)
         parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
         del layer._parameters["weight"]
+        _drop_compat_hooks(layer)
     else:
         torch.nn.utils.remove_weight_norm(layer)
         del layer._parameters["weight"]
