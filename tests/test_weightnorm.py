@@ -75,3 +75,46 @@ def test_bad_wrapping_is_a_clear_error():
         wnm.weight_norm(layer, "torch")
     with pytest.raises(ValueError, match="not weight-normalized"):
         wnm.wn_g(nn.Linear(2, 2))
+
+
+ZERO_LAYERS = [(lambda: nn.Linear(7, 5), (4, 7)), (lambda: nn.Conv2d(3, 6, 3, padding=1), (2, 3, 5, 5)),
+               (lambda: nn.ConvTranspose1d(4, 3, 3, stride=2), (2, 4, 6))]
+
+
+@pytest.mark.parametrize("api", wnm.APIS)
+@pytest.mark.parametrize("dim, whole", [(0, True), (0, False), (1, True), (1, False), (None, True)],
+                         ids=["dim0-all-zero", "dim0-one-zero-unit", "dim1-all-zero", "dim1-one-zero-unit", "whole"])
+@pytest.mark.parametrize("make, shape", ZERO_LAYERS, ids=["Linear", "Conv2d", "ConvTranspose1d"])
+def test_a_zero_weight_wraps_without_nan_its_zero_units_get_the_constant_unit_direction(api, dim, whole, make, shape):
+    torch.manual_seed(0)
+    layer, x = make(), torch.randn(shape)
+    with torch.no_grad():  # a zero-initialized head, or one unit of a layer at zero
+        (layer.weight.zero_() if whole else layer.weight.movedim(dim or 0, 0)[1].zero_())
+    w, before = layer.weight.detach().clone(), layer(x).detach()
+    wnm.weight_norm(layer, api, dim)
+    y = layer(x)
+    torch.testing.assert_close(y.detach(), before)  # the wrapped layer computes what it did (NaN fails this)
+    y.square().sum().backward()
+    _, g, v = wnm.wn_parameters(layer)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in (g, v))
+    units = wnm.wn_g(layer).numel()
+    zero = w.norm().view(1) == 0 if dim is None else w.movedim(dim, 0).flatten(1).norm(dim=1) == 0
+    assert zero.any() and torch.equal(wnm.wn_g(layer).detach() == 0, zero)
+    v_units = v.detach().reshape(1, -1) if dim is None else v.detach().movedim(dim, 0).reshape(units, -1)
+    n_u = v_units.shape[1]
+    assert torch.equal(v_units[zero], torch.full((int(zero.sum()), n_u), n_u ** -0.5))  # unit norm, no RNG
+    w_units = w.reshape(1, -1) if dim is None else w.movedim(dim, 0).reshape(units, -1)
+    assert torch.equal(v_units[~zero], w_units[~zero])  # the other units as torch wraps them
+
+
+@pytest.mark.parametrize("api", wnm.APIS)
+def test_a_model_with_a_zero_head_initializes_without_nan(api):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    nn.init.zeros_(model[2].weight)
+    wninit.weight_norm(model, api)
+    x = torch.randn(4, 6)
+    assert torch.isfinite(model(x)).all()
+    for scheme in ("proposed", "pytorch-default"):
+        wninit.initialize(model, scheme)
+        assert torch.isfinite(model(x)).all(), scheme

@@ -23,7 +23,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.weight_norm import WeightNorm as _LegacyWeightNorm  # the legacy API's hook class
 
 from wninit.errors import UserError
-from wninit.weightnorm.formula import unit_norms, wn_weight
+from wninit.weightnorm.formula import _unit_shape, unit_norms, wn_weight
 from wninit.weightnorm.layers import (WNConv1d, WNConv2d, WNConv3d, WNConvTranspose1d, WNConvTranspose2d, WNConvTranspose3d,
                         WNLinear, _WeightNormMixin, _WN_CLASS, twice_differentiable)
 
@@ -124,17 +124,36 @@ def weight_norm(layer: nn.Module, api: str = "wninit", dim: int | None = 0) -> n
         raise UserError(f"this {type(layer).__name__} is already weight-normalized (api {wn_api(layer)!r})")
     dim = _check_dim(dim, layer)
     if api == "torch":
-        return torch.nn.utils.parametrizations.weight_norm(layer, name="weight", dim=dim)
-    if api == "legacy":
+        torch.nn.utils.parametrizations.weight_norm(layer, name="weight", dim=dim)
+    elif api == "legacy":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            return torch.nn.utils.weight_norm(layer, name="weight", dim=dim)
-    wn_class = _WN_CLASS.get(type(layer))
-    if wn_class is None:
-        raise UserError(f"api 'wninit' wraps exact nn.Linear/Conv/ConvTranspose layers, not the subclass {type(layer).__name__}; use api='torch'")
-    layer.__class__ = wn_class
-    layer._convert_to_weight_norm(dim)
+            torch.nn.utils.weight_norm(layer, name="weight", dim=dim)
+    else:
+        wn_class = _WN_CLASS.get(type(layer))
+        if wn_class is None:
+            raise UserError(f"api 'wninit' wraps exact nn.Linear/Conv/ConvTranspose layers, not the subclass {type(layer).__name__}; use api='torch'")
+        layer.__class__ = wn_class
+        layer._convert_to_weight_norm(dim)
+    _direct_zero_units(layer, api, dim)
     return layer
+
+
+def _direct_zero_units(layer: nn.Module, api: str, dim: int | None) -> None:
+    """Give every unit wrapped with ``g = ||w_u|| = 0`` the constant unit direction ``v_u = 1/sqrt(n_u)``.
+
+    A zero unit (a zero-initialized head) would compute ``0 * 0/0``, NaN, under every API. With this
+    direction it computes ``w_u = 0`` as before, its gradients are finite, and ``g_u`` learns along it;
+    no random number is drawn (docs/lifecycle.md, "A zero weight").
+    """
+    _, g, v = wn_parameters(layer, api)
+    zero = g.detach().view(-1) == 0  # g = ||v_u|| at wrapping: one cheap read, no second pass over v
+    if not zero.any():
+        return
+    with torch.no_grad():
+        v.copy_(torch.where(_unit_shape(zero, v, dim), v.new_full((), (v.numel() // zero.numel()) ** -0.5), v))
+    if api == "legacy":
+        _refresh_legacy(layer)
 
 
 def wn_parameters(layer: nn.Module, api: str | None = None) -> tuple[str, torch.Tensor, torch.Tensor]:
