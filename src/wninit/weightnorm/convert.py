@@ -8,8 +8,10 @@ model, a torchvision-layout BN ResNet say, becomes one in one call::
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 
+import torch
 from torch import nn
 
 from wninit.errors import UserError
@@ -38,10 +40,43 @@ def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(model.get_submodule(parent), child, new)
 
 
-def _to_wrap(model: nn.Module, api: str, dim: int | None,
-             exclude: Iterable[str | nn.Module]) -> tuple[list[nn.Module], list[str]]:
-    """The layers :func:`weight_norm` wraps and the names of the BatchNorms it may remove, after every check:
-    bad input leaves the model as it was."""
+_BN_FORWARDS = (nn.modules.batchnorm._BatchNorm.forward, nn.SyncBatchNorm.forward)
+_PROBE_SHAPE = {nn.BatchNorm1d: (3, 4), nn.BatchNorm3d: (2, 2, 2, 2)}  # the rest: (N, H, W) around C, as 2d
+
+
+def _kept_part(name: str, norm: nn.modules.batchnorm._BatchNorm) -> nn.Module:
+    """What takes a BatchNorm's place: ``nn.Identity``, or the activation a fused BatchNorm applies after
+    normalizing (timm's ``BatchNormAct2d`` and the like), or one sentence naming the layer.
+
+    A subclass that overrides ``forward`` may apply more than the normalization. Its part is identified
+    when at most one child is not an ``nn.Identity``, and checked: on a seeded probe input, in eval mode, on
+    a copy, its forward must equal that child applied to torch's own BatchNorm forward.
+    """
+    if type(norm).forward in _BN_FORWARDS:
+        return nn.Identity()
+    kids = [m for m in norm.children() if type(m) is not nn.Identity]
+    kept = kids[0] if len(kids) == 1 else nn.Identity()
+    if len(kids) < 2 and not nn.parameter.is_lazy(norm.weight if norm.affine else norm.running_mean):
+        probe = copy.deepcopy(norm).eval()
+        part = next((m for m in probe.children() if type(m) is not nn.Identity), nn.Identity())
+        shape = _PROBE_SHAPE.get(next((c for c in _PROBE_SHAPE if isinstance(norm, c)), None), (2, 3, 3))
+        x = torch.randn(shape[0], norm.num_features, *shape[1:], generator=torch.Generator().manual_seed(0)) * 2
+        try:
+            with torch.no_grad():
+                expected, got = part(nn.modules.batchnorm._BatchNorm.forward(probe, x.clone())), probe(x.clone())
+            if isinstance(got, torch.Tensor) and got.shape == expected.shape and torch.allclose(got, expected):
+                return kept
+        except (RuntimeError, ValueError, TypeError):
+            pass  # a forward the probe cannot run is not identified: the sentence below
+    raise UserError(f"remove_batchnorm cannot tell what to keep of {name!r} ({type(norm).__name__}), a BatchNorm "
+                    "subclass whose forward does more than normalize (a fused activation?): replace it by what it "
+                    "applies after normalizing, or exclude it")
+
+
+def _to_wrap(model: nn.Module, api: str, dim: int | None, exclude: Iterable[str | nn.Module],
+             remove_batchnorm: bool = False) -> tuple[list[nn.Module], dict[str, nn.Module]]:
+    """The layers :func:`weight_norm` wraps and, with ``remove_batchnorm``, each BatchNorm's name and what takes
+    its place, after every check: bad input leaves the model as it was."""
     modules = dict(model.named_modules())
     skip = _excluded(set(modules), exclude, model)
     layers = [n for n, m in modules.items()
@@ -60,7 +95,7 @@ def _to_wrap(model: nn.Module, api: str, dim: int | None,
             _check_dim(dim, modules[name])
         except ValueError as err:
             raise UserError(f"layer {name!r}: {err}") from None
-    return [modules[n] for n in layers], norms
+    return [modules[n] for n in layers], {n: _kept_part(n, modules[n]) for n in norms if remove_batchnorm}
 
 
 def weight_norm(module: nn.Module, api: str = "wninit", dim: int | None = 0, *, remove_batchnorm: bool = False,
@@ -84,7 +119,10 @@ def weight_norm(module: nn.Module, api: str = "wninit", dim: int | None = 0, *, 
         api: ``"wninit"`` (this package's layers), ``"torch"`` (parametrizations) or ``"legacy"``.
         dim: the weight dim of the normalized units, as in torch (0: output units of a Linear or Conv,
             input channels of a ConvTranspose); None normalizes each weight as one unit.
-        remove_batchnorm: replace every BatchNorm (1d/2d/3d, SyncBatchNorm) by ``nn.Identity``. Layers keep
+        remove_batchnorm: replace every BatchNorm (1d/2d/3d, SyncBatchNorm) by ``nn.Identity``; a BatchNorm
+            with a fused activation (timm's ``BatchNormAct2d``: a subclass whose forward also applies its
+            ``act`` child) by that activation, or one sentence naming it when what it applies cannot be
+            identified. Layers keep
             their bias setting: a conv that fed a BatchNorm usually has none, which is what a zero bias
             (the proposed init's) computes at initialization.
         exclude: names (as ``named_modules`` spells them) or modules whose layers stay as they are.
@@ -103,10 +141,9 @@ def weight_norm(module: nn.Module, api: str = "wninit", dim: int | None = 0, *, 
             return _wrap_layer(module, api, dim)
         except ValueError as err:
             raise UserError(str(err)) from None
-    layers, norms = _to_wrap(module, api, dim, exclude)
+    layers, norms = _to_wrap(module, api, dim, exclude, remove_batchnorm)
     for layer in layers:
         _wrap_layer(layer, api, dim)
-    if remove_batchnorm:
-        for name in norms:
-            _replace(module, name, nn.Identity())
+    for name, kept in norms.items():
+        _replace(module, name, kept)
     return module
