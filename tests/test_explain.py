@@ -1,5 +1,6 @@
 """wninit.explain and `wninit explain` / `wninit diagnose MODULE:FACTORY`: the table, the model untouched, bad input."""
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,51 @@ def test_explain_and_diagnose_a_legacy_api_vocoder(tmp_path, capsys):
     assert main(["diagnose", f"{tmp_path / 'voc.py'}:build", "--input-shape", "80,8", "--batch", "2",
                  "--out", str(tmp_path / "d")]) == 0
     assert (tmp_path / "d" / "signal_propagation.png").exists()
+
+
+def _explained_models():
+    """A WRN (roles declared), a user model traced for its roles (torch API), and a mixed one: legacy API,
+    a ConvTranspose over its output channels, a grouped conv, and a Linear with more units than inputs."""
+    namespace = {}
+    exec(textwrap.dedent(_USER_MODEL), namespace)
+    mixed = nn.Sequential(nn.Conv1d(4, 8, 3), nn.ReLU(), nn.Conv1d(8, 8, 3, groups=4), nn.ReLU(),
+                          nn.ConvTranspose1d(8, 6, 4, stride=2), nn.Flatten(), nn.Linear(6 * 14, 3), nn.ReLU(),
+                          nn.Linear(3, 12))
+    wninit.weight_norm(mixed, "legacy")
+    wninit.switch_api(mixed[4], "torch")
+    mixed[4] = wninit.remove_weight_norm(mixed[4])
+    wninit.weight_norm(mixed[4], "wninit", dim=1)
+    return {"wrn": WideResNet(10, 1, 10), "user": namespace["build"](), "mixed": mixed}
+
+
+class _Ops(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the name of every aten op run inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name", ["wrn", "user", "mixed"])
+@pytest.mark.parametrize("scheme", ["proposed", "hanin", "proposed-backward", "pytorch-default"])
+def test_explain_draws_no_direction_and_gives_initializes_records(name, scheme):
+    model = _explained_models()[name]
+    with _Ops() as ops:
+        table = wninit.explain(model, scheme, print_table=False)
+    drawing = [op for op in ops.names if any(w in op for w in ("normal", "uniform", "rand", "qr", "geqrf"))]
+    assert drawing == []  # no draw, no QR
+    records = wninit.initialize(model, scheme, generator=torch.Generator().manual_seed(0))
+    assert len(table) == len(records)
+    modules = dict(model.named_modules())
+    for explained, done in zip(table, records):
+        if scheme != "pytorch-default":
+            assert explained == done  # every field, g bit for bit as stored
+            continue
+        assert explained == replace(done, g=explained.g)
+        units = wninit.wn_g(modules[done.name]).numel()
+        drawn = units > wninit.wn_v(modules[done.name]).numel() // units  # more units than entries: norms vary
+        assert explained.g is None if drawn else explained.g == pytest.approx(done.g, abs=1e-6)

@@ -6,14 +6,16 @@ One row per layer: its name and class, the role and where it came from (``declar
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from wninit.errors import UserError
-from wninit.weightnorm.lifecycle import copy_model
-from wninit.init.schemes import LayerInit, initialize
+from wninit.init.gains import check_direction
+from wninit.init.schemes import (PEER_INITS, LayerInit, _check_scheme, _direction_kind, _targets, planned_records,
+                                 scheme_gain)
+from wninit.weightnorm.access import wn_api, wn_dim, wn_parameters
 
 __all__ = ["ExplainTable", "explain"]
 
@@ -60,8 +62,13 @@ def explain(model: nn.Module, scheme: str = "proposed", *, direction: str = "ort
             discover: bool | None = None, print_table: bool = True) -> ExplainTable:
     """Print (and return) what ``initialize(model, scheme)`` would set on each layer, without changing ``model``.
 
-    The scheme runs on a copy of the model with a private generator, so neither the model nor the global RNG
-    moves. ``datadep`` needs data and is not explained here.
+    The records are ``initialize``'s, computed without drawing a direction: each layer's role, gamma and
+    gain follow from the model's structure and the layer's shape alone (docs/method.md §3.5, §3.7), so the
+    model, its parameters and the global RNG stay as they were, and a VGG-sized model is explained in a
+    fraction of its initialization's time (benchmarks/bench_explain.py). ``g`` is the value ``initialize``
+    stores (rounded to the parameter's dtype); under ``pytorch-default`` (``g = ||v||``) it is 1 where the
+    orthogonal direction has orthonormal rows, and "-" where it depends on the draw. ``datadep`` and the
+    peers need data or set weights by their own procedure, and are not explained here.
 
     Examples:
         >>> table = wninit.explain(my_vocoder)      # one row per WN layer: role, source, rule, gamma, g
@@ -70,10 +77,30 @@ def explain(model: nn.Module, scheme: str = "proposed", *, direction: str = "ort
     if scheme == "datadep":
         raise UserError("explain does not run 'datadep' (it needs a batch of data): explain another scheme, "
                          "or call wninit.initialize(model, 'datadep', batch=x) and read its records")
-    twin = copy_model(model)
-    records = initialize(twin, scheme, direction=direction, generator=torch.Generator().manual_seed(0),
-                         discover=discover)
-    table = ExplainTable(tuple(records), scheme)
+    if scheme in PEER_INITS:
+        raise UserError(f"explain shows the gains of the schemes that set g by a layer's role, and the peer {scheme!r} "
+                        "sets no g: explain 'proposed', or read the records of wninit.initialize(model, scheme)")
+    _check_scheme(scheme)
+    check_direction(direction)
+    layers = _targets(model, scheme, None)
+    records = planned_records(model, layers, scheme, None, discover)
+    orthogonal = _direction_kind(scheme, direction) == "orthogonal"
+    table = ExplainTable(tuple(replace(r, g=_gain(layer, scheme, r.gamma, orthogonal))
+                               for r, (_, layer) in zip(records, layers)), scheme)
     if print_table:
         print(table)
     return table
+
+
+def _gain(layer: nn.Module, scheme: str, gamma: float | None, orthogonal: bool) -> float | None:
+    """The g ``initialize`` records for ``layer``, without drawing its direction (None where it depends on it)."""
+    api = wn_api(layer)
+    dim = 0 if api is None else wn_dim(layer, api)
+    g = scheme_gain(layer, scheme, gamma or 1.0, dim)
+    if api is None:
+        return g
+    _, g_param, v = wn_parameters(layer, api)
+    if g is None:  # g = ||v_u||: 1 for every unit of an orthogonal draw with orthonormal rows, else drawn
+        units = g_param.numel()
+        return 1.0 if scheme == "pytorch-default" and orthogonal and units <= v.numel() // units else None
+    return torch.tensor(g, dtype=g_param.dtype).item()  # the value initialize stores

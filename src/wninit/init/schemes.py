@@ -199,12 +199,7 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
             # The reference draws the proposed schemes' Gaussian v from N(0, 1/fan_in), the baselines' He-normal.
             direction_(drawn, kind, generator, 1.0 if scheme in ROLE_SCHEMES else None)
     fan_in, fan_out = layer_fans(layer)
-    if scheme in ("proposed", "hanin"):
-        g = layer_gain(layer, gamma, dim)
-    elif scheme == "proposed-backward":
-        g = math.sqrt(gamma)  # docs/method.md §3.2 (the code's dead "version 13"): no fan correction
-    else:  # pytorch-default, he, orthogonal, xavier: w = v, i.e. g = ||v|| per unit
-        g = None
+    g = scheme_gain(layer, scheme, gamma, dim)
     with torch.no_grad():
         if layer.bias is not None:
             layer.bias.zero_()
@@ -224,6 +219,16 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
     if g is not None and g_param.dtype in _NUMPY_FLOAT:  # the stored value, without reading the tensor back
         return float(_NUMPY_FLOAT[g_param.dtype](g)), fan_in, fan_out
     return float(g_param.detach().mean()), fan_in, fan_out
+
+
+def scheme_gain(layer: nn.Module, scheme: str, gamma: float, dim: int | None) -> float | None:
+    """The gain ``scheme`` sets on every unit of ``layer`` (its weight-norm ``dim``), or None where ``g = ||v||``
+    (pytorch-default and the plain schemes: ``w = v``): a number that needs no direction drawn."""
+    if scheme in ("proposed", "hanin"):
+        return layer_gain(layer, gamma, dim)
+    if scheme == "proposed-backward":
+        return math.sqrt(gamma)  # docs/method.md §3.2 (the code's dead "version 13"): no fan correction
+    return None
 
 
 def _warn_unknown_kinds(model: nn.Module) -> None:
@@ -298,20 +303,29 @@ def _targets(model: nn.Module, scheme: str, batch: torch.Tensor | None) -> list[
 def _init_layers(model: nn.Module, layers: list[tuple[str, nn.Module]], scheme: str, direction: str,
                  generator: torch.Generator | None, stem_gamma: float | None, discover: bool | None) -> list[LayerInit]:
     """Draw every layer's direction and set its ``g`` and ``b`` by its role; one :class:`LayerInit` per layer."""
-    placed = _placements(model, layers, scheme, discover)
     drawn = [None] * len(layers)
     if _direction_kind(scheme, direction) == "orthogonal":
         # All directions first, in layer order from the one generator (the same draws as layer by layer),
         # their QRs spread over torch's threads: init.orthogonal_directions_.
         drawn = orthogonal_directions_([_direction_tensor(m) for _, m in layers], generator)
     records = []
-    for (name, layer), v in zip(layers, drawn):
+    for (name, layer), v, record in zip(layers, drawn, planned_records(model, layers, scheme, stem_gamma, discover)):
+        step_scheme = "pytorch-default" if scheme == "datadep" else scheme
+        g, _, _ = _init_layer(layer, step_scheme, record.gamma or 1.0, direction, generator, v)
+        records.append(replace(record, g=g))
+    return records
+
+
+def planned_records(model: nn.Module, layers: list[tuple[str, nn.Module]], scheme: str, stem_gamma: float | None,
+                    discover: bool | None) -> list[LayerInit]:
+    """One :class:`LayerInit` per layer, its role placed and its gamma set, ``g`` not yet (None)."""
+    placed = _placements(model, layers, scheme, discover)
+    records = []
+    for name, layer in layers:
         p = placed.get(name)
         role = p.role if p is not None else get_role(layer)
         gamma = role_gamma(role, scheme, stem_gamma) if scheme in ROLE_SCHEMES else None
-        step_scheme = "pytorch-default" if scheme == "datadep" else scheme
-        g, fan_in, fan_out = _init_layer(layer, step_scheme, gamma or 1.0, direction, generator, v)
-        records.append(LayerInit(name, role.kind, fan_in, fan_out, gamma, g, layer_kind(layer),
+        records.append(LayerInit(name, role.kind, *layer_fans(layer), gamma, None, layer_kind(layer),
                                  p.source if p else "declared", p.rule if p else "", role.stage, role.block,
                                  role.stage_blocks))
     return records
