@@ -133,3 +133,71 @@ def test_initialize_leaves_every_thread_count_as_it_found_it(monkeypatch):
     assert (after, after_new) == (3, 3)
     assert {count for _, count in qr_threads} == {1}  # each QR on one thread: the same bits at any count
     assert threading.get_ident() not in {ident for ident, _ in qr_threads}  # on the workers, not the caller
+
+
+def _householder(draw):
+    """The one-thread path's Q of a 2-d draw: the sign-corrected Householder QR (init._orthogonalize_)."""
+    q = draw.clone()
+    init._orthogonalize_(q)
+    return q
+
+
+@pytest.fixture
+def small_large(monkeypatch):
+    """A lower bar for "large" and small tiles: the large paths, several tiles of them, on test-sized matrices."""
+    from wninit.init import orthogonal_blocks
+
+    monkeypatch.setattr(orthogonal_blocks, "LARGE_FLOPS", 40 * 40 * 300)
+    monkeypatch.setattr(orthogonal_blocks, "_TILE", 16)
+
+
+@pytest.mark.parametrize("shape", [(40, 300), (300, 40), (40, 30, 5, 2)], ids=["wide", "tall", "conv"])
+def test_a_large_draw_is_the_same_q_by_blocks_orthonormal_and_the_same_at_any_thread_count(small_large, shape):
+    draw = torch.empty(shape).normal_(generator=torch.Generator().manual_seed(0))
+    flat = draw.view(shape[0], -1)
+    results = []
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            w, gen = torch.empty(shape), torch.Generator().manual_seed(0)
+            init.orthogonal_directions_([w], gen)
+            assert torch.get_num_threads() == threads
+            results.append(w)
+            one = torch.empty(shape)
+            init.orthogonal_direction_(one, torch.Generator().manual_seed(0))  # the one-layer call: the same
+            assert torch.equal(one, w)
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(results[0], r) for r in results)  # fixed tiles: the bits do not depend on the threads
+    q = results[0].view(shape[0], -1)
+    small = min(q.shape)
+    gram = q @ q.T if q.size(0) == small else q.T @ q
+    assert (gram - torch.eye(small)).abs().max() <= 2e-6  # orthonormal rows (wide) or columns (tall)
+    # the sign-corrected QR of the same draw, only rounded otherwise: Cholesky QR's R is Householder's
+    assert (q - _householder(flat)).abs().max() <= 2e-6 and not torch.equal(q, _householder(flat))
+
+
+def test_a_large_square_draw_is_householder_and_an_ill_conditioned_one_falls_back_to_it(small_large):
+    from wninit.init import orthogonal_blocks
+
+    square = torch.empty(120, 120).normal_(generator=torch.Generator().manual_seed(0))  # n k^2 over the bar
+    w = torch.empty(120, 120)
+    init.orthogonal_directions_([w], torch.Generator().manual_seed(0))
+    assert torch.equal(w, _householder(square))  # at the test's thread count
+    rank_one = torch.ones(40, 300)  # A A^T singular: Cholesky QR refuses and leaves the draw untouched
+    assert not orthogonal_blocks.cholesky_qr_(rank_one, 2) and torch.equal(rank_one, torch.ones(40, 300))
+
+
+def test_the_real_bar_is_met_by_a_vgg_classifier_and_by_no_layer_of_the_papers_models():
+    from wninit.init.orthogonal_blocks import is_large
+    from wninit.models import CNN, MLP, ResNet, WideResNet
+    from wninit.weightnorm.access import weight_normed_layers, wn_v
+
+    assert is_large(4096, 25088) and is_large(4096, 4096) and not is_large(640, 640 * 9)
+    with torch.device("meta"):  # shapes only: WRN-40-10 without its 56M parameters
+        models = [WideResNet(40, 10, 10), WideResNet(16, 2, 10), ResNet(44, 10, width=16), MLP(784, 128, 50, 10),
+                  CNN(3, 128, 25, 10)]
+    for model in models:
+        shapes = [wn_v(m).shape for _, m in weight_normed_layers(model)]
+        assert shapes and not any(is_large(s[0], math.prod(s[1:])) for s in shapes), type(model).__name__

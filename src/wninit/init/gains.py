@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from wninit.errors import UserError
+from wninit.init.orthogonal_blocks import ASPECT, cholesky_qr_, is_large, single_threaded
 from wninit.weightnorm.access import is_weight_normed, layer_kind, wn_dim
 
 __all__ = [
@@ -242,7 +243,10 @@ def orthogonal_direction_(weight: torch.Tensor, generator: torch.Generator | Non
     rows = weight.size(0)
     with torch.no_grad():
         flat = weight.new_empty((rows, weight.numel() // rows)).normal_(0, 1, generator=generator)
-        _orthogonalize_(flat)
+        if flat.device.type == "cpu" and is_large(*flat.shape):
+            _factor_large_(flat, torch.get_num_threads())
+        else:
+            _orthogonalize_(flat)
         weight.view_as(flat).copy_(flat)
     return weight
 
@@ -257,33 +261,29 @@ def _orthogonalize_(weight: torch.Tensor) -> None:
     flat.copy_(q.t() if wide else q)
 
 
-def _factor_all(weights: list[torch.Tensor], threads: int) -> None:
-    """QR every weight (each holding its draw) on one LAPACK thread: here when torch has one thread, else
-    on up to ``threads`` worker threads side by side, each set to one thread for itself.
-
-    ``torch.set_num_threads`` sets the calling native thread's OpenMP and MKL counts, and also, whichever
-    thread calls it, the count every thread started later begins with: after the workers, that one is
-    put back to what a thread started before them got. The calling thread's own count is never touched.
-    """
-    if threads < 2 or not weights:
-        for w in weights:
-            _orthogonalize_(w)
+def _factor_large_(flat: torch.Tensor, threads: int) -> None:
+    """The QR of a large draw (:mod:`wninit.init.orthogonal_blocks`): Cholesky QR in fixed blocks on ``threads``
+    workers where it is wide enough, else Householder on the calling thread with all of its threads."""
+    rows, cols = flat.shape
+    if max(rows, cols) >= ASPECT * min(rows, cols) and cholesky_qr_(flat, threads):
         return
-    from concurrent.futures import ThreadPoolExecutor
+    _orthogonalize_(flat)
+
+
+def _factor_all(weights: list[torch.Tensor], threads: int) -> None:
+    """QR every weight (each holding its draw): each large one (:func:`_factor_large_`) in turn, then the others
+    on one LAPACK thread each, up to ``threads`` side by side (here when torch has one thread)."""
+    small = []
+    for w in weights:
+        flat = w.view(w.size(0), -1)
+        (_factor_large_(flat, threads) if is_large(*flat.shape) else small.append(w))
+    workers = max(1, min(threads, len(small)))
 
     def factor(chunk):
-        torch.set_num_threads(1)  # this worker's own count: the QRs then round as at one thread
-        with torch.no_grad():  # grad mode is per thread
-            for w in chunk:
-                _orthogonalize_(w)
+        for w in chunk:
+            _orthogonalize_(w)
 
-    workers = min(threads, len(weights))
-    with ThreadPoolExecutor(workers) as pool:
-        started_with = pool.submit(torch.get_num_threads).result()  # a new thread's count, before any worker's 1
-        try:
-            list(pool.map(factor, [weights[i::workers] for i in range(workers)]))  # re-raises a worker's error
-        finally:
-            pool.submit(torch.set_num_threads, started_with).result()
+    single_threaded([lambda chunk=small[i::workers]: factor(chunk) for i in range(workers)] if small else [], threads)
 
 
 def orthogonal_directions_(weights: list[torch.Tensor], generator: torch.Generator | None = None) -> list[torch.Tensor]:
@@ -297,7 +297,10 @@ def orthogonal_directions_(weights: list[torch.Tensor], generator: torch.Generat
     (MKL's threaded QR rounds differently from its serial one, ~2e-7). Why: on a 10,000-layer net the
     draws and QRs are all of an orthogonal init's time. On a CPU, MKL's QR of a small matrix gains nothing
     from a second thread, while two QRs side by side take half the time (benchmarks/bench_init.py).
-    A non-contiguous CPU weight is drawn into a contiguous copy, factored with the others and written
+    A large layer (:func:`wninit.init.orthogonal_blocks.is_large`; none in the paper's models) is factored
+    first, alone, on all the threads: by Cholesky QR in fixed blocks where it is wide (the same bits at any
+    thread count, not Householder's), else by Householder on the calling thread (its bits then depend on
+    the thread count, as ``torch.nn.init.orthogonal_``'s do); benchmarks/bench_orthogonal.py. A non-contiguous CPU weight is drawn into a contiguous copy, factored with the others and written
     back; a weight on another device is drawn and factored there, in its turn.
 
     The thread counts are left as they were found: the calling thread's is never changed, and the count

@@ -147,6 +147,8 @@ def _direct_zero_units(layer: nn.Module, api: str, dim: int | None) -> None:
     no random number is drawn (docs/lifecycle.md, "A zero weight").
     """
     _, g, v = wn_parameters(layer, api)
+    if g.device.type == "meta":  # shapes without values (a model built on the meta device): nothing to read
+        return
     zero = g.detach().view(-1) == 0  # g = ||v_u|| at wrapping: one cheap read, no second pass over v
     if not zero.any():
         return
