@@ -6,15 +6,15 @@ One row per layer: its name and class, the role and where it came from (``declar
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from wninit.errors import UserError
 from wninit.init.gains import check_direction
-from wninit.init.schemes import (PEER_INITS, LayerInit, _check_scheme, _direction_kind, _targets, planned_records,
-                                 scheme_gain)
+from wninit.init.schemes import (PEER_INITS, LayerInit, _check_scheme, _direction_kind, _targets, layer_record,
+                                 planned_roles, scheme_gain)
 from wninit.weightnorm.access import wn_api, wn_dim, wn_parameters
 
 __all__ = ["ExplainTable", "explain"]
@@ -83,10 +83,10 @@ def explain(model: nn.Module, scheme: str = "proposed", *, direction: str = "ort
     _check_scheme(scheme)
     check_direction(direction)
     layers = _targets(model, scheme, None)
-    records = planned_records(model, layers, scheme, None, discover)
     orthogonal = _direction_kind(scheme, direction) == "orthogonal"
-    table = ExplainTable(tuple(replace(r, g=_gain(layer, scheme, r.gamma, orthogonal))
-                               for r, (_, layer) in zip(records, layers)), scheme)
+    table = ExplainTable(tuple(layer_record(name, layer, role, gamma, p, _gain(layer, scheme, gamma, orthogonal))
+                               for (name, layer), (role, gamma, p) in
+                               zip(layers, planned_roles(model, layers, scheme, None, discover))), scheme)
     if print_table:
         print(table)
     return table

@@ -309,26 +309,31 @@ def _init_layers(model: nn.Module, layers: list[tuple[str, nn.Module]], scheme: 
         # their QRs spread over torch's threads: init.orthogonal_directions_.
         drawn = orthogonal_directions_([_direction_tensor(m) for _, m in layers], generator)
     records = []
-    for (name, layer), v, record in zip(layers, drawn, planned_records(model, layers, scheme, stem_gamma, discover)):
+    for (name, layer), v, (role, gamma, p) in zip(layers, drawn, planned_roles(model, layers, scheme, stem_gamma, discover)):
         step_scheme = "pytorch-default" if scheme == "datadep" else scheme
-        g, _, _ = _init_layer(layer, step_scheme, record.gamma or 1.0, direction, generator, v)
-        records.append(replace(record, g=g))
+        g, fan_in, fan_out = _init_layer(layer, step_scheme, gamma or 1.0, direction, generator, v)
+        records.append(layer_record(name, layer, role, gamma, p, g, (fan_in, fan_out)))
     return records
 
 
-def planned_records(model: nn.Module, layers: list[tuple[str, nn.Module]], scheme: str, stem_gamma: float | None,
-                    discover: bool | None) -> list[LayerInit]:
-    """One :class:`LayerInit` per layer, its role placed and its gamma set, ``g`` not yet (None)."""
+def planned_roles(model: nn.Module, layers: list[tuple[str, nn.Module]], scheme: str, stem_gamma: float | None,
+                  discover: bool | None) -> list[tuple[Role, float | None, object]]:
+    """``(role, gamma, placement)`` of every layer: declared, discovered or the default (``placement`` None
+    where the scheme needs no structure); what ``initialize`` and ``explain`` both record."""
     placed = _placements(model, layers, scheme, discover)
-    records = []
+    plans = []
     for name, layer in layers:
         p = placed.get(name)
         role = p.role if p is not None else get_role(layer)
-        gamma = role_gamma(role, scheme, stem_gamma) if scheme in ROLE_SCHEMES else None
-        records.append(LayerInit(name, role.kind, *layer_fans(layer), gamma, None, layer_kind(layer),
-                                 p.source if p else "declared", p.rule if p else "", role.stage, role.block,
-                                 role.stage_blocks))
-    return records
+        plans.append((role, role_gamma(role, scheme, stem_gamma) if scheme in ROLE_SCHEMES else None, p))
+    return plans
+
+
+def layer_record(name: str, layer: nn.Module, role: Role, gamma: float | None, p, g: float | None,
+                 fans: tuple[int, int] | None = None) -> LayerInit:
+    """The :class:`LayerInit` of one layer from its plan (:func:`planned_roles`) and gain."""
+    return LayerInit(name, role.kind, *(fans or layer_fans(layer)), gamma, g, layer_kind(layer),
+                     p.source if p else "declared", p.rule if p else "", role.stage, role.block, role.stage_blocks)
 
 
 def _reset_batchnorm(model: nn.Module) -> None:
