@@ -118,3 +118,19 @@ def test_a_model_with_a_zero_head_initializes_without_nan(api):
     for scheme in ("proposed", "pytorch-default"):
         wninit.initialize(model, scheme)
         assert torch.isfinite(model(x)).all(), scheme
+
+
+@pytest.mark.parametrize("to", wnm.APIS)
+@pytest.mark.parametrize("dim", [0, None])
+def test_a_plain_checkpoint_with_a_zero_weight_converts_to_wn_without_nan(to, dim):
+    plain = nn.Linear(6, 4)
+    with torch.no_grad():
+        plain.weight[2].zero_() if dim == 0 else plain.weight.zero_()
+    x = torch.randn(3, 6)
+    model = wnm.weight_norm(nn.Linear(6, 4), to, dim)
+    model.load_state_dict(wninit.convert_state_dict(plain.state_dict(), to=model))
+    torch.testing.assert_close(model(x), plain(x))  # NaN fails this
+    units = 1 if dim is None else 4
+    v = wnm.wn_v(model).detach().reshape(units, -1)
+    zero = plain.weight.detach().reshape(units, -1).norm(dim=1) == 0
+    assert torch.equal(v[zero], torch.full((int(zero.sum()), v.shape[1]), v.shape[1] ** -0.5))

@@ -4,8 +4,8 @@
 direction ``v`` from one generator (so a seed gives the same weights whichever weight-norm API holds
 the layer), and sets ``g`` and ``b`` by the layer's declared role (:mod:`wninit.structure.roles`). Orthogonal
 directions are drawn for all layers first and their QRs run side by side on torch's threads
-(:func:`wninit.init.gains.orthogonal_directions_`): the same weights at any thread count, in less time than
-``torch.nn.init.orthogonal_`` layer by layer when there are two threads or more.
+(:func:`wninit.init.gains.orthogonal_directions_`): the same weights at any thread count (large square layers
+aside), in less time than ``torch.nn.init.orthogonal_`` layer by layer when there are two threads or more.
 """
 from __future__ import annotations
 

@@ -140,22 +140,32 @@ def weight_norm(layer: nn.Module, api: str = "wninit", dim: int | None = 0) -> n
 
 
 def _direct_zero_units(layer: nn.Module, api: str, dim: int | None) -> None:
-    """Give every unit wrapped with ``g = ||w_u|| = 0`` the constant unit direction ``v_u = 1/sqrt(n_u)``.
-
-    A zero unit (a zero-initialized head) would compute ``0 * 0/0``, NaN, under every API. With this
-    direction it computes ``w_u = 0`` as before, its gradients are finite, and ``g_u`` learns along it;
-    no random number is drawn (docs/lifecycle.md, "A zero weight").
-    """
+    """Give every unit wrapped with ``g = ||w_u|| = 0`` a defined direction (:func:`zero_units_directed`), in place."""
     _, g, v = wn_parameters(layer, api)
     if g.device.type == "meta":  # shapes without values (a model built on the meta device): nothing to read
         return
-    zero = g.detach().view(-1) == 0  # g = ||v_u|| at wrapping: one cheap read, no second pass over v
-    if not zero.any():
+    current = v.detach()
+    directed = zero_units_directed(current, g.detach(), dim)  # g = ||v_u|| at wrapping: no second pass over v
+    if directed is current:
         return
     with torch.no_grad():
-        v.copy_(torch.where(_unit_shape(zero, v, dim), v.new_full((), (v.numel() // zero.numel()) ** -0.5), v))
+        v.copy_(directed)
     if api == "legacy":
         _refresh_legacy(layer)
+
+
+def zero_units_directed(v: torch.Tensor, norms: torch.Tensor, dim: int | None) -> torch.Tensor:
+    """``v`` with every unit whose norm (``norms``, one per unit) is 0 set to the constant unit direction
+    ``1/sqrt(n_u)``; ``v`` itself when there is none.
+
+    A zero unit (a zero-initialized head) wrapped with ``g = ||w_u|| = 0`` would compute ``0 * 0/0``, NaN,
+    under every API. With this direction it computes ``w_u = 0`` as before, its gradients are finite, and
+    ``g_u`` learns along it; no random number is drawn (docs/lifecycle.md, "A zero weight").
+    """
+    zero = norms.reshape(-1) == 0
+    if not zero.any():
+        return v
+    return torch.where(_unit_shape(zero, v, dim), v.new_full((), (v.numel() // zero.numel()) ** -0.5), v)
 
 
 def wn_parameters(layer: nn.Module, api: str | None = None) -> tuple[str, torch.Tensor, torch.Tensor]:

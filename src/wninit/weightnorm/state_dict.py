@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from wninit.errors import UserError
-from wninit.weightnorm.access import APIS, is_weight_normed, layer_kind, wn_api, wn_dim
+from wninit.weightnorm.access import APIS, is_weight_normed, layer_kind, wn_api, wn_dim, zero_units_directed
 from wninit.weightnorm.formula import _unit_shape, unit_norms, wn_weight
 
 __all__ = ["TARGETS", "convert_state_dict", "fold", "wn_layout"]
@@ -135,14 +135,21 @@ def _convert_layer(prefix, source, state_dict, target) -> dict[str, torch.Tensor
         w = state_dict[g_key]
         if to_dim is not None and not 0 <= to_dim < w.dim():
             raise UserError(f"state dict key {g_key!r} of shape {tuple(w.shape)} has no dim {to_dim} to normalize")
-        return _emit(to_api, prefix, unit_norms(w.double(), to_dim).to(w.dtype), w, to_dim)
+        return _wrapped(to_api, prefix, w, to_dim)
     g, v = state_dict[g_key], state_dict[v_key]
     dims = _unit_dims(api, g, v, g_key, v_key)
     to_dim = dims[0] if to_dim == "same" else to_dim
     if to_api == "plain" or to_dim in dims:  # the same units: g changes shape only
         return _emit(to_api, prefix, g, v, dims[0] if to_api == "plain" else to_dim)
     w = fold(g, v, dims[0])  # other units (the model normalizes along another dim): through the weight
-    return _emit(to_api, prefix, unit_norms(w.double(), to_dim).to(w.dtype), w, to_dim)
+    return _wrapped(to_api, prefix, w, to_dim)
+
+
+def _wrapped(api: str, prefix: str, w: torch.Tensor, dim: int | None) -> dict[str, torch.Tensor]:
+    """The entries of a plain weight ``w`` weight-normalized under ``api``, as wrapping a layer does: ``g = ||w_u||``,
+    ``v = w`` (a zero unit's direction defined: :func:`wninit.weightnorm.access.zero_units_directed`)."""
+    g = unit_norms(w.double(), dim).to(w.dtype)
+    return _emit(api, prefix, g, zero_units_directed(w, g, dim), dim)
 
 
 def _check_fits(converted: Mapping, model: nn.Module) -> None:
