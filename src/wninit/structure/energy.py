@@ -61,7 +61,7 @@ class EnergyPass:
                 cur = items[0]
                 continue
             c = G.scalar_factor(u)
-            if G.is_shape_op(u) or c is not None:
+            if G.is_shape_op(u) or c is not None or G.param_scale(u) is not None:  # the model's own scale: not the layer's
                 f *= c if c is not None else 1.0
                 cur = u
                 continue
@@ -115,6 +115,8 @@ class EnergyPass:
         if n.op == "call_function" and n.target is operator.getitem and self._chunk_parts(ins[0]):
             return e / self._chunk_parts(ins[0]), pos
         c = G.scalar_factor(n)
+        if c is None:
+            c = G.param_scale(n)
         if c is not None:
             return e * c, pos
         if len(ins) == 2 and (G.is_sum(n) or n.target in (torch.cat, torch.concat)):
@@ -133,7 +135,7 @@ class EnergyPass:
     def _skip_energy(self, layer: fx.Node) -> float:
         """Energy of the skip operand of the residual sum whose branch ``layer`` ends."""
         _, sum_node, operand = self.where[layer]
-        a, b = sum_node.args[:2]
+        a, b = self.G.operands(sum_node)
         return self.energy(b if a is operand else a)[0]
 
     def branch_ratio(self, layer: fx.Node) -> float:
