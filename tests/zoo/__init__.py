@@ -15,13 +15,14 @@ Examples:
 """
 from __future__ import annotations
 
-from . import (hifigan_generator, impala_cnn, mixer, mobilenet_v1, preact_resnet, resnet50, resnext,
-               wavenet)
+from . import (convnext, densenet, hifigan_generator, impala_cnn, mbconv, mixer, mobilenet_v1, preact_fused,
+               preact_resnet, resnet50, resnext, vit, wavenet)
 from ._wn import count_weight_normed, is_weight_normed
 
 _MODULES = {"resnet50": resnet50, "preact_resnet": preact_resnet, "hifigan_generator": hifigan_generator,
             "wavenet": wavenet, "impala_cnn": impala_cnn, "resnext": resnext, "mobilenet_v1": mobilenet_v1,
-            "mixer": mixer}
+            "mixer": mixer, "mbconv": mbconv, "convnext": convnext, "densenet": densenet, "vit": vit,
+            "preact_fused": preact_fused}
 ZOO = {name: (m.build, m.INPUT_SHAPE) for name, m in _MODULES.items()}
 EXPECTED_WN_LAYERS = {name: m.EXPECTED_WN_LAYERS for name, m in _MODULES.items()}
 

@@ -250,7 +250,7 @@ def _measured(model: nn.Module, structure, example_inputs, records: list[LayerIn
     """The proposed scheme with an example input: the branch ends outside the theory get g measured (§3.10)."""
     from wninit.structure.measure import measure_branch_ends
 
-    ends = [r.name for r in records if r.source == "discovered" and r.role == "block_out" and structure.outside(r.name)]
+    ends = [r.name for r in records if r.source == "discovered" and r.role == "block_out"]
     factors = measure_branch_ends(model, structure, example_inputs, ends) if ends else {}
     return [replace(r, g=r.g * factors[r.name], gain_from="measured") if r.name in factors else r for r in records]
 

@@ -4,9 +4,10 @@
 The energy pass predicts what reaches a branch's last layer from the ops between the stream and that layer; a
 normalization, attention, a gate, pooling, a concatenation inside the branch, or an activation after the sum
 make that prediction an assumption (the explain table lists them as "outside the theory"). Given an example
-input, the proposed rule's target is then made to hold exactly on that input: at every such residual sum the
-branch adds ``s/B_k`` of its stream's energy per position (``s`` the mean square of the model's own branch
-scale, 1 without one), by one factor ``c`` on the branch end's ``g``. The sums are measured in data-flow order
+input, the proposed rule's target is then made to hold exactly on that input: at every residual sum the sum's
+energy per position is ``1 + s/B_k`` times its stream's (``s`` the mean square of the model's own branch scale,
+1 without one; the cross term of the stream and the branch, 0 only in expectation, included), by one factor
+``c`` on the branch end's ``g``. The sums are measured in data-flow order
 in one forward pass (:func:`wninit.structure.record.record`): each sum is corrected as it is computed, so every
 later sum sees the already-corrected stream. A branch whose own scale is 0 (ReZero, SkipInit) adds nothing by
 its authors' choice and keeps its predicted g.
@@ -19,6 +20,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from wninit.structure.graph import CATS as _CATS
 from wninit.structure.graph import Graph
 from wninit.structure.trace import Structure
 
@@ -58,7 +60,8 @@ def measure_branch_ends(model: nn.Module, structure: Structure, example_inputs, 
         role = structure.roles[layer]
         wanted[sum_node.name] = (layer, skip.name, operand.name, 0 if operand is a else 1,
                                  _scale_between(G, end, operand), role.stage_blocks)
-    tracked = {w[1] for w in wanted.values()} | {w[2] for w in wanted.values()}
+    skips = {w[1] for w in wanted.values()}
+    tracked = skips | {w[2] for w in wanted.values()}
     energy: dict[str, float] = {}
     operands: dict[str, torch.Tensor] = {}
     factors: dict[str, float] = {}
@@ -66,14 +69,15 @@ def measure_branch_ends(model: nn.Module, structure: Structure, example_inputs, 
     def on_node(node: fx.Node, t: torch.Tensor):
         if node.name in tracked:  # at the moment it is made: an in-place op may change the tensor later
             energy[node.name] = float(t.detach().double().square().sum())
-            operands[node.name] = t
+            operands[node.name] = t.detach().clone() if node.name in skips else t
         if node.name not in wanted:
             return None
         layer, skip, operand, index, s, blocks = wanted[node.name]
         skip_e, op_e = energy.get(skip), energy.get(operand)
         if not s or not op_e or skip_e is None:
             return None
-        c = math.sqrt(skip_e * s / blocks / op_e)
+        cross = 0.0 if node.target in _CATS else float((operands[skip].double() * operands[operand].double()).sum())
+        c = _factor(skip_e, op_e, cross, s / blocks)
         factors[layer] = c
         with torch.no_grad():
             wn_g(model.get_submodule(layer)).mul_(c)
@@ -82,6 +86,12 @@ def measure_branch_ends(model: nn.Module, structure: Structure, example_inputs, 
 
     record(model, example_inputs, on_node=on_node)
     return factors
+
+
+def _factor(skip_e: float, op_e: float, cross: float, share: float) -> float:
+    """The ``c > 0`` with ``||skip + c op||^2 = (1 + share) ||skip||^2``: the sum grows by the branch's share
+    of its stream's energy on this input, cross term included (docs/method.md §3.10)."""
+    return (-cross + math.sqrt(cross * cross + op_e * skip_e * share)) / op_e
 
 
 def _rescale_operand(out: torch.Tensor, node: fx.Node, index: int, c: float, operand: torch.Tensor) -> None:
