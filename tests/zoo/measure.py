@@ -49,12 +49,13 @@ def stage_ratios(model: torch.nn.Module, structure: Structure, x, seed: int = 0)
     rows = []
     for k, (first, last) in ends.items():
         axis = -1 if isinstance(model.get_submodule(stages[k][0].branch_end), torch.nn.Linear) else 1
-        p_in, p_out = _positions(rec.kept[first], axis), _positions(rec.kept[last], axis)
-        e_in, e_out = _sq(rec.kept[first]) / p_in, _sq(rec.kept[last]) / p_out
+        p_in, p_out = _positions(rec.values[first], axis), _positions(rec.values[last], axis)
+        e_in, e_out = _sq(rec.values[first]) / p_in, _sq(rec.values[last]) / p_out
         target = math.sqrt(structure.energy[last] / structure.energy[first])
-        bwd = math.sqrt(_sq(grads[first]) / p_in / (_sq(grads[last]) / p_out)) if first in grads and last in grads \
-            else float("nan")
-        rows.append(StageRatio(k, stages[k][0].stage_blocks, math.sqrt(e_out / e_in), target, bwd))
+        bwd = math.sqrt(_sq(grads[first]) / p_in / (_sq(grads[last]) / p_out)) \
+            if first in grads and last in grads and _sq(grads[last]) > 0 else float("nan")
+        fwd = math.sqrt(e_out / e_in) if e_in > 0 else float("nan")
+        rows.append(StageRatio(k, stages[k][0].stage_blocks, fwd, target, bwd))
     return rows
 
 

@@ -108,6 +108,7 @@ class Recording:
         self.node_of: dict[int, fx.Node] = {}
         self.alive: list[torch.Tensor] = []  # keeps every recorded tensor alive: its id stays its own
         self.kept: dict[str, torch.Tensor] = {}
+        self.values: dict[str, torch.Tensor] = {}
         self.depth = 0  # > 0 inside a leaf module: its insides are not recorded
         self.output = None
         self.bug = False  # set when the recorder's own code raised: that error is a bug, never the user's
@@ -128,8 +129,9 @@ class Recording:
                 t = replaced
         self.node_of[id(t)] = node
         self.alive.append(t)
-        if node.name in self.keep:
+        if node.name in self.keep:  # the live tensor (for gradients) and its value now (an in-place op may follow)
             self.kept[node.name] = t
+            self.values[node.name] = t.detach().clone()
         return t
 
     def _arg(self, a):
@@ -151,10 +153,10 @@ class Recording:
         """Bind the tensors of ``out`` to ``node`` (one tensor) or to ``getitem`` nodes of it (a tuple)."""
         if isinstance(out, torch.Tensor):
             return self._bind(out, node)
-        if isinstance(out, (tuple, list)) and not hasattr(out, "_fields"):
-            items = [self._outputs(o, self.graph.call_function(operator.getitem, (node, i))) if isinstance(o, torch.Tensor)
-                     else o for i, o in enumerate(out)]
-            return type(out)(items) if isinstance(out, list) else tuple(items)
+        if isinstance(out, (tuple, list)):  # the tuple itself is returned: a structseq keeps its names
+            for i, o in enumerate(out):
+                if isinstance(o, torch.Tensor):
+                    self._outputs(o, self.graph.call_function(operator.getitem, (node, i)))
         return out
 
     def has_input(self, args, kwargs) -> bool:
@@ -198,9 +200,11 @@ class Recording:
             # The output projection is read, not called: write it as the layer it is, after the attention.
             proj = self.graph.call_module(f"{target}.out_proj" if target else "out_proj",
                                           (self.graph.call_function(operator.getitem, (node, 0)),))
-            rest = [self._outputs(o, self.graph.call_function(operator.getitem, (node, i)))
-                    if isinstance(o, torch.Tensor) else o for i, o in enumerate(out) if i > 0]
-            return (self._bind(out[0], proj), *rest)
+            self._bind(out[0], proj)
+            for i, o in enumerate(out[1:], 1):
+                if isinstance(o, torch.Tensor):
+                    self._outputs(o, self.graph.call_function(operator.getitem, (node, i)))
+            return out
         return self._outputs(out, node)
 
 
@@ -219,7 +223,8 @@ def record(model: nn.Module, example_inputs, *, keep: set[str] | None = None,
            on_node: Callable[[fx.Node, Any], Any] | None = None, grad: bool = False) -> Recording:
     """Run ``model`` once on ``example_inputs`` (eval mode, no gradients unless ``grad``) and record its dataflow.
 
-    ``keep``: node names whose tensors the recording keeps (``Recording.kept``); ``on_node(node, tensor)`` is
+    ``keep``: node names whose tensors the recording keeps (``Recording.kept``, and their values when made in
+    ``Recording.values``); ``on_node(node, tensor)`` is
     called as each node's tensor is made and may return a replacement (the measured gains of
     :mod:`wninit.structure.measure` rescale a branch this way). A model that rejects the input raises
     :class:`UserError` naming the input's shapes; an error inside the recorder itself is a bug and propagates.
