@@ -2,7 +2,8 @@
 pass (wninit.structure.record): what docs/zoo.md tabulates and the zoo tests assert.
 
 A stage is a chain of residual sums (docs/method.md §3.4); its ratio compares the last sum's output with the
-stage's input stream, their squared norms per position (elements over channels: a stride-2 projection that starts a stage keeps the norm summed
+stage's input stream, their squared norms per position (elements over channels where a stride-2 projection
+that starts the stage changes the positions: it keeps the norm summed
 over channels at each kept position, §3.4). Its target is the energy pass's prediction (``(1 + s/B_k)^B_k`` for ``B_k`` branches of scale ``s``).
 Backward: ``||dL/d stream_in|| / ||dL/d last sum||`` for a seeded Gaussian cotangent at the output.
 """
@@ -50,6 +51,8 @@ def stage_ratios(model: torch.nn.Module, structure: Structure, x, seed: int = 0)
     for k, (first, last) in ends.items():
         axis = -1 if isinstance(model.get_submodule(stages[k][0].branch_end), torch.nn.Linear) else 1
         p_in, p_out = _positions(rec.values[first], axis), _positions(rec.values[last], axis)
+        if rec.values[first].numel() == rec.values[last].numel():  # one stream in two layouts (NHWC, tokens)
+            p_in = p_out = 1
         e_in, e_out = _sq(rec.values[first]) / p_in, _sq(rec.values[last]) / p_out
         target = math.sqrt(structure.energy[last] / structure.energy[first])
         bwd = math.sqrt(_sq(grads[first]) / p_in / (_sq(grads[last]) / p_out)) \

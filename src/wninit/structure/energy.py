@@ -61,7 +61,7 @@ class EnergyPass:
                 cur = items[0]
                 continue
             c = G.scalar_factor(u)
-            if G.is_shape_op(u) or c is not None or G.param_scale(u) is not None:  # the model's own scale: not the layer's
+            if G.is_shape_op(u) or c is not None or G.param_scale(u) is not None or G.drop_mask(u) is cur:  # the model's own scale: not the layer's
                 f *= c if c is not None else 1.0
                 cur = u
                 continue
@@ -122,6 +122,8 @@ class EnergyPass:
         if len(ins) == 2 and (G.is_sum(n) or n.target in (torch.cat, torch.concat)):
             (ea, pa), (eb, pb) = self.energy(ins[0]), self.energy(ins[1])
             return ea + eb, (pa * ea + pb * eb) / (ea + eb) if ea + eb > 0 else 0.0
+        if G.drop_mask(n) is not None:  # stochastic depth: the identity in eval mode
+            return self.energy(G.drop_mask(n))
         if len(ins) == 2 and n.target in (operator.mul, torch.mul, "mul"):
             acts = [G.activation(a) for a in ins]
             for i in (0, 1):

@@ -33,6 +33,7 @@ ADDS = {operator.add, operator.iadd, torch.add, "add", "add_"}
 MULS = {operator.mul, operator.imul, torch.mul, "mul", "mul_"}
 DIVS = {operator.truediv, operator.itruediv, torch.div, "div", "div_"}
 CATS = {torch.cat, torch.concat}
+_RANDOM = {"bernoulli_", "bernoulli", torch.bernoulli, "uniform_", torch.rand, torch.rand_like}
 ATTENTION = {F.scaled_dot_product_attention, F.softmax, torch.softmax, "softmax", torch.matmul, operator.matmul,
               torch.bmm, torch.einsum}
 
@@ -107,6 +108,24 @@ class Graph:
                 return get(target)
             except (AttributeError, TypeError):
                 continue
+        return None
+
+    def drop_mask(self, n: fx.Node) -> fx.Node | None:
+        """For ``x * mask`` with a random 0/1 mask (stochastic depth, drop path, in train mode), ``x``; else None.
+
+        The mask is the identity in eval mode, where the init's target is defined (docs/method.md §3.9)."""
+        if n.op not in ("call_function", "call_method") or n.target not in MULS:
+            return None
+        ins = self.tensor_inputs(n)
+        if len(ins) != 2:
+            return None
+        for x, m in ((ins[0], ins[1]), (ins[1], ins[0])):
+            seen, steps = m, 0
+            while steps < 4 and isinstance(seen, fx.Node):
+                if seen.target in _RANDOM:
+                    return x
+                seen = seen.args[0] if seen.args and isinstance(seen.args[0], fx.Node) else None
+                steps += 1
         return None
 
     def operands(self, n: fx.Node) -> tuple:

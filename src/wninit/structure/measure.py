@@ -67,22 +67,24 @@ def measure_branch_ends(model: nn.Module, structure: Structure, example_inputs, 
     factors: dict[str, float] = {}
 
     def on_node(node: fx.Node, t: torch.Tensor):
-        if node.name in tracked:  # at the moment it is made: an in-place op may change the tensor later
+        if node.name in wanted:
+            _correct(node, t)
+        if node.name in tracked:  # after its own correction, before any in-place op that may follow
             energy[node.name] = float(t.detach().double().square().sum())
             operands[node.name] = t.detach().clone() if node.name in skips else t
-        if node.name not in wanted:
-            return None
+        return None
+
+    def _correct(node: fx.Node, t: torch.Tensor) -> None:
         layer, skip, operand, index, s, blocks = wanted[node.name]
         skip_e, op_e = energy.get(skip), energy.get(operand)
         if not s or not op_e or skip_e is None:
-            return None
+            return
         cross = 0.0 if node.target in _CATS else float((operands[skip].double() * operands[operand].double()).sum())
         c = _factor(skip_e, op_e, cross, s / blocks)
         factors[layer] = c
         with torch.no_grad():
             wn_g(model.get_submodule(layer)).mul_(c)
             _rescale_operand(t, node, index, c, operands[operand])
-        return None
 
     record(model, example_inputs, on_node=on_node)
     return factors

@@ -150,6 +150,9 @@ def _branch_end(G: Graph, operand: fx.Node) -> fx.Node | None:
     """The WN layer whose output the branch adds: back from the operand through shape ops, scalings, activations."""
     n = operand
     while not G.is_wn(n):
+        if G.drop_mask(n) is not None:
+            n = G.drop_mask(n)
+            continue
         ins = G.tensor_inputs(n)
         if len(ins) != 1 or not (G.is_shape_op(n) or G.scalar_factor(n) is not None or G.activation(n)
                                  or G.param_scale(n) is not None):
