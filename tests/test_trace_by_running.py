@@ -207,3 +207,15 @@ def test_without_an_example_input_g_and_v_are_bit_identical_to_before():
 
     assert digests(paper_models()) == {k: PINNED[k] for k in ("mlp", "cnn", "resnet", "wrn")}
     assert digests({k: ZOO[k][0] for k in FX_ZOO}) == {k: PINNED[k] for k in FX_ZOO}
+
+
+def test_explain_says_which_gains_were_measured_and_leaves_the_model_alone():
+    model = nn.Sequential(*[LNBlock(8, None) for _ in range(3)])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    table = wninit.explain(model, example_inputs=torch.randn(2, 5, 8), print_table=False)
+    lines = str(table).splitlines()
+    assert lines[0].split()[-1] == "gain"
+    gains = {r.name: r.gain_from for r in table}
+    assert gains["0.fc2"] == "measured" and gains["0.fc1"] == "predicted"
+    assert any(line.split()[0] == "0.fc2" and line.split()[-1] == "measured" for line in lines)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

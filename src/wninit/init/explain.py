@@ -17,7 +17,7 @@ from wninit.init.schemes import LayerInit, initialize
 
 __all__ = ["ExplainTable", "explain"]
 
-_COLUMNS = ("layer", "kind", "role", "stage.block/B_k", "source", "rule", "fan_in", "fan_out", "gamma", "g")
+_COLUMNS = ("layer", "kind", "role", "stage.block/B_k", "source", "rule", "fan_in", "fan_out", "gamma", "g", "gain")
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class ExplainTable:
 
     def __str__(self) -> str:
         body = [(r.name or "(model)", r.kind, r.role, _where(r), r.source, r.rule, str(r.fan_in), str(r.fan_out),
-                 _num(r.gamma), _num(r.g)) for r in self.rows]
+                 _num(r.gamma), _num(r.g), r.gain_from or "-") for r in self.rows]
         widths = [max(len(line[c]) for line in [_COLUMNS, *body]) for c in range(len(_COLUMNS))]
         lines = ["  ".join(cell.rjust(w) if c >= 6 else cell.ljust(w) for c, (cell, w) in enumerate(zip(line, widths)))
                  for line in [_COLUMNS, *body]]
@@ -57,11 +57,12 @@ def _num(v: float | None) -> str:
 
 
 def explain(model: nn.Module, scheme: str = "proposed", *, direction: str = "orthogonal",
-            discover: bool | None = None, print_table: bool = True) -> ExplainTable:
+            discover: bool | None = None, print_table: bool = True, example_inputs=None) -> ExplainTable:
     """Print (and return) what ``initialize(model, scheme)`` would set on each layer, without changing ``model``.
 
     The scheme runs on a copy of the model with a private generator, so neither the model nor the global RNG
-    moves. ``datadep`` needs data and is not explained here.
+    moves. With ``example_inputs`` the model is traced by running and the ``gain`` column says which layers'
+    g was measured on it (docs/method.md §3.9, §3.10) and which predicted. ``datadep`` needs data and is not explained here.
 
     Examples:
         >>> table = wninit.explain(my_vocoder)      # one row per WN layer: role, source, rule, gamma, g
@@ -72,7 +73,7 @@ def explain(model: nn.Module, scheme: str = "proposed", *, direction: str = "ort
                          "or call wninit.initialize(model, 'datadep', batch=x) and read its records")
     twin = copy_model(model)
     records = initialize(twin, scheme, direction=direction, generator=torch.Generator().manual_seed(0),
-                         discover=discover)
+                         discover=discover, example_inputs=example_inputs)
     table = ExplainTable(tuple(records), scheme)
     if print_table:
         print(table)
