@@ -219,3 +219,41 @@ def test_explain_says_which_gains_were_measured_and_leaves_the_model_alone():
     assert gains["0.fc2"] == "measured" and gains["0.fc1"] == "predicted"
     assert any(line.split()[0] == "0.fc2" and line.split()[-1] == "measured" for line in lines)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+class PlainUntraceable(nn.Module):
+    """A plain residual net whose forward fx cannot trace (control flow on a shape)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv1d(4, 8, 3, padding=1)
+        self.c1 = nn.ModuleList(nn.Conv1d(8, 8, 3, padding=1) for _ in range(3))
+        self.c2 = nn.ModuleList(nn.Conv1d(8, 8, 3, padding=1) for _ in range(3))
+
+    def forward(self, x):
+        h = self.stem(x)
+        for a, b in zip(self.c1, self.c2):
+            if h.shape[-1] > 1:
+                h = h + b(torch.relu(a(h)))
+        return h
+
+
+def test_peers_find_branches_of_an_untraceable_model_with_an_example_input():
+    from wninit import peers
+
+    with pytest.raises(UserError, match="pass example_inputs= a batch the model accepts to wninit.peers.apply"):
+        peers.apply(PlainUntraceable(), "skipinit")
+    model = peers.apply(PlainUntraceable(), "skipinit", example_inputs=torch.randn(2, 4, 16))
+    x = torch.randn(2, 4, 16)
+    assert torch.equal(model(x), model.stem(x))  # SkipInit's alpha 0: every branch adds nothing
+
+
+def test_propagation_discovers_an_untraceable_model_on_its_batch():
+    from wninit.diagnostics import propagation
+
+    model = wninit.weight_norm(PlainUntraceable())
+    wninit.initialize(model, example_inputs=torch.randn(2, 4, 16))
+    table = propagation(model, torch.randn(4, 4, 16))
+    names = [r.name for r in table]
+    assert names == ["s1.in", "s1.b1", "s1.b2", "s1.b3"]  # the stem passes on the stage input
+    assert all(math.isfinite(r.forward_mean) and math.isfinite(r.backward_mean) for r in table)

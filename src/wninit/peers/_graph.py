@@ -6,6 +6,7 @@ architecture change wraps the discovered module in place (:func:`replace_module`
 """
 from __future__ import annotations
 
+import contextvars
 import math
 import warnings
 from dataclasses import dataclass
@@ -58,14 +59,20 @@ def check_plain(model: nn.Module, method: str) -> list[tuple[str, nn.Module]]:
     return layers
 
 
+# The example input of the running wninit.peers.apply call, if any: the peers then find branches by running
+# the model on it (docs/method.md §3.9) instead of tracing it with torch.fx.
+EXAMPLE_INPUTS: contextvars.ContextVar = contextvars.ContextVar("wninit_peer_example_inputs", default=None)
+
+
 def plain_structure(model: nn.Module, method: str) -> Structure:
     """The discovered structure of a plain (not weight-normed) model, or one sentence on why there is none."""
     check_plain(model, method)
     try:
-        return discover(model, layers="any")
+        return discover(model, layers="any", example_inputs=EXAMPLE_INPUTS.get())
     except TraceFailure as exc:
         raise UserError(f"peer {method!r} finds the residual branches by tracing the model and torch.fx cannot "
-                        f"trace it ({exc}); make its forward traceable") from None
+                        f"trace it ({exc}); pass example_inputs= a batch the model accepts to "
+                        "wninit.peers.apply, so it traces the model by running it") from None
 
 
 def _nodes(s: Structure) -> dict[str, fx.Node]:
