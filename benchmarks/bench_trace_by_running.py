@@ -3,7 +3,8 @@
 Printed side by side in one run, each the best of ``--rounds`` interleaved rounds on one torch thread:
 
 1. per zoo model (tests/zoo): one forward pass (eval, no gradients), ``record`` (one forward under the
-   recorder), ``discover`` by running and with torch.fx, and ``initialize`` with the example input (discovery by
+   recorder), ``discover`` by running and with torch.fx, ``torch.export`` non-strict (the alternative
+   docs/method.md §3.9 weighed; nan where it fails), and ``initialize`` with the example input (discovery by
    running, the draws, and one more recorded forward for the measured branch ends); the check: ``record`` costs
    at most ``MAX_FORWARDS`` (3) forward passes;
 2. a 10,000-layer WN WRN (depth 10000 = 6N+4, k = 1, 16 channels on 1 x 3 x 8 x 8): ``initialize`` with its
@@ -57,11 +58,20 @@ def zoo_rows(rounds: int) -> list[tuple]:
             except TraceFailure:
                 pass
 
+        def export():
+            try:
+                torch.export.export(model, (x,), strict=False)
+            except Exception:  # a model export cannot handle: its time is the time to fail
+                failed.add(name)
+
+        failed: set[str] = set()
         forward()  # warm-up: lazy inits and allocator
         times = {k: _best(f, rounds) for k, f in {
             "forward": forward, "record": lambda: record(model, x), "discover, by running": lambda: discover(model, example_inputs=x),
-            "discover, fx": fx,
+            "discover, fx": fx, "torch.export (non-strict)": export,
             "initialize(example_inputs)": lambda: wninit.initialize(model, example_inputs=x)}.items()}
+        if failed:
+            times["torch.export (non-strict)"] = float("nan")
         rows.append((name, times))
     return rows
 

@@ -257,3 +257,41 @@ def test_propagation_discovers_an_untraceable_model_on_its_batch():
     names = [r.name for r in table]
     assert names == ["s1.in", "s1.b1", "s1.b2", "s1.b3"]  # the stem passes on the stage input
     assert all(math.isfinite(r.forward_mean) and math.isfinite(r.backward_mean) for r in table)
+
+
+UNTRACEABLE_MODULE = '''
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = weight_norm(nn.Conv1d(4, 8, 3, padding=1))
+        self.a = nn.ModuleList(weight_norm(nn.Conv1d(8, 8, 3, padding=1)) for _ in range(2))
+        self.b = nn.ModuleList(weight_norm(nn.Conv1d(8, 8, 3, padding=1)) for _ in range(2))
+
+    def forward(self, x):
+        h = self.stem(x)
+        for a, b in zip(self.a, self.b):
+            if len(h) > 0:
+                h = h + b(torch.relu(a(h)))
+        return h
+
+
+def build():
+    return Net()
+'''
+
+
+def test_cli_input_shape_traces_an_untraceable_model_by_running(tmp_path, capsys):
+    from wninit.suite.cli import main
+
+    (tmp_path / "untraceable.py").write_text(UNTRACEABLE_MODULE)
+    target = f"{tmp_path / 'untraceable.py'}:build"
+    assert main(["explain", target]) == 2
+    assert "pass example_inputs=" in capsys.readouterr().err
+    assert main(["explain", target, "--input-shape", "4,16"]) == 0
+    printed = capsys.readouterr().out
+    assert "measured" in printed and "(5 layers" in printed and "default 0" in printed.replace("0 default", "default 0")
