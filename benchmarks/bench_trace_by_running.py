@@ -40,7 +40,7 @@ def zoo_rows(rounds: int) -> list[tuple]:
     import wninit
     from wninit.structure.record import record
     from wninit.structure.trace import TraceFailure, discover
-    from zoo import ZOO
+    from zoo import ALL_ZOO as ZOO
 
     rows = []
     for name, (build, shape) in ZOO.items():

@@ -70,7 +70,7 @@ def test_untraceable_model_gets_the_roles_fx_gives_its_traceable_twin():
 
 @pytest.mark.parametrize("name", ["resnext", "mixer", "mbconv", "densenet"])
 def test_by_running_gives_the_fx_roles_and_rules_on_traceable_zoo_models(name):
-    from zoo import ZOO
+    from zoo import ALL_ZOO as ZOO
 
     build, shape = ZOO[name]
     model = build()
@@ -180,7 +180,7 @@ def test_a_zero_branch_scale_keeps_its_predicted_gain():  # ReZero: the authors'
 
 
 def test_multihead_attention_out_proj_is_a_branch_end():
-    from zoo import ZOO
+    from zoo import ALL_ZOO as ZOO
 
     build, shape = ZOO["vit"]
     model = build()
@@ -203,7 +203,7 @@ PINNED = {"mlp": "743d7dec4fb328e3", "cnn": "ebf636e7b2392390", "resnet": "df62b
 @pytest.mark.slow
 def test_without_an_example_input_g_and_v_are_bit_identical_to_before():
     from _gv_digest import FX_ZOO, digests, paper_models
-    from zoo import ZOO
+    from zoo import ALL_ZOO as ZOO
 
     assert digests(paper_models()) == {k: PINNED[k] for k in ("mlp", "cnn", "resnet", "wrn")}
     assert digests({k: ZOO[k][0] for k in FX_ZOO}) == {k: PINNED[k] for k in FX_ZOO}

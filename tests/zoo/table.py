@@ -23,7 +23,7 @@ from wninit.structure.record import _flat_tensors, record
 from wninit.structure.trace import TraceFailure, discover
 from wninit.weightnorm.access import is_weight_normed, set_g_, wn_dim
 
-from . import ZOO
+from . import ALL_ZOO as ZOO
 from .measure import stage_ratios
 
 
