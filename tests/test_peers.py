@@ -31,7 +31,8 @@ from wninit.peers.delta_orthogonal import center_index
 from wninit.peers.edm2 import _scaled, mp_sum
 from wninit.peers.fixup import fixup_scale
 from wninit.peers.nf import RELU_GAIN, Standardized, expected_stream_variances, standardize
-from wninit.structure.trace import _Graph, discover
+from wninit.structure.graph import Graph
+from wninit.structure.trace import discover
 from wninit.suite.train import RunConfig
 from zoo import ZOO
 
@@ -59,7 +60,7 @@ def _plain_zoo(name: str, seed: int = 0) -> nn.Module:
 def _identity_branch_version(model: nn.Module) -> fx.GraphModule:
     """``model`` with every residual sum replaced by its skip operand (the branches contribute nothing)."""
     s = discover(model, layers="any")
-    G = _Graph(model, s.graph, any_layer=True)
+    G = Graph(model, s.graph, any_layer=True)
     nodes = {n.name: n for n in s.graph.nodes}
     for r in s.sums:
         node, end = nodes[r.node], s.layer_nodes[r.branch_end]

@@ -172,9 +172,11 @@ class _Untraceable(nn.Module):
         return self.layer(x) if x.sum() > 0 else x  # data-dependent control flow: torch.fx cannot trace it
 
 
-def test_untraceable_unmarked_model_is_a_user_error():
-    with pytest.raises(UserError, match="torch.fx cannot trace it"):
-        propagation(_Untraceable(), torch.randn(2, 3))
+def test_untraceable_unmarked_model_is_discovered_on_its_batch():
+    """torch.fx cannot trace it; the batch is an example input, so discovery runs the model on it (§3.9)."""
+    assert [r.name for r in propagation(_Untraceable(), torch.ones(2, 3))] == ["layer"]
+    with pytest.raises(UserError, match="found no weight-normed layer or residual sum in _Untraceable"):
+        propagation(_Untraceable(), -torch.ones(2, 3))  # the batch takes the branch that calls no layer
 
 
 def test_discovered_points_follow_a_tuple_returning_block_and_token_axis():

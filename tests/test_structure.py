@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm as torch_wn
 
 import wninit
+from wninit.errors import UserError
 from wninit.models import CNN, MLP, ResNet, WideResNet
 from wninit.structure.roles import declared_role
 from wninit.init.schemes import role_gamma
@@ -108,12 +109,13 @@ class _Untraceable(nn.Module):
         return self.fc2(torch.relu(self.fc1(x))) if x.sum() > 0 else x
 
 
-def test_untraceable_model_falls_back_to_declared_roles_with_one_warning_naming_the_rest():
+def test_untraceable_model_asks_for_an_example_input_and_is_placed_with_one():
     model = _Untraceable()
-    with pytest.warns(UserWarning, match=r"could not place 1 weight-normed layer.*could not trace.*: fc2; declare"):
-        recs = {r.name: r for r in wninit.initialize(model, "proposed")}
-    assert (recs["fc1"].source, recs["fc2"].source) == ("declared", "default")
-    assert recs["fc2"].gamma == 2.0  # the documented default role: hidden
+    with pytest.raises(UserError, match=r"torch.fx cannot trace _Untraceable .*\(fc2\): pass example_inputs="):
+        wninit.initialize(model, "proposed")
+    recs = {r.name: r for r in wninit.initialize(model, "proposed", example_inputs=torch.ones(2, 6))}
+    assert (recs["fc1"].source, recs["fc2"].source) == ("declared", "discovered")
+    assert recs["fc2"].gamma == 1.0  # nothing follows it on the path the input takes
 
 
 def test_trace_failure_names_the_reason():

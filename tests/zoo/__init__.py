@@ -5,7 +5,9 @@ what is weight-normed and, in one ``NOTE:`` line each, how it differs from the o
 HiFi-GAN use ``torch.nn.utils.parametrizations.weight_norm``; HiFi-GAN the legacy
 ``torch.nn.utils.weight_norm``, as the original does; each ``build`` takes ``api="torch"|"legacy"``.
 
-``ZOO[name] = (build, input_shape)``; ``EXPECTED_WN_LAYERS[name]`` is the weight-normed layer count of
+``ZOO[name] = (build, input_shape)`` (the first eight, which torch.fx traces); ``MODERN_ZOO`` the
+post-2019 branch shapes (MBConv+SE+stochastic depth, ConvNeXt, DenseNet, ViT, fused BatchNorm+ReLU);
+``ALL_ZOO`` both; ``EXPECTED_WN_LAYERS[name]`` is the weight-normed layer count of
 ``build()`` at its defaults.
 
 Examples:
@@ -15,14 +17,18 @@ Examples:
 """
 from __future__ import annotations
 
-from . import (hifigan_generator, impala_cnn, mixer, mobilenet_v1, preact_resnet, resnet50, resnext,
-               wavenet)
+from . import (convnext, densenet, hifigan_generator, impala_cnn, mbconv, mixer, mobilenet_v1, preact_fused,
+               preact_resnet, resnet50, resnext, vit, wavenet)
 from ._wn import count_weight_normed, is_weight_normed
 
 _MODULES = {"resnet50": resnet50, "preact_resnet": preact_resnet, "hifigan_generator": hifigan_generator,
             "wavenet": wavenet, "impala_cnn": impala_cnn, "resnext": resnext, "mobilenet_v1": mobilenet_v1,
             "mixer": mixer}
+# The branch shapes of post-2019 architectures (docs/method.md §3.9): initialized with an example input.
+_MODERN = {"mbconv": mbconv, "convnext": convnext, "densenet": densenet, "vit": vit, "preact_fused": preact_fused}
 ZOO = {name: (m.build, m.INPUT_SHAPE) for name, m in _MODULES.items()}
-EXPECTED_WN_LAYERS = {name: m.EXPECTED_WN_LAYERS for name, m in _MODULES.items()}
+MODERN_ZOO = {name: (m.build, m.INPUT_SHAPE) for name, m in _MODERN.items()}
+ALL_ZOO = {**ZOO, **MODERN_ZOO}
+EXPECTED_WN_LAYERS = {name: m.EXPECTED_WN_LAYERS for name, m in {**_MODULES, **_MODERN}.items()}
 
-__all__ = ["ZOO", "EXPECTED_WN_LAYERS", "count_weight_normed", "is_weight_normed"]
+__all__ = ["ZOO", "MODERN_ZOO", "ALL_ZOO", "EXPECTED_WN_LAYERS", "count_weight_normed", "is_weight_normed"]

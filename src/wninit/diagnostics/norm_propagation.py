@@ -215,19 +215,19 @@ def propagation(model: nn.Module, inputs: torch.Tensor, *, points: Iterable | No
 
 
 def _propagation_discovered(model: nn.Module, inputs: torch.Tensor, seed: int) -> PropagationTable:
-    """:func:`propagation` at the points structure discovery finds (:mod:`wninit.diagnostics.points`)."""
+    """:func:`propagation` at the points structure discovery finds (:mod:`wninit.diagnostics.points`); a model
+    torch.fx cannot trace is discovered by running it on ``inputs``."""
     from wninit.structure.trace import TraceFailure
     from wninit.diagnostics.points import graph_points, run_recording
 
     try:
         gm, points = graph_points(model)
-    except TraceFailure as exc:
-        raise UserError(f"{type(model).__name__} marks no measuring points and torch.fx cannot trace it ({exc}): "
-                        "pass points=[module names] to measure") from None
+    except TraceFailure:  # the batch is an example input: discover by running (docs/method.md §3.9)
+        gm, points = graph_points(model, example_inputs=inputs)
     x = _leaf_input(inputs)
     try:
         with torch.enable_grad():
-            out, seen = run_recording(gm, points, x)
+            out, seen = run_recording(gm, points, x, model)
     except RuntimeError as exc:
         raise _rejected(model, inputs, exc) from None
     if isinstance(out, (tuple, list)):  # follow the first tensor the model returns

@@ -30,14 +30,17 @@ def _axis(module: nn.Module) -> int:
     return -1 if isinstance(module, nn.Linear) else 1
 
 
-def graph_points(model: nn.Module):
-    """``(graph module, points)`` from :func:`wninit.structure.trace.discover`, in graph order."""
+def graph_points(model: nn.Module, example_inputs=None):
+    """``(graph module, points)`` from :func:`wninit.structure.trace.discover`, in graph order; with
+    ``example_inputs`` the graph is recorded by running (docs/method.md §3.9) and the graph module is None:
+    :func:`run_recording` then records the model again."""
     from wninit.structure.trace import discover
 
-    s = discover(model)
-    gm = s.graph_module()
-    nodes = {n.name: n for n in gm.graph.nodes}
-    modules = dict(gm.named_modules())
+    s = discover(model, example_inputs=example_inputs)
+    gm = s.graph_module() if example_inputs is None else None
+    graph = gm.graph if gm is not None else s.graph
+    nodes = {n.name: n for n in graph.nodes}
+    modules = dict(model.named_modules())
     points: dict[tuple[str, str], GraphPoint] = {}  # (node, name): parallel stages may share their input node
     for r in s.sums:
         axis = _axis(modules[r.branch_end])
@@ -48,22 +51,22 @@ def graph_points(model: nn.Module):
     for name, role in s.roles.items():
         if role.kind in ("block_in", "block_out", "shortcut"):
             continue
-        passed = _passed_on(nodes[s.layer_nodes[name]])
+        passed = _passed_on(nodes[s.layer_nodes[name]], modules)
         if passed.name not in measured:
             measured.add(passed.name)
             points[(passed.name, "")] = GraphPoint(name, passed.name, _axis(modules[name]))
-    order = {n.name: i for i, n in enumerate(gm.graph.nodes)}
+    order = {n.name: i for i, n in enumerate(graph.nodes)}
     return gm, sorted(points.values(), key=lambda p: (order[p.node], p.block or 0))
 
 
-def _passed_on(node: fx.Node) -> fx.Node:
+def _passed_on(node: fx.Node, modules: dict) -> fx.Node:
     """The node after a layer's activation when one single-use chain leads to it, else the layer's own output."""
     from wninit.structure.activations import activation_of_call, activation_of_module
 
     cur, steps = node, 0
     while len(cur.users) == 1 and steps < 4:
         u = next(iter(cur.users))
-        mod = u.graph.owning_module.get_submodule(u.target) if u.op == "call_module" else None
+        mod = modules.get(u.target) if u.op == "call_module" else None
         if (mod is not None and activation_of_module(mod)) or \
                 (u.op != "call_module" and activation_of_call(u.target, u.args[1:], u.kwargs)):
             return u
@@ -85,8 +88,14 @@ class _Recorder(fx.Interpreter):
         return out
 
 
-def run_recording(gm: fx.GraphModule, points: list[GraphPoint], x: torch.Tensor):
-    """Run the graph on ``x``; ``(output, {node name: tensor})`` for the points' nodes."""
+def run_recording(gm: fx.GraphModule | None, points: list[GraphPoint], x, model: nn.Module | None = None):
+    """Run the graph on ``x``; ``(output, {node name: tensor})`` for the points' nodes. Without a graph module
+    (a graph recorded by running) the model itself runs under the recorder, with gradients."""
+    if gm is None:
+        from wninit.structure.record import record
+
+        recording = record(model, x, keep={p.node for p in points}, grad=True)
+        return recording.output, recording.kept
     rec = _Recorder(gm, {p.node for p in points})
     out = rec.run(x)
     return out, rec.seen

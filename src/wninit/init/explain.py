@@ -13,13 +13,14 @@ from torch import nn
 
 from wninit.errors import UserError
 from wninit.init.gains import check_direction
-from wninit.init.schemes import (PEER_INITS, LayerInit, _check_scheme, _direction_kind, _targets, layer_record,
-                                 planned_roles, scheme_gain)
+from wninit.init.schemes import (PEER_INITS, LayerInit, _check_scheme, _direction_kind, _targets, initialize,
+                                 layer_record, planned_roles, scheme_gain)
 from wninit.weightnorm.access import wn_api, wn_dim, wn_parameters
+from wninit.weightnorm.lifecycle import copy_model
 
 __all__ = ["ExplainTable", "explain"]
 
-_COLUMNS = ("layer", "kind", "role", "stage.block/B_k", "source", "rule", "fan_in", "fan_out", "gamma", "g")
+_COLUMNS = ("layer", "kind", "role", "stage.block/B_k", "source", "rule", "fan_in", "fan_out", "gamma", "g", "gain")
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class ExplainTable:
 
     def __str__(self) -> str:
         body = [(r.name or "(model)", r.kind, r.role, _where(r), r.source, r.rule, str(r.fan_in), str(r.fan_out),
-                 _num(r.gamma), _num(r.g)) for r in self.rows]
+                 _num(r.gamma), _num(r.g), r.gain_from or "-") for r in self.rows]
         widths = [max(len(line[c]) for line in [_COLUMNS, *body]) for c in range(len(_COLUMNS))]
         lines = ["  ".join(cell.rjust(w) if c >= 6 else cell.ljust(w) for c, (cell, w) in enumerate(zip(line, widths)))
                  for line in [_COLUMNS, *body]]
@@ -59,7 +60,7 @@ def _num(v: float | None) -> str:
 
 
 def explain(model: nn.Module, scheme: str = "proposed", *, direction: str = "orthogonal",
-            discover: bool | None = None, print_table: bool = True) -> ExplainTable:
+            discover: bool | None = None, print_table: bool = True, example_inputs=None) -> ExplainTable:
     """Print (and return) what ``initialize(model, scheme)`` would set on each layer, without changing ``model``.
 
     The records are ``initialize``'s, computed without drawing a direction: each layer's role, gamma and
@@ -69,6 +70,11 @@ def explain(model: nn.Module, scheme: str = "proposed", *, direction: str = "ort
     stores (rounded to the parameter's dtype); under ``pytorch-default`` (``g = ||v||``) it is 1 where the
     orthogonal direction has orthonormal rows, and "-" where it depends on the draw. ``datadep`` and the
     peers need data or set weights by their own procedure, and are not explained here.
+
+    With ``example_inputs`` the model is traced by running, and under ``proposed`` the branch ends' g is
+    measured on that input (docs/method.md §3.9, §3.10): a measurement needs the drawn directions, so that
+    scheme then runs on a copy of the model with a private generator, and the ``gain`` column says which
+    layers' g was measured and which predicted.
 
     Examples:
         >>> table = wninit.explain(my_vocoder)      # one row per WN layer: role, source, rule, gamma, g
@@ -82,11 +88,16 @@ def explain(model: nn.Module, scheme: str = "proposed", *, direction: str = "ort
                         "sets no g: explain 'proposed', or read the records of wninit.initialize(model, scheme)")
     _check_scheme(scheme)
     check_direction(direction)
-    layers = _targets(model, scheme, None)
-    orthogonal = _direction_kind(scheme, direction) == "orthogonal"
-    table = ExplainTable(tuple(layer_record(name, layer, role, gamma, p, _gain(layer, scheme, gamma, orthogonal))
-                               for (name, layer), (role, gamma, p) in
-                               zip(layers, planned_roles(model, layers, scheme, None, discover))), scheme)
+    if scheme == "proposed" and example_inputs is not None:
+        records = initialize(copy_model(model), scheme, direction=direction, generator=torch.Generator().manual_seed(0),
+                             discover=discover, example_inputs=example_inputs)
+        table = ExplainTable(tuple(records), scheme)
+    else:
+        layers = _targets(model, scheme, None)
+        orthogonal = _direction_kind(scheme, direction) == "orthogonal"
+        plans, _ = planned_roles(model, layers, scheme, None, discover, example_inputs)
+        table = ExplainTable(tuple(layer_record(name, layer, role, gamma, p, _gain(layer, scheme, gamma, orthogonal))
+                                   for (name, layer), (role, gamma, p) in zip(layers, plans)), scheme)
     if print_table:
         print(table)
     return table

@@ -67,6 +67,7 @@ class LayerInit:
     stage: int | None = None
     block: int | None = None
     stage_blocks: int | None = None
+    gain_from: str = "predicted"  # "measured": g set from one forward pass on the example input (method.md §3.10)
 
 
 def _check_scheme(scheme: str) -> str:
@@ -240,13 +241,23 @@ def _warn_unknown_kinds(model: nn.Module) -> None:
                       f"{', '.join(unknown[:8])}; it initializes Linear, Conv and ConvTranspose layers", stacklevel=3)
 
 
-def _placements(model: nn.Module, layers, scheme: str, discover: bool | None) -> dict:
-    """Roles of the WN layers, for the schemes whose gains depend on them (the others need no structure)."""
+def _placements(model: nn.Module, layers, scheme: str, discover: bool | None, example_inputs) -> tuple[dict, object]:
+    """Roles of the WN layers and the discovered structure, for the schemes whose gains depend on them (the
+    others need no structure)."""
     if scheme not in ROLE_SCHEMES:
-        return {}
-    from wninit.structure.plan import place
+        return {}, None
+    from wninit.structure.plan import plan
 
-    return place(model, layers, discover=discover)
+    return plan(model, layers, discover=discover, example_inputs=example_inputs)
+
+
+def _measured(model: nn.Module, structure, example_inputs, records: list[LayerInit]) -> list[LayerInit]:
+    """The proposed scheme with an example input: the branch ends outside the theory get g measured (§3.10)."""
+    from wninit.structure.measure import measure_branch_ends
+
+    ends = [r.name for r in records if r.source == "discovered" and r.role == "block_out"]
+    factors = measure_branch_ends(model, structure, example_inputs, ends) if ends else {}
+    return [replace(r, g=r.g * factors[r.name], gain_from="measured") if r.name in factors else r for r in records]
 
 
 def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torch.Tensor) -> None:
@@ -301,39 +312,45 @@ def _targets(model: nn.Module, scheme: str, batch: torch.Tensor | None) -> list[
 
 
 def _init_layers(model: nn.Module, layers: list[tuple[str, nn.Module]], scheme: str, direction: str,
-                 generator: torch.Generator | None, stem_gamma: float | None, discover: bool | None) -> list[LayerInit]:
-    """Draw every layer's direction and set its ``g`` and ``b`` by its role; one :class:`LayerInit` per layer."""
+                 generator: torch.Generator | None, stem_gamma: float | None, discover: bool | None,
+                 example_inputs=None) -> tuple[list[LayerInit], object]:
+    """Draw every layer's direction and set its ``g`` and ``b`` by its role; one :class:`LayerInit` per layer,
+    and the discovered structure (None when not traced)."""
+    plans, structure = planned_roles(model, layers, scheme, stem_gamma, discover, example_inputs)
     drawn = [None] * len(layers)
     if _direction_kind(scheme, direction) == "orthogonal":
         # All directions first, in layer order from the one generator (the same draws as layer by layer),
         # their QRs spread over torch's threads: init.orthogonal_directions_.
         drawn = orthogonal_directions_([_direction_tensor(m) for _, m in layers], generator)
     records = []
-    for (name, layer), v, (role, gamma, p) in zip(layers, drawn, planned_roles(model, layers, scheme, stem_gamma, discover)):
+    for (name, layer), v, (role, gamma, p) in zip(layers, drawn, plans):
         step_scheme = "pytorch-default" if scheme == "datadep" else scheme
         g, fan_in, fan_out = _init_layer(layer, step_scheme, gamma or 1.0, direction, generator, v)
         records.append(layer_record(name, layer, role, gamma, p, g, (fan_in, fan_out)))
-    return records
+    return records, structure
 
 
 def planned_roles(model: nn.Module, layers: list[tuple[str, nn.Module]], scheme: str, stem_gamma: float | None,
-                  discover: bool | None) -> list[tuple[Role, float | None, object]]:
+                  discover: bool | None, example_inputs=None) -> tuple[list[tuple[Role, float | None, object]], object]:
     """``(role, gamma, placement)`` of every layer: declared, discovered or the default (``placement`` None
-    where the scheme needs no structure); what ``initialize`` and ``explain`` both record."""
-    placed = _placements(model, layers, scheme, discover)
+    where the scheme needs no structure); what ``initialize`` and ``explain`` both record. Second, the
+    discovered structure (None when not traced)."""
+    placed, structure = _placements(model, layers, scheme, discover, example_inputs)
     plans = []
     for name, layer in layers:
         p = placed.get(name)
         role = p.role if p is not None else get_role(layer)
         plans.append((role, role_gamma(role, scheme, stem_gamma) if scheme in ROLE_SCHEMES else None, p))
-    return plans
+    return plans, structure
 
 
 def layer_record(name: str, layer: nn.Module, role: Role, gamma: float | None, p, g: float | None,
                  fans: tuple[int, int] | None = None) -> LayerInit:
-    """The :class:`LayerInit` of one layer from its plan (:func:`planned_roles`) and gain."""
+    """The :class:`LayerInit` of one layer from its plan (:func:`planned_roles`) and gain; a gain set by a
+    role's gamma is "predicted" until measured (docs/method.md §3.10)."""
     return LayerInit(name, role.kind, *(fans or layer_fans(layer)), gamma, g, layer_kind(layer),
-                     p.source if p else "declared", p.rule if p else "", role.stage, role.block, role.stage_blocks)
+                     p.source if p else "declared", p.rule if p else "", role.stage, role.block, role.stage_blocks,
+                     "predicted" if gamma is not None else "")
 
 
 def _reset_batchnorm(model: nn.Module) -> None:
@@ -346,7 +363,8 @@ def _reset_batchnorm(model: nn.Module) -> None:
 
 def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "orthogonal",
                batch: torch.Tensor | None = None, generator: torch.Generator | None = None,
-               stem_gamma: float | None = None, discover: bool | None = None) -> list[LayerInit]:
+               stem_gamma: float | None = None, discover: bool | None = None,
+               example_inputs=None) -> list[LayerInit]:
     r"""Initialize every Linear/Conv/ConvTranspose layer of ``model`` by ``scheme``, in place; one record per layer.
 
     From "How to Initialize your Network? Robust Initialization for WeightNorm & ResNets" - Arpit,
@@ -376,6 +394,9 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
         generator: the one random stream every direction is drawn from, in layer order.
         stem_gamma: overrides the stem's gamma (the models declare theirs).
         discover: None traces the model only when a WN layer has no declared role; True always; False never.
+        example_inputs: a tensor, a tuple of positional arguments or a dict of keyword arguments the model
+            accepts: the model is traced by running it once (docs/method.md §3.9), and under ``proposed`` the
+            branch ends outside the theory get g measured on it (§3.10). Without it, torch.fx traces.
 
     Returns:
         one :class:`LayerInit` per layer initialized, in registration order.
@@ -389,7 +410,9 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
     _check_scheme(scheme)
     check_direction(direction)
     layers = _targets(model, scheme, batch)
-    records = _init_layers(model, layers, scheme, direction, generator, stem_gamma, discover)
+    records, structure = _init_layers(model, layers, scheme, direction, generator, stem_gamma, discover, example_inputs)
+    if scheme == "proposed" and example_inputs is not None and structure is not None:
+        records = _measured(model, structure, example_inputs, records)
     if scheme == "datadep":
         for _, layer in layers:
             set_g_(layer, 1.0)

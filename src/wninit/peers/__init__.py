@@ -74,11 +74,14 @@ def _check_options(peer: Peer, options: dict) -> None:
             raise UserError(f"unknown option {key!r} for peer {peer.name!r}: its options are {listed}")
 
 
-def apply(model: nn.Module, method: str, **options) -> nn.Module:
+def apply(model: nn.Module, method: str, *, example_inputs=None, **options) -> nn.Module:
     """Apply the peer ``method`` (one of :data:`PEERS`) to ``model``; returns the model to use.
 
     ``batch`` and ``generator`` are passed to the methods that take them (LSUV's batch, the random draws)
     and ignored by the others; any other option must be one of the method's (:attr:`Peer.options`).
+    ``example_inputs`` (a tensor, a tuple of positional arguments or a dict of keyword arguments) lets the
+    peers that find residual branches do so on models torch.fx cannot trace, by running the model once
+    (docs/method.md §3.9).
 
     Examples:
         >>> model = wninit.peers.apply(wninit.models.ResNet(20, 10, norm="none"), "nf", alpha=0.2)
@@ -87,7 +90,13 @@ def apply(model: nn.Module, method: str, **options) -> nn.Module:
     _check_options(peer, options)
     params = inspect.signature(peer.fn).parameters
     kwargs = {k: v for k, v in options.items() if k in params}
-    return peer.fn(model, **kwargs)
+    from wninit.peers._graph import EXAMPLE_INPUTS
+
+    token = EXAMPLE_INPUTS.set(example_inputs)
+    try:
+        return peer.fn(model, **kwargs)
+    finally:
+        EXAMPLE_INPUTS.reset(token)
 
 
 def parse_peer(spec: str) -> tuple[str, dict]:

@@ -6,6 +6,7 @@ architecture change wraps the discovered module in place (:func:`replace_module`
 """
 from __future__ import annotations
 
+import contextvars
 import math
 import warnings
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ import torch.fx as fx
 from torch import nn
 
 from wninit.errors import UserError
-from wninit.structure.trace import ResidualSum, Structure, TraceFailure, _Graph, discover
+from wninit.structure.graph import Graph
+from wninit.structure.trace import ResidualSum, Structure, TraceFailure, discover
 from wninit.weightnorm.access import is_weight_normed
 
 __all__ = ["LAYERS", "Branch", "check_plain", "plain_structure", "plain_layers", "branches", "replace_module",
@@ -57,21 +59,27 @@ def check_plain(model: nn.Module, method: str) -> list[tuple[str, nn.Module]]:
     return layers
 
 
+# The example input of the running wninit.peers.apply call, if any: the peers then find branches by running
+# the model on it (docs/method.md §3.9) instead of tracing it with torch.fx.
+EXAMPLE_INPUTS: contextvars.ContextVar = contextvars.ContextVar("wninit_peer_example_inputs", default=None)
+
+
 def plain_structure(model: nn.Module, method: str) -> Structure:
     """The discovered structure of a plain (not weight-normed) model, or one sentence on why there is none."""
     check_plain(model, method)
     try:
-        return discover(model, layers="any")
+        return discover(model, layers="any", example_inputs=EXAMPLE_INPUTS.get())
     except TraceFailure as exc:
         raise UserError(f"peer {method!r} finds the residual branches by tracing the model and torch.fx cannot "
-                        f"trace it ({exc}); make its forward traceable") from None
+                        f"trace it ({exc}); pass example_inputs= a batch the model accepts to "
+                        "wninit.peers.apply, so it traces the model by running it") from None
 
 
 def _nodes(s: Structure) -> dict[str, fx.Node]:
     return {n.name: n for n in s.graph.nodes}
 
 
-def _back(G: _Graph, n: fx.Node, through_activations: bool) -> fx.Node:
+def _back(G: Graph, n: fx.Node, through_activations: bool) -> fx.Node:
     """Back from ``n`` through shape ops (and activations) to the node that produced its value."""
     while G.tensor_inputs(n) and len(G.tensor_inputs(n)) == 1 and (
             G.is_shape_op(n) or (through_activations and G.activation(n) is not None)):
@@ -84,7 +92,7 @@ def branches(s: Structure, method: str) -> list[Branch]:
     if not s.sums:
         raise UserError(f"peer {method!r} acts on residual branches and this model has none (no sum of a stream "
                         "and a branch of Linear/Conv layers computed from it): use 'lsuv', 'delta-orthogonal' or 'edm2'")
-    G, nodes = _Graph(s.model, s.graph, any_layer=True), _nodes(s)
+    G, nodes = Graph(s.model, s.graph, any_layer=True), _nodes(s)
     found = []
     for r in s.sums:
         layers = [name for name, role in s.roles.items()
@@ -96,7 +104,7 @@ def branches(s: Structure, method: str) -> list[Branch]:
     return found
 
 
-def _reads(G: _Graph, layer: fx.Node, stream: str) -> bool:
+def _reads(G: Graph, layer: fx.Node, stream: str) -> bool:
     """Whether ``layer``'s input is the stream itself, through shape ops and activations only."""
     ins = G.tensor_inputs(layer)
     return bool(ins) and _back(G, ins[0], True).name == stream
@@ -104,7 +112,7 @@ def _reads(G: _Graph, layer: fx.Node, stream: str) -> bool:
 
 def preceding_activations(s: Structure) -> dict:
     """Layer name -> the :class:`wninit.structure.activations.Activation` whose output it reads (None: no activation)."""
-    G, nodes, found = _Graph(s.model, s.graph, any_layer=True), _nodes(s), {}
+    G, nodes, found = Graph(s.model, s.graph, any_layer=True), _nodes(s), {}
     for name, node_name in s.layer_nodes.items():
         ins = G.tensor_inputs(nodes[node_name])
         found[name] = G.activation(_back(G, ins[0], False)) if ins else None

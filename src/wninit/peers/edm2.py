@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from wninit.errors import UserError
-from wninit.structure.trace import _Graph
+from wninit.structure.graph import Graph
 from wninit.peers._graph import plain_structure
 
 __all__ = ["edm2", "MagnitudePreserving", "magnitude_preserving_", "mp_sum", "normalize_rows", "unit_axis"]
@@ -130,7 +130,7 @@ def edm2(model: nn.Module, *, t: float = 0.3, unit_rows: bool = False,
     if not (isinstance(t, (int, float)) and 0 < t < 1):
         raise UserError(f"peer 'edm2' needs the sum weight t in (0, 1) (the paper's 0.3), got {t!r}")
     s = plain_structure(model, "edm2")
-    G = _Graph(model, s.graph, any_layer=True)
+    G = Graph(model, s.graph, any_layer=True)
     nodes = {n.name: n for n in s.graph.nodes}
     for r in s.sums:
         _to_mp_sum(G, nodes[r.node], s.layer_nodes[r.branch_end], float(t))
@@ -147,7 +147,7 @@ def edm2(model: nn.Module, *, t: float = 0.3, unit_rows: bool = False,
     return fx.GraphModule(model, s.graph)
 
 
-def _to_mp_sum(G: _Graph, node: fx.Node, end_node: str, t: float) -> None:
+def _to_mp_sum(G: Graph, node: fx.Node, end_node: str, t: float) -> None:
     """Turn the residual sum ``node`` into ``mp_sum(skip, branch, t)``: the branch is the operand that reaches
     the branch's last layer back through single-input ops."""
     a, b = node.args[:2]

@@ -61,7 +61,7 @@ class EnergyPass:
                 cur = items[0]
                 continue
             c = G.scalar_factor(u)
-            if G.is_shape_op(u) or c is not None:
+            if G.is_shape_op(u) or c is not None or G.param_scale(u) is not None or G.drop_mask(u) is cur:  # the model's own scale: not the layer's
                 f *= c if c is not None else 1.0
                 cur = u
                 continue
@@ -115,11 +115,15 @@ class EnergyPass:
         if n.op == "call_function" and n.target is operator.getitem and self._chunk_parts(ins[0]):
             return e / self._chunk_parts(ins[0]), pos
         c = G.scalar_factor(n)
+        if c is None:
+            c = G.param_scale(n)
         if c is not None:
             return e * c, pos
         if len(ins) == 2 and (G.is_sum(n) or n.target in (torch.cat, torch.concat)):
             (ea, pa), (eb, pb) = self.energy(ins[0]), self.energy(ins[1])
             return ea + eb, (pa * ea + pb * eb) / (ea + eb) if ea + eb > 0 else 0.0
+        if G.drop_mask(n) is not None:  # stochastic depth: the identity in eval mode
+            return self.energy(G.drop_mask(n))
         if len(ins) == 2 and n.target in (operator.mul, torch.mul, "mul"):
             acts = [G.activation(a) for a in ins]
             for i in (0, 1):
@@ -133,7 +137,7 @@ class EnergyPass:
     def _skip_energy(self, layer: fx.Node) -> float:
         """Energy of the skip operand of the residual sum whose branch ``layer`` ends."""
         _, sum_node, operand = self.where[layer]
-        a, b = sum_node.args[:2]
+        a, b = self.G.operands(sum_node)
         return self.energy(b if a is operand else a)[0]
 
     def branch_ratio(self, layer: fx.Node) -> float:

@@ -3,7 +3,9 @@
 Declared roles (:func:`wninit.structure.roles.set_role`, what wninit's own models do) win. The other WN layers take
 their role from :func:`wninit.structure.trace.discover`. A layer discovery cannot place (the model cannot be traced,
 or the layer is not called where the trace can see it) gets the default ``hidden`` (gamma 2, the paper's
-feed-forward rule), and one warning sentence names every such layer (docs/method.md §3.7).
+feed-forward rule), and one warning sentence names every such layer (docs/method.md §3.7). A model torch.fx
+cannot trace is never left to the default: without an example input to trace it by running (docs/method.md
+§3.9) one :class:`UserError` sentence says why and asks for one.
 """
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from wninit.errors import UserError
 from wninit.structure.roles import Role, declared_role
 
-__all__ = ["Placement", "place"]
+__all__ = ["Placement", "place", "plan"]
 
 DEFAULT_ROLE = Role("hidden")
 
@@ -35,35 +38,58 @@ def _declared_rule(role: Role) -> str:
             "linear": "nothing follows"}[role.kind]
 
 
-def place(model: nn.Module, layers: list[tuple[str, nn.Module]], *, discover: bool | None = None) -> dict[str, Placement]:
-    """A :class:`Placement` for each ``(name, layer)`` of ``model``.
+def place(model: nn.Module, layers: list[tuple[str, nn.Module]], *, discover: bool | None = None,
+          example_inputs=None) -> dict[str, Placement]:
+    """A :class:`Placement` for each ``(name, layer)`` of ``model`` (:func:`plan` without the structure)."""
+    return plan(model, layers, discover=discover, example_inputs=example_inputs)[0]
+
+
+def plan(model: nn.Module, layers: list[tuple[str, nn.Module]], *, discover: bool | None = None,
+         example_inputs=None):
+    """``(placements, structure)``: a :class:`Placement` for each ``(name, layer)`` of ``model``, and the
+    discovered :class:`wninit.structure.trace.Structure` (None when the model was not traced).
 
     Args:
         discover: None traces the model only when some layer has no declared role; True always traces
             (declared roles still win); False never traces (undeclared layers get the default).
+        example_inputs: traces by running one forward pass on it (docs/method.md §3.9) instead of torch.fx.
+
+    Raises:
+        UserError: torch.fx cannot trace the model, no ``example_inputs`` was given and some layer has no
+            declared role: one sentence says why and asks for an example input.
     """
     declared = {name: declared_role(m) for name, m in layers}
     out = {name: Placement(r, "declared", _declared_rule(r)) for name, r in declared.items() if r is not None}
     missing = [name for name, _ in layers if name not in out]
     if discover is False or (discover is None and not missing):
-        return _with_defaults(out, missing, model, None) if missing else out
+        return (_with_defaults(out, missing, model, None) if missing else out), None
     from wninit.structure.trace import TraceFailure
     from wninit.structure.trace import discover as run_discovery
 
     try:
-        structure = run_discovery(model)
+        structure = run_discovery(model, example_inputs=example_inputs)
     except TraceFailure as exc:
-        return _with_defaults(out, missing, model, f"torch.fx could not trace it ({exc})")
+        if not missing:
+            return out, None
+        raise UserError(f"torch.fx cannot trace {type(model).__name__} ({exc}), so wninit cannot place its "
+                        f"{len(missing)} undeclared weight-normed layer(s) ({_shown(missing)}): pass example_inputs= "
+                        "a batch the model accepts (the CLI's --input-shape) to trace it by running, or declare "
+                        "their roles with wninit.set_role") from None
     for name in missing:
         if name in structure.roles:
             out[name] = Placement(structure.roles[name], "discovered", structure.rules[name])
     unplaced = [name for name in missing if name not in out]
-    return _with_defaults(out, unplaced, model, "the traced graph does not call them") if unplaced else out
+    why = "the traced graph does not call them" if example_inputs is None else "the forward pass does not call them"
+    return (_with_defaults(out, unplaced, model, why) if unplaced else out), structure
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(n or "(the model itself)" for n in names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
 
 
 def _with_defaults(out: dict, names: list[str], model: nn.Module, why: str | None) -> dict[str, Placement]:
     if names:
-        shown = ", ".join(n or "(the model itself)" for n in names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        shown = _shown(names)
         reason = f" ({why})" if why else ""
         warnings.warn(f"wninit could not place {len(names)} weight-normed layer(s) of {type(model).__name__}{reason}, "
                       f"so they get the default role 'hidden' (gamma 2): {shown}; declare their roles with "

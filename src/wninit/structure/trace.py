@@ -19,7 +19,6 @@ what follows it (``follow``) and, for a branch's last layer, the energy it recei
 """
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, field
 
 import torch
@@ -28,29 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from wninit.errors import UserError
-from wninit.structure.activations import Activation, activation_of_call, activation_of_module, is_registered
+from wninit.structure.activations import is_registered
+from wninit.structure.graph import ATTENTION, AVG_POOLS, LAYERS, MAX_POOLS, MULS, NORMS, Graph
 from wninit.structure.roles import Role
-from wninit.weightnorm.access import is_weight_normed
 
-__all__ = ["Structure", "ResidualSum", "TraceFailure", "discover", "trace"]
-
-_LAYERS = (nn.Linear, nn.modules.conv._ConvNd)
-_SHAPE_METHODS = {"view", "reshape", "flatten", "permute", "transpose", "contiguous", "squeeze", "unsqueeze",
-                  "clone", "to", "float", "double", "half", "bfloat16", "type_as", "expand_as", "unflatten", "narrow"}
-_SHAPE_FUNCS = {torch.flatten, torch.reshape, torch.permute, torch.transpose, torch.squeeze, torch.unsqueeze,
-                torch.clone, F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.pad, F.interpolate, torch.narrow}
-_SHAPE_MODULES = (nn.Identity, nn.Flatten, nn.Unflatten, nn.modules.dropout._DropoutNd, nn.Upsample,
-                  nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
-                  nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReplicationPad1d, nn.ReplicationPad2d)
-_MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
-_AVG_POOLS = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
-              nn.AdaptiveAvgPool3d)
-_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm,
-          nn.LocalResponseNorm, nn.RMSNorm)
-_ADDS = {operator.add, operator.iadd, torch.add, "add", "add_"}
-_MULS = {operator.mul, operator.imul, torch.mul, "mul", "mul_"}
-_DIVS = {operator.truediv, operator.itruediv, torch.div, "div", "div_"}
-
+__all__ = ["Structure", "ResidualSum", "TraceFailure", "Graph", "discover", "trace", "TRACED_BY"]
 
 class TraceFailure(RuntimeError):
     """torch.fx could not trace the model (data-dependent control flow, an untraceable call)."""
@@ -79,85 +60,50 @@ class Structure:
     graph: fx.Graph
     layer_nodes: dict[str, str] = field(default_factory=dict)  # WN layer name -> its output node
     energy: dict[str, float] = field(default_factory=dict)  # node name -> expected energy per position (input: 1)
+    traced_by: str = "fx"  # one of TRACED_BY: symbolically, or by running an example input
+    sum_nodes: dict[str, str] = field(default_factory=dict)  # branch-end layer name -> its sum's node name
 
     def graph_module(self) -> fx.GraphModule:
-        """The traced graph as a runnable module (built on demand: code generation costs more than the trace)."""
+        """The traced graph as a runnable module (built on demand: code generation costs more than the trace);
+        a graph recorded by running is no program: run the model itself (wninit.structure.record)."""
+        if self.traced_by != TRACED_BY[0]:
+            raise UserError("a graph recorded by running cannot be re-run as a module: record the model again")
         return fx.GraphModule(self.model, self.graph)
+
+    def outside(self, layer: str) -> bool:
+        """Whether the layer's rule is outside the theory (its energy is measured when an input is given)."""
+        return "outside the theory" in self.rules.get(layer, "")
 
 
 class _Tracer(fx.Tracer):
     """Every Linear/Conv (weight-normed by any API) and every torch.nn module is a leaf; user modules are inlined."""
 
+    bug = False  # set when wninit's own predicate raised (a bug, not an untraceable model)
+
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, _LAYERS) or is_registered(m) or super().is_leaf_module(m, qualname)
+        try:
+            return isinstance(m, LAYERS) or is_registered(m) or super().is_leaf_module(m, qualname)
+        except BaseException:
+            self.bug = True
+            raise
 
 
 def trace(model: nn.Module) -> fx.Graph:
-    """The model's graph; raises :class:`TraceFailure` with torch.fx's reason when it cannot be traced."""
+    """The model's graph; raises :class:`TraceFailure` with torch.fx's reason when it cannot be traced.
+
+    Only what the model's code raises under symbolic tracing is a :class:`TraceFailure`; an error raised by
+    wninit's own leaf predicate is a bug and propagates with its traceback.
+    """
+    tracer = _Tracer()
     try:
-        return _Tracer().trace(model)
+        return tracer.trace(model)
     except Exception as exc:  # fx raises TraceError, TypeError, NotImplementedError... on untraceable code
+        if tracer.bug:
+            raise
         raise TraceFailure(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]) from exc
 
 
-class _Graph:
-    """The traced graph with the lookups the analysis needs."""
-
-    def __init__(self, model: nn.Module, graph: fx.Graph, any_layer: bool = False):
-        self.model, self.graph, self.any_layer = model, graph, any_layer
-        self.nodes = list(graph.nodes)
-        self.index = {n: i for i, n in enumerate(self.nodes)}
-        self.modules = dict(model.named_modules())
-
-    def module(self, n: fx.Node) -> nn.Module | None:
-        return self.modules.get(n.target) if n.op == "call_module" else None
-
-    def is_wn(self, n: fx.Node) -> bool:
-        m = self.module(n)
-        return m is not None and isinstance(m, _LAYERS) and (self.any_layer or is_weight_normed(m))
-
-    def activation(self, n: fx.Node) -> Activation | None:
-        if n.op == "call_module":
-            return activation_of_module(self.module(n))
-        if n.op in ("call_function", "call_method"):
-            return activation_of_call(n.target, n.args[1:] if n.op == "call_method" else n.args[1:], n.kwargs)
-        return None
-
-    def tensor_inputs(self, n: fx.Node) -> list[fx.Node]:
-        return [a for a in n.all_input_nodes if a.op != "get_attr"]
-
-    def is_shape_op(self, n: fx.Node) -> bool:
-        if n.op == "call_module":
-            return isinstance(self.module(n), _SHAPE_MODULES)
-        if n.op == "call_method":
-            return n.target in _SHAPE_METHODS
-        if n.op == "call_function":
-            if n.target is operator.getitem:  # slicing a tensor; an item of a chunk is scaled in _energy
-                return n.args[0].op != "call_method" or n.args[0].target not in ("chunk", "split")
-            return n.target in _SHAPE_FUNCS
-        return False
-
-    def scalar_factor(self, n: fx.Node) -> float | None:
-        """c**2 for ``x * c`` or ``x / c`` with a Python number c, else None."""
-        if n.op not in ("call_function", "call_method") or len(n.args) != 2:
-            return None
-        a, b = n.args
-        if isinstance(b, fx.Node) and not isinstance(a, fx.Node):
-            a, b = b, a
-        if not isinstance(a, fx.Node) or not isinstance(b, (int, float)):
-            return None
-        if n.target in _MULS:
-            return float(b) ** 2
-        if n.target in _DIVS and b != 0:
-            return 1.0 / float(b) ** 2
-        return None
-
-    def is_sum(self, n: fx.Node) -> bool:
-        return n.op in ("call_function", "call_method") and n.target in _ADDS and len(self.tensor_inputs(n)) == 2 \
-            and all(isinstance(a, fx.Node) for a in n.args[:2])
-
-
-def _skip_origins(G: _Graph, n: fx.Node) -> list[tuple[fx.Node, fx.Node | None]]:
+def _skip_origins(G: Graph, n: fx.Node) -> list[tuple[fx.Node, fx.Node | None]]:
     """Where a skip operand may start, ``(stream, projection)``: back through shape ops (identity skip), then
     on through one WN layer and shape ops (projection shortcut)."""
     def through_shape_ops(m):
@@ -170,7 +116,7 @@ def _skip_origins(G: _Graph, n: fx.Node) -> list[tuple[fx.Node, fx.Node | None]]
     return [(x, None)]
 
 
-def _branch(G: _Graph, x: fx.Node, operand: fx.Node) -> list[fx.Node] | None:
+def _branch(G: Graph, x: fx.Node, operand: fx.Node) -> list[fx.Node] | None:
     """The nodes computed from ``x`` alone that lead to ``operand``, or None when the operand mixes in
     another tensor (then the sum is not a residual sum of ``x``) or does not reach ``x`` at all."""
     lo, seen, stack, found = G.index[x], {operand}, [operand], False
@@ -187,9 +133,9 @@ def _branch(G: _Graph, x: fx.Node, operand: fx.Node) -> list[fx.Node] | None:
     return sorted(seen, key=G.index.__getitem__) if found else None
 
 
-def _residual(G: _Graph, n: fx.Node):
+def _residual(G: Graph, n: fx.Node):
     """``(stream, projection, branch nodes, branch operand)`` when ``n`` is a residual sum, else None."""
-    a, b = n.args[:2]
+    a, b = G.operands(n)
     for skip, other in ((a, b), (b, a)):
         for x, projection in _skip_origins(G, skip):
             if x is other or G.index[x] >= G.index[other]:
@@ -200,33 +146,41 @@ def _residual(G: _Graph, n: fx.Node):
     return None
 
 
-def _branch_end(G: _Graph, operand: fx.Node) -> fx.Node | None:
+def _branch_end(G: Graph, operand: fx.Node) -> fx.Node | None:
     """The WN layer whose output the branch adds: back from the operand through shape ops, scalings, activations."""
     n = operand
     while not G.is_wn(n):
+        if G.drop_mask(n) is not None:
+            n = G.drop_mask(n)
+            continue
         ins = G.tensor_inputs(n)
-        if len(ins) != 1 or not (G.is_shape_op(n) or G.scalar_factor(n) is not None or G.activation(n)):
+        if len(ins) != 1 or not (G.is_shape_op(n) or G.scalar_factor(n) is not None or G.activation(n)
+                                 or G.param_scale(n) is not None):
             return None
         n = ins[0]
     return n
 
 
-def _approximations(G: _Graph, nodes: list[fx.Node]) -> tuple[str, ...]:
+def _approximations(G: Graph, nodes: list[fx.Node]) -> tuple[str, ...]:
     found = []
     for n in nodes:
         m = G.module(n)
-        if isinstance(m, _NORMS) or n.target in (F.layer_norm, F.group_norm, F.batch_norm):
+        if isinstance(m, NORMS) or n.target in (F.layer_norm, F.group_norm, F.batch_norm):
             found.append(f"{type(m).__name__ if m is not None else n.target.__name__} (normalization)")
-        elif isinstance(m, _MAX_POOLS + _AVG_POOLS) or n.target in ("mean", "amax", torch.mean):
+        elif isinstance(m, MAX_POOLS + AVG_POOLS) or n.target in ("mean", "amax", torch.mean):
             found.append("pooling")
         elif n.target in (torch.cat, torch.concat):
             found.append("concatenation")
+        elif isinstance(m, nn.MultiheadAttention) or n.target in ATTENTION:
+            found.append("attention")
+        elif n.target in MULS and len(G.tensor_inputs(n)) == 2:
+            found.append("a multiplicative gate")
         elif n.target in ("permute", "transpose", torch.permute, torch.transpose):
             found.append("a permutation of the feature axis")
     return tuple(dict.fromkeys(found))
 
 
-def _stages(G: _Graph, sums: list[tuple]) -> tuple[list[tuple[int, int, int]], set[int]]:
+def _stages(G: Graph, sums: list[tuple]) -> tuple[list[tuple[int, int, int]], set[int]]:
     """``(stage, block, B_k)`` per residual sum: chains whose stream is the previous sum's output; and the
     chains that continue through an activation (post-activation blocks: a ReLU after each sum)."""
     chain_of, position, lengths, post = {}, {}, [], set()
@@ -248,21 +202,36 @@ def _stages(G: _Graph, sums: list[tuple]) -> tuple[list[tuple[int, int, int]], s
 
 
 LAYER_KINDS = ("wn", "any")
+TRACED_BY = ("fx", "by running")
 
 
-def discover(model: nn.Module, layers: str = "wn") -> Structure:
-    """Trace ``model`` and give every WN layer its discovered role (docs/method.md §3.7).
+def discover(model: nn.Module, layers: str = "wn", *, example_inputs=None) -> Structure:
+    """Trace ``model`` and give every WN layer its discovered role (docs/method.md §3.7, §3.9).
 
     ``layers="any"`` treats every Linear/Conv layer, weight-normed or not, as a layer (the normalizer-free
     peers of :mod:`wninit.peers` find the residual branches of plain networks this way); the default
-    ``"wn"`` looks at weight-normed layers only.
+    ``"wn"`` looks at weight-normed layers only. With ``example_inputs`` (a tensor, a tuple of positional
+    arguments or a dict of keyword arguments) the graph is the dataflow of one real forward pass
+    (:func:`wninit.structure.record.record`), so models torch.fx cannot trace are discovered too.
 
     Raises:
-        TraceFailure: torch.fx cannot trace the model.
+        TraceFailure: no ``example_inputs`` and torch.fx cannot trace the model.
     """
     if layers not in LAYER_KINDS:
         raise UserError(f"layers must be one of {', '.join(LAYER_KINDS)}, got {layers!r}")
-    G = _Graph(model, trace(model), any_layer=layers == "any")
+    if example_inputs is None:
+        graph, how = trace(model), TRACED_BY[0]
+    else:
+        from wninit.structure.record import record
+
+        graph, how = record(model, example_inputs).graph, TRACED_BY[1]
+    G = Graph(model, graph, any_layer=layers == "any")
+    structure = _analyse(G)
+    structure.traced_by = how
+    return structure
+
+
+def _analyse(G: Graph) -> Structure:
     found = [(n,) + r for n in G.nodes if G.is_sum(n) and (r := _residual(G, n)) is not None]
     stage_of, post_activation = _stages(G, found)
     sums, kind_of, where, outside_of = [], {}, {}, {}
@@ -295,22 +264,22 @@ def _leaks(nodes: list[fx.Node], sum_node: fx.Node) -> tuple[str, ...]:
     return ("the branch also feeds another path",) if leaked else ()
 
 
-def _pooled(G: _Graph, x: fx.Node) -> tuple[str, ...]:
+def _pooled(G: Graph, x: fx.Node) -> tuple[str, ...]:
     """A stream that comes out of a max pool is not zero-mean, which §3.4's cross-term argument assumes."""
     while G.is_shape_op(x) and G.tensor_inputs(x):
         x = G.tensor_inputs(x)[0]
-    pooled = isinstance(G.module(x), _MAX_POOLS) or x.target in (F.max_pool1d, F.max_pool2d, F.max_pool3d)
+    pooled = isinstance(G.module(x), MAX_POOLS) or x.target in (F.max_pool1d, F.max_pool2d, F.max_pool3d)
     return ("a max-pooled (non-zero-mean) stream",) if pooled else ()
 
 
-def _after_sum(G: _Graph, n: fx.Node) -> tuple[str, ...]:
+def _after_sum(G: Graph, n: fx.Node) -> tuple[str, ...]:
     """A post-activation block (ReLU after the sum, ResNet-50) is outside the §3.4 analysis: say so."""
     users = list(n.users)
     act = G.activation(users[0]) if len(users) == 1 else None
     return (f"{act.name} after the sum",) if act is not None else ("an activation after the sum",)
 
 
-def _assign(G: _Graph, sums, kind_of, where, outside_of) -> Structure:
+def _assign(G: Graph, sums, kind_of, where, outside_of) -> Structure:
     from wninit.structure.energy import EnergyPass
 
     wn = [n for n in G.nodes if G.is_wn(n)]
@@ -330,5 +299,6 @@ def _assign(G: _Graph, sums, kind_of, where, outside_of) -> Structure:
         rules[n.target] = energy.rule(n, kind, rule, ratio)
         if kind == "block_out" and outside_of.get(where[n][1]):
             rules[n.target] += f"; outside the theory: {', '.join(outside_of[where[n][1]])}"
+    ends = {s.branch_end: s.node for s in sums}
     return Structure(roles, rules, sums, G.model, G.graph, {n.target: n.name for n in wn},
-                     {n.name: energy.energy(n)[0] for n in G.nodes})
+                     {n.name: energy.energy(n)[0] for n in G.nodes}, sum_nodes=ends)

@@ -73,7 +73,9 @@ def _run_user_model(args) -> int:
     tables = {}
     for scheme in schemes:
         twin = copy_model(model)
-        initialize(twin, scheme, direction=args.direction, generator=torch.Generator().manual_seed(args.seed))
+        # The batch is the example input: the model is traced by running it (docs/method.md §3.9).
+        initialize(twin, scheme, direction=args.direction, generator=torch.Generator().manual_seed(args.seed),
+                   example_inputs=x)
         tables[scheme] = propagation(twin, x, seed=args.seed)
         print(f"{args.target}, {scheme} ({args.direction})")
         print(tables[scheme])

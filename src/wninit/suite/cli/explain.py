@@ -1,7 +1,9 @@
 """``wninit explain MODULE:FACTORY [--input-shape C,H,W] [--scheme S]``: what initialize does to your model.
 
 Prints one row per weight-normed layer: its role, whether it was declared, discovered or defaulted, the rule
-that set gamma, the fans, gamma and g (docs/method.md §3.7). The model is not changed.
+that set gamma, the fans, gamma and g (docs/method.md §3.7). With ``--input-shape`` a batch of that shape is the
+example input: the model is traced by running it and the gain column says which g were measured on it
+(docs/method.md §3.9, §3.10). The model is not changed.
 """
 from __future__ import annotations
 
@@ -26,7 +28,6 @@ def run(args) -> int:
     from wninit.init.explain import explain
 
     model = load_model(args.target)
-    if args.input_shape is not None:
-        example_input(model, args.input_shape)
-    explain(model, args.scheme, direction=args.direction)
+    x = example_input(model, args.input_shape) if args.input_shape is not None else None
+    explain(model, args.scheme, direction=args.direction, example_inputs=x)
     return 0

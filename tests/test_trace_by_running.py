@@ -1,0 +1,297 @@
+"""Trace by running (docs/method.md §3.9) and measured branch ends (§3.10): example_inputs= on any model that runs.
+
+Each test asserts the claim itself: the recorded graph gives the fx roles where fx works, models fx cannot trace
+are placed, an internal error keeps its traceback, a measured sum grows by exactly its share on the input, and
+the path without an example input writes bit-identical g and v (digests pinned from the code before it).
+"""
+import math
+import warnings
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm as torch_wn
+
+import wninit
+from wninit.errors import UserError
+from wninit.structure.record import record
+from wninit.structure.trace import TraceFailure, discover
+from wninit.weightnorm.access import wn_g
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class Block(nn.Module):
+    def __init__(self, c: int, untraceable: bool):
+        super().__init__()
+        self.c1, self.c2, self.untraceable = torch_wn(nn.Conv1d(c, c, 3, padding=1)), torch_wn(nn.Conv1d(c, c, 3, padding=1)), untraceable
+
+    def forward(self, x):
+        if self.untraceable and (len(x) == 0 or x.shape[-1] < 2):  # control flow on len and shapes: fx fails
+            return x
+        return x + self.c2(torch.relu(self.c1(x)))
+
+
+class Net(nn.Module):
+    """Four residual blocks; the untraceable twin also assigns into a tensor and returns a dict."""
+
+    def __init__(self, untraceable: bool = True):
+        super().__init__()
+        self.untraceable = untraceable
+        self.stem = torch_wn(nn.Conv1d(4, 8, 3, padding=1))
+        self.blocks = nn.ModuleList(Block(8, untraceable) for _ in range(4))
+        self.head = torch_wn(nn.Linear(8, 3))
+
+    def forward(self, x, scale: float = 1.0):
+        h = self.stem(x * scale)
+        for b in self.blocks:
+            h = b(h)
+        out = self.head(h.mean(-1))
+        if self.untraceable:
+            out = out.clone()
+            out[:, 0] = out[:, 0] * 1.0  # item assignment: fx's Proxy refuses it
+            return {"logits": out}
+        return out
+
+
+def _roles(s):
+    return {k: (r.kind, r.stage, r.block, r.stage_blocks, r.follow, r.branch_ratio) for k, r in s.roles.items()}
+
+
+def test_untraceable_model_gets_the_roles_fx_gives_its_traceable_twin():
+    x = torch.randn(2, 4, 32)
+    with pytest.raises(TraceFailure):
+        discover(Net())
+    by_running = discover(Net(), example_inputs=x)
+    assert by_running.traced_by == "by running"
+    assert _roles(by_running) == _roles(discover(Net(untraceable=False)))
+    assert by_running.rules == discover(Net(untraceable=False)).rules
+
+
+@pytest.mark.parametrize("name", ["resnext", "mixer", "mbconv", "densenet"])
+def test_by_running_gives_the_fx_roles_and_rules_on_traceable_zoo_models(name):
+    from zoo import ALL_ZOO as ZOO
+
+    build, shape = ZOO[name]
+    model = build()
+    fx_s, run_s = discover(model), discover(model, example_inputs=torch.randn(shape))
+    assert _roles(run_s) == _roles(fx_s) and run_s.rules == fx_s.rules
+    assert [(s.stage, s.block, s.stage_blocks, s.branch_end) for s in run_s.sums] == \
+        [(s.stage, s.block, s.stage_blocks, s.branch_end) for s in fx_s.sums]
+
+
+def test_example_inputs_as_tensor_tuple_or_dict_of_kwargs():
+    x = torch.randn(2, 4, 16)
+    expected = _roles(discover(Net(), example_inputs=x))
+    assert _roles(discover(Net(), example_inputs=(x, 2.0))) == expected
+    assert _roles(discover(Net(), example_inputs={"x": x, "scale": 2.0})) == expected
+    with pytest.raises(UserError, match="example_inputs must be a tensor, a tuple"):
+        discover(Net(), example_inputs=3.0)
+    with pytest.raises(UserError, match="holds no tensor"):
+        discover(Net(), example_inputs=(1, 2))
+
+
+def test_a_model_that_rejects_the_example_input_is_told_in_one_sentence():
+    with pytest.raises(UserError, match=r"Net rejected the example input of shape\(s\) \(2, 5, 16\)"):
+        wninit.initialize(Net(), example_inputs=torch.randn(2, 5, 16))
+
+
+def test_untraceable_without_example_input_asks_for_one_and_changes_nothing():
+    model = Net()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(UserError, match=r"torch.fx cannot trace Net .*pass example_inputs= a batch the model accepts"):
+        wninit.initialize(model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_declared_roles_need_no_trace_even_when_fx_fails():
+    model = Net()
+    for name, m in model.named_modules():
+        if isinstance(m, (nn.Conv1d, nn.Linear)):
+            wninit.set_role(m, "hidden")
+    assert {r.source for r in wninit.initialize(model)} == {"declared"}
+
+
+def test_an_internal_error_keeps_its_traceback(monkeypatch):
+    import importlib
+
+    rec, trace = (importlib.import_module(f"wninit.structure.{m}") for m in ("record", "trace"))
+
+    def broken(module):
+        raise ZeroDivisionError("a bug in wninit's own predicate")
+
+    monkeypatch.setattr(trace, "is_registered", broken)
+    with pytest.raises(ZeroDivisionError):  # before: a TraceFailure, then every layer at the default
+        discover(Net(untraceable=False))
+    monkeypatch.setattr(rec, "is_leaf", broken)
+    with pytest.raises(ZeroDivisionError):  # not "the model rejected the input"
+        discover(Net(), example_inputs=torch.randn(2, 4, 16))
+
+
+def test_recording_restores_mode_grad_and_global_hooks():
+    model = Net().train()
+    hooks = (len(nn.modules.module._global_forward_hooks), len(nn.modules.module._global_forward_pre_hooks))
+    record(model, torch.randn(2, 4, 16))
+    assert all(m.training for m in model.modules()) and torch.is_grad_enabled()
+    assert (len(nn.modules.module._global_forward_hooks), len(nn.modules.module._global_forward_pre_hooks)) == hooks
+
+
+class LNBlock(nn.Module):
+    """A branch the theory cannot predict: LayerNorm resets the scale inside it; ``alpha`` a branch scale."""
+
+    def __init__(self, d: int, alpha: float | None):
+        super().__init__()
+        self.norm, self.fc1, self.fc2 = nn.LayerNorm(d), torch_wn(nn.Linear(d, 2 * d)), torch_wn(nn.Linear(2 * d, d))
+        self.alpha = nn.Parameter(torch.tensor(alpha)) if alpha is not None else None
+
+    def forward(self, x):
+        h = self.fc2(torch.nn.functional.gelu(self.fc1(self.norm(x))))
+        return x + (self.alpha * h if self.alpha is not None else h)
+
+
+def _sum_energies(model, s, x):
+    """``(skip energy, sum energy)`` per residual sum on ``x``, from a recording."""
+    keep = {r.node for r in s.sums} | {r.stream for r in s.sums}
+    rec = record(model, x, keep=keep)
+    return [(float(rec.values[r.stream].double().square().sum()), float(rec.values[r.node].double().square().sum()))
+            for r in s.sums]
+
+
+@pytest.mark.parametrize("alpha", [None, 0.5])
+def test_measured_sums_grow_by_exactly_their_share_of_the_stream(alpha):
+    torch.manual_seed(0)
+    model = nn.Sequential(*[LNBlock(16, alpha) for _ in range(5)])
+    x = torch.randn(4, 7, 16) * 3.0
+    records = wninit.initialize(model, example_inputs=x, generator=torch.Generator().manual_seed(0))
+    ends = [r for r in records if r.role == "block_out"]
+    assert len(ends) == 5 and all(r.gain_from == "measured" and "outside the theory" in r.rule for r in ends)
+    assert all(r.gain_from == "predicted" for r in records if r.role != "block_out")
+    s = discover(model, example_inputs=x)
+    share = (alpha or 1.0) ** 2 / 5
+    for skip, total in _sum_energies(model, s, x):
+        assert total / skip == pytest.approx(1 + share, rel=1e-5)
+    assert all(math.isclose(float(wn_g(model.get_submodule(r.name)).mean()), r.g, rel_tol=1e-5) for r in ends)
+
+
+def test_a_zero_branch_scale_keeps_its_predicted_gain():  # ReZero: the authors' identity at init
+    model = nn.Sequential(*[LNBlock(8, 0.0) for _ in range(3)])
+    records = wninit.initialize(model, example_inputs=torch.randn(2, 5, 8))
+    assert all(r.gain_from == "predicted" for r in records)
+
+
+def test_multihead_attention_out_proj_is_a_branch_end():
+    from zoo import ALL_ZOO as ZOO
+
+    build, shape = ZOO["vit"]
+    model = build()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        records = {r.name: r for r in wninit.initialize(model, example_inputs=torch.randn(shape))}
+    assert records["blocks.0.attn.out_proj"].role == "block_out"
+    assert "attention" in records["blocks.0.attn.out_proj"].rule
+    assert all(r.source == "discovered" for r in records.values())
+
+
+# Digests of every g and v under initialize(model, "proposed") without an example input, made by the code before
+# trace-by-running (tests/_gv_digest.py): the paper's models and the fx-traceable zoo keep them bit for bit.
+PINNED = {"mlp": "743d7dec4fb328e3", "cnn": "ebf636e7b2392390", "resnet": "df62b85399d5631d", "wrn": "d202dc91a6468f1d",
+          "resnet50": "72c5669af7ee5321", "preact_resnet": "2e5d3e1b2a745ad1", "hifigan_generator": "4a9332460522da4b",
+          "wavenet": "367684fb35de4a4f", "impala_cnn": "1a334e12c59c9fc0", "resnext": "3211b7e9c29e49cf",
+          "mobilenet_v1": "ae13bae2addbd6db", "mixer": "353e6dc9bc03a953"}
+
+
+@pytest.mark.slow
+def test_without_an_example_input_g_and_v_are_bit_identical_to_before():
+    from _gv_digest import FX_ZOO, digests, paper_models
+    from zoo import ALL_ZOO as ZOO
+
+    assert digests(paper_models()) == {k: PINNED[k] for k in ("mlp", "cnn", "resnet", "wrn")}
+    assert digests({k: ZOO[k][0] for k in FX_ZOO}) == {k: PINNED[k] for k in FX_ZOO}
+
+
+def test_explain_says_which_gains_were_measured_and_leaves_the_model_alone():
+    model = nn.Sequential(*[LNBlock(8, None) for _ in range(3)])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    table = wninit.explain(model, example_inputs=torch.randn(2, 5, 8), print_table=False)
+    lines = str(table).splitlines()
+    assert lines[0].split()[-1] == "gain"
+    gains = {r.name: r.gain_from for r in table}
+    assert gains["0.fc2"] == "measured" and gains["0.fc1"] == "predicted"
+    assert any(line.split()[0] == "0.fc2" and line.split()[-1] == "measured" for line in lines)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+class PlainUntraceable(nn.Module):
+    """A plain residual net whose forward fx cannot trace (control flow on a shape)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv1d(4, 8, 3, padding=1)
+        self.c1 = nn.ModuleList(nn.Conv1d(8, 8, 3, padding=1) for _ in range(3))
+        self.c2 = nn.ModuleList(nn.Conv1d(8, 8, 3, padding=1) for _ in range(3))
+
+    def forward(self, x):
+        h = self.stem(x)
+        for a, b in zip(self.c1, self.c2):
+            if h.shape[-1] > 1:
+                h = h + b(torch.relu(a(h)))
+        return h
+
+
+def test_peers_find_branches_of_an_untraceable_model_with_an_example_input():
+    from wninit import peers
+
+    with pytest.raises(UserError, match="pass example_inputs= a batch the model accepts to wninit.peers.apply"):
+        peers.apply(PlainUntraceable(), "skipinit")
+    model = peers.apply(PlainUntraceable(), "skipinit", example_inputs=torch.randn(2, 4, 16))
+    x = torch.randn(2, 4, 16)
+    assert torch.equal(model(x), model.stem(x))  # SkipInit's alpha 0: every branch adds nothing
+
+
+def test_propagation_discovers_an_untraceable_model_on_its_batch():
+    from wninit.diagnostics import propagation
+
+    model = wninit.weight_norm(PlainUntraceable())
+    wninit.initialize(model, example_inputs=torch.randn(2, 4, 16))
+    table = propagation(model, torch.randn(4, 4, 16))
+    names = [r.name for r in table]
+    assert names == ["s1.in", "s1.b1", "s1.b2", "s1.b3"]  # the stem passes on the stage input
+    assert all(math.isfinite(r.forward_mean) and math.isfinite(r.backward_mean) for r in table)
+
+
+UNTRACEABLE_MODULE = '''
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = weight_norm(nn.Conv1d(4, 8, 3, padding=1))
+        self.a = nn.ModuleList(weight_norm(nn.Conv1d(8, 8, 3, padding=1)) for _ in range(2))
+        self.b = nn.ModuleList(weight_norm(nn.Conv1d(8, 8, 3, padding=1)) for _ in range(2))
+
+    def forward(self, x):
+        h = self.stem(x)
+        for a, b in zip(self.a, self.b):
+            if len(h) > 0:
+                h = h + b(torch.relu(a(h)))
+        return h
+
+
+def build():
+    return Net()
+'''
+
+
+def test_cli_input_shape_traces_an_untraceable_model_by_running(tmp_path, capsys):
+    from wninit.suite.cli import main
+
+    (tmp_path / "untraceable.py").write_text(UNTRACEABLE_MODULE)
+    target = f"{tmp_path / 'untraceable.py'}:build"
+    assert main(["explain", target]) == 2
+    assert "pass example_inputs=" in capsys.readouterr().err
+    assert main(["explain", target, "--input-shape", "4,16"]) == 0
+    printed = capsys.readouterr().out
+    assert "measured" in printed and "(5 layers" in printed and "default 0" in printed.replace("0 default", "default 0")

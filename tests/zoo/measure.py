@@ -1,0 +1,77 @@
+"""Per-stage forward and backward norm ratios of a zoo model on one input, read off a recording of its forward
+pass (wninit.structure.record): what docs/zoo.md tabulates and the zoo tests assert.
+
+A stage is a chain of residual sums (docs/method.md §3.4); its ratio compares the last sum's output with the
+stage's input stream, their squared norms per position (elements over channels where a stride-2 projection
+that starts the stage changes the positions: it keeps the norm summed
+over channels at each kept position, §3.4). Its target is the energy pass's prediction (``(1 + s/B_k)^B_k`` for ``B_k`` branches of scale ``s``).
+Backward: ``||dL/d stream_in|| / ||dL/d last sum||`` for a seeded Gaussian cotangent at the output.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from wninit.structure.record import record
+from wninit.structure.trace import Structure
+
+
+@dataclass(frozen=True)
+class StageRatio:
+    stage: int
+    blocks: int
+    forward: float  # per-position norm ratio over the stage
+    target: float  # predicted by the energy pass
+    backward: float
+
+    @property
+    def relative(self) -> float:
+        return self.forward / self.target
+
+
+def stage_ratios(model: torch.nn.Module, structure: Structure, x, seed: int = 0) -> list[StageRatio]:
+    """One :class:`StageRatio` per stage of ``structure`` (discovered by running on ``x``)."""
+    stages: dict[int, list] = {}
+    for s in structure.sums:
+        stages.setdefault(s.stage, []).append(s)
+    ends = {k: (sums[0].stream, sums[-1].node) for k, sums in stages.items()}
+    keep = {n for pair in ends.values() for n in pair}
+    rec = record(model, x, keep=keep, grad=True)
+    outs = [t for t in _tensors(rec.output) if t.requires_grad]
+    grads = {}
+    wanted = [n for n in keep if rec.kept[n].requires_grad]
+    if outs and wanted:
+        gen = torch.Generator().manual_seed(seed)
+        cot = [torch.randn(o.shape, generator=gen, dtype=o.dtype) for o in outs]
+        got = torch.autograd.grad(outs, [rec.kept[n] for n in wanted], cot, allow_unused=True)
+        grads = {n: g for n, g in zip(wanted, got) if g is not None}
+    rows = []
+    for k, (first, last) in ends.items():
+        axis = -1 if isinstance(model.get_submodule(stages[k][0].branch_end), torch.nn.Linear) else 1
+        p_in, p_out = _positions(rec.values[first], axis), _positions(rec.values[last], axis)
+        if rec.values[first].numel() == rec.values[last].numel():  # one stream in two layouts (NHWC, tokens)
+            p_in = p_out = 1
+        e_in, e_out = _sq(rec.values[first]) / p_in, _sq(rec.values[last]) / p_out
+        target = math.sqrt(structure.energy[last] / structure.energy[first])
+        bwd = math.sqrt(_sq(grads[first]) / p_in / (_sq(grads[last]) / p_out)) \
+            if first in grads and last in grads and _sq(grads[last]) > 0 else float("nan")
+        fwd = math.sqrt(e_out / e_in) if e_in > 0 else float("nan")
+        rows.append(StageRatio(k, stages[k][0].stage_blocks, fwd, target, bwd))
+    return rows
+
+
+def _positions(t: torch.Tensor, axis: int) -> int:
+    """Positions of the whole batch: its elements over its channels (``axis``)."""
+    return max(1, t.numel() // t.shape[axis]) if t.dim() > 1 else 1
+
+
+def _sq(t: torch.Tensor) -> float:
+    return float(t.detach().double().square().sum())
+
+
+def _tensors(out) -> list[torch.Tensor]:
+    from wninit.structure.record import _flat_tensors
+
+    return _flat_tensors(out)

@@ -1,0 +1,156 @@
+"""The zoo table of docs/zoo.md: every zoo model initialized with an example input, measured on it.
+
+Run from the repository root: ``PYTHONPATH=src:tests python -m zoo.table [--out docs/zoo.md]``. Each row:
+the WN layers; how the model was traced (``fx`` when torch.fx can, else ``by running``); the layers whose g was
+predicted / measured (docs/method.md §3.10), those on an "outside the theory" rule and those left at the
+default; each stage's forward per-position norm ratio over its target (min..max) under the proposed init, under
+the prediction alone (the measured layers set back to their predicted g), and the raw ratio under the model's
+own init; the backward ratio (min..max) under the proposed init; the time of ``initialize``.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+import wninit
+from wninit.init.gains import layer_gain
+from wninit.structure.record import _flat_tensors, record
+from wninit.structure.trace import TraceFailure, discover
+from wninit.weightnorm.access import is_weight_normed, set_g_, wn_dim
+
+from . import ALL_ZOO as ZOO
+from .measure import stage_ratios
+
+
+@dataclass(frozen=True)
+class ZooRow:
+    name: str
+    wn_layers: int
+    traced: str
+    predicted: int
+    measured: int
+    outside: int
+    default: int
+    uncalled: int  # WN layers the forward pass never calls (left at the default, named by a warning)
+    proposed: tuple[float, float]  # min..max of forward ratio / target
+    prediction_alone: tuple[float, float]
+    own_default: tuple[float, float]  # raw forward ratio under the model's own init
+    backward: tuple[float, float]
+    init_seconds: float
+    nan: bool
+
+
+def _span(values) -> tuple[float, float]:
+    values = [v for v in values if not math.isnan(v)]
+    return (min(values), max(values)) if values else (float("nan"), float("nan"))
+
+
+def _traced(model) -> str:
+    try:
+        discover(model)
+        return "fx"
+    except TraceFailure:
+        return "by running"
+
+
+def builders() -> dict:
+    """``name -> build() -> (model, example_inputs)``: the re-implementations and, when installed, transformers'."""
+    out = {}
+    for name, (build, shape) in ZOO.items():
+        out[name] = (lambda b=build, s=shape: (b(), torch.randn(s, generator=torch.Generator().manual_seed(1))))
+    try:
+        from .hf import HF_ZOO
+    except ImportError:
+        return out
+    return {**out, **HF_ZOO}
+
+
+def _fresh(build):
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return build()
+
+
+def zoo_row(name: str, build) -> ZooRow:
+    model, x = _fresh(build)
+    traced = _traced(model)
+    s0 = discover(model, example_inputs=x)
+    own = stage_ratios(model, s0, x)
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = wninit.initialize(model, "proposed", example_inputs=x, generator=torch.Generator().manual_seed(0))
+    seconds = time.perf_counter() - start
+    uncalled = any("does not call them" in str(w.message) for w in caught)
+    s = discover(model, example_inputs=x)
+    proposed = stage_ratios(model, s, x)
+    out = record(model, x).output
+    nan = any(not torch.isfinite(t).all() for t in _flat_tensors(out) if t.is_floating_point())
+    for r in records:  # the prediction alone: measured layers back to their predicted g
+        if r.gain_from == "measured":
+            layer = model.get_submodule(r.name)
+            set_g_(layer, layer_gain(layer, r.gamma, wn_dim(layer)))
+    alone = stage_ratios(model, s, x)
+    return ZooRow(name, sum(is_weight_normed(m) for m in model.modules()), traced,
+                  sum(r.gain_from == "predicted" and r.source != "default" for r in records),
+                  sum(r.gain_from == "measured" for r in records), sum("outside the theory" in r.rule for r in records),
+                  sum(r.source == "default" for r in records), sum(r.source == "default" for r in records) if uncalled else 0,
+                  _span(r.relative for r in proposed), _span(r.relative for r in alone),
+                  _span(r.forward for r in own), _span(r.backward for r in proposed), seconds, nan)
+
+
+def _fmt(span) -> str:
+    return "-" if math.isnan(span[0]) else f"{span[0]:.3f}..{span[1]:.3f}"
+
+
+def render(rows: list[ZooRow]) -> str:
+    head = ("| model | WN | traced | predicted / measured / outside / default | fwd/target proposed | "
+            "fwd/target prediction alone | fwd own init | bwd proposed | init s |\n|" + "---|" * 9)
+    body = [f"| {r.name} | {r.wn_layers} | {r.traced} | {r.predicted} / {r.measured} / {r.outside} / {r.default}"
+            f"{f' ({r.uncalled} never called)' if r.uncalled else ''} | {_fmt(r.proposed)} | {_fmt(r.prediction_alone)} | "
+            f"{_fmt(r.own_default)} | {_fmt(r.backward)} | {r.init_seconds:.2f} |" for r in rows]
+    return "\n".join([head, *body])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=None, help="write the markdown table here (default: print it)")
+    parser.add_argument("--only", nargs="*", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rows = [zoo_row(name, build) for name, build in builders().items() if not args.only or name in args.only]
+    text = render(rows)
+    if args.out:
+        from wninit.suite._files import atomic_write_text
+
+        atomic_write_text(args.out, _PAGE.format(table=text))
+    print(text)
+
+
+_PAGE = """# The zoo: one call on models nobody here wrote
+
+Generated by `PYTHONPATH=src:tests python -m zoo.table --out docs/zoo.md` (one torch thread; the init times were
+taken on a shared 2-core machine and are indicative only). Every model is initialized by
+`wninit.initialize(model, "proposed", example_inputs=x)` with its example input `x`, then measured on `x` by
+`tests/zoo/measure.py`. Columns: WN layers; how torch.fx fares (`fx`: it traces; `by running`: it fails, the
+model is discovered from one forward pass, docs/method.md §3.9); layers whose g is predicted / measured (§3.10) /
+on an "outside the theory" rule / left at the default; per stage of residual sums, the forward per-position norm
+ratio over its target (min..max over the stages) under the proposed init, under the prediction alone (measured
+layers set back to their predicted g), and the raw ratio under the model's own init; the backward ratio
+`||dL/d stream in|| / ||dL/d stage out||` per position under the proposed init (min..max); the time of `initialize`.
+`-`: the model has no residual stage (feed-forward, or a speech encoder whose one WN layer is a positional conv).
+
+{table}
+
+The `hf_*` rows are `transformers` models built from small configs with random weights (tests/zoo/hf.py);
+`hf_wav2vec2_conformer` builds a weight-normed positional convolution its forward never calls (with the
+conformer's own position embeddings): wninit names it in a warning and leaves it at the default.
+"""
+
+if __name__ == "__main__":
+    main()
