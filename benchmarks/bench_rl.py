@@ -1,0 +1,81 @@
+"""The RL experiment's two measurements, side by side in one run (docs/results.md "RL"):
+
+1. where PyTorch-default WN stops learning: per depth and scheme, the initial policy's entropy over
+   log(#actions) on real MinAtar Breakout frames (1 = uniform; near 0 = collapsed onto one action, which A2C's
+   entropy bonus hardly lifts) and the trunk's output norm;
+2. whether the RL library costs time: stable-baselines3 A2C's environment steps per second against the bare
+   trunk's forward (rollout) and forward+backward (update) on the same samples, the floor any library pays.
+
+    python benchmarks/bench_rl.py [--depths 10 22 40 100] [--steps 3200]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+
+from wninit.suite.rl.agent import A2C_SETTINGS, build_agent, impala_of
+from wninit.suite.rl.games import make_vec_env
+from wninit.suite.train.config import RunConfig
+
+CONFIGS = [("wn", "proposed"), ("wn", "pytorch-default"), ("none", "pytorch-default")]
+
+
+def frames(n: int) -> torch.Tensor:
+    vec = make_vec_env("minatar-breakout", n, seed=0)
+    obs = [vec.reset()]
+    for _ in range(20):
+        obs.append(vec.step(torch.randint(0, vec.action_space.n, (n,)).numpy())[0])
+    return torch.as_tensor(obs[-1]).float()
+
+
+def init_state(depth: int, norm: str, scheme: str, obs: torch.Tensor) -> tuple[float, float]:
+    cfg = RunConfig(task="rl", dataset="minatar-breakout", arch="impala", depth=depth, norm=norm, scheme=scheme,
+                    env_steps=320, epochs=1, n_envs=4, lr=7e-4)
+    agent = build_agent(cfg, make_vec_env(cfg.dataset, 4, 1))
+    with torch.no_grad():
+        dist = agent.policy.get_distribution(obs)
+        entropy = dist.distribution.entropy().mean().item() / math.log(agent.action_space.n)
+        feats = impala_of(agent)(obs.permute(0, 3, 1, 2)).norm(dim=1).mean().item()
+    return entropy, feats
+
+
+def speed(depth: int, steps: int) -> tuple[float, float]:
+    cfg = RunConfig(task="rl", dataset="minatar-breakout", arch="impala", depth=depth, env_steps=steps, epochs=1,
+                    n_envs=64, lr=7e-4)
+    agent = build_agent(cfg, make_vec_env(cfg.dataset, cfg.n_envs, 1))
+    agent.learn(320)  # warm-up
+    t = time.perf_counter()
+    agent.learn(steps, reset_num_timesteps=False)
+    lib = steps / (time.perf_counter() - t)
+    net, obs = impala_of(agent), torch.rand(cfg.n_envs, 4, 10, 10)
+    rollouts = steps // (cfg.n_envs * A2C_SETTINGS["n_steps"])
+    t = time.perf_counter()
+    for _ in range(rollouts):
+        with torch.no_grad():
+            for _ in range(A2C_SETTINGS["n_steps"]):
+                net(obs)
+        net(obs.repeat(A2C_SETTINGS["n_steps"], 1, 1, 1)).sum().backward()
+    return lib, steps / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--depths", type=int, nargs="+", default=[10, 22, 40, 100])
+    ap.add_argument("--steps", type=int, default=3200)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    obs = frames(256)
+    print("depth  " + "  ".join(f"{n}/{s}: entropy, |features|" for n, s in CONFIGS))
+    for d in args.depths:
+        print(f"{d:5d}  " + "  ".join("{:.3f}, {:.3g}".format(*init_state(d, n, s, obs)) for n, s in CONFIGS))
+    print("depth  A2C steps/s  bare-network steps/s  library share of the time")
+    for d in args.depths:
+        lib, bare = speed(d, args.steps)
+        print(f"{d:5d}  {lib:11.0f}  {bare:20.0f}  {1 - lib / bare:.0%}")
+
+
+if __name__ == "__main__":
+    main()
