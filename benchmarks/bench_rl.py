@@ -6,7 +6,7 @@
 2. whether the RL library costs time: stable-baselines3 A2C's environment steps per second against the bare
    trunk's forward (rollout) and forward+backward (update) on the same samples, the floor any library pays.
 
-    python benchmarks/bench_rl.py [--depths 10 22 40 100] [--steps 3200]
+    python benchmarks/bench_rl.py [--depths 10 22 40 100] [--steps 3200] [--part init|speed|both]
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def init_state(depth: int, norm: str, scheme: str, obs: torch.Tensor) -> tuple[f
 
 def speed(depth: int, steps: int) -> tuple[float, float]:
     cfg = RunConfig(task="rl", dataset="minatar-breakout", arch="impala", depth=depth, env_steps=steps, epochs=1,
-                    n_envs=64, lr=7e-4)
+                    n_envs=16, lr=7e-4)
     agent = build_agent(cfg, make_vec_env(cfg.dataset, cfg.n_envs, 1))
     agent.learn(320)  # warm-up
     t = time.perf_counter()
@@ -65,15 +65,26 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--depths", type=int, nargs="+", default=[10, 22, 40, 100])
     ap.add_argument("--steps", type=int, default=3200)
+    ap.add_argument("--part", choices=("init", "speed", "both"), default="both")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.part != "speed":
+        show_init(args.depths)
+    if args.part != "init":
+        show_speed(args.depths, args.steps)
+
+
+def show_init(depths: list[int]) -> None:
     obs = frames(256)
     print("depth  " + "  ".join(f"{n}/{s}: entropy, |features|" for n, s in CONFIGS))
-    for d in args.depths:
+    for d in depths:
         print(f"{d:5d}  " + "  ".join("{:.3f}, {:.3g}".format(*init_state(d, n, s, obs)) for n, s in CONFIGS))
+
+
+def show_speed(depths: list[int], steps: int) -> None:
     print("depth  A2C steps/s  bare-network steps/s  library share of the time")
-    for d in args.depths:
-        lib, bare = speed(d, args.steps)
+    for d in depths:
+        lib, bare = speed(d, steps)
         print(f"{d:5d}  {lib:11.0f}  {bare:20.0f}  {1 - lib / bare:.0%}")
 
 
