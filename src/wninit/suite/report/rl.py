@@ -95,16 +95,16 @@ def plot_rl(data: RLCurves, path: Path, *, title: str, scale: str) -> Path:
                             color=_COLOURS[trunk], alpha=0.2, lw=0)
         ax.set_xlabel("environment steps")
         ax.set_ylabel("return (mean of the last 100 episodes)")
-        ax.set_title(_wrap(f"wninit, MinAtar Breakout: {scale}"))
+        ax.set_title(_wrap(f"wninit, MinAtar Breakout: {scale}", 55))
         ax.legend(loc="upper left")
         for trunk, points in POSTER_CURVES.items():
             ref.plot([p[0] for p in points], [p[1] for p in points], color=_COLOURS[trunk], lw=2, ls="--",
                      label=TRUNKS[trunk])
         ref.set_xlabel("environment steps (millions)")
         ref.set_ylabel("return")
-        ref.set_title("poster, A3C IMPALA-100 on Pong (as read, docs/method.md §7.7)")
+        ref.set_title(_wrap("poster, A3C IMPALA-100 on Pong (as read, docs/method.md §7.7)", 55))
         ref.legend(loc="upper left")
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.06)
         return save(fig, path)
 
     return draw()
