@@ -14,7 +14,7 @@ above; every import counts, at the top of a file or inside a function, absolute 
 6. the package itself (``wninit/__init__.py``, the public API, re-exports all of the library).
 
 The suite, on top of the library: 7. ``suite/`` itself (atomic files); 8. ``suite/data/``; 9. ``suite/train/``
-(one run); 10. ``suite/sweep/`` (many runs through train); 11. ``suite/report/`` (reads the store); 12.
+(one run) and ``suite/rl/`` (one RL run, which ``fit`` hands a task-"rl" config to); 10. ``suite/sweep/`` (many runs through train); 11. ``suite/report/`` (reads the store); 12.
 ``suite/cli/`` and ``wninit/__main__.py`` (the command line, on top of everything).
 """
 import ast
@@ -27,7 +27,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "wninit"
 
 LAYERS = (
     ("errors",), ("weightnorm",), ("structure",), ("peers",), ("init",), ("models", "diagnostics"), ("__init__",),
-    ("suite",), ("data",), ("train",), ("sweep",), ("report",), ("cli", "__main__"),
+    ("suite",), ("data",), ("train", "rl"), ("sweep",), ("report",), ("cli", "__main__"),
 )
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 

@@ -13,7 +13,7 @@ from wninit.suite.sweep.spec import PROFILES_REQUIRED, expand, load_spec
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 SPECS = sorted(EXPERIMENTS.glob("*.toml"))
 NAMES = ["fig2_mlp_depth", "fig2_mlp_hparams", "fig2_cnn_depth", "fig3_depth_10k", "fig3_lr_warmup",
-         "table1_wn_vs_bn", "table2_hessian", "peers_depth"]
+         "table1_wn_vs_bn", "table2_hessian", "peers_depth", "rl_minatar"]
 EMBEDDED = ("mnist5k", "digits", "synthetic")
 
 
@@ -28,6 +28,11 @@ def test_spec_expands_at_both_profiles(path):
     assert quick.name == paper.name == path.stem
     assert quick.runs and paper.runs
     assert len({c.run_id for c in quick.runs}) == len(quick.runs)  # distinct runs
+    if path.stem == "rl_minatar":  # a game, not data: the paper profile is longer, with the same runs
+        assert {c.task for c in quick.runs} == {"rl"} and {c.dataset for c in quick.runs} == {"minatar-breakout"}
+        assert min(c.env_steps for c in paper.runs) > max(c.env_steps for c in quick.runs)
+        assert {(c.scheme, c.norm) for c in quick.runs} == {(c.scheme, c.norm) for c in paper.runs}
+        return
     # quick runs on embedded data on the CPU; paper runs on the paper's data and is larger
     assert {c.dataset for c in quick.runs} <= set(EMBEDDED)
     assert {c.dataset for c in paper.runs} <= {"mnist", "cifar10", "cifar100"}

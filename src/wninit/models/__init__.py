@@ -10,14 +10,15 @@ from torch import nn
 
 from wninit.errors import UserError
 from wninit.models.cnn import CNN
+from wninit.models.impala import ImpalaNet
 from wninit.models.layers import NORMS
 from wninit.models.mlp import MLP
 from wninit.models.resnet import DEPTH_EXTRA, RESNET_STEM_GAMMA, BasicBlock, ResNet, WideResNet, blocks_per_stage
 
-__all__ = ["ARCHS", "NORMS", "DEPTH_EXTRA", "RESNET_STEM_GAMMA", "MLP", "CNN", "ResNet", "WideResNet", "BasicBlock",
+__all__ = ["ARCHS", "NORMS", "DEPTH_EXTRA", "RESNET_STEM_GAMMA", "MLP", "CNN", "ResNet", "WideResNet", "BasicBlock", "ImpalaNet",
            "build_model", "blocks_per_stage", "model_stem_gamma"]
 
-ARCHS = ("mlp", "cnn", "resnet", "wrn")
+ARCHS = ("mlp", "cnn", "resnet", "wrn", "impala")
 
 
 def model_stem_gamma(arch: str) -> float:
@@ -38,7 +39,7 @@ def build_model(arch: str, *, in_shape: tuple[int, ...], num_classes: int, depth
     ``k`` is the WRN widening factor; ``reduced_memory`` (WRN: stride-2 stem) and ``bn_reference`` (ResNet,
     WRN: the reference code's BN nets) as in :class:`WideResNet` and :mod:`wninit.models.resnet`.
     """
-    if arch in ("mlp", "cnn") and (reduced_memory or bn_reference):
+    if arch in ("mlp", "cnn", "impala") and (reduced_memory or bn_reference):
         raise UserError(f"reduced_memory and bn_reference are options of the resnet/wrn archs, not of {arch!r}")
     if arch == "resnet" and reduced_memory:
         raise UserError("reduced_memory (a stride-2 stem) is an option of the wrn arch only, as in the reference")
@@ -51,6 +52,8 @@ def build_model(arch: str, *, in_shape: tuple[int, ...], num_classes: int, depth
         return CNN(in_shape[0], width, depth, num_classes, norm, wn_api)
     if arch == "resnet":
         return ResNet(depth, num_classes, in_shape[0], width, norm, wn_api, bn_reference=bn_reference)
+    if arch == "impala":
+        return ImpalaNet(tuple(in_shape), depth, num_classes, width, norm=norm, wn_api=wn_api)
     if arch == "wrn":
         return WideResNet(depth, k, num_classes, in_shape[0], norm, wn_api, reduced_memory, bn_reference)
     raise UserError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}")

@@ -23,8 +23,9 @@ from wninit.models.layers import batch_norm, check_norm, conv, head, positive
 # The reference ``ResNet`` class gives its stem no gain, so it gets the default gamma 2 (docs/method.md §3.6 item 8);
 # its ``WideResNet`` passes 1. The paper is silent; the code produced Table 1 and 2's numbers.
 RESNET_STEM_GAMMA = 2.0
-# depth = 6N + DEPTH_EXTRA[arch] (docs/method.md §5): the stem and the head, plus the WRN's three shortcut convs.
-DEPTH_EXTRA = {"resnet": 2, "wrn": 4}
+# depth = 6N + DEPTH_EXTRA[arch] (docs/method.md §5): the stem and the head, plus the WRN's three shortcut convs;
+# the IMPALA net's (models/impala.py): its three stack convs and its Linear.
+DEPTH_EXTRA = {"resnet": 2, "wrn": 4, "impala": 4}
 
 
 class BasicBlock(nn.Module):

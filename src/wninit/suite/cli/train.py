@@ -42,7 +42,10 @@ _HELP = {
     "flip": "random horizontal flip (default: on for CIFAR)",
     "val_fraction": "share of the training set held out for validation",
     "seed": "random seed",
-    "task": "train, or hessian: log spectral norm of the Hessian at init, no training",
+    "task": "train, or hessian: log spectral norm of the Hessian at init, no training, or rl: an A2C agent on a "
+            "MinAtar game (--dataset minatar-breakout ..., --arch impala; needs the rl extra)",
+    "env_steps": "for --task rl: environment steps in all, split into --epochs chunks",
+    "n_envs": "for --task rl: games played in parallel",
     "hessian_iters": "power iterations for --task hessian",
     "hessian_batches": "batches for --task hessian: a fraction of an epoch (0.1) or a count (10)",
     "device": "cpu, cuda, mps or auto (not part of the run id)",

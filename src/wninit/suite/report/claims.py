@@ -372,6 +372,5 @@ def table2_claim(table, scale: str) -> Claim:
     return Claim(11, name, judge(parts), scale, detail(parts), f"Welch one-sided t-test over seeds, level {ALPHA}")
 
 
-def rl_claim() -> Claim:
-    return Claim(12, "RL (poster only): WN IMPALA-100 learns Pong", NOT_RUN, "out of scope",
-                 "the poster's A3C result is not part of this project (docs/method.md §7.7)")
+# -- claim 12: the poster's RL result, judged in wninit.suite.report.rl beside its curves --------------------------
+from wninit.suite.report.rl import rl_claim  # noqa: E402  (re-exported: one place per claim's name)

@@ -23,10 +23,11 @@ __all__ = ["render_report", "Report", "open_store", "read_figure1_csv", "claims_
 FIGURE1_CSV, FIGURE1_PNG = "figure1.csv", "figure1.png"
 # Which experiment each claim of docs/method.md §9 is judged on.
 _CLAIM_EXPERIMENT = {5: "fig2_mlp_depth", 6: "fig2_cnn_depth", 7: "fig2_mlp_hparams", 8: "fig3_depth_10k",
-                     9: "fig3_lr_warmup", 10: "table1_wn_vs_bn", 11: "table2_hessian"}
+                     9: "fig3_lr_warmup", 10: "table1_wn_vs_bn", 11: "table2_hessian", 12: "rl_minatar"}
 _CLAIM_NAMES = {5: "Fig. 2 MLP depth", 6: "Fig. 2 CNN depth", 7: "Fig. 2 hyper-parameter robustness",
                 8: "Fig. 3-left: 10k-layer WRN", 9: "Fig. 3-right: LR robustness and warmup",
-                10: "Table 1: WN + proposed (+ warmup) vs datadep and BN", 11: "Table 2: smallest Hessian norm at init"}
+                10: "Table 1: WN + proposed (+ warmup) vs datadep and BN", 11: "Table 2: smallest Hessian norm at init",
+                12: "RL (poster only): the deep WN IMPALA trunk learns with the proposed init, not with PyTorch's default"}
 
 
 @dataclass
@@ -140,7 +141,9 @@ def judge_claims(store, figure1_rows=None) -> list:
             out.append(C.table1_claim(tables.wn_vs_bn(runs), scale))
         elif number == 11:
             out.append(C.table2_claim(tables.hessian_table(runs), scale))
-    out.append(C.rl_claim())
+        elif number == 12:
+            from wninit.suite.report.rl import rl_curves
+            out.append(C.rl_claim(rl_curves(runs), scale))
     return out
 
 

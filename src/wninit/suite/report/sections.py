@@ -15,7 +15,8 @@ _TITLES = {"fig2_mlp_depth": "Figure 2 (left): MLP + WN, accuracy vs depth",
            "fig3_lr_warmup": "Figure 3 (right): runs reaching epoch 3 without diverging",
            "table1_wn_vs_bn": "Table 1: WN (+ warmup) vs BN, test error (%)",
            "table2_hessian": "Table 2: log spectral norm of the Hessian at initialization",
-           "peers_depth": "Beside the paper: the normalizer-free peers, accuracy vs depth"}
+           "peers_depth": "Beside the paper: the normalizer-free peers, accuracy vs depth",
+           "rl_minatar": "Poster (RL): A2C with a deep IMPALA trunk, return vs environment steps"}
 
 
 def md_table(header: list[str], rows: list[list]) -> str:
@@ -58,6 +59,8 @@ def experiment_section(experiment: str, profile: str, runs, scale: str, out: Pat
     png = out / figure_name(experiment, profile)
     if experiment == "peers_depth":
         text, fig = _peers(runs, scale, png)
+    elif experiment == "rl_minatar":
+        text, fig = _rl(runs, scale, png)
     elif kind == "depth":
         text, fig = _depth(experiment, runs, scale, png)
     elif kind == "hparams":
@@ -83,6 +86,14 @@ def _peers(runs, scale, png):
     cells = peer_cells(runs)
     fig = plot_peers(cells, png, title=_TITLES["peers_depth"], scale=scale) if _finished(runs) else None
     return peers_markdown(cells), fig
+
+
+def _rl(runs, scale, png):
+    from wninit.suite.report.rl import plot_rl, rl_curves, rl_markdown
+
+    data = rl_curves(runs)
+    fig = plot_rl(data, png, title=_TITLES["rl_minatar"], scale=scale) if _finished(runs) else None
+    return rl_markdown(data), fig
 
 
 def _finished(runs) -> bool:

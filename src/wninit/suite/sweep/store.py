@@ -31,7 +31,8 @@ SCHEMA_VERSION = 2  # 2: run ids with a schema version (wninit.suite.train.run_i
 APPLICATION_ID = 0x574E4954  # "WNIT" in the SQLite header: `file` and other tools can tell our stores apart
 STATUSES = ("pending", "running", "completed", "diverged", "failed")
 FINISHED = ("completed", "diverged")  # results; "failed" is an error, retried only when asked
-METRIC_KEYS = ("test_acc", "best_val_acc", "best_epoch", "train_acc", "diverged_at", "epochs_done", "log_hessian_norm")
+METRIC_KEYS = ("test_acc", "best_val_acc", "best_epoch", "train_acc", "diverged_at", "epochs_done", "log_hessian_norm",
+               "returns")
 EPOCH_KEYS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr")
 
 _SCHEMA = f"""

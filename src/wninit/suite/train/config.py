@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, fields
 
 from wninit.suite.data.sources import AUGMENTED_DATASETS, DATASETS
+from wninit.suite.rl.games import GAMES as RL_GAMES
 from wninit.errors import UserError
 from wninit.init.gains import DIRECTION_ALIASES, check_direction
 from wninit.models import ARCHS, DEPTH_EXTRA, NORMS, blocks_per_stage, model_stem_gamma
@@ -27,7 +28,7 @@ __all__ = ["RunConfig", "EXECUTION_FIELDS", "ARCHS", "NORMS", "TASKS", "DEVICES"
 
 # Each choice list is its owner's object (models/, data/, init.py, train/schedules.py, train/accel.py), imported
 # here, never restated; these three are the run's own.
-TASKS = ("train", "hessian")
+TASKS = ("train", "hessian", "rl")
 DEVICES = ("cpu", "cuda", "mps", "auto")
 # Fields that say where and how fast a run executes, never what it computes: not in the run id.
 EXECUTION_FIELDS = ("device", "threads", "data_root", "download", "channels_last", "compile")
@@ -80,6 +81,9 @@ class RunConfig:
     task: str = "train"
     hessian_iters: int = 20
     hessian_batches: float | int = 0.1
+    # task "rl" (wninit.suite.rl): environment steps in all (split into ``epochs`` chunks) and parallel games
+    env_steps: int = 0
+    n_envs: int = 16
     # execution only (not in run_id)
     device: str = "cpu"
     threads: int | None = None
@@ -183,11 +187,13 @@ def _set(cfg, name, value):  # canonicalize in a frozen dataclass (ints given fo
 
 _CHOICES = {"dataset": DATASETS, "arch": ARCHS, "norm": NORMS, "task": TASKS, "device": DEVICES,
             "precision": PRECISIONS}
-_POSITIVE_INTS = ("depth", "width", "k", "batch_size", "epochs", "hessian_iters")
+_POSITIVE_INTS = ("depth", "width", "k", "batch_size", "epochs", "hessian_iters", "n_envs")
 _FLOATS = ("lr", "momentum", "weight_decay", "warmup_epochs", "warmup_lr", "val_fraction")
 
 
 def _check_field(cfg: RunConfig, name: str, v) -> None:
+    if name == "dataset" and v in RL_GAMES:
+        return  # a game of task "rl" (_check_combinations pairs them)
     if name in _CHOICES:
         if v not in _CHOICES[name]:
             _fail(name, f"one of {', '.join(_CHOICES[name])}", v)
@@ -206,7 +212,7 @@ def _check_field(cfg: RunConfig, name: str, v) -> None:
     elif name in _POSITIVE_INTS:
         if not _is_int(v) or v < 1:
             _fail(name, "an integer >= 1", v)
-    elif name in ("seed", "cutout"):
+    elif name in ("seed", "cutout", "env_steps"):
         if not _is_int(v) or v < 0:
             _fail(name, "an integer >= 0" + (" (0 = no cutout, else the hole's side, 16 in the reference)" if name == "cutout" else ""), v)
     elif name in _FLOATS:
@@ -256,12 +262,15 @@ def _check_range(name: str, v: float) -> None:
 def _check_combinations(cfg: RunConfig) -> None:
     from wninit.init.schemes import PLAIN_SCHEMES, WN_SCHEMES
 
-    if cfg.scheme in WN_SCHEMES and cfg.norm != "wn":
+    # docs/method.md §7.7: the poster's un-normalized IMPALA keeps PyTorch's own init, named pytorch-default
+    plain_default = cfg.task == "rl" and cfg.norm == "none" and cfg.scheme == "pytorch-default"
+    if cfg.scheme in WN_SCHEMES and cfg.norm != "wn" and not plain_default:
         raise UserError(f"scheme {cfg.scheme!r} initializes weight-normalized networks: set norm='wn', "
                         f"or use one of {', '.join(PLAIN_SCHEMES)} with norm={cfg.norm!r}")
     if cfg.scheme in PLAIN_SCHEMES and cfg.norm == "wn":
         raise UserError(f"scheme {cfg.scheme!r} is for networks without weight norm: set norm='bn' or 'none', "
                         "or use 'pytorch-default' for the same directions under WN")
+    _check_rl(cfg)
     if cfg.peer != "none":
         from wninit.peers import check_peer
         check_peer(cfg.peer, cfg.arch, cfg.norm)
@@ -281,6 +290,21 @@ def _check_combinations(cfg: RunConfig) -> None:
     if extra is not None and not _is_depth(cfg.depth, extra, cfg.arch):
         raise UserError(f"RunConfig.depth must be 6N+{extra} with N >= 1 for arch {cfg.arch!r} "
                         f"(e.g. {6 + extra} or {6 * 9 + extra}), got {cfg.depth}")
+
+
+def _check_rl(cfg: RunConfig) -> None:
+    """A run of task "rl" names a game and the IMPALA trunk, and trains for env_steps > 0; no other run does."""
+    if cfg.task != "rl":
+        if cfg.dataset in RL_GAMES:
+            raise UserError(f"dataset {cfg.dataset!r} is a game: set task='rl' to train an agent on it")
+        return
+    if cfg.dataset not in RL_GAMES:
+        raise UserError(f"task 'rl' needs a game as dataset: one of {', '.join(RL_GAMES)}, got {cfg.dataset!r}")
+    if cfg.arch != "impala" or cfg.norm == "bn" or cfg.scheme == "datadep" or cfg.peer != "none":
+        raise UserError("task 'rl' trains arch 'impala' with norm 'wn' or 'none', a scheme other than datadep and no "
+                        f"peer, got arch={cfg.arch!r}, norm={cfg.norm!r}, scheme={cfg.scheme!r}, peer={cfg.peer!r}")
+    if cfg.env_steps < 1:
+        raise UserError("task 'rl' needs RunConfig.env_steps >= 1, the environment steps to train for")
 
 
 def _is_depth(depth: int, extra: int, arch: str) -> bool:

@@ -11,7 +11,7 @@ CSV_COLUMNS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr")
 STATUSES = ("completed", "diverged")
 # The fields that a rerun of the same config on the same machine reproduces bit for bit.
 METRIC_FIELDS = ("run_id", "status", "test_acc", "best_val_acc", "best_epoch", "train_acc", "diverged_at",
-                 "epochs_done", "log_hessian_norm", "epochs")
+                 "epochs_done", "log_hessian_norm", "epochs", "returns")
 
 
 @dataclass
@@ -34,6 +34,7 @@ class RunResult:
     epochs_done: int = 0
     wall_s: float = 0.0
     log_hessian_norm: float | None = None
+    returns: list | None = None  # task "rl": [env steps, mean return of the last 100 episodes] per chunk
     epochs: list = field(default_factory=list)
     config: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)
@@ -64,6 +65,10 @@ class RunResult:
         if self.log_hessian_norm is not None or self.config.get("task") == "hessian":
             value = "n/a" if self.log_hessian_norm is None else f"{self.log_hessian_norm:.4f}"
             return f"run {self.run_id}: {self.status}, log Hessian spectral norm at init {value} ({self.wall_s:.1f} s)"
+        if self.returns:
+            steps, ret = self.returns[-1]
+            value = "n/a" if ret is None else f"{ret:.2f}"
+            return f"run {self.run_id}: {self.status} after {steps} env steps, return {value} ({self.wall_s:.1f} s)"
         where = ""
         if self.diverged_at:
             where = f" at epoch {self.diverged_at['epoch']} step {self.diverged_at['step']}"

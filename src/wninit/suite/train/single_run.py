@@ -54,6 +54,9 @@ def fit(cfg: RunConfig, *, out_dir: str | Path | None = None, resume: bool = Tru
     """
     if not isinstance(cfg, RunConfig):
         raise UserError(f"fit needs a wninit.suite.train.RunConfig, got {type(cfg).__name__}")
+    if cfg.task == "rl":  # an agent on a game, not a classifier on data (wninit.suite.rl)
+        from wninit.suite.rl.run import fit_rl
+        return fit_rl(cfg, out_dir=out_dir, resume=resume, progress=progress, on_epoch=on_epoch)
     cfg = cfg.resolved()
     device = resolve_device(cfg.device)
     out = Path(out_dir) if out_dir is not None else None
