@@ -50,7 +50,7 @@ def test_a_library_argument_error_is_a_user_error():
 
 # The only bare ValueErrors left in src/: broken internal invariants, never a user's input.
 INTERNAL_VALUE_ERRORS = {
-    "suite/sweep/ensemble_model.py": "StackedMLP stacks MLPs",  # batchable_groups only forms valid groups
+    "suite/sweep/stacked.py": "StackedMLP stacks MLPs",  # batchable_groups only forms valid groups
     "suite/sweep/leases.py": "finish() takes a completed or diverged outcome",  # the driver passes only those
 }
 
