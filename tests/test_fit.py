@@ -3,6 +3,7 @@ import csv
 import importlib
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -225,3 +226,53 @@ def test_cli_bad_input_exits_2_with_one_line_and_no_result(tmp_path, capsys, mon
                   capsys)
     assert rc == 2 and message in io.err and io.err.count("\n") == 1 and io.out == ""
     assert not (out / "result.json").exists() and not out.exists()
+
+
+# -- a checkpoint that cannot be resumed from is reported, never silently dropped --------------------------
+
+def _checkpoint_bytes(tmp_path, state: dict) -> bytes:
+    from wninit.suite.train import checkpoint as ckpt
+
+    ckpt.save_checkpoint(tmp_path, state)
+    return (tmp_path / ckpt.CHECKPOINT).read_bytes()
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda good: b"", "not a torch checkpoint"),
+    (lambda good: good[: len(good) // 2], "not a torch checkpoint"),
+    (lambda good: good[:100] + b"\xff" * 60 + good[160:], "archive is damaged"),
+    (lambda good: good[:400] + b"\xff" * 60 + good[460:], "archive is damaged"),
+    ("old-version", "incompatible wninit version (it has no optimizer, data_rng"),
+    ("foreign", "weights-only load refuses"),
+])
+def test_a_checkpoint_that_cannot_be_loaded_is_reported_and_the_run_starts_over(tmp_path, damage, reason):
+    from wninit.suite.train import checkpoint as ckpt
+
+    cfg = SMALL.replace(epochs=2, warmup_epochs=0.0)
+    good = {k: 0 for k in ckpt.RESUME_KEYS} | {"run_id": cfg.run_id}
+    if damage == "old-version":
+        blob = _checkpoint_bytes(tmp_path, {"run_id": cfg.run_id, "epoch": 1, "model": {}})
+    elif damage == "foreign":
+        blob = _checkpoint_bytes(tmp_path, {**good, "rows": [Split]})  # a class: not a weights-only object
+    else:
+        blob = damage(_checkpoint_bytes(tmp_path, good))
+    assert ckpt.load_checkpoint(tmp_path, cfg) is not None or damage == "old-version" or damage == "foreign"
+    (tmp_path / ckpt.CHECKPOINT).write_bytes(blob)
+    with pytest.warns(ckpt.DiscardedCheckpoint, match=f"cannot be resumed from: .*{re.escape(reason)}.*starts over"):
+        assert ckpt.load_checkpoint(tmp_path, cfg) is None
+    if damage == "old-version":  # the whole run: the warning, then the same result as a fresh start
+        with pytest.warns(ckpt.DiscardedCheckpoint):
+            resumed = fit(cfg, out_dir=tmp_path)
+        assert resumed.status == "completed" and resumed.epochs == fit(cfg).epochs
+
+
+def test_a_failure_to_read_a_checkpoint_that_is_not_a_damaged_file_is_raised(tmp_path, monkeypatch):
+    from wninit.suite.train import checkpoint as ckpt
+
+    ckpt.save_checkpoint(tmp_path, {k: 0 for k in ckpt.RESUME_KEYS} | {"run_id": SMALL.run_id})
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the loader")
+    monkeypatch.setattr(torch, "load", broken)
+    with pytest.raises(RuntimeError, match="a bug in the loader"):
+        ckpt.load_checkpoint(tmp_path, SMALL)
