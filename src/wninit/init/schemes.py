@@ -218,8 +218,8 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
     ``drawn``: the layer's direction already drawn (:func:`_direction_tensor`, filled by ``initialize``).
 
     A WN layer's parameters are looked up once and written in place: the direction drawn straight into
-    ``v`` (the same draws as into a temporary), ``g`` filled, all under one ``no_grad``: on 10,000-layer
-    nets the per-layer bookkeeping counts (benchmarks/bench_init.py).
+    ``v`` (the same draws as into a temporary), ``g`` filled, all under one ``no_grad``: on very deep nets
+    the per-layer bookkeeping counts (docs/performance.md).
     """
     api = wn_api(layer)
     dim = 0 if api is None else wn_dim(layer, api)

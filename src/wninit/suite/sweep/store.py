@@ -1,6 +1,6 @@
 """The results store: one SQLite file (stdlib, WAL) with every run's config, status, metrics and epochs.
 
-Tables (DESIGN.md "Results are data"):
+Tables (results are data: every run's config, status, metrics and epochs, queryable):
 
 - ``meta(key, value)``: ``application`` = wninit, ``schema_version``, ``created_by`` (wninit version).
 - ``runs``: one row per run id (the config hash), stored once however many experiments share it.

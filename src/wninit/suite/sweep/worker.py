@@ -1,6 +1,6 @@
 """What a worker does: train the runs it is handed and return plain dicts (local pool and Ray alike).
 
-Workers never touch the store: the driver is its single writer (DESIGN.md "How data flows"). An
+Workers never touch the store: the driver is its single writer (docs/layout.md). An
 exception inside a run becomes an outcome with status ``failed`` and the error text, so one bad run
 never takes the worker, or the sweep, down. A worker whose driver disappears (``kill -9``) exits
 within a second instead of training on for nobody.
