@@ -73,8 +73,8 @@ def _steps(blocks: int) -> dict:
     """ms per training step of all 16 members, stacked vs one model after the other."""
     from wninit import initialize
     from wninit.models import MLP
-    from wninit.suite.sweep.ensemble_model import StackedMLP, StackedSGD
-    from wninit.suite.sweep.ensemble_run import _member_losses
+    from wninit.suite.sweep.stacked import StackedMLP, StackedSGD
+    from wninit.suite.sweep.stacked import member_losses
 
     torch.manual_seed(0)
     models = []
@@ -89,7 +89,7 @@ def _steps(blocks: int) -> dict:
     lr = torch.full((MEMBERS,), 0.01)
 
     def ensemble():
-        _member_losses(stacked(x), y).sum().backward()
+        member_losses(stacked(x), y).sum().backward()
         sgd.step(lr)
         sgd.zero_grad()
 

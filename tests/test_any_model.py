@@ -138,4 +138,4 @@ def test_one_call_initializes_every_weight_normed_layer_and_places_it(name):
     modules = dict(model.named_modules())
     for r in records:  # every g is the proposed gain of its role for its layer kind (docs/method.md §3.8)
         layer = modules[r.name]
-        assert r.g == pytest.approx(wninit.layer_gain(layer, r.gamma, wninit.wn_dim(layer)), rel=1e-6), r
+        assert r.g == pytest.approx(wninit.init.layer_gain(layer, r.gamma, wninit.weightnorm.wn_dim(layer)), rel=1e-6), r

@@ -31,6 +31,19 @@ def test_an_os_error_is_one_sentence_and_exit_2(tmp_path, capsys, monkeypatch):
     assert err.count("\n") == 1 and "Permission denied" in err and "x.toml" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("error", [OSError(5, "Input/output error"), OSError(28, "No space left on device"),
+                                   ConnectionResetError(104, "Connection reset by peer")])
+def test_an_os_error_that_is_not_the_users_is_a_traceback_and_exit_1(tmp_path, capsys, monkeypatch, error):
+    def fails(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr("wninit.suite.sweep.spec.load_spec", fails)
+    assert main(["sweep", str(tmp_path / "x.toml"), "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and error.strerror in err
+    assert "wninit: internal error" in err.splitlines()[-1]
+
+
 def test_an_internal_value_error_is_a_traceback_and_exit_1(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("wninit.suite.sweep.spec.load_spec", _boom)
     assert main(["sweep", str(tmp_path / "x.toml"), "--dry-run"]) == 1
@@ -50,7 +63,7 @@ def test_a_library_argument_error_is_a_user_error():
 
 # The only bare ValueErrors left in src/: broken internal invariants, never a user's input.
 INTERNAL_VALUE_ERRORS = {
-    "suite/sweep/ensemble_model.py": "StackedMLP stacks MLPs",  # batchable_groups only forms valid groups
+    "suite/sweep/stacked.py": "StackedMLP stacks MLPs",  # batchable_groups only forms valid groups
     "suite/sweep/leases.py": "finish() takes a completed or diverged outcome",  # the driver passes only those
 }
 

@@ -17,7 +17,7 @@ import torch
 
 from wninit.errors import UserError
 from wninit.suite.sweep.ensemble import MEMBER_FIELDS, batchable_groups, fit_ensemble
-from wninit.suite.sweep.ensemble_model import StackedSGD
+from wninit.suite.sweep.stacked import StackedSGD
 from wninit.suite.train import RunConfig, fit
 
 LOSS_RTOL = 1e-4

@@ -3,6 +3,7 @@ import csv
 import importlib
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch
 from wninit.suite.data import Loader, Split
 from wninit.errors import UserError
 from wninit.suite.train import RunConfig, fit, train_epoch
+from wninit.suite.train.loop import Single
 from wninit.suite.train.hessian_task import hessian_batch_count
 from wninit.suite.train.runtime import resolve_device
 from wninit.suite.train.result import CSV_COLUMNS, RunResult
@@ -85,17 +87,17 @@ def test_huge_lr_diverges_as_a_result_not_an_exception():
 
 
 def test_divergence_after_an_epoch_tests_the_best_checkpoint(monkeypatch):
-    fit_module = importlib.import_module("wninit.suite.train.single_run")
-    real = fit_module.train_epoch
+    loop = importlib.import_module("wninit.suite.train.loop")
+    real = loop.train_epoch
 
-    def poisoned(model, optimizer, loader, lrs, *args, **kw):
+    def poisoned(members, lrs, *args, **kw):
         if fit_module_epoch["n"] == 2:
-            return None, None, 7
+            return None, None, {0: 7}
         fit_module_epoch["n"] += 1
-        return real(model, optimizer, loader, lrs, *args, **kw)
+        return real(members, lrs, *args, **kw)
 
     fit_module_epoch = {"n": 0}
-    monkeypatch.setattr(fit_module, "train_epoch", poisoned)
+    monkeypatch.setattr(loop, "train_epoch", poisoned)
     result = fit(SMALL)
     assert result.status == "diverged" and result.diverged_at == {"epoch": 2, "step": 7}
     # the tested checkpoint is the best by validation of the two finished epochs (the first on a tie)
@@ -113,7 +115,7 @@ def test_train_epoch_reports_the_first_non_finite_step_on_either_check_interval(
         model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         loader = Loader(Split(x, y), 16, shuffle=False)
-        assert train_epoch(model, opt, loader, [0.1] * len(loader), 1, every) == (None, None, 5)
+        assert train_epoch(Single(model, opt, loader), [0.1] * len(loader), 1, every) == (None, None, {0: 5})
 
 
 def test_gradient_accumulation_equals_the_full_batch():
@@ -125,7 +127,7 @@ def test_gradient_accumulation_equals_the_full_batch():
         model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
         opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
         loader = Loader(Split(x, y), batch, generator=torch.Generator().manual_seed(3))
-        train_epoch(model, opt, loader, [0.5] * len(loader), acc)
+        train_epoch(Single(model, opt, loader), [0.5] * len(loader), acc)
         models.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     # same permutation, same 4 updates: equal up to float summation order
     assert torch.allclose(models[0], models[1], rtol=1e-5, atol=1e-6)
@@ -143,13 +145,14 @@ def test_weight_decay_exemption_changes_only_what_it_should():
     from wninit.suite.train.single_run import _param_groups
 
     model = build_model("mlp", in_shape=(1, 4, 4), num_classes=3, depth=2, width=8, norm="wn")
-    decayed, exempt = _param_groups(model, True, 1e-4)
+    cfg = RunConfig(weight_decay=1e-4, wd_exempt_gain_bias=True)
+    decayed, exempt = _param_groups(model, cfg)
     exempt_ids = {id(p) for p in exempt["params"]}
     assert exempt["weight_decay"] == 0.0
     assert all(id(g) in exempt_ids for g in wninit.weightnorm.access.gain_parameters(model))
     names = {n for n, p in model.named_parameters() if id(p) in exempt_ids}
     assert names == {n for n, _ in model.named_parameters() if n.endswith((".g", "bias"))}
-    assert len(_param_groups(model, False, 1e-4)) == 1  # the reference: decay on all parameters
+    assert len(_param_groups(model, cfg.replace(wd_exempt_gain_bias=False))) == 1  # the reference: decay on all
 
 
 def test_bad_data_and_devices_are_user_errors(tmp_path, monkeypatch):
@@ -223,3 +226,53 @@ def test_cli_bad_input_exits_2_with_one_line_and_no_result(tmp_path, capsys, mon
                   capsys)
     assert rc == 2 and message in io.err and io.err.count("\n") == 1 and io.out == ""
     assert not (out / "result.json").exists() and not out.exists()
+
+
+# -- a checkpoint that cannot be resumed from is reported, never silently dropped --------------------------
+
+def _checkpoint_bytes(tmp_path, state: dict) -> bytes:
+    from wninit.suite.train import checkpoint as ckpt
+
+    ckpt.save_checkpoint(tmp_path, state)
+    return (tmp_path / ckpt.CHECKPOINT).read_bytes()
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda good: b"", "not a torch checkpoint"),
+    (lambda good: good[: len(good) // 2], "not a torch checkpoint"),
+    (lambda good: good[:100] + b"\xff" * 60 + good[160:], "archive is damaged"),
+    (lambda good: good[:400] + b"\xff" * 60 + good[460:], "archive is damaged"),
+    ("old-version", "incompatible wninit version (it has no optimizer, data_rng"),
+    ("foreign", "weights-only load refuses"),
+])
+def test_a_checkpoint_that_cannot_be_loaded_is_reported_and_the_run_starts_over(tmp_path, damage, reason):
+    from wninit.suite.train import checkpoint as ckpt
+
+    cfg = SMALL.replace(epochs=2, warmup_epochs=0.0)
+    good = {k: 0 for k in ckpt.RESUME_KEYS} | {"run_id": cfg.run_id}
+    if damage == "old-version":
+        blob = _checkpoint_bytes(tmp_path, {"run_id": cfg.run_id, "epoch": 1, "model": {}})
+    elif damage == "foreign":
+        blob = _checkpoint_bytes(tmp_path, {**good, "rows": [Split]})  # a class: not a weights-only object
+    else:
+        blob = damage(_checkpoint_bytes(tmp_path, good))
+    assert ckpt.load_checkpoint(tmp_path, cfg) is not None or damage == "old-version" or damage == "foreign"
+    (tmp_path / ckpt.CHECKPOINT).write_bytes(blob)
+    with pytest.warns(ckpt.DiscardedCheckpoint, match=f"cannot be resumed from: .*{re.escape(reason)}.*starts over"):
+        assert ckpt.load_checkpoint(tmp_path, cfg) is None
+    if damage == "old-version":  # the whole run: the warning, then the same result as a fresh start
+        with pytest.warns(ckpt.DiscardedCheckpoint):
+            resumed = fit(cfg, out_dir=tmp_path)
+        assert resumed.status == "completed" and resumed.epochs == fit(cfg).epochs
+
+
+def test_a_failure_to_read_a_checkpoint_that_is_not_a_damaged_file_is_raised(tmp_path, monkeypatch):
+    from wninit.suite.train import checkpoint as ckpt
+
+    ckpt.save_checkpoint(tmp_path, {k: 0 for k in ckpt.RESUME_KEYS} | {"run_id": SMALL.run_id})
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the loader")
+    monkeypatch.setattr(torch, "load", broken)
+    with pytest.raises(RuntimeError, match="a bug in the loader"):
+        ckpt.load_checkpoint(tmp_path, SMALL)

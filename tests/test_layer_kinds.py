@@ -91,8 +91,8 @@ def test_a_single_layer_with_gamma_1_keeps_the_per_position_norm(name, dim):
         assert wnm.wn_dim(layer) == dim
         ratios = []
         for draw in range(6):
-            w = wninit.initialize_layer_(layer, "proposed", gamma=1.0, generator=torch.Generator().manual_seed(100 + draw))
-            g = torch.full_like(wnm.wn_g(layer), wninit.layer_gain(layer, 1.0)).detach()
+            w = wninit.init.initialize_layer_(layer, "proposed", gamma=1.0, generator=torch.Generator().manual_seed(100 + draw))
+            g = torch.full_like(wnm.wn_g(layer), wninit.init.layer_gain(layer, 1.0)).detach()
             torch.testing.assert_close(wnm.wn_g(layer).detach(), g)  # the formula's g, stored
             torch.testing.assert_close(wnm.unit_norms(w, dim), g)  # the returned weight: w = g v/||v|| per unit
             ratios.append(_ratio(layer, x))
@@ -113,17 +113,17 @@ def test_a_single_layer_with_gamma_1_keeps_the_per_position_norm(name, dim):
 ])
 def test_fans_come_from_the_module_and_the_gain_is_the_derived_formula(make, fans, gain):
     layer = make()
-    assert wninit.layer_fans(layer) == fans
-    assert wninit.layer_gain(layer, gamma=1.0) == pytest.approx(gain, rel=1e-12)
-    assert wninit.layer_gain(layer, gamma=2.0) == pytest.approx(gain * math.sqrt(2), rel=1e-12)
+    assert wninit.init.layer_fans(layer) == fans
+    assert wninit.init.layer_gain(layer, gamma=1.0) == pytest.approx(gain, rel=1e-12)
+    assert wninit.init.layer_gain(layer, gamma=2.0) == pytest.approx(gain * math.sqrt(2), rel=1e-12)
 
 
 def test_gain_over_other_dims_is_the_formula():
     # ConvTranspose1d(32 -> 16, k 4, s 2) over its output channels: n_u = 32*4, fan_out = 16*4, s = 2
     layer = wnm.weight_norm(nn.ConvTranspose1d(32, 16, 4, stride=2), "torch", dim=1)
-    assert wninit.layer_gain(layer, 1.0) == math.sqrt(2 * 32 * 4 / (16 * 4))
+    assert wninit.init.layer_gain(layer, 1.0) == math.sqrt(2 * 32 * 4 / (16 * 4))
     layer = wnm.weight_norm(nn.Conv2d(8, 16, 3), "legacy", dim=None)  # the whole weight: n_u = 16*8*9
-    assert wninit.layer_gain(layer, 1.0) == math.sqrt(16 * 8 * 9 / (16 * 9))
+    assert wninit.init.layer_gain(layer, 1.0) == math.sqrt(16 * 8 * 9 / (16 * 9))
     assert wnm.wn_dim(layer) is None and wnm.wn_g(layer).shape == (1,)
 
 
@@ -188,7 +188,7 @@ def test_suite_models_get_the_papers_gain_from_pytorchs_fans_bit_for_bit(api, ma
     model = make(api)
     for rec in wninit.initialize(model, "proposed", generator=torch.Generator().manual_seed(3)):
         layer = model.get_submodule(rec.name)
-        fans = wninit.fan_in_and_fan_out(wnm.wn_v(layer))
+        fans = wninit.init.fan_in_and_fan_out(wnm.wn_v(layer))
         want = math.sqrt(rec.gamma * fans[0] / fans[1])
         assert (rec.fan_in, rec.fan_out) == fans and rec.g == float(torch.tensor(want))
         assert rec.kind == wnm.layer_kind(layer) and rec.kind in ("Conv2d", "Linear")
@@ -217,10 +217,10 @@ def test_bf16_and_channels_last_models_get_the_float32_contiguous_init(api):
 
 
 def test_unit_direction_is_orthogonal_over_the_normalized_units_in_any_dtype_and_layout():
-    w = wninit.unit_direction_(torch.empty(8, 4, 3), "orthogonal", dim=1, generator=torch.Generator().manual_seed(0))
+    w = wninit.init.unit_direction_(torch.empty(8, 4, 3), "orthogonal", dim=1, generator=torch.Generator().manual_seed(0))
     rows = w.movedim(1, 0).flatten(1)
     torch.testing.assert_close(rows @ rows.T, torch.eye(4), atol=1e-6, rtol=0)
-    half = wninit.unit_direction_(torch.empty(16, 8, 3, 3, dtype=torch.float16).to(memory_format=torch.channels_last),
+    half = wninit.init.unit_direction_(torch.empty(16, 8, 3, 3, dtype=torch.float16).to(memory_format=torch.channels_last),
                                   "orthogonal", generator=torch.Generator().manual_seed(0))
     rows = half.float().flatten(1)
     torch.testing.assert_close(rows @ rows.T, torch.eye(16), atol=5e-3, rtol=0)  # fp16 rounding of unit rows

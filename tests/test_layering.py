@@ -23,6 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "wninit"
 
 LAYERS = (
@@ -111,6 +113,34 @@ def test_import_wninit_loads_none_of_the_heavy_libraries():
                           env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", f"import wninit loaded {done.stdout.strip()}"
+
+
+def test_the_subpackages_are_reached_lazily_after_import_wninit_and_the_suite_never():
+    """``import wninit; wninit.peers.apply(...)`` (the README's line) works; the subpackages it does not touch,
+    the suite and the plotting stay unloaded."""
+    code = ("import sys, torch, wninit\n"
+            "loaded = lambda: {m for m in sys.modules if m.startswith('wninit.')}\n"
+            "before = 'wninit.peers' in loaded()\n"
+            "wninit.peers.apply(wninit.models.ResNet(8, 10, norm='none'), 'nf', alpha=0.2)\n"
+            "print(before, 'wninit.peers' in loaded(), sorted(m for m in loaded() if m.startswith('wninit.suite')),"
+            f" sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().split(None, 2) == ["False", "True", "[] []"], done.stdout
+
+
+def test_the_top_level_holds_about_fifteen_names_and_each_resolves():
+    import wninit
+
+    functions = [n for n in wninit.__all__ if n != "__version__" and n not in wninit.SUBPACKAGES]
+    assert 12 <= len(functions) <= 18, functions
+    assert {"initialize", "explain", "weight_norm", "remove_weight_norm", "switch_api", "convert_state_dict",
+            "set_role", "register_activation", "wn_g", "wn_v"} <= set(functions)
+    for name in wninit.__all__:
+        assert getattr(wninit, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'layer_kind'"):
+        wninit.layer_kind  # an internal: reached as wninit.weightnorm.layer_kind
 
 
 def test_the_scan_finds_an_upward_import_inside_a_function(tmp_path):

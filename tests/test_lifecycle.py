@@ -94,7 +94,7 @@ def test_fold_then_weight_norm_round_trip(name):
         assert torch.allclose(w, w_kernel, rtol=4 * EPS32, atol=0), layer  # the WN kernel's float32 weight
     assert relative(output(model, x), y0) <= 1e-6
     wninit.weight_norm(model, api, dim=0, exclude=[n for n, m in model.named_modules()
-                                                  if wninit.layer_kind(m) and n not in before])
+                                                  if wninit.weightnorm.layer_kind(m) and n not in before])
     after = snapshot(model)
     assert after.keys() == before.keys()
     for layer, (_, dim, g, _, w) in before.items():
@@ -186,9 +186,9 @@ def test_copies_are_independent_and_correct(api, make_copy):
     model(x)  # the legacy API caches w (a non-leaf tensor) at every forward: what deepcopy refuses
     y0, params0 = output(model, x), {k: p.detach().clone() for k, p in model.named_parameters()}
     if make_copy == "copy_model":
-        twin = wninit.copy_model(model)
+        twin = wninit.weightnorm.copy_model(model)
     else:
-        with wninit.copyable(model):
+        with wninit.weightnorm.copyable(model):
             twin = copy.deepcopy(model) if make_copy == "deepcopy" else AveragedModel(model)
         twin = twin.module if make_copy == "AveragedModel" else twin
     train_step(model, x)
@@ -206,7 +206,7 @@ def test_ema_averages_g_and_v_of_every_api(api):
     model, x = small_model(api)
     model(x)
     decay = 0.9
-    with wninit.copyable(model):
+    with wninit.weightnorm.copyable(model):
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
     ema.update_parameters(model)
     before = {k: p.detach().clone() for k, p in model.named_parameters()}
@@ -214,7 +214,7 @@ def test_ema_averages_g_and_v_of_every_api(api):
     ema.update_parameters(model)
     for (k, avg), p in zip(ema.module.named_parameters(), model.parameters()):
         assert torch.allclose(avg, decay * before[k] + (1 - decay) * p.detach(), rtol=1e-6, atol=1e-7), k
-    want = wninit.remove_weight_norm(wninit.copy_model(ema.module))  # the averaged g and v, folded
+    want = wninit.remove_weight_norm(wninit.weightnorm.copy_model(ema.module))  # the averaged g and v, folded
     assert relative(output(ema, x), output(want, x)) <= 1e-6
 
 
@@ -240,7 +240,7 @@ def test_autocast_computes_the_norm_in_float32(api, dtype):
     model, x = small_model(api)
     for _, layer in weight_normed_layers(model):
         wninit.set_g_(layer, torch.linspace(0.5, 2.0, wn_g(layer).numel()))
-    reference = wninit.remove_weight_norm(wninit.copy_model(model)).double()
+    reference = wninit.remove_weight_norm(wninit.weightnorm.copy_model(model)).double()
     with torch.no_grad(), torch.autocast("cpu", dtype=dtype), _Weights() as mode:
         y = model(x)
     assert y.dtype == dtype and len(mode.seen) == 3
@@ -257,7 +257,7 @@ def test_removing_weight_norm_from_a_copy_leaves_the_original_working():
     the weight from that class; copy_model and remove_weight_norm keep the original working."""
     model, x = small_model("torch")
     y0 = output(model, x)
-    twin = wninit.copy_model(model)
+    twin = wninit.weightnorm.copy_model(model)
     torch.nn.utils.parametrize.remove_parametrizations(twin[0], "weight")
     wninit.remove_weight_norm(copy.deepcopy(model))  # a plain deepcopy, shared class and all
     assert torch.equal(output(model, x), y0)

@@ -9,7 +9,7 @@ from wninit.models import ARCHS, WideResNet, build_model
 SMALL = {"mlp": dict(depth=3, width=16), "cnn": dict(depth=3, width=8), "resnet": dict(depth=8, width=8),
          "wrn": dict(depth=10, k=2), "impala": dict(depth=10, width=4)}
 CASES = [(arch, norm, scheme) for arch in ARCHS for norm in ("wn", "bn", "none")
-         for scheme in (wninit.WN_SCHEMES if norm == "wn" else wninit.PLAIN_SCHEMES)]
+         for scheme in (wninit.init.WN_SCHEMES if norm == "wn" else wninit.init.PLAIN_SCHEMES)]
 
 
 @pytest.mark.parametrize("arch, norm, scheme", CASES)

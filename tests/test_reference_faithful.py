@@ -113,16 +113,16 @@ def _as_store_run(result):
 
 
 def test_a_run_diverging_after_its_first_epoch_scores_its_best_checkpoint(monkeypatch):
-    fit_module = importlib.import_module("wninit.suite.train.single_run")
-    real, epoch = fit_module.train_epoch, {"n": 0}
+    loop = importlib.import_module("wninit.suite.train.loop")
+    real, epoch = loop.train_epoch, {"n": 0}
 
     def nan_at_epoch_2(*args, **kw):  # the loss turns NaN at step 3 of epoch 2
         if epoch["n"] == 2:
-            return None, None, 3
+            return None, None, {0: 3}
         epoch["n"] += 1
         return real(*args, **kw)
 
-    monkeypatch.setattr(fit_module, "train_epoch", nan_at_epoch_2)
+    monkeypatch.setattr(loop, "train_epoch", nan_at_epoch_2)
     late = fit(SMALL)
     monkeypatch.undo()
     early = fit(SMALL.replace(lr=1e5, seed=4))  # NaN in the first epoch: no checkpoint

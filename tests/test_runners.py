@@ -5,6 +5,8 @@ import time
 
 import pytest
 
+from wninit.errors import UserError
+
 from wninit.suite.sweep import runners
 from wninit.suite.train import RunConfig
 
@@ -31,19 +33,34 @@ def test_local_pool_workers_are_recycled(monkeypatch):
     assert os.getpid() not in pids and pool._retired == []
 
 
-def test_a_failed_stacked_group_says_so_and_trains_each_run_alone(monkeypatch):
+def test_a_stacked_group_with_a_bad_member_says_so_and_trains_each_run_alone(monkeypatch):
+    from wninit.suite.sweep import ensemble, worker
+
+    def bad_member(cfgs):
+        raise UserError("dataset 'cifar10' is not in ./data")
+
+    monkeypatch.setattr(ensemble, "fit_ensemble", bad_member)
+    monkeypatch.setattr(worker, "run_one", lambda c, execution, threads: {"seed": c["seed"], "alone": True})
+    group = [RunConfig(seed=s).to_dict() for s in (1, 2)]
+    with pytest.warns(RuntimeWarning, match=r"^a stacked group of 2 runs failed \(UserError: dataset 'cifar10' "
+                                            r"is not in ./data\), so each of its runs trains alone$"):
+        outcomes = worker.run_group(group)
+    assert outcomes == [{"seed": 1, "alone": True}, {"seed": 2, "alone": True}]
+
+
+def test_a_bug_of_the_stacked_engine_fails_every_member_with_its_traceback(monkeypatch, recwarn):
     from wninit.suite.sweep import ensemble, worker
 
     def broken(cfgs):
         raise RuntimeError("stacked shapes disagree")
 
     monkeypatch.setattr(ensemble, "fit_ensemble", broken)
-    monkeypatch.setattr(worker, "run_one", lambda c, execution, threads: {"seed": c["seed"], "alone": True})
+    monkeypatch.setattr(worker, "run_one", lambda *a: pytest.fail("a bug must not be retried alone"))
     group = [RunConfig(seed=s).to_dict() for s in (1, 2)]
-    with pytest.warns(RuntimeWarning, match=r"^a stacked group of 2 runs failed \(RuntimeError: stacked shapes "
-                                            r"disagree\), so each of its runs trains alone$"):
-        outcomes = worker.run_group(group)
-    assert outcomes == [{"seed": 1, "alone": True}, {"seed": 2, "alone": True}]
+    outcomes = worker.run_group(group)
+    assert [o["status"] for o in outcomes] == ["failed", "failed"] and not recwarn.list
+    assert all(o["error"].startswith("RuntimeError: stacked shapes disagree\nTraceback") for o in outcomes)
+    assert [o["run_id"] for o in outcomes] == [RunConfig(seed=s).run_id for s in (1, 2)]
 
 
 def test_a_lone_config_that_cannot_be_stacked_says_it_trains_alone(monkeypatch):

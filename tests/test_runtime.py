@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import wninit
-from wninit.suite.sweep.ensemble_run import run_group
+from wninit.suite.sweep.stacked import run_group
 from wninit.suite.train import RunConfig, fit
 from wninit.suite.train import runtime
 

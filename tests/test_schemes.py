@@ -68,7 +68,7 @@ def test_every_gain_is_the_role_formula_and_biases_are_zero(model_fn, scheme):
     for rec in records:
         layer = model.get_submodule(rec.name)
         role = wninit.get_role(layer)
-        gamma = wninit.role_gamma(role, scheme)
+        gamma = wninit.init.role_gamma(role, scheme)
         want = math.sqrt(gamma) if scheme == "proposed-backward" else wninit.proposed_gain(rec.fan_in, rec.fan_out, gamma)
         torch.testing.assert_close(wn_g(layer).detach(), torch.full_like(wn_g(layer), want))
         assert torch.count_nonzero(layer.bias) == 0
@@ -124,12 +124,12 @@ def test_same_seed_same_weights_for_every_api(api, scheme):
 def test_wrapping_before_or_after_initialization_gives_the_same_layer(api, direction):
     torch.manual_seed(0)
     after, before = nn.Conv2d(16, 32, 3), nn.Conv2d(16, 32, 3)
-    w_after = wninit.initialize_layer_(after, "proposed", gamma=2.0, direction=direction,
+    w_after = wninit.init.initialize_layer_(after, "proposed", gamma=2.0, direction=direction,
                                        generator=torch.Generator().manual_seed(5))
     assert w_after is after.weight  # a plain layer: the weight it filled in place
     weight_norm(after, api)
     weight_norm(before, api)
-    w_before = wninit.initialize_layer_(before, "proposed", gamma=2.0, direction=direction,
+    w_before = wninit.init.initialize_layer_(before, "proposed", gamma=2.0, direction=direction,
                                         generator=torch.Generator().manual_seed(5))
     g = math.sqrt(2 * 16 / 32)  # sqrt(gamma fan_in/fan_out): the returned weight's rows have norm g
     torch.testing.assert_close(w_before.flatten(1).norm(dim=1), torch.full((32,), g))

@@ -15,8 +15,9 @@ import wninit
 from wninit import models
 from wninit.suite import data
 from wninit.init import gains as init
+from wninit.init import schemes as schemes_module
 from wninit.suite.report import peers, tables
-from wninit.suite.train import accel, config, schedules
+from wninit.suite.train import accel, config, result, schedules
 from wninit.suite.train.config import RunConfig
 
 SRC = Path(wninit.__file__).resolve().parent
@@ -75,8 +76,32 @@ def test_run_config_depth_rule_is_the_models(arch):
 @pytest.mark.parametrize("arch,depth", [("resnet", 8), ("wrn", 10)])
 def test_run_config_stem_gamma_is_the_one_the_model_declares(arch, depth):
     model = models.build_model(arch, in_shape=(3, 8, 8), num_classes=2, depth=depth, width=2)
-    declared = wninit.role_gamma(wninit.get_role(model.stem), "proposed")
+    declared = wninit.init.role_gamma(wninit.get_role(model.stem), "proposed")
     assert RunConfig(arch=arch, depth=depth).resolved().stem_gamma == declared == models.model_stem_gamma(arch)
+
+
+def test_each_scheme_is_one_registry_entry_read_by_the_report_the_plots_and_the_cli():
+    from wninit.init import schemes
+    from wninit.suite.cli import build_parser
+    from wninit.suite.report import plots, reference
+
+    assert schemes.SCHEMES == tuple(schemes.REGISTRY) and set(schemes.WN_SCHEMES) | set(schemes.PLAIN_SCHEMES) == \
+        set(schemes.SCHEMES)
+    assert not hasattr(schemes, "SCHEME_COLOURS") and not hasattr(reference, "_SCHEME_NAMES")
+    for name, scheme in schemes.REGISTRY.items():  # the label and the colours come from the entry
+        assert reference.scheme_label(name).startswith(scheme.label)
+        assert plots.scheme_style((name, "orthogonal"))["color"] == scheme.colours[0]
+    assert set(_choices(build_parser(), "explain", "--scheme")) <= set(schemes.DATA_FREE_SCHEMES)
+
+
+def test_the_run_statuses_are_one_vocabulary():
+    from wninit.suite import sweep
+    from wninit.suite.sweep import leases, store
+
+    assert store.STATUSES is sweep.STATUSES is result.STATUSES and set(result.FAILED.split()) < set(result.STATUSES)
+    assert store.FINISHED is sweep.FINISHED is leases.FINISHED is result.FINISHED
+    assert set(result.WAITING) | set(result.FINISHED) | {result.FAILED} == set(result.STATUSES)
+    assert not hasattr(tables, "NOT_RUN")  # "not run" is a claim's verdict (report/verdicts.py), not a status
 
 
 def test_report_groups_by_the_run_configs_execution_fields():
@@ -93,16 +118,18 @@ def test_report_groups_by_the_run_configs_execution_fields():
 
 # -- the AST scan of src/ ---------------------------------------------------------------------------------------
 # A string vocabulary and the one file allowed to spell it out.
-STRING_VOCABULARIES = {
-    "ARCHS": (models.ARCHS, "models/__init__.py"),
-    "NORMS": (models.NORMS, "models/layers.py"),
-    "DATASETS": (data.DATASETS, "suite/data/sources.py"),
-    "PRECISIONS": (accel.PRECISIONS, "suite/train/accel.py"),
-    "DIRECTIONS": (init.DIRECTIONS, "init/gains.py"),
-    "TASKS": (config.TASKS, "suite/train/config.py"),
-    "DEVICES": (config.DEVICES, "suite/train/config.py"),
-    "EXECUTION_FIELDS": (config.EXECUTION_FIELDS, "suite/train/config.py"),
+OWNERS = {
+    "models/__init__.py": {"ARCHS": models.ARCHS}, "models/layers.py": {"NORMS": models.NORMS},
+    "suite/data/sources.py": {"DATASETS": data.DATASETS}, "suite/train/accel.py": {"PRECISIONS": accel.PRECISIONS},
+    "init/gains.py": {"DIRECTIONS": init.DIRECTIONS}, "init/schemes.py": {"SCHEMES": schemes_module.SCHEMES},
+    "suite/train/config.py": {"TASKS": config.TASKS, "DEVICES": config.DEVICES,
+                              "EXECUTION_FIELDS": config.EXECUTION_FIELDS},
+    "suite/train/result.py": {"STATUSES": result.STATUSES, "FINISHED": result.FINISHED, "WAITING": result.WAITING,
+                              "CSV_COLUMNS": result.CSV_COLUMNS},
 }
+STRING_VOCABULARIES = {name: (vocabulary, owner) for owner, names in OWNERS.items()
+                       for name, vocabulary in names.items()}
+REGISTRIES = {"SCHEMES"}
 # Calls that move a file into place: only the atomic-write module makes them.
 RENAMES = {("os", "replace"), ("os", "rename"), ("shutil", "move"), ("tempfile", "mkstemp"),
            ("tempfile", "NamedTemporaryFile")}
@@ -157,6 +184,8 @@ def test_no_literal_copy_of_a_vocabulary_outside_its_owner():
     assert not copies, "import the owner's object instead:\n" + "\n".join(copies)
     # each owner spells its vocabulary exactly once
     for name, owner in owners.items():
+        if name in REGISTRIES:  # built from its registry's entries, not spelled as a list
+            continue
         tree = ast.parse((SRC / owner).read_text())
         assert [n for n, _ in _literal_copies(tree)].count(name) == 1, (name, owner)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from wninit.errors import UserError
 from wninit.diagnostics.norm_propagation import PropagationTable
 from wninit.diagnostics.synthetic import INITS, Figure1Row
-from wninit.init.schemes import SCHEME_COLOURS
+from wninit.init.schemes import REGISTRY
 
 __all__ = ["plot_figure1", "plot_propagation", "plot_signal_propagation"]
 
@@ -26,8 +26,8 @@ _PANELS = {
 
 # Figure 1's curves (docs/method.md §7.1): the proposed init in the proposed scheme's colours, and the unit-gain
 # baseline "He (g=1)" (a WN net with g = 1, a scheme of its own) in a colour no scheme uses.
-FIGURE1_COLOURS = {"Proposed (orthogonal)": SCHEME_COLOURS["proposed"][0],
-                   "Proposed (He)": SCHEME_COLOURS["proposed"][1], "He (g=1)": "#c2185b"}
+FIGURE1_COLOURS = {"Proposed (orthogonal)": REGISTRY["proposed"].colours[0],
+                   "Proposed (He)": REGISTRY["proposed"].colours[1], "He (g=1)": "#c2185b"}
 
 
 def _subplots(nrows: int, ncols: int, figsize: tuple[float, float]):

@@ -234,8 +234,8 @@ def orthogonal_direction_(weight: torch.Tensor, generator: torch.Generator | Non
         tensor([1.0000, 1.0000, 1.0000, 1.0000])
     """
     # torch.nn.init.orthogonal_(weight, gain=1) step for step (the same draws, bit-identical results,
-    # tests/test_init.py), less its final multiply by the gain of 1: on a 10,000-layer net that multiply
-    # was a measurable share of initialize's time beyond the draws (benchmarks/bench_init.py).
+    # tests/test_init.py), less its final multiply by the gain of 1: on very deep nets that multiply is a
+    # share of initialize's time beyond the draws (docs/performance.md).
     if weight.dim() < 2:
         raise UserError(f"an orthogonal direction needs a weight of 2 or more dimensions, got shape {tuple(weight.shape)}")
     if weight.numel() == 0:
@@ -294,13 +294,14 @@ def orthogonal_directions_(weights: list[torch.Tensor], generator: torch.Generat
     as ``torch.get_num_threads()`` allows (torch releases the GIL inside them), each QR on one LAPACK
     thread. The result is bit for bit that of the one-by-one calls at one thread, whatever the thread
     count: a seed gives the same weights on any machine. ``torch.nn.init.orthogonal_`` alone does not
-    (MKL's threaded QR rounds differently from its serial one, ~2e-7). Why: on a 10,000-layer net the
-    draws and QRs are all of an orthogonal init's time. On a CPU, MKL's QR of a small matrix gains nothing
-    from a second thread, while two QRs side by side take half the time (benchmarks/bench_init.py).
+    (MKL's threaded QR rounds differently from its serial one). Why: on very deep nets the draws and QRs
+    are all of an orthogonal init's time, and on a CPU the QR of a small matrix gains little from a second
+    thread while QRs side by side share the threads (docs/performance.md).
     A large layer (:func:`wninit.init.orthogonal_blocks.is_large`; none in the paper's models) is factored
     first, alone, on all the threads: by Cholesky QR in fixed blocks where it is wide (the same bits at any
     thread count, not Householder's), else by Householder on the calling thread (its bits then depend on
-    the thread count, as ``torch.nn.init.orthogonal_``'s do); benchmarks/bench_orthogonal.py. A non-contiguous CPU weight is drawn into a contiguous copy, factored with the others and written
+    the thread count, as ``torch.nn.init.orthogonal_``'s do); docs/method.md §3.5a.
+    A non-contiguous CPU weight is drawn into a contiguous copy, factored with the others and written
     back; a weight on another device is drawn and factored there, in its turn.
 
     The thread counts are left as they were found: the calling thread's is never changed, and the count

@@ -26,17 +26,50 @@ from wninit.weightnorm.access import (effective_weight, is_weight_normed, layer_
                          wn_parameters)
 from wninit.weightnorm.formula import unit_norms, wn_weight
 
-__all__ = ["SCHEMES", "WN_SCHEMES", "PLAIN_SCHEMES", "LayerInit", "role_gamma", "initialize", "initialize_layer_"]
+__all__ = ["Scheme", "REGISTRY", "SCHEMES", "WN_SCHEMES", "PLAIN_SCHEMES", "LayerInit", "role_gamma", "initialize", "initialize_layer_"]
 
-WN_SCHEMES = ("proposed", "proposed-backward", "pytorch-default", "datadep", "hanin")
-PLAIN_SCHEMES = ("he", "orthogonal", "xavier")
-SCHEMES = WN_SCHEMES + PLAIN_SCHEMES
-ROLE_SCHEMES = ("proposed", "hanin", "proposed-backward")
-# One colour per scheme, shared by every figure the package draws (report and diagnostics).
-SCHEME_COLOURS = {  # (dark = orthogonal directions, light = Gaussian/He directions) per scheme
-    "proposed": ("#1f4e9c", "#5aa9e6"), "datadep": ("#c0392b", "#f39c12"), "hanin": ("#1e7b4a", "#72c98f"),
-    "pytorch-default": ("#444444", "#a0a0a0"), "proposed-backward": ("#6c3483", "#bb8fce"),
-    "he": ("#8d5524", "#8d5524"), "orthogonal": ("#8d5524", "#8d5524"), "xavier": ("#b7950b", "#b7950b")}
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One initialization scheme (docs/method.md, sections as cited): what it is, and how figures draw it.
+
+    ``norm`` is the networks it initializes ("wn": weight-normalized; "plain": plain or BN); ``gain`` says
+    how it sets g (or the weight's scale); ``roles``: its gamma depends on the layer's role; ``data``: it
+    needs a batch; ``label`` is the paper's legend name and ``colours`` (dark, light) its colours for
+    orthogonal and Gaussian (He) directions in every figure the package draws.
+    """
+    name: str
+    norm: str
+    gain: str
+    roles: bool
+    data: bool
+    label: str
+    colours: tuple[str, str]
+
+
+REGISTRY = {s.name: s for s in (
+    Scheme("proposed", "wn", "g = sqrt(gamma fan_in / fan_out), gamma by the layer's role (§3.5)", True, False,
+           "Proposed", ("#1f4e9c", "#5aa9e6")),
+    Scheme("proposed-backward", "wn", "g = sqrt(gamma), the backward pass's condition (§3.2)", True, False,
+           "Proposed backward", ("#6c3483", "#bb8fce")),
+    Scheme("pytorch-default", "wn", "w = v: g = ||v|| per unit (§4)", False, False,
+           "PyTorch default", ("#444444", "#a0a0a0")),
+    Scheme("datadep", "wn", "g and b from each unit's pre-activation statistics on a batch (Salimans & Kingma, §4)", False, True,
+           "Data-dependent", ("#c0392b", "#f39c12")),
+    Scheme("hanin", "wn", "the proposed gain, the residual branch scaled by 0.9^b within each stage (§3.6)", True, False,
+           "Stage-wise Hanin", ("#1e7b4a", "#72c98f")),
+    Scheme("he", "plain", "w = v, a Gaussian (He) draw (§4)", False, False, "He", ("#8d5524", "#8d5524")),
+    Scheme("orthogonal", "plain", "w = v, an orthogonal draw (§4)", False, False, "Orthogonal",
+           ("#8d5524", "#8d5524")),
+    Scheme("xavier", "plain", "w = v, a Xavier normal draw (§4)", False, False, "Xavier",
+           ("#b7950b", "#b7950b")),
+)}
+SCHEMES = tuple(REGISTRY)
+WN_SCHEMES = tuple(n for n, s in REGISTRY.items() if s.norm == "wn")
+PLAIN_SCHEMES = tuple(n for n, s in REGISTRY.items() if s.norm == "plain")
+ROLE_SCHEMES = tuple(n for n, s in REGISTRY.items() if s.roles)
+DATA_FREE_SCHEMES = tuple(n for n, s in REGISTRY.items() if not s.data)  # those that run without a batch
 # Peers that only initialize (docs/peers.md): initialize runs them through wninit.peers on plain networks; the
 # peers that change the architecture are wninit.peers.apply's alone.
 PEER_INITS = ("lsuv", "delta-orthogonal")  # the schemes whose gamma depends on the layer's role
@@ -186,8 +219,8 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
     ``drawn``: the layer's direction already drawn (:func:`_direction_tensor`, filled by ``initialize``).
 
     A WN layer's parameters are looked up once and written in place: the direction drawn straight into
-    ``v`` (the same draws as into a temporary), ``g`` filled, all under one ``no_grad``: on 10,000-layer
-    nets the per-layer bookkeeping counts (benchmarks/bench_init.py).
+    ``v`` (the same draws as into a temporary), ``g`` filled, all under one ``no_grad``: on very deep nets
+    the per-layer bookkeeping counts (docs/performance.md).
     """
     api = wn_api(layer)
     dim = 0 if api is None else wn_dim(layer, api)

@@ -25,7 +25,7 @@ def model_stem_gamma(arch: str) -> float:
     """The gamma the stem of ``arch``'s model declares: ``RESNET_STEM_GAMMA`` (2) for ``resnet``, else 1.
 
     The reference ``ResNet`` class gives its stem the default gamma 2, its ``WideResNet`` passes 1, and the MLP
-    and CNN have no stem role (docs/method.md §3.6 item 8; :func:`wninit.role_gamma` gives an undeclared stem 1).
+    and CNN have no stem role (docs/method.md §3.6 item 8; :func:`wninit.init.role_gamma` gives an undeclared stem 1).
     """
     return RESNET_STEM_GAMMA if arch == "resnet" else 1.0
 

@@ -65,11 +65,11 @@ def wn_weight(v: torch.Tensor, g: torch.Tensor | float, dim: int | None = 0, *, 
         scale = (g if isinstance(g, (int, float)) or g.dim() == 1 else g.reshape(-1)) / unit_norms(v, dim)
         return v * _unit_shape(scale, v, dim)
     # Why the fused kernel: called without the parametrization machinery it is one op forward (norms and w
-    # in one pass) and one op backward (grad_v and grad_g from grad_w in one pass). Measured against a
-    # custom autograd.Function with the analytic gradient, the output-scaling form (x v^T) * g/||v|| + b
-    # and the composite, it is the fastest for the suite's Linear and Conv shapes (benchmarks/bench_wn.py,
-    # table "implementations"): on a CPU the cost of WN beyond the layer's matmul is the number of ops
-    # launched and the bytes they move, not their arithmetic. g goes in as a (C_out, 1, ...) view, as torch
+    # in one pass) and one op backward (grad_v and grad_g from grad_w in one pass). Against a custom
+    # autograd.Function with the analytic gradient, the output-scaling form (x v^T) * g/||v|| + b and the
+    # composite, it is the fastest for the suite's Linear and Conv shapes (docs/performance.md): on a CPU
+    # the cost of WN beyond the layer's matmul is the number of ops launched and the bytes they move, not
+    # their arithmetic. g goes in as a (C_out, 1, ...) view, as torch
     # keeps it: the kernel would take a 1-d g, but the decompositions torch.compile and the half-precision
     # fallback use broadcast it against the last dim, and the view costs no measurable time.
     if dim == 0:

@@ -50,7 +50,7 @@ def _wn_weight(v: torch.Tensor, g: torch.Tensor, dim: int | None = 0) -> torch.T
     """
     # torch.compile cannot trace ContextVar.get: reading it broke the graph at every WN layer, and
     # each layer shape then recompiled its forward until dynamo's recompile limit sent the rest to
-    # eager (seen on an H200). is_compiling() is traced as a constant, so a compiled
+    # eager. is_compiling() is traced as a constant, so a compiled
     # forward never reads the flag and uses the fused kernel.
     return wn_weight(v, g, dim, fused=torch.compiler.is_compiling() or not _TWICE_DIFFERENTIABLE.get())
 

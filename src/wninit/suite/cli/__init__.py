@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The OSErrors that are a user's to fix (a path that is missing, is a folder, or is not theirs to read or write);
+# any other OSError (the disk, the network, a device) keeps its traceback.
+USER_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()  # imports every command's module: Ctrl-C can land here too
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wninit: interrupted; finished work is kept, rerun the same command to continue", file=sys.stderr)
         return 130
-    except (UserError, OSError) as exc:
+    except (UserError, *USER_OS_ERRORS) as exc:
         print(f"wninit: error: {_sentence(exc)}", file=sys.stderr)
         return 2
     except Exception:  # a bug, not the user's input: the traceback says where

@@ -49,12 +49,12 @@ def run(args) -> int:
 
 
 def _schemes(text: str) -> list[str]:
-    from wninit.init.schemes import SCHEMES
+    from wninit.init.schemes import DATA_FREE_SCHEMES
 
     names = [s.strip() for s in text.split(",") if s.strip()]
-    bad = [s for s in names if s not in SCHEMES or s == "datadep"]
+    bad = [s for s in names if s not in DATA_FREE_SCHEMES]
     if not names or bad:
-        raise UserError(f"--schemes takes names from {', '.join(s for s in SCHEMES if s != 'datadep')}, got {text!r}")
+        raise UserError(f"--schemes takes names from {', '.join(DATA_FREE_SCHEMES)}, got {text!r}")
     return names
 
 
@@ -94,14 +94,14 @@ def _run_paper_model(args) -> int:
 
     from wninit.diagnostics import propagation
     from wninit.models import build_model
-    from wninit.init.schemes import initialize
+    from wninit.init.schemes import REGISTRY, initialize
 
     in_shape = args.in_shape or ((1, 28, 28) if args.arch == "mlp" else (3, 32, 32))
     model = build_model(args.arch, in_shape=in_shape, num_classes=args.classes, depth=args.depth,
                         width=model_width(args), k=args.k, norm=args.norm)
     gen = torch.Generator().manual_seed(args.seed)
     x = torch.randn((args.batch,) + tuple(in_shape), generator=gen)
-    initialize(model, args.scheme, direction=args.direction, batch=x if args.scheme == "datadep" else None,
+    initialize(model, args.scheme, direction=args.direction, batch=x if REGISTRY[args.scheme].data else None,
                generator=torch.Generator().manual_seed(args.seed))
     table = propagation(model, x, seed=args.seed)
     title = f"{args.arch} depth {args.depth}, {args.norm}, {args.scheme} ({args.direction})"

@@ -14,12 +14,12 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers):
     from wninit.init.gains import DIRECTIONS
-    from wninit.init.schemes import ROLE_SCHEMES
+    from wninit.init.schemes import WN_SCHEMES, DATA_FREE_SCHEMES
 
     p = subparsers.add_parser("explain", help="print what initialize sets on every WN layer of your model",
                               description=__doc__.split("\n\n")[0])
     add_target_arguments(p, shape_required=True)
-    p.add_argument("--scheme", choices=ROLE_SCHEMES + ("pytorch-default",), default="proposed")
+    p.add_argument("--scheme", choices=tuple(s for s in WN_SCHEMES if s in DATA_FREE_SCHEMES), default="proposed")
     p.add_argument("--direction", choices=DIRECTIONS, default="orthogonal")
     return p
 

@@ -71,8 +71,8 @@ def _figure1(out: Path, say) -> list:
 
 
 def _one_blas_thread(fn, **kw):
-    # Figure 1 is torch float64 matrix work: two threads on a busy 2-core machine spin far more than they
-    # compute (measured: 5 CPU-minutes against 40 s on one thread), so run it on one.
+    # Figure 1 is torch float64 matrix work: two threads on a busy machine spin far more than they
+    # compute (docs/performance.md), so run it on one.
     from wninit.suite.train.runtime import num_threads
 
     with num_threads(1):

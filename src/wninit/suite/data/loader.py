@@ -87,7 +87,7 @@ class _CropFlip:
             torch.index_select(src, 0, index, out=crops)
         else:
             # A gather into a contiguous tensor copies whole images, then one copy into the interior: on
-            # CPU 1.6x faster than gathering straight into the strided interior (measured)
+            # CPU faster than gathering straight into the strided interior (docs/performance.md)
             gathered = torch.index_select(src, 0, index, out=self.gathered[:b])
             (self.interior[:b] if b < len(self.interior) else self.interior).copy_(gathered)
             if self.mirror_source:  # a flipped image's crop: its mirror's at column 2p - dx
@@ -207,8 +207,8 @@ def _use_count(t: torch.Tensor) -> int | None:
 class _Batches:
     """Output tensors whose memory is written again once nothing outside holds it any more.
 
-    On CPU a fresh 1.5 MiB batch each step is a fresh mapping from the OS, faulted in page by page (up
-    to a third of the data path's time, measured); a batch is written again only when no tensor but
+    On CPU a fresh batch each step is a fresh mapping from the OS, faulted in page by page (a large share
+    of the data path's time, docs/performance.md); a batch is written again only when no tensor but
     ours uses its memory, so a batch a consumer keeps is never overwritten. CUDA's caching allocator
     already reuses memory, so there every batch is new.
     """
@@ -262,7 +262,7 @@ class Loader:
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
         self.crop, self.flip, self.cutout = int(crop), bool(flip), int(cutout)
         # uint8 only pays where there is a crop or flip to move bytes through; a plain gather of floats
-        # costs the same as a gather of bytes plus the normalization (measured, benchmarks/bench_data.py).
+        # costs the same as a gather of bytes plus the normalization (docs/performance.md).
         raw = getattr(split, "raw", None)
         self.raw_norm = None
         if raw is not None and split.raw_norm is not None and (self.crop or self.flip):

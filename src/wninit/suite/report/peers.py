@@ -17,6 +17,7 @@ from pathlib import Path
 from wninit.suite.train.config import EXECUTION_FIELDS
 from wninit.suite.report.plots import save, styled, subplots
 from wninit.suite.report.tables import Stat, config_dict, counts_text, status_counts
+from wninit.suite.train.result import FINISHED
 
 __all__ = ["TRAINS_ACC", "method_label", "PeerCell", "peer_cells", "peers_markdown", "plot_peers", "deepest_verdicts"]
 
@@ -57,7 +58,7 @@ def _test_acc(run) -> float | None:
 
 def _val(runs) -> float:
     values = [0.0 if r.status == "diverged" else (r.metrics or {}).get("best_val_acc") for r in runs
-              if r.status in ("completed", "diverged")]
+              if r.status in FINISHED]
     values = [v for v in values if v is not None and math.isfinite(v)]
     return sum(values) / len(values) if values else -math.inf
 

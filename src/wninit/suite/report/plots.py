@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from wninit.init.schemes import SCHEME_COLOURS
+from wninit.init.schemes import REGISTRY
 from wninit.suite.report.reference import scheme_label
 from wninit.suite.report.tables import GOOD_ACC, good_configs, trains_threshold
 
@@ -27,7 +27,7 @@ _RC = {"font.size": _FONT, "axes.titlesize": _FONT + 1, "legend.fontsize": _FONT
 def scheme_style(series: tuple[str, str]) -> dict:
     """matplotlib keywords of one (scheme, direction): the same colour and marker in every figure."""
     scheme, direction = series
-    dark, light = SCHEME_COLOURS.get(scheme, ("#000000", "#777777"))
+    dark, light = REGISTRY[scheme].colours if scheme in REGISTRY else ("#000000", "#777777")
     # Gaussian curves are drawn thinner and on top, so where two directions coincide (both diverged at
     # 0, say) both stay visible.
     gaussian = direction == "gaussian"

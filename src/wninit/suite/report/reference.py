@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from wninit.init.schemes import REGISTRY
+
 __all__ = ["Reference", "PLOT_NOTE", "REFERENCES", "FIG1", "FIG2_MLP_DEPTH", "FIG2_MLP_HPARAMS", "FIG2_CNN_DEPTH",
            "FIG3_DEPTH_10K", "FIG3_LR_WARMUP", "TABLE1", "TABLE2", "scheme_label", "SCHEME_ORDER"]
 
@@ -19,17 +21,11 @@ SCHEME_ORDER = (("proposed", "orthogonal"), ("proposed", "gaussian"), ("datadep"
                 ("datadep", "gaussian"), ("hanin", "orthogonal"), ("hanin", "gaussian"),
                 ("pytorch-default", "orthogonal"), ("pytorch-default", "gaussian"),
                 ("proposed-backward", "orthogonal"), ("proposed-backward", "gaussian"))
-_SCHEME_NAMES = {"proposed": "Proposed", "datadep": "Data-dependent", "hanin": "Stage-wise Hanin",
-                 "pytorch-default": "PyTorch default", "proposed-backward": "Proposed (backward)",
-                 "he": "He", "orthogonal": "Orthogonal", "xavier": "Xavier"}
-
-
 def scheme_label(scheme: str, direction: str = "orthogonal") -> str:
     """The paper's legend name: ``("datadep", "gaussian")`` -> "Data-dependent (He)" (docs/method.md §7.2)."""
-    name = _SCHEME_NAMES.get(scheme, scheme)
-    if scheme == "proposed-backward":
-        return f"Proposed backward ({'He' if direction == 'gaussian' else 'orthogonal'})"
-    if scheme in ("he", "orthogonal", "xavier"):  # plain schemes already name their direction
+    known = REGISTRY.get(scheme)
+    name = known.label if known else scheme
+    if known and known.norm == "plain":  # plain schemes already name their direction
         return name
     return f"{name} ({'He' if direction == 'gaussian' else 'orthogonal'})"
 

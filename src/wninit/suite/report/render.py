@@ -16,6 +16,7 @@ from wninit.errors import UserError
 from wninit.suite.report import claims as C
 from wninit.suite.report import tables
 from wninit.suite.report.sections import experiment_section, fig1_section, md_table
+from wninit.suite.train.result import FINISHED, WAITING
 
 __all__ = ["render_report", "Report", "open_store", "read_figure1_csv", "claims_text", "claims_markdown",
            "FIGURE1_CSV", "FIGURE1_PNG", "prepare_out", "judge_claims"]
@@ -100,7 +101,7 @@ def _pick(store, experiment: str):
         return None, []
 
     def finished(p):
-        return sum(1 for r in store.runs(experiment, p) if r.status in ("completed", "diverged"))
+        return sum(1 for r in store.runs(experiment, p) if r.status in FINISHED)
     best = max(profiles, key=lambda p: (finished(p) > 0 and p == "paper", finished(p)))
     return best, store.runs(experiment, best)
 
@@ -115,14 +116,14 @@ def judge_claims(store, figure1_rows=None) -> list:
     for number in sorted(_CLAIM_EXPERIMENT):
         experiment = _CLAIM_EXPERIMENT[number]
         profile, runs = _pick(store, experiment)
-        finished = [r for r in runs if r.status in ("completed", "diverged")]
+        finished = [r for r in runs if r.status in FINISHED]
         if not finished:
             why = (f"not in this store (`wninit sweep experiments/{experiment}.toml --profile quick --store FILE.db` runs it)"
                    if profile is None else f"{experiment} ({profile}) has no finished runs")
             out.append(C.Claim(number, _CLAIM_NAMES[number], C.NOT_RUN, "-", why))
             continue
         scale = _scale(profile, runs)
-        unfinished = sum(1 for r in runs if r.status in tables.NOT_RUN)
+        unfinished = sum(1 for r in runs if r.status in WAITING)
         if unfinished:  # judged on what finished so far: say so
             scale += f"; {unfinished} of them not run yet"
         if number == 5:

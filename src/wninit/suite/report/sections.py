@@ -5,6 +5,7 @@ from pathlib import Path
 
 from wninit.suite.report import plots, tables
 from wninit.suite.report.reference import FIG1, REFERENCES, TABLE1, TABLE2, scheme_label
+from wninit.suite.train.result import FINISHED
 
 __all__ = ["md_table", "experiment_section", "fig1_section", "figure1_table_rows", "figure_name"]
 
@@ -97,7 +98,7 @@ def _rl(runs, scale, png):
 
 
 def _finished(runs) -> bool:
-    return any(r.status in ("completed", "diverged") for r in runs)
+    return any(r.status in FINISHED for r in runs)
 
 
 def _depth(experiment, runs, scale, png):

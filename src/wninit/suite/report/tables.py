@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from wninit.suite.train.config import EXECUTION_FIELDS
+from wninit.suite.train.result import FINISHED, WAITING
 
 __all__ = ["Stat", "DepthCell", "ConfigResult", "Survival", "depth_sweep", "hparam_curves", "survival",
            "wn_vs_bn", "hessian_table", "status_counts", "trains_threshold", "good_configs", "series_key", "arch_label", "config_dict",
@@ -27,7 +28,6 @@ __all__ = ["Stat", "DepthCell", "ConfigResult", "Survival", "depth_sweep", "hpar
 
 GOOD_ACC = 0.9  # docs/method.md §9 claim 7: a configuration "trains" at >= 0.9 test accuracy
 HORIZON = 3  # docs/method.md §7.4: "reach epoch 3 without diverging"
-NOT_RUN = ("pending", "running")
 
 # Which aggregate each experiment of experiments/*.toml gets (by spec file stem).
 EXPERIMENT_KINDS = {"fig2_mlp_depth": "depth", "fig2_cnn_depth": "depth", "fig3_depth_10k": "depth",
@@ -75,7 +75,7 @@ def counts_text(counts: Counter) -> str:
 
 def status_counts(runs) -> Counter:
     """completed / diverged / failed / not_run (pending and running) counts of ``runs``."""
-    return Counter("not_run" if r.status in NOT_RUN else r.status for r in runs)
+    return Counter("not_run" if r.status in WAITING else r.status for r in runs)
 
 
 def config_dict(run) -> dict:
@@ -98,7 +98,7 @@ def arch_label(cfg: dict) -> str:
 def _metric(run, name: str, diverged_as: float | None):
     """The run's value of ``name``: None for failed/unfinished runs; a diverged run's best checkpoint's
     value, or ``diverged_as`` when it has none (it diverged in its first epoch)."""
-    if run.status not in ("completed", "diverged"):
+    if run.status not in FINISHED:
         return None
     value = (run.metrics or {}).get(name)
     if value is None or not math.isfinite(value):
@@ -245,7 +245,7 @@ def survival(runs, horizon: int = HORIZON) -> dict[tuple, Survival]:
     out = {}
     for key in sorted(groups, key=lambda k: (k[1], k[0], _order((k[2], 0)))):
         group = groups[key]
-        finished = [r for r in group if r.status in ("completed", "diverged")]
+        finished = [r for r in group if r.status in FINISHED]
         out[key] = Survival(sum(_survived(r, horizon) for r in finished), len(finished), status_counts(group), horizon)
     return out
 

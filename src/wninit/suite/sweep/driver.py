@@ -1,6 +1,6 @@
 """The sweep driver: claim runs, hand them to a pool, renew the leases, write each result as it comes.
 
-The driver is the store's single writer in its process (DESIGN.md); several drivers may share a store
+The driver is the store's single writer in its process; several drivers may share a store
 through leases (:mod:`wninit.suite.sweep.leases`). SIGINT and SIGTERM only set a flag: the loop then kills its
 workers and puts its running runs back to pending in one transaction, so nothing is half-written and
 the same command continues where it stopped. ``kill -9`` leaves the claims behind; a rerun on this host

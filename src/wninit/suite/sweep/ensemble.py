@@ -1,7 +1,7 @@
-"""Many small MLP runs trained together as one model with stacked weights (DESIGN.md: sweep/ensemble.py).
+"""Which runs train together as one stacked model, and :func:`fit_ensemble`, which trains them.
 
 Runs that share an MLP architecture and its data pipeline but differ in seed, learning rate, momentum,
-weight decay, schedule, warmup or init scheme train as one :class:`~.ensemble_model.StackedMLP`: one
+weight decay, schedule, warmup or init scheme train as one :class:`~.stacked.StackedMLP`: one
 batched matmul per layer for all M members. Each member follows its standalone :func:`wninit.suite.train.fit`
 run (docs/method.md §6.1) step for step:
 
@@ -9,15 +9,15 @@ run (docs/method.md §6.1) step for step:
   (global seed, head default init, first shuffled batch, init generator), then copied into the stack;
 - its own data: its own seeded validation split and its own loader generator, so the same batches in
   the same order (and the same augmentation draws) as its standalone run;
-- its own SGD (:class:`~.ensemble_model.StackedSGD`), lr schedule and per-iteration warmup;
+- its own SGD (:class:`~.stacked.StackedSGD`), lr schedule and per-iteration warmup;
 - its own divergence: a NaN/Inf loss freezes that member (lr 0, finite weights) and reports it
   ``diverged`` at that epoch and step; the others go on;
 - its own best-validation checkpoint, evaluated on the test split at the end.
 
 The trajectories equal the standalone ones up to float32 rounding (a batched matmul may round
 differently from a single one; on the suite's CPU they are equal bit for bit); tests/test_ensemble.py
-states the tolerance. The group's data is in :mod:`.ensemble_data`, the stacked model and SGD in
-:mod:`.ensemble_model`, the training loop in :mod:`.ensemble_run`.
+states the tolerance. The group's data, stacked model and SGD are in :mod:`.stacked`; it trains through
+the one training loop of the suite (:mod:`wninit.suite.train.loop`).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from wninit.errors import UserError
 from wninit.suite.train.config import RunConfig
 from wninit.suite.train.single_run import fit
 from wninit.suite.train.result import RunResult
-from wninit.suite.sweep.ensemble_run import run_group
+from wninit.suite.sweep.stacked import run_group
 
 __all__ = ["MEMBER_FIELDS", "batchable", "group_key", "batchable_groups", "fit_ensemble"]
 
@@ -69,7 +69,7 @@ def batchable_groups(cfgs: list[RunConfig], max_members: int | None = None, work
     multiple of it when ``max_members`` asks for more chunks), as far as each chunk keeps
     ``min_members``: every worker then holds an equal share of every group, whatever a group costs.
     Without it, a sweep whose groups differ in cost (Fig. 2's depths) leaves a worker idle while another
-    trains the deepest group (bench_sweep measured one of two workers idle 32% of a 24-run slice).
+    trains the deepest group (docs/performance.md).
 
     Examples:
         >>> base = RunConfig(dataset="mnist5k", depth=10, epochs=3)

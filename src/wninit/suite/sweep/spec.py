@@ -121,7 +121,7 @@ def expand(doc: dict, profile: str, where: str = "<spec>") -> Experiment:
         label = f"{where} (profile {profile}" + (f", series {s['name']!r})" if s["name"] else ")")
         cfgs = []
         for cfg in _product(axes, label):
-            run_id = cfg.run_id  # ~1 ms each (a validated copy is hashed): computed once
+            run_id = cfg.run_id  # a validated copy is hashed: computed once
             if run_id not in seen:
                 seen.add(run_id)
                 cfgs.append(cfg)

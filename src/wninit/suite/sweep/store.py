@@ -1,6 +1,6 @@
 """The results store: one SQLite file (stdlib, WAL) with every run's config, status, metrics and epochs.
 
-Tables (DESIGN.md "Results are data"):
+Tables (results are data: every run's config, status, metrics and epochs, queryable):
 
 - ``meta(key, value)``: ``application`` = wninit, ``schema_version``, ``created_by`` (wninit version).
 - ``runs``: one row per run id (the config hash), stored once however many experiments share it.
@@ -23,17 +23,16 @@ from pathlib import Path
 
 from wninit.errors import UserError
 from wninit.suite.train.config import RunConfig
+from wninit.suite.train.result import CSV_COLUMNS, FINISHED, STATUSES
 from wninit.suite.sweep.store_migrations import ALIASES_TABLE, upgrade
 
 __all__ = ["Store", "RunRecord", "STATUSES", "FINISHED", "METRIC_KEYS", "SCHEMA_VERSION", "utc_now", "not_a_store_yet"]
 
 SCHEMA_VERSION = 2  # 2: run ids with a schema version (wninit.suite.train.run_ids), aliases of the old ones, code commit
 APPLICATION_ID = 0x574E4954  # "WNIT" in the SQLite header: `file` and other tools can tell our stores apart
-STATUSES = ("pending", "running", "completed", "diverged", "failed")
-FINISHED = ("completed", "diverged")  # results; "failed" is an error, retried only when asked
 METRIC_KEYS = ("test_acc", "best_val_acc", "best_epoch", "train_acc", "diverged_at", "epochs_done", "log_hessian_norm",
                "returns")
-EPOCH_KEYS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr")
+EPOCH_KEYS = CSV_COLUMNS  # an epoch row of the store is a row of the run's epochs.csv
 
 _SCHEMA = f"""
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -1,6 +1,6 @@
 """What a worker does: train the runs it is handed and return plain dicts (local pool and Ray alike).
 
-Workers never touch the store: the driver is its single writer (DESIGN.md "How data flows"). An
+Workers never touch the store: the driver is its single writer (docs/layout.md). An
 exception inside a run becomes an outcome with status ``failed`` and the error text, so one bad run
 never takes the worker, or the sweep, down. A worker whose driver disappears (``kill -9``) exits
 within a second instead of training on for nobody.
@@ -14,6 +14,8 @@ import threading
 import time
 import traceback
 import warnings
+
+from wninit.errors import UserError
 
 __all__ = ["init_worker", "run_one", "run_group", "outcome_of"]
 
@@ -83,8 +85,9 @@ def run_one(cfg_dict: dict, execution: dict | None = None, threads: int | None =
 def run_group(cfg_dicts: list[dict], execution: dict | None = None, threads: int | None = None) -> list[dict]:
     """Train a group: one batched ensemble when it has several members (``--batch-runs``), else ``fit``.
 
-    If the ensemble raises, each member is run on its own, so one bad config fails only itself; a warning
-    (on the worker's stderr, which is the sweep's) names the error.
+    A :class:`UserError` of the group (one member's bad input, e.g. its data missing) reruns each member on
+    its own, so that config fails only itself; a warning (on the worker's stderr, which is the sweep's) names
+    the error. Any other exception is a bug of the stacked engine: every member fails with its traceback.
     """
     if len(cfg_dicts) == 1:
         return [run_one(cfg_dicts[0], execution, threads)]
@@ -95,8 +98,10 @@ def run_group(cfg_dicts: list[dict], execution: dict | None = None, threads: int
         if threads:
             torch.set_num_threads(threads)
         return [outcome_of(r) for r in fit_ensemble([_config(c, execution) for c in cfg_dicts])]
-    except Exception as exc:
+    except UserError as exc:
         warnings.warn(f"a stacked group of {len(cfg_dicts)} runs failed ({type(exc).__name__}: "
                       f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}), so each of its "
                       "runs trains alone", RuntimeWarning, stacklevel=2)
         return [run_one(c, execution, threads) for c in cfg_dicts]
+    except Exception as exc:  # the stacked engine's own error: reported on every member, not retried alone
+        return [_failed(c, exc) for c in cfg_dicts]

@@ -6,6 +6,7 @@ go through the same functions, so they cannot drift apart:
 - :func:`load_data`: the dataset, its seeded validation split, and the batch-size check;
 - :func:`build_member`: global seed -> model -> first shuffled, augmented batch -> init -> peer;
 - :func:`check_interval`: how often the loss is checked for NaN/Inf;
+- :func:`weight_decay`: the one weight-decay rule (which parameters a run exempts);
 - :class:`RunRecord`: the epoch rows, the best-validation checkpoint, the divergence point, and the
   :class:`~wninit.suite.train.RunResult` they make.
 """
@@ -22,7 +23,10 @@ from wninit.suite.train.result import RunResult
 from wninit.suite.train.runtime import derived_seed, set_seed
 from wninit.suite.train.schedules import scheduled_lr
 
-__all__ = ["load_data", "build_member", "check_interval", "improves", "RunRecord"]
+__all__ = ["load_data", "build_member", "check_interval", "weight_decay", "SCALE_KINDS", "improves", "RunRecord"]
+
+# The kinds of parameter that set scales and shifts, not directions: a WN gain g, a BN weight, a bias.
+SCALE_KINDS = ("g", "bn", "b")
 
 
 def load_data(cfg: RunConfig):
@@ -82,6 +86,15 @@ def check_interval(device: torch.device) -> int:
     """Steps between two finiteness checks of the loss: 1 on CPU, where a check costs nothing; 32 on an
     accelerator, where each check syncs the host (the first bad step is found either way)."""
     return 1 if device.type == "cpu" else 32
+
+
+def weight_decay(cfg: RunConfig, kind: str) -> float:
+    """The weight decay of a parameter of ``kind`` ("v", "w" or one of :data:`SCALE_KINDS`) in ``cfg``'s run.
+
+    docs/method.md §6.1: the reference decays every parameter; ``wd_exempt_gain_bias`` exempts the scales and
+    shifts (g, BN weights, biases), which set no direction.
+    """
+    return 0.0 if cfg.wd_exempt_gain_bias and kind in SCALE_KINDS else cfg.weight_decay
 
 
 def improves(val_acc: float | None, best_val: float | None) -> bool:

@@ -4,11 +4,17 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
-__all__ = ["RunResult", "CSV_COLUMNS", "STATUSES"]
+__all__ = ["RunResult", "CSV_COLUMNS", "STATUSES", "FINISHED", "WAITING", "FAILED"]
 
 # docs/method.md §6.1 "Logging": the reference CSV's columns, in its order.
 CSV_COLUMNS = ("epoch", "train_loss", "val_loss", "train_acc", "val_acc", "lr")
-STATUSES = ("completed", "diverged")
+# The statuses of a run, one vocabulary for the run, the store, the sweep and the report: a run waits (pending,
+# or running now), finishes (completed, or diverged: a NaN/Inf loss is a result, docs/method.md §6.1) or fails
+# (an error, retried only when asked).
+STATUSES = ("pending", "running", "completed", "diverged", "failed")
+WAITING = ("pending", "running")
+FINISHED = ("completed", "diverged")
+FAILED = "failed"
 # The fields that a rerun of the same config on the same machine reproduces bit for bit.
 METRIC_FIELDS = ("run_id", "status", "test_acc", "best_val_acc", "best_epoch", "train_acc", "diverged_at",
                  "epochs_done", "log_hessian_norm", "epochs", "returns")

@@ -22,9 +22,9 @@ from wninit.suite.train import accel
 from wninit.suite.train import checkpoint as ckpt_files
 from wninit.suite.train.config import RunConfig
 from wninit.suite.train.hessian_task import run_hessian
-from wninit.suite.train.loop import evaluate, train_epoch
+from wninit.suite.train.loop import Single, test_best, train_epochs
 from wninit.suite.train.monitor import Monitor
-from wninit.suite.train.protocol import RunRecord, build_member, check_interval, load_data
+from wninit.suite.train.protocol import RunRecord, build_member, check_interval, load_data, weight_decay
 from wninit.suite.train.result import RunResult
 from wninit.suite.train.runtime import derived_seed, env, resolve_device, run_scope
 from wninit.suite.train.schedules import epoch_lrs
@@ -92,37 +92,43 @@ def _run(cfg: RunConfig, device, out, resume, progress, on_epoch, tensorboard) -
     return run.finish()
 
 
-def _param_groups(model: torch.nn.Module, exempt: bool, weight_decay: float) -> list[dict]:
-    """One group (the reference: decay on every parameter, docs/method.md §6.1), or two with g, BN weights and
-    biases exempt from weight decay (they set scales and shifts, not directions)."""
-    if not exempt or weight_decay == 0:
-        return [{"params": list(model.parameters())}]
+def _param_groups(model: torch.nn.Module, cfg: RunConfig) -> list[dict]:
+    """SGD's parameter groups under the weight-decay rule (:func:`.protocol.weight_decay`): one group when every
+    parameter decays alike, else the decayed parameters and the exempt ones (weight decay 0)."""
     from wninit.weightnorm.access import gain_parameters
 
-    scales = {id(p) for p in gain_parameters(model)}
+    kinds = {id(p): "b" for n, p in model.named_parameters() if n.endswith("bias")}
+    kinds.update({id(p): "g" for p in gain_parameters(model)})
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.affine:
-            scales.add(id(m.weight))
-    no_decay = [p for n, p in model.named_parameters() if id(p) in scales or n.endswith("bias")]
-    ids = {id(p) for p in no_decay}
-    return [{"params": [p for p in model.parameters() if id(p) not in ids]},
-            {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _clone_state(model: torch.nn.Module) -> dict:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+            kinds[id(m.weight)] = "bn"
+    params = list(model.parameters())
+    exempt = [p for p in params if weight_decay(cfg, kinds.get(id(p), "w")) != cfg.weight_decay]
+    if not exempt:
+        return [{"params": params}]
+    ids = {id(p) for p in exempt}
+    return [{"params": [p for p in params if id(p) not in ids]}, {"params": exempt, "weight_decay": 0.0}]
 
 
 class _SingleRun:
-    """One run's training state: the model and its SGD, the data stream, the :class:`RunRecord`, the clock."""
+    """One run's training state: the model and its SGD as the loop's one member, the data stream, the
+    :class:`RunRecord`, the clock."""
 
     def __init__(self, cfg: RunConfig, device: torch.device, model, data, loader, gen, out: Path | None,
                  started: float):
-        self.cfg, self.device, self.data, self.loader, self.gen, self.out = cfg, device, data, loader, gen, out
+        self.cfg, self.device, self.gen, self.out = cfg, device, gen, out
         self.model = accel.to_memory_format(model, cfg.channels_last)  # before the optimizer holds the parameters
-        self.optimizer = torch.optim.SGD(_param_groups(self.model, cfg.wd_exempt_gain_bias, cfg.weight_decay),
-                                         lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        self.amp = functools.partial(accel.autocast, cfg.precision, device)
+        self.optimizer = torch.optim.SGD(_param_groups(self.model, cfg), lr=cfg.lr, momentum=cfg.momentum,
+                                         weight_decay=cfg.weight_decay)
+        n_batches = len(loader)
+
+        def split(s):
+            return accel.as_input(s.x.to(device), cfg.channels_last), s.y.to(device)
+        self.member = Single(self.model, self.optimizer, loader,
+                             trained=accel.training_module(self.model, cfg.compile),  # shares the parameters
+                             lrs=lambda epoch: epoch_lrs(cfg, epoch, n_batches), val=split(data.val),
+                             test=split(data.test), autocast=functools.partial(accel.autocast, cfg.precision, device),
+                             channels_last=cfg.channels_last)
         self.record, self.start_epoch, self.started, self.wall_before = RunRecord(), 0, started, 0.0
 
     def wall_s(self) -> float:
@@ -139,27 +145,16 @@ class _SingleRun:
         self.start_epoch, self.wall_before = state["epoch"], state["wall_s"]
 
     def train(self, monitor: Monitor, on_epoch) -> None:
-        """The remaining epochs; the first NaN/Inf loss ends them (docs/method.md §6.1)."""
-        cfg, record = self.cfg, self.record
-        val_x = accel.as_input(self.data.val.x.to(self.device), cfg.channels_last)
-        val_y = self.data.val.y.to(self.device)
-        n_batches, every = len(self.loader), check_interval(self.device)
-        trained = accel.training_module(self.model, cfg.compile)  # shares the model's parameters
-        for epoch in range(self.start_epoch, cfg.epochs):
-            train_loss, train_acc, bad_step = train_epoch(
-                trained, self.optimizer, self.loader, epoch_lrs(cfg, epoch, n_batches), cfg.accumulation_steps,
-                every, autocast=self.amp, channels_last=cfg.channels_last)
-            if bad_step is not None:
-                record.diverge(epoch, bad_step)
-                break
-            val_loss, val_acc = evaluate(self.model, val_x, val_y, autocast=self.amp)
-            row = record.end_epoch(cfg, epoch, train_loss, train_acc, val_loss, val_acc,
-                                   lambda: _clone_state(self.model))
+        """The remaining epochs (train/loop.py); each finished one is saved and reported."""
+        def after_epoch(epoch: int) -> None:
+            row = self.record.rows[-1]
             if self.out is not None:
                 self._save(epoch)
             monitor.epoch(row)
             if on_epoch is not None:
                 on_epoch(dict(row))
+        train_epochs(self.member, [self.cfg], [self.record], self.start_epoch, check_interval(self.device),
+                     after_epoch)
 
     def _save(self, epoch: int) -> None:
         """The epoch's CSV and everything an exact resume needs, each written atomically."""
@@ -171,12 +166,8 @@ class _SingleRun:
 
     def finish(self) -> RunResult:
         """Test the best checkpoint and assemble the result (and write it, with ``out``)."""
-        cfg, test_acc = self.cfg, None
-        if self.record.best is not None:  # the reference's "No checkpoints found" -> test_acc -1; here None
-            self.model.load_state_dict(self.record.best)
-            test_x = accel.as_input(self.data.test.x.to(self.device), cfg.channels_last)
-            _, test_acc = evaluate(self.model, test_x, self.data.test.y.to(self.device), autocast=self.amp)
-        result = self.record.result(cfg, test_acc, self.wall_s(), env(self.device, cfg.seed))
+        test_acc, = test_best(self.member, [self.record])
+        result = self.record.result(self.cfg, test_acc, self.wall_s(), env(self.device, self.cfg.seed))
         if self.out is not None:
             ckpt_files.write_csv(self.out, self.record.rows)
             ckpt_files.write_result(self.out, result)
