@@ -77,3 +77,22 @@ def test_the_paper_default_is_unchanged():
         assert torch.equal(wn_g(x), wn_g(y))
     padding_aware_gains_(b, torch.randn(2, 1, 28, 28))
     assert not torch.equal(wn_g(weight_normed_layers(a)[3][1]), wn_g(weight_normed_layers(b)[3][1]))
+
+
+def test_run_options_padding_gain_and_frozen_conv_biases(tmp_path):
+    """RunConfig.padding_gain gives the trained model's build the padding-aware g; RunConfig.freeze_conv_bias holds
+    every conv bias at its init, 0, through training (the remedy to the CNN's collapse, docs/results.md)."""
+    from wninit.suite.train import RunConfig, fit
+
+    base = RunConfig(dataset="digits", arch="cnn", width=4, depth=3, epochs=1, lr=0.05, momentum=0.9, batch_size=64,
+                     schedule=0, threads=1)
+    biases = {}
+    for frozen in (False, True):
+        out = tmp_path / str(frozen)
+        fit(base.replace(freeze_conv_bias=frozen), out_dir=out)
+        state = torch.load(next(out.glob("*.pt")), weights_only=False)
+        state = state.get("model", state)
+        biases[frozen] = [v for k, v in state.items() if k.startswith("features") and k.endswith("bias")]
+    assert len(biases[True]) == 3 and all(float(b.abs().max()) == 0.0 for b in biases[True])
+    assert any(float(b.abs().max()) > 0.0 for b in biases[False])
+    assert base.replace(padding_gain=True).run_id != base.run_id and base.replace(padding_gain=False).run_id == base.run_id
