@@ -3,6 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from wninit.suite.report.claim_book import claim_spec
 from wninit.suite.report.rl import RLCurves, plot_rl, rl_claim, rl_curves, rl_markdown
 from wninit.suite.report.verdicts import FAILS, HOLDS, NOT_RUN
 
@@ -23,7 +24,8 @@ def _store_runs(prop_end: float, default_end: float, pending: int = 0):
 
 
 def test_claim_12_holds_when_proposed_learns_and_default_does_not():
-    claim = rl_claim(rl_curves(_store_runs(prop_end=5.0, default_end=0.3)), "test")
+    claim = claim_spec(12).claim(rl_claim(rl_curves(_store_runs(prop_end=5.0, default_end=0.3)), "test"))
+    assert claim_spec(12).experiment == "rl_minatar"
     assert claim.number == 12 and claim.verdict == HOLDS, claim.detail
     assert "Welch" in claim.test and "5.03 vs 0.33" in claim.detail
 

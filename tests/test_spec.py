@@ -13,7 +13,8 @@ from wninit.suite.sweep.spec import PROFILES_REQUIRED, expand, load_spec
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 SPECS = sorted(EXPERIMENTS.glob("*.toml"))
 NAMES = ["fig2_mlp_depth", "fig2_mlp_hparams", "fig2_cnn_depth", "fig3_depth_10k", "fig3_lr_warmup",
-         "table1_wn_vs_bn", "table2_hessian", "peers_depth", "rl_minatar"]
+         "table1_wn_vs_bn", "table2_hessian", "peers_depth", "beyond_cnn_plateau",
+         "rl_minatar"]
 EMBEDDED = ("mnist5k", "digits", "synthetic")
 
 

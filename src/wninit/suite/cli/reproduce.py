@@ -21,6 +21,10 @@ __all__ = ["add_parser", "run", "DEFAULT_SPECS", "find_experiments"]
 # real MNIST, and Table 2's Hessian at init, which measures without training. The CNN, WRN and
 # Table 1 experiments need CIFAR and hours: `wninit sweep experiments/<name>.toml --profile paper`.
 DEFAULT_SPECS = ("fig2_mlp_depth", "fig2_mlp_hparams", "table2_hessian")
+# `--profile medium`: every spec whose quick verdict could not decide its claim, each sized to <= 2 hours on a
+# 2-core CPU (docs/claims.md).
+MEDIUM_SPECS = ("fig2_mlp_depth", "fig2_cnn_depth", "fig2_mlp_hparams", "fig3_lr_warmup", "table1_wn_vs_bn",
+                "table2_hessian")
 
 
 def add_parser(subparsers):
@@ -29,8 +33,12 @@ def add_parser(subparsers):
     p.add_argument("--out", metavar="DIR", default="wninit-out", help="output folder (default: ./wninit-out)")
     p.add_argument("--store", metavar="FILE.db", help="results store (default: DIR/store.db)")
     p.add_argument("--workers", type=int, default=2, metavar="N", help="parallel runs (default 2)")
-    p.add_argument("--specs", nargs="+", metavar="NAME", default=list(DEFAULT_SPECS),
-                   help=f"experiment specs to run at their quick profile (default: {' '.join(DEFAULT_SPECS)})")
+    p.add_argument("--profile", choices=("quick", "medium"), default="quick",
+                   help="quick (about 10 minutes in all) or medium (up to 2 hours per spec, the specs the quick "
+                        "profile cannot decide)")
+    p.add_argument("--specs", nargs="+", metavar="NAME",
+                   help=f"experiment specs to run at the profile (default: quick {' '.join(DEFAULT_SPECS)}; "
+                        f"medium {' '.join(MEDIUM_SPECS)})")
     p.add_argument("--experiments", metavar="DIR", help="folder of the experiment specs (default: ./experiments, "
                    "or the one beside the installed package)")
     p.add_argument("--limit", type=int, metavar="N", help="train at most N runs in this call (rerun to continue)")
@@ -97,11 +105,11 @@ def run(args) -> int:
 
     folder = find_experiments(args.experiments)
     exps = []
-    for name in args.specs:
+    for name in args.specs or (DEFAULT_SPECS if args.profile == "quick" else MEDIUM_SPECS):
         path = folder / (name if name.endswith(".toml") else f"{name}.toml")
         if not path.is_file():
             raise UserError(f"no experiment spec {path}; choose among {', '.join(p.stem for p in sorted(folder.glob('*.toml')))}")
-        exps.append(load_spec(path, "quick"))
+        exps.append(load_spec(path, args.profile))
     out = prepare_out(args.out)
     store_path = Path(args.store) if args.store else out / "store.db"
 
@@ -109,7 +117,7 @@ def run(args) -> int:
     with Store(store_path) as store:
         for exp in exps:
             new = store.add(exp.name, exp.profile, exp.runs)
-            say(f"{exp.name} (quick): {len(exp.runs)} runs, {len(exp.runs) - new} already in {store_path}")
+            say(f"{exp.name} ({exp.profile}): {len(exp.runs)} runs, {len(exp.runs) - new} already in {store_path}")
         summary = run_sweep(store, [(e.name, e.profile) for e in exps], workers=args.workers,
                             batch_runs=not args.no_batch_runs, limit=args.limit, progress=not args.no_progress)
     c = summary.counts

@@ -15,9 +15,10 @@ import math
 from wninit.suite.report.reference import scheme_label
 from wninit.suite.report.stats import ALPHA, UNDECIDED, clopper_pearson, decide, fisher_p, fmt_p, mean_bound, sign_test_p, welch_p
 from wninit.suite.report.tables import Stat, good_configs, trains_threshold
-from wninit.suite.report.verdicts import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, Claim, detail, judge, num
+from wninit.suite.report.scope import edge_note, guard
+from wninit.suite.report.verdicts import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, NOT_TRAINED, Claim, Finding, detail, judge, num
 
-__all__ = ["Claim", "HOLDS", "FAILS", "NOT_RUN", "INCONCLUSIVE", "figure1_claims", "gain_claim", "depth_claim", "hparams_claim",
+__all__ = ["Claim", "Finding", "HOLDS", "FAILS", "NOT_RUN", "INCONCLUSIVE", "NOT_TRAINED", "figure1_claims", "gain_claim", "depth_claim", "hparams_claim",
            "depth_10k_claim", "survival_claim", "table1_claim", "table2_claim", "rl_claim", "chance"]
 
 P_ORTH, P_HE, D_ORTH, D_HE = ("proposed", "orthogonal"), ("proposed", "gaussian"), ("datadep", "orthogonal"), ("datadep", "gaussian")
@@ -56,7 +57,7 @@ def chance(dataset: str) -> float:
     return 0.01 if dataset == "cifar100" else 0.1
 
 
-def figure1_claims(rows, samples: int = 1000) -> list[Claim]:
+def figure1_claims(rows, samples: int = 1000) -> list[Finding]:
     """Claims 1-3, from Figure 1's rows (:mod:`wninit.suite.report.figure1_claims`)."""
     from wninit.suite.report.figure1_claims import judge_figure1
 
@@ -64,7 +65,7 @@ def figure1_claims(rows, samples: int = 1000) -> list[Claim]:
 
 
 # -- claim 4: the gain formula, checked on freshly initialized models (docs/method.md §3.5, §9 item 4) -------------
-def gain_claim() -> Claim:
+def gain_claim() -> Finding:
     """g == sqrt(gamma*fan_in/fan_out) per layer for the MLP and a WRN-16-2 (gamma from docs/method.md §3.5's table,
     written out here rather than taken from wninit.init.schemes), every bias 0, Linear(20->60) g = sqrt(2*20/60)."""
     import torch
@@ -93,9 +94,8 @@ def gain_claim() -> Claim:
     ok = worst < 1e-6 and bias_max == 0.0 and abs(first - math.sqrt(2 * 20 / 60)) < 1e-6
     text = (f"{layers} WN layers, max relative |g - sqrt(gamma*fan_in/fan_out)| = {worst:.1e}; max |b| = {bias_max:g}; "
             f"Linear(20->60) mean g = {first:.6f} vs sqrt(2*20/60) = {math.sqrt(2 * 20 / 60):.6f}")
-    return Claim(4, "gain formula g = sqrt(gamma*fan_in/fan_out)", HOLDS if ok else FAILS,
-                 "MLP 20-60-60-60 and WRN-16-2 at init", text,
-                 "exact (deterministic): every layer within relative 1e-6 of the formula, biases exactly 0")
+    return Finding(HOLDS if ok else FAILS, "MLP 20-60-60-60 and WRN-16-2 at init", text,
+                   "exact (deterministic): every layer within relative 1e-6 of the formula, biases exactly 0")
 
 
 # -- claims 5, 6, 8: accuracy vs depth (tables.depth_sweep cells) ------------------------------------------
@@ -130,8 +130,8 @@ def _versus(cells, better, worse, depth) -> tuple[bool | str | None, str]:
 _WELCH = f"Welch one-sided t-test over seeds at level {ALPHA}; thresholds by one-sided 95% t bounds of the mean"
 
 
-def depth_claim(number: int, name: str, cells, scale: str, dataset: str, *, trains_abs: float | None,
-                shallow_abs: float | None) -> Claim:
+def depth_claim(cells, scale: str, dataset: str, *, trains_abs: float | None, shallow_abs: float | None,
+                final_loss: dict | None = None) -> Finding:
     """Claims 5 (MLP) and 6 (CNN): at the deepest depth run, proposed trains while datadep fails, and all
     schemes train at the shallowest depth.
 
@@ -143,12 +143,20 @@ def depth_claim(number: int, name: str, cells, scale: str, dataset: str, *, trai
     direction beats the datadep direction of its kind there (Welch one-sided p < 0.05); at the shallowest
     depth every scheme of the paper's legend (proposed, datadep) reaches ``shallow_abs`` (MLP: 0.85
     against the paper's 0.98-0.99) or, when None, 0.9 x the best scheme there (95% lower bound).
+
+    A part that would be contradicted is not, where the protocol cannot say (report/scope.py): every run of a
+    compared init still on its initial plateau (``final_loss``: {run id: final training loss}) makes it "not
+    trained at this scale"; a compared init's best configuration on its grid's edge makes it inconclusive.
     """
     if not any(s[0] == "proposed" for s, _ in cells) or not any(s[0] == "datadep" for s, _ in cells):
-        return Claim(number, name, NOT_RUN, scale, "needs both proposed and datadep runs")
+        return Finding(NOT_RUN, scale, "needs both proposed and datadep runs")
     depths = sorted({d for _, d in cells})
     deep, shallow = depths[-1], depths[0]
     limit = chance(dataset) + 0.1
+    classes = round(1 / chance(dataset))
+
+    def guarded(ok, *keys):
+        return guard(ok, [cells[k] for k in keys if k in cells], final_loss, classes)
     parts = []
     for s in (P_ORTH, P_HE):
         if (s, deep) in cells:
@@ -156,7 +164,7 @@ def depth_claim(number: int, name: str, cells, scale: str, dataset: str, *, trai
             need = trains_abs if trains_abs is not None else 0.8 * (base or 0.0)
             ok, bound = _threshold(cells[(s, deep)].test.values, need)
             parts.append((f"{scheme_label(*s)} {num(acc)} at depth {deep} (needs >= {need:.2f}; {bound})",
-                          None if acc is None or base is None else ok))
+                          None if acc is None or base is None else guarded(ok, (s, deep))))
     for s in (D_ORTH, D_HE):
         if (s, deep) in cells:
             ok, text = _fails(cells, s, deep, limit)
@@ -164,18 +172,20 @@ def depth_claim(number: int, name: str, cells, scale: str, dataset: str, *, trai
     for p, d in ((P_ORTH, D_ORTH), (P_HE, D_HE)):
         ok, text = _versus(cells, p, d, deep)
         if text:
-            parts.append((text, ok))
+            parts.append((text, guarded(ok, (p, deep), (d, deep))))
     # "all inits" of the paper's Fig. 2 legend: proposed and datadep (PyTorch default is not on it, docs/method.md §7.2)
     shallow_accs = {s: _cell_mean(cells, s, shallow) for s, d in cells if d == shallow and s[0] in ("proposed", "datadep")}
     best = max((a for a in shallow_accs.values() if a is not None), default=0.0)
     need = shallow_abs if shallow_abs is not None else 0.9 * best
     low = min(shallow_accs.items(), key=lambda kv: -1 if kv[1] is None else kv[1])
     ok, bound = _threshold(cells[(low[0], shallow)].test.values, need) if low[1] is not None else (None, "n/a")
-    parts.append((f"lowest at depth {shallow}: {scheme_label(*low[0])} {num(low[1])} (needs >= {need:.2f}; {bound})", ok))
-    return Claim(number, name, judge(parts), scale, detail(parts), _WELCH)
+    parts.append((f"lowest at depth {shallow}: {scheme_label(*low[0])} {num(low[1])} (needs >= {need:.2f}; {bound})",
+                  guarded(ok, (low[0], shallow))))
+    judged = {k: c for k, c in cells.items() if k[1] in (shallow, deep) and k[0][0] in ("proposed", "datadep")}
+    return Finding(judge(parts), scale, detail(parts) + edge_note(judged, scheme_label), _WELCH)
 
 
-def depth_10k_claim(cells, scale: str, dataset: str = "cifar10") -> Claim:
+def depth_10k_claim(cells, scale: str, dataset: str = "cifar10") -> Finding:
     """Claim 8 (docs/method.md §7.3): after one epoch, proposed is roughly flat in depth, PyTorch-default collapses,
     datadep degrades below proposed at the deepest depth.
 
@@ -185,14 +195,14 @@ def depth_10k_claim(cells, scale: str, dataset: str = "cifar10") -> Claim:
     PyTorch default and datadep at the deepest depth below proposed (paper 0.16 vs 0.34; Welch one-sided). Stage-wise Hanin is reported, not judged (paper 0.31, within noise).
     """
     if not cells:
-        return Claim(8, "Fig. 3-left: 10k-layer WRN", NOT_RUN, scale, "no finished runs in the store")
+        return Finding(NOT_RUN, scale, "no finished runs in the store")
     depths = sorted({d for _, d in cells})
     deep, shallow = depths[-1], depths[0]
     ch = chance(dataset)
     prop = _cell_mean(cells, P_ORTH, deep)
     parts = []
     if prop is None:
-        return Claim(8, "Fig. 3-left: 10k-layer WRN", NOT_RUN, scale, "no proposed (orthogonal) run at the deepest depth")
+        return Finding(NOT_RUN, scale, "no proposed (orthogonal) run at the deepest depth")
     base = _cell_mean(cells, P_ORTH, shallow)
     ok, bound = _threshold(cells[(P_ORTH, deep)].test.values, max(0.8 * (base or 0.0), ch + 0.05))
     parts.append((f"Proposed (orthogonal) {num(prop)} at {deep} layers vs {num(base)} at {shallow} ({bound})",
@@ -207,11 +217,11 @@ def depth_10k_claim(cells, scale: str, dataset: str = "cifar10") -> Claim:
         parts.append((f"PyTorch default (orthogonal) at chance at {deep} (< {ch + 0.05:.2f}; {bound})", ok))
     h = _cell_mean(cells, ("hanin", "orthogonal"), deep)
     text = detail(parts) + (f"; Stage-wise Hanin (orthogonal) {num(h)} at {deep} (not judged)" if h is not None else "")
-    return Claim(8, "Fig. 3-left: 10k-layer WRN", judge(parts), scale, text, _WELCH)
+    return Finding(judge(parts), scale, text, _WELCH)
 
 
 # -- claim 7: hyper-parameter robustness ------------------------------------------------------------------
-def hparams_claim(curves, scale: str) -> Claim:
+def hparams_claim(curves, scale: str) -> Finding:
     """Claim 7 (docs/method.md §7.2): proposed trains in markedly more configurations than datadep, whose failures
     are divergences.
 
@@ -224,9 +234,8 @@ def hparams_claim(curves, scale: str) -> Claim:
     """
     import json
 
-    name = "Fig. 2 hyper-parameter robustness"
     if not any(s[0] == "proposed" for s in curves) or not any(s[0] == "datadep" for s in curves):
-        return Claim(7, name, NOT_RUN, scale, "needs both proposed and datadep runs")
+        return Finding(NOT_RUN, scale, "needs both proposed and datadep runs")
     threshold = trains_threshold(curves)
     n = max(len(rs) for rs in curves.values())
     good = {s: good_configs(rs, threshold) for s, rs in curves.items()}
@@ -246,11 +255,11 @@ def hparams_claim(curves, scale: str) -> Claim:
         div = sum(1 for c in bad if c.test.counts.get("diverged", 0))
         parts.append((f"{scheme_label(*d)}: {div}/{len(bad)} failing configurations diverged{_ci(clopper_pearson(div, len(bad)))}",
                       bool(bad) and 2 * div >= len(bad)))
-    return Claim(7, name, judge(parts), f"{scale}; trains = test >= {threshold:.3f}", detail(parts),
-                 f"exact one-sided sign test (McNemar) over paired configurations at level {ALPHA}")
+    return Finding(judge(parts), f"{scale}; trains = test >= {threshold:.3f}", detail(parts),
+                   f"exact one-sided sign test (McNemar) over paired configurations at level {ALPHA}")
 
 
-def survival_claim(cells, scale: str) -> Claim:
+def survival_claim(cells, scale: str) -> Finding:
     """Claim 9 (docs/method.md §7.4).
 
     Quick-scale criterion (the ordering, not the exact percentages, which need 20 seeds of WRN-40-10):
@@ -259,21 +268,20 @@ def survival_claim(cells, scale: str) -> Claim:
     often than proposed at the two largest lrs; and no scheme survives significantly less often with warmup
     than without (both Fisher one-sided: these "not worse" parts fail only on a significant difference).
     """
-    name = "Fig. 3-right: LR robustness and warmup"
     series = sorted({s for _, _, s in cells})
     if P_ORTH not in series and P_HE not in series:
-        return Claim(9, name, NOT_RUN, scale, "no proposed runs")
+        return Finding(NOT_RUN, scale, "no proposed runs")
     prop = P_ORTH if P_ORTH in series else P_HE
     lrs = sorted({lr for lr, _, _ in cells})
     others = [s for s in series if s != prop]
     if not others:
-        return Claim(9, name, NOT_RUN, scale, "no baseline runs to compare with")
+        return Finding(NOT_RUN, scale, "no baseline runs to compare with")
     row = " / ".join(_pct(cells[(lr, False, prop)].pct if (lr, False, prop) in cells else None) for lr in lrs)
     parts = [(f"no warmup, {scheme_label(*prop)} {row} at lr {'/'.join(f'{lr:g}' for lr in lrs)}", True)]
     parts += [_survives_more(cells, prop, s, lrs) for s in others]
     parts += _warmup_parts(cells, prop, series, lrs)
-    return Claim(9, name, judge(parts), scale, detail(parts),
-                 f"Fisher's exact one-sided test on survival counts pooled over learning rates, level {ALPHA}")
+    return Finding(judge(parts), scale, detail(parts),
+                   f"Fisher's exact one-sided test on survival counts pooled over learning rates, level {ALPHA}")
 
 
 def _survivors(cells, s, warm: bool, lrs) -> tuple[int, int]:
@@ -325,12 +333,11 @@ def _lower(a: Stat, b: Stat) -> tuple[bool | str | None, str]:
     return decide(p_for, p_against), fmt_p(p_for)
 
 
-def table1_claim(rows_by_arch, scale: str) -> Claim:
+def table1_claim(rows_by_arch, scale: str) -> Finding:
     """Claim 10 (docs/method.md §7.5). Criterion at any scale: on every (dataset, architecture) run, WN + proposed has a
     lower mean test error than WN + datadep (paper: by 1.3-3.0 points); where warmup and BN were run, the
     gap of proposed + warmup to BN is smaller than the gap of datadep to BN ("approaches BN"), which is
     proposed + warmup's error below datadep's. Each comparison: Welch one-sided t-test over seeds, p < 0.05."""
-    name = "Table 1: WN + proposed (+ warmup) vs datadep and BN"
     parts = []
     for (dataset, arch), rows in rows_by_arch.items():
         stat = {m: st for m, st, _ in rows}
@@ -343,15 +350,14 @@ def table1_claim(rows_by_arch, scale: str) -> Claim:
             parts.append((f"{arch}/{dataset}: proposed+warmup {_err(err['proposed+warmup'])} vs BN {_err(err['bn'])}, "
                           f"datadep {_err(err['datadep'])} ({p})", ok if err["bn"] is not None else None))
     if not parts:
-        return Claim(10, name, NOT_RUN, scale, "needs proposed and datadep runs of one architecture")
-    return Claim(10, name, judge(parts), scale, detail(parts), f"Welch one-sided t-test over seeds, level {ALPHA}")
+        return Finding(NOT_RUN, scale, "needs proposed and datadep runs of one architecture")
+    return Finding(judge(parts), scale, detail(parts), f"Welch one-sided t-test over seeds, level {ALPHA}")
 
 
-def table2_claim(table, scale: str) -> Claim:
+def table2_claim(table, scale: str) -> Finding:
     """Claim 11 (docs/method.md §7.6). Criterion at any scale: on every (dataset, architecture) run, the proposed
     init has a smaller mean log Hessian spectral norm than each other scheme run (Welch one-sided t-test
     over seeds, p < 0.05)."""
-    name = "Table 2: smallest Hessian norm at init"
     parts = []
     for (dataset, arch), by in table.items():
         means = {s: st.mean for s, st in by.items() if st.mean is not None}
@@ -368,8 +374,8 @@ def table2_claim(table, scale: str) -> Claim:
                       ", ".join(f"{scheme_label(*s)} {num(means[s], 2)} ({pv})" for s, (_, pv) in tests.items()),
                       None if waiting and ok is not False else ok))
     if not parts:
-        return Claim(11, name, NOT_RUN, scale, "needs Hessian runs of proposed and another scheme")
-    return Claim(11, name, judge(parts), scale, detail(parts), f"Welch one-sided t-test over seeds, level {ALPHA}")
+        return Finding(NOT_RUN, scale, "needs Hessian runs of proposed and another scheme")
+    return Finding(judge(parts), scale, detail(parts), f"Welch one-sided t-test over seeds, level {ALPHA}")
 
 
 # -- claim 12: the poster's RL result, judged in wninit.suite.report.rl beside its curves --------------------------

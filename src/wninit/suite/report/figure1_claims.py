@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from wninit.suite.report.stats import UNDECIDED
-from wninit.suite.report.verdicts import NOT_RUN, Claim, detail, judge, num
+from wninit.suite.report.verdicts import NOT_RUN, Finding, detail, judge, num
 
 __all__ = ["judge_figure1"]
 
@@ -35,12 +35,10 @@ def _all(*outcomes):
     return UNDECIDED if any(o == UNDECIDED for o in outcomes) else True
 
 
-def judge_figure1(rows, samples: int = 1000) -> list[Claim]:
-    """Claims 1-3 from :func:`wninit.diagnostics.synthetic.figure1` rows drawn with ``samples`` inputs."""
-    names = ((1, "Fig. 1 feed-forward forward"), (2, "Fig. 1 feed-forward backward"), (3, "Fig. 1 ResNet"))
+def judge_figure1(rows, samples: int = 1000) -> list[Finding]:
+    """Claims 1-3, in order, from :func:`wninit.diagnostics.synthetic.figure1` rows drawn with ``samples`` inputs."""
     if not rows:
-        return [Claim(n, name, NOT_RUN, "Figure 1 (synthetic) not in this report", "run `wninit reproduce` or "
-                      "`wninit figure1`") for n, name in names]
+        return [Finding(NOT_RUN, "Figure 1 (synthetic) not in this report", "run `wninit reproduce` or `wninit figure1`")] * 3
     half = {(r.panel, r.init, int(r.width), int(r.index)): (float(r.mean), _Z95 * float(r.std) / math.sqrt(samples))
             for r in rows}
     widths = sorted({int(r.width) for r in rows})
@@ -51,7 +49,7 @@ def judge_figure1(rows, samples: int = 1000) -> list[Claim]:
     test = (f"95% CI of each plotted mean over the {samples} inputs of the one network draw (mean ± 1.96 sd/sqrt(n)), "
             f"not over draws; proposed points' half-widths <= {widest:.3g}")
     judged = (_forward_parts(half, widths), _backward_parts(half, widths), _resnet_parts(half, widths))
-    return [Claim(n, name, judge(parts), scale, detail(parts), test) for (n, name), parts in zip(names, judged)]
+    return [Finding(judge(parts), scale, detail(parts), test) for parts in judged]
 
 
 _PROPOSED = ("Proposed (orthogonal)", "Proposed (He)")

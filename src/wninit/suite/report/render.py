@@ -13,22 +13,14 @@ from pathlib import Path
 
 from wninit.suite._files import atomic_write_text
 from wninit.errors import UserError
-from wninit.suite.report import claims as C
 from wninit.suite.report import tables
+from wninit.suite.report.claim_book import judge_all, scale_of
 from wninit.suite.report.sections import experiment_section, fig1_section, md_table
-from wninit.suite.train.result import FINISHED, WAITING
 
 __all__ = ["render_report", "Report", "open_store", "read_figure1_csv", "claims_text", "claims_markdown",
            "FIGURE1_CSV", "FIGURE1_PNG", "prepare_out", "judge_claims"]
 
 FIGURE1_CSV, FIGURE1_PNG = "figure1.csv", "figure1.png"
-# Which experiment each claim of docs/method.md §9 is judged on.
-_CLAIM_EXPERIMENT = {5: "fig2_mlp_depth", 6: "fig2_cnn_depth", 7: "fig2_mlp_hparams", 8: "fig3_depth_10k",
-                     9: "fig3_lr_warmup", 10: "table1_wn_vs_bn", 11: "table2_hessian", 12: "rl_minatar"}
-_CLAIM_NAMES = {5: "Fig. 2 MLP depth", 6: "Fig. 2 CNN depth", 7: "Fig. 2 hyper-parameter robustness",
-                8: "Fig. 3-left: 10k-layer WRN", 9: "Fig. 3-right: LR robustness and warmup",
-                10: "Table 1: WN + proposed (+ warmup) vs datadep and BN", 11: "Table 2: smallest Hessian norm at init",
-                12: "RL (poster only): the deep WN IMPALA trunk learns with the proposed init, not with PyTorch's default"}
 
 
 @dataclass
@@ -76,76 +68,9 @@ def prepare_out(out) -> Path:
     return out
 
 
-def _scale(profile: str, runs) -> str:
-    """What was run, in one line: "quick profile: mnist5k, MLP, depths 2-50, 2 seeds, 10 epochs, 120 runs"."""
-    cfgs = [tables.config_dict(r) for r in runs]
-    datasets = sorted({c["dataset"] for c in cfgs})
-    archs = sorted({tables.arch_label(c) if c["arch"] in ("resnet", "wrn") else c["arch"].upper() for c in cfgs})
-    depths = sorted({c["depth"] for c in cfgs})
-    seeds = len({c["seed"] for c in cfgs})
-    epochs = sorted({c["epochs"] for c in cfgs if c.get("task", "train") == "train"})
-    parts = [f"{profile} profile: {', '.join(datasets)}", ", ".join(archs)]
-    if len(depths) > 1 and not any(c["arch"] in ("resnet", "wrn") for c in cfgs):
-        parts.append(f"depths {depths[0]}-{depths[-1]}")
-    parts.append(f"{seeds} seed{'s' * (seeds > 1)}")
-    if epochs:
-        parts.append(f"{'/'.join(map(str, epochs))} epoch{'s' * (epochs != [1])}")
-    parts.append(f"{len(runs)} runs")
-    return ", ".join(parts)
-
-
-def _pick(store, experiment: str):
-    """The profile a claim is judged on: "paper" when it has finished runs, else the one with most."""
-    profiles = [p for e, p in store.experiments() if e == experiment]
-    if not profiles:
-        return None, []
-
-    def finished(p):
-        return sum(1 for r in store.runs(experiment, p) if r.status in FINISHED)
-    best = max(profiles, key=lambda p: (finished(p) > 0 and p == "paper", finished(p)))
-    return best, store.runs(experiment, best)
-
-
-def _dataset(runs) -> str:
-    return tables.config_dict(runs[0])["dataset"] if runs else "cifar10"
-
-
-def judge_claims(store, figure1_rows=None) -> list:
-    """Every claim of docs/method.md §9 (1-12) on this store (and the Figure 1 rows when given)."""
-    out = C.figure1_claims(figure1_rows) + [C.gain_claim()]
-    for number in sorted(_CLAIM_EXPERIMENT):
-        experiment = _CLAIM_EXPERIMENT[number]
-        profile, runs = _pick(store, experiment)
-        finished = [r for r in runs if r.status in FINISHED]
-        if not finished:
-            why = (f"not in this store (`wninit sweep experiments/{experiment}.toml --profile quick --store FILE.db` runs it)"
-                   if profile is None else f"{experiment} ({profile}) has no finished runs")
-            out.append(C.Claim(number, _CLAIM_NAMES[number], C.NOT_RUN, "-", why))
-            continue
-        scale = _scale(profile, runs)
-        unfinished = sum(1 for r in runs if r.status in WAITING)
-        if unfinished:  # judged on what finished so far: say so
-            scale += f"; {unfinished} of them not run yet"
-        if number == 5:
-            out.append(C.depth_claim(5, _CLAIM_NAMES[5], tables.depth_sweep(runs), scale, _dataset(runs),
-                                     trains_abs=0.8, shallow_abs=0.85))
-        elif number == 6:
-            out.append(C.depth_claim(6, _CLAIM_NAMES[6], tables.depth_sweep(runs), scale, _dataset(runs),
-                                     trains_abs=None, shallow_abs=None))
-        elif number == 7:
-            out.append(C.hparams_claim(tables.hparam_curves(runs), scale))
-        elif number == 8:
-            out.append(C.depth_10k_claim(tables.depth_sweep(runs), scale, _dataset(runs)))
-        elif number == 9:
-            out.append(C.survival_claim(tables.survival(runs), scale))
-        elif number == 10:
-            out.append(C.table1_claim(tables.wn_vs_bn(runs), scale))
-        elif number == 11:
-            out.append(C.table2_claim(tables.hessian_table(runs), scale))
-        elif number == 12:
-            from wninit.suite.report.rl import rl_curves
-            out.append(C.rl_claim(rl_curves(runs), scale))
-    return out
+def judge_claims(store, figure1_rows=None, profile: str | None = None) -> list:
+    """Every claim of docs/method.md §9 (1-12) on this store (and the Figure 1 rows when given): claim_book.judge_all."""
+    return judge_all(store, figure1_rows, profile)
 
 
 def claims_markdown(claims) -> str:
@@ -188,7 +113,7 @@ def render_report(store_path, out, *, figure1_rows=None, figure1_png=None) -> Re
             body.append(fig1_section(figure1_rows, figure1_png or (FIGURE1_PNG if (out / FIGURE1_PNG).exists() else None)))
         for experiment, profile in store.experiments():
             runs = store.runs(experiment, profile)
-            text, figs = experiment_section(experiment, profile, runs, _scale(profile, runs), out)
+            text, figs = experiment_section(experiment, profile, runs, scale_of(profile, runs), out)
             body.append(text)
             report.figures += figs
             report.experiments.append((experiment, profile))

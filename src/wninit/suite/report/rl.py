@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wninit.suite.report.stats import ALPHA, UNDECIDED, decide, fmt_p, welch_p
-from wninit.suite.report.verdicts import NOT_RUN, Claim, detail, judge, num
+from wninit.suite.report.verdicts import NOT_RUN, Finding, detail, judge, num
 
 __all__ = ["POSTER_CURVES", "RLCurves", "rl_curves", "rl_markdown", "plot_rl", "rl_claim", "TRUNKS"]
 
@@ -110,14 +110,13 @@ def plot_rl(data: RLCurves, path: Path, *, title: str, scale: str) -> Path:
     return draw()
 
 
-def rl_claim(data: RLCurves | None = None, scale: str = "-") -> Claim:
+def rl_claim(data: RLCurves | None = None, scale: str = "-") -> Finding:
     """Claim 12 (docs/method.md §9.12). Criterion at any scale: the WN trunk with the proposed init ends with a
     higher return than the WN trunk with PyTorch's default (the poster: +17 against -21), and it learns: its
     last-chunk return is above its first-chunk return. Each: Welch one-sided t-test over seeds, p < 0.05."""
-    name = "RL (poster only): the deep WN IMPALA trunk learns with the proposed init, not with PyTorch's default"
     prop, default = ("wn", "proposed"), ("wn", "pytorch-default")
     if data is None or not data.curves.get(prop) or not data.curves.get(default):
-        return Claim(12, name, NOT_RUN, scale,
+        return Finding(NOT_RUN, scale,
                      "needs finished rl_minatar runs of WN + proposed and WN + PyTorch default "
                      "(`wninit sweep experiments/rl_minatar.toml --profile quick`)")
     parts = []
@@ -130,4 +129,4 @@ def rl_claim(data: RLCurves | None = None, scale: str = "-") -> Claim:
                       UNDECIDED if ok is None else ok))
     if any(data.pending.get(t) for t in (prop, default)):
         parts = [(text, None if ok is not False else ok) for text, ok in parts]
-    return Claim(12, name, judge(parts), scale, detail(parts), f"Welch one-sided t-test over seeds, level {ALPHA}")
+    return Finding(judge(parts), scale, detail(parts), f"Welch one-sided t-test over seeds, level {ALPHA}")

@@ -23,7 +23,7 @@ from wninit.suite.train.config import EXECUTION_FIELDS
 from wninit.suite.train.result import FINISHED, WAITING
 
 __all__ = ["Stat", "DepthCell", "ConfigResult", "Survival", "depth_sweep", "hparam_curves", "survival",
-           "wn_vs_bn", "hessian_table", "status_counts", "trains_threshold", "good_configs", "series_key", "arch_label", "config_dict",
+           "wn_vs_bn", "hessian_table", "grid_edges", "status_counts", "trains_threshold", "good_configs", "series_key", "arch_label", "config_dict",
            "EXPERIMENT_KINDS", "GOOD_ACC", "HORIZON"]
 
 GOOD_ACC = 0.9  # docs/method.md §9 claim 7: a configuration "trains" at >= 0.9 test accuracy
@@ -151,6 +151,19 @@ class DepthCell:
     chosen: dict  # the selected configuration's fields that vary across the grid (lr, momentum, ...)
     grid: Counter  # status counts of every run of the cell, all configurations
     n_configs: int
+    runs: list = field(default_factory=list)  # every run of the cell, all configurations
+    edges: dict = field(default_factory=dict)  # grid field -> the chosen value, where it is the grid's min or max
+
+
+def grid_edges(group, chosen_cfg: dict, fields_) -> dict:
+    """The grid fields whose chosen value is the smallest or largest value run in ``group``: a best value on the
+    edge of its grid does not bracket the optimum (docs/claims.md, "Where a verdict can be given"). A field with a single value is no grid and is not flagged."""
+    edges = {}
+    for name in sorted(fields_):
+        values = sorted({v for v in (config_dict(r)[name] for r in group) if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        if len(values) > 1 and chosen_cfg[name] in (values[0], values[-1]):
+            edges[name] = chosen_cfg[name]
+    return edges
 
 
 def depth_sweep(runs) -> dict[tuple, DepthCell]:
@@ -166,7 +179,8 @@ def depth_sweep(runs) -> dict[tuple, DepthCell]:
         first = config_dict(chosen[0])
         out[key] = DepthCell(test=_stat(chosen, "test_acc"), train=_stat(chosen, "train_acc"),
                              chosen={k: first[k] for k in sorted(grid_fields)}, grid=status_counts(group),
-                             n_configs=len({_hparam_key(r, ("scheme", "direction", "depth")) for r in group}))
+                             n_configs=len({_hparam_key(r, ("scheme", "direction", "depth")) for r in group}),
+                             runs=group, edges=grid_edges(group, first, grid_fields))
     return out
 
 

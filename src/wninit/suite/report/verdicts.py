@@ -1,8 +1,12 @@
-"""The vocabulary of a judged claim (docs/method.md §9): its four verdicts, the :class:`Claim` record, and how the
-verdicts of a claim's parts combine into one.
+"""The vocabulary of a judged claim (docs/method.md §9): its five verdicts, the :class:`Finding` a judging function
+returns, the :class:`Claim` record (a finding under its claim's number and name), and how the verdicts of a
+claim's parts combine into one.
 
 A part is ``(text, outcome)``: the numbers it was judged on, and True (supported), False (contradicted),
-``UNDECIDED`` (its test separates neither way) or None (its runs have not finished).
+``UNDECIDED`` (its test separates neither way), None (its runs have not finished), ``PLATEAU`` (it would be
+contradicted or undecided, but every run of an init it compares is still on its initial plateau: the runs say
+nothing about the init at this scale) or ``EDGE`` (it would be contradicted, but a compared init's best
+configuration lies on its grid's edge: the grid does not bracket that init's optimum).
 """
 from __future__ import annotations
 
@@ -10,11 +14,24 @@ from dataclasses import dataclass
 
 from wninit.suite.report.stats import UNDECIDED
 
-__all__ = ["Claim", "HOLDS", "FAILS", "NOT_RUN", "INCONCLUSIVE", "judge", "detail", "num"]
+__all__ = ["Claim", "Finding", "HOLDS", "FAILS", "NOT_RUN", "INCONCLUSIVE", "NOT_TRAINED", "VERDICTS", "PLATEAU", "EDGE",
+           "judge", "detail", "num"]
 
 HOLDS, FAILS, NOT_RUN, INCONCLUSIVE = "holds", "does not hold", "not run", "inconclusive"
+NOT_TRAINED = "not trained at this scale"
+VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, NOT_TRAINED, NOT_RUN)
+PLATEAU, EDGE = "plateau", "grid edge"  # a part's outcomes besides True / False / UNDECIDED / None
 
 Part = tuple[str, "bool | str | None"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a judging function finds: a verdict, the scale it was judged at, the numbers and the statistics."""
+    verdict: str  # one of VERDICTS
+    scale: str
+    detail: str
+    test: str = ""
 
 
 @dataclass(frozen=True)
@@ -22,7 +39,7 @@ class Claim:
     """One claim of the paper judged on what was run."""
     number: int
     name: str
-    verdict: str  # HOLDS, FAILS, INCONCLUSIVE or NOT_RUN
+    verdict: str  # one of VERDICTS
     scale: str  # what was run: "synthetic, widths 200/1000", "quick profile: mnist5k, depths 2-50, 2 seeds"
     detail: str  # the numbers the verdict was judged on
     test: str = ""  # the statistics it was judged with: the test, its level, the p-values or bounds
@@ -30,17 +47,21 @@ class Claim:
 
 def judge(parts: list[Part]) -> str:
     """Any False -> does not hold; else any None -> not run (a claim never "holds" on missing data); else any
-    UNDECIDED -> inconclusive; else holds."""
+    PLATEAU -> not trained at this scale; else any UNDECIDED or EDGE -> inconclusive; else holds."""
     if any(ok is False for _, ok in parts):
         return FAILS
     if any(ok is None for _, ok in parts) or not parts:
         return NOT_RUN
-    return INCONCLUSIVE if any(ok == UNDECIDED for _, ok in parts) else HOLDS
+    if any(ok == PLATEAU for _, ok in parts):
+        return NOT_TRAINED
+    return INCONCLUSIVE if any(ok in (UNDECIDED, EDGE) for _, ok in parts) else HOLDS
 
 
 def detail(parts: list[Part]) -> str:
     """The parts' texts joined, each not-supported one marked with its outcome."""
-    marks = {True: "", False: " [fails]", None: " [not run yet]", UNDECIDED: " [undecided]"}
+    marks = {True: "", False: " [fails]", None: " [not run yet]", UNDECIDED: " [undecided]",
+             PLATEAU: " [not trained: every run of an init on its initial plateau]",
+             EDGE: " [contradicted, but a best configuration is on its grid's edge]"}
     return "; ".join(text + marks[ok] for text, ok in parts)
 
 

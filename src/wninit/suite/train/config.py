@@ -63,6 +63,8 @@ class RunConfig:
     direction: str = "orthogonal"
     stem_gamma: float | None = None
     peer: str = "none"  # a normalizer-free peer after the scheme (wninit.peers): "fixup", "nf:alpha=0.4"...
+    padding_gain: bool = False  # beyond the paper: each zero-padded conv's g corrected by its border coverage
+    freeze_conv_bias: bool = False  # beyond the paper: conv biases held at their init, 0 (docs/results.md)
     lr: float = 0.01
     momentum: float = 0.0
     weight_decay: float = 0.0
@@ -234,7 +236,8 @@ def _check_field(cfg: RunConfig, name: str, v) -> None:
             _fail(name, "None (the model's own) or a finite number > 0", v)
         if v is not None:
             _set(cfg, name, float(v))
-    elif name in ("wd_exempt_gain_bias", "download", "channels_last", "compile", "reduced_memory", "bn_reference"):
+    elif name in ("wd_exempt_gain_bias", "download", "channels_last", "compile", "reduced_memory", "bn_reference",
+                  "padding_gain", "freeze_conv_bias"):
         if not isinstance(v, bool):
             _fail(name, "True or False", v)
     elif name == "hessian_batches":

@@ -68,6 +68,12 @@ def build_member(cfg: RunConfig, in_shape: tuple, num_classes: int, device: torc
     initialize(model, cfg.scheme, direction=cfg.direction, batch=first_x if cfg.scheme == "datadep" else None,
                generator=torch.Generator(device).manual_seed(derived_seed(cfg.seed, "init")),
                stem_gamma=cfg.stem_gamma)
+    if cfg.padding_gain:
+        from wninit.init.padding import padding_aware_gains_
+        padding_aware_gains_(model, first_x)
+    for m in model.modules() if cfg.freeze_conv_bias else ():  # a parameter without grad is skipped by SGD
+        if isinstance(m, torch.nn.modules.conv._ConvNd) and m.bias is not None:
+            m.bias.requires_grad_(False)
     return _apply_peer(cfg, model, first_x, device)
 
 

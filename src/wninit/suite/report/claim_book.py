@@ -1,0 +1,135 @@
+"""The paper's claims (docs/method.md §9, items 1-12), each defined once: its number, its name, the experiment it is
+judged on and the function that judges it. The report, the terminal table and docs/claims.md read them here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from wninit.suite.report import claims as C
+from wninit.suite.report import tables
+from wninit.suite.report.rl import rl_claim, rl_curves
+from wninit.suite.report.scope import final_losses
+from wninit.suite.train.result import FINISHED, WAITING
+from wninit.suite.report.verdicts import NOT_RUN, Claim, Finding
+
+__all__ = ["Evidence", "ClaimSpec", "CLAIMS", "claim_spec", "judge_all", "scale_of"]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a claim is judged on: its experiment's runs at one profile (with the scale they were run at, their
+    dataset and each finished run's final training loss), or Figure 1's rows."""
+    runs: list = field(default_factory=list)
+    scale: str = "-"
+    dataset: str = "cifar10"
+    final_loss: dict = field(default_factory=dict)
+    figure1_rows: list | None = None
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    number: int
+    name: str
+    experiment: str | None  # the spec (experiments/NAME.toml) it is judged on; None: judged without a store
+    judge: Callable[[Evidence], Finding]
+
+    def claim(self, finding: Finding) -> Claim:
+        return Claim(self.number, self.name, finding.verdict, finding.scale, finding.detail, finding.test)
+
+
+def _figure1(i: int):
+    return lambda ev: C.figure1_claims(ev.figure1_rows)[i]
+
+
+def _depth(trains_abs, shallow_abs):
+    # claim 5 (MLP on MNIST): 0.80 at the deepest depth and 0.85 at the shallowest, the paper's 0.96 and 0.98
+    # adapted to the quick scale; claim 6 (CNN): relative thresholds (claims.depth_claim)
+    return lambda ev: C.depth_claim(tables.depth_sweep(ev.runs), ev.scale, ev.dataset, trains_abs=trains_abs,
+                                    shallow_abs=shallow_abs, final_loss=ev.final_loss)
+
+
+CLAIMS = (
+    ClaimSpec(1, "Fig. 1 feed-forward forward", None, _figure1(0)),
+    ClaimSpec(2, "Fig. 1 feed-forward backward", None, _figure1(1)),
+    ClaimSpec(3, "Fig. 1 ResNet", None, _figure1(2)),
+    ClaimSpec(4, "gain formula g = sqrt(gamma*fan_in/fan_out)", None, lambda ev: C.gain_claim()),
+    ClaimSpec(5, "Fig. 2 MLP depth", "fig2_mlp_depth", _depth(0.8, 0.85)),
+    ClaimSpec(6, "Fig. 2 CNN depth", "fig2_cnn_depth", _depth(None, None)),
+    ClaimSpec(7, "Fig. 2 hyper-parameter robustness", "fig2_mlp_hparams",
+              lambda ev: C.hparams_claim(tables.hparam_curves(ev.runs), ev.scale)),
+    ClaimSpec(8, "Fig. 3-left: 10k-layer WRN", "fig3_depth_10k",
+              lambda ev: C.depth_10k_claim(tables.depth_sweep(ev.runs), ev.scale, ev.dataset)),
+    ClaimSpec(9, "Fig. 3-right: LR robustness and warmup", "fig3_lr_warmup",
+              lambda ev: C.survival_claim(tables.survival(ev.runs), ev.scale)),
+    ClaimSpec(10, "Table 1: WN + proposed (+ warmup) vs datadep and BN", "table1_wn_vs_bn",
+              lambda ev: C.table1_claim(tables.wn_vs_bn(ev.runs), ev.scale)),
+    ClaimSpec(11, "Table 2: smallest Hessian norm at init", "table2_hessian",
+              lambda ev: C.table2_claim(tables.hessian_table(ev.runs), ev.scale)),
+    ClaimSpec(12, "RL (poster only): the deep WN IMPALA trunk learns with the proposed init, not with PyTorch's default",
+              "rl_minatar", lambda ev: rl_claim(rl_curves(ev.runs), ev.scale)),
+)
+
+
+def claim_spec(number: int) -> ClaimSpec:
+    return next(c for c in CLAIMS if c.number == number)
+
+
+def scale_of(profile: str, runs) -> str:
+    """What was run, in one line: "quick profile: mnist5k, MLP, depths 2-50, 2 seeds, 10 epochs, 120 runs"."""
+    cfgs = [tables.config_dict(r) for r in runs]
+    datasets = sorted({c["dataset"] for c in cfgs})
+    archs = sorted({tables.arch_label(c) if c["arch"] in ("resnet", "wrn") else c["arch"].upper() for c in cfgs})
+    depths = sorted({c["depth"] for c in cfgs})
+    seeds = len({c["seed"] for c in cfgs})
+    epochs = sorted({c["epochs"] for c in cfgs if c.get("task", "train") == "train"})
+    parts = [f"{profile} profile: {', '.join(datasets)}", ", ".join(archs)]
+    if len(depths) > 1 and not any(c["arch"] in ("resnet", "wrn") for c in cfgs):
+        parts.append(f"depths {'/'.join(map(str, depths))}")
+    parts.append(f"{seeds} seed{'s' * (seeds > 1)}")
+    if epochs:
+        parts.append(f"{'/'.join(map(str, epochs))} epoch{'s' * (epochs != [1])}")
+    parts.append(f"{len(runs)} runs")
+    return ", ".join(parts)
+
+
+def _profiles(store, experiment: str, profile: str | None) -> list[str]:
+    """The profiles a claim is judged at: ``profile`` alone when given, else every profile of the experiment in
+    the store that has finished runs (paper first, then medium, then quick), or the first one run."""
+    found = [p for e, p in store.experiments() if e == experiment]
+    if profile is not None:
+        return [profile] if profile in found else []
+    order = {"paper": 0, "medium": 1, "quick": 2}
+    done = [p for p in found if any(r.status in FINISHED for r in store.runs(experiment, p))]
+    return sorted(done, key=lambda p: (order.get(p, 3), p)) or found[:1]
+
+
+def _evidence(store, experiment: str, profile: str) -> Evidence:
+    runs = store.runs(experiment, profile)
+    scale = scale_of(profile, runs)
+    unfinished = sum(1 for r in runs if r.status in WAITING)
+    if unfinished:  # judged on what finished so far: say so
+        scale += f"; {unfinished} of them not run yet"
+    dataset = tables.config_dict(runs[0])["dataset"] if runs else "cifar10"
+    return Evidence(runs, scale, dataset, final_losses(store, runs))
+
+
+def judge_all(store, figure1_rows=None, profile: str | None = None) -> list[Claim]:
+    """Every claim of docs/method.md §9 on this store (and Figure 1's rows when given): one row per claim and profile
+    judged, so a quick and a medium verdict stand side by side; ``profile`` keeps one."""
+    out = []
+    for spec in CLAIMS:
+        if spec.experiment is None:
+            out.append(spec.claim(spec.judge(Evidence(figure1_rows=figure1_rows))))
+            continue
+        profiles = _profiles(store, spec.experiment, profile)
+        for p in profiles:
+            ev = _evidence(store, spec.experiment, p)
+            if any(r.status in FINISHED for r in ev.runs):
+                out.append(spec.claim(spec.judge(ev)))
+            else:
+                out.append(spec.claim(Finding(NOT_RUN, ev.scale, f"{spec.experiment} ({p}) has no finished runs")))
+        if not profiles:
+            out.append(spec.claim(Finding(NOT_RUN, "-", f"not in this store (`wninit sweep experiments/{spec.experiment}"
+                                                        ".toml --profile quick --store FILE.db` runs it)")))
+    return out

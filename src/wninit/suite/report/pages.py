@@ -1,0 +1,117 @@
+"""The published pages are renders of the committed stores: docs/claims.md and docs/results.md each hold blocks
+between ``<!-- BEGIN rendered: NAME -->`` and ``<!-- END rendered: NAME -->`` that this module writes from the
+stores in docs/stores/ with the code beside them. ``python -m wninit.suite.report.pages``, run from the repository root, rewrites the blocks;
+``--check`` lists the stale ones and exits 1 (tests/test_pages.py asserts none is).
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+from wninit.suite.train.result import FINISHED
+from wninit.suite._files import atomic_write_text
+from wninit.suite.report.scope import PLATEAU_MARGIN
+from wninit.suite.report.verdicts import num
+
+__all__ = ["STORES", "BLOCKS", "claims_block", "plateau_block", "plateau_length", "rendered_blocks", "render_pages"]
+
+STORES = Path("docs") / "stores"  # relative to the repository root
+QUICK_STORE, BEYOND_STORE, FIGURE1 = "quick.db", "beyond.db", "figure1.csv"
+
+
+def claims_block(root: Path) -> str:
+    """The claims table, judged on docs/stores/quick.db (every profile it holds) and Figure 1's stored rows."""
+    from wninit.suite.report.claim_book import judge_all
+    from wninit.suite.report.render import claims_markdown, open_store, read_figure1_csv
+
+    store = open_store(root / STORES / QUICK_STORE)
+    try:
+        claims = judge_all(store, read_figure1_csv(root / STORES / FIGURE1))
+    finally:
+        store.close()
+    return claims_markdown(claims)
+
+
+def plateau_length(rows: list[dict], classes: int = 10) -> int | None:
+    """The first epoch (1-based) whose training loss is PLATEAU_MARGIN below ln C; None if none is."""
+    for i, row in enumerate(rows, 1):
+        loss = row["train_loss"]
+        if loss is not None and math.isfinite(loss) and loss < math.log(classes) - PLATEAU_MARGIN:
+            return i
+    return None
+
+
+def _collapsed(rows: list[dict], left: int | None) -> bool:
+    """Left the plateau, then ended predicting (about) one class: final training accuracy below 0.15."""
+    return left is not None and rows[-1]["train_acc"] is not None and rows[-1]["train_acc"] < 0.15
+
+
+def plateau_block(root: Path) -> str:
+    """The plateau length (epochs until the training loss is 0.05 below ln 10) of each run of beyond_cnn_plateau,
+    by depth and gain, with the final test accuracy and whether the run collapsed to one class."""
+    from wninit.suite.report.render import open_store
+    from wninit.suite.report.sections import md_table
+
+    store = open_store(root / STORES / BEYOND_STORE)
+    try:
+        runs = store.runs("beyond_cnn_plateau")
+        epochs = {r.id: store.epochs(r.id) for r in runs if r.status in FINISHED}
+    finally:
+        store.close()
+    groups: dict = {}
+    for r in sorted(runs, key=lambda r: (r.config.depth, r.config.padding_gain, r.config.seed)):
+        groups.setdefault((r.config.depth, r.config.padding_gain, r.config.epochs), []).append(r)
+    table = []
+    for (depth, padding, n_epochs), rs in groups.items():
+        done = [r for r in rs if r.id in epochs]
+        lengths = [plateau_length(epochs[r.id]) for r in done]
+        shown = [f"seed {r.config.seed}: {x if x is not None else f'>{n_epochs}'}" for r, x in zip(done, lengths)]
+        left = [x for x in lengths if x is not None]
+        mean = f"{sum(left) / len(left):.1f} ({len(left)}/{len(done)} left)" if left else f"none of {len(done)} left"
+        collapsed = sum(_collapsed(epochs[r.id], x) for r, x in zip(done, lengths))
+        waiting = ", ".join(str(r.config.seed) for r in rs if r.id not in epochs) or "-"
+        table.append([str(depth), "padding-aware" if padding else "paper", "; ".join(shown) or "-", mean,
+                      ", ".join(num(r.metrics.get("test_acc")) for r in done) or "-", f"{collapsed}/{len(done)}", waiting])
+    return md_table(["depth", "gain", "plateau length (epochs; >N: not left in N)", "mean of those that left",
+                     "test accuracy by seed", "collapsed to one class", "seeds not finished"], table)
+
+
+BLOCKS = {"claims": ("docs/claims.md", claims_block), "plateau": ("docs/results.md", plateau_block)}
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- BEGIN rendered: {name} -->", f"<!-- END rendered: {name} -->"
+
+
+def rendered_blocks(page_text: str, name: str) -> str | None:
+    """The text between the page's markers for ``name`` (None when the page has none)."""
+    begin, end = _markers(name)
+    if begin not in page_text or end not in page_text:
+        return None
+    return page_text.split(begin, 1)[1].split(end, 1)[0].strip("\n")
+
+
+def render_pages(root: Path, check: bool = False) -> list[str]:
+    """Render every block of BLOCKS; write the pages (unless ``check``); return the names of the blocks that were
+    stale (or missing their markers)."""
+    stale = []
+    for name, (page, render) in BLOCKS.items():
+        path = root / page
+        text = path.read_text()
+        fresh = render(root)
+        if rendered_blocks(text, name) == fresh:
+            continue
+        stale.append(name)
+        begin, end = _markers(name)
+        if not check and begin in text and end in text:
+            head, rest = text.split(begin, 1)
+            atomic_write_text(path, f"{head}{begin}\n{fresh}\n{end}{rest.split(end, 1)[1]}")
+    return stale
+
+
+if __name__ == "__main__":
+    repo = Path.cwd()  # run from the repository root
+    names = render_pages(repo, check="--check" in sys.argv)
+    print(("stale: " if "--check" in sys.argv else "rewritten: ") + (", ".join(names) or "none"))
+    sys.exit(1 if names and "--check" in sys.argv else 0)

@@ -1,0 +1,119 @@
+"""A verdict only where the protocol can give one (report/scope.py, docs/claims.md): a best configuration on its
+grid's edge is flagged and cannot make a claim "not hold"; a comparison where every run of an init stayed on its
+initial plateau is "not trained at this scale"; and a contradiction under a bracketing grid, by trained runs, still
+"does not hold" (the verdict logic fails in both directions).
+
+The stores here are real SQLite stores whose results are written through the sweep's own ``leases.finish``, with
+made-up accuracies and losses: what is tested is the judging, not the training.
+"""
+import math
+
+import pytest
+
+from wninit.suite.report import claim_book, tables
+from wninit.suite.report.verdicts import EDGE, FAILS, HOLDS, INCONCLUSIVE, NOT_TRAINED
+from wninit.suite.sweep import leases
+from wninit.suite.sweep.store import Store
+from wninit.suite.train.config import RunConfig
+
+BASE = RunConfig(dataset="mnist5k", arch="cnn", width=16, epochs=20, momentum=0.9, batch_size=64, schedule=0)
+LRS = (0.001, 0.003, 0.01)
+SEEDS = (1, 2, 3)
+LN10 = math.log(10)
+
+
+def _outcome(cfg, acc, loss, status="completed"):
+    metrics = {"test_acc": acc, "best_val_acc": acc, "train_acc": acc, "epochs_done": cfg.epochs}
+    return {"run_id": cfg.run_id, "status": status, "metrics": metrics, "wall_s": 1.0,
+            "epochs": [{"epoch": e, "train_loss": loss, "val_loss": loss, "train_acc": acc, "val_acc": acc, "lr": cfg.lr}
+                       for e in range(cfg.epochs)]}
+
+
+def _store(path, deep_proposed, best_lr=0.003):
+    """fig2_cnn_depth at depths 5 and 20: every init trains at depth 5 (0.95 at ``best_lr``, less elsewhere);
+    datadep diverges at depth 20; Proposed (orthogonal) at depth 20 gets ``deep_proposed(lr, seed)`` =
+    (accuracy, final loss), its best at ``best_lr``."""
+    cfgs, outcomes = [], []
+    for scheme in ("proposed", "datadep"):
+        for depth in (5, 20):
+            for lr in LRS:
+                for seed in SEEDS:
+                    cfg = BASE.replace(scheme=scheme, direction="orthogonal", depth=depth, lr=lr, seed=seed)
+                    cfgs.append(cfg)
+                    if depth == 5:
+                        outcomes.append(_outcome(cfg, (0.95 if lr == best_lr else 0.9) + 0.002 * seed, 0.2))
+                    elif scheme == "datadep":
+                        outcomes.append(_outcome(cfg, None, float("nan"), "diverged"))
+                    else:
+                        outcomes.append(_outcome(cfg, *deep_proposed(lr, seed)))
+    with Store(path) as store:
+        store.add("fig2_cnn_depth", "quick", cfgs)
+        for out in outcomes:
+            assert leases.finish(store, out)
+    return path
+
+
+def _claim6(path):
+    with Store(path, create=False) as store:
+        return next(c for c in claim_book.judge_all(store) if c.number == 6)
+
+
+def _fails_at(best_lr):
+    # trained (loss 0.9, well below ln 10) but at 0.3-0.4: under 0.8 x its 0.95 at depth 5 on every seed
+    return lambda lr, seed: ((0.40 if lr == best_lr else 0.30) + 0.005 * seed, 0.9)
+
+
+def test_a_contradiction_under_a_bracketing_grid_still_does_not_hold(tmp_path):
+    claim = _claim6(_store(tmp_path / "s.db", _fails_at(0.003)))
+    assert claim.verdict == FAILS, claim.detail
+    assert "Proposed (orthogonal) 0.410 at depth 20" in claim.detail and "[fails]" in claim.detail
+    assert "Proposed (orthogonal) depth 20" not in claim.detail.split("grid edge")[-1]
+
+
+def test_a_best_configuration_on_the_grid_edge_is_flagged_and_cannot_contradict(tmp_path):
+    path = _store(tmp_path / "s.db", _fails_at(0.001))
+    with Store(path, create=False) as store:
+        cells = tables.depth_sweep(store.runs("fig2_cnn_depth", "quick"))
+    assert cells[(("proposed", "orthogonal"), 20)].edges == {"lr": 0.001}
+    assert cells[(("proposed", "orthogonal"), 5)].edges == {}  # its best, 0.003, is inside the grid
+    claim = _claim6(path)
+    assert claim.verdict == INCONCLUSIVE, claim.detail
+    assert "best on a grid edge" in claim.detail and "Proposed (orthogonal) depth 20 lr=0.001" in claim.detail
+    assert "best configuration is on its grid's edge" in claim.detail
+
+
+def test_a_comparison_of_plateaued_runs_is_not_trained_at_this_scale(tmp_path):
+    # every depth-20 proposed run ends within 0.05 of ln 10, at chance accuracy: it never left its plateau
+    claim = _claim6(_store(tmp_path / "s.db", lambda lr, seed: (0.1, LN10 + 0.01 * (seed - 2))))
+    assert claim.verdict == NOT_TRAINED, claim.detail
+    assert "initial plateau" in claim.detail
+    # one run off the plateau (loss 2.0) is enough: the init was trained and the same accuracies do not hold
+    one_left = lambda lr, seed: (0.12 if lr == 0.003 else 0.1, 2.0 if (lr, seed) == (0.01, 3) else LN10)  # noqa: E731
+    assert _claim6(_store(tmp_path / "t.db", one_left)).verdict == FAILS
+
+
+def test_the_claim_holds_when_proposed_trains_deep(tmp_path):
+    claim = _claim6(_store(tmp_path / "s.db", lambda lr, seed: ((0.9 if lr == 0.003 else 0.85) + 0.003 * seed, 0.3)))
+    assert claim.verdict == HOLDS, claim.detail
+
+
+def test_guard_outcomes_follow_the_rules():
+    from wninit.suite.report.scope import guard, on_plateau
+    from wninit.suite.report.stats import UNDECIDED
+
+    cell = tables.DepthCell(tables.Stat(), tables.Stat(), {}, {}, 1, runs=[], edges={"lr": 0.001})
+    assert guard(False, [cell], {}, 10) == EDGE and guard(True, [cell], {}, 10) is True
+    assert guard(UNDECIDED, [cell], {}, 10) == UNDECIDED
+    assert on_plateau(LN10 + 0.049, 10) and not on_plateau(LN10 - 0.051, 10) and not on_plateau(float("nan"), 10)
+    assert on_plateau(math.log(100), 100)
+
+
+@pytest.mark.parametrize("number", range(1, 13))
+def test_every_claim_is_defined_once_and_the_renderer_reads_it(number):
+    import wninit.suite.report.render as render
+
+    spec = claim_book.claim_spec(number)
+    assert [c.number for c in claim_book.CLAIMS] == list(range(1, 13))
+    assert len({c.name for c in claim_book.CLAIMS}) == 12
+    source = open(render.__file__).read()
+    assert spec.name not in source  # the renderer takes the names from claim_book, it does not restate them
