@@ -1,7 +1,7 @@
 """wninit: robust initialization for weight-normalized networks and ResNets.
 
 Arpit, Campos & Bengio, "How to Initialize your Network? Robust Initialization for WeightNorm &
-ResNets", NeurIPS 2019. ``wninit.initialize(model, "proposed")`` is the one call.
+ResNets", NeurIPS 2019. `wninit.initialize(model, "proposed")` is the one call.
 """
 from wninit import diagnostics, init, models, structure, weightnorm
 from wninit.weightnorm.state_dict import convert_state_dict

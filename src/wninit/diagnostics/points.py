@@ -1,8 +1,8 @@
 """Measuring points of any model from structure discovery: no marking needed (docs/method.md §3.7, §7.1).
 
 The points are nodes of the model's traced graph, so a block that returns a tuple is followed along the
-tensor that continues the stream. For every stage of residual sums: the stream entering it (``s<k>.in``) and
-each block's output (``s<k>.b<j>``); for every WN layer outside residual branches: what it passes on (the
+tensor that continues the stream. For every stage of residual sums: the stream entering it (`s<k>.in`) and
+each block's output (`s<k>.b<j>`); for every WN layer outside residual branches: what it passes on (the
 output of the activation after it, or its own output), named after the layer. Each point carries its channel
 axis (1 after a conv, the last after a Linear), so per-position norms are taken over the right axis.
 """
@@ -31,7 +31,7 @@ def _axis(module: nn.Module) -> int:
 
 
 def graph_points(model: nn.Module):
-    """``(graph module, points)`` from :func:`wninit.structure.trace.discover`, in graph order."""
+    """`(graph module, points)` from [`wninit.structure.trace.discover`][], in graph order."""
     from wninit.structure.trace import discover
 
     s = discover(model)
@@ -86,7 +86,7 @@ class _Recorder(fx.Interpreter):
 
 
 def run_recording(gm: fx.GraphModule, points: list[GraphPoint], x: torch.Tensor):
-    """Run the graph on ``x``; ``(output, {node name: tensor})`` for the points' nodes."""
+    """Run the graph on `x`; `(output, {node name: tensor})` for the points' nodes."""
     rec = _Recorder(gm, {p.node for p in points})
     out = rec.run(x)
     return out, rec.seen

@@ -1,8 +1,8 @@
-"""``explain(model)``: what ``initialize`` would do to every WN layer, printed as a table, the model untouched.
+"""`explain(model)`: what `initialize` would do to every WN layer, printed as a table, the model untouched.
 
-One row per layer: its name and class, the role and where it came from (``declared`` with ``set_role``,
-``discovered`` by tracing the model, or the ``default`` when it could not be placed), its stage, block and
-``B_k``, the rule that set gamma (docs/method.md §3.7), the fans, gamma and the gain ``g``.
+One row per layer: its name and class, the role and where it came from (`declared` with `set_role`,
+`discovered` by tracing the model, or the `default` when it could not be placed), its stage, block and
+`B_k`, the rule that set gamma (docs/method.md §3.7), the fans, gamma and the gain `g`.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ _COLUMNS = ("layer", "kind", "role", "stage.block/B_k", "source", "rule", "fan_i
 
 @dataclass(frozen=True)
 class ExplainTable:
-    """The records ``initialize`` returns, printable as an aligned table."""
+    """The records `initialize` returns, printable as an aligned table."""
     rows: tuple[LayerInit, ...]
     scheme: str
 
@@ -58,10 +58,10 @@ def _num(v: float | None) -> str:
 
 def explain(model: nn.Module, scheme: str = "proposed", *, direction: str = "orthogonal",
             discover: bool | None = None, print_table: bool = True) -> ExplainTable:
-    """Print (and return) what ``initialize(model, scheme)`` would set on each layer, without changing ``model``.
+    """Print (and return) what `initialize(model, scheme)` would set on each layer, without changing `model`.
 
     The scheme runs on a copy of the model with a private generator, so neither the model nor the global RNG
-    moves. ``datadep`` needs data and is not explained here.
+    moves. `datadep` needs data and is not explained here.
 
     Examples:
         >>> table = wninit.explain(my_vocoder)      # one row per WN layer: role, source, rule, gamma, g

@@ -1,8 +1,8 @@
 """Which role every WN layer of a model gets, and from where: declared, discovered, or the default.
 
-Declared roles (:func:`wninit.structure.roles.set_role`, what wninit's own models do) win. The other WN layers take
-their role from :func:`wninit.structure.trace.discover`. A layer discovery cannot place (the model cannot be traced,
-or the layer is not called where the trace can see it) gets the default ``hidden`` (gamma 2, the paper's
+Declared roles ([`wninit.structure.roles.set_role`][], what wninit's own models do) win. The other WN layers take
+their role from [`wninit.structure.trace.discover`][]. A layer discovery cannot place (the model cannot be traced,
+or the layer is not called where the trace can see it) gets the default `hidden` (gamma 2, the paper's
 feed-forward rule), and one warning sentence names every such layer (docs/method.md §3.7).
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ DEFAULT_ROLE = Role("hidden")
 
 @dataclass(frozen=True)
 class Placement:
-    """A WN layer's role and where it came from (``declared`` / ``discovered`` / ``default``) with its rule."""
+    """A WN layer's role and where it came from (`declared` / `discovered` / `default`) with its rule."""
     role: Role
     source: str
     rule: str
@@ -36,7 +36,7 @@ def _declared_rule(role: Role) -> str:
 
 
 def place(model: nn.Module, layers: list[tuple[str, nn.Module]], *, discover: bool | None = None) -> dict[str, Placement]:
-    """A :class:`Placement` for each ``(name, layer)`` of ``model``.
+    """A [`Placement`][wninit.structure.plan.Placement] for each `(name, layer)` of `model`.
 
     Args:
         discover: None traces the model only when some layer has no declared role; True always traces

@@ -1,21 +1,21 @@
 """What a model is: trace it once, find what follows every WN layer and every residual sum (docs/method.md §3.7).
 
-:func:`discover` traces the model with ``torch.fx`` (symbolically: no example input is needed, so
-``initialize(model)`` stays one call) and reads the graph:
+[`discover`][wninit.structure.trace.discover] traces the model with `torch.fx` (symbolically: no example input is needed, so
+`initialize(model)` stays one call) and reads the graph:
 
-- a **residual sum** is an ``add`` whose one operand (the skip) is the other operand's stream ``x`` itself, or
-  ``x`` through one WN layer with nothing after it (a projection shortcut), while the other operand (the branch)
-  is computed from ``x`` alone through at least one WN layer;
+- a **residual sum** is an `add` whose one operand (the skip) is the other operand's stream `x` itself, or
+  `x` through one WN layer with nothing after it (a projection shortcut), while the other operand (the branch)
+  is computed from `x` alone through at least one WN layer;
 - a **stage** is a chain of residual sums each of whose stream is the previous sum's output (through ops that
-  keep the norm, e.g. a ReLU after the sum); a projection shortcut starts a new stage, and ``B_k`` is the chain's
+  keep the norm, e.g. a ReLU after the sum); a projection shortcut starts a new stage, and `B_k` is the chain's
   length (docs/method.md §3.4, "stage-wise");
 - an **energy pass** follows the expected squared norm per position through the graph: a WN layer multiplies it
-  by its gamma, an activation by its second moment (:mod:`wninit.structure.activations`), a sum adds its operands'.
+  by its gamma, an activation by its second moment (`wninit.structure.activations`), a sum adds its operands'.
 
-From these, each WN layer gets a :class:`wninit.structure.roles.Role`: ``hidden``/``stem``/``head``/``linear`` outside
-residual branches, ``block_in``/``block_out`` inside one, ``shortcut`` on a skip path, with the energy factor of
-what follows it (``follow``) and, for a branch's last layer, the energy it receives relative to its stream
-(``branch_ratio``). Models that ``torch.fx`` cannot trace raise :class:`TraceFailure`.
+From these, each WN layer gets a [`wninit.structure.roles.Role`][]: `hidden`/`stem`/`head`/`linear` outside
+residual branches, `block_in`/`block_out` inside one, `shortcut` on a skip path, with the energy factor of
+what follows it (`follow`) and, for a branch's last layer, the energy it receives relative to its stream
+(`branch_ratio`). Models that `torch.fx` cannot trace raise [`TraceFailure`][wninit.structure.trace.TraceFailure].
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class TraceFailure(RuntimeError):
 
 @dataclass(frozen=True)
 class ResidualSum:
-    """One residual sum: ``node`` adds the ``branch`` (from ``stream``) to the skip (``stream`` or its projection)."""
+    """One residual sum: `node` adds the `branch` (from `stream`) to the skip (`stream` or its projection)."""
     node: str
     stream: str
     branch_end: str  # the WN layer (module name) whose output the branch adds
@@ -71,7 +71,7 @@ class ResidualSum:
 
 @dataclass
 class Structure:
-    """The result of :func:`discover`: a discovered role per WN layer, the residual sums, the traced graph."""
+    """The result of [`discover`][wninit.structure.trace.discover]: a discovered role per WN layer, the residual sums, the traced graph."""
     roles: dict[str, Role]
     rules: dict[str, str]
     sums: list[ResidualSum]
@@ -93,7 +93,7 @@ class _Tracer(fx.Tracer):
 
 
 def trace(model: nn.Module) -> fx.Graph:
-    """The model's graph; raises :class:`TraceFailure` with torch.fx's reason when it cannot be traced."""
+    """The model's graph; raises [`TraceFailure`][wninit.structure.trace.TraceFailure] with torch.fx's reason when it cannot be traced."""
     try:
         return _Tracer().trace(model)
     except Exception as exc:  # fx raises TraceError, TypeError, NotImplementedError... on untraceable code
@@ -138,7 +138,7 @@ class _Graph:
         return False
 
     def scalar_factor(self, n: fx.Node) -> float | None:
-        """c**2 for ``x * c`` or ``x / c`` with a Python number c, else None."""
+        """c**2 for `x * c` or `x / c` with a Python number c, else None."""
         if n.op not in ("call_function", "call_method") or len(n.args) != 2:
             return None
         a, b = n.args
@@ -158,7 +158,7 @@ class _Graph:
 
 
 def _skip_origins(G: _Graph, n: fx.Node) -> list[tuple[fx.Node, fx.Node | None]]:
-    """Where a skip operand may start, ``(stream, projection)``: back through shape ops (identity skip), then
+    """Where a skip operand may start, `(stream, projection)`: back through shape ops (identity skip), then
     on through one WN layer and shape ops (projection shortcut)."""
     def through_shape_ops(m):
         while G.is_shape_op(m) and G.tensor_inputs(m):
@@ -171,8 +171,8 @@ def _skip_origins(G: _Graph, n: fx.Node) -> list[tuple[fx.Node, fx.Node | None]]
 
 
 def _branch(G: _Graph, x: fx.Node, operand: fx.Node) -> list[fx.Node] | None:
-    """The nodes computed from ``x`` alone that lead to ``operand``, or None when the operand mixes in
-    another tensor (then the sum is not a residual sum of ``x``) or does not reach ``x`` at all."""
+    """The nodes computed from `x` alone that lead to `operand`, or None when the operand mixes in
+    another tensor (then the sum is not a residual sum of `x`) or does not reach `x` at all."""
     lo, seen, stack, found = G.index[x], {operand}, [operand], False
     while stack:
         n = stack.pop()
@@ -188,7 +188,7 @@ def _branch(G: _Graph, x: fx.Node, operand: fx.Node) -> list[fx.Node] | None:
 
 
 def _residual(G: _Graph, n: fx.Node):
-    """``(stream, projection, branch nodes, branch operand)`` when ``n`` is a residual sum, else None."""
+    """`(stream, projection, branch nodes, branch operand)` when `n` is a residual sum, else None."""
     a, b = n.args[:2]
     for skip, other in ((a, b), (b, a)):
         for x, projection in _skip_origins(G, skip):
@@ -227,7 +227,7 @@ def _approximations(G: _Graph, nodes: list[fx.Node]) -> tuple[str, ...]:
 
 
 def _stages(G: _Graph, sums: list[tuple]) -> tuple[list[tuple[int, int, int]], set[int]]:
-    """``(stage, block, B_k)`` per residual sum: chains whose stream is the previous sum's output; and the
+    """`(stage, block, B_k)` per residual sum: chains whose stream is the previous sum's output; and the
     chains that continue through an activation (post-activation blocks: a ReLU after each sum)."""
     chain_of, position, lengths, post = {}, {}, [], set()
     for n, x, projection, *_ in sums:
@@ -251,11 +251,11 @@ LAYER_KINDS = ("wn", "any")
 
 
 def discover(model: nn.Module, layers: str = "wn") -> Structure:
-    """Trace ``model`` and give every WN layer its discovered role (docs/method.md §3.7).
+    """Trace `model` and give every WN layer its discovered role (docs/method.md §3.7).
 
-    ``layers="any"`` treats every Linear/Conv layer, weight-normed or not, as a layer (the normalizer-free
-    peers of :mod:`wninit.peers` find the residual branches of plain networks this way); the default
-    ``"wn"`` looks at weight-normed layers only.
+    `layers="any"` treats every Linear/Conv layer, weight-normed or not, as a layer (the normalizer-free
+    peers of [`wninit.peers`][] find the residual branches of plain networks this way); the default
+    `"wn"` looks at weight-normed layers only.
 
     Raises:
         TraceFailure: torch.fx cannot trace the model.

@@ -1,4 +1,4 @@
-"""``wninit explain MODULE:FACTORY [--input-shape C,H,W] [--scheme S]``: what initialize does to your model.
+"""`wninit explain MODULE:FACTORY [--input-shape C,H,W] [--scheme S]`: what initialize does to your model.
 
 Prints one row per weight-normed layer: its role, whether it was declared, discovered or defaulted, the rule
 that set gamma, the fans, gamma and g (docs/method.md §3.7). The model is not changed.

@@ -1,8 +1,8 @@
-"""The vocabulary of a judged claim (docs/method.md §9): its four verdicts, the :class:`Claim` record, and how the
+"""The vocabulary of a judged claim (docs/method.md §9): its four verdicts, the `Claim` record, and how the
 verdicts of a claim's parts combine into one.
 
-A part is ``(text, outcome)``: the numbers it was judged on, and True (supported), False (contradicted),
-``UNDECIDED`` (its test separates neither way) or None (its runs have not finished).
+A part is `(text, outcome)`: the numbers it was judged on, and True (supported), False (contradicted),
+`UNDECIDED` (its test separates neither way) or None (its runs have not finished).
 """
 from __future__ import annotations
 
@@ -45,5 +45,5 @@ def detail(parts: list[Part]) -> str:
 
 
 def num(v, digits: int = 3) -> str:
-    """``v`` with ``digits`` decimals, "n/a" for None."""
+    """`v` with `digits` decimals, "n/a" for None."""
     return "n/a" if v is None else f"{v:.{digits}f}"

@@ -14,7 +14,7 @@ __all__ = ["MemberData"]
 class MemberData:
     """The training pool once on the device, each member's train/val split as indices into it.
 
-    ``load_dataset`` splits the training set by ``val_split_indices(n, val_fraction, seed)``; rebuilding
+    `load_dataset` splits the training set by `val_split_indices(n, val_fraction, seed)`; rebuilding
     the unsplit pool from one load and indexing it with each member's split gives every member the very
     tensors its own load would, without M copies of the data. The members share the test split.
     """

@@ -1,7 +1,7 @@
-"""One stacked group's run: every member's standalone ``fit`` (docs/method.md §6.1), all members in one loop.
+"""One stacked group's run: every member's standalone `fit` (docs/method.md §6.1), all members in one loop.
 
-:func:`run_group` builds each member as ``fit`` does, trains the stacked model epoch by epoch and
-returns one :class:`~wninit.suite.train.RunResult` per member. A member is only ever touched through its own
+`run_group` builds each member as `fit` does, trains the stacked model epoch by epoch and
+returns one [`RunResult`][wninit.suite.train.result.RunResult] per member. A member is only ever touched through its own
 slice of the stacked tensors, its own batches and its own hyper-parameters.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _weight_decays(cfgs: list[RunConfig], kinds: list[str], device) -> list[torc
 def _member_losses(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(M,) mean cross-entropy of each member's batch, by the very call a standalone step makes.
 
-    NOTE: one batched ``cross_entropy`` over (M*B, C) gives the same gradients but sums each member's
+    NOTE: one batched `cross_entropy` over (M*B, C) gives the same gradients but sums each member's
     mean in another order (last-ulp differences in the logged loss); M small calls keep the logged
     losses, and so the stored metrics, equal to a standalone run's.
     """
@@ -40,7 +40,7 @@ def _member_losses(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class _GroupRun:
-    """The state of a group's run: the stacked model and optimizer, and per member its :class:`RunRecord`
+    """The state of a group's run: the stacked model and optimizer, and per member its `RunRecord`
     (epoch rows, best-validation checkpoint, divergence point)."""
 
     def __init__(self, cfgs: list[RunConfig], device: torch.device):
@@ -74,7 +74,7 @@ class _GroupRun:
         self._stopped.clear()
 
     def train_epoch(self, epoch: int) -> tuple[list[float], list[float]]:
-        """One epoch for every member (train/loop.py ``train_epoch``); (train loss, train acc) per member."""
+        """One epoch for every member (train/loop.py `train_epoch`); (train loss, train acc) per member."""
         n, acc_steps, M = len(self.data), self.cfgs[0].accumulation_steps, self.members
         lrs = torch.tensor([epoch_lrs(c, epoch, n) for c in self.cfgs], device=self.device).T  # (n, M)
         losses = torch.empty(n, M, device=self.device)
@@ -127,9 +127,9 @@ class _GroupRun:
 
 
 def run_group(cfgs: list[RunConfig]) -> list[RunResult]:
-    """Train resolved, batchable ``cfgs`` of one group together; one RunResult per config, in order.
+    """Train resolved, batchable `cfgs` of one group together; one RunResult per config, in order.
 
-    Like ``fit``, the group runs on ``cfgs[0].threads`` threads and gives the caller's thread count and
+    Like `fit`, the group runs on `cfgs[0].threads` threads and gives the caller's thread count and
     global random stream back when it ends.
     """
     device = resolve_device(cfgs[0].device)

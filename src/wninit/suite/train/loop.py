@@ -1,7 +1,7 @@
 """The two inner loops of a run: one training epoch and one evaluation (docs/method.md §6.1), without host syncs.
 
 Loss and accuracy are summed on the device and read once per epoch; evaluation runs in large batches
-under ``torch.inference_mode``.
+under `torch.inference_mode`.
 """
 from __future__ import annotations
 
@@ -27,17 +27,17 @@ def _first_non_finite(losses: torch.Tensor) -> int | None:
 def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader, lrs: list[float],
                 accumulation: int = 1, check_every: int = 1, *, autocast=None,
                 channels_last: bool = False) -> tuple[float | None, float | None, int | None]:
-    """One epoch of SGD; returns ``(train_loss, train_acc, None)`` or ``(None, None, step)`` at the first
-    mini-batch ``step`` whose loss is NaN or Inf.
+    """One epoch of SGD; returns `(train_loss, train_acc, None)` or `(None, None, step)` at the first
+    mini-batch `step` whose loss is NaN or Inf.
 
-    ``lrs[i]`` is set before mini-batch ``i`` (the warmup changes it per iteration). With
-    ``accumulation`` > 1 each loss is divided by it and the optimizer steps every ``accumulation``
-    mini-batches; a trailing incomplete group is dropped, as the reference's ``zero_grad`` at the next
-    epoch does. ``train_loss`` is the mean of the mini-batch losses and ``train_acc`` the running
+    `lrs[i]` is set before mini-batch `i` (the warmup changes it per iteration). With
+    `accumulation` > 1 each loss is divided by it and the optimizer steps every `accumulation`
+    mini-batches; a trailing incomplete group is dropped, as the reference's `zero_grad` at the next
+    epoch does. `train_loss` is the mean of the mini-batch losses and `train_acc` the running
     accuracy on the augmented batches, as the reference logs them. The finiteness of the loss is
-    checked every ``check_every`` steps (1 on CPU, where it costs nothing); the step reported is the
-    first bad one either way. ``autocast`` (a context factory, e.g. bf16) wraps the forward pass and the loss, and
-    ``channels_last`` converts 4-d batches (train/accel.py).
+    checked every `check_every` steps (1 on CPU, where it costs nothing); the step reported is the
+    first bad one either way. `autocast` (a context factory, e.g. bf16) wraps the forward pass and the loss, and
+    `channels_last` converts 4-d batches (train/accel.py).
     """
     model.train()
     device = next(model.parameters()).device
@@ -83,10 +83,10 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
              batch_size: int = EVAL_BATCH, autocast=None) -> tuple[float | None, float | None]:
-    """(mean loss, accuracy) of ``model`` in eval mode on ``(x, y)``; (None, None) for an empty split.
+    """(mean loss, accuracy) of `model` in eval mode on `(x, y)`; (None, None) for an empty split.
 
     NOTE: the loss is the mean over samples; the reference averaged per-batch means, which weighs its
-    last, smaller batch more (accuracy is the same). A non-finite loss is reported as None. ``autocast``
+    last, smaller batch more (accuracy is the same). A non-finite loss is reported as None. `autocast`
     (a context factory, e.g. for bf16) wraps each forward pass.
     """
     n = int(y.shape[0])

@@ -1,13 +1,13 @@
-"""``fit(cfg)``: one run of the reference protocol (docs/method.md §6.1), alone (the single-run loop).
+"""`fit(cfg)`: one run of the reference protocol (docs/method.md §6.1), alone (the single-run loop).
 
 seed -> data (seeded validation split) -> model -> init (datadep on the first shuffled, augmented training
 batch, docs/method.md §4) -> SGD epochs (schedule + per-iteration warmup, gradient accumulation) -> validation each
 epoch -> the best-validation state evaluated on test. A NaN/Inf training loss is a result (status
-``diverged``), never an exception. With ``out_dir``, every epoch leaves an atomic checkpoint from which
-a rerun continues bit for bit on CPU, and ``result.json`` appears only when the run is over.
+`diverged`), never an exception. With `out_dir`, every epoch leaves an atomic checkpoint from which
+a rerun continues bit for bit on CPU, and `result.json` appears only when the run is over.
 
-The steps a stacked group's members share with this loop are in :mod:`.protocol`; where and how the run
-executes (device, seeds, threads) in :mod:`.runtime`; the Hessian task in :mod:`.hessian_task`.
+The steps a stacked group's members share with this loop are in `.protocol`; where and how the run
+executes (device, seeds, threads) in `.runtime`; the Hessian task in `.hessian_task`.
 """
 from __future__ import annotations
 
@@ -34,19 +34,19 @@ __all__ = ["fit"]
 
 def fit(cfg: RunConfig, *, out_dir: str | Path | None = None, resume: bool = True, progress: bool = False,
         on_epoch=None, tensorboard: bool = False) -> RunResult:
-    """Run ``cfg`` and return its :class:`RunResult` (docs/method.md §6.1).
+    """Run `cfg` and return its [`RunResult`][wninit.suite.train.result.RunResult] (docs/method.md §6.1).
 
     The run seeds torch's global random stream as the reference does, and gives the caller's stream (and
     thread count) back when it ends.
 
     Args:
         cfg: the run.
-        out_dir: where ``epochs.csv``, ``checkpoint.pt`` and, at the end, ``result.json`` go; None keeps
+        out_dir: where `epochs.csv`, `checkpoint.pt` and, at the end, `result.json` go; None keeps
             everything in memory.
-        resume: continue from ``out_dir``'s checkpoint (or return its finished result); False starts over.
+        resume: continue from `out_dir`'s checkpoint (or return its finished result); False starts over.
         progress: a rich progress bar over epochs, if rich is installed.
         on_epoch: called with each finished epoch's row, after its checkpoint is written.
-        tensorboard: also log the rows to ``out_dir/tb`` (needs the tensorboard package).
+        tensorboard: also log the rows to `out_dir/tb` (needs the tensorboard package).
 
     Examples:
         >>> result = fit(RunConfig(dataset="mnist5k", depth=20, lr=0.001, momentum=0.9, epochs=10))
@@ -111,7 +111,7 @@ def _clone_state(model: torch.nn.Module) -> dict:
 
 
 class _SingleRun:
-    """One run's training state: the model and its SGD, the data stream, the :class:`RunRecord`, the clock."""
+    """One run's training state: the model and its SGD, the data stream, the `RunRecord`, the clock."""
 
     def __init__(self, cfg: RunConfig, device: torch.device, model, data, loader, gen, out: Path | None,
                  started: float):
@@ -167,7 +167,7 @@ class _SingleRun:
             "torch_rng": torch.get_rng_state(), **self.record.checkpoint(), "wall_s": self.wall_s()})
 
     def finish(self) -> RunResult:
-        """Test the best checkpoint and assemble the result (and write it, with ``out``)."""
+        """Test the best checkpoint and assemble the result (and write it, with `out`)."""
         cfg, test_acc = self.cfg, None
         if self.record.best is not None:  # the reference's "No checkpoints found" -> test_acc -1; here None
             self.model.load_state_dict(self.record.best)
