@@ -1,11 +1,11 @@
 """wninit: robust initialization for weight-normalized networks and ResNets.
 
 Arpit, Campos & Bengio, "How to Initialize your Network? Robust Initialization for WeightNorm &
-ResNets", NeurIPS 2019. ``wninit.initialize(model, "proposed")`` is the one call.
+ResNets", NeurIPS 2019. `wninit.initialize(model, "proposed")` is the one call.
 
 The top level holds the names a user of the initialization needs; everything else is reached through its
-subpackage (docs/layout.md): ``wninit.weightnorm``, ``wninit.structure``, ``wninit.peers``, ``wninit.init``,
-``wninit.models`` and ``wninit.diagnostics`` load on first use, so ``import wninit; wninit.peers.apply(...)``
+subpackage (docs/layout.md): `wninit.weightnorm`, `wninit.structure`, `wninit.peers`, `wninit.init`,
+`wninit.models` and `wninit.diagnostics` load on first use, so `import wninit; wninit.peers.apply(...)`
 works without importing any of them up front (and never the experiment suite).
 """
 import importlib

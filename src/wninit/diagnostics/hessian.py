@@ -2,8 +2,8 @@
 
 The paper's claim (docs/method.md §9 item 11): the log spectral norm of the training loss's Hessian at init is
 smallest for the proposed scheme, "which explains why larger learning rates can be used". Table 2 itself is runs
-of task "hessian" (:func:`wninit.suite.train.fit`, as a ``table2_hessian`` sweep or ``wninit hessian`` runs them), each
-one call of :func:`hessian_spectral_norm`.
+of task "hessian" ([`wninit.suite.train.fit`][wninit.suite.train.single_run.fit], as a `table2_hessian` sweep or `wninit hessian` runs them), each
+one call of [`hessian_spectral_norm`][wninit.diagnostics.hessian.hessian_spectral_norm].
 """
 from __future__ import annotations
 
@@ -39,12 +39,12 @@ def _check_batches(batches) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 class _ExactWeightNorm(TorchFunctionMode):
-    """Routes every call of ATen's fused ``torch._weight_norm`` made inside it to the composite
-    :func:`wninit.weightnorm.formula.wn_weight` (``fused=False``): ``g * v/||v||`` in plain autograd ops.
+    """Routes every call of ATen's fused `torch._weight_norm` made inside it to the composite
+    [`wninit.weightnorm.formula.wn_weight`][] (`fused=False`): `g * v/||v||` in plain autograd ops.
 
-    torch's own ``parametrizations.weight_norm`` and legacy ``weight_norm`` call that fused kernel, whose double
-    backward drops the ``d||v||/dv`` term (torch 2.x: Hessian-vector products w.r.t. ``v`` off by O(1)).
-    A torch-function mode is scoped to the ``with`` block and to this thread: ``torch._weight_norm`` itself
+    torch's own `parametrizations.weight_norm` and legacy `weight_norm` call that fused kernel, whose double
+    backward drops the `d||v||/dv` term (torch 2.x: Hessian-vector products w.r.t. `v` off by O(1)).
+    A torch-function mode is scoped to the `with` block and to this thread: `torch._weight_norm` itself
     is never replaced, so other threads and code outside the block keep the fused kernel.
     """
 
@@ -64,7 +64,7 @@ def _weight_norm_arguments(v: torch.Tensor, g: torch.Tensor, dim: int = 0) -> tu
 @contextmanager
 def _exact_second_derivatives():
     """Weight norm by plain autograd ops for every API while the loss's graph is built: wninit's layers through
-    :func:`wninit.weightnorm.access.twice_differentiable`, torch's and the legacy API through :class:`_ExactWeightNorm`."""
+    [`wninit.weightnorm.access.twice_differentiable`][wninit.weightnorm.layers.twice_differentiable], torch's and the legacy API through `_ExactWeightNorm`."""
     with twice_differentiable(), _ExactWeightNorm():
         yield
 
@@ -76,33 +76,33 @@ def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
 def hessian_spectral_norm(model: nn.Module, batches: Batches, *, iters: int = 20,
                           loss_fn: Callable = F.cross_entropy, seed: int = 0, tol: float | None = None,
                           normalization: str = "mean") -> float:
-    r"""The largest eigenvalue magnitude of the Hessian of the mean loss over ``batches`` w.r.t. all trainable parameters.
+    r"""The largest eigenvalue magnitude of the Hessian of the mean loss over `batches` w.r.t. all trainable parameters.
 
-    Power iteration, normalized in the 2-norm: :math:`v \leftarrow Hv/\|Hv\|_2` from a seeded Gaussian
-    :math:`v_0`, with the Rayleigh quotient :math:`\lambda = v^\top H v` as the estimate; each
-    :math:`Hv` is a double backward (``torch.autograd.grad`` with ``create_graph=True``) of
-    :math:`\frac{1}{K}\sum_k \text{loss}(\text{model}(x_k), y_k)` (:math:`\frac{1}{K+1}\sum_k` with
-    ``normalization="reference"``, as the reference code divides), the gradient graph built once and
+    Power iteration, normalized in the 2-norm: $v \leftarrow Hv/\|Hv\|_2$ from a seeded Gaussian
+    $v_0$, with the Rayleigh quotient $\lambda = v^\top H v$ as the estimate; each
+    $Hv$ is a double backward (`torch.autograd.grad` with `create_graph=True`) of
+    $\frac{1}{K}\sum_k \text{loss}(\text{model}(x_k), y_k)$ ($\frac{1}{K+1}\sum_k$ with
+    `normalization="reference"`, as the reference code divides), the gradient graph built once and
     reused. It converges to the eigenvalue of largest magnitude, whatever its sign; the result is
-    :math:`|\lambda|`, the spectral norm. ``tol`` stops early when :math:`|\lambda|` changes by less than
-    ``tol`` relative. The model runs in the mode it is in.
+    $|\lambda|$, the spectral norm. `tol` stops early when $|\lambda|$ changes by less than
+    `tol` relative. The model runs in the mode it is in.
 
-    NOTE: the reference (``src/util/hessian.py``, docs/method.md §7.6) differs: it normalizes by the entry of
-    ``Hv`` of largest magnitude (the inf-norm), takes that signed entry as the eigenvalue, runs M = 40
-    iterations with ``model.train()``, and re-draws each product's batches from the shuffled, augmented
+    NOTE: the reference (`src/util/hessian.py`, docs/method.md §7.6) differs: it normalizes by the entry of
+    `Hv` of largest magnitude (the inf-norm), takes that signed entry as the eigenvalue, runs M = 40
+    iterations with `model.train()`, and re-draws each product's batches from the shuffled, augmented
     loader (its first 10%), so its operator changes between iterations. Here the batches are fixed, so
-    every iteration multiplies by the same matrix, and :math:`|v^\top H v|` is a lower bound of
-    :math:`\|H\|_2` that converges to it (monotonically when H is positive semi-definite).
+    every iteration multiplies by the same matrix, and $|v^\top H v|$ is a lower bound of
+    $\|H\|_2$ that converges to it (monotonically when H is positive semi-definite).
 
     Args:
         model: the network at initialization.
-        batches: a list of ``(inputs, targets)``: the loss is their mean.
+        batches: a list of `(inputs, targets)`: the loss is their mean.
         iters: power iterations (Hessian-vector products), at least 1.
-        loss_fn: ``loss_fn(output, targets)`` returning a scalar mean loss.
+        loss_fn: `loss_fn(output, targets)` returning a scalar mean loss.
         seed: seeds the start vector.
         tol: optional relative tolerance for stopping early.
-        normalization: ``"mean"`` (divide the K batches' summed loss by K) or ``"reference"`` (by K + 1, the
-            reference's off-by-one; the norm is then K/(K+1) of the mean's). Table 2's runs use ``"mean"``.
+        normalization: `"mean"` (divide the K batches' summed loss by K) or `"reference"` (by K + 1, the
+            reference's off-by-one; the norm is then K/(K+1) of the mean's). Table 2's runs use `"mean"`.
 
     Examples:
         >>> x, y = torch.randn(64, 784), torch.randint(0, 10, (64,))
@@ -137,7 +137,7 @@ def _check_options(iters, tol, normalization) -> None:
 
 def _power_iteration(params: list[torch.Tensor], grads: list[torch.Tensor], iters: int, seed: int,
                      tol: float | None) -> float:
-    """|v^T H v| after at most ``iters`` products ``Hv`` (double backward of ``grads``), from a seeded Gaussian v."""
+    """|v^T H v| after at most `iters` products `Hv` (double backward of `grads`), from a seeded Gaussian v."""
     gen = torch.Generator().manual_seed(seed)
     v = [torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.device, p.dtype) for p in params]
     norm = math.sqrt(float(_dot(v, v)))

@@ -1,20 +1,20 @@
-"""Per-layer forward and backward norm ratios of any ``nn.Module`` at initialization (docs/method.md §3.1-§3.4, Fig. 1).
+"""Per-layer forward and backward norm ratios of any `nn.Module` at initialization (docs/method.md §3.1-§3.4, Fig. 1).
 
-A measuring point ``h_i`` is the output of a module: the ones the model marks with
-:func:`wninit.structure.roles.mark_probe` (each hidden ReLU, each residual block of this package's models), or the
-modules (or their names) passed as ``points``. A point module called several times (a shared ``ReLU``)
+A measuring point `h_i` is the output of a module: the ones the model marks with
+[`wninit.structure.roles.mark_probe`][] (each hidden ReLU, each residual block of this package's models), or the
+modules (or their names) passed as `points`. A point module called several times (a shared `ReLU`)
 gives one row per call, in call order. Per point and per sample (norms over every non-batch dim):
 
-- forward ratio ``||h_i|| / ||x||`` (docs/method.md §3.1: ~1 per layer for the proposed init);
-- backward ratio ``||dL/dh_i|| / ||dL/dh_L||``, ``h_L`` the last point, for a seeded random Gaussian
+- forward ratio `||h_i|| / ||x||` (docs/method.md §3.1: ~1 per layer for the proposed init);
+- backward ratio `||dL/dh_i|| / ||dL/dh_L||`, `h_L` the last point, for a seeded random Gaussian
   cotangent at the model output: there is no loss, as in the paper's Figure 1 (docs/method.md §7.1);
-- RMS forward ratio ``(||h_i||/sqrt(numel_i)) / (||x||/sqrt(numel_x))``, per element;
-- per-position forward ratio ``(||h_i||/sqrt(positions_i)) / (||x||/sqrt(positions_x))`` with
-  ``positions`` = numel / channels. This is what the proposed gains preserve across a stride-2,
-  width-doubling stage: ``g = sqrt(fan_in/fan_out)`` keeps the norm summed over channels at each kept
-  position (docs/method.md §2.1 [DERIV], §3.4), so per element it drops by ``sqrt(C_in/C_out)`` there.
+- RMS forward ratio `(||h_i||/sqrt(numel_i)) / (||x||/sqrt(numel_x))`, per element;
+- per-position forward ratio `(||h_i||/sqrt(positions_i)) / (||x||/sqrt(positions_x))` with
+  `positions` = numel / channels. This is what the proposed gains preserve across a stride-2,
+  width-doubling stage: `g = sqrt(fan_in/fan_out)` keeps the norm summed over channels at each kept
+  position (docs/method.md §2.1 [DERIV], §3.4), so per element it drops by `sqrt(C_in/C_out)` there.
 
-The model runs in the mode it is in (``train()``/``eval()``): a BatchNorm net in train mode mixes samples.
+The model runs in the mode it is in (`train()`/`eval()`): a BatchNorm net in train mode mixes samples.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class PropagationRow:
 
 @dataclass(frozen=True)
 class PropagationTable:
-    """The rows of :func:`propagation`, printable as an aligned table and writable as CSV."""
+    """The rows of [`propagation`][wninit.diagnostics.norm_propagation.propagation], printable as an aligned table and writable as CSV."""
     rows: tuple[PropagationRow, ...]
     samples: int
 
@@ -61,7 +61,7 @@ class PropagationTable:
         return iter(self.rows)
 
     def column(self, name: str) -> list:
-        """One column as a list, e.g. ``table.column("forward_mean")``."""
+        """One column as a list, e.g. `table.column("forward_mean")`."""
         if name not in self.columns():
             raise UserError(f"unknown column {name!r}: choose one of {', '.join(self.columns())}")
         return [getattr(r, name) for r in self.rows]
@@ -167,12 +167,12 @@ def _mean_std(t: torch.Tensor) -> tuple[float, float]:
 
 def propagation(model: nn.Module, inputs: torch.Tensor, *, points: Iterable | None = None,
                 seed: int = 0) -> PropagationTable:
-    """Forward ``||h_i||/||x||`` and backward ``||dL/dh_i||/||dL/dh_L||`` ratios at every measuring point.
+    """Forward `||h_i||/||x||` and backward `||dL/dh_i||/||dL/dh_L||` ratios at every measuring point.
 
     Args:
         model: any module returning one tensor.
-        inputs: a batch ``(N, ...)``; each of the N samples gives one ratio per point.
-        points: module names or modules to measure; default: the ones marked by ``wninit.structure.roles.mark_probe``.
+        inputs: a batch `(N, ...)`; each of the N samples gives one ratio per point.
+        points: module names or modules to measure; default: the ones marked by `wninit.structure.roles.mark_probe`.
         seed: seeds the Gaussian cotangent drawn at the output (the backward signal, docs/method.md §7.1).
 
     Examples:
@@ -215,8 +215,8 @@ def propagation(model: nn.Module, inputs: torch.Tensor, *, points: Iterable | No
 
 
 def _propagation_discovered(model: nn.Module, inputs: torch.Tensor, seed: int) -> PropagationTable:
-    """:func:`propagation` at the points structure discovery finds (:mod:`wninit.diagnostics.points`); a model
-    torch.fx cannot trace is discovered by running it on ``inputs``."""
+    """[`propagation`][wninit.diagnostics.norm_propagation.propagation] at the points structure discovery finds (`wninit.diagnostics.points`); a model
+    torch.fx cannot trace is discovered by running it on `inputs`."""
     from wninit.structure.trace import TraceFailure
     from wninit.diagnostics.points import graph_points, run_recording
 

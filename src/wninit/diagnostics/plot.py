@@ -1,7 +1,7 @@
 """Figures of the diagnostics: the paper's Figure 1 layout (docs/method.md §7.1) and a propagation table's curves.
 
-matplotlib is imported inside the functions (``import wninit`` needs only torch and numpy), and each figure is a
-``matplotlib.figure.Figure`` saved by its own ``savefig``: pyplot is never imported, so the caller's backend (a
+matplotlib is imported inside the functions (`import wninit` needs only torch and numpy), and each figure is a
+`matplotlib.figure.Figure` saved by its own `savefig`: pyplot is never imported, so the caller's backend (a
 notebook's inline one, say) and pyplot's list of open figures stay as they were.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ FIGURE1_COLOURS = {"Proposed (orthogonal)": REGISTRY["proposed"].colours[0],
 
 
 def _subplots(nrows: int, ncols: int, figsize: tuple[float, float]):
-    """A figure and its axes, as ``pyplot.subplots`` makes them, outside pyplot (no backend is selected)."""
+    """A figure and its axes, as `pyplot.subplots` makes them, outside pyplot (no backend is selected)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize)

@@ -1,8 +1,8 @@
 """Measuring points of any model from structure discovery: no marking needed (docs/method.md §3.7, §7.1).
 
 The points are nodes of the model's traced graph, so a block that returns a tuple is followed along the
-tensor that continues the stream. For every stage of residual sums: the stream entering it (``s<k>.in``) and
-each block's output (``s<k>.b<j>``); for every WN layer outside residual branches: what it passes on (the
+tensor that continues the stream. For every stage of residual sums: the stream entering it (`s<k>.in`) and
+each block's output (`s<k>.b<j>`); for every WN layer outside residual branches: what it passes on (the
 output of the activation after it, or its own output), named after the layer. Each point carries its channel
 axis (1 after a conv, the last after a Linear), so per-position norms are taken over the right axis.
 """
@@ -31,9 +31,9 @@ def _axis(module: nn.Module) -> int:
 
 
 def graph_points(model: nn.Module, example_inputs=None):
-    """``(graph module, points)`` from :func:`wninit.structure.trace.discover`, in graph order; with
-    ``example_inputs`` the graph is recorded by running (docs/method.md §3.9) and the graph module is None:
-    :func:`run_recording` then records the model again."""
+    """`(graph module, points)` from [`wninit.structure.trace.discover`][], in graph order; with
+    `example_inputs` the graph is recorded by running (docs/method.md §3.9) and the graph module is None:
+    `run_recording` then records the model again."""
     from wninit.structure.trace import discover
 
     s = discover(model, example_inputs=example_inputs)
@@ -89,7 +89,7 @@ class _Recorder(fx.Interpreter):
 
 
 def run_recording(gm: fx.GraphModule | None, points: list[GraphPoint], x, model: nn.Module | None = None):
-    """Run the graph on ``x``; ``(output, {node name: tensor})`` for the points' nodes. Without a graph module
+    """Run the graph on `x`; `(output, {node name: tensor})` for the points' nodes. Without a graph module
     (a graph recorded by running) the model itself runs under the recorder, with gradients."""
     if gm is None:
         from wninit.structure.record import record

@@ -1,13 +1,13 @@
 """The paper's Figure 1 (docs/method.md §7.1): norm ratios through a synthetic WN ReLU net and a WN ResNet.
 
-Re-implements the notebook ``synthetic_data_experiment.ipynb`` (numpy) in torch float64, so that it runs
-on the threads torch is given (``torch.set_num_threads``), with two deliberate changes:
+Re-implements the notebook `synthetic_data_experiment.ipynb` (numpy) in torch float64, so that it runs
+on the threads torch is given (`torch.set_num_threads`), with two deliberate changes:
 a seed (the notebook sets none) and the correct ReLU mask in the ResNet backward pass (docs/method.md §3.6 item 13).
 
-- Feed-forward: ``x ~ N(0, I_500)``, ``L = 20`` layers ``h = ReLU(W h)``, no biases, the width of each
-  layer drawn as ``randint(m0-50, m0+50)``; ``W`` has unit-norm rows times a gain.
-- ResNet: ``B = 40`` blocks ``h^b = h^{b-1} + W1 ReLU(W0 h^{b-1})``, ``W0: m0 x 500``, ``W1: 500 x m0``.
-- Backward: a Gaussian ``delta`` at the top (no loss) propagated down, mean and std over samples.
+- Feed-forward: `x ~ N(0, I_500)`, `L = 20` layers `h = ReLU(W h)`, no biases, the width of each
+  layer drawn as `randint(m0-50, m0+50)`; `W` has unit-norm rows times a gain.
+- ResNet: `B = 40` blocks `h^b = h^{b-1} + W1 ReLU(W0 h^{b-1})`, `W0: m0 x 500`, `W1: 500 x m0`.
+- Backward: a Gaussian `delta` at the top (no loss) propagated down, mean and std over samples.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def _gaussian(gen: torch.Generator, *shape: int) -> torch.Tensor:
 
 
 def _unit_rows(gen: torch.Generator, m: int, n: int, init: str) -> torch.Tensor:
-    """An ``m x n`` matrix with unit-norm rows: Gaussian, or orthogonal from an SVD as in the notebook."""
+    """An `m x n` matrix with unit-norm rows: Gaussian, or orthogonal from an SVD as in the notebook."""
     a = _gaussian(gen, m, n)
     if init == "Proposed (orthogonal)":
         u, _, vt = torch.linalg.svd(a, full_matrices=False)
@@ -61,7 +61,7 @@ def _generator(*key: int) -> torch.Generator:
 
 
 def _feedforward(gen, x, init, m0, layers):
-    """Forward ``||h^i||/||x||`` for i = 1..L and backward ``||delta_i||/||delta_L||`` for i = 1..L."""
+    """Forward `||h^i||/||x||` for i = 1..L and backward `||delta_i||/||delta_L||` for i = 1..L."""
     n_prev, h, weights, forward = x.shape[1], x, [], []
     for _ in range(layers):
         m = int(torch.randint(m0 - 50, m0 + 50, (1,), generator=gen))  # as numpy's randint: [m0-50, m0+49]
@@ -84,7 +84,7 @@ def _feedforward(gen, x, init, m0, layers):
 
 
 def _resnet(gen, x, init, m0, blocks):
-    """Forward ``||h^b||/||x||`` for b = 1..B and backward ``||dh^b||/||dh^B||`` for b = 0..B."""
+    """Forward `||h^b||/||x||` for b = 1..B and backward `||dh^b||/||dh^B||` for b = 0..B."""
     n = x.shape[1]
     scale0 = 1.0 if init == "He (g=1)" else math.sqrt(2.0 * n / m0)  # gamma = 2 (ReLU follows)
     scale1 = 1.0 if init == "He (g=1)" else math.sqrt(m0 / n) / math.sqrt(blocks)  # gamma = 1/B (docs/method.md §3.4)
@@ -114,8 +114,8 @@ def figure1(seed: int = 0, widths: tuple[int, ...] = (200, 1000), n_in: int = 50
     """The rows of the paper's Figure 1 (docs/method.md §7.1): every panel, init and width, one row per plotted index.
 
     Indices are the plotted ones: feed-forward forward 1..L, backward 2..L-1; ResNet forward 1..B,
-    backward 2..B-1. Each (net, init, width) draws from its own stream of ``seed``, and every init of a
-    net sees the same inputs ``x ~ N(0, I_n_in)``. ``inits`` and ``nets`` (``"ff"``, ``"resnet"``) select
+    backward 2..B-1. Each (net, init, width) draws from its own stream of `seed`, and every init of a
+    net sees the same inputs `x ~ N(0, I_n_in)`. `inits` and `nets` (`"ff"`, `"resnet"`) select
     a part of the figure; each part is the same whatever else is computed.
 
     Examples:
@@ -152,7 +152,7 @@ def figure1(seed: int = 0, widths: tuple[int, ...] = (200, 1000), n_in: int = 50
 
 
 def rows_to_csv(rows: list[Figure1Row], path: str | Path) -> Path:
-    """Write the rows with the header ``panel,init,width,index,mean,std``."""
+    """Write the rows with the header `panel,init,width,index,mean,std`."""
     path = Path(path)
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)

@@ -1,4 +1,4 @@
-"""The initializations: the gains and directions (torch.nn.init's form), the schemes ``initialize`` applies,
+"""The initializations: the gains and directions (torch.nn.init's form), the schemes `initialize` applies,
 and the explain table of what it did.
 """
 from wninit.init.explain import ExplainTable, explain

@@ -1,8 +1,8 @@
-"""``explain(model)``: what ``initialize`` would do to every WN layer, printed as a table, the model untouched.
+"""`explain(model)`: what `initialize` would do to every WN layer, printed as a table, the model untouched.
 
-One row per layer: its name and class, the role and where it came from (``declared`` with ``set_role``,
-``discovered`` by tracing the model, or the ``default`` when it could not be placed), its stage, block and
-``B_k``, the rule that set gamma (docs/method.md §3.7), the fans, gamma and the gain ``g``.
+One row per layer: its name and class, the role and where it came from (`declared` with `set_role`,
+`discovered` by tracing the model, or the `default` when it could not be placed), its stage, block and
+`B_k`, the rule that set gamma (docs/method.md §3.7), the fans, gamma and the gain `g`.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ _COLUMNS = ("layer", "kind", "role", "stage.block/B_k", "source", "rule", "fan_i
 
 @dataclass(frozen=True)
 class ExplainTable:
-    """The records ``initialize`` returns, printable as an aligned table."""
+    """The records `initialize` returns, printable as an aligned table."""
     rows: tuple[LayerInit, ...]
     scheme: str
 
@@ -61,19 +61,19 @@ def _num(v: float | None) -> str:
 
 def explain(model: nn.Module, scheme: str = "proposed", *, direction: str = "orthogonal",
             discover: bool | None = None, print_table: bool = True, example_inputs=None) -> ExplainTable:
-    """Print (and return) what ``initialize(model, scheme)`` would set on each layer, without changing ``model``.
+    """Print (and return) what `initialize(model, scheme)` would set on each layer, without changing `model`.
 
-    The records are ``initialize``'s, computed without drawing a direction: each layer's role, gamma and
+    The records are `initialize`'s, computed without drawing a direction: each layer's role, gamma and
     gain follow from the model's structure and the layer's shape alone (docs/method.md §3.5, §3.7), so the
     model, its parameters and the global RNG stay as they were, and a VGG-sized model is explained in a
-    fraction of its initialization's time (benchmarks/bench_explain.py). ``g`` is the value ``initialize``
-    stores (rounded to the parameter's dtype); under ``pytorch-default`` (``g = ||v||``) it is 1 where the
-    orthogonal direction has orthonormal rows, and "-" where it depends on the draw. ``datadep`` and the
+    fraction of its initialization's time (benchmarks/bench_explain.py). `g` is the value `initialize`
+    stores (rounded to the parameter's dtype); under `pytorch-default` (`g = ||v||`) it is 1 where the
+    orthogonal direction has orthonormal rows, and "-" where it depends on the draw. `datadep` and the
     peers need data or set weights by their own procedure, and are not explained here.
 
-    With ``example_inputs`` the model is traced by running, and under ``proposed`` the branch ends' g is
+    With `example_inputs` the model is traced by running, and under `proposed` the branch ends' g is
     measured on that input (docs/method.md §3.9, §3.10): a measurement needs the drawn directions, so that
-    scheme then runs on a copy of the model with a private generator, and the ``gain`` column says which
+    scheme then runs on a copy of the model with a private generator, and the `gain` column says which
     layers' g was measured and which predicted.
 
     Examples:
@@ -104,7 +104,7 @@ def explain(model: nn.Module, scheme: str = "proposed", *, direction: str = "ort
 
 
 def _gain(layer: nn.Module, scheme: str, gamma: float | None, orthogonal: bool) -> float | None:
-    """The g ``initialize`` records for ``layer``, without drawing its direction (None where it depends on it)."""
+    """The g `initialize` records for `layer`, without drawing its direction (None where it depends on it)."""
     api = wn_api(layer)
     dim = 0 if api is None else wn_dim(layer, api)
     g = scheme_gain(layer, scheme, gamma or 1.0, dim)

@@ -1,8 +1,8 @@
-"""Tensor initializers in the ``torch.nn.init`` style: gains, directions, fans.
+"""Tensor initializers in the `torch.nn.init` style: gains, directions, fans.
 
-Everything here is in place (trailing ``_``), runs under ``torch.no_grad()``, returns the tensor and
-accepts ``generator=``. The maths of the paper is one number per layer, :func:`proposed_gain`; the
-directions ``v`` are delegated to ``torch.nn.init``.
+Everything here is in place (trailing `_`), runs under `torch.no_grad()`, returns the tensor and
+accepts `generator=`. The maths of the paper is one number per layer, [`proposed_gain`][wninit.init.gains.proposed_gain]; the
+directions `v` are delegated to `torch.nn.init`.
 """
 from __future__ import annotations
 
@@ -48,10 +48,10 @@ def check_direction(direction: str) -> str:
 def fan_in_and_fan_out(weight: torch.Tensor) -> tuple[int, int]:
     """Fan-in and fan-out of a Linear or Conv{1,2,3}d weight, as PyTorch computes them from its layout.
 
-    For a conv, ``fan_in = C_in*prod(k)`` and ``fan_out = C_out*prod(k)`` (docs/method.md §2.1), so
-    ``fan_in/fan_out = C_in/C_out``. Right for a Linear and an ungrouped Conv only: a ConvTranspose's
-    layout ``(C_in, C_out/groups, *k)`` swaps them and a grouped conv's fan_out counts every group's
-    outputs. For a module, :func:`layer_fans`.
+    For a conv, `fan_in = C_in*prod(k)` and `fan_out = C_out*prod(k)` (docs/method.md §2.1), so
+    `fan_in/fan_out = C_in/C_out`. Right for a Linear and an ungrouped Conv only: a ConvTranspose's
+    layout `(C_in, C_out/groups, *k)` swaps them and a grouped conv's fan_out counts every group's
+    outputs. For a module, [`layer_fans`][wninit.init.gains.layer_fans].
     """
     if weight.dim() < 2:
         raise UserError(f"fan-in and fan-out need a weight with at least 2 dims, got shape {tuple(weight.shape)}")
@@ -71,9 +71,9 @@ def _weight_layout(layer: nn.Module) -> tuple[tuple[int, ...], bool]:
 def layer_fans(layer: nn.Module) -> tuple[int, int]:
     """Fan-in and fan-out of one group of a Linear, Conv or ConvTranspose module, from the module.
 
-    ``fan_in = C_in/groups * prod(k)`` and ``fan_out = C_out/groups * prod(k)`` with ``C_in``, ``C_out``
-    the module's input and output channels, whatever its weight's layout; a Linear is ``(in, out)``.
-    For an ungrouped Linear or Conv these are PyTorch's fans (:func:`fan_in_and_fan_out`).
+    `fan_in = C_in/groups * prod(k)` and `fan_out = C_out/groups * prod(k)` with `C_in`, `C_out`
+    the module's input and output channels, whatever its weight's layout; a Linear is `(in, out)`.
+    For an ungrouped Linear or Conv these are PyTorch's fans ([`fan_in_and_fan_out`][wninit.init.gains.fan_in_and_fan_out]).
 
     Examples:
         >>> layer_fans(nn.ConvTranspose1d(16, 8, 4, stride=2))
@@ -90,21 +90,22 @@ def layer_fans(layer: nn.Module) -> tuple[int, int]:
 
 
 def proposed_gain(fan_in: int, fan_out: int, gamma: float = 2.0) -> float:
-    r"""The gain ``g`` of the proposed initialization for one weight-normalized layer.
+    r"""The gain `g` of the proposed initialization for one weight-normalized layer.
 
     From "How to Initialize your Network? Robust Initialization for WeightNorm & ResNets" - Arpit,
-    Campos & Bengio (2019), docs/method.md §3.1 and §3.4: with unit-norm rows ``v``, a layer followed by a ReLU
+    Campos & Bengio (2019), docs/method.md §3.1 and §3.4: with unit-norm rows `v`, a layer followed by a ReLU
     preserves the squared activation norm in expectation when
 
-    .. math::
-        g = \sqrt{\gamma \cdot \text{fan\_in} / \text{fan\_out}}
+    $$
+    g = \sqrt{\gamma \cdot \text{fan\_in} / \text{fan\_out}}
+    $$
 
-    with ``gamma = 2`` (ReLU follows), ``1`` (no ReLU: shortcut, stem) or ``1/B_k`` (last conv of a
-    residual block in a stage of ``B_k`` blocks).
+    with `gamma = 2` (ReLU follows), `1` (no ReLU: shortcut, stem) or `1/B_k` (last conv of a
+    residual block in a stage of `B_k` blocks).
 
     Args:
-        fan_in: input units (``C_in*k*k`` for a conv).
-        fan_out: output units (``C_out*k*k`` for a conv).
+        fan_in: input units (`C_in*k*k` for a conv).
+        fan_out: output units (`C_out*k*k` for a conv).
         gamma: the role's factor.
 
     Examples:
@@ -120,43 +121,44 @@ _FROM_LAYER = object()  # layer_gain's dim default: read it from the layer's wei
 
 
 def layer_gain(layer: nn.Module, gamma: float = 2.0, dim=_FROM_LAYER) -> float:
-    r"""The proposed gain ``g`` per normalized unit of any Linear, Conv or ConvTranspose layer.
+    r"""The proposed gain `g` per normalized unit of any Linear, Conv or ConvTranspose layer.
 
     From "How to Initialize your Network? Robust Initialization for WeightNorm & ResNets" - Arpit,
-    Campos & Bengio (2019), docs/method.md §3.1: ``g`` makes the layer keep ``gamma`` times the norm of
-    its input at each position, ``E||y_p||^2 = gamma * ||x_p||^2`` (then ``gamma = 2`` before a ReLU).
+    Campos & Bengio (2019), docs/method.md §3.1: `g` makes the layer keep `gamma` times the norm of
+    its input at each position, `E||y_p||^2 = gamma * ||x_p||^2` (then `gamma = 2` before a ReLU).
 
-    .. math::
-        g = \sqrt{\gamma \cdot s \cdot n_u / \text{fan\_out}}
+    $$
+    g = \sqrt{\gamma \cdot s \cdot n_u / \text{fan\_out}}
+    $$
 
-    Derivation. Weight norm fixes the norm of each normalized unit (the weight's slices along ``dim``,
-    ``n_u`` entries each) to ``g``; with directions uniform on the sphere or from a random orthogonal
-    matrix, every entry of ``w`` has mean 0, variance ``g^2/n_u``, and distinct entries are uncorrelated.
-    An output value ``y_{o,p}`` sums ``C_in/groups`` input channels (its group) times ``T`` taps, so
-    ``E[y_{o,p}^2] = g^2/n_u * T * ||x_p||^2/groups`` (averaged over positions, each group holding its
-    share of ``||x_p||^2``, or exactly after summing over ``o``), and over the ``C_out`` outputs
-    ``E||y_p||^2 = g^2 T C_out / (n_u groups) ||x_p||^2 = g^2 T / (n_u fan_out/prod(k)) ||x_p||^2``.
+    Derivation. Weight norm fixes the norm of each normalized unit (the weight's slices along `dim`,
+    `n_u` entries each) to `g`; with directions uniform on the sphere or from a random orthogonal
+    matrix, every entry of `w` has mean 0, variance `g^2/n_u`, and distinct entries are uncorrelated.
+    An output value `y_{o,p}` sums `C_in/groups` input channels (its group) times `T` taps, so
+    `E[y_{o,p}^2] = g^2/n_u * T * ||x_p||^2/groups` (averaged over positions, each group holding its
+    share of `||x_p||^2`, or exactly after summing over `o`), and over the `C_out` outputs
+    `E||y_p||^2 = g^2 T C_out / (n_u groups) ||x_p||^2 = g^2 T / (n_u fan_out/prod(k)) ||x_p||^2`.
 
-    - Linear and Conv: every output position sees all ``T = prod(k)`` taps (stride only subsamples
-      positions), so ``g^2 = gamma n_u / fan_out``. With ``dim=0`` (one unit per output channel,
-      ``n_u = fan_in``) this is the paper's ``g = sqrt(gamma fan_in/fan_out)`` with the fans of one
-      group (:func:`layer_fans`): PyTorch's fan_out counts all groups and makes ``g`` too small by
-      ``sqrt(groups)``.
-    - ConvTranspose with stride ``s_d`` per dim: an input position scatters ``prod(k)`` taps over
-      ``prod(s)`` new output positions, so an output position receives ``T = prod(k)/s`` taps on
-      average (``s = prod(s_d)``), and ``g^2 = gamma s n_u / fan_out``. Under torch's default ``dim=0``
-      the unit is an *input* channel (``n_u = fan_out``): ``g = sqrt(gamma s)``, whatever the widths.
-    - ``dim=None`` (the whole weight one unit): ``n_u`` is the weight's size; any other dim, its slices.
+    - Linear and Conv: every output position sees all `T = prod(k)` taps (stride only subsamples
+      positions), so `g^2 = gamma n_u / fan_out`. With `dim=0` (one unit per output channel,
+      `n_u = fan_in`) this is the paper's `g = sqrt(gamma fan_in/fan_out)` with the fans of one
+      group ([`layer_fans`][wninit.init.gains.layer_fans]): PyTorch's fan_out counts all groups and makes `g` too small by
+      `sqrt(groups)`.
+    - ConvTranspose with stride `s_d` per dim: an input position scatters `prod(k)` taps over
+      `prod(s)` new output positions, so an output position receives `T = prod(k)/s` taps on
+      average (`s = prod(s_d)`), and `g^2 = gamma s n_u / fan_out`. Under torch's default `dim=0`
+      the unit is an *input* channel (`n_u = fan_out`): `g = sqrt(gamma s)`, whatever the widths.
+    - `dim=None` (the whole weight one unit): `n_u` is the weight's size; any other dim, its slices.
     - Padding, output padding and dilation change only the border positions, which receive fewer taps.
 
-    For a Linear or ungrouped Conv under ``dim=0`` the result is :func:`proposed_gain` of PyTorch's fans,
+    For a Linear or ungrouped Conv under `dim=0` the result is [`proposed_gain`][wninit.init.gains.proposed_gain] of PyTorch's fans,
     bit for bit.
 
     Args:
-        layer: an ``nn.Linear``, ``nn.Conv{1,2,3}d`` or ``nn.ConvTranspose{1,2,3}d``, WN or not.
+        layer: an `nn.Linear`, `nn.Conv{1,2,3}d` or `nn.ConvTranspose{1,2,3}d`, WN or not.
         gamma: the factor on the squared norm (2 before a ReLU, 1 before nothing).
         dim: the weight dim of the normalized units (None: the whole weight); by default the layer's
-            own (:func:`wninit.weightnorm.access.wn_dim`), 0 for a layer without weight norm.
+            own ([`wninit.weightnorm.access.wn_dim`][]), 0 for a layer without weight norm.
 
     Examples:
         >>> layer_gain(nn.Conv2d(64, 64, 3, groups=8), gamma=1.0)  # fans per group: C_in/C_out
@@ -177,11 +179,11 @@ _DRAW_DTYPES = (torch.float32, torch.float64)  # what LAPACK's QR takes: bf16/fp
 
 
 def direction_target(weight: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
-    """Where a direction for ``weight`` with normalized units along ``dim`` is drawn: ``weight`` itself
+    """Where a direction for `weight` with normalized units along `dim` is drawn: `weight` itself
     when it is a contiguous float32/64 tensor normalized along dim 0, else a contiguous temporary (float32
-    for half precision) shaped ``(units, n_u)``, the units as rows, which :func:`copy_direction_` writes
+    for half precision) shaped `(units, n_u)`, the units as rows, which `copy_direction_` writes
     back. An orthogonal draw into it has orthonormal rows (or columns) over the normalized units; a
-    Gaussian draw is i.i.d. either way. A ``channels_last`` weight thus gets the contiguous weight's draws.
+    Gaussian draw is i.i.d. either way. A `channels_last` weight thus gets the contiguous weight's draws.
     """
     if dim == 0 and weight.dtype in _DRAW_DTYPES and weight.is_contiguous():
         return weight
@@ -193,7 +195,7 @@ def direction_target(weight: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
 
 
 def copy_direction_(weight: torch.Tensor, drawn: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
-    """Write a direction drawn into :func:`direction_target`'s tensor back into ``weight`` (cast, any strides)."""
+    """Write a direction drawn into `direction_target`'s tensor back into `weight` (cast, any strides)."""
     if drawn is weight:
         return weight
     with torch.no_grad():
@@ -207,11 +209,11 @@ def copy_direction_(weight: torch.Tensor, drawn: torch.Tensor, dim: int | None =
 
 def unit_direction_(weight: torch.Tensor, direction: str = "orthogonal", dim: int | None = 0,
                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """Fill ``weight`` with a random direction over its normalized units along ``dim`` (None: one unit).
+    """Fill `weight` with a random direction over its normalized units along `dim` (None: one unit).
 
-    ``"orthogonal"``: the weight as a ``(units, n_u)`` matrix, the units along ``dim`` as rows, is a random
-    orthogonal matrix (orthonormal rows when ``units <= n_u``), drawn and factored in float32 for
-    bf16/fp16 weights and then cast; ``"gaussian"``: i.i.d. normal. Any memory format.
+    `"orthogonal"`: the weight as a `(units, n_u)` matrix, the units along `dim` as rows, is a random
+    orthogonal matrix (orthonormal rows when `units <= n_u`), drawn and factored in float32 for
+    bf16/fp16 weights and then cast; `"gaussian"`: i.i.d. normal. Any memory format.
 
     Examples:
         >>> w = unit_direction_(torch.empty(8, 4, 3), dim=1)  # a ConvTranspose1d's weight, per output channel
@@ -224,9 +226,9 @@ def unit_direction_(weight: torch.Tensor, direction: str = "orthogonal", dim: in
 
 
 def orthogonal_direction_(weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Fill ``weight`` with a random orthogonal matrix, the weight flattened to ``(C_out, fan_in)``.
+    """Fill `weight` with a random orthogonal matrix, the weight flattened to `(C_out, fan_in)`.
 
-    Rows are orthonormal when ``C_out <= fan_in``, columns otherwise (docs/method.md §3.5a; ``torch.nn.init.orthogonal_``).
+    Rows are orthonormal when `C_out <= fan_in`, columns otherwise (docs/method.md §3.5a; `torch.nn.init.orthogonal_`).
 
     Examples:
         >>> w = torch.empty(4, 8)
@@ -252,7 +254,7 @@ def orthogonal_direction_(weight: torch.Tensor, generator: torch.Generator | Non
 
 
 def _orthogonalize_(weight: torch.Tensor) -> None:
-    """The QR half of :func:`orthogonal_direction_`, on a weight that already holds its Gaussian draw."""
+    """The QR half of [`orthogonal_direction_`][wninit.init.gains.orthogonal_direction_], on a weight that already holds its Gaussian draw."""
     rows = weight.size(0)
     flat = weight.view(rows, -1)
     wide = rows < flat.size(1)
@@ -262,7 +264,7 @@ def _orthogonalize_(weight: torch.Tensor) -> None:
 
 
 def _factor_large_(flat: torch.Tensor, threads: int) -> None:
-    """The QR of a large draw (:mod:`wninit.init.orthogonal_blocks`): Cholesky QR in fixed blocks on ``threads``
+    """The QR of a large draw (`wninit.init.orthogonal_blocks`): Cholesky QR in fixed blocks on `threads`
     workers where it is wide enough, else Householder on the calling thread with all of its threads."""
     rows, cols = flat.shape
     if max(rows, cols) >= ASPECT * min(rows, cols) and cholesky_qr_(flat, threads):
@@ -271,8 +273,8 @@ def _factor_large_(flat: torch.Tensor, threads: int) -> None:
 
 
 def _factor_all(weights: list[torch.Tensor], threads: int) -> None:
-    """QR every weight (each holding its draw): each large one (:func:`_factor_large_`) in turn, then the others
-    on one LAPACK thread each, up to ``threads`` side by side (here when torch has one thread)."""
+    """QR every weight (each holding its draw): each large one (`_factor_large_`) in turn, then the others
+    on one LAPACK thread each, up to `threads` side by side (here when torch has one thread)."""
     small = []
     for w in weights:
         flat = w.view(w.size(0), -1)
@@ -287,25 +289,25 @@ def _factor_all(weights: list[torch.Tensor], threads: int) -> None:
 
 
 def orthogonal_directions_(weights: list[torch.Tensor], generator: torch.Generator | None = None) -> list[torch.Tensor]:
-    """:func:`orthogonal_direction_` on each of ``weights`` in turn, with the QRs run side by side.
+    """[`orthogonal_direction_`][wninit.init.gains.orthogonal_direction_] on each of `weights` in turn, with the QRs run side by side.
 
-    The Gaussian draws are made in order from ``generator``, one stream, as the one-by-one calls draw
+    The Gaussian draws are made in order from `generator`, one stream, as the one-by-one calls draw
     it. The QR factorizations that follow are independent per weight. They run on as many Python threads
-    as ``torch.get_num_threads()`` allows (torch releases the GIL inside them), each QR on one LAPACK
+    as `torch.get_num_threads()` allows (torch releases the GIL inside them), each QR on one LAPACK
     thread. The result is bit for bit that of the one-by-one calls at one thread, whatever the thread
-    count: a seed gives the same weights on any machine. ``torch.nn.init.orthogonal_`` alone does not
+    count: a seed gives the same weights on any machine. `torch.nn.init.orthogonal_` alone does not
     (MKL's threaded QR rounds differently from its serial one). Why: on very deep nets the draws and QRs
     are all of an orthogonal init's time, and on a CPU the QR of a small matrix gains little from a second
     thread while QRs side by side share the threads (docs/performance.md).
-    A large layer (:func:`wninit.init.orthogonal_blocks.is_large`; none in the paper's models) is factored
+    A large layer (`wninit.init.orthogonal_blocks.is_large`; none in the paper's models) is factored
     first, alone, on all the threads: by Cholesky QR in fixed blocks where it is wide (the same bits at any
     thread count, not Householder's), else by Householder on the calling thread (its bits then depend on
-    the thread count, as ``torch.nn.init.orthogonal_``'s do); docs/method.md §3.5a.
+    the thread count, as `torch.nn.init.orthogonal_`'s do); docs/method.md §3.5a.
     A non-contiguous CPU weight is drawn into a contiguous copy, factored with the others and written
     back; a weight on another device is drawn and factored there, in its turn.
 
     The thread counts are left as they were found: the calling thread's is never changed, and the count
-    new threads start with, which the workers' ``torch.set_num_threads(1)`` changes, is put back when
+    new threads start with, which the workers' `torch.set_num_threads(1)` changes, is put back when
     they are done. NOTE: meanwhile, a thread that another Python thread starts in this process begins
     with one torch thread.
 
@@ -333,18 +335,18 @@ def orthogonal_directions_(weights: list[torch.Tensor], generator: torch.Generat
 
 def gaussian_direction_(weight: torch.Tensor, generator: torch.Generator | None = None,
                         gain: float | None = None) -> torch.Tensor:
-    r"""Fill ``weight`` with Gaussian values, :math:`\mathcal{N}(0, \text{gain}^2/\text{fan\_in})`.
+    r"""Fill `weight` with Gaussian values, $\mathcal{N}(0, \text{gain}^2/\text{fan\_in})$.
 
-    Under weight norm only the direction ``v/||v||`` matters at init, but not under SGD: the step on a
-    direction scales with ``1/||v||^2`` (docs/method.md §3.5a), so the scale of ``v`` is part of a scheme.
-    ``gain=None`` is He-normal (``torch.nn.init.kaiming_normal_``, gain ``sqrt(2)``, ``||v_i|| ~ sqrt(2)``):
-    what the PyTorch-default WN baseline copies into ``g`` and what datadep and the plain He init draw.
-    ``gain=1`` is the reference code's draw for its proposed init (``N(0, 1/fan_in)``, ``||v_i|| ~ 1``).
+    Under weight norm only the direction `v/||v||` matters at init, but not under SGD: the step on a
+    direction scales with `1/||v||^2` (docs/method.md §3.5a), so the scale of `v` is part of a scheme.
+    `gain=None` is He-normal (`torch.nn.init.kaiming_normal_`, gain `sqrt(2)`, `||v_i|| ~ sqrt(2)`):
+    what the PyTorch-default WN baseline copies into `g` and what datadep and the plain He init draw.
+    `gain=1` is the reference code's draw for its proposed init (`N(0, 1/fan_in)`, `||v_i|| ~ 1`).
 
     Args:
         weight: a Linear or Conv weight, filled in place.
         generator: the random stream.
-        gain: the std times ``sqrt(fan_in)``; None for He-normal.
+        gain: the std times `sqrt(fan_in)`; None for He-normal.
 
     Examples:
         >>> w = gaussian_direction_(torch.empty(64, 1000), torch.Generator().manual_seed(0))
@@ -365,9 +367,9 @@ def gaussian_direction_(weight: torch.Tensor, generator: torch.Generator | None 
 
 def direction_(weight: torch.Tensor, direction: str = "orthogonal", generator: torch.Generator | None = None,
                gaussian_gain: float | None = None) -> torch.Tensor:
-    """Fill ``weight`` with a random direction: ``"orthogonal"`` or ``"gaussian"`` (alias ``"he"``).
+    """Fill `weight` with a random direction: `"orthogonal"` or `"gaussian"` (alias `"he"`).
 
-    ``gaussian_gain`` is :func:`gaussian_direction_`'s ``gain`` (None: He-normal); orthogonal rows are unit.
+    `gaussian_gain` is [`gaussian_direction_`][wninit.init.gains.gaussian_direction_]'s `gain` (None: He-normal); orthogonal rows are unit.
     """
     if check_direction(direction) == "orthogonal":
         return orthogonal_direction_(weight, generator)

@@ -1,21 +1,21 @@
 """Orthogonal directions of large layers: factored in fixed blocks on worker threads of one torch thread each.
 
-:func:`wninit.init.gains.orthogonal_directions_` factors each layer's Gaussian draw on one LAPACK thread, several
+[`wninit.init.gains.orthogonal_directions_`][] factors each layer's Gaussian draw on one LAPACK thread, several
 layers side by side: on many small layers that is the fastest way, and a seed gives the same bits at any
-thread count. A single large layer, a VGG classifier's ``4096 x 25088`` say, then ran on one thread where
-``torch.nn.init.orthogonal_`` uses them all. Above :data:`LARGE_FLOPS` (no layer of the paper's models comes
+thread count. A single large layer, a VGG classifier's `4096 x 25088` say, then ran on one thread where
+`torch.nn.init.orthogonal_` uses them all. Above `LARGE_FLOPS` (no layer of the paper's models comes
 near it: their gains and directions keep their bits) a layer takes one of two paths here instead:
 
-- strongly rectangular (the long side at least :data:`ASPECT` times the short one): Cholesky QR. For the
-  ``(k, n)`` draw ``A`` with ``k <= n/4``, ``L = cholesky(A A^T)`` and ``Q = L^{-1} A``. ``L^T`` is the ``R``
-  of ``A^T = Q^T R`` with a positive diagonal, which makes it *the* sign-corrected QR that the one-thread
+- strongly rectangular (the long side at least `ASPECT` times the short one): Cholesky QR. For the
+  `(k, n)` draw `A` with `k <= n/4`, `L = cholesky(A A^T)` and `Q = L^{-1} A`. `L^T` is the `R`
+  of `A^T = Q^T R` with a positive diagonal, which makes it *the* sign-corrected QR that the one-thread
   path computes by Householder (docs/method.md §3.5a): the same matrix in exact arithmetic, the same
   distribution (Haar), other rounding. It runs as matrix products, fewer and faster flops than
   Householder's, in fixed tiles of the Gram matrix and fixed column blocks of the solve, each on one
   thread: the bits do not depend on the thread count. A Gaussian draw that wide has a condition number
-  below about 3 (so ``A A^T`` below 9, and Q orthonormal to float rounding); a draw whose factor shows
+  below about 3 (so `A A^T` below 9, and Q orthonormal to float rounding); a draw whose factor shows
   worse falls back to Householder.
-- otherwise Householder QR on the calling thread with all of torch's threads, as ``torch.nn.init.orthogonal_``
+- otherwise Householder QR on the calling thread with all of torch's threads, as `torch.nn.init.orthogonal_`
   does, and as it does rounding differently at different thread counts (~1e-7).
 """
 from __future__ import annotations
@@ -34,15 +34,15 @@ _MAX_CONDITION = 10.0  # a Cholesky factor whose diagonal spreads more than this
 
 
 def is_large(rows: int, cols: int) -> bool:
-    """Whether a ``(rows, cols)`` draw takes this module's paths (see the module's docstring)."""
+    """Whether a `(rows, cols)` draw takes this module's paths (see the module's docstring)."""
     k, n = min(rows, cols), max(rows, cols)
     return n * k * k >= LARGE_FLOPS
 
 
 def single_threaded(tasks: list[Callable[[], None]], threads: int) -> None:
-    """Run ``tasks`` on up to ``threads`` worker threads, each set to one torch thread; here when ``threads < 2``.
+    """Run `tasks` on up to `threads` worker threads, each set to one torch thread; here when `threads < 2`.
 
-    ``torch.set_num_threads`` sets the calling native thread's OpenMP and MKL counts, and also, whichever
+    `torch.set_num_threads` sets the calling native thread's OpenMP and MKL counts, and also, whichever
     thread calls it, the count every thread started later begins with: after the workers, that one is
     put back to what a thread started before them got. The calling thread's own count is never touched.
     """
@@ -65,8 +65,8 @@ def single_threaded(tasks: list[Callable[[], None]], threads: int) -> None:
 
 
 def cholesky_qr_(flat: torch.Tensor, threads: int) -> bool:
-    """Replace the Gaussian draw ``flat`` (2-d, ``rows <= cols/ASPECT`` or ``cols <= rows/ASPECT``) by the Q of its
-    sign-corrected QR, rows (or columns) orthonormal, in place; False (``flat`` untouched) where the draw is too
+    """Replace the Gaussian draw `flat` (2-d, `rows <= cols/ASPECT` or `cols <= rows/ASPECT`) by the Q of its
+    sign-corrected QR, rows (or columns) orthonormal, in place; False (`flat` untouched) where the draw is too
     ill-conditioned for it."""
     wide = flat if flat.size(0) <= flat.size(1) else flat.t()  # (k, n), k <= n: a view, written through
     k = wide.size(0)

@@ -1,11 +1,11 @@
 """A padding-aware gain: each zero-padded conv's g divided by the square root of its border coverage.
 
 An option beyond the paper (docs/results.md): the proposed gain keeps the norm of the input at a position whose
-every tap lands on the map (docs/method.md §3.1; ``layer_gain``: "padding changes only the border positions").
+every tap lands on the map (docs/method.md §3.1; `layer_gain`: "padding changes only the border positions").
 On a small map the border is much of it: a zero-padded 3x3 conv on a 7x7 map sees 6 of its 9 taps at an edge
-position and 4 at a corner, so it passes on a fraction ``c`` of the intended energy, its border coverage. Through
-a stack of such convs the energy gathers away from the border and ``c`` settles at 0.901 per layer on 7x7
-(``_axis_coverage``): a per-unit RMS x0.949 per layer, about 0.08 after 48 layers. Scaling g by ``1/sqrt(c)``
+position and 4 at a corner, so it passes on a fraction `c` of the intended energy, its border coverage. Through
+a stack of such convs the energy gathers away from the border and `c` settles at 0.901 per layer on 7x7
+(`_axis_coverage`): a per-unit RMS x0.949 per layer, about 0.08 after 48 layers. Scaling g by `1/sqrt(c)`
 gives back the intended energy per layer; the paper's default is unchanged unless this is called.
 """
 from __future__ import annotations
@@ -26,13 +26,13 @@ _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def _axis_coverage(size: int, k: int, stride: int, pad: int, dilation: int) -> float:
-    """The fraction of the input's energy one axis of the conv passes on, out of the ``k`` taps' worth.
+    """The fraction of the input's energy one axis of the conv passes on, out of the `k` taps' worth.
 
-    ``A[o, i]`` counts the taps of output position ``o`` that land on input position ``i``; an energy profile
-    ``e`` over the axis becomes ``A e`` (in expectation over the directions). When the map keeps its size, a
-    stack of such convs drives any profile to ``A``'s Perron vector (energy gathers away from the border) and
-    keeps ``rho(A)/k`` of it per layer: the coverage that holds through depth. When the size changes (a strided
-    conv, at most a few per net), the profile is taken uniform: the mean of ``A``'s rows over ``k``."""
+    `A[o, i]` counts the taps of output position `o` that land on input position `i`; an energy profile
+    `e` over the axis becomes `A e` (in expectation over the directions). When the map keeps its size, a
+    stack of such convs drives any profile to `A`'s Perron vector (energy gathers away from the border) and
+    keeps `rho(A)/k` of it per layer: the coverage that holds through depth. When the size changes (a strided
+    conv, at most a few per net), the profile is taken uniform: the mean of `A`'s rows over `k`."""
     out = (size + 2 * pad - dilation * (k - 1) - 1) // stride + 1
     a = np.zeros((out, size))
     for o in range(out):
@@ -46,7 +46,7 @@ def _axis_coverage(size: int, k: int, stride: int, pad: int, dilation: int) -> f
 
 
 def border_coverage(layer: nn.Module, in_size) -> float:
-    """The fraction of its input's energy ``layer`` passes on from a map of spatial size ``in_size``, relative to a
+    """The fraction of its input's energy `layer` passes on from a map of spatial size `in_size`, relative to a
     map without border: the product of its axes' coverages (the tap-count operator of the map is the Kronecker
     product of the axes', and so are its Perron value and its row sums). 1 for no padding."""
     if not isinstance(layer, _CONVS):
@@ -59,10 +59,10 @@ def border_coverage(layer: nn.Module, in_size) -> float:
 
 
 def padding_aware_gains_(model: nn.Module, example: torch.Tensor) -> list[tuple[str, float]]:
-    """Divide the g of every weight-normalized, zero-padded conv of ``model`` by sqrt(its border coverage) on the
-    maps ``example`` (a batch of the model's inputs) gives it, in place; returns ``(name, coverage)`` per conv.
+    """Divide the g of every weight-normalized, zero-padded conv of `model` by sqrt(its border coverage) on the
+    maps `example` (a batch of the model's inputs) gives it, in place; returns `(name, coverage)` per conv.
 
-    Call it after :func:`wninit.initialize`. Only the input's spatial size is read (one forward pass without
+    Call it after [`wninit.initialize`][wninit.init.schemes.initialize]. Only the input's spatial size is read (one forward pass without
     gradients). A weight-normalized layer that is no Conv1d/2d/3d is left as it is and is not listed.
     """
     convs = [(name, m) for name, m in weight_normed_layers(model) if isinstance(m, _CONVS)]

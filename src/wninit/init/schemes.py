@@ -1,11 +1,11 @@
 """Model-level initialization schemes: the proposed one (docs/method.md §3.5) and every baseline of the paper (docs/method.md §4).
 
-``initialize(model, scheme)`` walks the model's Linear/Conv layers in registration order, draws each
-direction ``v`` from one generator (so a seed gives the same weights whichever weight-norm API holds
-the layer), and sets ``g`` and ``b`` by the layer's declared role (:mod:`wninit.structure.roles`). Orthogonal
+`initialize(model, scheme)` walks the model's Linear/Conv layers in registration order, draws each
+direction `v` from one generator (so a seed gives the same weights whichever weight-norm API holds
+the layer), and sets `g` and `b` by the layer's declared role (`wninit.structure.roles`). Orthogonal
 directions are drawn for all layers first and their QRs run side by side on torch's threads
-(:func:`wninit.init.gains.orthogonal_directions_`): the same weights at any thread count (large square layers
-aside), in less time than ``torch.nn.init.orthogonal_`` layer by layer when there are two threads or more.
+([`wninit.init.gains.orthogonal_directions_`][]): the same weights at any thread count (large square layers
+aside), in less time than `torch.nn.init.orthogonal_` layer by layer when there are two threads or more.
 """
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ __all__ = ["Scheme", "REGISTRY", "SCHEMES", "WN_SCHEMES", "PLAIN_SCHEMES", "Laye
 class Scheme:
     """One initialization scheme (docs/method.md, sections as cited): what it is, and how figures draw it.
 
-    ``norm`` is the networks it initializes ("wn": weight-normalized; "plain": plain or BN); ``gain`` says
-    how it sets g (or the weight's scale); ``roles``: its gamma depends on the layer's role; ``data``: it
-    needs a batch; ``label`` is the paper's legend name and ``colours`` (dark, light) its colours for
+    `norm` is the networks it initializes ("wn": weight-normalized; "plain": plain or BN); `gain` says
+    how it sets g (or the weight's scale); `roles`: its gamma depends on the layer's role; `data`: it
+    needs a batch; `label` is the paper's legend name and `colours` (dark, light) its colours for
     orthogonal and Gaussian (He) directions in every figure the package draws.
     """
     name: str
@@ -82,11 +82,11 @@ _NUMPY_FLOAT = {torch.float32: np.float32, torch.float64: np.float64, torch.floa
 
 @dataclass(frozen=True)
 class LayerInit:
-    """What ``initialize`` did to one layer. ``g`` is the mean gain (per-unit gains differ under datadep).
+    """What `initialize` did to one layer. `g` is the mean gain (per-unit gains differ under datadep).
 
-    ``fan_in``/``fan_out`` are one group's, from the module (:func:`wninit.init.gains.layer_fans`); ``kind`` the torch
-    layer kind (``"Linear"``, ``"ConvTranspose1d"``, ...); ``source`` where the role came from (``declared``,
-    ``discovered`` or ``default``); ``rule`` which rule set gamma (e.g. ``relu follows: 1/E[phi(z)^2]``).
+    `fan_in`/`fan_out` are one group's, from the module ([`wninit.init.gains.layer_fans`][]); `kind` the torch
+    layer kind (`"Linear"`, `"ConvTranspose1d"`, ...); `source` where the role came from (`declared`,
+    `discovered` or `default`); `rule` which rule set gamma (e.g. `relu follows: 1/E[phi(z)^2]`).
     """
     name: str
     role: str
@@ -111,7 +111,7 @@ def _check_scheme(scheme: str) -> str:
 
 
 def _peer_init(model: nn.Module, scheme: str, batch, generator) -> list[LayerInit]:
-    """``initialize(model, "lsuv" | "delta-orthogonal")``: the peer, then one record per plain layer it set."""
+    """`initialize(model, "lsuv" | "delta-orthogonal")`: the peer, then one record per plain layer it set."""
     from wninit.peers import apply
 
     apply(model, scheme, **({"batch": batch} if batch is not None else {}), generator=generator)
@@ -120,14 +120,14 @@ def _peer_init(model: nn.Module, scheme: str, batch, generator) -> list[LayerIni
 
 
 def role_gamma(role: Role, scheme: str = "proposed", stem_gamma: float | None = None) -> float:
-    """gamma of ``g = sqrt(gamma*fan_in/fan_out)`` for a layer of this role (docs/method.md §3.5 table, §3.7).
+    """gamma of `g = sqrt(gamma*fan_in/fan_out)` for a layer of this role (docs/method.md §3.5 table, §3.7).
 
-    A declared ``role.gamma`` wins (``wninit.models.ResNet`` declares 2 for its stem, as the reference ``ResNet``
-    class, docs/method.md §3.6 item 8); ``stem_gamma``, when given, overrides a stem's. Otherwise a layer keeps the norm of
-    what it passes on, ``gamma = 1/f`` with ``f`` the energy factor of what follows it (``role.follow``; 1/2 for
-    the paper's ReLU, so gamma 2), and a residual branch's last layer adds ``1/B_k`` of its stream's energy,
-    ``gamma = 1/(B_k * r)`` with ``r`` the energy it receives over the stream's (``role.branch_ratio``; 1 in the
-    paper's block, so gamma ``1/B_k``). A stem nothing is known to follow gets 1 (the reference ``WideResNet``).
+    A declared `role.gamma` wins (`wninit.models.ResNet` declares 2 for its stem, as the reference `ResNet`
+    class, docs/method.md §3.6 item 8); `stem_gamma`, when given, overrides a stem's. Otherwise a layer keeps the norm of
+    what it passes on, `gamma = 1/f` with `f` the energy factor of what follows it (`role.follow`; 1/2 for
+    the paper's ReLU, so gamma 2), and a residual branch's last layer adds `1/B_k` of its stream's energy,
+    `gamma = 1/(B_k * r)` with `r` the energy it receives over the stream's (`role.branch_ratio`; 1 in the
+    paper's block, so gamma `1/B_k`). A stem nothing is known to follow gets 1 (the reference `WideResNet`).
     """
     if role.kind == "stem" and stem_gamma is not None:
         return stem_gamma
@@ -151,31 +151,32 @@ def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def initialize_layer_(layer: nn.Module, scheme: str = "proposed", *, gamma: float = 2.0,
                       direction: str = "orthogonal", generator: torch.Generator | None = None) -> torch.Tensor:
-    r"""Initialize one Linear/Conv/ConvTranspose layer by ``scheme``, in place; returns its effective weight.
+    r"""Initialize one Linear/Conv/ConvTranspose layer by `scheme`, in place; returns its effective weight.
 
     From "How to Initialize your Network? Robust Initialization for WeightNorm & ResNets" - Arpit,
-    Campos & Bengio (2019): the direction ``v`` is drawn (orthogonal or Gaussian), the bias zeroed, and
-    under ``proposed`` every normalized unit gets the gain
+    Campos & Bengio (2019): the direction `v` is drawn (orthogonal or Gaussian), the bias zeroed, and
+    under `proposed` every normalized unit gets the gain
 
-    .. math::
-        g = \sqrt{\gamma \cdot \text{fan\_in} / \text{fan\_out}}
+    $$
+    g = \sqrt{\gamma \cdot \text{fan\_in} / \text{fan\_out}}
+    $$
 
-    for the layer's kind, groups, stride and WN ``dim`` (:func:`wninit.init.gains.layer_gain`, docs/method.md §3.1,
-    §3.8): with ``gamma=1`` the layer keeps the norm of its input at each position (``gamma=2``: before a ReLU).
-    On a plain layer ``g v/||v||`` (``dim=0``) is written to ``weight``, so wrapping it with weight norm
-    afterwards gives exactly the layer initialized after wrapping. ``datadep`` needs the model's data and
-    is only available through :func:`initialize`.
+    for the layer's kind, groups, stride and WN `dim` ([`wninit.init.gains.layer_gain`][], docs/method.md §3.1,
+    §3.8): with `gamma=1` the layer keeps the norm of its input at each position (`gamma=2`: before a ReLU).
+    On a plain layer `g v/||v||` (`dim=0`) is written to `weight`, so wrapping it with weight norm
+    afterwards gives exactly the layer initialized after wrapping. `datadep` needs the model's data and
+    is only available through [`initialize`][wninit.init.schemes.initialize].
 
-    The returned tensor is ``w = g v/||v||``, the one tensor every layer has: a plain layer's ``weight``
-    itself, a WN layer's weight computed from the ``g`` and ``v`` written (without autograd history).
-    The gains it holds: :func:`wninit.weightnorm.access.wn_g` (WN) or ``w``'s unit norms; the formula's value:
-    :func:`wninit.init.gains.layer_gain`.
+    The returned tensor is `w = g v/||v||`, the one tensor every layer has: a plain layer's `weight`
+    itself, a WN layer's weight computed from the `g` and `v` written (without autograd history).
+    The gains it holds: [`wninit.weightnorm.access.wn_g`][] (WN) or `w`'s unit norms; the formula's value:
+    [`wninit.init.gains.layer_gain`][].
 
     Args:
-        layer: an ``nn.Linear``, ``nn.Conv{1,2,3}d`` or ``nn.ConvTranspose{1,2,3}d``, WN (any API) or not.
-        scheme: one of :data:`SCHEMES` but ``datadep``.
+        layer: an `nn.Linear`, `nn.Conv{1,2,3}d` or `nn.ConvTranspose{1,2,3}d`, WN (any API) or not.
+        scheme: one of `SCHEMES` but `datadep`.
         gamma: the role's factor of the proposed schemes (2 before a ReLU, 1 before nothing).
-        direction: ``"orthogonal"`` or ``"gaussian"`` (alias ``"he"``) for the WN schemes.
+        direction: `"orthogonal"` or `"gaussian"` (alias `"he"`) for the WN schemes.
         generator: the random stream of the direction.
 
     Examples:
@@ -194,16 +195,16 @@ def initialize_layer_(layer: nn.Module, scheme: str = "proposed", *, gamma: floa
 
 
 def _direction_kind(scheme: str, direction: str) -> str:
-    """The direction a scheme draws: ``"xavier"``, or ``"orthogonal"``/``"gaussian"`` (plain schemes by name)."""
+    """The direction a scheme draws: `"xavier"`, or `"orthogonal"`/`"gaussian"` (plain schemes by name)."""
     if scheme == "xavier":
         return "xavier"
     return {"he": "gaussian", "orthogonal": "orthogonal"}.get(scheme, check_direction(direction))
 
 
 def _direction_tensor(layer: nn.Module) -> torch.Tensor:
-    """Where the layer's direction is drawn: a WN layer's ``v`` itself when it is a contiguous float32/64
+    """Where the layer's direction is drawn: a WN layer's `v` itself when it is a contiguous float32/64
     tensor normalized along dim 0 (the fast path), else a float32 temporary over its normalized units
-    (:func:`wninit.init.gains.direction_target`), written back by :func:`_init_layer`; plain layers: a temporary."""
+    (`wninit.init.gains.direction_target`), written back by `_init_layer`; plain layers: a temporary."""
     api = wn_api(layer)
     if api is None:
         w = layer.weight
@@ -214,12 +215,12 @@ def _direction_tensor(layer: nn.Module) -> torch.Tensor:
 
 def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
                 generator: torch.Generator | None, drawn: torch.Tensor | None = None) -> tuple[float | None, int, int]:
-    """:func:`initialize_layer_` without the argument checks: ``(g, fan_in, fan_out)``, ``g`` the (mean) gain.
+    """[`initialize_layer_`][wninit.init.schemes.initialize_layer_] without the argument checks: `(g, fan_in, fan_out)`, `g` the (mean) gain.
 
-    ``drawn``: the layer's direction already drawn (:func:`_direction_tensor`, filled by ``initialize``).
+    `drawn`: the layer's direction already drawn (`_direction_tensor`, filled by `initialize`).
 
     A WN layer's parameters are looked up once and written in place: the direction drawn straight into
-    ``v`` (the same draws as into a temporary), ``g`` filled, all under one ``no_grad``: on very deep nets
+    `v` (the same draws as into a temporary), `g` filled, all under one `no_grad`: on very deep nets
     the per-layer bookkeeping counts (docs/performance.md).
     """
     api = wn_api(layer)
@@ -256,8 +257,8 @@ def _init_layer(layer: nn.Module, scheme: str, gamma: float, direction: str,
 
 
 def scheme_gain(layer: nn.Module, scheme: str, gamma: float, dim: int | None) -> float | None:
-    """The gain ``scheme`` sets on every unit of ``layer`` (its weight-norm ``dim``), or None where ``g = ||v||``
-    (pytorch-default and the plain schemes: ``w = v``): a number that needs no direction drawn."""
+    """The gain `scheme` sets on every unit of `layer` (its weight-norm `dim`), or None where `g = ||v||`
+    (pytorch-default and the plain schemes: `w = v`): a number that needs no direction drawn."""
     if scheme in ("proposed", "hanin"):
         return layer_gain(layer, gamma, dim)
     if scheme == "proposed-backward":
@@ -296,7 +297,7 @@ def _measured(model: nn.Module, structure, example_inputs, records: list[LayerIn
 def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torch.Tensor) -> None:
     """Salimans & Kingma's data-dependent init in one forward pass (docs/method.md §4).
 
-    With g = 1 and b = 0, each WN layer's output on ``batch`` gives per-unit mean mu and population std
+    With g = 1 and b = 0, each WN layer's output on `batch` gives per-unit mean mu and population std
     sigma (over batch and spatial dims, no epsilon, as the reference); then g = 1/sigma, b = -mu/sigma, and
     the normalized output is what flows on, so every later layer sees the already-initialized network,
     in forward order. Residual branches and shortcuts are normalized separately and their sum is not
@@ -327,7 +328,7 @@ def _datadep_(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torc
 
 
 def _targets(model: nn.Module, scheme: str, batch: torch.Tensor | None) -> list[tuple[str, nn.Module]]:
-    """The layers ``scheme`` initializes, in registration order, or one sentence on why it does not fit ``model``."""
+    """The layers `scheme` initializes, in registration order, or one sentence on why it does not fit `model`."""
     _warn_unknown_kinds(model)
     layers = [(n, m) for n, m in _layers(model) if get_role(m).kind != "head" or is_weight_normed(m)]
     wn = [(n, m) for n, m in layers if is_weight_normed(m)]
@@ -347,7 +348,7 @@ def _targets(model: nn.Module, scheme: str, batch: torch.Tensor | None) -> list[
 def _init_layers(model: nn.Module, layers: list[tuple[str, nn.Module]], scheme: str, direction: str,
                  generator: torch.Generator | None, stem_gamma: float | None, discover: bool | None,
                  example_inputs=None) -> tuple[list[LayerInit], object]:
-    """Draw every layer's direction and set its ``g`` and ``b`` by its role; one :class:`LayerInit` per layer,
+    """Draw every layer's direction and set its `g` and `b` by its role; one [`LayerInit`][wninit.init.schemes.LayerInit] per layer,
     and the discovered structure (None when not traced)."""
     plans, structure = planned_roles(model, layers, scheme, stem_gamma, discover, example_inputs)
     drawn = [None] * len(layers)
@@ -365,8 +366,8 @@ def _init_layers(model: nn.Module, layers: list[tuple[str, nn.Module]], scheme: 
 
 def planned_roles(model: nn.Module, layers: list[tuple[str, nn.Module]], scheme: str, stem_gamma: float | None,
                   discover: bool | None, example_inputs=None) -> tuple[list[tuple[Role, float | None, object]], object]:
-    """``(role, gamma, placement)`` of every layer: declared, discovered or the default (``placement`` None
-    where the scheme needs no structure); what ``initialize`` and ``explain`` both record. Second, the
+    """`(role, gamma, placement)` of every layer: declared, discovered or the default (`placement` None
+    where the scheme needs no structure); what `initialize` and `explain` both record. Second, the
     discovered structure (None when not traced)."""
     placed, structure = _placements(model, layers, scheme, discover, example_inputs)
     plans = []
@@ -379,7 +380,7 @@ def planned_roles(model: nn.Module, layers: list[tuple[str, nn.Module]], scheme:
 
 def layer_record(name: str, layer: nn.Module, role: Role, gamma: float | None, p, g: float | None,
                  fans: tuple[int, int] | None = None) -> LayerInit:
-    """The :class:`LayerInit` of one layer from its plan (:func:`planned_roles`) and gain; a gain set by a
+    """The [`LayerInit`][wninit.init.schemes.LayerInit] of one layer from its plan (`planned_roles`) and gain; a gain set by a
     role's gamma is "predicted" until measured (docs/method.md §3.10)."""
     return LayerInit(name, role.kind, *(fans or layer_fans(layer)), gamma, g, layer_kind(layer),
                      p.source if p else "declared", p.rule if p else "", role.stage, role.block, role.stage_blocks,
@@ -398,41 +399,42 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
                batch: torch.Tensor | None = None, generator: torch.Generator | None = None,
                stem_gamma: float | None = None, discover: bool | None = None,
                example_inputs=None) -> list[LayerInit]:
-    r"""Initialize every Linear/Conv/ConvTranspose layer of ``model`` by ``scheme``, in place; one record per layer.
+    r"""Initialize every Linear/Conv/ConvTranspose layer of `model` by `scheme`, in place; one record per layer.
 
     From "How to Initialize your Network? Robust Initialization for WeightNorm & ResNets" - Arpit,
-    Campos & Bengio (2019). The proposed scheme draws each weight-normalized layer's direction ``v`` and
+    Campos & Bengio (2019). The proposed scheme draws each weight-normalized layer's direction `v` and
     sets its gain so that the layer keeps the norm of what it passes on (docs/method.md §3.1, §3.4, §3.5):
 
-    .. math::
-        g = \sqrt{\gamma \cdot \text{fan\_in} / \text{fan\_out}}
+    $$
+    g = \sqrt{\gamma \cdot \text{fan\_in} / \text{fan\_out}}
+    $$
 
-    (:func:`wninit.init.gains.proposed_gain`; :func:`wninit.init.gains.layer_gain` for groups, strides and transposed
-    layers, §3.8), with ``gamma`` by the layer's role (:func:`role_gamma`): 2 when a ReLU follows, 1 when
-    nothing does, ``1/B_k`` for the last layer of a residual block in a stage of ``B_k`` blocks. Biases are
+    ([`wninit.init.gains.proposed_gain`][]; [`wninit.init.gains.layer_gain`][] for groups, strides and transposed
+    layers, §3.8), with `gamma` by the layer's role ([`role_gamma`][wninit.init.schemes.role_gamma]): 2 when a ReLU follows, 1 when
+    nothing does, `1/B_k` for the last layer of a residual block in a stage of `B_k` blocks. Biases are
     0; the plain classifier head keeps PyTorch's default init (docs/method.md §3.5a). Each layer's role is
-    the one declared with :func:`wninit.set_role`, else the one :func:`wninit.structure.trace.discover` finds by
-    tracing the model (§3.7), else ``hidden`` with one warning naming the layer. :func:`wninit.explain`
+    the one declared with [`wninit.set_role`][wninit.structure.roles.set_role], else the one [`wninit.structure.trace.discover`][] finds by
+    tracing the model (§3.7), else `hidden` with one warning naming the layer. [`wninit.explain`][wninit.init.explain.explain]
     prints the records without changing the model.
 
     Args:
         model: the network, weight-normalized (any API) for the WN schemes, plain or BatchNorm for the others.
-        scheme: for WN networks (docs/method.md §3.5, §4) ``"proposed"``, ``"proposed-backward"``
-            (``g = sqrt(gamma)``, §3.2), ``"pytorch-default"`` (``g = ||v||``), ``"datadep"`` (Salimans &
-            Kingma, needs ``batch``), ``"hanin"`` (the residual branch scaled by ``0.9^b`` per stage); for
-            networks without WN ``"he"``, ``"orthogonal"``, ``"xavier"`` (BN weight 1, bias 0); the peers
-            ``"lsuv"``, ``"delta-orthogonal"`` (docs/peers.md).
-        direction: the distribution of ``v``: ``"orthogonal"`` or ``"gaussian"`` (alias ``"he"``).
-        batch: a batch of inputs, for ``datadep`` (and the peers that read data).
+        scheme: for WN networks (docs/method.md §3.5, §4) `"proposed"`, `"proposed-backward"`
+            (`g = sqrt(gamma)`, §3.2), `"pytorch-default"` (`g = ||v||`), `"datadep"` (Salimans &
+            Kingma, needs `batch`), `"hanin"` (the residual branch scaled by `0.9^b` per stage); for
+            networks without WN `"he"`, `"orthogonal"`, `"xavier"` (BN weight 1, bias 0); the peers
+            `"lsuv"`, `"delta-orthogonal"` (docs/peers.md).
+        direction: the distribution of `v`: `"orthogonal"` or `"gaussian"` (alias `"he"`).
+        batch: a batch of inputs, for `datadep` (and the peers that read data).
         generator: the one random stream every direction is drawn from, in layer order.
         stem_gamma: overrides the stem's gamma (the models declare theirs).
         discover: None traces the model only when a WN layer has no declared role; True always; False never.
         example_inputs: a tensor, a tuple of positional arguments or a dict of keyword arguments the model
-            accepts: the model is traced by running it once (docs/method.md §3.9), and under ``proposed`` the
+            accepts: the model is traced by running it once (docs/method.md §3.9), and under `proposed` the
             branch ends outside the theory get g measured on it (§3.10). Without it, torch.fx traces.
 
     Returns:
-        one :class:`LayerInit` per layer initialized, in registration order.
+        one [`LayerInit`][wninit.init.schemes.LayerInit] per layer initialized, in registration order.
 
     Examples:
         >>> model = wninit.models.MLP(784, 128, depth=20, num_classes=10)

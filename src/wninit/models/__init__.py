@@ -1,8 +1,8 @@
-"""The paper's four architectures (docs/method.md §5), each with ``norm`` in ``"wn" | "bn" | "none"``.
+"""The paper's four architectures (docs/method.md §5), each with `norm` in `"wn" | "bn" | "none"`.
 
-This package owns the architecture vocabulary: the names (``ARCHS``), the norms (``NORMS``), the 6N+k depth
-rule of the ResNets (``DEPTH_EXTRA``, :func:`blocks_per_stage`) and the gamma each stem declares
-(:func:`model_stem_gamma`); :class:`wninit.suite.train.RunConfig` and the CLI import them from here.
+This package owns the architecture vocabulary: the names (`ARCHS`), the norms (`NORMS`), the 6N+k depth
+rule of the ResNets (`DEPTH_EXTRA`, [`blocks_per_stage`][wninit.models.resnet.blocks_per_stage]) and the gamma each stem declares
+([`model_stem_gamma`][wninit.models.model_stem_gamma]); [`wninit.suite.train.RunConfig`][wninit.suite.train.config.RunConfig] and the CLI import them from here.
 """
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ ARCHS = ("mlp", "cnn", "resnet", "wrn", "impala")
 
 
 def model_stem_gamma(arch: str) -> float:
-    """The gamma the stem of ``arch``'s model declares: ``RESNET_STEM_GAMMA`` (2) for ``resnet``, else 1.
+    """The gamma the stem of `arch`'s model declares: `RESNET_STEM_GAMMA` (2) for `resnet`, else 1.
 
-    The reference ``ResNet`` class gives its stem the default gamma 2, its ``WideResNet`` passes 1, and the MLP
-    and CNN have no stem role (docs/method.md §3.6 item 8; :func:`wninit.init.role_gamma` gives an undeclared stem 1).
+    The reference `ResNet` class gives its stem the default gamma 2, its `WideResNet` passes 1, and the MLP
+    and CNN have no stem role (docs/method.md §3.6 item 8; [`wninit.init.role_gamma`][wninit.init.schemes.role_gamma] gives an undeclared stem 1).
     """
     return RESNET_STEM_GAMMA if arch == "resnet" else 1.0
 
@@ -33,11 +33,11 @@ def model_stem_gamma(arch: str) -> float:
 def build_model(arch: str, *, in_shape: tuple[int, ...], num_classes: int, depth: int, width: int = 128,
                 k: int = 1, norm: str = "wn", wn_api: str = "wninit", reduced_memory: bool = False,
                 bn_reference: bool = False) -> nn.Module:
-    """One of the paper's architectures by name, for inputs of shape ``in_shape`` (C, H, W) or (features,).
+    """One of the paper's architectures by name, for inputs of shape `in_shape` (C, H, W) or (features,).
 
-    ``width`` is the MLP/CNN hidden width and the ResNet's first-stage width (16 for He et al.'s nets);
-    ``k`` is the WRN widening factor; ``reduced_memory`` (WRN: stride-2 stem) and ``bn_reference`` (ResNet,
-    WRN: the reference code's BN nets) as in :class:`WideResNet` and :mod:`wninit.models.resnet`.
+    `width` is the MLP/CNN hidden width and the ResNet's first-stage width (16 for He et al.'s nets);
+    `k` is the WRN widening factor; `reduced_memory` (WRN: stride-2 stem) and `bn_reference` (ResNet,
+    WRN: the reference code's BN nets) as in [`WideResNet`][wninit.models.resnet.WideResNet] and `wninit.models.resnet`.
     """
     if arch in ("mlp", "cnn", "impala") and (reduced_memory or bn_reference):
         raise UserError(f"reduced_memory and bn_reference are options of the resnet/wrn archs, not of {arch!r}")

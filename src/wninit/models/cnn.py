@@ -1,4 +1,4 @@
-"""The paper's WN CNN (docs/method.md §5, ``--nn cnn``): ``depth`` x [Conv3x3 -> (WN|BN) -> ReLU], GAP, plain Linear.
+"""The paper's WN CNN (docs/method.md §5, `--nn cnn`): `depth` x [Conv3x3 -> (WN|BN) -> ReLU], GAP, plain Linear.
 
 Layers 0 and 1 have stride 2, as the reference ("to reduce memory footprint").
 """
@@ -12,7 +12,7 @@ from wninit.models.layers import check_norm, conv, head, positive
 
 
 class CNN(nn.Module):
-    """The paper's constant-width CNN: ``depth`` x [Conv3x3 -> (WN|BN) -> ReLU] (stride 2 at layers 0 and 1),
+    """The paper's constant-width CNN: `depth` x [Conv3x3 -> (WN|BN) -> ReLU] (stride 2 at layers 0 and 1),
     global average pool, plain Linear head (docs/method.md §5)."""
 
     def __init__(self, in_channels: int, width: int, depth: int, num_classes: int, norm: str = "wn",

@@ -1,12 +1,12 @@
 """The IMPALA residual network (Espeholt et al., 2018) made deep: the policy and value trunk of the poster's
-RL result (docs/method.md §7.7), ``norm = wn | bn | none``.
+RL result (docs/method.md §7.7), `norm = wn | bn | none`.
 
 Three stacks of [Conv3x3 -> MaxPool 3x3/2 -> N residual blocks], then ReLU, flatten and a Linear to
-``features`` units with a ReLU; depth = 6N + 4 (the three stack convs, 2 convs per block, the Linear), so
+`features` units with a ReLU; depth = 6N + 4 (the three stack convs, 2 convs per block, the Linear), so
 the poster's 100-layer net is N = 16.
 
-NOTE: a block computes ``x + conv2(ReLU(conv1(x)))``, the block the theory analyses (docs/method.md §2.2),
-where Espeholt et al.'s computes ``x + conv2(ReLU(conv1(ReLU(x))))``; the poster does not say which it used.
+NOTE: a block computes `x + conv2(ReLU(conv1(x)))`, the block the theory analyses (docs/method.md §2.2),
+where Espeholt et al.'s computes `x + conv2(ReLU(conv1(ReLU(x))))`; the poster does not say which it used.
 Each stack conv starts its stage's stream and nothing but a max-pool follows it, so it declares gamma 1
 (docs/method.md §3.7), as a stem that nothing follows.
 """
@@ -26,7 +26,7 @@ STACK_WIDTHS = (1, 2, 2)
 
 
 class ImpalaBlock(nn.Module):
-    """``x + conv2(ReLU(conv1(x)))`` (WN/plain) or ``x + bn2(conv2(ReLU(bn1(conv1(x)))))`` (BN), roles declared."""
+    """`x + conv2(ReLU(conv1(x)))` (WN/plain) or `x + bn2(conv2(ReLU(bn1(conv1(x)))))` (BN), roles declared."""
 
     def __init__(self, channels: int, norm: str, wn_api: str, *, stage: int, block: int, stage_blocks: int):
         super().__init__()
@@ -47,7 +47,7 @@ class ImpalaBlock(nn.Module):
 
 
 class ImpalaStack(nn.Module):
-    """One stage: the conv that sets its width, a 3x3 max-pool of stride 2, ``blocks`` residual blocks."""
+    """One stage: the conv that sets its width, a 3x3 max-pool of stride 2, `blocks` residual blocks."""
 
     def __init__(self, c_in: int, c_out: int, blocks: int, norm: str, wn_api: str, *, stage: int):
         super().__init__()
@@ -64,11 +64,11 @@ class ImpalaStack(nn.Module):
 
 
 class ImpalaNet(nn.Module):
-    """IMPALA-(6N+4): three stacks (widths ``width`` x 1, 2, 2) of a conv, a max-pool and N blocks, then
-    ReLU, flatten, Linear to ``features`` and ReLU; with ``num_classes`` a plain Linear head follows.
+    """IMPALA-(6N+4): three stacks (widths `width` x 1, 2, 2) of a conv, a max-pool and N blocks, then
+    ReLU, flatten, Linear to `features` and ReLU; with `num_classes` a plain Linear head follows.
 
-    ``in_shape`` is (C, H, W); the Linear's input is the stacks' output flattened, as Espeholt et al.
-    Without ``num_classes`` the output is the ``features``-dim embedding an actor-critic's heads read.
+    `in_shape` is (C, H, W); the Linear's input is the stacks' output flattened, as Espeholt et al.
+    Without `num_classes` the output is the `features`-dim embedding an actor-critic's heads read.
 
     Examples:
         >>> net = ImpalaNet((4, 10, 10), depth=100)  # the poster's depth, MinAtar's observations

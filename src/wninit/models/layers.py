@@ -47,7 +47,7 @@ class ReferenceBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d initialized as torch 1.1 did, which the reference BN baselines ran on: weight U(0, 1).
 
     Drawn at construction from the global RNG (as torch 1.1, and as the classifier head's default init);
-    ``keeps_init`` tells :func:`wninit.initialize` to leave it, where other BNs get weight 1.
+    `keeps_init` tells [`wninit.initialize`][wninit.init.schemes.initialize] to leave it, where other BNs get weight 1.
     """
     keeps_init = True
 
@@ -59,7 +59,7 @@ class ReferenceBatchNorm2d(nn.BatchNorm2d):
 
 
 def batch_norm(channels: int, norm: str, reference: bool = False) -> nn.Module | None:
-    """The BN after a conv in BN mode (``reference``: :class:`ReferenceBatchNorm2d`), None otherwise."""
+    """The BN after a conv in BN mode (`reference`: `ReferenceBatchNorm2d`), None otherwise."""
     if norm != "bn":
         return None
     return ReferenceBatchNorm2d(channels) if reference else nn.BatchNorm2d(channels)

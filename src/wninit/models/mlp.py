@@ -1,4 +1,4 @@
-"""The paper's WN MLP (docs/method.md §5, ``--nn mlp``): ``depth`` x [Linear -> (WN|BN) -> ReLU] -> plain Linear."""
+"""The paper's WN MLP (docs/method.md §5, `--nn mlp`): `depth` x [Linear -> (WN|BN) -> ReLU] -> plain Linear."""
 from __future__ import annotations
 
 import torch
@@ -9,7 +9,7 @@ from wninit.models.layers import check_norm, head, linear, positive
 
 
 class MLP(nn.Module):
-    """Constant-width ReLU MLP; ``depth`` counts the hidden layers (the paper's Fig. 2 "Depth")."""
+    """Constant-width ReLU MLP; `depth` counts the hidden layers (the paper's Fig. 2 "Depth")."""
 
     def __init__(self, in_features: int, width: int, depth: int, num_classes: int, norm: str = "wn",
                  wn_api: str = "wninit"):

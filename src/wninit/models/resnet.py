@@ -1,14 +1,14 @@
 """CIFAR ResNets (docs/method.md §5): He et al.'s ResNet-(6N+2) and Zagoruyko's WRN-(6N+4)-k, basic blocks.
 
-WN / plain blocks compute ``shortcut(x) + conv2(ReLU(conv1(x)))`` with no ReLU before conv1 and none
+WN / plain blocks compute `shortcut(x) + conv2(ReLU(conv1(x)))` with no ReLU before conv1 and none
 after the addition (docs/method.md §2.2: the block the theory analyses). BN blocks are pre-activation, as the
-reference: ``shortcut(bn1(x)) + conv2(ReLU(bn2(conv1(ReLU(bn1(x))))))``.
-NOTE: the reference's BN shortcut takes ``bn1(x)`` without the ReLU; kept as it is.
+reference: `shortcut(bn1(x)) + conv2(ReLU(bn2(conv1(ReLU(bn1(x))))))`.
+NOTE: the reference's BN shortcut takes `bn1(x)` without the ReLU; kept as it is.
 
-``bn_reference=True`` is the reference code's BN nets as they ran (the authors' own BN rows of Table 1,
+`bn_reference=True` is the reference code's BN nets as they ran (the authors' own BN rows of Table 1,
 docs/method.md §7.5): BN weights U(0, 1) (torch 1.1's default), convs keep their biases, and a
-projection block calls ``bn1`` twice per step (once per path), so its running statistics are updated
-twice. The default BN mode is today's: BN weight 1, no conv bias before a BN, ``bn1`` once.
+projection block calls `bn1` twice per step (once per path), so its running statistics are updated
+twice. The default BN mode is today's: BN weight 1, no conv bias before a BN, `bn1` once.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ DEPTH_EXTRA = {"resnet": 2, "wrn": 4, "impala": 4}
 
 
 class BasicBlock(nn.Module):
-    """One basic block: ``shortcut(x) + conv2(ReLU(conv1(x)))`` (WN/plain) or its pre-activation BN form; its
+    """One basic block: `shortcut(x) + conv2(ReLU(conv1(x)))` (WN/plain) or its pre-activation BN form; its
     convs declare their roles (stage, block index, the stage's block count B_k; docs/method.md §3.4)."""
 
     def __init__(self, c_in: int, c_out: int, stride: int, norm: str, wn_api: str, *, stage: int,
@@ -79,10 +79,10 @@ def blocks_per_stage(depth: int, extra: int, family: str) -> int:
 class ResNet(nn.Module):
     """He et al.'s CIFAR ResNet-(6N+2): stem conv, 3 stages of N basic blocks (width, 2w, 4w), GAP, Linear.
 
-    BN mode: stem -> BN (no ReLU) ... final BN (no ReLU) -> GAP, as the reference ``ResNet`` class.
+    BN mode: stem -> BN (no ReLU) ... final BN (no ReLU) -> GAP, as the reference `ResNet` class.
     ResNet-56/110/164 are N = 9/18/27 (all basic blocks: the reference has no bottleneck). The stem
-    declares gamma 2 (``RESNET_STEM_GAMMA``, the reference class's); ``wninit.initialize(...,
-    stem_gamma=1.0)`` gives the WideResNet's 1 instead. ``bn_reference``: see the module docstring.
+    declares gamma 2 (`RESNET_STEM_GAMMA`, the reference class's); `wninit.initialize(...,
+    stem_gamma=1.0)` gives the WideResNet's 1 instead. `bn_reference`: see the module docstring.
     """
 
     def __init__(self, depth: int, num_classes: int, in_channels: int = 3, width: int = 16, norm: str = "wn",
@@ -113,8 +113,8 @@ class WideResNet(nn.Module):
     """WRN-(6N+4)-k: conv1 3->16, stages of N blocks with widths 16k/32k/64k, GAP, Linear(64k).
 
     The "+4" counts conv1 and the three shortcut convs. No dropout; in BN mode no BN after conv1 and no
-    final BN+ReLU, as the reference ``WideResNet`` class. ``reduced_memory`` makes conv1 stride 2
-    (the reference's ``--wrn_reduced_memory`` for very deep nets). ``bn_reference``: see the module docstring.
+    final BN+ReLU, as the reference `WideResNet` class. `reduced_memory` makes conv1 stride 2
+    (the reference's `--wrn_reduced_memory` for very deep nets). `bn_reference`: see the module docstring.
     """
 
     def __init__(self, depth: int, k: int, num_classes: int, in_channels: int = 3, norm: str = "wn",

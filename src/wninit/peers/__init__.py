@@ -1,12 +1,12 @@
 """The normalizer-free peers of the proposed init, each from its paper, on any model (docs/peers.md).
 
-``apply(model, method, **options)`` runs one of :data:`PEERS` on a plain (not weight-normed) network and
-returns the model (EDM2 returns a rebuilt ``torch.fx.GraphModule``). The residual branches are found by
-:func:`wninit.structure.trace.discover` (``layers="any"``), so no model needs code of its own. Inits change the
+`apply(model, method, **options)` runs one of `PEERS` on a plain (not weight-normed) network and
+returns the model (EDM2 returns a rebuilt `torch.fx.GraphModule`). The residual branches are found by
+[`wninit.structure.trace.discover`][] (`layers="any"`), so no model needs code of its own. Inits change the
 weights; transforms wrap the discovered modules (a branch scalar, a standardized layer).
 
-A run of the suite names a peer as ``RunConfig.peer``: ``"fixup"`` or, with options, ``"nf:alpha=0.4"``
-(:func:`parse_peer`).
+A run of the suite names a peer as `RunConfig.peer`: `"fixup"` or, with options, `"nf:alpha=0.4"`
+([`parse_peer`][wninit.peers.parse_peer]).
 
 Examples:
     >>> model = wninit.models.ResNet(20, 10, norm="none")
@@ -75,11 +75,11 @@ def _check_options(peer: Peer, options: dict) -> None:
 
 
 def apply(model: nn.Module, method: str, *, example_inputs=None, **options) -> nn.Module:
-    """Apply the peer ``method`` (one of :data:`PEERS`) to ``model``; returns the model to use.
+    """Apply the peer `method` (one of `PEERS`) to `model`; returns the model to use.
 
-    ``batch`` and ``generator`` are passed to the methods that take them (LSUV's batch, the random draws)
-    and ignored by the others; any other option must be one of the method's (:attr:`Peer.options`).
-    ``example_inputs`` (a tensor, a tuple of positional arguments or a dict of keyword arguments) lets the
+    `batch` and `generator` are passed to the methods that take them (LSUV's batch, the random draws)
+    and ignored by the others; any other option must be one of the method's (`Peer.options`).
+    `example_inputs` (a tensor, a tuple of positional arguments or a dict of keyword arguments) lets the
     peers that find residual branches do so on models torch.fx cannot trace, by running the model once
     (docs/method.md §3.9).
 
@@ -100,7 +100,7 @@ def apply(model: nn.Module, method: str, *, example_inputs=None, **options) -> n
 
 
 def parse_peer(spec: str) -> tuple[str, dict]:
-    """``"nf:alpha=0.4,..."`` -> ``("nf", {"alpha": 0.4})``; ``"none"`` -> ``("none", {})``; checked."""
+    """`"nf:alpha=0.4,..."` -> `("nf", {"alpha": 0.4})`; `"none"` -> `("none", {})`; checked."""
     if not isinstance(spec, str) or not spec:
         raise UserError(f"a peer is a name such as 'fixup' or 'nf:alpha=0.4', got {spec!r}")
     name, _, rest = spec.partition(":")

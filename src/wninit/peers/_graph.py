@@ -1,8 +1,8 @@
 """What every peer needs from a plain model: its layers, its residual branches, and module replacement.
 
-The peers find residual branches with :func:`wninit.structure.trace.discover` on every Linear/Conv layer
-(``layers="any"``, docs/method.md §3.7), so they apply to any traceable model with no per-model code. An
-architecture change wraps the discovered module in place (:func:`replace_module`): the model keeps its class.
+The peers find residual branches with [`wninit.structure.trace.discover`][] on every Linear/Conv layer
+(`layers="any"`, docs/method.md §3.7), so they apply to any traceable model with no per-model code. An
+architecture change wraps the discovered module in place (`replace_module`): the model keeps its class.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalRe
 
 @dataclass(frozen=True)
 class Branch:
-    """One residual branch: its layers in graph order (``end`` last), the ones reading the stream (``entries``)."""
+    """One residual branch: its layers in graph order (`end` last), the ones reading the stream (`entries`)."""
     sum: ResidualSum
     layers: tuple[str, ...]
     end: str
@@ -38,7 +38,7 @@ class Branch:
 
 
 def plain_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Every Linear/Conv/ConvTranspose layer of ``model``, in registration order."""
+    """Every Linear/Conv/ConvTranspose layer of `model`, in registration order."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, LAYERS)]
 
 
@@ -80,7 +80,7 @@ def _nodes(s: Structure) -> dict[str, fx.Node]:
 
 
 def _back(G: Graph, n: fx.Node, through_activations: bool) -> fx.Node:
-    """Back from ``n`` through shape ops (and activations) to the node that produced its value."""
+    """Back from `n` through shape ops (and activations) to the node that produced its value."""
     while G.tensor_inputs(n) and len(G.tensor_inputs(n)) == 1 and (
             G.is_shape_op(n) or (through_activations and G.activation(n) is not None)):
         n = G.tensor_inputs(n)[0]
@@ -88,7 +88,7 @@ def _back(G: Graph, n: fx.Node, through_activations: bool) -> fx.Node:
 
 
 def branches(s: Structure, method: str) -> list[Branch]:
-    """The residual branches of ``s``, or one sentence saying the model has none (then ``method`` cannot apply)."""
+    """The residual branches of `s`, or one sentence saying the model has none (then `method` cannot apply)."""
     if not s.sums:
         raise UserError(f"peer {method!r} acts on residual branches and this model has none (no sum of a stream "
                         "and a branch of Linear/Conv layers computed from it): use 'lsuv', 'delta-orthogonal' or 'edm2'")
@@ -105,13 +105,13 @@ def branches(s: Structure, method: str) -> list[Branch]:
 
 
 def _reads(G: Graph, layer: fx.Node, stream: str) -> bool:
-    """Whether ``layer``'s input is the stream itself, through shape ops and activations only."""
+    """Whether `layer`'s input is the stream itself, through shape ops and activations only."""
     ins = G.tensor_inputs(layer)
     return bool(ins) and _back(G, ins[0], True).name == stream
 
 
 def preceding_activations(s: Structure) -> dict:
-    """Layer name -> the :class:`wninit.structure.activations.Activation` whose output it reads (None: no activation)."""
+    """Layer name -> the [`wninit.structure.activations.Activation`][] whose output it reads (None: no activation)."""
     G, nodes, found = Graph(s.model, s.graph, any_layer=True), _nodes(s), {}
     for name, node_name in s.layer_nodes.items():
         ins = G.tensor_inputs(nodes[node_name])
@@ -120,19 +120,19 @@ def preceding_activations(s: Structure) -> dict:
 
 
 def head_name(s: Structure) -> str | None:
-    """The classifier: the discovered ``head`` layer (the last layer, nothing after it but shape ops)."""
+    """The classifier: the discovered `head` layer (the last layer, nothing after it but shape ops)."""
     heads = [n for n, role in s.roles.items() if role.kind == "head"]
     return heads[-1] if heads else None
 
 
 def replace_module(model: nn.Module, name: str, new: nn.Module) -> None:
-    """Put ``new`` where the submodule ``name`` was."""
+    """Put `new` where the submodule `name` was."""
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, new)
 
 
 def activation_variance(act) -> float:
-    """``Var[phi(z)]`` for ``z ~ N(0, 1)`` (ReLU: ``(1 - 1/pi)/2``), by the trapezoid rule on a fine grid: exact to
+    """`Var[phi(z)]` for `z ~ N(0, 1)` (ReLU: `(1 - 1/pi)/2`), by the trapezoid rule on a fine grid: exact to
     ~1e-9 for activations with a kink, where Gauss-Hermite quadrature is off by ~1e-3."""
     z = torch.linspace(-12.0, 12.0, 240_001, dtype=torch.float64)
     density = torch.exp(-z * z / 2) / math.sqrt(2 * math.pi)
@@ -143,7 +143,7 @@ def activation_variance(act) -> float:
 
 
 class ScaledBranch(nn.Module):
-    """``alpha * layer(x)``: the residual branch's output times a scalar (learnable or fixed)."""
+    """`alpha * layer(x)`: the residual branch's output times a scalar (learnable or fixed)."""
 
     def __init__(self, layer: nn.Module, alpha: float, learnable: bool = True):
         super().__init__()
@@ -159,7 +159,7 @@ class ScaledBranch(nn.Module):
 
 
 class InputScale(nn.Module):
-    """``layer(x / beta)``: a branch that reads its stream divided by the stream's expected std (NF-ResNets)."""
+    """`layer(x / beta)`: a branch that reads its stream divided by the stream's expected std (NF-ResNets)."""
 
     def __init__(self, layer: nn.Module, beta: float):
         super().__init__()

@@ -17,22 +17,23 @@ __all__ = ["delta_orthogonal", "delta_orthogonal_", "center_index"]
 
 
 def center_index(weight: torch.Tensor) -> tuple:
-    """Index of a kernel's spatial center: ``k // 2`` per spatial axis (for an even ``k``, the later of the two)."""
+    """Index of a kernel's spatial center: `k // 2` per spatial axis (for an even `k`, the later of the two)."""
     return (slice(None), slice(None)) + tuple(k // 2 for k in weight.shape[2:])
 
 
 def delta_orthogonal_(weight: torch.Tensor, gain: float = 1.0, groups: int = 1,
                       generator: torch.Generator | None = None) -> torch.Tensor:
-    r"""Fill a conv ``weight`` with a delta-orthogonal kernel: zero off-center, ``gain * H`` at the center.
+    r"""Fill a conv `weight` with a delta-orthogonal kernel: zero off-center, `gain * H` at the center.
 
     Dynamical Isometry and a Mean Field Theory of CNNs: How to Train 10,000-Layer Vanilla Convolutional Neural
     Networks - Xiao, Bahri, Sohl-Dickstein, Schoenholz & Pennington (2018), Algorithm 2.
 
-    .. math::
-        W[:, :, c] = \text{gain}\cdot H, \quad H H^\top = I \text{ (or } H^\top H = I\text{)}, \qquad
-        W[:, :, p] = 0 \ (p \neq c)
+    $$
+    W[:, :, c] = \text{gain}\cdot H, \quad H H^\top = I \text{ (or } H^\top H = I\text{)}, \qquad
+    W[:, :, p] = 0 \ (p \neq c)
+    $$
 
-    A grouped conv (``groups`` > 1, weight ``(out, in/groups, k...)``) gets one orthogonal block per group.
+    A grouped conv (`groups` > 1, weight `(out, in/groups, k...)`) gets one orthogonal block per group.
 
     Examples:
         >>> w = delta_orthogonal_(torch.empty(16, 16, 3, 3), gain=math.sqrt(2))
@@ -52,8 +53,8 @@ def delta_orthogonal(model: nn.Module, *, generator: torch.Generator | None = No
     Dynamical Isometry and a Mean Field Theory of CNNs: How to Train 10,000-Layer Vanilla Convolutional Neural
     Networks - Xiao, Bahri, Sohl-Dickstein, Schoenholz & Pennington (2018).
 
-    The gain is ``1/sqrt(E[phi(z)^2])`` for the activation ``phi`` that follows the layer (as discovered,
-    docs/method.md §3.7; ReLU: ``sqrt(2)``, the critical ``sigma_w^2 = 2``), else 1.
+    The gain is `1/sqrt(E[phi(z)^2])` for the activation `phi` that follows the layer (as discovered,
+    docs/method.md §3.7; ReLU: `sqrt(2)`, the critical `sigma_w^2 = 2`), else 1.
 
     Examples:
         >>> model = wninit.models.CNN(3, 128, depth=50, num_classes=10, norm="none")

@@ -23,15 +23,16 @@ _EPS = 1e-4  # the paper's epsilon in normalize()
 
 
 def unit_axis(layer: nn.Module) -> int:
-    """The weight axis of output units: 0, or 1 for a transposed conv (weight ``(in, out, k)``)."""
+    """The weight axis of output units: 0, or 1 for a transposed conv (weight `(in, out, k)`)."""
     return 1 if getattr(layer, "transposed", False) else 0
 
 
 def normalize_rows(w: torch.Tensor, axis: int = 0) -> torch.Tensor:
-    r"""Each output unit's weights scaled to unit mean square (norm ``sqrt(N)``), the paper's ``normalize``.
+    r"""Each output unit's weights scaled to unit mean square (norm `sqrt(N)`), the paper's `normalize`.
 
-    .. math::
-        \hat w_i = \frac{w_i}{\epsilon + \|w_i\| / \sqrt{N}}
+    $$
+    \hat w_i = \frac{w_i}{\epsilon + \|w_i\| / \sqrt{N}}
+    $$
 
     Examples:
         >>> normalize_rows(torch.randn(4, 9)).square().mean(dim=1)  # ~1
@@ -43,9 +44,9 @@ def normalize_rows(w: torch.Tensor, axis: int = 0) -> torch.Tensor:
 
 
 class MagnitudePreserving(nn.Module):
-    """A weight parametrization: the used weight is ``normalize(W) / sqrt(N)``, rows of unit norm.
+    """A weight parametrization: the used weight is `normalize(W) / sqrt(N)`, rows of unit norm.
 
-    ``radius``: the norm the stored rows are kept at (None: the paper's ``sqrt(N)``, unit mean square).
+    `radius`: the norm the stored rows are kept at (None: the paper's `sqrt(N)`, unit mean square).
     """
 
     def __init__(self, axis: int, radius: float | None = None):
@@ -53,7 +54,7 @@ class MagnitudePreserving(nn.Module):
         self.axis, self.radius = axis, radius
 
     def _scale(self, weight: torch.Tensor) -> float:
-        """``sqrt(N)/radius``: the stored rows taken to the paper's norm, so its epsilon acts as in the paper."""
+        """`sqrt(N)/radius`: the stored rows taken to the paper's norm, so its epsilon acts as in the paper."""
         return 1.0 if self.radius is None else math.sqrt(weight.numel() // weight.size(self.axis)) / self.radius
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
@@ -61,13 +62,13 @@ class MagnitudePreserving(nn.Module):
         return normalize_rows(weight * self._scale(weight), self.axis) / math.sqrt(fan_in)
 
     def project(self, weight: torch.Tensor) -> torch.Tensor:
-        """The stored weight put back on its sphere: ``normalize(W)``, of rows of norm ``radius`` when set."""
+        """The stored weight put back on its sphere: `normalize(W)`, of rows of norm `radius` when set."""
         scale = self._scale(weight)
         return normalize_rows(weight * scale, self.axis) / scale
 
 
 def _force_normalize(layer: nn.Module, _args) -> None:
-    """Forced weight normalization (the paper's section 2.3): before each training forward, ``W <- normalize(W)``."""
+    """Forced weight normalization (the paper's section 2.3): before each training forward, `W <- normalize(W)`."""
     if layer.training:
         with torch.no_grad():
             stored = layer.parametrizations.weight.original
@@ -76,9 +77,9 @@ def _force_normalize(layer: nn.Module, _args) -> None:
 
 def magnitude_preserving_(layer: nn.Module, generator: torch.Generator | None = None,
                           radius: float | None = None) -> nn.Module:
-    r"""Make a Linear/Conv magnitude-preserving in place: stored ``W ~ N(0, 1)`` projected on its sphere, used
-    ``normalize(W)/sqrt(N)`` (unit-norm rows), no bias, ``W`` re-projected before every training forward;
-    returns the layer. ``radius``: see :class:`MagnitudePreserving`."""
+    r"""Make a Linear/Conv magnitude-preserving in place: stored `W ~ N(0, 1)` projected on its sphere, used
+    `normalize(W)/sqrt(N)` (unit-norm rows), no bias, `W` re-projected before every training forward;
+    returns the layer. `radius`: see `MagnitudePreserving`."""
     with torch.no_grad():
         layer.weight.normal_(0.0, 1.0, generator=generator)
     layer.register_parameter("bias", None)  # the paper removes every bias
@@ -89,7 +90,7 @@ def magnitude_preserving_(layer: nn.Module, generator: torch.Generator | None = 
 
 
 def mp_sum(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    r"""Magnitude-preserving sum: ``((1-t) a + t b) / sqrt((1-t)^2 + t^2)``.
+    r"""Magnitude-preserving sum: `((1-t) a + t b) / sqrt((1-t)^2 + t^2)`.
 
     Analyzing and Improving the Training Dynamics of Diffusion Models - Karras et al. (2024), eq. (sum).
 
@@ -105,23 +106,23 @@ def _scaled(x: torch.Tensor, c: float) -> torch.Tensor:
 
 def edm2(model: nn.Module, *, t: float = 0.3, unit_rows: bool = False,
          generator: torch.Generator | None = None) -> nn.Module:
-    r"""Rebuild a plain network as EDM2's magnitude-preserving one; returns a new ``torch.fx.GraphModule``.
+    r"""Rebuild a plain network as EDM2's magnitude-preserving one; returns a new `torch.fx.GraphModule`.
 
     Analyzing and Improving the Training Dynamics of Diffusion Models - Karras, Aittala, Lehtinen, Hellsten,
     Aila & Laine (2024), sections 2-3 (config G).
 
-    - every Linear/Conv is made magnitude-preserving (:func:`magnitude_preserving_`: forced weight
-      normalization, unit-norm rows, no bias), its stored weight drawn from ``N(0, 1)``;
-    - every residual sum ``x + f(x)`` becomes :func:`mp_sum` ``(x, f(x), t)``;
-    - every activation ``phi`` becomes ``phi(x) / sqrt(E[phi(z)^2])``, ``z ~ N(0, 1)`` (ReLU: ``sqrt(2) relu``;
-      the paper's ``mp_silu`` is ``silu / 0.596``).
+    - every Linear/Conv is made magnitude-preserving (`magnitude_preserving_`: forced weight
+      normalization, unit-norm rows, no bias), its stored weight drawn from `N(0, 1)`;
+    - every residual sum `x + f(x)` becomes `mp_sum` `(x, f(x), t)`;
+    - every activation `phi` becomes `phi(x) / sqrt(E[phi(z)^2])`, `z ~ N(0, 1)` (ReLU: `sqrt(2) relu`;
+      the paper's `mp_silu` is `silu / 0.596`).
 
     Args:
         model: a plain network (traceable by torch.fx).
         t: the residual branch's weight in the sums (the paper's 0.3).
-        unit_rows: keep the stored rows at norm 1 instead of the paper's ``sqrt(N)``. The network is the same;
-            the paper's Adam is invariant to that radius, but SGD's relative step on a row of norm ``r`` is
-            ``lr/r^2``: with ``sqrt(N)`` rows it is ``N`` times smaller than on a WN direction of norm 1.
+        unit_rows: keep the stored rows at norm 1 instead of the paper's `sqrt(N)`. The network is the same;
+            the paper's Adam is invariant to that radius, but SGD's relative step on a row of norm `r` is
+            `lr/r^2`: with `sqrt(N)` rows it is `N` times smaller than on a WN direction of norm 1.
         generator: the random stream of the weight draws.
 
     Examples:
@@ -148,7 +149,7 @@ def edm2(model: nn.Module, *, t: float = 0.3, unit_rows: bool = False,
 
 
 def _to_mp_sum(G: Graph, node: fx.Node, end_node: str, t: float) -> None:
-    """Turn the residual sum ``node`` into ``mp_sum(skip, branch, t)``: the branch is the operand that reaches
+    """Turn the residual sum `node` into `mp_sum(skip, branch, t)`: the branch is the operand that reaches
     the branch's last layer back through single-input ops."""
     a, b = node.args[:2]
 

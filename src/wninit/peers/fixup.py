@@ -13,14 +13,15 @@ __all__ = ["fixup", "fixup_scale", "FixupLayer", "he_normal_"]
 
 
 def fixup_scale(num_branches: int, branch_layers: int) -> float:
-    r"""The factor on every layer of a residual branch but its last: ``L^(-1/(2m-2))``.
+    r"""The factor on every layer of a residual branch but its last: `L^(-1/(2m-2))`.
 
     Fixup Initialization: Residual Learning Without Normalization - Zhang, Dauphin & Ma (2019), section 3, rule 2.
 
-    .. math::
-        s = L^{-\frac{1}{2m-2}}
+    $$
+    s = L^{-\frac{1}{2m-2}}
+    $$
 
-    with ``L`` the number of residual branches and ``m`` the layers of this branch; a one-layer branch has no
+    with `L` the number of residual branches and `m` the layers of this branch; a one-layer branch has no
     layer to scale (its only layer is zeroed), so 1.
 
     Examples:
@@ -33,7 +34,7 @@ def fixup_scale(num_branches: int, branch_layers: int) -> float:
 
 
 def he_normal_(layer: nn.Module, generator: torch.Generator | None = None) -> None:
-    """He et al.'s normal init, ``N(0, 2/fan_in)``, bias 0 (Fixup's "standard method")."""
+    """He et al.'s normal init, `N(0, 2/fan_in)`, bias 0 (Fixup's "standard method")."""
     # NOTE: a transposed conv's weight is (in, out, k): its fan-in is torch's "fan_out" of that tensor.
     mode = "fan_out" if getattr(layer, "transposed", False) else "fan_in"
     with torch.no_grad():
@@ -43,7 +44,7 @@ def he_normal_(layer: nn.Module, generator: torch.Generator | None = None) -> No
 
 
 class FixupLayer(nn.Module):
-    """``scale * layer(x + bias_in) + bias_out``: Fixup's scalar biases around a layer, and its multiplier."""
+    """`scale * layer(x + bias_in) + bias_out`: Fixup's scalar biases around a layer, and its multiplier."""
 
     def __init__(self, layer: nn.Module, multiplier: bool = False, bias_out: bool = True):
         super().__init__()
@@ -65,17 +66,18 @@ def fixup(model: nn.Module, *, generator: torch.Generator | None = None, zero_he
 
     Fixup Initialization: Residual Learning Without Normalization - Zhang, Dauphin & Ma (2019).
 
-    Every layer is drawn by He et al.'s rule; then, per discovered residual branch of ``m`` layers,
+    Every layer is drawn by He et al.'s rule; then, per discovered residual branch of `m` layers,
 
-    .. math::
-        W_j \leftarrow L^{-\frac{1}{2m-2}} W_j \quad (j < m), \qquad W_m = 0,
+    $$
+    W_j \leftarrow L^{-\frac{1}{2m-2}} W_j \quad (j < m), \qquad W_m = 0,
+    $$
 
-    with ``L`` the number of branches, and the classifier (the discovered head) is zero. Each branch layer
-    becomes ``layer(x + a) + b`` (scalar biases, 0), the branch's last ``c * layer(x + a) + b`` (multiplier
-    ``c`` = 1), the head ``head(x + a)``.
+    with `L` the number of branches, and the classifier (the discovered head) is zero. Each branch layer
+    becomes `layer(x + a) + b` (scalar biases, 0), the branch's last `c * layer(x + a) + b` (multiplier
+    `c` = 1), the head `head(x + a)`.
 
     Args:
-        model: a plain network with residual branches (found by :func:`wninit.structure.trace.discover`).
+        model: a plain network with residual branches (found by [`wninit.structure.trace.discover`][]).
         generator: the random stream of the He draws.
         zero_head: zero the classifier, as the paper (rule 1).
 

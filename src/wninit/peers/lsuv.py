@@ -21,7 +21,7 @@ class _Stop(Exception):
 
 
 def forward_order(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torch.Tensor) -> list[str]:
-    """The names of ``layers`` in the order a forward pass on ``batch`` first calls them (unused ones left out)."""
+    """The names of `layers` in the order a forward pass on `batch` first calls them (unused ones left out)."""
     order: list[str] = []
     forward_with_hooks(model, batch, [(m, lambda m, i, o, name=name: order.append(name) if name not in order else None)
                                       for name, m in layers])
@@ -44,23 +44,24 @@ def _output_variance(model: nn.Module, layer: nn.Module, batch: torch.Tensor) ->
 
 def lsuv(model: nn.Module, *, batch: torch.Tensor | None = None, tol: float = 0.01, max_iter: int = 10,
          generator: torch.Generator | None = None) -> nn.Module:
-    r"""Layer-sequential unit-variance init: orthogonal weights, then ``W_l <- W_l / sqrt(Var(B_l))`` per layer.
+    r"""Layer-sequential unit-variance init: orthogonal weights, then `W_l <- W_l / sqrt(Var(B_l))` per layer.
 
     All you need is a good init - Mishkin & Matas (2016), Algorithm 1.
 
-    Each Linear/Conv gets an orthogonal weight (``torch.nn.init.orthogonal_``) and bias 0; then, in the order a
-    forward pass calls them, each layer's output ``B_l`` on ``batch`` is measured and
+    Each Linear/Conv gets an orthogonal weight (`torch.nn.init.orthogonal_`) and bias 0; then, in the order a
+    forward pass calls them, each layer's output `B_l` on `batch` is measured and
 
-    .. math::
-        W_l \leftarrow \frac{W_l}{\sqrt{\mathrm{Var}(B_l)}} \quad \text{until} \quad |\mathrm{Var}(B_l) - 1| < \mathrm{tol}
+    $$
+    W_l \leftarrow \frac{W_l}{\sqrt{\mathrm{Var}(B_l)}} \quad \text{until} \quad |\mathrm{Var}(B_l) - 1| < \mathrm{tol}
+    $$
 
-    (at most ``max_iter`` times; later layers see the already rescaled ones).
+    (at most `max_iter` times; later layers see the already rescaled ones).
 
     Args:
         model: a plain network.
         batch: the inputs the variances are measured on (the paper: one mini-batch).
-        tol: ``Tol_var`` (the paper's 0.1; 0.01 here, which one rescaling of a bias-free layer already meets).
-        max_iter: ``T_max``, the paper's 10.
+        tol: `Tol_var` (the paper's 0.1; 0.01 here, which one rescaling of a bias-free layer already meets).
+        max_iter: `T_max`, the paper's 10.
         generator: the random stream of the orthogonal draws.
 
     Examples:

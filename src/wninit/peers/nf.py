@@ -1,4 +1,4 @@
-"""NF-ResNets: scaled weight standardization and branches that read ``x/beta`` and add ``alpha`` times their output.
+"""NF-ResNets: scaled weight standardization and branches that read `x/beta` and add `alpha` times their output.
 
 Characterizing signal propagation to close the performance gap in unnormalized ResNets - Brock, De & Smith (2021).
 """
@@ -21,14 +21,15 @@ _EPS = 1e-4  # as the paper's code: max(var * fan_in, eps) under the square root
 
 
 def standardize(weight: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
-    r"""Scaled weight standardization of ``weight`` (rows = output units).
+    r"""Scaled weight standardization of `weight` (rows = output units).
 
     Characterizing signal propagation to close the performance gap in unnormalized ResNets - Brock, De & Smith (2021).
 
-    .. math::
-        \hat W_{ij} = \gamma \frac{W_{ij} - \mu_i}{\sigma_i \sqrt{N}}
+    $$
+    \hat W_{ij} = \gamma \frac{W_{ij} - \mu_i}{\sigma_i \sqrt{N}}
+    $$
 
-    with ``mu_i``, ``sigma_i`` the mean and (population) std of row ``i`` and ``N`` its fan-in.
+    with `mu_i`, `sigma_i` the mean and (population) std of row `i` and `N` its fan-in.
 
     Examples:
         >>> w = standardize(torch.randn(8, 16), gain=RELU_GAIN)
@@ -41,9 +42,9 @@ def standardize(weight: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
 
 
 class Standardized(nn.Module):
-    """A weight parametrization: ``gain * gamma * standardize(W)``, ``gain`` learnable per unit (1 at init).
+    """A weight parametrization: `gain * gamma * standardize(W)`, `gain` learnable per unit (1 at init).
 
-    Registered with ``torch.nn.utils.parametrize``, so the layer keeps its own forward (padding, subclasses).
+    Registered with `torch.nn.utils.parametrize`, so the layer keeps its own forward (padding, subclasses).
     """
 
     def __init__(self, weight: torch.Tensor, gamma: float):
@@ -56,14 +57,14 @@ class Standardized(nn.Module):
 
 
 def standardize_layer_(layer: nn.Module, gamma: float) -> nn.Module:
-    """Make ``layer`` use scaled weight standardization with ``gamma`` (in place); returns the layer."""
+    """Make `layer` use scaled weight standardization with `gamma` (in place); returns the layer."""
     parametrize.register_parametrization(layer, "weight", Standardized(layer.weight, gamma))
     return layer
 
 
 def expected_stream_variances(found, alpha: float) -> tuple[list[float], list[float]]:
-    r"""``(beta_i^2, var after sum i)`` per branch: ``Var(x_{i+1}) = Var(x_i) + alpha^2``, reset to ``1 + alpha^2`` by a
-    projection that reads ``x/beta`` (a transition block); a stream not produced by a known sum starts at 1."""
+    r"""`(beta_i^2, var after sum i)` per branch: `Var(x_{i+1}) = Var(x_i) + alpha^2`, reset to `1 + alpha^2` by a
+    projection that reads `x/beta` (a transition block); a stream not produced by a known sum starts at 1."""
     var_of, before, after = {}, [], []
     for b in found:
         v = var_of.get(b.sum.stream, 1.0)
@@ -79,16 +80,17 @@ def nf(model: nn.Module, *, alpha: float = 0.2) -> nn.Module:
 
     Characterizing signal propagation to close the performance gap in unnormalized ResNets - Brock, De & Smith (2021).
 
-    Every Conv/Linear but the classifier uses scaled weight standardization (:func:`standardize`) with
-    ``gamma = 1/std(phi(z))`` for the activation ``phi`` it reads (ReLU: ``sqrt(2/(1 - 1/pi))``), else 1;
+    Every Conv/Linear but the classifier uses scaled weight standardization (`standardize`) with
+    `gamma = 1/std(phi(z))` for the activation `phi` it reads (ReLU: `sqrt(2/(1 - 1/pi))`), else 1;
     each residual block becomes
 
-    .. math::
-        x_{i+1} = x_i + \alpha f_i(x_i/\beta_i), \qquad \beta_i = \sqrt{\mathrm{Var}(x_i)},
-        \quad \mathrm{Var}(x_{i+1}) = \mathrm{Var}(x_i) + \alpha^2,
+    $$
+    x_{i+1} = x_i + \alpha f_i(x_i/\beta_i), \qquad \beta_i = \sqrt{\mathrm{Var}(x_i)},
+    \quad \mathrm{Var}(x_{i+1}) = \mathrm{Var}(x_i) + \alpha^2,
+    $$
 
-    with a projection shortcut reading ``x_i/beta_i`` too (so the variance restarts at ``1 + alpha^2``).
-    ``1/beta`` is applied where the branch's layers read the stream: exact through positively homogeneous
+    with a projection shortcut reading `x_i/beta_i` too (so the variance restarts at `1 + alpha^2`).
+    `1/beta` is applied where the branch's layers read the stream: exact through positively homogeneous
     activations (ReLU), which the paper's blocks use.
 
     Args:

@@ -1,16 +1,17 @@
 """gamma per activation: the second moment of an activation under a unit Gaussian (docs/method.md §3.7).
 
-A WN layer keeps the norm of what it passes on when ``g = sqrt(gamma*fan_in/fan_out)`` with
+A WN layer keeps the norm of what it passes on when `g = sqrt(gamma*fan_in/fan_out)` with
 
-.. math::
-    \\gamma = 1 / \\mathbb{E}[\\phi(z)^2], \\qquad z \\sim \\mathcal{N}(0, 1)
+$$
+\\gamma = 1 / \\mathbb{E}[\\phi(z)^2], \\qquad z \\sim \\mathcal{N}(0, 1)
+$$
 
-for the activation ``phi`` that follows it: 2 for ReLU (the paper's case), ``2/(1+a^2)`` for leaky ReLU of slope
-``a``, 1 when nothing follows. Where no closed form is written here the moment is computed numerically
+for the activation `phi` that follows it: 2 for ReLU (the paper's case), `2/(1+a^2)` for leaky ReLU of slope
+`a`, 1 when nothing follows. Where no closed form is written here the moment is computed numerically
 (Gauss-Hermite quadrature, 96 nodes, on the activation itself), so any elementwise activation module works;
-:func:`register_activation` declares the moment of a custom one. A non-homogeneous activation (GELU, tanh,
-sigmoid) is linearized at unit-variance pre-activations: the per-unit variance ``q* = E[phi(z)^2]`` is then a
-fixed point of every layer (input variance ``q*``, pre-activation variance ``gamma*q* = 1``, output ``q*``).
+[`register_activation`][wninit.structure.activations.register_activation] declares the moment of a custom one. A non-homogeneous activation (GELU, tanh,
+sigmoid) is linearized at unit-variance pre-activations: the per-unit variance `q* = E[phi(z)^2]` is then a
+fixed point of every layer (input variance `q*`, pre-activation variance `gamma*q* = 1`, output `q*`).
 """
 from __future__ import annotations
 
@@ -40,14 +41,14 @@ class Activation:
     moment: float | None = None  # E[phi(z)^2], z ~ N(0, 1); None: computed by quadrature
 
     def second_moment(self, nonnegative_input: bool = False) -> float:
-        """``E[phi(z)^2] / E[z^2]`` for ``z ~ N(0, 1)``, or ``z = |N(0, 1)|`` when the input is non-negative."""
+        """`E[phi(z)^2] / E[z^2]` for `z ~ N(0, 1)`, or `z = |N(0, 1)|` when the input is non-negative."""
         if self.moment is not None and not nonnegative_input:
             return self.moment
         return second_moment(self.fn, nonnegative_input)
 
 
 def second_moment(fn: Callable[[torch.Tensor], torch.Tensor], nonnegative_input: bool = False) -> float:
-    r"""``E[fn(z)^2]`` for ``z ~ N(0, 1)`` (or ``|N(0, 1)|``), by Gauss-Hermite quadrature in float64.
+    r"""`E[fn(z)^2]` for `z ~ N(0, 1)` (or `|N(0, 1)|`), by Gauss-Hermite quadrature in float64.
 
     Examples:
         >>> round(second_moment(torch.relu), 12)
@@ -117,8 +118,8 @@ def register_activation(kind, second_moment: float | None = None, *, name: str |
     """Declare a custom activation (a module class or a function) so that discovery knows its gamma.
 
     Args:
-        kind: an ``nn.Module`` subclass or the function a model calls.
-        second_moment: ``E[phi(z)^2]`` for ``z ~ N(0, 1)``; None computes it by quadrature from ``kind``
+        kind: an `nn.Module` subclass or the function a model calls.
+        second_moment: `E[phi(z)^2]` for `z ~ N(0, 1)`; None computes it by quadrature from `kind`
             (a module class is instantiated without arguments for that).
         name: the name the explain table shows (default: the class or function name).
         nonnegative: whether its output is never negative (a ReLU after it then passes everything).
@@ -136,12 +137,12 @@ def register_activation(kind, second_moment: float | None = None, *, name: str |
 
 
 def is_registered(module: nn.Module) -> bool:
-    """True for an instance of a module class declared with :func:`register_activation` (traced as one op)."""
+    """True for an instance of a module class declared with [`register_activation`][wninit.structure.activations.register_activation] (traced as one op)."""
     return type(module) in _CUSTOM
 
 
 def activation_of_module(module: nn.Module) -> Activation | None:
-    """The activation an ``nn.Module`` is, or None when it is not a known elementwise activation."""
+    """The activation an `nn.Module` is, or None when it is not a known elementwise activation."""
     if type(module) in _CUSTOM:
         return _CUSTOM[type(module)]
     make = _BY_MODULE.get(type(module))

@@ -2,15 +2,15 @@
 
 Energies are relative (the model input has 1) and per position (summed over channels), the quantity the
 proposed gains preserve (docs/method.md §3.1, §3.7). The pass assumes the proposed init: a WN layer followed
-by a factor ``f`` (what its output loses or gains before the next layer: an activation's second moment, a
-chunk's share) gets ``gamma = 1/f``; a residual branch's last layer adds ``1/B_k`` of its stream's energy.
+by a factor `f` (what its output loses or gains before the next layer: an activation's second moment, a
+chunk's share) gets `gamma = 1/f`; a residual branch's last layer adds `1/B_k` of its stream's energy.
 Each op's factor:
 
-- activation ``phi``: ``E[phi(z)^2]`` for a zero-mean input; for a non-negative input (after a ReLU, a max
-  pool) the moment over ``|z|``, mixed by the share of the energy that is non-negative;
+- activation `phi`: `E[phi(z)^2]` for a zero-mean input; for a non-negative input (after a ReLU, a max
+  pool) the moment over `|z|`, mixed by the share of the energy that is non-negative;
 - sum of two tensors: the sum of their energies (independent random directions: the cross term is 0 in
-  expectation, §3.4); ``x * c``: ``c**2``; a chunk into k parts: ``1/k`` each;
-- a gate ``phi_a(a) * psi(b)`` with ``psi`` non-negative (sigmoid): ``E[psi(z)^2]`` times ``a``'s energy;
+  expectation, §3.4); `x * c`: `c**2`; a chunk into k parts: `1/k` each;
+- a gate `phi_a(a) * psi(b)` with `psi` non-negative (sigmoid): `E[psi(z)^2]` times `a`'s energy;
 - shape ops, dropout, padding, pooling, normalization layers, concatenation: 1 (assumed; pooling and
   normalization are reported as outside the theory where they sit inside a residual branch).
 """
@@ -41,7 +41,7 @@ class EnergyPass:
 
     # -- what follows a layer -------------------------------------------------------------------------------
     def follow_factor(self, n: fx.Node) -> tuple[float, str | None]:
-        """``(f, name)``: the energy factor between WN layer ``n``'s output and what it passes on."""
+        """`(f, name)`: the energy factor between WN layer `n`'s output and what it passes on."""
         if n not in self._follow:
             self._follow[n] = self._walk_follow(n)
         return self._follow[n]
@@ -84,7 +84,7 @@ class EnergyPass:
         return 0
 
     def _gate_partner(self, act_node: fx.Node):
-        """The activation on the other side of a product ``act(a) * other(b)``, or None."""
+        """The activation on the other side of a product `act(a) * other(b)`, or None."""
         users = list(act_node.users)
         if len(users) != 1 or users[0].target not in (operator.mul, torch.mul, "mul"):
             return None
@@ -93,7 +93,7 @@ class EnergyPass:
 
     # -- energies ----------------------------------------------------------------------------------------------
     def energy(self, n: fx.Node) -> tuple[float, float]:
-        """``(energy, non-negative share)`` of node ``n`` (memoized; ancestors first)."""
+        """`(energy, non-negative share)` of node `n` (memoized; ancestors first)."""
         if n not in self._energy:
             self._energy[n] = self._compute(n)
         return self._energy[n]
@@ -135,13 +135,13 @@ class EnergyPass:
         return e, pos
 
     def _skip_energy(self, layer: fx.Node) -> float:
-        """Energy of the skip operand of the residual sum whose branch ``layer`` ends."""
+        """Energy of the skip operand of the residual sum whose branch `layer` ends."""
         _, sum_node, operand = self.where[layer]
         a, b = self.G.operands(sum_node)
         return self.energy(b if a is operand else a)[0]
 
     def branch_ratio(self, layer: fx.Node) -> float:
-        """``r``: energy reaching the branch-end ``layer`` (times what follows it) over its stream's at the sum.
+        """`r`: energy reaching the branch-end `layer` (times what follows it) over its stream's at the sum.
 
         1 for the paper's block (ReLU between two convs, §3.4), 1/2 for a pre-activation block.
         """
@@ -155,11 +155,11 @@ class EnergyPass:
         return down
 
     def reaches_output(self, n: fx.Node) -> bool:
-        """True when no WN layer is computed from ``n``'s output (the model's last WN layer on its path)."""
+        """True when no WN layer is computed from `n`'s output (the model's last WN layer on its path)."""
         return not self._downstream_wn[n]
 
     def rule(self, n: fx.Node, kind: str, follower: str | None, ratio: float | None) -> str:
-        """The explain table's rule for WN layer ``n``."""
+        """The explain table's rule for WN layer `n`."""
         if kind == "block_out":
             return f"branch end: 1/(B_k*r), r={ratio:.4g}"
         if kind == "shortcut":

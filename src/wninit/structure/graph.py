@@ -1,5 +1,5 @@
 """A traced or recorded model graph with the lookups the structure analysis needs: which node is a WN layer,
-an activation, a shape op, a scaling, a sum (docs/method.md §3.7, §3.9). The peers (:mod:`wninit.peers`) read
+an activation, a shape op, a scaling, a sum (docs/method.md §3.7, §3.9). The peers ([`wninit.peers`][]) read
 the same graph through this class.
 """
 from __future__ import annotations
@@ -77,7 +77,7 @@ class Graph:
         return False
 
     def scalar_factor(self, n: fx.Node) -> float | None:
-        """c**2 for ``x * c`` or ``x / c`` with a Python number c, else None."""
+        """c**2 for `x * c` or `x / c` with a Python number c, else None."""
         if n.op not in ("call_function", "call_method") or len(n.args) != 2:
             return None
         a, b = n.args
@@ -92,7 +92,7 @@ class Graph:
         return None
 
     def param_scale(self, n: fx.Node) -> float | None:
-        """The mean square of ``p`` for ``x * p`` with ``p`` a parameter or buffer of the model (layer scale,
+        """The mean square of `p` for `x * p` with `p` a parameter or buffer of the model (layer scale,
         ReZero/SkipInit alphas: docs/method.md §3.9), else None."""
         if n.op not in ("call_function", "call_method") or n.target not in MULS or len(self.tensor_inputs(n)) != 1:
             return None
@@ -111,7 +111,7 @@ class Graph:
         return None
 
     def drop_mask(self, n: fx.Node) -> fx.Node | None:
-        """For ``x * mask`` with a random 0/1 mask (stochastic depth, drop path, in train mode), ``x``; else None.
+        """For `x * mask` with a random 0/1 mask (stochastic depth, drop path, in train mode), `x`; else None.
 
         The mask is the identity in eval mode, where the init's target is defined (docs/method.md §3.9)."""
         if n.op not in ("call_function", "call_method") or n.target not in MULS:

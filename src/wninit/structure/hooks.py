@@ -11,7 +11,7 @@ __all__ = ["forward_with_hooks"]
 
 def forward_with_hooks(model: nn.Module, batch: torch.Tensor,
                        hooks: Iterable[tuple[nn.Module, Callable]]) -> None:
-    """Run ``model(batch)`` without gradients with each ``(module, hook)`` registered as a forward hook, and
+    """Run `model(batch)` without gradients with each `(module, hook)` registered as a forward hook, and
     remove the hooks afterwards, whatever the forward raised (a hook may raise to stop the pass early)."""
     handles = [m.register_forward_hook(fn) for m, fn in hooks]
     try:

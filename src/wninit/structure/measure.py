@@ -5,10 +5,10 @@ The energy pass predicts what reaches a branch's last layer from the ops between
 normalization, attention, a gate, pooling, a concatenation inside the branch, or an activation after the sum
 make that prediction an assumption (the explain table lists them as "outside the theory"). Given an example
 input, the proposed rule's target is then made to hold exactly on that input: at every residual sum the sum's
-energy per position is ``1 + s/B_k`` times its stream's (``s`` the mean square of the model's own branch scale,
+energy per position is `1 + s/B_k` times its stream's (`s` the mean square of the model's own branch scale,
 1 without one; the cross term of the stream and the branch, 0 only in expectation, included), by one factor
-``c`` on the branch end's ``g``. The sums are measured in data-flow order
-in one forward pass (:func:`wninit.structure.record.record`): each sum is corrected as it is computed, so every
+`c` on the branch end's `g`. The sums are measured in data-flow order
+in one forward pass (`wninit.structure.record.record`): each sum is corrected as it is computed, so every
 later sum sees the already-corrected stream. A branch whose own scale is 0 (ReZero, SkipInit) adds nothing by
 its authors' choice and keeps its predicted g.
 """
@@ -28,7 +28,7 @@ __all__ = ["measure_branch_ends"]
 
 
 def _scale_between(G: Graph, end: fx.Node, operand: fx.Node) -> float:
-    """The product of the model's own scales (``x * p``) from the branch end's output to the sum's operand."""
+    """The product of the model's own scales (`x * p`) from the branch end's output to the sum's operand."""
     s, n = 1.0, operand
     while n is not end:
         p = G.param_scale(n)  # a Python-number scale is the layer's to undo (its follow factor): only p counts
@@ -41,8 +41,8 @@ def _scale_between(G: Graph, end: fx.Node, operand: fx.Node) -> float:
 
 
 def measure_branch_ends(model: nn.Module, structure: Structure, example_inputs, layers: list[str]) -> dict[str, float]:
-    """Rescale ``g`` of each branch-end layer in ``layers`` so that its branch adds ``s/B_k`` of its stream's
-    energy on ``example_inputs``; returns ``{layer: c}``, the factor each ``g`` was multiplied by.
+    """Rescale `g` of each branch-end layer in `layers` so that its branch adds `s/B_k` of its stream's
+    energy on `example_inputs`; returns `{layer: c}`, the factor each `g` was multiplied by.
 
     Layers whose branch adds nothing (a zero scale, a zero output) keep their g and are left out of the result.
     """
@@ -91,13 +91,13 @@ def measure_branch_ends(model: nn.Module, structure: Structure, example_inputs, 
 
 
 def _factor(skip_e: float, op_e: float, cross: float, share: float) -> float:
-    """The ``c > 0`` with ``||skip + c op||^2 = (1 + share) ||skip||^2``: the sum grows by the branch's share
+    """The `c > 0` with `||skip + c op||^2 = (1 + share) ||skip||^2`: the sum grows by the branch's share
     of its stream's energy on this input, cross term included (docs/method.md §3.10)."""
     return (-cross + math.sqrt(cross * cross + op_e * skip_e * share)) / op_e
 
 
 def _rescale_operand(out: torch.Tensor, node: fx.Node, index: int, c: float, operand: torch.Tensor) -> None:
-    """``out`` (the sum, in place) as if its operand had been ``c`` times larger."""
+    """`out` (the sum, in place) as if its operand had been `c` times larger."""
     if node.target in (torch.cat, torch.concat):
         dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
         start = 0 if index == 0 else out.shape[dim] - operand.shape[dim]
@@ -107,7 +107,7 @@ def _rescale_operand(out: torch.Tensor, node: fx.Node, index: int, c: float, ope
 
 
 def _computed_from(end: fx.Node, n: fx.Node) -> bool:
-    """Whether node ``n`` is ``end`` or computed from it (the branch operand, not the skip)."""
+    """Whether node `n` is `end` or computed from it (the branch operand, not the skip)."""
     stack, seen = [n], set()
     while stack:
         m = stack.pop()

@@ -1,11 +1,11 @@
 """Which role every WN layer of a model gets, and from where: declared, discovered, or the default.
 
-Declared roles (:func:`wninit.structure.roles.set_role`, what wninit's own models do) win. The other WN layers take
-their role from :func:`wninit.structure.trace.discover`. A layer discovery cannot place (the model cannot be traced,
-or the layer is not called where the trace can see it) gets the default ``hidden`` (gamma 2, the paper's
+Declared roles ([`wninit.structure.roles.set_role`][], what wninit's own models do) win. The other WN layers take
+their role from [`wninit.structure.trace.discover`][]. A layer discovery cannot place (the model cannot be traced,
+or the layer is not called where the trace can see it) gets the default `hidden` (gamma 2, the paper's
 feed-forward rule), and one warning sentence names every such layer (docs/method.md §3.7). A model torch.fx
 cannot trace is never left to the default: without an example input to trace it by running (docs/method.md
-§3.9) one :class:`UserError` sentence says why and asks for one.
+§3.9) one `UserError` sentence says why and asks for one.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ DEFAULT_ROLE = Role("hidden")
 
 @dataclass(frozen=True)
 class Placement:
-    """A WN layer's role and where it came from (``declared`` / ``discovered`` / ``default``) with its rule."""
+    """A WN layer's role and where it came from (`declared` / `discovered` / `default`) with its rule."""
     role: Role
     source: str
     rule: str
@@ -40,14 +40,14 @@ def _declared_rule(role: Role) -> str:
 
 def place(model: nn.Module, layers: list[tuple[str, nn.Module]], *, discover: bool | None = None,
           example_inputs=None) -> dict[str, Placement]:
-    """A :class:`Placement` for each ``(name, layer)`` of ``model`` (:func:`plan` without the structure)."""
+    """A [`Placement`][wninit.structure.plan.Placement] for each `(name, layer)` of `model` (`plan` without the structure)."""
     return plan(model, layers, discover=discover, example_inputs=example_inputs)[0]
 
 
 def plan(model: nn.Module, layers: list[tuple[str, nn.Module]], *, discover: bool | None = None,
          example_inputs=None):
-    """``(placements, structure)``: a :class:`Placement` for each ``(name, layer)`` of ``model``, and the
-    discovered :class:`wninit.structure.trace.Structure` (None when the model was not traced).
+    """`(placements, structure)`: a [`Placement`][wninit.structure.plan.Placement] for each `(name, layer)` of `model`, and the
+    discovered [`wninit.structure.trace.Structure`][] (None when the model was not traced).
 
     Args:
         discover: None traces the model only when some layer has no declared role; True always traces
@@ -55,7 +55,7 @@ def plan(model: nn.Module, layers: list[tuple[str, nn.Module]], *, discover: boo
         example_inputs: traces by running one forward pass on it (docs/method.md §3.9) instead of torch.fx.
 
     Raises:
-        UserError: torch.fx cannot trace the model, no ``example_inputs`` was given and some layer has no
+        UserError: torch.fx cannot trace the model, no `example_inputs` was given and some layer has no
             declared role: one sentence says why and asks for an example input.
     """
     declared = {name: declared_role(m) for name, m in layers}

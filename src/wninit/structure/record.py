@@ -1,16 +1,16 @@
 """Trace by running: the dataflow of one real forward pass, as a torch.fx graph (docs/method.md §3.9).
 
-``torch.fx`` traces symbolically and fails on Python control flow, ``len``, shape arithmetic and item
-assignment, which audio models and most packaged models use. Given an example input, :func:`record` runs the
-model once under a :class:`torch.overrides.TorchFunctionMode` and writes every torch call whose inputs are
-tensors it has seen into a :class:`torch.fx.Graph`, keyed on tensor identity; module boundaries come from
+`torch.fx` traces symbolically and fails on Python control flow, `len`, shape arithmetic and item
+assignment, which audio models and most packaged models use. Given an example input, `record` runs the
+model once under a `torch.overrides.TorchFunctionMode` and writes every torch call whose inputs are
+tensors it has seen into a `torch.fx.Graph`, keyed on tensor identity; module boundaries come from
 global forward hooks, so a leaf module (a Linear/Conv, a torch.nn activation or normalization) is one
-``call_module`` node, as under fx. The analysis of :mod:`wninit.structure.trace` then reads the recorded
-graph exactly as a symbolic one: tensor methods are ``call_method`` nodes, torch functions ``call_function``
-nodes, parameters and tensors created inside the forward ``get_attr`` nodes.
+`call_module` node, as under fx. The analysis of `wninit.structure.trace` then reads the recorded
+graph exactly as a symbolic one: tensor methods are `call_method` nodes, torch functions `call_function`
+nodes, parameters and tensors created inside the forward `get_attr` nodes.
 
-``nn.MultiheadAttention`` reads its output projection's weight without calling it: the recorder writes the
-attention as one node followed by a ``call_module`` node of ``out_proj``, so a weight-normed output projection
+`nn.MultiheadAttention` reads its output projection's weight without calling it: the recorder writes the
+attention as one node followed by a `call_module` node of `out_proj`, so a weight-normed output projection
 is a layer like any other (the branch end of an attention block).
 
 The recording runs in eval mode (dropout and stochastic depth are the identity there, BatchNorm uses its
@@ -42,7 +42,7 @@ _DUNDER_FUNCS = {"__getitem__": operator.getitem, "__add__": operator.add, "__ra
 
 @dataclasses.dataclass(frozen=True)
 class ExampleCall:
-    """How to call the model on the example input: ``model(*args, **kwargs)``."""
+    """How to call the model on the example input: `model(*args, **kwargs)`."""
     args: tuple
     kwargs: dict
 
@@ -54,8 +54,8 @@ class ExampleCall:
 
 
 def example_call(example_inputs) -> ExampleCall:
-    """``example_inputs`` as a call: a tensor is one positional argument, a tuple the positional arguments,
-    a dict the keyword arguments (``input_values=...``)."""
+    """`example_inputs` as a call: a tensor is one positional argument, a tuple the positional arguments,
+    a dict the keyword arguments (`input_values=...`)."""
     if isinstance(example_inputs, ExampleCall):
         return example_inputs
     if isinstance(example_inputs, torch.Tensor):
@@ -73,7 +73,7 @@ def example_call(example_inputs) -> ExampleCall:
 
 
 def _flat_tensors(obj) -> list[torch.Tensor]:
-    """The tensors in ``obj``: tensors, tuples, lists, dicts (HF's ModelOutput is one) and dataclasses."""
+    """The tensors in `obj`: tensors, tuples, lists, dicts (HF's ModelOutput is one) and dataclasses."""
     if isinstance(obj, torch.Tensor):
         return [obj]
     if isinstance(obj, dict):
@@ -98,7 +98,7 @@ def is_leaf(module: nn.Module) -> bool:
 
 
 class Recording:
-    """The graph of one forward pass: ``graph``, the model's output, and, when asked, the tensor of each node."""
+    """The graph of one forward pass: `graph`, the model's output, and, when asked, the tensor of each node."""
 
     def __init__(self, model: nn.Module, keep: set[str] | None = None,
                  on_node: Callable[[fx.Node, Any], Any] | None = None):
@@ -114,7 +114,7 @@ class Recording:
         self.bug = False  # set when the recorder's own code raised: that error is a bug, never the user's
 
     def guarded(self, fn, *args):
-        """``fn(*args)``, marking the recording as failed by its own code when it raises."""
+        """`fn(*args)`, marking the recording as failed by its own code when it raises."""
         try:
             return fn(*args)
         except BaseException:
@@ -135,7 +135,7 @@ class Recording:
         return t
 
     def _arg(self, a):
-        """An argument as the graph holds it: a seen tensor is its node, an unseen one a ``get_attr`` node."""
+        """An argument as the graph holds it: a seen tensor is its node, an unseen one a `get_attr` node."""
         if isinstance(a, torch.Tensor):
             node = self.node_of.get(id(a))
             if node is None:
@@ -150,7 +150,7 @@ class Recording:
         return a if isinstance(a, (int, float, bool, str, type(None), torch.dtype, torch.device, slice)) else None
 
     def _outputs(self, out, node: fx.Node):
-        """Bind the tensors of ``out`` to ``node`` (one tensor) or to ``getitem`` nodes of it (a tuple)."""
+        """Bind the tensors of `out` to `node` (one tensor) or to `getitem` nodes of it (a tuple)."""
         if isinstance(out, torch.Tensor):
             return self._bind(out, node)
         if isinstance(out, (tuple, list)):  # the tuple itself is returned: a structseq keeps its names
@@ -221,13 +221,13 @@ class _Mode(TorchFunctionMode):
 
 def record(model: nn.Module, example_inputs, *, keep: set[str] | None = None,
            on_node: Callable[[fx.Node, Any], Any] | None = None, grad: bool = False) -> Recording:
-    """Run ``model`` once on ``example_inputs`` (eval mode, no gradients unless ``grad``) and record its dataflow.
+    """Run `model` once on `example_inputs` (eval mode, no gradients unless `grad`) and record its dataflow.
 
-    ``keep``: node names whose tensors the recording keeps (``Recording.kept``, and their values when made in
-    ``Recording.values``); ``on_node(node, tensor)`` is
+    `keep`: node names whose tensors the recording keeps (`Recording.kept`, and their values when made in
+    `Recording.values`); `on_node(node, tensor)` is
     called as each node's tensor is made and may return a replacement (the measured gains of
-    :mod:`wninit.structure.measure` rescale a branch this way). A model that rejects the input raises
-    :class:`UserError` naming the input's shapes; an error inside the recorder itself is a bug and propagates.
+    `wninit.structure.measure` rescale a branch this way). A model that rejects the input raises
+    `UserError` naming the input's shapes; an error inside the recorder itself is a bug and propagates.
     """
     call = example_call(example_inputs)
     rec = Recording(model, keep, on_node)

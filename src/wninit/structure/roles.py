@@ -1,12 +1,12 @@
-"""What each layer is in the paper's terms: declared by a model, or discovered (:mod:`wninit.structure.trace`).
+"""What each layer is in the paper's terms: declared by a model, or discovered (`wninit.structure.trace`).
 
-A layer's role decides its gamma in ``g = sqrt(gamma*fan_in/fan_out)`` (docs/method.md §3.5, §3.7):
-``stem`` (first layer), ``hidden`` (a layer an activation follows), ``block_in`` / ``block_out`` (inside a
-residual branch / its last layer), ``shortcut`` (a projection on the skip path), ``head`` (the last layer),
-``linear`` (any other layer nothing follows). Residual layers also carry their stage, their 1-based block index
-within the stage and the stage's block count ``B_k``. Discovery adds ``follow`` (the energy factor of what follows
-the layer: 1/2 for a ReLU) and, for a branch's last layer, ``branch_ratio`` (the energy it receives over its
-stream's); a declared ``gamma`` overrides every rule. Declared roles win over discovered ones.
+A layer's role decides its gamma in `g = sqrt(gamma*fan_in/fan_out)` (docs/method.md §3.5, §3.7):
+`stem` (first layer), `hidden` (a layer an activation follows), `block_in` / `block_out` (inside a
+residual branch / its last layer), `shortcut` (a projection on the skip path), `head` (the last layer),
+`linear` (any other layer nothing follows). Residual layers also carry their stage, their 1-based block index
+within the stage and the stage's block count `B_k`. Discovery adds `follow` (the energy factor of what follows
+the layer: 1/2 for a ReLU) and, for a branch's last layer, `branch_ratio` (the energy it receives over its
+stream's); a declared `gamma` overrides every rule. Declared roles win over discovered ones.
 """
 from __future__ import annotations
 
@@ -51,11 +51,11 @@ class Role:
 
 def set_role(layer: nn.Module, kind: str, *, stage: int | None = None, block: int | None = None,
              stage_blocks: int | None = None, gamma: float | None = None) -> nn.Module:
-    """Declare ``layer``'s role (for your own models too); returns the layer.
+    """Declare `layer`'s role (for your own models too); returns the layer.
 
-    ``layer`` must be a Linear, Conv or ConvTranspose (weight-normed or not); ``gamma`` overrides the role's rule,
-    e.g. for a custom activation after the layer (``gamma = 1/E[phi(z)^2]``, docs/method.md §3.7), or where the
-    model's authors chose one the rules do not give (the reference ``ResNet`` class's stem: 2).
+    `layer` must be a Linear, Conv or ConvTranspose (weight-normed or not); `gamma` overrides the role's rule,
+    e.g. for a custom activation after the layer (`gamma = 1/E[phi(z)^2]`, docs/method.md §3.7), or where the
+    model's authors chose one the rules do not give (the reference `ResNet` class's stem: 2).
 
     Examples:
         >>> set_role(block.conv2, "block_out", stage=1, block=3, stage_blocks=6)
@@ -68,21 +68,21 @@ def set_role(layer: nn.Module, kind: str, *, stage: int | None = None, block: in
 
 
 def declared_role(layer: nn.Module) -> Role | None:
-    """The role declared with :func:`set_role`, or None."""
+    """The role declared with [`set_role`][wninit.structure.roles.set_role], or None."""
     return getattr(layer, _ATTR, None)
 
 
 def get_role(layer: nn.Module) -> Role:
-    """The declared role, or ``hidden`` when none was declared (the paper's feed-forward rule)."""
+    """The declared role, or `hidden` when none was declared (the paper's feed-forward rule)."""
     return declared_role(layer) or Role("hidden")
 
 
 def mark_probe(module: nn.Module, kind: str = "layer") -> nn.Module:
-    """Mark ``module``'s output as a measuring point ``h_i`` for the diagnostics (``layer`` or ``block``)."""
+    """Mark `module`'s output as a measuring point `h_i` for the diagnostics (`layer` or `block`)."""
     setattr(module, _PROBE_ATTR, kind)
     return module
 
 
 def probe_points(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``(name, module)`` of every marked measuring point, in registration order."""
+    """`(name, module)` of every marked measuring point, in registration order."""
     return [(n, m) for n, m in model.named_modules() if getattr(m, _PROBE_ATTR, None)]

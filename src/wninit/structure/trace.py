@@ -1,21 +1,21 @@
 """What a model is: trace it once, find what follows every WN layer and every residual sum (docs/method.md §3.7).
 
-:func:`discover` traces the model with ``torch.fx`` (symbolically: no example input is needed, so
-``initialize(model)`` stays one call) and reads the graph:
+[`discover`][wninit.structure.trace.discover] traces the model with `torch.fx` (symbolically: no example input is needed, so
+`initialize(model)` stays one call) and reads the graph:
 
-- a **residual sum** is an ``add`` whose one operand (the skip) is the other operand's stream ``x`` itself, or
-  ``x`` through one WN layer with nothing after it (a projection shortcut), while the other operand (the branch)
-  is computed from ``x`` alone through at least one WN layer;
+- a **residual sum** is an `add` whose one operand (the skip) is the other operand's stream `x` itself, or
+  `x` through one WN layer with nothing after it (a projection shortcut), while the other operand (the branch)
+  is computed from `x` alone through at least one WN layer;
 - a **stage** is a chain of residual sums each of whose stream is the previous sum's output (through ops that
-  keep the norm, e.g. a ReLU after the sum); a projection shortcut starts a new stage, and ``B_k`` is the chain's
+  keep the norm, e.g. a ReLU after the sum); a projection shortcut starts a new stage, and `B_k` is the chain's
   length (docs/method.md §3.4, "stage-wise");
 - an **energy pass** follows the expected squared norm per position through the graph: a WN layer multiplies it
-  by its gamma, an activation by its second moment (:mod:`wninit.structure.activations`), a sum adds its operands'.
+  by its gamma, an activation by its second moment (`wninit.structure.activations`), a sum adds its operands'.
 
-From these, each WN layer gets a :class:`wninit.structure.roles.Role`: ``hidden``/``stem``/``head``/``linear`` outside
-residual branches, ``block_in``/``block_out`` inside one, ``shortcut`` on a skip path, with the energy factor of
-what follows it (``follow``) and, for a branch's last layer, the energy it receives relative to its stream
-(``branch_ratio``). Models that ``torch.fx`` cannot trace raise :class:`TraceFailure`.
+From these, each WN layer gets a [`wninit.structure.roles.Role`][]: `hidden`/`stem`/`head`/`linear` outside
+residual branches, `block_in`/`block_out` inside one, `shortcut` on a skip path, with the energy factor of
+what follows it (`follow`) and, for a branch's last layer, the energy it receives relative to its stream
+(`branch_ratio`). Models that `torch.fx` cannot trace raise [`TraceFailure`][wninit.structure.trace.TraceFailure].
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class TraceFailure(RuntimeError):
 
 @dataclass(frozen=True)
 class ResidualSum:
-    """One residual sum: ``node`` adds the ``branch`` (from ``stream``) to the skip (``stream`` or its projection)."""
+    """One residual sum: `node` adds the `branch` (from `stream`) to the skip (`stream` or its projection)."""
     node: str
     stream: str
     branch_end: str  # the WN layer (module name) whose output the branch adds
@@ -52,7 +52,7 @@ class ResidualSum:
 
 @dataclass
 class Structure:
-    """The result of :func:`discover`: a discovered role per WN layer, the residual sums, the traced graph."""
+    """The result of [`discover`][wninit.structure.trace.discover]: a discovered role per WN layer, the residual sums, the traced graph."""
     roles: dict[str, Role]
     rules: dict[str, str]
     sums: list[ResidualSum]
@@ -89,9 +89,9 @@ class _Tracer(fx.Tracer):
 
 
 def trace(model: nn.Module) -> fx.Graph:
-    """The model's graph; raises :class:`TraceFailure` with torch.fx's reason when it cannot be traced.
+    """The model's graph; raises [`TraceFailure`][wninit.structure.trace.TraceFailure] with torch.fx's reason when it cannot be traced.
 
-    Only what the model's code raises under symbolic tracing is a :class:`TraceFailure`; an error raised by
+    Only what the model's code raises under symbolic tracing is a [`TraceFailure`][wninit.structure.trace.TraceFailure]; an error raised by
     wninit's own leaf predicate is a bug and propagates with its traceback.
     """
     tracer = _Tracer()
@@ -104,7 +104,7 @@ def trace(model: nn.Module) -> fx.Graph:
 
 
 def _skip_origins(G: Graph, n: fx.Node) -> list[tuple[fx.Node, fx.Node | None]]:
-    """Where a skip operand may start, ``(stream, projection)``: back through shape ops (identity skip), then
+    """Where a skip operand may start, `(stream, projection)`: back through shape ops (identity skip), then
     on through one WN layer and shape ops (projection shortcut)."""
     def through_shape_ops(m):
         while G.is_shape_op(m) and G.tensor_inputs(m):
@@ -117,8 +117,8 @@ def _skip_origins(G: Graph, n: fx.Node) -> list[tuple[fx.Node, fx.Node | None]]:
 
 
 def _branch(G: Graph, x: fx.Node, operand: fx.Node) -> list[fx.Node] | None:
-    """The nodes computed from ``x`` alone that lead to ``operand``, or None when the operand mixes in
-    another tensor (then the sum is not a residual sum of ``x``) or does not reach ``x`` at all."""
+    """The nodes computed from `x` alone that lead to `operand`, or None when the operand mixes in
+    another tensor (then the sum is not a residual sum of `x`) or does not reach `x` at all."""
     lo, seen, stack, found = G.index[x], {operand}, [operand], False
     while stack:
         n = stack.pop()
@@ -134,7 +134,7 @@ def _branch(G: Graph, x: fx.Node, operand: fx.Node) -> list[fx.Node] | None:
 
 
 def _residual(G: Graph, n: fx.Node):
-    """``(stream, projection, branch nodes, branch operand)`` when ``n`` is a residual sum, else None."""
+    """`(stream, projection, branch nodes, branch operand)` when `n` is a residual sum, else None."""
     a, b = G.operands(n)
     for skip, other in ((a, b), (b, a)):
         for x, projection in _skip_origins(G, skip):
@@ -181,7 +181,7 @@ def _approximations(G: Graph, nodes: list[fx.Node]) -> tuple[str, ...]:
 
 
 def _stages(G: Graph, sums: list[tuple]) -> tuple[list[tuple[int, int, int]], set[int]]:
-    """``(stage, block, B_k)`` per residual sum: chains whose stream is the previous sum's output; and the
+    """`(stage, block, B_k)` per residual sum: chains whose stream is the previous sum's output; and the
     chains that continue through an activation (post-activation blocks: a ReLU after each sum)."""
     chain_of, position, lengths, post = {}, {}, [], set()
     for n, x, projection, *_ in sums:
@@ -206,16 +206,16 @@ TRACED_BY = ("fx", "by running")
 
 
 def discover(model: nn.Module, layers: str = "wn", *, example_inputs=None) -> Structure:
-    """Trace ``model`` and give every WN layer its discovered role (docs/method.md §3.7, §3.9).
+    """Trace `model` and give every WN layer its discovered role (docs/method.md §3.7, §3.9).
 
-    ``layers="any"`` treats every Linear/Conv layer, weight-normed or not, as a layer (the normalizer-free
-    peers of :mod:`wninit.peers` find the residual branches of plain networks this way); the default
-    ``"wn"`` looks at weight-normed layers only. With ``example_inputs`` (a tensor, a tuple of positional
+    `layers="any"` treats every Linear/Conv layer, weight-normed or not, as a layer (the normalizer-free
+    peers of [`wninit.peers`][] find the residual branches of plain networks this way); the default
+    `"wn"` looks at weight-normed layers only. With `example_inputs` (a tensor, a tuple of positional
     arguments or a dict of keyword arguments) the graph is the dataflow of one real forward pass
-    (:func:`wninit.structure.record.record`), so models torch.fx cannot trace are discovered too.
+    (`wninit.structure.record.record`), so models torch.fx cannot trace are discovered too.
 
     Raises:
-        TraceFailure: no ``example_inputs`` and torch.fx cannot trace the model.
+        TraceFailure: no `example_inputs` and torch.fx cannot trace the model.
     """
     if layers not in LAYER_KINDS:
         raise UserError(f"layers must be one of {', '.join(LAYER_KINDS)}, got {layers!r}")

@@ -2,8 +2,8 @@
 and dim under the three APIs (wninit's layers, torch's parametrizations, torch's legacy hook), a model's
 conversion and lifecycle, and state dicts between the APIs.
 
-``weight_norm`` here wraps a whole model (as ``wninit.weight_norm``); one layer is wrapped by
-``wninit.weightnorm.access.weight_norm``.
+`weight_norm` here wraps a whole model (as `wninit.weight_norm`); one layer is wrapped by
+`wninit.weightnorm.access.weight_norm`.
 """
 from wninit.weightnorm.access import (APIS, effective_weight, gain_parameters, is_weight_normed, layer_kind, set_g_,
                                       set_v_, weight_normed_layers, wn_api, wn_dim, wn_g, wn_parameters, wn_v)

@@ -1,16 +1,16 @@
 """Weight normalization for Linear, Conv and ConvTranspose layers, whichever API holds it.
 
-``w_u = g_u * v_u / ||v_u||`` per normalized unit ``u`` (Salimans & Kingma 2016; docs/method.md §2.1). The unit is a
-slice of the weight along ``dim``: ``dim=0`` (the default of every API) is one output unit of a Linear or
-Conv, but one *input* channel of a ConvTranspose, whose weight is ``(C_in, C_out/groups, *k)``;
-``dim=None`` normalizes the whole weight as one unit. Every ``dim`` is read from the API that holds it
-(:func:`wn_dim`). Three implementations are read and written through one API (:func:`wn_g`,
-:func:`wn_v`, :func:`set_g_`, :func:`set_v_`); the formula itself is :func:`wninit.weightnorm.formula.wn_weight`:
+`w_u = g_u * v_u / ||v_u||` per normalized unit `u` (Salimans & Kingma 2016; docs/method.md §2.1). The unit is a
+slice of the weight along `dim`: `dim=0` (the default of every API) is one output unit of a Linear or
+Conv, but one *input* channel of a ConvTranspose, whose weight is `(C_in, C_out/groups, *k)`;
+`dim=None` normalizes the whole weight as one unit. Every `dim` is read from the API that holds it
+([`wn_dim`][wninit.weightnorm.access.wn_dim]). Three implementations are read and written through one API ([`wn_g`][wninit.weightnorm.access.wn_g],
+[`wn_v`][wninit.weightnorm.access.wn_v], [`set_g_`][wninit.weightnorm.access.set_g_], [`set_v_`][wninit.weightnorm.access.set_v_]); the formula itself is [`wninit.weightnorm.formula.wn_weight`][]:
 
-- ``"wninit"``: this package's layers (:class:`WNLinear`, :class:`WNConv2d`, :class:`WNConvTranspose1d`,
-  ...), parameters ``g`` of shape ``(units,)`` and ``v`` of the weight's shape; what the suite's models use;
-- ``"torch"``: ``torch.nn.utils.parametrizations.weight_norm`` (the current PyTorch API);
-- ``"legacy"``: the deprecated ``torch.nn.utils.weight_norm`` (``weight_g``/``weight_v``), kept for
+- `"wninit"`: this package's layers ([`WNLinear`][wninit.weightnorm.layers.WNLinear], [`WNConv2d`][wninit.weightnorm.layers.WNConv2d], [`WNConvTranspose1d`][wninit.weightnorm.layers.WNConvTranspose1d],
+  ...), parameters `g` of shape `(units,)` and `v` of the weight's shape; what the suite's models use;
+- `"torch"`: `torch.nn.utils.parametrizations.weight_norm` (the current PyTorch API);
+- `"legacy"`: the deprecated `torch.nn.utils.weight_norm` (`weight_g`/`weight_v`), kept for
   users' existing models.
 """
 from __future__ import annotations
@@ -58,7 +58,7 @@ _SUPPORTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn
 
 
 def layer_kind(layer: nn.Module) -> str | None:
-    """The torch layer kind of ``layer`` (``"Linear"``, ``"ConvTranspose1d"``, ...), WN or not; None for others."""
+    """The torch layer kind of `layer` (`"Linear"`, `"ConvTranspose1d"`, ...), WN or not; None for others."""
     for kind in _SUPPORTED:
         if isinstance(layer, kind):
             return kind.__name__
@@ -73,7 +73,7 @@ def _legacy_hook(layer: nn.Module):
 
 
 def wn_api(layer: nn.Module) -> str | None:
-    """Which weight-norm API wraps ``layer``'s weight: ``"wninit"``, ``"torch"``, ``"legacy"`` or None."""
+    """Which weight-norm API wraps `layer`'s weight: `"wninit"`, `"torch"`, `"legacy"` or None."""
     if isinstance(layer, _WeightNormMixin) and "v" in layer._parameters:
         return "wninit"
     if parametrize.is_parametrized(layer, "weight"):
@@ -86,12 +86,12 @@ def wn_api(layer: nn.Module) -> str | None:
 
 
 def is_weight_normed(layer: nn.Module) -> bool:
-    """True when ``layer`` is a Linear/Conv/ConvTranspose whose weight is weight-normalized by any supported API."""
+    """True when `layer` is a Linear/Conv/ConvTranspose whose weight is weight-normalized by any supported API."""
     return wn_api(layer) is not None
 
 
 def _check_dim(dim, layer: nn.Module) -> int | None:
-    """``dim`` as a weight dimension of ``layer`` (None: the whole weight), or one sentence on what is wrong."""
+    """`dim` as a weight dimension of `layer` (None: the whole weight), or one sentence on what is wrong."""
     rank = 2 if isinstance(layer, nn.Linear) else 2 + len(layer.kernel_size)
     if dim is None or (isinstance(dim, int) and not isinstance(dim, bool) and 0 <= dim < rank):
         return dim
@@ -102,13 +102,13 @@ def _check_dim(dim, layer: nn.Module) -> int | None:
 def weight_norm(layer: nn.Module, api: str = "wninit", dim: int | None = 0) -> nn.Module:
     """Wrap one Linear, Conv{1,2,3}d or ConvTranspose{1,2,3}d layer with weight norm, in place, preserving its function.
 
-    ``g`` is set to ``||v||`` with ``v`` the current weight, so the output is unchanged (as PyTorch does).
-    For a whole model (every layer, BatchNorm removed), use :func:`wninit.weight_norm`.
+    `g` is set to `||v||` with `v` the current weight, so the output is unchanged (as PyTorch does).
+    For a whole model (every layer, BatchNorm removed), use [`wninit.weight_norm`][wninit.weightnorm.convert.weight_norm].
 
     Args:
-        layer: an ``nn.Linear``, ``nn.Conv{1,2,3}d`` or ``nn.ConvTranspose{1,2,3}d`` not yet weight-normalized.
-        api: ``"wninit"`` (this package's layer), ``"torch"`` (parametrizations) or ``"legacy"``.
-        dim: the weight dim whose slices get one ``g`` each, as in torch (0: output units of a Linear or
+        layer: an `nn.Linear`, `nn.Conv{1,2,3}d` or `nn.ConvTranspose{1,2,3}d` not yet weight-normalized.
+        api: `"wninit"` (this package's layer), `"torch"` (parametrizations) or `"legacy"`.
+        dim: the weight dim whose slices get one `g` each, as in torch (0: output units of a Linear or
             Conv, input channels of a ConvTranspose); None normalizes the whole weight.
 
     Examples:
@@ -140,7 +140,7 @@ def weight_norm(layer: nn.Module, api: str = "wninit", dim: int | None = 0) -> n
 
 
 def _direct_zero_units(layer: nn.Module, api: str, dim: int | None) -> None:
-    """Give every unit wrapped with ``g = ||w_u|| = 0`` a defined direction (:func:`zero_units_directed`), in place."""
+    """Give every unit wrapped with `g = ||w_u|| = 0` a defined direction (`zero_units_directed`), in place."""
     _, g, v = wn_parameters(layer, api)
     if g.device.type == "meta":  # shapes without values (a model built on the meta device): nothing to read
         return
@@ -155,12 +155,12 @@ def _direct_zero_units(layer: nn.Module, api: str, dim: int | None) -> None:
 
 
 def zero_units_directed(v: torch.Tensor, norms: torch.Tensor, dim: int | None) -> torch.Tensor:
-    """``v`` with every unit whose norm (``norms``, one per unit) is 0 set to the constant unit direction
-    ``1/sqrt(n_u)``; ``v`` itself when there is none.
+    """`v` with every unit whose norm (`norms`, one per unit) is 0 set to the constant unit direction
+    `1/sqrt(n_u)`; `v` itself when there is none.
 
-    A zero unit (a zero-initialized head) wrapped with ``g = ||w_u|| = 0`` would compute ``0 * 0/0``, NaN,
-    under every API. With this direction it computes ``w_u = 0`` as before, its gradients are finite, and
-    ``g_u`` learns along it; no random number is drawn (docs/lifecycle.md, "A zero weight").
+    A zero unit (a zero-initialized head) wrapped with `g = ||w_u|| = 0` would compute `0 * 0/0`, NaN,
+    under every API. With this direction it computes `w_u = 0` as before, its gradients are finite, and
+    `g_u` learns along it; no random number is drawn (docs/lifecycle.md, "A zero weight").
     """
     zero = norms.reshape(-1) == 0
     if not zero.any():
@@ -169,11 +169,11 @@ def zero_units_directed(v: torch.Tensor, norms: torch.Tensor, dim: int | None) -
 
 
 def wn_parameters(layer: nn.Module, api: str | None = None) -> tuple[str, torch.Tensor, torch.Tensor]:
-    """``(api, g, v)`` of a weight-normalized layer in one lookup: the API's name and its raw parameters
-    (``g`` in the API's own shape, e.g. ``(C_out, 1, 1, 1)`` for torch's). For code that writes both in
-    place under ``torch.no_grad()``, as ``initialize`` does on 10,000-layer nets; the legacy API then needs
-    :func:`set_v_` to refresh its cached weight. ``api``: the layer's :func:`wn_api`, when the
-    caller has it already (the lookup is then skipped). Which dim ``g`` runs along: :func:`wn_dim`."""
+    """`(api, g, v)` of a weight-normalized layer in one lookup: the API's name and its raw parameters
+    (`g` in the API's own shape, e.g. `(C_out, 1, 1, 1)` for torch's). For code that writes both in
+    place under `torch.no_grad()`, as `initialize` does on 10,000-layer nets; the legacy API then needs
+    [`set_v_`][wninit.weightnorm.access.set_v_] to refresh its cached weight. `api`: the layer's [`wn_api`][wninit.weightnorm.access.wn_api], when the
+    caller has it already (the lookup is then skipped). Which dim `g` runs along: [`wn_dim`][wninit.weightnorm.access.wn_dim]."""
     api = api or wn_api(layer)
     if api == "wninit":
         params = layer._parameters  # direct: initialize() calls this for every layer of 10,000-layer nets
@@ -186,10 +186,10 @@ def wn_parameters(layer: nn.Module, api: str | None = None) -> tuple[str, torch.
 
 
 def wn_dim(layer: nn.Module, api: str | None = None) -> int | None:
-    """The weight dim along which ``layer`` has one ``g`` per slice (its normalized units), None for the whole weight.
+    """The weight dim along which `layer` has one `g` per slice (its normalized units), None for the whole weight.
 
-    Read from the API: the wninit layer's ``wn_dim``, the torch parametrization's ``dim``, the legacy
-    hook's ``dim``; torch stores ``dim=None`` as ``-1``, read back here as None.
+    Read from the API: the wninit layer's `wn_dim`, the torch parametrization's `dim`, the legacy
+    hook's `dim`; torch stores `dim=None` as `-1`, read back here as None.
 
     Examples:
         >>> wn_dim(weight_norm(nn.ConvTranspose1d(4, 8, 3), "torch"))  # torch's default: per input channel
@@ -214,10 +214,10 @@ def wn_dim(layer: nn.Module, api: str | None = None) -> int | None:
 
 
 def wn_g(layer: nn.Module) -> torch.Tensor:
-    """The gains ``g`` of a weight-normalized layer, one per normalized unit: a ``(units,)`` view of its parameter.
+    """The gains `g` of a weight-normalized layer, one per normalized unit: a `(units,)` view of its parameter.
 
-    Under any API (``wninit``'s ``g``, torch's ``original0``, the legacy ``weight_g``); the units run along
-    :func:`wn_dim`. Named for the paper's ``g`` of ``w = g v/||v||``, not ``torch.nn.init.calculate_gain``'s
+    Under any API (`wninit`'s `g`, torch's `original0`, the legacy `weight_g`); the units run along
+    [`wn_dim`][wninit.weightnorm.access.wn_dim]. Named for the paper's `g` of `w = g v/||v||`, not `torch.nn.init.calculate_gain`'s
     multiplier.
 
     Examples:
@@ -228,7 +228,7 @@ def wn_g(layer: nn.Module) -> torch.Tensor:
 
 
 def wn_v(layer: nn.Module) -> torch.Tensor:
-    """The direction parameter ``v`` of a weight-normalized layer, under any API (the weight's shape).
+    """The direction parameter `v` of a weight-normalized layer, under any API (the weight's shape).
 
     Examples:
         >>> wn_v(weight_norm(nn.Conv2d(3, 8, 3))).shape
@@ -246,11 +246,11 @@ def _refresh_legacy(layer: nn.Module) -> None:
 
 
 def set_g_(layer: nn.Module, value: torch.Tensor | float) -> torch.Tensor:
-    """Fill the gains ``g`` of a weight-normalized layer with ``value``, in place; returns them as :func:`wn_g` does.
+    """Fill the gains `g` of a weight-normalized layer with `value`, in place; returns them as [`wn_g`][wninit.weightnorm.access.wn_g] does.
 
     Args:
         layer: a layer weight-normalized under any API.
-        value: one number for every unit, or one per normalized unit (:func:`wn_dim`), any shape with that
+        value: one number for every unit, or one per normalized unit ([`wn_dim`][wninit.weightnorm.access.wn_dim]), any shape with that
             many elements.
 
     Examples:
@@ -269,7 +269,7 @@ def set_g_(layer: nn.Module, value: torch.Tensor | float) -> torch.Tensor:
 
 
 def set_v_(layer: nn.Module, value: torch.Tensor) -> torch.Tensor:
-    """Copy ``value`` (the weight's shape) into the direction ``v`` of a weight-normalized layer; returns ``v``.
+    """Copy `value` (the weight's shape) into the direction `v` of a weight-normalized layer; returns `v`.
 
     Examples:
         >>> v = set_v_(weight_norm(nn.Linear(4, 3)), torch.eye(3, 4))
@@ -283,8 +283,8 @@ def set_v_(layer: nn.Module, value: torch.Tensor) -> torch.Tensor:
 
 
 def effective_weight(layer: nn.Module) -> torch.Tensor:
-    """The weight the layer computes with: ``g*v/||v||`` for a WN layer (:func:`wninit.weightnorm.formula.wn_weight`,
-    by plain autograd ops), ``weight`` otherwise."""
+    """The weight the layer computes with: `g*v/||v||` for a WN layer ([`wninit.weightnorm.formula.wn_weight`][],
+    by plain autograd ops), `weight` otherwise."""
     if not is_weight_normed(layer):
         return layer.weight
     _, g, v = wn_parameters(layer)
@@ -292,10 +292,10 @@ def effective_weight(layer: nn.Module) -> torch.Tensor:
 
 
 def weight_normed_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``(name, layer)`` for every weight-normalized layer of ``model``, in registration order."""
+    """`(name, layer)` for every weight-normalized layer of `model`, in registration order."""
     return [(name, m) for name, m in model.named_modules() if is_weight_normed(m)]
 
 
 def gain_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """The ``g`` parameters of every weight-normalized layer (for e.g. exempting them from weight decay)."""
+    """The `g` parameters of every weight-normalized layer (for e.g. exempting them from weight decay)."""
     return [wn_parameters(m)[1] for _, m in weight_normed_layers(model)]

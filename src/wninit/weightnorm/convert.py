@@ -23,7 +23,7 @@ __all__ = ["weight_norm"]
 
 
 def _excluded(names: set[str], exclude: Iterable[str | nn.Module], model: nn.Module) -> set[str]:
-    """Every module name under ``exclude`` (names or modules of ``model``); one sentence for one not in it."""
+    """Every module name under `exclude` (names or modules of `model`); one sentence for one not in it."""
     roots = set()
     by_id = {id(m): n for n, m in model.named_modules()}
     for item in exclude:
@@ -45,11 +45,11 @@ _PROBE_SHAPE = {nn.BatchNorm1d: (3, 4), nn.BatchNorm3d: (2, 2, 2, 2)}  # the res
 
 
 def _kept_part(name: str, norm: nn.modules.batchnorm._BatchNorm) -> nn.Module:
-    """What takes a BatchNorm's place: ``nn.Identity``, or the activation a fused BatchNorm applies after
-    normalizing (timm's ``BatchNormAct2d`` and the like), or one sentence naming the layer.
+    """What takes a BatchNorm's place: `nn.Identity`, or the activation a fused BatchNorm applies after
+    normalizing (timm's `BatchNormAct2d` and the like), or one sentence naming the layer.
 
-    A subclass that overrides ``forward`` may apply more than the normalization. Its part is identified
-    when at most one child is not an ``nn.Identity``, and checked: on a seeded probe input, in eval mode, on
+    A subclass that overrides `forward` may apply more than the normalization. Its part is identified
+    when at most one child is not an `nn.Identity`, and checked: on a seeded probe input, in eval mode, on
     a copy, its forward must equal that child applied to torch's own BatchNorm forward.
     """
     if type(norm).forward in _BN_FORWARDS:
@@ -75,7 +75,7 @@ def _kept_part(name: str, norm: nn.modules.batchnorm._BatchNorm) -> nn.Module:
 
 def _to_wrap(model: nn.Module, api: str, dim: int | None, exclude: Iterable[str | nn.Module],
              remove_batchnorm: bool = False) -> tuple[list[nn.Module], dict[str, nn.Module]]:
-    """The layers :func:`weight_norm` wraps and, with ``remove_batchnorm``, each BatchNorm's name and what takes
+    """The layers [`weight_norm`][wninit.weightnorm.convert.weight_norm] wraps and, with `remove_batchnorm`, each BatchNorm's name and what takes
     its place, after every check: bad input leaves the model as it was."""
     modules = dict(model.named_modules())
     skip = _excluded(set(modules), exclude, model)
@@ -106,29 +106,30 @@ def weight_norm(module: nn.Module, api: str = "wninit", dim: int | None = 0, *, 
     Networks" - Salimans & Kingma (2016), in the setting of "How to Initialize your Network? Robust
     Initialization for WeightNorm & ResNets" - Arpit, Campos & Bengio (2019): each layer computes
 
-    .. math::
-        w_u = g_u \, v_u / \lVert v_u \rVert
+    $$
+    w_u = g_u \, v_u / \lVert v_u \rVert
+    $$
 
-    per normalized unit ``u`` (the weight's slices along ``dim``), with ``g = ||v||`` at wrapping, so every
+    per normalized unit `u` (the weight's slices along `dim`), with `g = ||v||` at wrapping, so every
     wrapped layer computes what it did before. Layers already weight-normalized (any API) are left as
     they are. The classifier is wrapped too (the converter does not guess which layer it is): the
-    paper's models keep it plain, which ``exclude=["fc"]`` (its name) reproduces.
+    paper's models keep it plain, which `exclude=["fc"]` (its name) reproduces.
 
     Args:
         module: one layer, or a model.
-        api: ``"wninit"`` (this package's layers), ``"torch"`` (parametrizations) or ``"legacy"``.
+        api: `"wninit"` (this package's layers), `"torch"` (parametrizations) or `"legacy"`.
         dim: the weight dim of the normalized units, as in torch (0: output units of a Linear or Conv,
             input channels of a ConvTranspose); None normalizes each weight as one unit.
-        remove_batchnorm: replace every BatchNorm (1d/2d/3d, SyncBatchNorm) by ``nn.Identity``; a BatchNorm
-            with a fused activation (timm's ``BatchNormAct2d``: a subclass whose forward also applies its
-            ``act`` child) by that activation, or one sentence naming it when what it applies cannot be
+        remove_batchnorm: replace every BatchNorm (1d/2d/3d, SyncBatchNorm) by `nn.Identity`; a BatchNorm
+            with a fused activation (timm's `BatchNormAct2d`: a subclass whose forward also applies its
+            `act` child) by that activation, or one sentence naming it when what it applies cannot be
             identified. Layers keep
             their bias setting: a conv that fed a BatchNorm usually has none, which is what a zero bias
             (the proposed init's) computes at initialization.
-        exclude: names (as ``named_modules`` spells them) or modules whose layers stay as they are.
+        exclude: names (as `named_modules` spells them) or modules whose layers stay as they are.
 
     Returns:
-        ``module``, changed in place.
+        `module`, changed in place.
 
     Examples:
         >>> model = weight_norm(torchvision.models.resnet50(), remove_batchnorm=True, exclude=["fc"])

@@ -1,9 +1,9 @@
-r"""The weight-norm formula, written once: ``w_u = g_u v_u / ||v_u||`` per normalized unit ``u``.
+r"""The weight-norm formula, written once: `w_u = g_u v_u / ||v_u||` per normalized unit `u`.
 
 Weight normalization - Salimans & Kingma (2016), docs/method.md §2.1. Every place in wninit that turns
-``g`` and ``v`` into a weight calls :func:`wn_weight`: the WN layers' forward, ``effective_weight``,
-the float64 fold of checkpoints and ``remove_weight_norm``, the stacked ensemble's members, the
-plain layers ``initialize`` writes ``g v/||v||`` into. A leaf module: it needs torch only.
+`g` and `v` into a weight calls [`wn_weight`][wninit.weightnorm.formula.wn_weight]: the WN layers' forward, `effective_weight`,
+the float64 fold of checkpoints and `remove_weight_norm`, the stacked ensemble's members, the
+plain layers `initialize` writes `g v/||v||` into. A leaf module: it needs torch only.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ _G_VIEW = {rank: (-1,) + (1,) * (rank - 1) for rank in range(1, 6)}
 
 
 def unit_norms(v: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
-    """``||v_u||`` for every normalized unit ``u`` of ``v`` along ``dim`` (None: the whole tensor), shape ``(units,)``."""
+    """`||v_u||` for every normalized unit `u` of `v` along `dim` (None: the whole tensor), shape `(units,)`."""
     if dim == 0:
         return v.flatten(1).norm(dim=1)
     if dim is None:
@@ -25,28 +25,29 @@ def unit_norms(v: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
 
 
 def _unit_shape(g: torch.Tensor, v: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
-    """``g`` viewed to broadcast one value per unit along ``dim`` against ``v``."""
+    """`g` viewed to broadcast one value per unit along `dim` against `v`."""
     return g.view(tuple(-1 if d == dim else 1 for d in range(v.dim())))
 
 
 def wn_weight(v: torch.Tensor, g: torch.Tensor | float, dim: int | None = 0, *, fused: bool = True) -> torch.Tensor:
-    r"""The weight ``w`` of a weight-normalized layer from its direction ``v`` and gains ``g``.
+    r"""The weight `w` of a weight-normalized layer from its direction `v` and gains `g`.
 
     From "Weight Normalization: A Simple Reparameterization to Accelerate Training of Deep Neural
     Networks" - Salimans & Kingma (2016), as used by "How to Initialize your Network? Robust
     Initialization for WeightNorm & ResNets" - Arpit, Campos & Bengio (2019), docs/method.md §2.1:
 
-    .. math::
-        w_u = g_u \, v_u / \lVert v_u \rVert
+    $$
+    w_u = g_u \, v_u / \lVert v_u \rVert
+    $$
 
-    per normalized unit ``u``, the slices of ``v`` along ``dim``. ``fused=True`` runs ATen's fused
-    weight-norm kernel, what ``torch.nn.utils.parametrizations.weight_norm`` runs: one op forward, one
-    backward, bit for bit torch's weight norm; its double backward drops the ``d||v||/dv`` term (torch
-    2.x). ``fused=False`` is the composite ``v * (g/||v||)`` of plain autograd ops, exact to second order.
+    per normalized unit `u`, the slices of `v` along `dim`. `fused=True` runs ATen's fused
+    weight-norm kernel, what `torch.nn.utils.parametrizations.weight_norm` runs: one op forward, one
+    backward, bit for bit torch's weight norm; its double backward drops the `d||v||/dv` term (torch
+    2.x). `fused=False` is the composite `v * (g/||v||)` of plain autograd ops, exact to second order.
 
     Args:
         v: the direction, the weight's shape.
-        g: one gain per unit (any shape with that many elements); with ``fused=False`` also one number
+        g: one gain per unit (any shape with that many elements); with `fused=False` also one number
             for every unit.
         dim: the weight dim of the normalized units (0: output units of a Linear or Conv, as every API's
             default), None for the whole weight as one unit.

@@ -1,9 +1,9 @@
-"""wninit's weight-normalized layers: ``WNLinear``, ``WNConv{1,2,3}d``, ``WNConvTranspose{1,2,3}d``.
+"""wninit's weight-normalized layers: `WNLinear`, `WNConv{1,2,3}d`, `WNConvTranspose{1,2,3}d`.
 
-Each replaces its ``weight`` parameter by ``g`` (one per normalized unit) and ``v`` (the weight's shape) and
-computes ``w = g v/||v||`` (:func:`wninit.weightnorm.formula.wn_weight`, docs/method.md §2.1) at every forward, with
-ATen's fused kernel, or with plain autograd ops inside :func:`twice_differentiable`. The functional API
-that reads and writes them like torch's two weight-norm APIs is :mod:`wninit.weightnorm.access`.
+Each replaces its `weight` parameter by `g` (one per normalized unit) and `v` (the weight's shape) and
+computes `w = g v/||v||` ([`wninit.weightnorm.formula.wn_weight`][], docs/method.md §2.1) at every forward, with
+ATen's fused kernel, or with plain autograd ops inside [`twice_differentiable`][wninit.weightnorm.layers.twice_differentiable]. The functional API
+that reads and writes them like torch's two weight-norm APIs is `wninit.weightnorm.access`.
 """
 from __future__ import annotations
 
@@ -24,12 +24,12 @@ _TWICE_DIFFERENTIABLE: ContextVar[bool] = ContextVar("wninit_twice_differentiabl
 
 @contextmanager
 def twice_differentiable():
-    """Inside, wninit's WN layers compute ``w`` with plain autograd ops, so second derivatives are exact.
+    """Inside, wninit's WN layers compute `w` with plain autograd ops, so second derivatives are exact.
 
-    Use it around the forward pass of anything that differentiates twice (``create_graph=True``:
+    Use it around the forward pass of anything that differentiates twice (`create_graph=True`:
     Hessian-vector products, gradient penalties). Outside, the layers use ATen's fused weight-norm
-    kernel, as torch's own ``weight_norm`` does, and its double backward drops the ``d||v||/dv`` term
-    (torch 2.x): second derivatives wrt ``v`` through it are wrong, first derivatives are exact.
+    kernel, as torch's own `weight_norm` does, and its double backward drops the `d||v||/dv` term
+    (torch 2.x): second derivatives wrt `v` through it are wrong, first derivatives are exact.
 
     Examples:
         >>> with twice_differentiable():
@@ -43,9 +43,9 @@ def twice_differentiable():
 
 
 def _wn_weight(v: torch.Tensor, g: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
-    """The layers' ``w``: :func:`wn_weight` by the fused kernel, by the composite inside :func:`twice_differentiable`.
+    """The layers' `w`: [`wn_weight`][wninit.weightnorm.formula.wn_weight] by the fused kernel, by the composite inside [`twice_differentiable`][wninit.weightnorm.layers.twice_differentiable].
 
-    Second order goes through :func:`twice_differentiable`, but not inside ``torch.compile``, which always
+    Second order goes through [`twice_differentiable`][wninit.weightnorm.layers.twice_differentiable], but not inside `torch.compile`, which always
     takes the fused kernel.
     """
     # torch.compile cannot trace ContextVar.get: reading it broke the graph at every WN layer, and
@@ -56,11 +56,11 @@ def _wn_weight(v: torch.Tensor, g: torch.Tensor, dim: int | None = 0) -> torch.T
 
 
 class _WeightNormMixin:
-    """Replaces a layer's ``weight`` parameter by ``g`` (per output unit) and ``v`` (its direction).
+    """Replaces a layer's `weight` parameter by `g` (per output unit) and `v` (its direction).
 
-    ``weight`` stays readable: it is computed as ``g * v/||v||``, so code that reads ``layer.weight``
-    keeps working. Nothing is cached across calls: ``v`` and ``g`` change at every optimizer step.
-    ``wn_dim``: the weight dim whose slices are normalized (0 unless wrapped with another), None for all.
+    `weight` stays readable: it is computed as `g * v/||v||`, so code that reads `layer.weight`
+    keeps working. Nothing is cached across calls: `v` and `g` change at every optimizer step.
+    `wn_dim`: the weight dim whose slices are normalized (0 unless wrapped with another), None for all.
     """
 
     wn_dim: int | None = 0
@@ -93,7 +93,7 @@ class _WeightNormMixin:
 
 
 class WNLinear(_WeightNormMixin, nn.Linear):
-    """``nn.Linear`` with weight norm: ``y = (g * v/||v||) x + b``."""
+    """`nn.Linear` with weight norm: `y = (g * v/||v||) x + b`."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, **kw):
         super().__init__(in_features, out_features, bias, **kw)
@@ -115,15 +115,15 @@ class _WNConvNd(_WeightNormMixin):
 
 
 class WNConv1d(_WNConvNd, nn.Conv1d):
-    """``nn.Conv1d`` with weight norm, one ``g`` per output channel."""
+    """`nn.Conv1d` with weight norm, one `g` per output channel."""
 
 
 class WNConv2d(_WNConvNd, nn.Conv2d):
-    """``nn.Conv2d`` with weight norm, one ``g`` per output channel."""
+    """`nn.Conv2d` with weight norm, one `g` per output channel."""
 
 
 class WNConv3d(_WNConvNd, nn.Conv3d):
-    """``nn.Conv3d`` with weight norm, one ``g`` per output channel."""
+    """`nn.Conv3d` with weight norm, one `g` per output channel."""
 
 
 class _WNConvTransposeNd(_WeightNormMixin):
@@ -135,15 +135,15 @@ class _WNConvTransposeNd(_WeightNormMixin):
 
 
 class WNConvTranspose1d(_WNConvTransposeNd, nn.ConvTranspose1d):
-    """``nn.ConvTranspose1d`` with weight norm, one ``g`` per input channel (``dim=0``, torch's default)."""
+    """`nn.ConvTranspose1d` with weight norm, one `g` per input channel (`dim=0`, torch's default)."""
 
 
 class WNConvTranspose2d(_WNConvTransposeNd, nn.ConvTranspose2d):
-    """``nn.ConvTranspose2d`` with weight norm, one ``g`` per input channel (``dim=0``, torch's default)."""
+    """`nn.ConvTranspose2d` with weight norm, one `g` per input channel (`dim=0`, torch's default)."""
 
 
 class WNConvTranspose3d(_WNConvTransposeNd, nn.ConvTranspose3d):
-    """``nn.ConvTranspose3d`` with weight norm, one ``g`` per input channel (``dim=0``, torch's default)."""
+    """`nn.ConvTranspose3d` with weight norm, one `g` per input channel (`dim=0`, torch's default)."""
 
 
 _WN_CLASS = {nn.Linear: WNLinear, nn.Conv1d: WNConv1d, nn.Conv2d: WNConv2d, nn.Conv3d: WNConv3d,

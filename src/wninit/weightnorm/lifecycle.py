@@ -1,9 +1,9 @@
 """A weight-normalized model after its initialization: switch its API, fold it for inference, copy it.
 
-- :func:`switch_api` moves every layer's ``g`` and ``v`` to another API, bit for bit;
-- :func:`remove_weight_norm` folds ``g * v/||v||`` into plain weights (in float64, rounded once) under any
-  API, where torch's own removals each handle one API only; :func:`wninit.weight_norm` is its inverse;
-- :func:`copyable` / :func:`copy_model`: ``copy.deepcopy`` (and so ``AveragedModel``, EMA) refuses a
+- [`switch_api`][wninit.weightnorm.lifecycle.switch_api] moves every layer's `g` and `v` to another API, bit for bit;
+- [`remove_weight_norm`][wninit.weightnorm.lifecycle.remove_weight_norm] folds `g * v/||v||` into plain weights (in float64, rounded once) under any
+  API, where torch's own removals each handle one API only; [`wninit.weight_norm`][wninit.weightnorm.convert.weight_norm] is its inverse;
+- [`copyable`][wninit.weightnorm.lifecycle.copyable] / [`copy_model`][wninit.weightnorm.lifecycle.copy_model]: `copy.deepcopy` (and so `AveragedModel`, EMA) refuses a
   model with the legacy API, whose cached weight is a non-leaf tensor; these make it copy.
 """
 from __future__ import annotations
@@ -46,8 +46,8 @@ def _wn_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def _own_class(layer: nn.Module) -> None:
     """Give a parametrized layer a class of its own, a sibling of the one torch made for it.
 
-    ``copy.deepcopy`` keeps the class torch made for the original module, and removing a parametrization
-    deletes the ``weight`` property from that class: removed from a copy, the original (and every other
+    `copy.deepcopy` keeps the class torch made for the original module, and removing a parametrization
+    deletes the `weight` property from that class: removed from a copy, the original (and every other
     copy) would lose its weight.
     """
     cls = type(layer)
@@ -58,7 +58,7 @@ def _own_class(layer: nn.Module) -> None:
 def _drop_compat_hooks(layer: nn.Module) -> None:
     """Remove the load-state-dict hook torch's parametrized weight norm registers and its removal leaves behind.
 
-    The hook renames ``weight_g``/``weight_v`` keys to the parametrization's: left on a layer that has moved
+    The hook renames `weight_g`/`weight_v` keys to the parametrization's: left on a layer that has moved
     to the legacy API, it renames the layer's own keys away, and the model cannot load its own state dict.
     """
     hooks = layer._load_state_dict_pre_hooks
@@ -72,7 +72,7 @@ def _is_compat_hook(fn) -> bool:
 
 
 def _strip(layer: nn.Module, weight: torch.Tensor) -> None:
-    """Remove weight norm from ``layer`` under its API, leaving ``weight`` as its plain parameter."""
+    """Remove weight norm from `layer` under its API, leaving `weight` as its plain parameter."""
     api, _, v = wn_parameters(layer)
     requires_grad = v.requires_grad
     if api == "wninit":
@@ -91,23 +91,24 @@ def _strip(layer: nn.Module, weight: torch.Tensor) -> None:
 
 
 def remove_weight_norm(model: nn.Module) -> nn.Module:
-    r"""Fold every weight-normalized layer's ``g`` and ``v`` into a plain ``weight``, in place, under any API.
+    r"""Fold every weight-normalized layer's `g` and `v` into a plain `weight`, in place, under any API.
 
     Weight normalization - Salimans & Kingma (2016):
 
-    .. math::
-        w_u = g_u \, v_u / \lVert v_u \rVert
+    $$
+    w_u = g_u \, v_u / \lVert v_u \rVert
+    $$
 
     computed in float64 and rounded once to the parameter's dtype, so the plain model computes what the
     weight-normalized one did to that dtype's rounding, and the same weights on every device. The layers
-    become plain ``nn.Linear``/``nn.Conv*``; ``wninit.weight_norm(model)`` wraps them again with
-    ``g = ||w_u||``. The parameters are new tensors: build the optimizer after this call.
+    become plain `nn.Linear`/`nn.Conv*`; `wninit.weight_norm(model)` wraps them again with
+    `g = ||w_u||`. The parameters are new tensors: build the optimizer after this call.
 
     Args:
         model: a model (or one layer) with weight-normalized layers under any mix of the three APIs.
 
     Returns:
-        ``model``, changed in place.
+        `model`, changed in place.
 
     Examples:
         >>> model = remove_weight_norm(model.eval())  # for inference or export
@@ -124,18 +125,18 @@ def _wn_read(layer: nn.Module) -> tuple[str, torch.Tensor, torch.Tensor]:
 
 
 def switch_api(model: nn.Module, to: str) -> nn.Module:
-    """Move every weight-normalized layer of ``model`` to the weight-norm API ``to``, in place, bit for bit.
+    """Move every weight-normalized layer of `model` to the weight-norm API `to`, in place, bit for bit.
 
-    Each layer keeps its ``g``, ``v`` and ``dim``, so its effective weight ``g * v/||v||`` is unchanged;
-    layers already under ``to`` are left as they are. The moved parameters are new tensors: build the
-    optimizer after this call. For a state dict rather than a model: :func:`wninit.convert_state_dict`.
+    Each layer keeps its `g`, `v` and `dim`, so its effective weight `g * v/||v||` is unchanged;
+    layers already under `to` are left as they are. The moved parameters are new tensors: build the
+    optimizer after this call. For a state dict rather than a model: [`wninit.convert_state_dict`][wninit.weightnorm.state_dict.convert_state_dict].
 
     Args:
         model: a model (or one layer) with weight-normalized layers under any mix of the three APIs.
-        to: ``"wninit"`` (this package's layers), ``"torch"`` (parametrizations) or ``"legacy"``.
+        to: `"wninit"` (this package's layers), `"torch"` (parametrizations) or `"legacy"`.
 
     Returns:
-        ``model``, changed in place.
+        `model`, changed in place.
 
     Examples:
         >>> switch_api(hifigan_generator, "torch")  # off the deprecated torch.nn.utils.weight_norm
@@ -171,11 +172,11 @@ def _base(layer: nn.Module) -> type:
 
 @contextmanager
 def copyable(model: nn.Module):
-    """Inside, ``copy.deepcopy(model)`` works under every weight-norm API, so ``AveragedModel`` (EMA, SWA) does.
+    """Inside, `copy.deepcopy(model)` works under every weight-norm API, so `AveragedModel` (EMA, SWA) does.
 
     The legacy API keeps its computed weight as a plain attribute with a graph behind it, which
-    ``deepcopy`` refuses; inside, that cache is detached (it is recomputed at every forward), and it is put
-    back on exit. A copy is independent: its own ``g`` and ``v``, nothing shared with ``model``. With torch's
+    `deepcopy` refuses; inside, that cache is detached (it is recomputed at every forward), and it is put
+    back on exit. A copy is independent: its own `g` and `v`, nothing shared with `model`. With torch's
     parametrizations a deepcopy shares its class with the original, and removing the parametrization from
     one then breaks the other; on exit, the original's layers move to classes of their own.
 
@@ -201,7 +202,7 @@ def copyable(model: nn.Module):
 
 
 def copy_model(model: nn.Module) -> nn.Module:
-    """``copy.deepcopy(model)`` that works under every weight-norm API (see :func:`copyable`).
+    """`copy.deepcopy(model)` that works under every weight-norm API (see [`copyable`][wninit.weightnorm.lifecycle.copyable]).
 
     Examples:
         >>> frozen = copy_model(model)

@@ -1,17 +1,17 @@
 """Move a state dict's weight-norm parameters between the three APIs, or fold them into plain weights.
 
-A layer's ``g`` and ``v`` are stored under three key layouts (``docs/method.md §2.1`` defines
-``w_u = g_u v_u / ||v_u||``):
+A layer's `g` and `v` are stored under three key layouts (`docs/method.md §2.1` defines
+`w_u = g_u v_u / ||v_u||`):
 
-- ``"legacy"`` (``torch.nn.utils.weight_norm``): ``<layer>.weight_g``, ``<layer>.weight_v``, ``g`` shaped
-  like the weight with one size-1 axis everywhere but the normalized ``dim`` (a 0-d tensor for ``dim=None``);
-- ``"torch"`` (``torch.nn.utils.parametrizations.weight_norm``): ``<layer>.parametrizations.weight.original0``
-  and ``original1``, the same shapes;
-- ``"wninit"`` (this package's layers): ``<layer>.g`` of shape ``(units,)`` and ``<layer>.v``.
+- `"legacy"` (`torch.nn.utils.weight_norm`): `<layer>.weight_g`, `<layer>.weight_v`, `g` shaped
+  like the weight with one size-1 axis everywhere but the normalized `dim` (a 0-d tensor for `dim=None`);
+- `"torch"` (`torch.nn.utils.parametrizations.weight_norm`): `<layer>.parametrizations.weight.original0`
+  and `original1`, the same shapes;
+- `"wninit"` (this package's layers): `<layer>.g` of shape `(units,)` and `<layer>.v`.
 
-Only ``g``'s shape moves between the first three, so the effective weights stay bit for bit what they were.
-``"plain"`` folds ``g`` and ``v`` into ``<layer>.weight``, computed in float64 and rounded once. With a model
-as the target, every layer takes that model's layout (its API and ``dim``, plain where it has no weight
+Only `g`'s shape moves between the first three, so the effective weights stay bit for bit what they were.
+`"plain"` folds `g` and `v` into `<layer>.weight`, computed in float64 and rounded once. With a model
+as the target, every layer takes that model's layout (its API and `dim`, plain where it has no weight
 norm) and the result is checked against the model's keys and shapes.
 """
 from __future__ import annotations
@@ -36,10 +36,11 @@ _SUFFIX = {"legacy": ("weight_g", "weight_v"),
 
 
 def fold(g: torch.Tensor, v: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
-    r"""The plain weight ``g * v/||v||`` of a weight-normalized layer, computed in float64 and rounded once.
+    r"""The plain weight `g * v/||v||` of a weight-normalized layer, computed in float64 and rounded once.
 
-    .. math::
-        w_u = g_u \, v_u / \lVert v_u \rVert
+    $$
+    w_u = g_u \, v_u / \lVert v_u \rVert
+    $$
 
     Rounded once from float64, the result is the correctly rounded weight up to float64's own error, the
     same on every device, which the float32 kernels of the APIs are not (they differ in their last bits).
@@ -56,8 +57,8 @@ def fold(g: torch.Tensor, v: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
 
 
 def wn_layout(model: nn.Module) -> dict[str, tuple[str, int | None]]:
-    """``{key prefix: (api, dim)}`` for every Linear/Conv/ConvTranspose of ``model``; ``("plain", None)`` for the
-    layers without weight norm. The prefix is the layer's name and a dot (``""`` for the model itself)."""
+    """`{key prefix: (api, dim)}` for every Linear/Conv/ConvTranspose of `model`; `("plain", None)` for the
+    layers without weight norm. The prefix is the layer's name and a dot (`""` for the model itself)."""
     layout = {}
     for name, m in model.named_modules():
         if layer_kind(m) is None:
@@ -74,10 +75,10 @@ def _prefix(key: str, suffix: str) -> str | None:
 
 
 def _groups(state_dict: Mapping, layout: Mapping | None) -> dict[str, tuple[str, str, str | None]]:
-    """``{prefix: (api, g key, v key)}`` for each weight-normalized layer of ``state_dict``, found by its keys.
+    """`{prefix: (api, g key, v key)}` for each weight-normalized layer of `state_dict`, found by its keys.
 
-    ``<p>.g``/``<p>.v`` are read as a wninit layer when ``g`` is one value per unit of ``v``; with a model's
-    ``layout``, plain ``<p>.weight`` keys of its layers are taken too (to be weight-normalized).
+    `<p>.g`/`<p>.v` are read as a wninit layer when `g` is one value per unit of `v`; with a model's
+    `layout`, plain `<p>.weight` keys of its layers are taken too (to be weight-normalized).
     """
     groups = {}
     for key, value in state_dict.items():
@@ -103,7 +104,7 @@ def _wninit_pair(g, v) -> bool:
 
 
 def _unit_dims(api: str, g: torch.Tensor, v: torch.Tensor, g_key: str, v_key: str) -> list[int | None]:
-    """The dims ``g`` can hold one gain per unit of (several when they mean the same), the API's default first."""
+    """The dims `g` can hold one gain per unit of (several when they mean the same), the API's default first."""
     units = g.numel()
     dims = [d for d in range(v.dim()) if v.shape[d] == units]
     if api != "wninit":  # g keeps the weight's rank, one size-1 axis but the normalized one; 0-d for dim None
@@ -117,7 +118,7 @@ def _unit_dims(api: str, g: torch.Tensor, v: torch.Tensor, g_key: str, v_key: st
 
 
 def _emit(api: str, prefix: str, g: torch.Tensor, v: torch.Tensor, dim: int | None) -> dict[str, torch.Tensor]:
-    """The state dict entries of one layer under ``api``, from ``g`` of shape ``(units,)``."""
+    """The state dict entries of one layer under `api`, from `g` of shape `(units,)`."""
     g_suffix, v_suffix = _SUFFIX[api]
     if api == "plain":
         return {prefix + g_suffix: fold(g, v, dim)}
@@ -146,8 +147,8 @@ def _convert_layer(prefix, source, state_dict, target) -> dict[str, torch.Tensor
 
 
 def _wrapped(api: str, prefix: str, w: torch.Tensor, dim: int | None) -> dict[str, torch.Tensor]:
-    """The entries of a plain weight ``w`` weight-normalized under ``api``, as wrapping a layer does: ``g = ||w_u||``,
-    ``v = w`` (a zero unit's direction defined: :func:`wninit.weightnorm.access.zero_units_directed`)."""
+    """The entries of a plain weight `w` weight-normalized under `api`, as wrapping a layer does: `g = ||w_u||`,
+    `v = w` (a zero unit's direction defined: `wninit.weightnorm.access.zero_units_directed`)."""
     g = unit_norms(w.double(), dim).to(w.dtype)
     return _emit(api, prefix, g, zero_units_directed(w, g, dim), dim)
 
@@ -170,25 +171,26 @@ def _check_fits(converted: Mapping, model: nn.Module) -> None:
 
 
 def convert_state_dict(state_dict: Mapping[str, torch.Tensor], to: str | nn.Module) -> dict[str, torch.Tensor]:
-    r"""A copy of ``state_dict`` with every weight-normalized layer's ``g`` and ``v`` under another API, or folded.
+    r"""A copy of `state_dict` with every weight-normalized layer's `g` and `v` under another API, or folded.
 
     Weight normalization - Salimans & Kingma (2016), as used by "How to Initialize your Network? Robust
     Initialization for WeightNorm & ResNets" - Arpit, Campos & Bengio (2019):
 
-    .. math::
-        w_u = g_u \, v_u / \lVert v_u \rVert
+    $$
+    w_u = g_u \, v_u / \lVert v_u \rVert
+    $$
 
-    Between ``"legacy"``, ``"torch"`` and ``"wninit"`` only ``g``'s shape changes, so each effective weight
-    stays bit for bit the same; ``"plain"`` folds ``w`` in float64 and rounds once. The input is not changed.
-    A wninit state dict does not record ``dim``: read without a model, its ``g`` is taken along ``dim=0``
-    when it has ``v.shape[0]`` values, as every API's default. Keys of other modules pass through.
+    Between `"legacy"`, `"torch"` and `"wninit"` only `g`'s shape changes, so each effective weight
+    stays bit for bit the same; `"plain"` folds `w` in float64 and rounds once. The input is not changed.
+    A wninit state dict does not record `dim`: read without a model, its `g` is taken along `dim=0`
+    when it has `v.shape[0]` values, as every API's default. Keys of other modules pass through.
 
     Args:
-        state_dict: a model's ``state_dict()`` (any of the three layouts, mixed, or plain weights).
-        to: ``"legacy"``, ``"torch"``, ``"wninit"`` or ``"plain"``; or a model, whose layout each layer takes
-            (its API and ``dim``; a plain weight, or one normalized along another ``dim``, becomes
-            ``v = w``, ``g = ||w_u||``, exact to float32 rounding), and whose keys and shapes the result must
-            match (a :class:`~wninit.errors.UserError` names the first that does not).
+        state_dict: a model's `state_dict()` (any of the three layouts, mixed, or plain weights).
+        to: `"legacy"`, `"torch"`, `"wninit"` or `"plain"`; or a model, whose layout each layer takes
+            (its API and `dim`; a plain weight, or one normalized along another `dim`, becomes
+            `v = w`, `g = ||w_u||`, exact to float32 rounding), and whose keys and shapes the result must
+            match (a `UserError` names the first that does not).
 
     Examples:
         >>> legacy = torch.load("g_02500000")["generator"]       # a HiFi-GAN checkpoint

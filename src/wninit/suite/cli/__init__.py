@@ -1,7 +1,7 @@
-"""The ``wninit`` command. Each subcommand lives in ``wninit/suite/cli/<name>.py`` with two functions:
-``add_parser(subparsers)`` and ``run(args) -> int``.
+"""The `wninit` command. Each subcommand lives in `wninit/suite/cli/<name>.py` with two functions:
+`add_parser(subparsers)` and `run(args) -> int`.
 
-Errors a user can cause (:class:`wninit.errors.UserError` and file-system errors, OSError) are printed as one
+Errors a user can cause (`wninit.errors.UserError` and file-system errors, OSError) are printed as one
 sentence and exit 2, with no traceback. Anything else, a bare ValueError included, is a bug: its traceback is
 printed and the exit code is 1.
 """

@@ -1,9 +1,9 @@
-"""``wninit bench [--quick] [--only NAME,...] [--out DIR]``: every speed benchmark, one command, one JSON.
+"""`wninit bench [--quick] [--only NAME,...] [--out DIR]`: every speed benchmark, one command, one JSON.
 
-The benchmarks are scripts of the source checkout (``benchmarks/bench_<name>.py`` beside ``src/``), not
-part of the installed package: each exposes ``run(quick) -> dict`` and, usually, ``table(result) -> str``.
+The benchmarks are scripts of the source checkout (`benchmarks/bench_<name>.py` beside `src/`), not
+part of the installed package: each exposes `run(quick) -> dict` and, usually, `table(result) -> str`.
 This command finds them, runs the chosen ones in this process one after the other, prints each table and
-writes all results to ``DIR/bench.json``. A benchmark that fails is reported and the others still run.
+writes all results to `DIR/bench.json`. A benchmark that fails is reported and the others still run.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def benchmarks_dir() -> Path:
-    """``benchmarks/`` of the repository this package is installed from (editable install)."""
+    """`benchmarks/` of the repository this package is installed from (editable install)."""
     root = Path(__file__).resolve().parents[4]  # src/wninit/suite/cli/bench.py -> the repository
     folder = root / "benchmarks"
     if not ((root / "src" / "wninit").is_dir() and folder.is_dir()):
@@ -44,7 +44,7 @@ def benchmarks_dir() -> Path:
 
 
 def discover(folder: Path) -> dict[str, Path]:
-    """NAME -> path of every ``bench_NAME.py`` in ``folder``, sorted by name."""
+    """NAME -> path of every `bench_NAME.py` in `folder`, sorted by name."""
     return {p.stem[len("bench_"):]: p for p in sorted(folder.glob("bench_*.py"))}
 
 

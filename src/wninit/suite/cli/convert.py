@@ -1,9 +1,9 @@
-"""``wninit convert CHECKPOINT --to torch|legacy|wninit|plain --out FILE``: a saved state dict under another
+"""`wninit convert CHECKPOINT --to torch|legacy|wninit|plain --out FILE`: a saved state dict under another
 weight-norm API, or folded into plain weights.
 
-The checkpoint is read with ``torch.load(weights_only=True)``: a state dict, or a dict of them (as
-HiFi-GAN saves ``{"generator": ...}``), whose state dicts are each converted and the rest kept. The input
-file is never written: ``--out`` must name another file, written atomically.
+The checkpoint is read with `torch.load(weights_only=True)`: a state dict, or a dict of them (as
+HiFi-GAN saves `{"generator": ...}`), whose state dicts are each converted and the rest kept. The input
+file is never written: `--out` must name another file, written atomically.
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""``wninit diagnose`` (``--arch A --depth D`` or ``MODULE:FACTORY --input-shape ...``): norm ratios at init.
+"""`wninit diagnose` (`--arch A --depth D` or `MODULE:FACTORY --input-shape ...`): norm ratios at init.
 
 For one of the paper's models: builds it, initializes it, feeds a batch of Gaussian inputs and prints
-``||h_i||/||x||`` and ``||dL/dh_i||/||dL/dh_L||`` at every hidden ReLU (MLP, CNN) or residual block (ResNet,
-WRN), for a Gaussian output cotangent (docs/method.md §7.1); with ``--out``: propagation.csv and .png.
-For your own model: the same at the points structure discovery finds, for each of ``--schemes``, and a
-signal-propagation plot of all of them (``signal_propagation.png``) beside ``propagation.csv`` in ``--out``.
+`||h_i||/||x||` and `||dL/dh_i||/||dL/dh_L||` at every hidden ReLU (MLP, CNN) or residual block (ResNet,
+WRN), for a Gaussian output cotangent (docs/method.md §7.1); with `--out`: propagation.csv and .png.
+For your own model: the same at the points structure discovery finds, for each of `--schemes`, and a
+signal-propagation plot of all of them (`signal_propagation.png`) beside `propagation.csv` in `--out`.
 """
 from __future__ import annotations
 

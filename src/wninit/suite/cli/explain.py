@@ -1,7 +1,7 @@
-"""``wninit explain MODULE:FACTORY [--input-shape C,H,W] [--scheme S]``: what initialize does to your model.
+"""`wninit explain MODULE:FACTORY [--input-shape C,H,W] [--scheme S]`: what initialize does to your model.
 
 Prints one row per weight-normed layer: its role, whether it was declared, discovered or defaulted, the rule
-that set gamma, the fans, gamma and g (docs/method.md §3.7). With ``--input-shape`` a batch of that shape is the
+that set gamma, the fans, gamma and g (docs/method.md §3.7). With `--input-shape` a batch of that shape is the
 example input: the model is traced by running it and the gain column says which g were measured on it
 (docs/method.md §3.9, §3.10). The model is not changed.
 """

@@ -1,7 +1,7 @@
-"""``wninit export FILE.db --format csv|parquet [--out PATH]``: a store's runs (and epochs) as a table.
+"""`wninit export FILE.db --format csv|parquet [--out PATH]`: a store's runs (and epochs) as a table.
 
 One row per run: id, experiments, status, every RunConfig field, the metrics, the error, the wall time,
-versions, host and timestamps. The epochs go beside it as ``<out>_epochs.<ext>``.
+versions, host and timestamps. The epochs go beside it as `<out>_epochs.<ext>`.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""``wninit figure1 --out DIR [--seed S] [--samples N]``: the paper's Figure 1 on synthetic data (docs/method.md §7.1).
+"""`wninit figure1 --out DIR [--seed S] [--samples N]`: the paper's Figure 1 on synthetic data (docs/method.md §7.1).
 
-Writes ``figure1.png`` (the paper's 2x2 layout) and ``figure1.csv`` (columns panel,init,width,index,mean,std).
+Writes `figure1.png` (the paper's 2x2 layout) and `figure1.csv` (columns panel,init,width,index,mean,std).
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""``wninit hessian --arch A --depth D [--schemes ...] [--seeds N]``: log Hessian spectral norm at init (Table 2).
+"""`wninit hessian --arch A --depth D [--schemes ...] [--seeds N]`: log Hessian spectral norm at init (Table 2).
 
-For each scheme and seed 1..N, one run of task "hessian" through :func:`wninit.suite.train.fit`, the very run a
-``table2_hessian`` sweep stores (same seeding, data, init and power iteration, docs/method.md §7.6): ``||H||_2`` of
-the mean cross-entropy over the first ``--batches`` batches of a shuffled training epoch. Prints ``ln ||H||_2``
-mean ± sample std over seeds per scheme, aggregated as ``wninit report``'s Table 2.
+For each scheme and seed 1..N, one run of task "hessian" through [`wninit.suite.train.fit`][wninit.suite.train.single_run.fit], the very run a
+`table2_hessian` sweep stores (same seeding, data, init and power iteration, docs/method.md §7.6): `||H||_2` of
+the mean cross-entropy over the first `--batches` batches of a shuffled training epoch. Prints `ln ||H||_2`
+mean ± sample std over seeds per scheme, aggregated as `wninit report`'s Table 2.
 """
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def _schemes(text: str) -> list[str]:
 
 
 def table2(base, schemes, seeds) -> dict:
-    """``{scheme: Stat}`` of ``ln ||H||_2`` at init: ``base`` (a RunConfig of task "hessian") run by ``fit`` for each
-    scheme and seed, aggregated by :func:`wninit.suite.report.tables.hessian_table` (a non-finite norm is counted as
+    """`{scheme: Stat}` of `ln ||H||_2` at init: `base` (a RunConfig of task "hessian") run by `fit` for each
+    scheme and seed, aggregated by `wninit.suite.report.tables.hessian_table` (a non-finite norm is counted as
     diverged and has no value)."""
     from types import SimpleNamespace
 

@@ -5,7 +5,7 @@ __all__ = ["add_model_arguments", "model_width"]
 
 
 def add_model_arguments(p, required: bool = True) -> None:
-    """``--arch --depth --width --k --direction`` on parser ``p``."""
+    """`--arch --depth --width --k --direction` on parser `p`."""
     from wninit.init.gains import DIRECTIONS
     from wninit.models import ARCHS
 
@@ -17,5 +17,5 @@ def add_model_arguments(p, required: bool = True) -> None:
 
 
 def model_width(args) -> int:
-    """``--width``, or its default: 16 for a ResNet's first stage, 128 for the MLP/CNN (WRNs ignore it)."""
+    """`--width`, or its default: 16 for a ResNet's first stage, 128 for the MLP/CNN (WRNs ignore it)."""
     return args.width or (16 if args.arch == "resnet" else 128)

@@ -1,7 +1,7 @@
-"""``wninit report FILE.db --out DIR``: a store's results as the paper's figures and tables, beside its numbers.
+"""`wninit report FILE.db --out DIR`: a store's results as the paper's figures and tables, beside its numbers.
 
-Writes ``DIR/report.md`` (each experiment's table next to the paper's values of docs/method.md §7, its figure, and
-the claims of docs/method.md §9 judged on what was run), one PNG per figure, and ``DIR/claims.md``; prints the
+Writes `DIR/report.md` (each experiment's table next to the paper's values of docs/method.md §7, its figure, and
+the claims of docs/method.md §9 judged on what was run), one PNG per figure, and `DIR/claims.md`; prints the
 claims table and the report's path.
 """
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""``wninit reproduce [--out DIR]``: the paper's main results on this machine, offline, in about 10 minutes.
+"""`wninit reproduce [--out DIR]`: the paper's main results on this machine, offline, in about 10 minutes.
 
-1. Figure 1 (synthetic data, docs/method.md §7.1): ``DIR/figure1.png`` and ``DIR/figure1.csv``.
-2. The ``quick`` profiles of the MLP experiments on the embedded real MNIST (mnist5k): Fig. 2 depth and
+1. Figure 1 (synthetic data, docs/method.md §7.1): `DIR/figure1.png` and `DIR/figure1.csv`.
+2. The `quick` profiles of the MLP experiments on the embedded real MNIST (mnist5k): Fig. 2 depth and
    Fig. 2 hyper-parameters, and the Table 2 Hessian at init on the real 8x8 digits, through the sweep
-   runner into ``DIR/store.db``. Resumable: rerunning the command continues where it stopped.
-3. ``DIR/report.md`` with the figures, the tables beside the paper's numbers and the claims of docs/method.md §9,
+   runner into `DIR/store.db`. Resumable: rerunning the command continues where it stopped.
+3. `DIR/report.md` with the figures, the tables beside the paper's numbers and the claims of docs/method.md §9,
    whose table is printed at the end.
 """
 from __future__ import annotations
@@ -49,7 +49,7 @@ def add_parser(subparsers):
 
 
 def find_experiments(explicit: str | None = None) -> Path:
-    """The experiments/ folder: ``explicit``, ./experiments, or the specs installed with the package."""
+    """The experiments/ folder: `explicit`, ./experiments, or the specs installed with the package."""
     candidates = [Path(explicit)] if explicit else [Path.cwd() / "experiments",
                                                     Path(__file__).resolve().parents[2] / "experiments"]
     for folder in candidates:
@@ -61,7 +61,7 @@ def find_experiments(explicit: str | None = None) -> Path:
 
 
 def _figure1(out: Path, say) -> list:
-    """Figure 1 rows, computed once: a rerun reads ``figure1.csv`` back."""
+    """Figure 1 rows, computed once: a rerun reads `figure1.csv` back."""
     from wninit.diagnostics.synthetic import figure1, rows_to_csv
     from wninit.suite.report.render import FIGURE1_CSV, FIGURE1_PNG, read_figure1_csv
 

@@ -1,4 +1,4 @@
-"""``wninit rerun RUN_ID --store FILE.db [--out DIR]``: train one stored run again and compare.
+"""`wninit rerun RUN_ID --store FILE.db [--out DIR]`: train one stored run again and compare.
 
 Same config, same machine, same torch -> the metrics must be bit-identical on CPU ; the command says whether they are, metric by metric.
 """

@@ -1,9 +1,9 @@
-"""``wninit sweep SPEC... --profile P --store FILE.db``: run the paper's experiments, resumably (docs/method.md §6.3).
+"""`wninit sweep SPEC... --profile P --store FILE.db`: run the paper's experiments, resumably (docs/method.md §6.3).
 
 Expands each spec to runs, adds them to the store (run id = config hash: a run already stored is not
 added again), runs what is not finished on a local process pool, Ray or SLURM (job arrays through
 submitit), and prints a summary. Ctrl-C
-stops cleanly; the same command continues. ``--dry-run`` only counts and shows what varies.
+stops cleanly; the same command continues. `--dry-run` only counts and shows what varies.
 """
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def _dry_run(exps, store_path, out) -> int:
 
 
 def _spec_path(arg: str) -> str:
-    """A spec file, or the name of one of the paper's specs (``fig2_mlp_depth``) installed with the package."""
+    """A spec file, or the name of one of the paper's specs (`fig2_mlp_depth`) installed with the package."""
     from pathlib import Path
 
     if Path(arg).exists() or "/" in arg or "\\" in arg:

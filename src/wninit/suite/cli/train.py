@@ -1,6 +1,6 @@
-"""``wninit train ... --out DIR``: one run of the reference protocol (docs/method.md §6.1), one flag per RunConfig field.
+"""`wninit train ... --out DIR`: one run of the reference protocol (docs/method.md §6.1), one flag per RunConfig field.
 
-Writes ``DIR/epochs.csv`` (the reference's columns) every epoch and ``DIR/result.json`` at the end, and
+Writes `DIR/epochs.csv` (the reference's columns) every epoch and `DIR/result.json` at the end, and
 prints a one-line summary. The same command continues an interrupted run from its checkpoint; a
 finished one is not trained again. A diverged run is a result (exit 0); bad input exits 2.
 """
@@ -108,7 +108,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace):
-    """The RunConfig of these arguments: ``--config``'s (or the defaults), overridden by each flag given."""
+    """The RunConfig of these arguments: `--config`'s (or the defaults), overridden by each flag given."""
     from wninit.suite.train.config import RunConfig
 
     overrides = {f.name: getattr(args, f.name) for f in fields(RunConfig) if hasattr(args, f.name)}

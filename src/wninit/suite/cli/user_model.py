@@ -1,4 +1,4 @@
-"""A user's own model for `wninit explain` and `wninit diagnose`: ``MODULE:FACTORY`` and ``--input-shape``."""
+"""A user's own model for `wninit explain` and `wninit diagnose`: `MODULE:FACTORY` and `--input-shape`."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +13,7 @@ __all__ = ["add_target_arguments", "load_model", "example_input", "input_shape"]
 
 
 def input_shape(text: str) -> tuple[int, ...]:
-    """``3,32,32`` (or ``3x32x32``): one sample's shape, the batch dimension excluded."""
+    """`3,32,32` (or `3x32x32`): one sample's shape, the batch dimension excluded."""
     parts = text.replace("x", ",").split(",")
     shape = tuple(int(p) for p in parts) if all(p.strip().isdigit() for p in parts) else ()
     if not shape or min(shape) < 1:
@@ -56,7 +56,7 @@ def _import(module: str):
 
 
 def load_model(target: str):
-    """Import ``MODULE:FACTORY`` and call the factory with no arguments; the result must be an ``nn.Module``."""
+    """Import `MODULE:FACTORY` and call the factory with no arguments; the result must be an `nn.Module`."""
     from torch import nn
 
     module, sep, factory = (target or "").rpartition(":")
@@ -77,7 +77,7 @@ def load_model(target: str):
 
 
 def example_input(model, shape: tuple[int, ...], batch: int = 2, seed: int = 0):
-    """A Gaussian batch of ``shape``, checked by one forward pass on a copy of the model (one sentence if rejected)."""
+    """A Gaussian batch of `shape`, checked by one forward pass on a copy of the model (one sentence if rejected)."""
     import torch
 
     from wninit.weightnorm.lifecycle import copy_model

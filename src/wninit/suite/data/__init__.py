@@ -1,7 +1,7 @@
-"""Datasets as normalized tensors (``load_dataset``, ``TensorSource``) and the on-device ``Loader``.
+"""Datasets as normalized tensors (`load_dataset`, `TensorSource`) and the on-device `Loader`.
 
-docs/method.md §6.1 "Data" and "Validation"; see :mod:`.sources` for the files and splits, :mod:`.loader` for the
-batched augmentation and :mod:`.checksums` for the published MD5s and the verified download.
+docs/method.md §6.1 "Data" and "Validation"; see `.sources` for the files and splits, `.loader` for the
+batched augmentation and `.checksums` for the published MD5s and the verified download.
 """
 from wninit.suite.data.loader import Loader, cutout, cutout_, cutout_area, random_crop_flip
 from wninit.suite.data.sources import (AUGMENTED_DATASETS, CIFAR_MEAN_STD, DATASETS, MNIST_MEAN_STD, Dataset, Split, TensorSource, data_root,

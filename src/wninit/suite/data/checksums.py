@@ -1,8 +1,8 @@
 """The standard files of MNIST and CIFAR-10/100: their MD5s and URLs (one table), and a verified download.
 
 The MD5s are the ones torchvision publishes for the very same files, so a folder torchvision filled is
-checked with them too. Tests may replace entries of :data:`MD5` and :data:`MIRRORS` (e.g. with
-``monkeypatch.setitem``) to serve tiny files of their own; nothing else reads module state.
+checked with them too. Tests may replace entries of `MD5` and `MIRRORS` (e.g. with
+`monkeypatch.setitem`) to serve tiny files of their own; nothing else reads module state.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def md5_of(data: bytes) -> str:
 
 
 def check_md5(key: str, data: bytes, path: Path | str, fix: str) -> None:
-    """Raise a UserError naming ``path`` if ``data`` does not have the published MD5 of ``key``.
+    """Raise a UserError naming `path` if `data` does not have the published MD5 of `key`.
 
     Files without a published MD5 pass; their readers check the format instead.
     """
@@ -66,7 +66,7 @@ class _Mismatch(Exception):
 
 
 def _fetch(url: str, path: Path) -> str:
-    """Stream ``url`` into ``path``; return the MD5 hex digest of the bytes."""
+    """Stream `url` into `path`; return the MD5 hex digest of the bytes."""
     digest = hashlib.md5(usedforsecurity=False)
     with open(path, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
         while chunk := response.read(_CHUNK):
@@ -76,11 +76,11 @@ def _fetch(url: str, path: Path) -> str:
 
 
 def download(dataset: str, name: str, folder: Path, hint: str) -> Path:
-    """Fetch ``name`` from the dataset's mirrors into ``folder``, verified, and return its path.
+    """Fetch `name` from the dataset's mirrors into `folder`, verified, and return its path.
 
-    The bytes go to a temporary file beside the target (:func:`wninit.suite._files.atomic_path`), moved into
+    The bytes go to a temporary file beside the target (`wninit.suite._files.atomic_path`), moved into
     place only once the MD5 matches, so an interrupted or corrupt download never leaves a file that a later
-    load would read. ``hint`` is the sentence telling the user which files to place by hand.
+    load would read. `hint` is the sentence telling the user which files to place by hand.
     """
     folder.mkdir(parents=True, exist_ok=True)
     target, problems = folder / name, []

@@ -1,17 +1,17 @@
 """Mini-batches from a split that lives on the device as one tensor, with batched augmentation.
 
-The reference feeds torchvision's per-image ``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip``
-and optional Cutout(16) through a ``DataLoader`` with ``num_workers=0`` (docs/method.md §6.1). Here the same
+The reference feeds torchvision's per-image `RandomCrop(32, padding=4)`, `RandomHorizontalFlip`
+and optional Cutout(16) through a `DataLoader` with `num_workers=0` (docs/method.md §6.1). Here the same
 transforms are drawn for a whole batch at once and applied by tensor indexing, with no per-sample
-Python: crop and flip together are one row gather from a padded buffer (see :class:`_CropFlip`),
+Python: crop and flip together are one row gather from a padded buffer (see `_CropFlip`),
 cutout one multiplication by 0/1 masks looked up in a table of all holes.
 
-A split of uint8 images (``Split.raw``) is augmented as uint8, 4x fewer bytes to move, and each batch
-normalized after the gather with the split's own :func:`normalize_raw`: the batches are bit for bit
+A split of uint8 images (`Split.raw`) is augmented as uint8, 4x fewer bytes to move, and each batch
+normalized after the gather with the split's own `normalize_raw`: the batches are bit for bit
 those of the float path.
 
 All randomness (the epoch permutation, crop offsets, flips, cutout centres) comes from one
-``torch.Generator``, so the same seed gives the same batches on the same device type.
+`torch.Generator`, so the same seed gives the same batches on the same device type.
 """
 from __future__ import annotations
 
@@ -31,18 +31,18 @@ HOLE_TABLE_MAX = 2**22
 
 
 class _CropFlip:
-    """Random crop (``crop``-pixel padding) and flip of images gathered from ``source`` (N, C, H, W).
+    """Random crop (`crop`-pixel padding) and flip of images gathered from `source` (N, C, H, W).
 
     Each batch is gathered into the interior of a padded buffer whose border is filled with the pad
     value once, when the buffer is made, and never written again. Each output row (image, channel, i)
-    is then a window of W contiguous buffer elements starting at row ``dy + i``, column ``dx``; one
-    ``index_select`` over the overlapping-windows view of the buffer crops the whole batch, reading one
+    is then a window of W contiguous buffer elements starting at row `dy + i`, column `dx`; one
+    `index_select` over the overlapping-windows view of the buffer crops the whole batch, reading one
     int64 per row, not per pixel.
 
     For a 1-byte source (uint8 images) the flip is folded into the same gathers: the source is kept
     with its mirror images appended (N..2N-1), a flipped image is gathered from its mirror, and the crop
-    of a mirrored padded image at column ``2*crop - dx`` is the mirror of the crop at ``dx``. For wider
-    types that copy would cost as much again as the split itself, so the flip is a ``lerp`` between the
+    of a mirrored padded image at column `2*crop - dx` is the mirror of the crop at `dx`. For wider
+    types that copy would cost as much again as the split itself, so the flip is a `lerp` between the
     crops and their mirror with a 0/1 weight per image (exact, and free of the host sync that selecting
     the flipped images would need).
     """
@@ -68,7 +68,7 @@ class _CropFlip:
 
     def __call__(self, index: torch.Tensor, generator: torch.Generator | None,
                  out: torch.Tensor | None = None) -> torch.Tensor:
-        """Crops (and flips) of ``source[index]`` in the source's dtype, into ``out`` (contiguous) if given."""
+        """Crops (and flips) of `source[index]` in the source's dtype, into `out` (contiguous) if given."""
         (c, h, w), p, b, src = self.shape, self.crop, len(index), self.source
         if p:  # the reference's order of draws: crop offsets, then the flip (docs/method.md §6.1)
             dy, dx = _randint(2 * p + 1, (2, b), generator, src.device)
@@ -103,10 +103,10 @@ class _CropFlip:
 
 def random_crop_flip(x: torch.Tensor, crop: int, flip: bool, generator: torch.Generator | None = None,
                      pad_value: torch.Tensor | None = None) -> torch.Tensor:
-    """Random ``crop``-pixel-padded crops of a batch, each flipped horizontally with p = 0.5.
+    """Random `crop`-pixel-padded crops of a batch, each flipped horizontally with p = 0.5.
 
-    As ``RandomCrop(H, padding=crop)`` then ``RandomHorizontalFlip()`` per image (docs/method.md §6.1): offsets
-    uniform over {0..2*crop} in each axis (a shift of -crop..crop), padding filled with ``pad_value``
+    As `RandomCrop(H, padding=crop)` then `RandomHorizontalFlip()` per image (docs/method.md §6.1): offsets
+    uniform over {0..2*crop} in each axis (a shift of -crop..crop), padding filled with `pad_value`
     (C,) or 0, the flip applied to the crop. Returns a new tensor.
     """
     if crop == 0 and not flip:
@@ -126,7 +126,7 @@ def _keep_masks(cy: torch.Tensor, cx: torch.Tensor, size: int, h: int, w: int, d
 
 
 def _randint(high: int, shape: tuple, generator: torch.Generator | None, device) -> torch.Tensor:
-    """``randint(0, high)`` drawn on the generator's device, used on ``device``."""
+    """`randint(0, high)` drawn on the generator's device, used on `device`."""
     t = torch.randint(0, high, shape, device=generator.device if generator is not None else device,
                       generator=generator)
     return t if t.device == device else t.to(device)
@@ -137,13 +137,13 @@ def _draw_centres(b: int, h: int, w: int, generator, device) -> tuple[torch.Tens
 
 
 def cutout_(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Zero a ``size`` x ``size`` square in every image of the batch, in all channels, in place.
+    """Zero a `size` x `size` square in every image of the batch, in all channels, in place.
 
     As DeVries & Taylor's Cutout used by the reference (docs/method.md §6.1): the centre (cy, cx) is a uniform
-    random pixel; rows ``[cy - size//2, cy + size//2)`` and likewise columns, clipped at the borders,
-    are set to 0 (after normalization). For odd ``size`` the hole is ``size - 1`` wide, as there.
+    random pixel; rows `[cy - size//2, cy + size//2)` and likewise columns, clipped at the borders,
+    are set to 0 (after normalization). For odd `size` the hole is `size - 1` wide, as there.
     The hole is applied as a multiplication by a 0/1 mask (finite data, as every Split holds), as the
-    reference's ``img * mask``.
+    reference's `img * mask`.
     """
     b, _, h, w = x.shape
     cy, cx = _draw_centres(b, h, w, generator, x.device)
@@ -151,12 +151,12 @@ def cutout_(x: torch.Tensor, size: int, generator: torch.Generator | None = None
 
 
 def cutout(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """:func:`cutout_` on a copy of ``x``."""
+    """`cutout_` on a copy of `x`."""
     return cutout_(x.clone(), size, generator)
 
 
 def cutout_area(size: int, h: int, w: int) -> float:
-    """The expected number of pixels :func:`cutout` zeroes in an h x w image: E[len_y] * E[len_x].
+    """The expected number of pixels `cutout` zeroes in an h x w image: E[len_y] * E[len_x].
 
     The clipped lengths in the two axes are independent, so the mean area is the product of the mean
     lengths, each an average over the h (or w) possible centres.
@@ -170,7 +170,7 @@ def cutout_area(size: int, h: int, w: int) -> float:
 
 
 class _Cutout:
-    """:func:`cutout_` for one image shape, with every centre's mask made once and looked up per batch.
+    """`cutout_` for one image shape, with every centre's mask made once and looked up per batch.
 
     The masks are uint8 0/1: a float times a uint8 0 or 1 is the same float product as with a float
     mask, and the lookup moves 4x fewer bytes.
@@ -198,7 +198,7 @@ _STORAGE_USE_COUNT = getattr(torch._C, "_storage_Use_Count", None)  # private: w
 
 
 def _use_count(t: torch.Tensor) -> int | None:
-    """How many tensors (views, autograd's saved copies, numpy arrays' bases...) share ``t``'s memory."""
+    """How many tensors (views, autograd's saved copies, numpy arrays' bases...) share `t`'s memory."""
     if _STORAGE_USE_COUNT is None:
         return None
     return _STORAGE_USE_COUNT(t.untyped_storage()._cdata) - 1  # minus the storage object made here
@@ -217,7 +217,7 @@ class _Batches:
         self.keep, self.pool = keep, []
 
     def get(self, b: int, shape: tuple, dtype, device: torch.device) -> torch.Tensor:
-        """``b`` images of a free (or new) tensor of ``shape`` (a full batch)."""
+        """`b` images of a free (or new) tensor of `shape` (a full batch)."""
         if device.type == "cpu":
             for t in self.pool:
                 if t.shape == shape and t.dtype == dtype and _use_count(t) == 1:
@@ -230,13 +230,13 @@ class _Batches:
 
 
 class Loader:
-    """Batches ``(x, y)`` of a :class:`Split`, on ``device``, augmented in batch.
+    """Batches `(x, y)` of a `Split`, on `device`, augmented in batch.
 
     Args:
-        split: the data; it is moved to ``device`` once, here (its uint8 ``raw`` images instead of ``x``
+        split: the data; it is moved to `device` once, here (its uint8 `raw` images instead of `x`
             when it has them and crop or flip is on: see the module docstring).
         batch_size: images per batch.
-        shuffle: a new permutation from ``generator`` each epoch; else the split's order.
+        shuffle: a new permutation from `generator` each epoch; else the split's order.
         crop: random crop with this much padding (the reference's 4 for CIFAR), 0 for none.
         flip: random horizontal flip with p = 0.5.
         cutout: side of the Cutout hole (the reference's 16), 0 for none.
@@ -305,7 +305,7 @@ class Loader:
             yield x, self.y.index_select(0, idx)
 
     def _batch(self, idx: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """The batch ``idx``, cropped and flipped as drawn from ``g``, normalized, in memory of its own."""
+        """The batch `idx`, cropped and flipped as drawn from `g`, normalized, in memory of its own."""
         b, shape = len(idx), (self.batch_size,) + tuple(self.x.shape[1:])
         if not (self.crop or self.flip):
             # on CPU index_select is several times faster than self.x[idx]

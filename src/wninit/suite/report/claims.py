@@ -25,8 +25,8 @@ P_ORTH, P_HE, D_ORTH, D_HE = ("proposed", "orthogonal"), ("proposed", "gaussian"
 
 
 def _threshold(values, need: float, side: str = "lower") -> tuple[bool | str | None, str]:
-    """Is the mean >= ``need`` (``side="lower"``) or < ``need`` (``"upper"``)? True when the one-sided 95%
-    bound on that side clears ``need``, False when the bound on the other side misses it, else UNDECIDED
+    """Is the mean >= `need` (`side="lower"`) or < `need` (`"upper"`)? True when the one-sided 95%
+    bound on that side clears `need`, False when the bound on the other side misses it, else UNDECIDED
     (also with a single value, which has no bound)."""
     if not values:
         return None, "n/a"
@@ -58,7 +58,7 @@ def chance(dataset: str) -> float:
 
 
 def figure1_claims(rows, samples: int = 1000) -> list[Finding]:
-    """Claims 1-3, from Figure 1's rows (:mod:`wninit.suite.report.figure1_claims`)."""
+    """Claims 1-3, from Figure 1's rows (`wninit.suite.report.figure1_claims`)."""
     from wninit.suite.report.figure1_claims import judge_figure1
 
     return judge_figure1(rows, samples)
@@ -106,7 +106,7 @@ def _cell_mean(cells, series, depth, which="test"):
 
 def _fails(cells, series, depth, limit) -> tuple[bool | str | None, str]:
     """A baseline "fails" at a depth when every finished seed diverged, or its mean test accuracy is below
-    ``limit`` by its one-sided 95% upper bound."""
+    `limit` by its one-sided 95% upper bound."""
     c = cells[(series, depth)]
     diverged, n = c.test.counts.get("diverged", 0), c.test.n
     text = f"{scheme_label(*series)} {num(c.test.mean)} ({diverged}/{n} diverged)"
@@ -119,7 +119,7 @@ def _fails(cells, series, depth, limit) -> tuple[bool | str | None, str]:
 
 
 def _versus(cells, better, worse, depth) -> tuple[bool | str | None, str]:
-    """Welch one-sided test over seeds that ``better`` has the higher mean test accuracy at ``depth``."""
+    """Welch one-sided test over seeds that `better` has the higher mean test accuracy at `depth`."""
     a, b = cells.get((better, depth)), cells.get((worse, depth))
     if a is None or b is None:
         return None, ""
@@ -136,16 +136,16 @@ def depth_claim(cells, scale: str, dataset: str, *, trains_abs: float | None, sh
     schemes train at the shallowest depth.
 
     Quick-scale criterion (the paper's comparison, thresholds adapted): at the deepest depth run, each
-    proposed direction reaches test accuracy >= ``trains_abs`` (MLP on MNIST: 0.8, against the paper's
+    proposed direction reaches test accuracy >= `trains_abs` (MLP on MNIST: 0.8, against the paper's
     0.96 at depth 200 on 60k digits for 200 epochs) or, when None, >= 0.8 x its own accuracy at the
     shallowest depth (CNN: the paper has 0.81/0.86), by the one-sided 95% lower bound of its mean over
     seeds; datadep diverges on every seed or stays below chance + 0.1 (95% upper bound); each proposed
     direction beats the datadep direction of its kind there (Welch one-sided p < 0.05); at the shallowest
-    depth every scheme of the paper's legend (proposed, datadep) reaches ``shallow_abs`` (MLP: 0.85
+    depth every scheme of the paper's legend (proposed, datadep) reaches `shallow_abs` (MLP: 0.85
     against the paper's 0.98-0.99) or, when None, 0.9 x the best scheme there (95% lower bound).
 
     A part that would be contradicted is not, where the protocol cannot say (report/scope.py): every run of a
-    compared init still on its initial plateau (``final_loss``: {run id: final training loss}) makes it "not
+    compared init still on its initial plateau (`final_loss`: {run id: final training loss}) makes it "not
     trained at this scale"; a compared init's best configuration on its grid's edge makes it inconclusive.
     """
     if not any(s[0] == "proposed" for s, _ in cells) or not any(s[0] == "datadep" for s, _ in cells):
@@ -285,13 +285,13 @@ def survival_claim(cells, scale: str) -> Finding:
 
 
 def _survivors(cells, s, warm: bool, lrs) -> tuple[int, int]:
-    """(survived, finished) of scheme ``s`` summed over the (lr, warm) cells run."""
+    """(survived, finished) of scheme `s` summed over the (lr, warm) cells run."""
     cs = [cells[(lr, warm, s)] for lr in lrs if (lr, warm, s) in cells]
     return sum(c.survived for c in cs), sum(c.finished for c in cs)
 
 
 def _survives_more(cells, prop, s, lrs) -> tuple[str, bool | str | None]:
-    """Without warmup, ``prop`` survives more often than ``s``, pooled over the lrs where both have finished runs."""
+    """Without warmup, `prop` survives more often than `s`, pooled over the lrs where both have finished runs."""
     both = [lr for lr in lrs if (lr, False, s) in cells and (lr, False, prop) in cells
             and cells[(lr, False, s)].finished and cells[(lr, False, prop)].finished]
     (kp, np_), (ko, no) = _survivors(cells, prop, False, both), _survivors(cells, s, False, both)
@@ -302,7 +302,7 @@ def _survives_more(cells, prop, s, lrs) -> tuple[str, bool | str | None]:
 
 
 def _warmup_parts(cells, prop, series, lrs) -> list[tuple[str, bool | str | None]]:
-    """With warmup, no scheme survives significantly more often than ``prop`` at the two largest lrs; and warmup
+    """With warmup, no scheme survives significantly more often than `prop` at the two largest lrs; and warmup
     lowers no scheme's survival (not significantly fewer survivors with warmup, all lrs)."""
     def done(warm, at):  # every scheme has finished runs in every (lr, warmup) cell judged
         return all((lr, warm, s) in cells and cells[(lr, warm, s)].finished for lr in at for s in series)
@@ -326,7 +326,7 @@ def _warmup_parts(cells, prop, series, lrs) -> list[tuple[str, bool | str | None
 
 # -- claims 10, 11: Table 1 and Table 2 ---------------------------------------------------------------------
 def _lower(a: Stat, b: Stat) -> tuple[bool | str | None, str]:
-    """Welch one-sided test over seeds that ``a``'s mean is below ``b``'s (errors, Hessian norms)."""
+    """Welch one-sided test over seeds that `a`'s mean is below `b`'s (errors, Hessian norms)."""
     if a.mean is None or b.mean is None:
         return None, ""
     p_for, p_against = welch_p(a.values, b.values, "less"), welch_p(a.values, b.values, "greater")

@@ -1,7 +1,7 @@
 """Claims 1-3 (docs/method.md §9): Figure 1's norm ratios on synthetic data, judged with confidence intervals.
 
-Each plotted point is the mean over ``samples`` inputs of one network draw, with its std over those
-inputs; a criterion on a point is judged on its 95% confidence interval ``mean ± 1.96 std/sqrt(samples)``:
+Each plotted point is the mean over `samples` inputs of one network draw, with its std over those
+inputs; a criterion on a point is judged on its 95% confidence interval `mean ± 1.96 std/sqrt(samples)`:
 met when the whole interval meets it, missed when none of it does, undecided otherwise. The interval is
 over the inputs, for this one network draw: it does not cover the spread between draws (one draw is
 what the paper's figure shows).
@@ -36,7 +36,7 @@ def _all(*outcomes):
 
 
 def judge_figure1(rows, samples: int = 1000) -> list[Finding]:
-    """Claims 1-3, in order, from :func:`wninit.diagnostics.synthetic.figure1` rows drawn with ``samples`` inputs."""
+    """Claims 1-3, in order, from [`wninit.diagnostics.synthetic.figure1`][] rows drawn with `samples` inputs."""
     if not rows:
         return [Finding(NOT_RUN, "Figure 1 (synthetic) not in this report", "run `wninit reproduce` or `wninit figure1`")] * 3
     half = {(r.panel, r.init, int(r.width), int(r.index)): (float(r.mean), _Z95 * float(r.std) / math.sqrt(samples))

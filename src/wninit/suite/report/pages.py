@@ -1,7 +1,7 @@
 """The published pages are renders of the committed stores: docs/claims.md and docs/results.md each hold blocks
-between ``<!-- BEGIN rendered: NAME -->`` and ``<!-- END rendered: NAME -->`` that this module writes from the
-stores in docs/stores/ with the code beside them. ``python -m wninit.suite.report.pages``, run from the repository root, rewrites the blocks;
-``--check`` lists the stale ones and exits 1 (tests/test_pages.py asserts none is).
+between `<!-- BEGIN rendered: NAME -->` and `<!-- END rendered: NAME -->` that this module writes from the
+stores in docs/stores/ with the code beside them. `python -m wninit.suite.report.pages`, run from the repository root, rewrites the blocks;
+`--check` lists the stale ones and exits 1 (tests/test_pages.py asserts none is).
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def _markers(name: str) -> tuple[str, str]:
 
 
 def rendered_blocks(page_text: str, name: str) -> str | None:
-    """The text between the page's markers for ``name`` (None when the page has none)."""
+    """The text between the page's markers for `name` (None when the page has none)."""
     begin, end = _markers(name)
     if begin not in page_text or end not in page_text:
         return None
@@ -93,7 +93,7 @@ def rendered_blocks(page_text: str, name: str) -> str | None:
 
 
 def render_pages(root: Path, check: bool = False) -> list[str]:
-    """Render every block of BLOCKS; write the pages (unless ``check``); return the names of the blocks that were
+    """Render every block of BLOCKS; write the pages (unless `check`); return the names of the blocks that were
     stale (or missing their markers)."""
     stale = []
     for name, (page, render) in BLOCKS.items():

@@ -1,10 +1,10 @@
-"""The peers experiment (``peers_depth``): accuracy vs depth and the share of runs that train, per method.
+"""The peers experiment (`peers_depth`): accuracy vs depth and the share of runs that train, per method.
 
-A method is the proposed/data-dependent WN init, He + BN, or a normalizer-free peer (``RunConfig.peer``,
+A method is the proposed/data-dependent WN init, He + BN, or a normalizer-free peer (`RunConfig.peer`,
 docs/peers.md). Per (architecture, method, depth): the learning rate (and any other grid field) with the best
 mean validation accuracy is chosen, and its test accuracy is given as mean ± sample std over seeds, a diverged
 run counting 0 (as every depth figure of the report); "trains" counts the runs of every configuration of the
-cell whose test accuracy reaches :data:`TRAINS_ACC`.
+cell whose test accuracy reaches `TRAINS_ACC`.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ _METHOD_FIELDS = ("scheme", "direction", "norm", "peer", "depth", "seed")
 
 
 def method_label(cfg: dict) -> str:
-    """``proposed (WN)``, ``datadep (WN)``, ``he + BN``, or the peer's name (on the plain network)."""
+    """`proposed (WN)`, `datadep (WN)`, `he + BN`, or the peer's name (on the plain network)."""
     peer = cfg.get("peer", "none")
     if peer != "none":
         return peer
@@ -69,7 +69,7 @@ def _config_key(run) -> str:
 
 
 def peer_cells(runs) -> dict[tuple[str, str, int], PeerCell]:
-    """``{(arch, method, depth): PeerCell}`` in the order the runs list them."""
+    """`{(arch, method, depth): PeerCell}` in the order the runs list them."""
     groups = defaultdict(list)
     for r in runs:
         cfg = config_dict(r)
@@ -90,8 +90,8 @@ def peer_cells(runs) -> dict[tuple[str, str, int], PeerCell]:
 
 
 def deepest_verdicts(cells) -> dict[str, tuple[int, list[str], list[str]]]:
-    """Per architecture: ``(deepest depth, methods that train there, methods that fail there)``; a method
-    trains when most of its runs there reach :data:`TRAINS_ACC`."""
+    """Per architecture: `(deepest depth, methods that train there, methods that fail there)`; a method
+    trains when most of its runs there reach `TRAINS_ACC`."""
     out = {}
     for arch in dict.fromkeys(a for a, _, _ in cells):
         depth = max(d for a, _, d in cells if a == arch)

@@ -1,11 +1,11 @@
-"""The paper's figures from the aggregates of :mod:`wninit.suite.report.tables` (docs/method.md §7.2-§7.4), each with the
+"""The paper's figures from the aggregates of `wninit.suite.report.tables` (docs/method.md §7.2-§7.4), each with the
 paper's own values in a panel beside ours.
 
 One colour per scheme in every figure (a hue per scheme, light for the Gaussian "(He)" direction, dark
 for orthogonal), test accuracy solid and train accuracy dashed, error bars = std over seeds, 150 dpi
-and fonts >= 9 pt so a figure reads at 100% zoom. matplotlib is imported inside the functions (``import wninit``
-needs only torch and numpy); each figure is a ``matplotlib.figure.Figure`` saved by its own ``savefig``, drawn
-under the figures' rcParams in a ``matplotlib.rc_context``: pyplot is never imported, and the caller's backend
+and fonts >= 9 pt so a figure reads at 100% zoom. matplotlib is imported inside the functions (`import wninit`
+needs only torch and numpy); each figure is a `matplotlib.figure.Figure` saved by its own `savefig`, drawn
+under the figures' rcParams in a `matplotlib.rc_context`: pyplot is never imported, and the caller's backend
 and rcParams stay as they were.
 """
 from __future__ import annotations
@@ -45,8 +45,8 @@ def _lw(series) -> float:
 
 
 def styled(plot):
-    """Runs ``plot`` under the figures' rcParams (``_RC``), restored when it returns: the style is read both
-    when the artists are made and when ticks and text are laid out in ``savefig``, so the whole call is inside."""
+    """Runs `plot` under the figures' rcParams (`_RC`), restored when it returns: the style is read both
+    when the artists are made and when ticks and text are laid out in `savefig`, so the whole call is inside."""
     @functools.wraps(plot)
     def scoped(*args, **kwargs):
         import matplotlib
@@ -56,7 +56,7 @@ def styled(plot):
 
 
 def subplots(nrows: int, ncols: int, **kwargs):
-    """``pyplot.subplots`` without pyplot: a ``Figure`` (``figsize`` and the other figure keywords) and its axes."""
+    """`pyplot.subplots` without pyplot: a `Figure` (`figsize` and the other figure keywords) and its axes."""
     from matplotlib.figure import Figure
     fig = Figure(figsize=kwargs.pop("figsize"))
     return fig, fig.subplots(nrows, ncols, **kwargs)
@@ -85,7 +85,7 @@ def _finish_acc_axis(ax, ylabel="accuracy (fraction correct)"):
 def plot_depth(cells: dict, path, *, title: str, scale: str, reference=None, train: bool = True,
                xlabel: str = "depth (number of WN layers)", ylabel: str = "accuracy (fraction correct)") -> Path:
     """Accuracy vs depth (Fig. 2 depth panels, Fig. 3-left): test solid, train dashed, ± std over seeds;
-    a diverged run is plotted at its best checkpoint's accuracy, at 0 without one (docs/method.md §7.2). ``reference``: ``{"test": {depth: {series: acc}}, ...}``."""
+    a diverged run is plotted at its best checkpoint's accuracy, at 0 without one (docs/method.md §7.2). `reference`: `{"test": {depth: {series: acc}}, ...}`."""
     panels = 2 if reference is not None else 1
     fig, axes = subplots(1, panels, figsize=(6.2 * panels, 4.6), squeeze=False)
     ax = axes[0][0]
@@ -156,7 +156,7 @@ def _plot_reference_depth(ax, reference, xlabel, ylabel, train):
 def plot_hparams(curves: dict, path, *, title: str, scale: str, reference=None) -> Path:
     """Fig. 2 hyper-parameter panel: each configuration's test accuracy (mean over seeds, ± std), sorted
     in decreasing order per scheme; the dotted line is the "trains" threshold of docs/method.md §9 claim 7
-    (:func:`wninit.suite.report.tables.trains_threshold`)."""
+    (`wninit.suite.report.tables.trains_threshold`)."""
     from matplotlib.ticker import MaxNLocator
     panels = 2 if reference is not None else 1
     fig, axes = subplots(1, panels, figsize=(6.2 * panels, 4.6), squeeze=False)

@@ -1,8 +1,8 @@
 """The paper's numbers as data (docs/method.md §7), each with its source tag, so reports print them beside ours.
 
-Values read off the poster's plots carry ``PLOT_NOTE`` (±0.02 on accuracies, 5% steps on Fig. 3-right);
+Values read off the poster's plots carry `PLOT_NOTE` (±0.02 on accuracies, 5% steps on Fig. 3-right);
 Table 1 and Table 2 are printed numbers. The keys of every table are this project's own names: a scheme is
-``(scheme, direction)`` as in :class:`wninit.suite.train.RunConfig` ("proposed"/"datadep"/"hanin"/
+`(scheme, direction)` as in [`wninit.suite.train.RunConfig`][wninit.suite.train.config.RunConfig] ("proposed"/"datadep"/"hanin"/
 "pytorch-default", direction "orthogonal"/"gaussian"; the paper's "(He)" is the gaussian direction).
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ SCHEME_ORDER = (("proposed", "orthogonal"), ("proposed", "gaussian"), ("datadep"
                 ("pytorch-default", "orthogonal"), ("pytorch-default", "gaussian"),
                 ("proposed-backward", "orthogonal"), ("proposed-backward", "gaussian"))
 def scheme_label(scheme: str, direction: str = "orthogonal") -> str:
-    """The paper's legend name: ``("datadep", "gaussian")`` -> "Data-dependent (He)" (docs/method.md §7.2)."""
+    """The paper's legend name: `("datadep", "gaussian")` -> "Data-dependent (He)" (docs/method.md §7.2)."""
     known = REGISTRY.get(scheme)
     name = known.label if known else scheme
     if known and known.norm == "plain":  # plain schemes already name their direction
@@ -32,7 +32,7 @@ def scheme_label(scheme: str, direction: str = "orthogonal") -> str:
 
 @dataclass(frozen=True)
 class Reference:
-    """One of the paper's figures or tables: ``data`` is keyed as its docstring in this module says."""
+    """One of the paper's figures or tables: `data` is keyed as its docstring in this module says."""
     key: str
     title: str
     source: str

@@ -1,7 +1,7 @@
-"""A store -> ``DIR/report.md`` + PNGs: each experiment's table beside the paper's numbers (docs/method.md §7), its
+"""A store -> `DIR/report.md` + PNGs: each experiment's table beside the paper's numbers (docs/method.md §7), its
 figure, and the claims of docs/method.md §9 judged on what was run.
 
-``render_report`` is what ``wninit report`` and ``wninit reproduce`` call. Bad input (a missing or
+`render_report` is what `wninit report` and `wninit reproduce` call. Bad input (a missing or
 foreign file, a store with no runs, an output folder that cannot be written) is one UserError sentence.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ def open_store(path):
 
 
 def read_figure1_csv(path) -> list:
-    """Rows of ``wninit.diagnostics.synthetic.rows_to_csv`` back as Figure1Row tuples (None if absent)."""
+    """Rows of `wninit.diagnostics.synthetic.rows_to_csv` back as Figure1Row tuples (None if absent)."""
     from wninit.diagnostics.synthetic import Figure1Row
 
     p = Path(path)
@@ -93,10 +93,10 @@ def claims_text(claims, width: int = 100) -> str:
 
 
 def render_report(store_path, out, *, figure1_rows=None, figure1_png=None) -> Report:
-    """Write ``out/report.md``, one PNG per figure and ``out/claims.md``; return what was written.
+    """Write `out/report.md`, one PNG per figure and `out/claims.md`; return what was written.
 
-    ``figure1_rows`` (from :func:`wninit.diagnostics.synthetic.figure1`) adds Figure 1 and claims 1-3;
-    when None, ``out/figure1.csv`` is used if present.
+    `figure1_rows` (from [`wninit.diagnostics.synthetic.figure1`][]) adds Figure 1 and claims 1-3;
+    when None, `out/figure1.csv` is used if present.
     """
     store = open_store(store_path)
     try:

@@ -23,7 +23,7 @@ POSTER_CURVES = {("wn", "proposed"): [(0, -21), (2.4, -21), (4, 5), (7, 17)],
 
 @dataclass
 class RLCurves:
-    """Per trunk, one curve per finished seed: ``[(env steps, mean return of the last 100 episodes), ...]``."""
+    """Per trunk, one curve per finished seed: `[(env steps, mean return of the last 100 episodes), ...]`."""
     curves: dict = field(default_factory=dict)  # (norm, scheme) -> {seed: [(steps, return), ...]}
     pending: dict = field(default_factory=dict)  # (norm, scheme) -> runs not finished
 
@@ -36,7 +36,7 @@ class RLCurves:
 
 
 def rl_curves(runs) -> RLCurves:
-    """The store's runs of ``rl_minatar`` (any profile) grouped by trunk."""
+    """The store's runs of `rl_minatar` (any profile) grouped by trunk."""
     out = RLCurves()
     for run in runs:
         cfg = run.config.to_dict() if hasattr(run.config, "to_dict") else dict(run.config)

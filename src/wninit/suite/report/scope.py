@@ -2,7 +2,7 @@
 configuration on the edge of its grid.
 
 A comparison says something about an init only when the init was trained: a run whose final training loss is
-within ``PLATEAU_MARGIN`` of ln C (C classes; the loss of a constant, uniform prediction) has not left the
+within `PLATEAU_MARGIN` of ln C (C classes; the loss of a constant, uniform prediction) has not left the
 plateau it starts on, and its accuracy measures the budget, not the init. And an init's best configuration
 is its optimum only when the grid brackets it: a best value at the smallest or largest value run could be
 beaten just beyond. A part of a claim that would be contradicted (or undecided) under either condition gets
@@ -39,15 +39,15 @@ def on_plateau(loss, classes: int) -> bool:
 
 
 def never_trained(runs, final_loss: dict, classes: int) -> bool:
-    """Every finished run of ``runs`` ended on its initial plateau (False with no finished run or no loss known)."""
+    """Every finished run of `runs` ended on its initial plateau (False with no finished run or no loss known)."""
     done = [r for r in runs if r.status in FINISHED]
     return bool(done) and all(on_plateau(final_loss.get(r.id), classes) for r in done)
 
 
 def guard(ok, cells, final_loss: dict | None, classes: int):
-    """The outcome of a part judged on ``cells`` (tables.DepthCell), where the protocol can give one: PLATEAU for a
+    """The outcome of a part judged on `cells` (tables.DepthCell), where the protocol can give one: PLATEAU for a
     contradicted or undecided part when every run of one of the cells is on its plateau, EDGE for a contradicted
-    part when one of the cells' best configuration is on its grid's edge, else ``ok`` itself."""
+    part when one of the cells' best configuration is on its grid's edge, else `ok` itself."""
     if ok is False or ok == UNDECIDED:
         if final_loss is not None and any(never_trained(c.runs, final_loss, classes) for c in cells):
             return PLATEAU

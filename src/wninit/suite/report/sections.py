@@ -49,7 +49,7 @@ def _failures(runs) -> list[str]:
 
 
 def experiment_section(experiment: str, profile: str, runs, scale: str, out: Path) -> tuple[str, list]:
-    """Markdown for one (experiment, profile) and the PNGs it wrote into ``out``."""
+    """Markdown for one (experiment, profile) and the PNGs it wrote into `out`."""
     kind = tables.EXPERIMENT_KINDS.get(experiment)
     title = _TITLES.get(experiment, experiment)
     counts = tables.status_counts(runs)

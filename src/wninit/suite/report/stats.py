@@ -3,7 +3,7 @@
 A comparison is *supported* when its one-sided test rejects the null in the paper's direction (p < ALPHA),
 *contradicted* when the test in the opposite direction rejects it, and *undecided* otherwise: a quick
 profile's few seeds may not separate two inits, and a verdict must then say so rather than read a sign
-off two means. scipy (a dependency of scikit-learn, in the ``suite`` extra) is imported where used.
+off two means. scipy (a dependency of scikit-learn, in the `suite` extra) is imported where used.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def _clean(values) -> list[float]:
 
 
 def welch_p(a, b, alternative: str = "less") -> float | None:
-    """One-sided p-value of Welch's t-test that mean(a) < mean(b) (``"less"``) or > (``"greater"``).
+    """One-sided p-value of Welch's t-test that mean(a) < mean(b) (`"less"`) or > (`"greater"`).
 
     None with fewer than 2 values on a side. When both samples are constant (every seed diverged to
     the same value, say) there is no variance to test against: p is 0 when the means differ in the
@@ -62,7 +62,7 @@ def sign_test_p(wins: int, losses: int) -> float:
 
 
 def fisher_p(k1: int, n1: int, k2: int, n2: int, alternative: str = "greater") -> float:
-    """One-sided Fisher exact p-value that the rate k1/n1 is greater (or ``"less"``) than k2/n2."""
+    """One-sided Fisher exact p-value that the rate k1/n1 is greater (or `"less"`) than k2/n2."""
     from scipy import stats
 
     return float(stats.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]], alternative=alternative)[1])

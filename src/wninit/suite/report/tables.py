@@ -74,7 +74,7 @@ def counts_text(counts: Counter) -> str:
 
 
 def status_counts(runs) -> Counter:
-    """completed / diverged / failed / not_run (pending and running) counts of ``runs``."""
+    """completed / diverged / failed / not_run (pending and running) counts of `runs`."""
     return Counter("not_run" if r.status in WAITING else r.status for r in runs)
 
 
@@ -96,8 +96,8 @@ def arch_label(cfg: dict) -> str:
 
 
 def _metric(run, name: str, diverged_as: float | None):
-    """The run's value of ``name``: None for failed/unfinished runs; a diverged run's best checkpoint's
-    value, or ``diverged_as`` when it has none (it diverged in its first epoch)."""
+    """The run's value of `name`: None for failed/unfinished runs; a diverged run's best checkpoint's
+    value, or `diverged_as` when it has none (it diverged in its first epoch)."""
     if run.status not in FINISHED:
         return None
     value = (run.metrics or {}).get(name)
@@ -120,7 +120,7 @@ def _hparam_key(run, exclude: tuple[str, ...]) -> str:
 
 
 def _varying(runs) -> set[str]:
-    """Config fields (seed and execution fields aside) that take more than one value among ``runs``."""
+    """Config fields (seed and execution fields aside) that take more than one value among `runs`."""
     seen = defaultdict(set)
     for r in runs:
         for k, v in config_dict(r).items():
@@ -156,7 +156,7 @@ class DepthCell:
 
 
 def grid_edges(group, chosen_cfg: dict, fields_) -> dict:
-    """The grid fields whose chosen value is the smallest or largest value run in ``group``: a best value on the
+    """The grid fields whose chosen value is the smallest or largest value run in `group`: a best value on the
     edge of its grid does not bracket the optimum (docs/claims.md, "Where a verdict can be given"). A field with a single value is no grid and is not flagged."""
     edges = {}
     for name in sorted(fields_):
@@ -219,13 +219,13 @@ def trains_threshold(curves: dict) -> float:
 
 
 def good_configs(results: list[ConfigResult], threshold: float = GOOD_ACC) -> int:
-    """Configurations whose mean test accuracy is at least ``threshold`` (docs/method.md §9 claim 7)."""
+    """Configurations whose mean test accuracy is at least `threshold` (docs/method.md §9 claim 7)."""
     return sum(1 for c in results if c.test.mean is not None and c.test.mean >= threshold)
 
 
 @dataclass
 class Survival:
-    """Fig. 3-right cell: runs that finished ``horizon`` epochs without a NaN, out of the finished runs."""
+    """Fig. 3-right cell: runs that finished `horizon` epochs without a NaN, out of the finished runs."""
     survived: int
     finished: int
     counts: Counter

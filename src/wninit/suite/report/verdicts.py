@@ -1,11 +1,11 @@
-"""The vocabulary of a judged claim (docs/method.md §9): its five verdicts, the :class:`Finding` a judging function
-returns, the :class:`Claim` record (a finding under its claim's number and name), and how the verdicts of a
+"""The vocabulary of a judged claim (docs/method.md §9): its five verdicts, the `Finding` a judging function
+returns, the `Claim` record (a finding under its claim's number and name), and how the verdicts of a
 claim's parts combine into one.
 
-A part is ``(text, outcome)``: the numbers it was judged on, and True (supported), False (contradicted),
-``UNDECIDED`` (its test separates neither way), None (its runs have not finished), ``PLATEAU`` (it would be
+A part is `(text, outcome)`: the numbers it was judged on, and True (supported), False (contradicted),
+`UNDECIDED` (its test separates neither way), None (its runs have not finished), `PLATEAU` (it would be
 contradicted or undecided, but every run of an init it compares is still on its initial plateau: the runs say
-nothing about the init at this scale) or ``EDGE`` (it would be contradicted, but a compared init's best
+nothing about the init at this scale) or `EDGE` (it would be contradicted, but a compared init's best
 configuration lies on its grid's edge: the grid does not bracket that init's optimum).
 """
 from __future__ import annotations
@@ -66,5 +66,5 @@ def detail(parts: list[Part]) -> str:
 
 
 def num(v, digits: int = 3) -> str:
-    """``v`` with ``digits`` decimals, "n/a" for None."""
+    """`v` with `digits` decimals, "n/a" for None."""
     return "n/a" if v is None else f"{v:.{digits}f}"

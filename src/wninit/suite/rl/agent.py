@@ -1,5 +1,5 @@
 """The actor-critic agent: stable-baselines3's A2C (the synchronous A3C of the poster, docs/method.md §7.7) whose
-policy and value heads read one shared :class:`wninit.models.ImpalaNet`, initialized by ``wninit.initialize``.
+policy and value heads read one shared [`wninit.models.ImpalaNet`][wninit.models.impala.ImpalaNet], initialized by `wninit.initialize`.
 """
 from __future__ import annotations
 
@@ -39,11 +39,11 @@ def impala_of(agent) -> ImpalaNet:
 
 
 def build_agent(cfg, vec_env):
-    """An A2C agent for ``cfg`` (``task="rl"``) on ``vec_env``, its trunk initialized by ``cfg.scheme``.
+    """An A2C agent for `cfg` (`task="rl"`) on `vec_env`, its trunk initialized by `cfg.scheme`.
 
-    stable-baselines3 seeds python's, numpy's and torch's global streams with ``cfg.seed`` and builds the
+    stable-baselines3 seeds python's, numpy's and torch's global streams with `cfg.seed` and builds the
     policy (its orthogonal init switched off: the trunk's init is the experiment); then one call
-    ``wninit.initialize(trunk, scheme)`` sets the trunk. The plain net under ``pytorch-default`` keeps the
+    `wninit.initialize(trunk, scheme)` sets the trunk. The plain net under `pytorch-default` keeps the
     init its layers were built with, PyTorch's own (docs/method.md §7.7: the poster's un-normalized IMPALA).
     The two heads are plain Linear layers with PyTorch's default init, as the classifier heads
     (docs/method.md §3.5a).

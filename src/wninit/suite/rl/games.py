@@ -1,4 +1,4 @@
-"""The MinAtar games a run can name (``RunConfig.dataset`` with ``task="rl"``) and their vector environments."""
+"""The MinAtar games a run can name (`RunConfig.dataset` with `task="rl"`) and their vector environments."""
 from __future__ import annotations
 
 from wninit.errors import UserError
@@ -15,10 +15,10 @@ def _needs_rl_extra(exc: ImportError) -> UserError:
 
 
 def make_vec_env(game: str, n_envs: int, seed: int):
-    """``n_envs`` copies of ``game`` (minimal action set, MinAtar's default sticky actions and difficulty
+    """`n_envs` copies of `game` (minimal action set, MinAtar's default sticky actions and difficulty
     ramping) in one in-process vector env that reports each finished episode's return.
 
-    In-process (``DummyVecEnv``), not one process per env: the games' state (:func:`env_state`) is then at
+    In-process (`DummyVecEnv`), not one process per env: the games' state (`env_state`) is then at
     hand for the run's checkpoint, which is what makes a resumed run equal its twin; the network, not the
     10x10 games, is what costs time here.
     """
@@ -36,14 +36,14 @@ def make_vec_env(game: str, n_envs: int, seed: int):
 
 
 def env_state(vec) -> dict:
-    """What a resumed run needs of ``make_vec_env``'s vector env: each game (its board, its own numpy stream for
+    """What a resumed run needs of `make_vec_env`'s vector env: each game (its board, its own numpy stream for
     sticky actions and spawns, the last action) and the returns of the episodes in progress."""
     return {"games": [e.unwrapped.game for e in vec.venv.envs], "episode_returns": vec.episode_returns,
             "episode_lengths": vec.episode_lengths, "episode_count": vec.episode_count}
 
 
 def set_env_state(vec, state: dict) -> None:
-    """Put :func:`env_state`'s ``state`` back into a vector env of the same game and size."""
+    """Put `env_state`'s `state` back into a vector env of the same game and size."""
     for env, game in zip(vec.venv.envs, state["games"], strict=True):
         env.unwrapped.game = game
     vec.episode_returns, vec.episode_lengths = state["episode_returns"], state["episode_lengths"]

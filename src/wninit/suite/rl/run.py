@@ -1,6 +1,6 @@
-"""One RL run (``RunConfig(task="rl")``): A2C with a deep IMPALA trunk on a MinAtar game, in ``epochs`` equal
-chunks of ``env_steps / epochs`` environment steps; after each chunk the mean return of the last
-``RETURN_WINDOW`` finished episodes is recorded and, with ``out_dir``, a checkpoint is written.
+"""One RL run (`RunConfig(task="rl")`): A2C with a deep IMPALA trunk on a MinAtar game, in `epochs` equal
+chunks of `env_steps / epochs` environment steps; after each chunk the mean return of the last
+`RETURN_WINDOW` finished episodes is recorded and, with `out_dir`, a checkpoint is written.
 
 A rerun from the checkpoint continues bit for bit on CPU (same thread count): the checkpoint holds the
 policy, RMSprop's state, torch's, numpy's and python's global streams (stable-baselines3 samples actions
@@ -33,7 +33,7 @@ RETURN_WINDOW = 100
 
 
 def chunk_steps(cfg: RunConfig) -> int:
-    """Environment steps per chunk: ``env_steps / epochs``, a whole number of A2C rollouts (n_envs x n_steps)."""
+    """Environment steps per chunk: `env_steps / epochs`, a whole number of A2C rollouts (n_envs x n_steps)."""
     from wninit.suite.rl.agent import A2C_SETTINGS
 
     rollout = cfg.n_envs * A2C_SETTINGS["n_steps"]
@@ -45,10 +45,10 @@ def chunk_steps(cfg: RunConfig) -> int:
 
 def fit_rl(cfg: RunConfig, *, out_dir: str | Path | None = None, resume: bool = True, progress: bool = False,
            on_epoch=None) -> RunResult:
-    """Train ``cfg`` (``task="rl"``) and return its :class:`RunResult` with the return curve in ``returns``.
+    """Train `cfg` (`task="rl"`) and return its [`RunResult`][wninit.suite.train.result.RunResult] with the return curve in `returns`.
 
     Global streams (torch's, numpy's, python's) and the thread count are the caller's again afterwards.
-    ``on_epoch`` is called with each chunk's row after its checkpoint is written.
+    `on_epoch` is called with each chunk's row after its checkpoint is written.
     """
     cfg = cfg.resolved()
     steps = chunk_steps(cfg)

@@ -1,5 +1,5 @@
-"""Sweeps: the paper's experiments as TOML specs (:mod:`.spec`), a resumable SQLite store (:mod:`.store`,
-run leases in :mod:`.leases`), and the runners that execute them (:mod:`.runners`, :mod:`.driver`)."""
+"""Sweeps: the paper's experiments as TOML specs (`.spec`), a resumable SQLite store (`.store`,
+run leases in `.leases`), and the runners that execute them (`.runners`, `.driver`)."""
 from wninit.suite.sweep.leases import owner_id
 from wninit.suite.sweep.driver import SweepSummary, run_sweep
 from wninit.suite.sweep.spec import Experiment, load_spec

@@ -1,9 +1,9 @@
 """The sweep driver: claim runs, hand them to a pool, renew the leases, write each result as it comes.
 
 The driver is the store's single writer in its process; several drivers may share a store
-through leases (:mod:`wninit.suite.sweep.leases`). SIGINT and SIGTERM only set a flag: the loop then kills its
+through leases (`wninit.suite.sweep.leases`). SIGINT and SIGTERM only set a flag: the loop then kills its
 workers and puts its running runs back to pending in one transaction, so nothing is half-written and
-the same command continues where it stopped. ``kill -9`` leaves the claims behind; a rerun on this host
+the same command continues where it stopped. `kill -9` leaves the claims behind; a rerun on this host
 sees their holder is dead and takes them at once (another host: after the lease).
 """
 from __future__ import annotations
@@ -59,8 +59,8 @@ class _Stop:
 
 
 def _batch_groups(cfgs, batch_runs: bool, workers: int = 1):
-    """The units of work for the pool: one run each, or (``--batch-runs``) stacked groups split evenly over
-    the ``workers`` and ordered costliest first (members x depth), so that the last to start is short."""
+    """The units of work for the pool: one run each, or (`--batch-runs`) stacked groups split evenly over
+    the `workers` and ordered costliest first (members x depth), so that the last to start is short."""
     if not batch_runs:
         return [[c] for c in cfgs]
     try:
@@ -77,12 +77,12 @@ def run_sweep(store: Store, targets: list[tuple[str, str]], *, backend: str = "l
               compile: bool = False, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
               batch_runs: bool = False, limit: int | None = None, slurm: dict | None = None,
               lease_s: float = leases.LEASE_S, progress: bool = True, stream=None) -> SweepSummary:
-    """Run every unfinished run of ``targets`` ((experiment, profile) pairs already added to ``store``).
+    """Run every unfinished run of `targets` ((experiment, profile) pairs already added to `store`).
 
-    ``device``, ``channels_last`` and ``compile`` are execution fields set on every run (not in the run
-    id; train/accel.py). ``limit`` caps the runs claimed by this call. Returns a :class:`SweepSummary`; a signal stops the
-    loop cleanly and is reported in ``stopped``. ``slurm`` holds the SLURM pool's arguments (folder, executor,
-    partition, time_min, array_parallelism, options) for ``backend="slurm"``.
+    `device`, `channels_last` and `compile` are execution fields set on every run (not in the run
+    id; train/accel.py). `limit` caps the runs claimed by this call. Returns a `SweepSummary`; a signal stops the
+    loop cleanly and is reported in `stopped`. `slurm` holds the SLURM pool's arguments (folder, executor,
+    partition, time_min, array_parallelism, options) for `backend="slurm"`.
     """
     if batch_runs:
         _batch_groups([], True)  # fail before starting a pool when the ensemble module is missing

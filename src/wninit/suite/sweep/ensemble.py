@@ -1,23 +1,23 @@
-"""Which runs train together as one stacked model, and :func:`fit_ensemble`, which trains them.
+"""Which runs train together as one stacked model, and `fit_ensemble`, which trains them.
 
 Runs that share an MLP architecture and its data pipeline but differ in seed, learning rate, momentum,
-weight decay, schedule, warmup or init scheme train as one :class:`~.stacked.StackedMLP`: one
-batched matmul per layer for all M members. Each member follows its standalone :func:`wninit.suite.train.fit`
+weight decay, schedule, warmup or init scheme train as one `StackedMLP`: one
+batched matmul per layer for all M members. Each member follows its standalone [`wninit.suite.train.fit`][wninit.suite.train.single_run.fit]
 run (docs/method.md §6.1) step for step:
 
-- the same model and init: each member's standalone MLP is built and initialized exactly as ``fit`` does
+- the same model and init: each member's standalone MLP is built and initialized exactly as `fit` does
   (global seed, head default init, first shuffled batch, init generator), then copied into the stack;
 - its own data: its own seeded validation split and its own loader generator, so the same batches in
   the same order (and the same augmentation draws) as its standalone run;
-- its own SGD (:class:`~.stacked.StackedSGD`), lr schedule and per-iteration warmup;
+- its own SGD (`StackedSGD`), lr schedule and per-iteration warmup;
 - its own divergence: a NaN/Inf loss freezes that member (lr 0, finite weights) and reports it
-  ``diverged`` at that epoch and step; the others go on;
+  `diverged` at that epoch and step; the others go on;
 - its own best-validation checkpoint, evaluated on the test split at the end.
 
 The trajectories equal the standalone ones up to float32 rounding (a batched matmul may round
 differently from a single one; on the suite's CPU they are equal bit for bit); tests/test_ensemble.py
-states the tolerance. The group's data, stacked model and SGD are in :mod:`.stacked`; it trains through
-the one training loop of the suite (:mod:`wninit.suite.train.loop`).
+states the tolerance. The group's data, stacked model and SGD are in `.stacked`; it trains through
+the one training loop of the suite (`wninit.suite.train.loop`).
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ MEMBER_FIELDS = ("seed", "lr", "momentum", "weight_decay", "wd_exempt_gain_bias"
 
 
 def batchable(cfg: RunConfig) -> bool:
-    """True when ``cfg`` can be a member of a stacked group: a training run of an MLP with WN or no norm.
+    """True when `cfg` can be a member of a stacked group: a training run of an MLP with WN or no norm.
 
     NOTE: BN MLPs are not batched: their running statistics and batch statistics would need a stacked
     BatchNorm, which the suite's small-model sweeps (docs/method.md §7.1, WN MLPs) do not need. Runs asking for
@@ -54,20 +54,20 @@ def batchable(cfg: RunConfig) -> bool:
 
 
 def group_key(cfg: RunConfig) -> tuple:
-    """What members of one group share: every resolved field except :data:`MEMBER_FIELDS`."""
+    """What members of one group share: every resolved field except `MEMBER_FIELDS`."""
     d = cfg.resolved().to_dict()
     return tuple(sorted((k, v) for k, v in d.items() if k not in MEMBER_FIELDS))
 
 
 def batchable_groups(cfgs: list[RunConfig], max_members: int | None = None, workers: int = 1,
                      min_members: int = 4) -> list[list[RunConfig]]:
-    """Partition ``cfgs`` into groups that :func:`fit_ensemble` trains together, in first-seen order.
+    """Partition `cfgs` into groups that `fit_ensemble` trains together, in first-seen order.
 
-    Batchable configs (:func:`batchable`) with equal :func:`group_key` share a group, split into equal
-    chunks (sizes differ by at most one) of at most ``max_members``; every other config is a group of
-    its own. With ``workers`` > 1 a group is also split into as many chunks as there are workers (a
-    multiple of it when ``max_members`` asks for more chunks), as far as each chunk keeps
-    ``min_members``: every worker then holds an equal share of every group, whatever a group costs.
+    Batchable configs (`batchable`) with equal `group_key` share a group, split into equal
+    chunks (sizes differ by at most one) of at most `max_members`; every other config is a group of
+    its own. With `workers` > 1 a group is also split into as many chunks as there are workers (a
+    multiple of it when `max_members` asks for more chunks), as far as each chunk keeps
+    `min_members`: every worker then holds an equal share of every group, whatever a group costs.
     Without it, a sweep whose groups differ in cost (Fig. 2's depths) leaves a worker idle while another
     trains the deepest group (docs/performance.md).
 
@@ -93,7 +93,7 @@ def batchable_groups(cfgs: list[RunConfig], max_members: int | None = None, work
 
 
 def _chunks(n: int, max_members: int | None, workers: int, min_members: int) -> int:
-    """How many chunks a group of ``n`` becomes (see :func:`batchable_groups`)."""
+    """How many chunks a group of `n` becomes (see `batchable_groups`)."""
     k = -(-n // max_members) if max_members else 1
     if workers > 1:
         k = max(k, min(workers, n // min_members))
@@ -104,7 +104,7 @@ def _chunks(n: int, max_members: int | None, workers: int, min_members: int) -> 
 
 
 def _split(group: list, k: int) -> list[list]:
-    """``group`` in ``k`` consecutive chunks whose sizes differ by at most one."""
+    """`group` in `k` consecutive chunks whose sizes differ by at most one."""
     size, extra = divmod(len(group), k)
     bounds = [i * size + min(i, extra) for i in range(k + 1)]
     return [group[a:b] for a, b in zip(bounds, bounds[1:])]
@@ -113,12 +113,12 @@ def _split(group: list, k: int) -> list[list]:
 # ---- the run --------------------------------------------------------------------------------------
 
 def fit_ensemble(cfgs: list[RunConfig]) -> list[RunResult]:
-    """Train ``cfgs`` (one :func:`batchable_groups` group) as one stacked model; one RunResult per config.
+    """Train `cfgs` (one `batchable_groups` group) as one stacked model; one RunResult per config.
 
-    Each result is the one :func:`wninit.suite.train.fit` returns for that config alone (docs/method.md §6.1), up to
-    float32 rounding; ``wall_s`` is the group's wall time divided by its size and ``env["batched"]``
+    Each result is the one [`wninit.suite.train.fit`][wninit.suite.train.single_run.fit] returns for that config alone (docs/method.md §6.1), up to
+    float32 rounding; `wall_s` is the group's wall time divided by its size and `env["batched"]`
     the group's size. A lone config that cannot be batched (a CNN, a BN net, a Hessian task) is run by
-    ``fit``. Nothing is written to disk: a group is one unit of work, rerun whole if interrupted.
+    `fit`. Nothing is written to disk: a group is one unit of work, rerun whole if interrupted.
 
     Examples:
         >>> base = RunConfig(dataset="mnist5k", depth=10, epochs=3, momentum=0.9)

@@ -1,11 +1,11 @@
 """Who runs what: leases on the store's runs, each claimed by one holder and renewed while it trains.
 
-A driver claims pending runs atomically (``BEGIN IMMEDIATE`` ... ``UPDATE``), renews the lease of every
+A driver claims pending runs atomically (`BEGIN IMMEDIATE` ... `UPDATE`), renews the lease of every
 run it holds while they train, and writes each result in one transaction. A run whose lease expired (its
-holder stopped renewing: killed, frozen, its machine gone) can be claimed again; so two ``wninit sweep``
+holder stopped renewing: killed, frozen, its machine gone) can be claimed again; so two `wninit sweep`
 processes on one store share the work and, while both live, never run one run twice. A holder on this
 host that has died (its pid is gone, or now belongs to another process) is noticed at once instead of
-after the lease, so a rerun after ``kill -9`` continues immediately.
+after the lease, so a rerun after `kill -9` continues immediately.
 """
 from __future__ import annotations
 
@@ -34,13 +34,13 @@ def _start_token(pid: int) -> str:
 
 
 def owner_id(pid: int | None = None) -> str:
-    """``host:pid:start`` of this process (or of ``pid``): the name a claim is held under."""
+    """`host:pid:start` of this process (or of `pid`): the name a claim is held under."""
     pid = os.getpid() if pid is None else pid
     return f"{socket.gethostname()}:{pid}:{_start_token(pid)}"
 
 
 def holder_alive(owner: str) -> bool | None:
-    """Whether the process named ``owner`` still runs; None when it is on another host (trust the lease)."""
+    """Whether the process named `owner` still runs; None when it is on another host (trust the lease)."""
     try:
         host, pid_text, token = owner.rsplit(":", 2)
         pid = int(pid_text)
@@ -68,7 +68,7 @@ def _expire_dead_holders(conn, owner: str, now: float) -> None:
 
 def claim(store: Store, owner: str, n: int = 1, *, lease_s: float = LEASE_S, experiment: str | None = None,
           profile: str | None = None) -> list[RunConfig]:
-    """Atomically take up to ``n`` runs of ``experiment``/``profile`` that are pending or whose holder's
+    """Atomically take up to `n` runs of `experiment`/`profile` that are pending or whose holder's
     lease expired; each gets status running, this owner, a lease and one more attempt."""
     where, args = _scope(experiment, profile)
     with store.transaction() as conn:
@@ -84,7 +84,7 @@ def claim(store: Store, owner: str, n: int = 1, *, lease_s: float = LEASE_S, exp
 
 
 def renew(store: Store, owner: str, ids, *, lease_s: float = LEASE_S) -> set[str]:
-    """Extend the lease of the runs in ``ids`` this owner still holds; returns those ids."""
+    """Extend the lease of the runs in `ids` this owner still holds; returns those ids."""
     ids = list(ids)
     if not ids:
         return set()
@@ -100,7 +100,7 @@ def renew(store: Store, owner: str, ids, *, lease_s: float = LEASE_S) -> set[str
 def finish(store: Store, outcome: dict) -> bool:
     """Write one run's result (row + epochs) in one transaction; False if it was already finished.
 
-    ``outcome`` is what a worker returns: run_id, status (completed|diverged), metrics, epochs, wall_s,
+    `outcome` is what a worker returns: run_id, status (completed|diverged), metrics, epochs, wall_s,
     env (wninit, torch, commit, dirty, device, seed) and host. The first result written wins: a run that is already
     completed or diverged is never overwritten (results are deterministic, so nothing is lost).
     """
@@ -127,7 +127,7 @@ def finish(store: Store, outcome: dict) -> bool:
 
 
 def give_up(store: Store, owner: str, run_id: str, error: str, host: str | None = None) -> None:
-    """Mark a run this owner holds as failed with ``error`` (a worker exception: the sweep goes on)."""
+    """Mark a run this owner holds as failed with `error` (a worker exception: the sweep goes on)."""
     with store.transaction() as conn:
         conn.execute("UPDATE runs SET status='failed', error=?, host=COALESCE(?, host), finished_at=?, claimed_by=NULL, "
                      "lease_until=NULL WHERE id=? AND status='running' AND claimed_by=?",
@@ -135,7 +135,7 @@ def give_up(store: Store, owner: str, run_id: str, error: str, host: str | None 
 
 
 def lost(store: Store, owner: str, run_id: str, error: str, max_attempts: int = MAX_ATTEMPTS) -> str:
-    """The worker running ``run_id`` died: back to pending, or failed after ``max_attempts`` attempts.
+    """The worker running `run_id` died: back to pending, or failed after `max_attempts` attempts.
     Returns the new status."""
     with store.transaction() as conn:
         row = conn.execute("SELECT attempts FROM runs WHERE id=? AND status='running' AND claimed_by=?",
@@ -150,8 +150,8 @@ def lost(store: Store, owner: str, run_id: str, error: str, max_attempts: int = 
 
 
 def release(store: Store, owner: str, ids=None) -> int:
-    """Put the runs this owner holds (or those of ``ids``) back to pending: a clean stop (Ctrl-C). The
-    interrupted attempt is not counted, so ``attempts`` stays the number of executions that ended or died."""
+    """Put the runs this owner holds (or those of `ids`) back to pending: a clean stop (Ctrl-C). The
+    interrupted attempt is not counted, so `attempts` stays the number of executions that ended or died."""
     sql, args = "UPDATE runs SET status='pending', claimed_by=NULL, lease_until=NULL, attempts=MAX(attempts - 1, 0) " \
                 "WHERE status='running' " \
                 "AND claimed_by=?", [owner]

@@ -21,7 +21,7 @@ def format_duration(seconds: float | None) -> str:
 
 
 class SweepProgress:
-    """``total`` runs in scope, ``finished`` of them already done before this session."""
+    """`total` runs in scope, `finished` of them already done before this session."""
 
     def __init__(self, total: int, finished: int, *, enabled: bool = True, stream=None, label: str = "sweep"):
         self.total, self.before = total, finished

@@ -1,10 +1,10 @@
-"""Where runs execute: a local process pool (default), Ray tasks or SLURM job arrays (:mod:`.slurm`). All
-take groups of configs and hand back outcome dicts; the driver (:mod:`wninit.suite.sweep.driver`) claims, renews
+"""Where runs execute: a local process pool (default), Ray tasks or SLURM job arrays (`.slurm`). All
+take groups of configs and hand back outcome dicts; the driver (`wninit.suite.sweep.driver`) claims, renews
 and writes.
 
-A group is one config, or several that train together as one batched model (``--batch-runs``).
-``wait`` returns ``(handle, outcomes)`` pairs, where ``outcomes`` is a list of dicts (one per config,
-status completed|diverged|failed) or a :class:`Lost` when the process running the group died.
+A group is one config, or several that train together as one batched model (`--batch-runs`).
+`wait` returns `(handle, outcomes)` pairs, where `outcomes` is a list of dicts (one per config,
+status completed|diverged|failed) or a `Lost` when the process running the group died.
 """
 from __future__ import annotations
 
@@ -41,13 +41,13 @@ RECYCLE_AFTER = 32
 
 
 class LocalPool:
-    """A pool of ``workers`` spawned processes, replaced by fresh ones every :data:`RECYCLE_AFTER` groups per
+    """A pool of `workers` spawned processes, replaced by fresh ones every `RECYCLE_AFTER` groups per
     worker.
 
-    With more than one worker each sets ``torch.set_num_threads(1)`` (one thread per worker is
+    With more than one worker each sets `torch.set_num_threads(1)` (one thread per worker is
     the fastest use of the cores for small models); a single worker keeps torch's default threads.
     Spawned, not forked: forking a process whose torch already started its thread pool can hang.
-    Recycled by generations, not with ``max_tasks_per_child`` (Python 3.11+ only, and it can deadlock the
+    Recycled by generations, not with `max_tasks_per_child` (Python 3.11+ only, and it can deadlock the
     executor when a worker exits at its limit, CPython gh-115634): new groups go to a new executor while the
     old one finishes its groups and exits.
     """
@@ -142,11 +142,11 @@ class LocalPool:
 
 
 class RayPool:
-    """The same groups as Ray remote tasks (``--backend ray``), with ``num_cpus``/``num_gpus`` resources.
+    """The same groups as Ray remote tasks (`--backend ray`), with `num_cpus`/`num_gpus` resources.
 
-    ``gpus_per_run`` may be fractional (0.25 packs four small runs on one GPU). A task whose worker dies
-    is retried by Ray ``max_retries`` times; after that the driver counts the run as lost. Connects to
-    ``address`` (a running cluster), or reuses the Ray instance this process already started, or starts a
+    `gpus_per_run` may be fractional (0.25 packs four small runs on one GPU). A task whose worker dies
+    is retried by Ray `max_retries` times; after that the driver counts the run as lost. Connects to
+    `address` (a running cluster), or reuses the Ray instance this process already started, or starts a
     local one.
     """
 
@@ -217,7 +217,7 @@ class RayPool:
 
 def make_pool(backend: str, *, workers=None, execution=None, address=None, cpus_per_run=1.0, gpus_per_run=0.0,
               slurm: dict | None = None):
-    """The pool of ``backend``; ``slurm`` holds :class:`wninit.suite.sweep.slurm.SlurmPool`'s own arguments."""
+    """The pool of `backend`; `slurm` holds `wninit.suite.sweep.slurm.SlurmPool`'s own arguments."""
     if slurm is not None and backend != "slurm":
         raise UserError("--partition, --time, --array-parallelism and --slurm-* are for --backend slurm; "
                         "drop them or add --backend slurm")

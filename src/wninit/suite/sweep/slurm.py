@@ -1,19 +1,19 @@
-"""``--backend slurm``: the sweep's groups as SLURM job arrays, through submitit.
+"""`--backend slurm`: the sweep's groups as SLURM job arrays, through submitit.
 
-The driver (:mod:`wninit.suite.sweep.driver`) stays where it runs (a login node, in tmux): it claims runs in the
+The driver (`wninit.suite.sweep.driver`) stays where it runs (a login node, in tmux): it claims runs in the
 store, holds and renews their leases, and writes every result, exactly as with the local pool or Ray. This
 pool only changes where a group trains: the groups the driver hands it between two waits become one job
-array (one task per run, or per stacked group with ``--batch-runs``), at most ``array_parallelism`` of
+array (one task per run, or per stacked group with `--batch-runs`), at most `array_parallelism` of
 them running at once. A task returns its outcomes through submitit's result file; it never touches the
 store.
 
-Preemption or a time limit: SLURM signals the task, submitit calls :meth:`SlurmTask.checkpoint` and
+Preemption or a time limit: SLURM signals the task, submitit calls `SlurmTask.checkpoint` and
 requeues the same task under the same job id, so the driver keeps waiting on it. A single run trains with
-an epoch checkpoint in the log folder (``runs/<run id>/``), so a requeued task, or the next attempt after
+an epoch checkpoint in the log folder (`runs/<run id>/`), so a requeued task, or the next attempt after
 a lost job, continues from its last finished epoch. NOTE: a stacked group keeps no checkpoint
-(:func:`wninit.suite.sweep.ensemble.fit_ensemble` writes nothing to disk) and restarts whole.
+(`wninit.suite.sweep.ensemble.fit_ensemble` writes nothing to disk) and restarts whole.
 
-``executor="local"`` runs the same arrays on this machine through submitit's local executor: the code
+`executor="local"` runs the same arrays on this machine through submitit's local executor: the code
 path of a cluster, used by the tests.
 """
 from __future__ import annotations
@@ -38,11 +38,11 @@ POLL_S = 0.05
 
 
 class SlurmTask:
-    """What one array task runs: a single run (with an epoch checkpoint in ``run_dir``) or a stacked group.
+    """What one array task runs: a single run (with an epoch checkpoint in `run_dir`) or a stacked group.
 
     Checkpointable in submitit's sense: on preemption or timeout submitit pickles
-    :meth:`checkpoint`'s submission and requeues it, so the task starts again with the same arguments and
-    :func:`wninit.suite.train.fit` resumes from ``run_dir``.
+    `checkpoint`'s submission and requeues it, so the task starts again with the same arguments and
+    [`wninit.suite.train.fit`][wninit.suite.train.single_run.fit] resumes from `run_dir`.
     """
 
     def __call__(self, cfg_dicts: list[dict], execution: dict | None, threads: int | None,
@@ -66,21 +66,21 @@ class _Handle:
 
 
 class SlurmPool:
-    """The driver's pool for ``--backend slurm``: ``submit`` queues a group, ``wait`` submits the queued
+    """The driver's pool for `--backend slurm`: `submit` queues a group, `wait` submits the queued
     groups as one job array and returns the groups whose task ended.
 
     Args:
-        workers: groups queued or running at once (default 256); the array's own limit is ``array_parallelism``.
+        workers: groups queued or running at once (default 256); the array's own limit is `array_parallelism`.
         execution: execution fields applied to every run (device, channels_last, compile).
         folder: submitit's log folder (job scripts, logs, result pickles, run checkpoints); must be on a file
             system the compute nodes share.
-        executor: ``"slurm"`` (sbatch) or ``"local"`` (submitit's local executor: this machine).
-        partition: the SLURM partition; checked against ``sinfo`` when it is there.
-        gpus_per_run: whole GPUs per task (``--gres gpu:N``); runs then default to device cuda.
+        executor: `"slurm"` (sbatch) or `"local"` (submitit's local executor: this machine).
+        partition: the SLURM partition; checked against `sinfo` when it is there.
+        gpus_per_run: whole GPUs per task (`--gres gpu:N`); runs then default to device cuda.
         time_min: each task's time limit in minutes.
         array_parallelism: array tasks running at once.
         cpus_per_run: CPUs per task, also the task's torch threads.
-        options: further sbatch options by submitit's name (``qos``, ``account``, ``constraint``, ``mem``...).
+        options: further sbatch options by submitit's name (`qos`, `account`, `constraint`, `mem`...).
     """
 
     def __init__(self, workers: int | None = None, execution: dict | None = None, *, folder, executor: str = "slurm",
@@ -202,7 +202,7 @@ def _check_numbers(gpus_per_run, time_min, array_parallelism, cpus_per_run) -> N
 
 
 def _check_partition(partition: str | None, executor: str) -> None:
-    """A partition the cluster lacks is named now, before any run is claimed (``sinfo`` lists them)."""
+    """A partition the cluster lacks is named now, before any run is claimed (`sinfo` lists them)."""
     if partition is None:
         return
     sinfo = shutil.which("sinfo")
@@ -235,7 +235,7 @@ def _writable(folder) -> Path:
 
 
 def _set_parameters(executor, params: dict, options: dict) -> None:
-    """The executor's parameters; ``options`` are sbatch options by submitit's name, checked by submitit."""
+    """The executor's parameters; `options` are sbatch options by submitit's name, checked by submitit."""
     params = {k: v for k, v in params.items() if v is not None}
     params.update({f"slurm_{k}": v for k, v in options.items()})
     try:

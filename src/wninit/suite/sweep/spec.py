@@ -1,6 +1,6 @@
-"""Experiment specs: one TOML file per paper figure or table -> the list of :class:`RunConfig` it runs.
+"""Experiment specs: one TOML file per paper figure or table -> the list of [`RunConfig`][wninit.suite.train.config.RunConfig] it runs.
 
-The format (documented with examples in ``experiments/README.md``)::
+The format (documented with examples in `experiments/README.md`)::
 
     [experiment]            name, paper (figure/table), spec (section), description
     [base]                  RunConfig fields shared by every run
@@ -9,12 +9,12 @@ The format (documented with examples in ``experiments/README.md``)::
                             together (e.g. arch + depth + dataset of one Table 1 row)
     [[series]]              optional: name, fixed fields and a [series.grid] of their own, each series
                             expanded separately and the results concatenated (e.g. Table 1's methods)
-    [profiles.NAME]         base / grid / series.SERIES_NAME overrides (``enabled = false`` drops a series)
+    [profiles.NAME]         base / grid / series.SERIES_NAME overrides (`enabled = false` drops a series)
 
-Resolution, per series: the file's ``base`` and ``grid``, then the profile's ``base`` and ``grid`` (a key
+Resolution, per series: the file's `base` and `grid`, then the profile's `base` and `grid` (a key
 there replaces the same key whether it was fixed or a grid), then the series' fixed fields and grid,
 then the profile's override of that series. Every key ends up with a list of values; the runs are the
-product of those lists. Anything unknown or out of range is a :class:`UserError` naming the key and the
+product of those lists. Anything unknown or out of range is a `UserError` naming the key and the
 file (docs/method.md §6: every run of the paper must be describable, and a typo must never silently run the
 wrong experiment).
 """
@@ -65,7 +65,7 @@ def _toml_loads(text: str) -> dict:
 
 
 def load_spec(path: str | Path, profile: str) -> Experiment:
-    """Read the experiment spec at ``path`` and expand its ``profile`` to runs.
+    """Read the experiment spec at `path` and expand its `profile` to runs.
 
     Examples:
         >>> exp = load_spec("experiments/fig2_mlp_depth.toml", "quick")
@@ -88,7 +88,7 @@ def load_spec(path: str | Path, profile: str) -> Experiment:
 
 
 def expand(doc: dict, profile: str, where: str = "<spec>") -> Experiment:
-    """Expand a parsed spec document (``where`` names it in errors) at ``profile``."""
+    """Expand a parsed spec document (`where` names it in errors) at `profile`."""
     _check_keys(doc, TOP_KEYS, "top-level key", where)
     meta = _table(doc.get("experiment", {}), "[experiment]", where)
     _check_keys(meta, EXPERIMENT_KEYS, "key of [experiment]", where)
@@ -136,7 +136,7 @@ def expand(doc: dict, profile: str, where: str = "<spec>") -> Experiment:
 
 
 def varying_fields(runs: list[RunConfig]) -> dict[str, list]:
-    """Field -> distinct values (first-seen order) for the fields that differ between ``runs``."""
+    """Field -> distinct values (first-seen order) for the fields that differ between `runs`."""
     values: dict[str, list] = {}
     for cfg in runs:
         for name, v in cfg.to_dict().items():

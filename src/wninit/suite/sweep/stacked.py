@@ -1,14 +1,14 @@
 """A stacked group: M small MLP runs as the training loop's M members (docs/method.md §6.1), one model with
 stacked weights and SGD vectorised over the members.
 
-:class:`Stacked` plugs into :mod:`wninit.suite.train.loop` as a single run's model does, so a member goes
+`Stacked` plugs into `wninit.suite.train.loop` as a single run's model does, so a member goes
 through the same per-step routine, epoch loop, divergence rule and best-checkpoint test as its standalone
-``fit``. Its parts: :class:`MemberData` (one copy of the data, each member's split, order and augmentation),
-:class:`StackedMLP` (each hidden layer holds ``v`` (M, out, in), ``g`` (M, out) and ``b`` (M, out), or ``w``
-and ``b`` without weight norm; the plain head holds ``w`` (M, C, width) and ``b`` (M, C); one
-``torch.baddbmm`` per layer for all members, member m reading only its own slice), :class:`StackedSGD`
-(``torch.optim.SGD`` with per-member hyper-parameters). Member m's batches, outputs and gradients are those
-of its standalone :class:`~wninit.models.MLP`.
+`fit`. Its parts: `MemberData` (one copy of the data, each member's split, order and augmentation),
+`StackedMLP` (each hidden layer holds `v` (M, out, in), `g` (M, out) and `b` (M, out), or `w`
+and `b` without weight norm; the plain head holds `w` (M, C, width) and `b` (M, C); one
+`torch.baddbmm` per layer for all members, member m reading only its own slice), `StackedSGD`
+(`torch.optim.SGD` with per-member hyper-parameters). Member m's batches, outputs and gradients are those
+of its standalone [`MLP`][wninit.models.mlp.MLP].
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ __all__ = ["run_group", "Stacked", "StackedMLP", "MemberView", "StackedSGD", "Me
 class MemberData:
     """The training pool once on the device, each member's train/val split as indices into it.
 
-    ``load_dataset`` splits the training set by ``val_split_indices(n, val_fraction, seed)``; rebuilding
+    `load_dataset` splits the training set by `val_split_indices(n, val_fraction, seed)`; rebuilding
     the unsplit pool from one load and indexing it with each member's split gives every member the very
     tensors its own load would, without M copies of the data. The members share the test split.
     """
@@ -109,23 +109,23 @@ def _linears(model: MLP) -> list[nn.Linear]:
 
 
 def _weight_norm(v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """``g * v/||v||`` per output unit of every member (docs/method.md §2.1), (M, out, in).
+    """`g * v/||v||` per output unit of every member (docs/method.md §2.1), (M, out, in).
 
     The M members' rows are one (M*out, in) matrix for ATen's fused weight-norm kernel, the kernel the
-    standalone WN layers run (weightnorm/formula.py ``wn_weight``), so each row's weight and gradients are computed as there.
+    standalone WN layers run (weightnorm/formula.py `wn_weight`), so each row's weight and gradients are computed as there.
     """
     m, out, n_in = v.shape
     return wn_weight(v.view(m * out, n_in), g.view(m * out)).view(m, out, n_in)
 
 
 class _StackedLinear(torch.autograd.Function):
-    """``x @ w^T + b`` per member: x (M, B, in), w (M, out, in), b (M, out) -> (M, B, out).
+    """`x @ w^T + b` per member: x (M, B, in), w (M, out, in), b (M, out) -> (M, B, out).
 
-    The backward computes ``grad_w = grad^T @ x`` directly in w's (M, out, in) layout, as a standalone
-    ``nn.Linear``'s backward does (autograd's ``bmm`` backward would give it transposed and the weight
-    norm's backward would then copy it). With ``per_member`` it is one ``mm`` per member:
-    NOTE: for an output width such as 10 classes, MKL's batched matmul rounds ``grad^T @ x`` differently
-    from the single matmul of a standalone layer; the head is small, so one ``mm`` per member there
+    The backward computes `grad_w = grad^T @ x` directly in w's (M, out, in) layout, as a standalone
+    `nn.Linear`'s backward does (autograd's `bmm` backward would give it transposed and the weight
+    norm's backward would then copy it). With `per_member` it is one `mm` per member:
+    NOTE: for an output width such as 10 classes, MKL's batched matmul rounds `grad^T @ x` differently
+    from the single matmul of a standalone layer; the head is small, so one `mm` per member there
     costs little and keeps each member's gradient equal to its standalone run's. For the hidden
     layers the batched matmuls (and every forward) round as the single ones on the suite's CPU.
     """
@@ -152,11 +152,11 @@ def _stack(tensors) -> nn.Parameter:
 
 
 class StackedMLP(nn.Module):
-    """``len(models)`` copies of an MLP (the same ``depth``, ``width`` and norm), one stacked tensor per parameter.
+    """`len(models)` copies of an MLP (the same `depth`, `width` and norm), one stacked tensor per parameter.
 
-    :attr:`kinds` names each entry of :attr:`params`: ``"v"`` (WN direction), ``"g"`` (WN gain),
-    ``"w"`` (plain weight, the head's included) or ``"b"`` (bias). ``wd_exempt_gain_bias`` exempts the
-    ``g`` and ``b`` entries from weight decay, as train/single_run.py ``_param_groups`` does.
+    `kinds` names each entry of `params`: `"v"` (WN direction), `"g"` (WN gain),
+    `"w"` (plain weight, the head's included) or `"b"` (bias). `wd_exempt_gain_bias` exempts the
+    `g` and `b` entries from weight decay, as train/single_run.py `_param_groups` does.
     """
 
     def __init__(self, models: list[MLP]):
@@ -185,7 +185,7 @@ class StackedMLP(nn.Module):
         self.act = modules[modules.index(first[0]) + 1]
 
     def _layers(self, members: slice | None):
-        """(weight, bias) per layer, the WN weight ``g * v / ||v||`` computed as the standalone layer does."""
+        """(weight, bias) per layer, the WN weight `g * v / ||v||` computed as the standalone layer does."""
         # All members: the parameters themselves (a slice view would cost a zero-filled copy in backward).
         p, i = list(self.params) if members is None else [q[members] for q in self.params], 0
         n_hidden = (len(p) - 2) // (3 if self.wn else 2)
@@ -200,7 +200,7 @@ class StackedMLP(nn.Module):
         yield p[i], p[i + 1]
 
     def forward(self, x: torch.Tensor, members: slice | None = None) -> torch.Tensor:
-        """Logits (M, B, C) for inputs (M, B, features) of ``members`` (all): member m sees only ``x[m]``."""
+        """Logits (M, B, C) for inputs (M, B, features) of `members` (all): member m sees only `x[m]`."""
         *hidden, (w_head, b_head) = self._layers(members)
         h = x
         for w, b in hidden:
@@ -209,7 +209,7 @@ class StackedMLP(nn.Module):
 
     @torch.no_grad()
     def member_state(self, m: int) -> list[torch.Tensor]:
-        """A copy of member ``m``'s parameters (its checkpoint)."""
+        """A copy of member `m`'s parameters (its checkpoint)."""
         return [p[m].clone() for p in self.params]
 
     @torch.no_grad()
@@ -229,9 +229,9 @@ class StackedMLP(nn.Module):
 
 
 class MemberView(nn.Module):
-    """Member ``m`` of a :class:`StackedMLP` as a standalone model: inputs (B, ...) -> logits (B, C).
+    """Member `m` of a `StackedMLP` as a standalone model: inputs (B, ...) -> logits (B, C).
 
-    So that the standalone evaluation (train/loop.py ``evaluate``) runs on it unchanged.
+    So that the standalone evaluation (train/loop.py `evaluate`) runs on it unchanged.
     """
 
     def __init__(self, stacked: StackedMLP, m: int):
@@ -243,16 +243,17 @@ class MemberView(nn.Module):
 
 
 class StackedSGD:
-    """``torch.optim.SGD`` (no dampening, no Nesterov) over stacked parameters, with per-member hyper-parameters.
+    """`torch.optim.SGD` (no dampening, no Nesterov) over stacked parameters, with per-member hyper-parameters.
 
-    For each member m, as ``torch.optim.SGD`` does:
+    For each member m, as `torch.optim.SGD` does:
 
-    .. math::
-        d_p = \\nabla p + wd_m p, \\quad buf = \\mu_m buf + d_p \\ (buf = d_p \\text{ at the first step}),
-        \\quad p \\leftarrow p - lr_m\\, buf
+    $$
+    d_p = \\nabla p + wd_m p, \\quad buf = \\mu_m buf + d_p \\ (buf = d_p \\text{ at the first step}),
+    \\quad p \\leftarrow p - lr_m\\, buf
+    $$
 
-    The buffer starts at 0, so ``mu * 0 + d_p`` is exactly the first step's ``d_p``; with ``mu = 0`` the
-    buffer is ``d_p`` and the step is plain SGD, as torch's. ``weight_decay`` is (M,) per parameter
+    The buffer starts at 0, so `mu * 0 + d_p` is exactly the first step's `d_p`; with `mu = 0` the
+    buffer is `d_p` and the step is plain SGD, as torch's. `weight_decay` is (M,) per parameter
     (0 for a member that exempts that parameter).
     """
 
@@ -269,9 +270,9 @@ class StackedSGD:
 
     @torch.no_grad()
     def step(self, lr: torch.Tensor) -> None:
-        """One update with learning rates ``lr`` (M,); a member with lr 0 is left as it is.
+        """One update with learning rates `lr` (M,); a member with lr 0 is left as it is.
 
-        One ``torch._foreach_*`` call per stage for all parameters (as torch's SGD), the per-member
+        One `torch._foreach_*` call per stage for all parameters (as torch's SGD), the per-member
         values broadcast along the member dim.
         """
         self._neg_lr.copy_(lr).neg_()
@@ -303,7 +304,7 @@ class StackedSGD:
 def member_losses(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(M,) mean cross-entropy of each member's batch, by the very call a standalone step makes.
 
-    NOTE: one batched ``cross_entropy`` over (M*B, C) gives the same gradients but sums each member's
+    NOTE: one batched `cross_entropy` over (M*B, C) gives the same gradients but sums each member's
     mean in another order (last-ulp differences in the logged loss); M small calls keep the logged
     losses, and so the stored metrics, equal to a standalone run's.
     """
@@ -311,7 +312,7 @@ def member_losses(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class Stacked:
-    """A group's members for :mod:`wninit.suite.train.loop`: each built as ``fit`` builds it, then stacked."""
+    """A group's members for `wninit.suite.train.loop`: each built as `fit` builds it, then stacked."""
 
     def __init__(self, cfgs: list[RunConfig], device: torch.device):
         self.cfgs, self.device, self.count = cfgs, device, len(cfgs)
@@ -333,7 +334,7 @@ class Stacked:
         return self.data.batches()
 
     def lrs(self, epoch: int) -> torch.Tensor:
-        """(n, M): each member's schedule and warmup for each mini-batch of ``epoch``."""
+        """(n, M): each member's schedule and warmup for each mini-batch of `epoch`."""
         return torch.tensor([epoch_lrs(c, epoch, len(self.data)) for c in self.cfgs], device=self.device).T
 
     def set_lr(self, lr: torch.Tensor) -> None:
@@ -370,9 +371,9 @@ class Stacked:
 
 
 def run_group(cfgs: list[RunConfig]) -> list[RunResult]:
-    """Train resolved, batchable ``cfgs`` of one group together; one RunResult per config, in order.
+    """Train resolved, batchable `cfgs` of one group together; one RunResult per config, in order.
 
-    Like ``fit``, the group runs on ``cfgs[0].threads`` threads and gives the caller's thread count and
+    Like `fit`, the group runs on `cfgs[0].threads` threads and gives the caller's thread count and
     global random stream back when it ends.
     """
     device = resolve_device(cfgs[0].device)

@@ -2,15 +2,15 @@
 
 Tables (results are data: every run's config, status, metrics and epochs, queryable):
 
-- ``meta(key, value)``: ``application`` = wninit, ``schema_version``, ``created_by`` (wninit version).
-- ``runs``: one row per run id (the config hash), stored once however many experiments share it.
-- ``aliases(old, new)``: the ids the runs had in a store of schema 1 (:mod:`.store_migrations`).
-- ``memberships(experiment, profile, run_id)``: which experiment/profile asked for which run.
-- ``epochs(run_id, epoch, ...)``: the reference's per-epoch CSV columns (docs/method.md §6.1 "Logging").
+- `meta(key, value)`: `application` = wninit, `schema_version`, `created_by` (wninit version).
+- `runs`: one row per run id (the config hash), stored once however many experiments share it.
+- `aliases(old, new)`: the ids the runs had in a store of schema 1 (`.store_migrations`).
+- `memberships(experiment, profile, run_id)`: which experiment/profile asked for which run.
+- `epochs(run_id, epoch, ...)`: the reference's per-epoch CSV columns (docs/method.md §6.1 "Logging").
 
 Every write is one transaction, so a process killed at any point leaves the previous state readable. A store
-of an older schema is upgraded when opened (:mod:`.store_migrations`).
-Claims (which process runs what) live in :mod:`wninit.suite.sweep.leases`.
+of an older schema is upgraded when opened (`.store_migrations`).
+Claims (which process runs what) live in `wninit.suite.sweep.leases`.
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def utc_now() -> str:
 
 @dataclass
 class RunRecord:
-    """One stored run. ``metrics`` has :data:`METRIC_KEYS` once the run is finished, else is empty."""
+    """One stored run. `metrics` has `METRIC_KEYS` once the run is finished, else is empty."""
     id: str
     config: RunConfig
     status: str
@@ -89,8 +89,8 @@ class RunRecord:
 
 class Store:
     """A sweep's SQLite file; created on first use. A store of an older schema version is upgraded in place on
-    open (:mod:`.store_migrations`); a file that is not a wninit store, or one of a newer schema version, is a
-    :class:`UserError`.
+    open (`.store_migrations`); a file that is not a wninit store, or one of a newer schema version, is a
+    `UserError`.
 
     Examples:
         >>> store = Store("results/fig2.db")
@@ -178,7 +178,7 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self):
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``: one atomic write, taken before any read it depends on."""
+        """`BEGIN IMMEDIATE` ... `COMMIT`: one atomic write, taken before any read it depends on."""
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.DatabaseError as exc:
@@ -195,7 +195,7 @@ class Store:
 
     # -- writes ------------------------------------------------------------------------------------------
     def add(self, experiment: str, profile: str, cfgs: list[RunConfig]) -> int:
-        """Record that ``experiment``/``profile`` asks for ``cfgs``; returns how many runs were new.
+        """Record that `experiment`/`profile` asks for `cfgs`; returns how many runs were new.
 
         A run already stored (same id, from this or another experiment) is not re-added or reset.
         """
@@ -219,7 +219,7 @@ class Store:
 
     # -- reads --------------------------------------------------------------------------------------------
     def runs(self, experiment: str | None = None, profile: str | None = None, ids=None) -> list[RunRecord]:
-        """The runs of ``experiment``/``profile`` (all when None), in the order they were added."""
+        """The runs of `experiment`/`profile` (all when None), in the order they were added."""
         where, args = _scope(experiment, profile)
         if ids is not None:
             ids = list(ids)
@@ -266,7 +266,7 @@ class Store:
 
 
 def not_a_store_yet(path: str | Path) -> bool:
-    """Whether ``path`` is missing or an empty file: SQLite would open either as an empty database, and only a
+    """Whether `path` is missing or an empty file: SQLite would open either as an empty database, and only a
     writer may turn it into a store."""
     path = Path(path)
     return not path.exists() or (path.is_file() and path.stat().st_size == 0)
@@ -284,7 +284,7 @@ def _guard(path: Path, create: bool) -> None:
 
 
 def _scope(experiment: str | None, profile: str | None) -> tuple[str, list]:
-    """SQL condition on ``runs`` for the runs of an experiment and/or profile."""
+    """SQL condition on `runs` for the runs of an experiment and/or profile."""
     if experiment is None and profile is None:
         return "1", []
     conds, args = [], []

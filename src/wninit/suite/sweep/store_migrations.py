@@ -1,10 +1,10 @@
 """Upgrades of a results store written by an older wninit, each one transaction run when the store is opened.
 
-Schema 1 -> 2: the run ids gained a schema version (:mod:`wninit.suite.train.run_ids`). Every stored run whose id is
-its config's schema-1 id is renamed to its current id, in ``runs``, ``memberships`` and ``epochs``, and the old
-id is kept in ``aliases(old, new)`` so that a command given an old id or prefix still finds the run. A row whose
+Schema 1 -> 2: the run ids gained a schema version (`wninit.suite.train.run_ids`). Every stored run whose id is
+its config's schema-1 id is renamed to its current id, in `runs`, `memberships` and `epochs`, and the old
+id is kept in `aliases(old, new)` so that a command given an old id or prefix still finds the run. A row whose
 id is not its config's schema-1 id was stale already (its config changed meaning before schema 1 was frozen):
-it keeps its id, and the migration says so once. The runs also gain ``code_commit`` and ``code_dirty`` (the git
+it keeps its id, and the migration says so once. The runs also gain `code_commit` and `code_dirty` (the git
 commit of the code that made a result and whether it had uncommitted changes), None for the runs stored before.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ ALIASES_TABLE = "CREATE TABLE aliases(old TEXT PRIMARY KEY, new TEXT NOT NULL)"
 
 
 def upgrade(conn: sqlite3.Connection, where: str, current: int) -> None:
-    """Bring the store at ``conn`` to schema ``current``, inside the caller's ``BEGIN IMMEDIATE``; the version
+    """Bring the store at `conn` to schema `current`, inside the caller's `BEGIN IMMEDIATE`; the version
     is read under that lock, so two processes opening one old store migrate it once."""
     version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
     if version == "1" and current == 2:

@@ -1,8 +1,8 @@
 """What a worker does: train the runs it is handed and return plain dicts (local pool and Ray alike).
 
 Workers never touch the store: the driver is its single writer (docs/layout.md). An
-exception inside a run becomes an outcome with status ``failed`` and the error text, so one bad run
-never takes the worker, or the sweep, down. A worker whose driver disappears (``kill -9``) exits
+exception inside a run becomes an outcome with status `failed` and the error text, so one bad run
+never takes the worker, or the sweep, down. A worker whose driver disappears (`kill -9`) exits
 within a second instead of training on for nobody.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 def outcome_of(result) -> dict:
-    """A :class:`RunResult` as the dict the driver writes (see :func:`wninit.suite.sweep.leases.finish`)."""
+    """A [`RunResult`][wninit.suite.train.result.RunResult] as the dict the driver writes (see `wninit.suite.sweep.leases.finish`)."""
     from wninit.suite.sweep.store import METRIC_KEYS
 
     d = result.to_dict()
@@ -69,7 +69,7 @@ def _config(cfg_dict: dict, execution: dict | None):
 
 
 def run_one(cfg_dict: dict, execution: dict | None = None, threads: int | None = None, out_dir=None) -> dict:
-    """Train one run (``fit``) and return its outcome; never raises for a run's own error. With ``out_dir``
+    """Train one run (`fit`) and return its outcome; never raises for a run's own error. With `out_dir`
     the run keeps an epoch checkpoint there and resumes from it (a requeued SLURM task)."""
     try:
         from wninit.suite.train.single_run import fit
@@ -83,9 +83,9 @@ def run_one(cfg_dict: dict, execution: dict | None = None, threads: int | None =
 
 
 def run_group(cfg_dicts: list[dict], execution: dict | None = None, threads: int | None = None) -> list[dict]:
-    """Train a group: one batched ensemble when it has several members (``--batch-runs``), else ``fit``.
+    """Train a group: one batched ensemble when it has several members (`--batch-runs`), else `fit`.
 
-    A :class:`UserError` of the group (one member's bad input, e.g. its data missing) reruns each member on
+    A `UserError` of the group (one member's bad input, e.g. its data missing) reruns each member on
     its own, so that config fails only itself; a warning (on the worker's stderr, which is the sweep's) names
     the error. Any other exception is a bug of the stacked engine: every member fails with its traceback.
     """

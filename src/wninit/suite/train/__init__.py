@@ -1,5 +1,5 @@
-"""One training run, as the reference runs it (docs/method.md §6.1): :class:`RunConfig` describes it, :func:`fit`
-runs it, :class:`RunResult` is what comes back."""
+"""One training run, as the reference runs it (docs/method.md §6.1): [`RunConfig`][wninit.suite.train.config.RunConfig] describes it, [`fit`][wninit.suite.train.single_run.fit]
+runs it, [`RunResult`][wninit.suite.train.result.RunResult] is what comes back."""
 from wninit.suite.train.config import RunConfig
 from wninit.suite.train.runtime import resolve_device
 from wninit.suite.train.single_run import fit

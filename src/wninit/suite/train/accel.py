@@ -1,14 +1,14 @@
-"""The accelerator options of a run: ``precision``, ``channels_last`` and ``compile``.
+"""The accelerator options of a run: `precision`, `channels_last` and `compile`.
 
 All three are off by default, and the CPU reproduction of the paper uses none of them. On a GPU:
 
-- ``precision="bf16"`` runs the forward pass and the loss under ``torch.autocast(dtype=bfloat16)``;
+- `precision="bf16"` runs the forward pass and the loss under `torch.autocast(dtype=bfloat16)`;
   parameters, gradients and the SGD update stay float32 (the usual mixed-precision recipe). bf16 has
   float32's exponent range, so no loss scaling is needed. It changes results, so it is part of the
-  run id (see :attr:`RunConfig.run_id`).
-- ``channels_last`` stores conv weights and input batches in NHWC, the layout tensor cores want; the
-  arithmetic is the same, so it is an execution field like ``device``.
-- ``compile`` trains through ``torch.compile(model)``; worth it for long runs only (the first steps
+  run id (see `RunConfig.run_id`).
+- `channels_last` stores conv weights and input batches in NHWC, the layout tensor cores want; the
+  arithmetic is the same, so it is an execution field like `device`.
+- `compile` trains through `torch.compile(model)`; worth it for long runs only (the first steps
   pay for the compilation). The eager module keeps the parameters, so checkpoints, evaluation and the
   state dict are unchanged. Execution field too: results equal eager ones to float rounding.
 
@@ -34,15 +34,15 @@ def autocast(precision: str, device: torch.device):
 
 
 def to_memory_format(model: torch.nn.Module, channels_last: bool) -> torch.nn.Module:
-    """``model`` with its 4-d parameters in channels_last when asked (others are left as they are)."""
+    """`model` with its 4-d parameters in channels_last when asked (others are left as they are)."""
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def training_module(model: torch.nn.Module, compile: bool):
-    """What the training loop calls: ``torch.compile(model)`` when asked, else ``model`` itself.
+    """What the training loop calls: `torch.compile(model)` when asked, else `model` itself.
 
-    The compiled wrapper shares ``model``'s parameters, so the optimizer, checkpoints and evaluation use
-    ``model`` unchanged.
+    The compiled wrapper shares `model`'s parameters, so the optimizer, checkpoints and evaluation use
+    `model` unchanged.
     """
     return torch.compile(model, **COMPILE_OPTIONS) if compile else model
 

@@ -1,9 +1,9 @@
-"""The files of a run directory, each written atomically (a temp file in the same folder, then ``os.replace``).
+"""The files of a run directory, each written atomically (a temp file in the same folder, then `os.replace`).
 
-- ``checkpoint.pt``: after every epoch, everything an exact resume needs (model, optimizer, RNG states,
+- `checkpoint.pt`: after every epoch, everything an exact resume needs (model, optimizer, RNG states,
   the best state so far, the epoch rows, the run id);
-- ``epochs.csv``: the reference's per-epoch CSV (docs/method.md §6.1 "Logging"), rewritten whole every epoch;
-- ``result.json``: written once, at the very end, so a partial run never looks complete.
+- `epochs.csv`: the reference's per-epoch CSV (docs/method.md §6.1 "Logging"), rewritten whole every epoch;
+- `result.json`: written once, at the very end, so a partial run never looks complete.
 """
 from __future__ import annotations
 
@@ -42,9 +42,9 @@ def write_result(out: Path, result: RunResult) -> None:
 
 
 def read_result(out: Path, cfg) -> RunResult | None:
-    """The finished result in ``out`` for the run ``cfg``; None if there is none; UserError if it is another run's.
+    """The finished result in `out` for the run `cfg`; None if there is none; UserError if it is another run's.
 
-    A result written under ``cfg``'s schema-1 id (a wninit whose ids had no schema version, train/run_ids.py)
+    A result written under `cfg`'s schema-1 id (a wninit whose ids had no schema version, train/run_ids.py)
     is the same run: it comes back under the current id.
     """
     path = out / RESULT
@@ -84,11 +84,11 @@ RESUME_KEYS = ("run_id", "epoch", "model", "optimizer", "data_rng", "torch_rng",
 
 
 def load_checkpoint(out: Path, cfg) -> dict | None:
-    """The checkpoint in ``out`` for the run ``cfg`` (on CPU), None if there is none; one written under
-    ``cfg``'s schema-1 id (train/run_ids.py) is the same run and resumes.
+    """The checkpoint in `out` for the run `cfg` (on CPU), None if there is none; one written under
+    `cfg`'s schema-1 id (train/run_ids.py) is the same run and resumes.
 
     A checkpoint that cannot be resumed from (a torn or foreign file, or one of an incompatible version)
-    is discarded with a :class:`DiscardedCheckpoint` warning that says why, and the run starts over; any
+    is discarded with a `DiscardedCheckpoint` warning that says why, and the run starts over; any
     other failure to read it (the disk, permissions, a bug) is raised.
     """
     path = out / CHECKPOINT

@@ -1,10 +1,10 @@
-"""``RunConfig``: the one description of a run (docs/method.md §6.1), validated on construction, hashed to its id.
+"""`RunConfig`: the one description of a run (docs/method.md §6.1), validated on construction, hashed to its id.
 
 Every field that can change a result (data, model, scheme, optimizer, schedule, warmup, seed) enters
-:attr:`RunConfig.run_id` when it differs from its default, beside the id's schema version
-(:mod:`wninit.suite.train.run_ids`): a field added later with a default that keeps the old behaviour leaves every id
-as it was. The execution-only fields (``device``, ``threads``, ``data_root``, ``download``, ``channels_last``,
-``compile``) never enter it, so the same run on another machine keeps its id. Defaults are the reference
+`RunConfig.run_id` when it differs from its default, beside the id's schema version
+(`wninit.suite.train.run_ids`): a field added later with a default that keeps the old behaviour leaves every id
+as it was. The execution-only fields (`device`, `threads`, `data_root`, `download`, `channels_last`,
+`compile`) never enter it, so the same run on another machine keeps its id. Defaults are the reference
 code's (docs/method.md §6.1: lr 0.01, momentum 0, weight decay 0, batch 128, 200 epochs, seed 1), except the
 model, which defaults to the suite's WN MLP of depth 20 on the embedded real MNIST.
 """
@@ -38,13 +38,13 @@ EXECUTION_FIELDS = ("device", "threads", "data_root", "download", "channels_last
 class RunConfig:
     """A complete, validated description of one training run (or one Hessian measurement at init).
 
-    ``mini_batch_size`` splits each batch for gradient accumulation (None: no split). ``crop`` and
-    ``flip`` are None for "the dataset's default" (on for CIFAR); :meth:`resolved` fills them.
-    ``hessian_batches`` is the share of one epoch's training batches the Hessian is averaged over:
+    `mini_batch_size` splits each batch for gradient accumulation (None: no split). `crop` and
+    `flip` are None for "the dataset's default" (on for CIFAR); `resolved` fills them.
+    `hessian_batches` is the share of one epoch's training batches the Hessian is averaged over:
     a float in (0, 1] is a fraction (the reference's 0.1, docs/method.md §7.6), an int >= 1 a count.
-    ``stem_gamma`` None is the model's own (2 for ``resnet``, 1 for ``wrn``: the reference classes');
-    ``reduced_memory`` gives the WRN a stride-2 stem (the reference's option for very deep nets);
-    ``bn_reference`` builds the BN nets as the reference code ran them (:mod:`wninit.models.resnet`).
+    `stem_gamma` None is the model's own (2 for `resnet`, 1 for `wrn`: the reference classes');
+    `reduced_memory` gives the WRN a stride-2 stem (the reference's option for very deep nets);
+    `bn_reference` builds the BN nets as the reference code ran them (`wninit.models.resnet`).
 
     Examples:
         >>> cfg = RunConfig(dataset="mnist5k", arch="mlp", depth=20, lr=0.001, momentum=0.9, epochs=10)
@@ -104,28 +104,28 @@ class RunConfig:
     # -- derived ---------------------------------------------------------------------------------
     @property
     def accumulation_steps(self) -> int:
-        """Mini-batches per SGD update (the reference's ``batches_per_update``)."""
+        """Mini-batches per SGD update (the reference's `batches_per_update`)."""
         return 1 if self.mini_batch_size is None else self.batch_size // self.mini_batch_size
 
     @property
     def loader_batch_size(self) -> int:
-        """The batch the loader yields: ``mini_batch_size`` when accumulating (docs/method.md §6.1)."""
+        """The batch the loader yields: `mini_batch_size` when accumulating (docs/method.md §6.1)."""
         return self.mini_batch_size or self.batch_size
 
     def resolved(self) -> "RunConfig":
-        """This config with the auto fields filled: ``crop``/``flip`` from the dataset (docs/method.md §6.1),
-        ``stem_gamma`` from the architecture (the gamma its model declares)."""
+        """This config with the auto fields filled: `crop`/`flip` from the dataset (docs/method.md §6.1),
+        `stem_gamma` from the architecture (the gamma its model declares)."""
         augment = self.dataset in AUGMENTED_DATASETS
         stem = self.stem_gamma if self.stem_gamma is not None else model_stem_gamma(self.arch)
         return self.replace(crop=augment if self.crop is None else self.crop,
                             flip=augment if self.flip is None else self.flip, stem_gamma=stem)
 
     def result_fields(self) -> dict:
-        """The resolved fields that can change a result and differ from their default: what :attr:`run_id` hashes.
+        """The resolved fields that can change a result and differ from their default: what `run_id` hashes.
 
         A default is left out (crop, flip and stem_gamma, None by default, are always in once resolved), so a
         field added with a default that keeps the old behaviour changes no id; changing a default changes
-        what ids mean and bumps :data:`~wninit.suite.train.run_ids.RUN_ID_SCHEMA`.
+        what ids mean and bumps `wninit.suite.train.run_ids.RUN_ID_SCHEMA`.
         """
         d = self.resolved().to_dict()
         return {f.name: d[f.name] for f in fields(self) if f.name not in EXECUTION_FIELDS
@@ -133,13 +133,13 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        """The run's name: 12 hex digits of the sha256 of ``{"schema": RUN_ID_SCHEMA, **result_fields()}`` as
-        canonical JSON (:func:`wninit.suite.train.run_ids.digest`)."""
+        """The run's name: 12 hex digits of the sha256 of `{"schema": RUN_ID_SCHEMA, **result_fields()}` as
+        canonical JSON (`wninit.suite.train.run_ids.digest`)."""
         return digest({"schema": RUN_ID_SCHEMA, **self.result_fields()})
 
     # -- (de)serialization -------------------------------------------------------------------------
     def replace(self, **changes) -> "RunConfig":
-        """A copy with ``changes`` applied, validated again."""
+        """A copy with `changes` applied, validated again."""
         unknown = sorted(set(changes) - {f.name for f in fields(self)})
         if unknown:
             raise UserError(f"unknown RunConfig field {unknown[0]!r}: the fields are {', '.join(f.name for f in fields(self))}")

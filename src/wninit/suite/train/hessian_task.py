@@ -1,5 +1,5 @@
-"""``task="hessian"``: a run that measures the loss Hessian's spectral norm at init instead of training
-(docs/method.md §7.6). :func:`wninit.suite.train.fit` builds and initializes the model as for training, then hands
+"""`task="hessian"`: a run that measures the loss Hessian's spectral norm at init instead of training
+(docs/method.md §7.6). [`wninit.suite.train.fit`][wninit.suite.train.single_run.fit] builds and initializes the model as for training, then hands
 it here.
 """
 from __future__ import annotations
@@ -28,11 +28,11 @@ def hessian_batch_count(hessian_batches: float | int, n_batches: int) -> int:
 
 def run_hessian(cfg: RunConfig, device: torch.device, model: torch.nn.Module, loader, out: Path | None,
                 started: float) -> RunResult:
-    """The log (natural) spectral norm of the loss Hessian of the initialized ``model``, as a RunResult
-    (``diverged`` when the norm is not finite or 0); written to ``out/result.json`` when ``out`` is given.
+    """The log (natural) spectral norm of the loss Hessian of the initialized `model`, as a RunResult
+    (`diverged` when the norm is not finite or 0); written to `out/result.json` when `out` is given.
 
-    The batches are the first :func:`hessian_batch_count` of a shuffled, augmented epoch of ``loader``,
-    with ``model.train()`` as the reference; unlike the reference, the same batches serve every power
+    The batches are the first `hessian_batch_count` of a shuffled, augmented epoch of `loader`,
+    with `model.train()` as the reference; unlike the reference, the same batches serve every power
     iteration.
     """
     from wninit.diagnostics import hessian as hessian_module  # the module: patchable, whatever the package exports

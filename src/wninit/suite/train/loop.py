@@ -1,15 +1,15 @@
 """The one training loop of the suite (docs/method.md §6.1), generic over M members trained side by side.
 
-A single run is M = 1 (:class:`Single`: one model and its ``torch.optim.SGD``); a stacked group of small
-MLPs is M > 1 (``wninit.suite.sweep.stacked.Stacked``: one model with stacked weights and a vectorised SGD).
+A single run is M = 1 (`Single`: one model and its `torch.optim.SGD`); a stacked group of small
+MLPs is M > 1 (`wninit.suite.sweep.stacked.Stacked`: one model with stacked weights and a vectorised SGD).
 Both plug into the same functions, so the protocol is written once:
 
-- :func:`train_epoch`: the per-step routine (lr per step, NaN/Inf check every k steps, gradient
+- [`train_epoch`][wninit.suite.train.loop.train_epoch]: the per-step routine (lr per step, NaN/Inf check every k steps, gradient
   accumulation, the loss and accuracy sums kept on the device);
-- :func:`train_epochs`: the epoch loop, with the one divergence rule (the first NaN/Inf loss of a member
+- `train_epochs`: the epoch loop, with the one divergence rule (the first NaN/Inf loss of a member
   ends that member's run; the others go on) and the validation that picks the best checkpoint;
-- :func:`test_best`: every member's best-validation checkpoint evaluated on the test split;
-- :func:`evaluate`: one model on one split, in large batches under ``torch.inference_mode``.
+- `test_best`: every member's best-validation checkpoint evaluated on the test split;
+- [`evaluate`][wninit.suite.train.loop.evaluate]: one model on one split, in large batches under `torch.inference_mode`.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ EVAL_BATCH = 1024  # evaluation keeps no graph, so batches far above the trainin
 
 
 class Members(Protocol):
-    """What the loop trains: ``count`` members on ``device``, each with its own data, learning rates and state."""
+    """What the loop trains: `count` members on `device`, each with its own data, learning rates and state."""
     count: int
     device: torch.device
 
@@ -40,10 +40,10 @@ class Members(Protocol):
         """Mini-batches per epoch (the same for every member)."""
 
     def batches(self):
-        """One epoch of mini-batches, as :meth:`forward` takes them."""
+        """One epoch of mini-batches, as `forward` takes them."""
 
     def lrs(self, epoch: int) -> Sequence:
-        """The learning rates of ``epoch``, one entry per mini-batch, as :meth:`set_lr` takes them."""
+        """The learning rates of `epoch`, one entry per mini-batch, as `set_lr` takes them."""
 
     def set_lr(self, lr) -> None: ...
 
@@ -51,30 +51,30 @@ class Members(Protocol):
         """(loss (M,), correct predictions (M,), samples per member) of one mini-batch, with its graph."""
 
     def step(self, alive: torch.Tensor) -> None:
-        """One optimizer step of the members still ``alive`` ((M,) bool)."""
+        """One optimizer step of the members still `alive` ((M,) bool)."""
 
     def zero_grad(self) -> None: ...
 
     def stop(self, members: list[int]) -> None:
-        """``members`` diverged and took their last step: keep them from producing NaN/Inf again."""
+        """`members` diverged and took their last step: keep them from producing NaN/Inf again."""
 
     def validate(self, m: int) -> tuple[float | None, float | None]: ...
 
     def member_state(self, m: int) -> object:
-        """A copy of member ``m``'s weights (its checkpoint)."""
+        """A copy of member `m`'s weights (its checkpoint)."""
 
     def load_member_state(self, m: int, state: object) -> None: ...
 
     def test(self, m: int) -> float | None:
-        """Member ``m``'s accuracy on the test split, with the weights it holds now."""
+        """Member `m`'s accuracy on the test split, with the weights it holds now."""
 
 
 class Single:
     """One model and its optimizer as the loop's only member (a standalone run, M = 1).
 
-    ``trained`` is the module the steps run (e.g. a compiled wrapper of ``model``, sharing its parameters;
-    train/accel.py); ``val`` and ``test`` are (x, y) on the device; ``autocast`` (a context factory, e.g.
-    bf16) wraps the forward pass and the loss; ``channels_last`` converts 4-d batches.
+    `trained` is the module the steps run (e.g. a compiled wrapper of `model`, sharing its parameters;
+    train/accel.py); `val` and `test` are (x, y) on the device; `autocast` (a context factory, e.g.
+    bf16) wraps the forward pass and the loss; `channels_last` converts 4-d batches.
     """
     count = 1
 
@@ -136,7 +136,7 @@ class Single:
 
 
 def _first_non_finite(losses: torch.Tensor, alive: torch.Tensor) -> dict[int, int]:
-    """{member: its first step (row) whose loss is NaN/Inf} of the ``alive`` members, for a block of steps."""
+    """{member: its first step (row) whose loss is NaN/Inf} of the `alive` members, for a block of steps."""
     bad = ~torch.isfinite(losses) & alive
     if not bool(bad.any()):
         return {}
@@ -145,16 +145,16 @@ def _first_non_finite(losses: torch.Tensor, alive: torch.Tensor) -> dict[int, in
 
 def train_epoch(members: Members, lrs: Sequence, accumulation: int = 1, check_every: int = 1,
                 alive: torch.Tensor | None = None) -> tuple[list | None, list | None, dict[int, int]]:
-    """One epoch of every ``alive`` member; ``(train_loss, train_acc, diverged)``, the first two per member.
+    """One epoch of every `alive` member; `(train_loss, train_acc, diverged)`, the first two per member.
 
-    ``diverged`` maps each member whose loss first went NaN/Inf in this epoch to that mini-batch; the member
-    is then dropped from ``alive`` (updated in place) and :meth:`Members.stop`-ped after the step its
+    `diverged` maps each member whose loss first went NaN/Inf in this epoch to that mini-batch; the member
+    is then dropped from `alive` (updated in place) and `Members.stop`-ped after the step its
     gradients went into; when no member is left the epoch ends at once and the losses are None.
-    ``lrs[i]`` is set before mini-batch ``i`` (the warmup changes it per iteration). With ``accumulation``
-    > 1 each loss is divided by it and the optimizer steps every ``accumulation`` mini-batches; a trailing
-    incomplete group is dropped, as the reference's ``zero_grad`` at the next epoch does. ``train_loss`` is
-    the mean of the mini-batch losses and ``train_acc`` the running accuracy on the augmented batches, as
-    the reference logs them. The losses are checked every ``check_every`` steps (1 on CPU, where it costs
+    `lrs[i]` is set before mini-batch `i` (the warmup changes it per iteration). With `accumulation`
+    > 1 each loss is divided by it and the optimizer steps every `accumulation` mini-batches; a trailing
+    incomplete group is dropped, as the reference's `zero_grad` at the next epoch does. `train_loss` is
+    the mean of the mini-batch losses and `train_acc` the running accuracy on the augmented batches, as
+    the reference logs them. The losses are checked every `check_every` steps (1 on CPU, where it costs
     nothing); the step reported is the first bad one either way.
     """
     n, count, device = len(members), members.count, members.device
@@ -210,12 +210,12 @@ def train_epoch(members: Members, lrs: Sequence, accumulation: int = 1, check_ev
 
 
 def train_epochs(members: Members, cfgs: list, records: list, start_epoch: int, check_every: int, after_epoch: Callable[[int], None] | None = None) -> None:
-    """The epochs ``start_epoch`` .. ``cfgs[0].epochs`` of every member (docs/method.md §6.1).
+    """The epochs `start_epoch` .. `cfgs[0].epochs` of every member (docs/method.md §6.1).
 
     Each epoch trains the members still running, then validates each, logs its row in its
-    :class:`~.protocol.RunRecord` and keeps its checkpoint if it is the best so far. The divergence rule:
+    `RunRecord` and keeps its checkpoint if it is the best so far. The divergence rule:
     a member's first NaN/Inf loss ends its run at that epoch and step (its best checkpoint so far is still
-    tested); the others go on; when none is left, the run is over. ``after_epoch(epoch)`` follows each
+    tested); the others go on; when none is left, the run is over. `after_epoch(epoch)` follows each
     epoch that some member finished (a single run writes its checkpoint there).
     """
     alive = torch.ones(members.count, dtype=torch.bool, device=members.device)
@@ -250,10 +250,10 @@ def test_best(members: Members, records: list) -> list[float | None]:
 @torch.inference_mode()
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
              batch_size: int = EVAL_BATCH, autocast=None) -> tuple[float | None, float | None]:
-    """(mean loss, accuracy) of ``model`` in eval mode on ``(x, y)``; (None, None) for an empty split.
+    """(mean loss, accuracy) of `model` in eval mode on `(x, y)`; (None, None) for an empty split.
 
     NOTE: the loss is the mean over samples; the reference averaged per-batch means, which weighs its
-    last, smaller batch more (accuracy is the same). A non-finite loss is reported as None. ``autocast``
+    last, smaller batch more (accuracy is the same). A non-finite loss is reported as None. `autocast`
     (a context factory, e.g. for bf16) wraps each forward pass.
     """
     n = int(y.shape[0])

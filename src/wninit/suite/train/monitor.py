@@ -51,12 +51,12 @@ def _tensorboard(enabled: bool, out: Path | None):
 
 
 class Monitor:
-    """The progress bar (``progress``) and the TensorBoard log in ``out/tb`` (``tensorboard``) of one run;
+    """The progress bar (`progress`) and the TensorBoard log in `out/tb` (`tensorboard`) of one run;
     a context manager that closes both.
 
     Args:
-        progress: show a rich progress bar over the ``total`` epochs on stderr, ``done`` of them already run.
-        tensorboard: log every epoch row's numbers to ``out/tb`` (needs an ``out`` and the tensorboard package).
+        progress: show a rich progress bar over the `total` epochs on stderr, `done` of them already run.
+        tensorboard: log every epoch row's numbers to `out/tb` (needs an `out` and the tensorboard package).
         out: the run directory, or None.
         total: the run's epochs.
         done: the epochs a resumed run already has.

@@ -1,14 +1,14 @@
 """The steps of the reference protocol (docs/method.md §6.1) that every way of training a run shares.
 
-A single run (:func:`wninit.suite.train.fit`) and each member of a stacked group (:mod:`wninit.suite.sweep.ensemble`)
+A single run ([`wninit.suite.train.fit`][wninit.suite.train.single_run.fit]) and each member of a stacked group (`wninit.suite.sweep.ensemble`)
 go through the same functions, so they cannot drift apart:
 
-- :func:`load_data`: the dataset, its seeded validation split, and the batch-size check;
-- :func:`build_member`: global seed -> model -> first shuffled, augmented batch -> init -> peer;
-- :func:`check_interval`: how often the loss is checked for NaN/Inf;
-- :func:`weight_decay`: the one weight-decay rule (which parameters a run exempts);
-- :class:`RunRecord`: the epoch rows, the best-validation checkpoint, the divergence point, and the
-  :class:`~wninit.suite.train.RunResult` they make.
+- `load_data`: the dataset, its seeded validation split, and the batch-size check;
+- `build_member`: global seed -> model -> first shuffled, augmented batch -> init -> peer;
+- `check_interval`: how often the loss is checked for NaN/Inf;
+- `weight_decay`: the one weight-decay rule (which parameters a run exempts);
+- `RunRecord`: the epoch rows, the best-validation checkpoint, the divergence point, and the
+  [`RunResult`][wninit.suite.train.result.RunResult] they make.
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ SCALE_KINDS = ("g", "bn", "b")
 
 
 def load_data(cfg: RunConfig):
-    """``cfg``'s dataset with its seeded validation split; a batch larger than the training split is a
-    :class:`UserError` (raised before the run touches any file)."""
+    """`cfg`'s dataset with its seeded validation split; a batch larger than the training split is a
+    `UserError` (raised before the run touches any file)."""
     from wninit.suite.data import load_dataset
 
     data = load_dataset(cfg.dataset, root=cfg.data_root, download=cfg.download, val_fraction=cfg.val_fraction,
@@ -45,11 +45,11 @@ def load_data(cfg: RunConfig):
 
 def build_member(cfg: RunConfig, in_shape: tuple, num_classes: int, device: torch.device,
                  first_batch: Callable[[], torch.Tensor] | None) -> torch.nn.Module:
-    """``cfg``'s model on ``device``, initialized by its scheme and turned into its peer.
+    """`cfg`'s model on `device`, initialized by its scheme and turned into its peer.
 
-    The global streams are seeded with ``cfg.seed`` first (the reference's ``set_seed``, docs/method.md §6.1:
+    The global streams are seeded with `cfg.seed` first (the reference's `set_seed`, docs/method.md §6.1:
     the plain head keeps PyTorch's default init, drawn from them); the caller runs this inside
-    :func:`~.runtime.rng_scope`, which gives its own streams back after. ``first_batch`` draws the run's
+    `rng_scope`, which gives its own streams back after. `first_batch` draws the run's
     first shuffled, augmented training batch (docs/method.md §4); None skips the init and the peer (a
     resumed run loads its weights instead).
     """
@@ -78,7 +78,7 @@ def build_member(cfg: RunConfig, in_shape: tuple, num_classes: int, device: torc
 
 
 def _apply_peer(cfg: RunConfig, model: torch.nn.Module, batch: torch.Tensor, device: torch.device):
-    """The run's normalizer-free peer (``cfg.peer``, :mod:`wninit.peers`) after the scheme; the model to train."""
+    """The run's normalizer-free peer (`cfg.peer`, [`wninit.peers`][]) after the scheme; the model to train."""
     if cfg.peer == "none":
         return model
     from wninit.peers import apply, parse_peer
@@ -95,9 +95,9 @@ def check_interval(device: torch.device) -> int:
 
 
 def weight_decay(cfg: RunConfig, kind: str) -> float:
-    """The weight decay of a parameter of ``kind`` ("v", "w" or one of :data:`SCALE_KINDS`) in ``cfg``'s run.
+    """The weight decay of a parameter of `kind` ("v", "w" or one of `SCALE_KINDS`) in `cfg`'s run.
 
-    docs/method.md §6.1: the reference decays every parameter; ``wd_exempt_gain_bias`` exempts the scales and
+    docs/method.md §6.1: the reference decays every parameter; `wd_exempt_gain_bias` exempts the scales and
     shifts (g, BN weights, biases), which set no direction.
     """
     return 0.0 if cfg.wd_exempt_gain_bias and kind in SCALE_KINDS else cfg.weight_decay
@@ -121,7 +121,7 @@ class RunRecord:
 
     def end_epoch(self, cfg: RunConfig, epoch: int, train_loss: float, train_acc: float,
                   val_loss: float | None, val_acc: float | None, state: Callable[[], object]) -> dict:
-        """Log epoch ``epoch``'s row and keep ``state()`` if it is the best so far; returns the row."""
+        """Log epoch `epoch`'s row and keep `state()` if it is the best so far; returns the row."""
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "train_acc": train_acc,
                "val_acc": val_acc, "lr": scheduled_lr(cfg.lr, cfg.epochs, cfg.schedule, epoch)}
         self.rows.append(row)
@@ -142,8 +142,8 @@ class RunRecord:
         return cls(rows=state["rows"], best=state["best"], best_epoch=state["best_epoch"], best_val=state["best_val"])
 
     def result(self, cfg: RunConfig, test_acc: float | None, wall_s: float, env: dict) -> RunResult:
-        """The run's :class:`RunResult`; ``test_acc`` is the best checkpoint's (None without one: the
-        reference's -1), ``train_acc`` the best epoch's running training accuracy."""
+        """The run's [`RunResult`][wninit.suite.train.result.RunResult]; `test_acc` is the best checkpoint's (None without one: the
+        reference's -1), `train_acc` the best epoch's running training accuracy."""
         best_row = self.rows[self.best_epoch] if self.best_epoch is not None else None
         return RunResult(run_id=cfg.run_id, status="diverged" if self.diverged_at else "completed",
                          test_acc=test_acc, best_val_acc=self.best_val, best_epoch=self.best_epoch,

@@ -1,4 +1,4 @@
-"""``RunResult``: what one run returns and what ``result.json`` holds (the reference's status.json, docs/method.md §6.1)."""
+"""`RunResult`: what one run returns and what `result.json` holds (the reference's status.json, docs/method.md §6.1)."""
 from __future__ import annotations
 
 import json
@@ -22,13 +22,13 @@ METRIC_FIELDS = ("run_id", "status", "test_acc", "best_val_acc", "best_epoch", "
 
 @dataclass
 class RunResult:
-    """The outcome of :func:`wninit.suite.train.fit`.
+    """The outcome of [`wninit.suite.train.fit`][wninit.suite.train.single_run.fit].
 
-    ``test_acc`` is the accuracy on the test split of the best-validation checkpoint (the last epoch's
+    `test_acc` is the accuracy on the test split of the best-validation checkpoint (the last epoch's
     when there is no validation split); None when the run diverged before its first epoch ended (the
-    reference's -1). ``train_acc`` is the running training accuracy of the best epoch. ``diverged_at``
-    is ``{"epoch", "step"}`` (0-based epoch, 0-based mini-batch within it) of the first NaN/Inf loss.
-    ``epochs`` holds one dict per finished epoch with the reference's CSV columns.
+    reference's -1). `train_acc` is the running training accuracy of the best epoch. `diverged_at`
+    is `{"epoch", "step"}` (0-based epoch, 0-based mini-batch within it) of the first NaN/Inf loss.
+    `epochs` holds one dict per finished epoch with the reference's CSV columns.
     """
     run_id: str
     status: str

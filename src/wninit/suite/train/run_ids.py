@@ -1,13 +1,13 @@
 """Run ids: the digest that names a run, and the frozen formula of the ids made before they carried a schema.
 
 A run id is 12 hex digits of the sha256 of a canonical JSON object (sorted keys, no spaces). Since schema 2
-(:data:`RUN_ID_SCHEMA`) the object is ``{"schema": 2, **the result fields that differ from RunConfig's
-defaults}`` (:attr:`wninit.suite.train.RunConfig.run_id`): a new field whose default keeps the old behaviour never
+(`RUN_ID_SCHEMA`) the object is `{"schema": 2, **the result fields that differ from RunConfig's
+defaults}` (`wninit.suite.train.RunConfig.run_id`): a new field whose default keeps the old behaviour never
 changes an id, and a change of what a field means bumps the schema, so every id changes at once.
 
 The ids of schema 1 hashed every result field and special-cased the fields added later. Their formula is
 frozen here, used only to find a stored run or a run directory under the id it had then
-(:mod:`wninit.suite.sweep.store` maps a store's old ids on open); nothing new is ever named by it.
+(`wninit.suite.sweep.store` maps a store's old ids on open); nothing new is ever named by it.
 """
 from __future__ import annotations
 
@@ -33,13 +33,13 @@ _V1_UNIT_GAUSSIAN_SCHEMES = ("proposed", "proposed-backward", "hanin")
 
 
 def digest(obj: dict) -> str:
-    """12 hex digits of the sha256 of ``obj`` as canonical JSON (sorted keys, no spaces)."""
+    """12 hex digits of the sha256 of `obj` as canonical JSON (sorted keys, no spaces)."""
     canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def legacy_fields(cfg) -> dict | None:
-    """What a schema-1 id hashed for ``cfg`` (a RunConfig); None when no schema-1 run could have been ``cfg``
+    """What a schema-1 id hashed for `cfg` (a RunConfig); None when no schema-1 run could have been `cfg`
     (a field added since is off its default)."""
     from wninit.suite.train.config import EXECUTION_FIELDS
 
@@ -55,11 +55,11 @@ def legacy_fields(cfg) -> dict | None:
 
 
 def legacy_run_id(cfg) -> str | None:
-    """The schema-1 id of ``cfg``: the id a store or run directory written before schema 2 knows it by."""
+    """The schema-1 id of `cfg`: the id a store or run directory written before schema 2 knows it by."""
     d = legacy_fields(cfg)
     return None if d is None else digest(d)
 
 
 def same_run(stored_id: str, cfg) -> bool:
-    """Whether ``stored_id`` names ``cfg``: its id, or its schema-1 id (a file written by an older wninit)."""
+    """Whether `stored_id` names `cfg`: its id, or its schema-1 id (a file written by an older wninit)."""
     return stored_id == cfg.run_id or stored_id == legacy_run_id(cfg)

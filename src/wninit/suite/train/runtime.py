@@ -20,7 +20,7 @@ __all__ = ["resolve_device", "derived_seed", "num_threads", "rng_scope", "run_sc
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"`` picks cuda > mps > cpu; a device this machine lacks is a :class:`UserError`."""
+    """`"auto"` picks cuda > mps > cpu; a device this machine lacks is a `UserError`."""
     cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
     if name == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
@@ -37,7 +37,7 @@ def derived_seed(seed: int, purpose: str) -> int:
 
 @contextlib.contextmanager
 def num_threads(threads: int | None):
-    """Run the block with ``threads`` torch threads (None: unchanged), restoring the count after."""
+    """Run the block with `threads` torch threads (None: unchanged), restoring the count after."""
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -48,7 +48,7 @@ def num_threads(threads: int | None):
 
 
 def _device_streams(device: torch.device) -> tuple[str | None, list]:
-    """The accelerator module name and device list whose global RNG a run on ``device`` may use."""
+    """The accelerator module name and device list whose global RNG a run on `device` may use."""
     if device.type == "cuda":
         return "cuda", [device.index if device.index is not None else torch.cuda.current_device()]
     if device.type == "mps":
@@ -58,8 +58,8 @@ def _device_streams(device: torch.device) -> tuple[str | None, list]:
 
 @contextlib.contextmanager
 def rng_scope(device: torch.device):
-    """Run the block on the global CPU stream (and ``device``'s, on an accelerator) and give the caller
-    its streams back after, as they were: a run reseeds them (:func:`set_seed`) without a trace."""
+    """Run the block on the global CPU stream (and `device`'s, on an accelerator) and give the caller
+    its streams back after, as they were: a run reseeds them (`set_seed`) without a trace."""
     kind, devices = _device_streams(device)
     with torch.random.fork_rng(devices=devices, device_type=kind):
         yield
@@ -67,16 +67,16 @@ def rng_scope(device: torch.device):
 
 @contextlib.contextmanager
 def run_scope(threads: int | None, device: torch.device):
-    """The scope of one run, single or stacked: ``threads`` torch threads (:func:`num_threads`) and its own
-    global random streams (:func:`rng_scope`), the caller's both given back when it ends."""
+    """The scope of one run, single or stacked: `threads` torch threads (`num_threads`) and its own
+    global random streams (`rng_scope`), the caller's both given back when it ends."""
     with num_threads(threads), rng_scope(device):
         yield
 
 
 def set_seed(seed: int, device: torch.device) -> None:
-    """Seed the global streams a run on ``device`` draws from: the reference's ``set_seed`` (docs/method.md §6.1).
+    """Seed the global streams a run on `device` draws from: the reference's `set_seed` (docs/method.md §6.1).
 
-    Only the CPU stream and ``device``'s, those :func:`rng_scope` restores: ``torch.manual_seed`` would
+    Only the CPU stream and `device`'s, those `rng_scope` restores: `torch.manual_seed` would
     also reseed every other accelerator.
     """
     kind, devices = _device_streams(device)
@@ -88,7 +88,7 @@ def set_seed(seed: int, device: torch.device) -> None:
 
 
 def sum_dtype(device: torch.device) -> torch.dtype:
-    """The dtype losses are summed in on ``device``: float64, or float32 on MPS, which has no float64."""
+    """The dtype losses are summed in on `device`: float64, or float32 on MPS, which has no float64."""
     return torch.float32 if device.type == "mps" else torch.float64
 
 
@@ -101,7 +101,7 @@ def _git(args: list[str], cwd: Path) -> str | None:
 
 
 def _checkout_version(package: Path) -> dict:
-    """The commit and dirty flag of the git checkout holding the package directory ``package``."""
+    """The commit and dirty flag of the git checkout holding the package directory `package`."""
     # the package's own files must be tracked: a wheel installed inside some other repository is not a checkout
     if _git(["ls-files", "--error-unmatch", "--", "__init__.py"], package) is None:
         return {"commit": None, "dirty": None}
@@ -112,17 +112,17 @@ def _checkout_version(package: Path) -> dict:
 
 @functools.lru_cache(maxsize=1)
 def code_version() -> dict:
-    """``{"commit": sha, "dirty": bool}`` of the git checkout this package is imported from; both None when
+    """`{"commit": sha, "dirty": bool}` of the git checkout this package is imported from; both None when
     it is not imported from one (an installed wheel) or git is missing. Computed once per process.
 
-    ``dirty`` is True when the package's own files differ from the commit (modified, staged or untracked
-    files under ``src/wninit``): then the commit alone does not say which code made a result.
+    `dirty` is True when the package's own files differ from the commit (modified, staged or untracked
+    files under `src/wninit`): then the commit alone does not say which code made a result.
     """
     return _checkout_version(Path(__file__).resolve().parents[2])
 
 
 def env(device: torch.device, seed: int, **extra) -> dict:
-    """The record of where a run ran and which code ran it (stored with its result), plus ``extra``."""
+    """The record of where a run ran and which code ran it (stored with its result), plus `extra`."""
     from wninit import __version__
     return {"wninit": __version__, **code_version(), "torch": torch.__version__,
             "python": platform.python_version(), "device": str(device), "seed": seed,

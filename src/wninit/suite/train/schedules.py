@@ -1,13 +1,13 @@
 """The reference's learning-rate schedules 0-5 and its quadratic per-iteration warmup (docs/method.md §6.1).
 
 The schedule is piecewise constant and read once per epoch; the warmup overrides it inside the first
-``warmup_epochs`` epochs, one value per mini-batch. The boundaries and factors are computed with the
-reference's own float expressions (e.g. ``(60/200)*T``, ``lr*0.2**2``), so every value is equal to the
+`warmup_epochs` epochs, one value per mini-batch. The boundaries and factors are computed with the
+reference's own float expressions (e.g. `(60/200)*T`, `lr*0.2**2`), so every value is equal to the
 reference's bit for bit, except the one documented fix below.
 
-NOTE: with a fractional ``warmup_epochs`` the reference's ramp passes alpha = 1 inside the last warmup
-epoch and overshoots the target lr by up to ``(ceil(E)/E)**2`` (docs/method.md §6.1 "Quirk"). Here alpha is
-clipped at 1; ``reference_overshoot=True`` reproduces the quirk.
+NOTE: with a fractional `warmup_epochs` the reference's ramp passes alpha = 1 inside the last warmup
+epoch and overshoots the target lr by up to `(ceil(E)/E)**2` (docs/method.md §6.1 "Quirk"). Here alpha is
+clipped at 1; `reference_overshoot=True` reproduces the quirk.
 """
 from __future__ import annotations
 
@@ -42,9 +42,9 @@ def _pieces(lr: float, epochs: int, schedule: int) -> tuple[list[tuple[float, fl
 
 
 def scheduled_lr(lr: float, epochs: int, schedule: int, epoch: int) -> float:
-    """The lr of ``epoch`` (0-based) under reference schedule ``schedule`` for a ``epochs``-epoch run.
+    """The lr of `epoch` (0-based) under reference schedule `schedule` for a `epochs`-epoch run.
 
-    A piece ``[t_i, t_{i+1})`` keeps the value at its left end; from the last start on, the last value.
+    A piece `[t_i, t_{i+1})` keeps the value at its left end; from the last start on, the last value.
     """
     pieces, after = _pieces(lr, epochs, schedule)
     for (start, value), (end, _) in zip(pieces, pieces[1:]):
@@ -55,10 +55,11 @@ def scheduled_lr(lr: float, epochs: int, schedule: int, epoch: int) -> float:
 
 def warmup_alpha(epoch: int, iteration: int, iters_per_epoch: int, warmup_epochs: float, warmup_lr: float,
                  *, reference_overshoot: bool = False) -> float | None:
-    """Warmup progress alpha of mini-batch ``iteration`` of ``epoch``, or None outside the warmup.
+    """Warmup progress alpha of mini-batch `iteration` of `epoch`, or None outside the warmup.
 
-    .. math::
-        \\alpha_i = (e + (i + \\text{offset}) / n) / E, \\quad \\text{offset} = 1 \\text{ if } lr_0 = 0 \\text{ else } 0
+    $$
+    \\alpha_i = (e + (i + \\text{offset}) / n) / E, \\quad \\text{offset} = 1 \\text{ if } lr_0 = 0 \\text{ else } 0
+    $$
 
     so a ramp from 0 never takes a step at lr 0 and a ramp from lr_0 > 0 starts exactly at lr_0.
     """
@@ -74,15 +75,16 @@ def _get(params, name):
 
 
 def lr_at(params, epoch: int, iteration: int, iters_per_epoch: int, *, reference_overshoot: bool = False) -> float:
-    """The lr of mini-batch ``iteration`` (0-based) of ``epoch``: schedule, then quadratic warmup.
+    """The lr of mini-batch `iteration` (0-based) of `epoch`: schedule, then quadratic warmup.
 
-    ``params`` is a :class:`~wninit.suite.train.config.RunConfig` or any object/dict with ``lr``, ``epochs``,
-    ``schedule``, ``warmup_epochs`` and ``warmup_lr``. Inside the warmup (docs/method.md §6.1):
+    `params` is a [`RunConfig`][wninit.suite.train.config.RunConfig] or any object/dict with `lr`, `epochs`,
+    `schedule`, `warmup_epochs` and `warmup_lr`. Inside the warmup (docs/method.md §6.1):
 
-    .. math::
-        lr_i = lr_0 + \\alpha_i^2 (lr_\\text{target} - lr_0)
+    $$
+    lr_i = lr_0 + \\alpha_i^2 (lr_\\text{target} - lr_0)
+    $$
 
-    with ``lr_target`` the scheduled lr of that epoch.
+    with `lr_target` the scheduled lr of that epoch.
     """
     target = scheduled_lr(_get(params, "lr"), _get(params, "epochs"), _get(params, "schedule"), epoch)
     lr0 = _get(params, "warmup_lr")
@@ -94,6 +96,6 @@ def lr_at(params, epoch: int, iteration: int, iters_per_epoch: int, *, reference
 
 
 def epoch_lrs(params, epoch: int, iters_per_epoch: int, *, reference_overshoot: bool = False) -> list[float]:
-    """:func:`lr_at` for every mini-batch of ``epoch``: what ``fit`` sets before each one."""
+    """[`lr_at`][wninit.suite.train.schedules.lr_at] for every mini-batch of `epoch`: what `fit` sets before each one."""
     return [lr_at(params, epoch, i, iters_per_epoch, reference_overshoot=reference_overshoot)
             for i in range(iters_per_epoch)]

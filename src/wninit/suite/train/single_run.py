@@ -1,13 +1,13 @@
-"""``fit(cfg)``: one run of the reference protocol (docs/method.md §6.1), alone (the single-run loop).
+"""`fit(cfg)`: one run of the reference protocol (docs/method.md §6.1), alone (the single-run loop).
 
 seed -> data (seeded validation split) -> model -> init (datadep on the first shuffled, augmented training
 batch, docs/method.md §4) -> SGD epochs (schedule + per-iteration warmup, gradient accumulation) -> validation each
 epoch -> the best-validation state evaluated on test. A NaN/Inf training loss is a result (status
-``diverged``), never an exception. With ``out_dir``, every epoch leaves an atomic checkpoint from which
-a rerun continues bit for bit on CPU, and ``result.json`` appears only when the run is over.
+`diverged`), never an exception. With `out_dir`, every epoch leaves an atomic checkpoint from which
+a rerun continues bit for bit on CPU, and `result.json` appears only when the run is over.
 
-The steps a stacked group's members share with this loop are in :mod:`.protocol`; where and how the run
-executes (device, seeds, threads) in :mod:`.runtime`; the Hessian task in :mod:`.hessian_task`.
+The steps a stacked group's members share with this loop are in `.protocol`; where and how the run
+executes (device, seeds, threads) in `.runtime`; the Hessian task in `.hessian_task`.
 """
 from __future__ import annotations
 
@@ -34,19 +34,19 @@ __all__ = ["fit"]
 
 def fit(cfg: RunConfig, *, out_dir: str | Path | None = None, resume: bool = True, progress: bool = False,
         on_epoch=None, tensorboard: bool = False) -> RunResult:
-    """Run ``cfg`` and return its :class:`RunResult` (docs/method.md §6.1).
+    """Run `cfg` and return its [`RunResult`][wninit.suite.train.result.RunResult] (docs/method.md §6.1).
 
     The run seeds torch's global random stream as the reference does, and gives the caller's stream (and
     thread count) back when it ends.
 
     Args:
         cfg: the run.
-        out_dir: where ``epochs.csv``, ``checkpoint.pt`` and, at the end, ``result.json`` go; None keeps
+        out_dir: where `epochs.csv`, `checkpoint.pt` and, at the end, `result.json` go; None keeps
             everything in memory.
-        resume: continue from ``out_dir``'s checkpoint (or return its finished result); False starts over.
+        resume: continue from `out_dir`'s checkpoint (or return its finished result); False starts over.
         progress: a rich progress bar over epochs, if rich is installed.
         on_epoch: called with each finished epoch's row, after its checkpoint is written.
-        tensorboard: also log the rows to ``out_dir/tb`` (needs the tensorboard package).
+        tensorboard: also log the rows to `out_dir/tb` (needs the tensorboard package).
 
     Examples:
         >>> result = fit(RunConfig(dataset="mnist5k", depth=20, lr=0.001, momentum=0.9, epochs=10))
@@ -93,7 +93,7 @@ def _run(cfg: RunConfig, device, out, resume, progress, on_epoch, tensorboard) -
 
 
 def _param_groups(model: torch.nn.Module, cfg: RunConfig) -> list[dict]:
-    """SGD's parameter groups under the weight-decay rule (:func:`.protocol.weight_decay`): one group when every
+    """SGD's parameter groups under the weight-decay rule (`.protocol.weight_decay`): one group when every
     parameter decays alike, else the decayed parameters and the exempt ones (weight decay 0)."""
     from wninit.weightnorm.access import gain_parameters
 
@@ -112,7 +112,7 @@ def _param_groups(model: torch.nn.Module, cfg: RunConfig) -> list[dict]:
 
 class _SingleRun:
     """One run's training state: the model and its SGD as the loop's one member, the data stream, the
-    :class:`RunRecord`, the clock."""
+    `RunRecord`, the clock."""
 
     def __init__(self, cfg: RunConfig, device: torch.device, model, data, loader, gen, out: Path | None,
                  started: float):
@@ -165,7 +165,7 @@ class _SingleRun:
             "torch_rng": torch.get_rng_state(), **self.record.checkpoint(), "wall_s": self.wall_s()})
 
     def finish(self) -> RunResult:
-        """Test the best checkpoint and assemble the result (and write it, with ``out``)."""
+        """Test the best checkpoint and assemble the result (and write it, with `out`)."""
         test_acc, = test_best(self.member, [self.record])
         result = self.record.result(self.cfg, test_acc, self.wall_s(), env(self.device, self.cfg.seed))
         if self.out is not None:
