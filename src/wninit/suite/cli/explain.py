@@ -19,6 +19,8 @@ def add_parser(subparsers):
     add_target_arguments(p, shape_required=True)
     p.add_argument("--scheme", choices=ROLE_SCHEMES + ("pytorch-default",), default="proposed")
     p.add_argument("--direction", choices=DIRECTIONS, default="orthogonal")
+    p.add_argument("--wide", action="store_true", help="every column in full (the default fits 100 columns, with "
+                   "the rules as codes explained below the table)")
     return p
 
 
@@ -28,5 +30,5 @@ def run(args) -> int:
     model = load_model(args.target)
     if args.input_shape is not None:
         example_input(model, args.input_shape)
-    explain(model, args.scheme, direction=args.direction)
+    explain(model, args.scheme, direction=args.direction, wide=args.wide)
     return 0
