@@ -152,13 +152,13 @@ def test_wrong_input_shape_is_a_user_error():
 
 
 def test_diagnose_cli_prints_the_table_and_saves_csv_and_png(tmp_path, capsys):
-    args = ["diagnose", "--arch", "wrn", "--depth", "16", "--batch", "2", "--in-shape", "3,16,16", "--out", str(tmp_path)]
+    args = ["diagnose", "--arch", "wrn", "--depth", "16", "--batch", "2", "--input-shape", "3,16,16", "--out", str(tmp_path)]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "blocks.5" in out and "fwd mean" in out
-    lines = (tmp_path / "propagation.csv").read_text().splitlines()
+    lines = (tmp_path / "propagation_proposed.csv").read_text().splitlines()
     assert lines[0].startswith("index,name,shape,forward_mean") and len(lines) == 1 + 6  # 3 stages x 2 blocks
-    assert (tmp_path / "propagation.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "signal_propagation.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["diagnose", "--arch", "wrn", "--depth", "15"]) == 2
     assert "6N+4" in capsys.readouterr().err
 

@@ -3,19 +3,32 @@
 Arpit, Campos & Bengio, "How to Initialize your Network? Robust Initialization for WeightNorm &
 ResNets", NeurIPS 2019. `wninit.initialize(model, "proposed")` is the one call.
 """
-from wninit import diagnostics, init, models, structure, weightnorm
-from wninit.weightnorm.state_dict import convert_state_dict
-from wninit.weightnorm.convert import weight_norm
-from wninit.init.gains import fan_in_and_fan_out, layer_fans, layer_gain, proposed_gain, unit_direction_
-from wninit.structure.activations import register_activation
-from wninit.init.explain import ExplainTable, explain
-from wninit.weightnorm.lifecycle import copy_model, copyable, remove_weight_norm, switch_api
-from wninit.structure.roles import get_role, mark_probe, set_role
-from wninit.init.schemes import PLAIN_SCHEMES, SCHEMES, WN_SCHEMES, LayerInit, initialize, initialize_layer_, role_gamma
-from wninit.weightnorm.access import (effective_weight, is_weight_normed, layer_kind, set_g_, set_v_, weight_normed_layers, wn_dim,
-                         wn_g, wn_v)
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
+
+# name -> the module that defines it. Each is imported on first use (PEP 562), so that `import wninit`, and
+# with it `wninit --help`, does not load torch until a name that needs it is touched.
+_PACKAGES = ("diagnostics", "init", "models", "structure", "weightnorm")
+_NAMES = {
+    "initialize": "wninit.init.schemes", "initialize_layer_": "wninit.init.schemes", "role_gamma": "wninit.init.schemes",
+    "LayerInit": "wninit.init.schemes", "SCHEMES": "wninit.init.schemes", "WN_SCHEMES": "wninit.init.schemes",
+    "PLAIN_SCHEMES": "wninit.init.schemes",
+    "explain": "wninit.init.explain", "ExplainTable": "wninit.init.explain",
+    "register_activation": "wninit.structure.activations",
+    "proposed_gain": "wninit.init.gains", "fan_in_and_fan_out": "wninit.init.gains", "layer_fans": "wninit.init.gains",
+    "layer_gain": "wninit.init.gains", "unit_direction_": "wninit.init.gains",
+    "weight_norm": "wninit.weightnorm.convert", "convert_state_dict": "wninit.weightnorm.state_dict",
+    "is_weight_normed": "wninit.weightnorm.access", "wn_dim": "wninit.weightnorm.access",
+    "layer_kind": "wninit.weightnorm.access", "wn_g": "wninit.weightnorm.access", "wn_v": "wninit.weightnorm.access",
+    "set_g_": "wninit.weightnorm.access", "set_v_": "wninit.weightnorm.access",
+    "effective_weight": "wninit.weightnorm.access", "weight_normed_layers": "wninit.weightnorm.access",
+    "set_role": "wninit.structure.roles", "get_role": "wninit.structure.roles", "mark_probe": "wninit.structure.roles",
+    "switch_api": "wninit.weightnorm.lifecycle", "remove_weight_norm": "wninit.weightnorm.lifecycle",
+    "copyable": "wninit.weightnorm.lifecycle", "copy_model": "wninit.weightnorm.lifecycle",
+}
 
 __all__ = [
     "__version__", "diagnostics", "init", "models", "structure", "weightnorm",
@@ -26,3 +39,18 @@ __all__ = [
     "effective_weight", "weight_normed_layers", "set_role", "get_role", "mark_probe",
     "convert_state_dict", "switch_api", "remove_weight_norm", "copyable", "copy_model",
 ]
+
+
+def __getattr__(name: str):
+    if name in _PACKAGES:
+        value = importlib.import_module(f"wninit.{name}")
+    elif name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+    else:
+        raise AttributeError(f"module 'wninit' has no attribute {name!r}")
+    globals()[name] = value  # once: later lookups do not come back here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -27,7 +27,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from wninit.errors import UserError
+from wninit.errors import UserError, check_model
 from wninit.structure.roles import probe_points
 
 __all__ = ["PropagationRow", "PropagationTable", "propagation"]
@@ -179,6 +179,7 @@ def propagation(model: nn.Module, inputs: torch.Tensor, *, points: Iterable | No
         >>> model = wninit.models.MLP(784, 256, depth=20, num_classes=10); wninit.initialize(model)
         >>> print(propagation(model, torch.randn(64, 1, 28, 28)))
     """
+    check_model(model, "wninit.diagnostics.propagation")
     if not isinstance(inputs, torch.Tensor) or inputs.dim() < 2 or inputs.shape[0] < 1 or inputs[0].numel() == 0:
         got = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
         raise UserError(f"inputs must be a non-empty batch tensor of shape (N, ...), got {got}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from wninit.errors import UserError
+from wninit.errors import UserError, check_model
 from wninit.init.gains import effective_fan_in, layer_fans
 from wninit.weightnorm.lifecycle import copy_model
 from wninit.init.schemes import LayerInit, initialize
@@ -115,6 +115,7 @@ def explain(model: nn.Module, scheme: str = "proposed", *, direction: str = "ort
         >>> table = wninit.explain(my_vocoder)      # one row per WN layer: role, source, rule, gamma, g
         >>> table.by_name()["ups.0"].gamma
     """
+    check_model(model, "wninit.explain")
     if scheme == "datadep":
         raise UserError("explain does not run 'datadep' (it needs a batch of data): explain another scheme, "
                          "or call wninit.initialize(model, 'datadep', batch=x) and read its records")

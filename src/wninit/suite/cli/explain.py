@@ -5,17 +5,20 @@ that set gamma, the fans, gamma and g (docs/method.md §3.7). The model is not c
 """
 from __future__ import annotations
 
+from wninit.suite.cli._text import describe
 from wninit.suite.cli.user_model import add_target_arguments, example_input, load_model
 
 __all__ = ["add_parser", "run"]
+
+HELP = "print what initialize sets on every WN layer of your model"  # its line in `wninit --help`
 
 
 def add_parser(subparsers):
     from wninit.init.gains import DIRECTIONS
     from wninit.init.schemes import ROLE_SCHEMES
 
-    p = subparsers.add_parser("explain", help="print what initialize sets on every WN layer of your model",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser("explain", help=HELP,
+                              description=describe(__doc__))
     add_target_arguments(p, shape_required=True)
     p.add_argument("--scheme", choices=ROLE_SCHEMES + ("pytorch-default",), default="proposed")
     p.add_argument("--direction", choices=DIRECTIONS, default="orthogonal")
