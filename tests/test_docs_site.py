@@ -133,8 +133,10 @@ def test_a_public_name_without_a_docstring_fails_the_build():
 
 @pytest.mark.parametrize("page", ["index.md", "your-model.md", "diagnostics.md"] +
                          [f"api/{p.name}" for p in sorted((PAGES / "api").glob("*.md")) if "```python" in p.read_text()])
-def test_python_blocks_of_the_page_run_as_written(page, tmp_path, monkeypatch):
-    blocks = re.findall(r"```python\n(.*?)```", (PAGES / page).read_text(), flags=re.S)
+def test_python_blocks_of_the_page_run_as_written(page, tmp_path, monkeypatch, capsys):
+    """And a page's sample output (its ```text blocks) is what its code prints, number for number."""
+    text = (PAGES / page).read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     assert blocks
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": f"docs_{page}"}
@@ -144,3 +146,6 @@ def test_python_blocks_of_the_page_run_as_written(page, tmp_path, monkeypatch):
             exec(compile(block, f"{page}", "exec"), namespace)
     finally:
         torch.random.set_rng_state(state)
+    printed = capsys.readouterr().out
+    for sample in re.findall(r"```text\n(.*?)```", text, flags=re.S):
+        assert sample.strip() in printed, f"{page}'s sample output is not what its code prints:\n{printed}"

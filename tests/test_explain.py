@@ -80,10 +80,10 @@ def test_diagnose_user_model_writes_table_and_signal_propagation_plot(user_modul
     out = tmp_path / "diag"
     assert main(["diagnose", f"{user_module}:build", "--input-shape", "4,32", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "s1.b3" in printed and (out / "signal_propagation.png").stat().st_size > 10_000
+    assert "3.1" in printed and (out / "signal_propagation.png").stat().st_size > 10_000
     rows = [line.split(",") for line in (out / "propagation_proposed.csv").read_text().splitlines()]
-    # the stem's output is the stage's input: one point, named for the stage
-    assert [r[1] for r in rows] == ["name", "s1.in", "s1.b1", "s1.b2", "s1.b3"]
+    # named after the model's modules: the stem (Sequential index 0), then each block's sum, in data-flow order
+    assert [r[1] for r in rows] == ["name", "0", "1", "2", "3"]
 
 
 def test_diagnose_needs_a_model():
