@@ -94,6 +94,15 @@ def test_the_raw_markup_check_finds_rest_and_tex(tmp_path):
     assert not raw_markup(tmp_path)
 
 
+@pytest.mark.parametrize("page", ["index.md", "your-model.md", "diagnostics.md"] +
+                         [f"api/{p.name}" for p in sorted((PAGES / "api").glob("*.md"))])
+def test_code_blocks_fit_the_page_column(page):
+    """A code line past 82 characters is cut off in the page's column (docs/screenshots/)."""
+    blocks = re.findall(r"```\w*\n(.*?)```", (PAGES / page).read_text(), flags=re.S)
+    wide = [line for block in blocks for line in block.splitlines() if len(line) > 82]
+    assert not wide, wide
+
+
 def test_method_references_link_to_their_section(site):
     method = (site / "method" / "index.html").read_text()
     anchors = set(re.findall(r'<span id="(s[\d-]+)">', method))

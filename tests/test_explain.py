@@ -80,7 +80,7 @@ def test_diagnose_user_model_writes_table_and_signal_propagation_plot(user_modul
     out = tmp_path / "diag"
     assert main(["diagnose", f"{user_module}:build", "--input-shape", "4,32", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "3.1" in printed and (out / "signal_propagation.png").stat().st_size > 10_000
+    assert "forward" in printed and (out / "signal_propagation.png").stat().st_size > 10_000
     rows = [line.split(",") for line in (out / "propagation_proposed.csv").read_text().splitlines()]
     # named after the model's modules: the stem (Sequential index 0), then each block's sum, in data-flow order
     assert [r[1] for r in rows] == ["name", "0", "1", "2", "3"]
@@ -159,3 +159,20 @@ def test_explain_cli_wide(user_module, capsys):
     assert main(["explain", f"{user_module}:build", "--input-shape", "4,16", "--wide"]) == 0
     rows = capsys.readouterr().out.splitlines()[2:]
     assert any("leaky_relu(0.1) follows: 1/E[phi(z)^2]" in row and "discovered" in row for row in rows)
+
+
+def test_explain_plot_colours_each_layer_by_how_its_gamma_was_set(tmp_path, capsys):
+    from wninit.diagnostics.plot import EXPLAIN_CATEGORIES, _category, plot_explain
+
+    table = wninit.explain(_hifigan(), print_table=False)
+    categories = [_category(r) for r in table]
+    # HiFi-GAN's branch ends sit in parallel stages that share their input: outside the theory, the rest discovered
+    assert categories.count("outside the theory") == 36 and categories.count("discovered") == 42
+    assert set(categories) <= set(EXPLAIN_CATEGORIES)
+    png = plot_explain(table, tmp_path / "explain.png")
+    assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 20_000
+
+
+def test_explain_cli_plot(user_module, tmp_path, capsys):
+    assert main(["explain", f"{user_module}:build", "--input-shape", "4,16", "--plot", str(tmp_path / "e.png")]) == 0
+    assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG" and "wrote" in capsys.readouterr().out

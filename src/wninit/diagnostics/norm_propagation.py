@@ -95,8 +95,9 @@ class PropagationTable:
         lines = ["  ".join(cell.ljust(w) if c in (1, 2) else cell.rjust(w) for c, (cell, w) in enumerate(zip(line, widths)))
                  for line in [head, *body]]
         lines.insert(1, "  ".join("-" * w for w in widths))
-        lines.append(f"({self.samples} samples; forward ||h_i||/||x||, backward ||dL/dh_i||/||dL/dh_L|| for a Gaussian "
-                     "output cotangent;\n each norm per position: over the channels, divided by sqrt(positions))")
+        lines.append(f"({self.samples} samples; forward ||h_i||/||x||, backward ||dL/dh_i||/||dL/dh_L||,\n"
+                     " dL the Gaussian cotangent at the output; every norm per position:\n"
+                     " over the channels, divided by sqrt(positions))")
         return "\n".join(lines)
 
 

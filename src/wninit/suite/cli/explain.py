@@ -22,6 +22,8 @@ def add_parser(subparsers):
     add_target_arguments(p, shape_required=True)
     p.add_argument("--scheme", choices=ROLE_SCHEMES + ("pytorch-default",), default="proposed")
     p.add_argument("--direction", choices=DIRECTIONS, default="orthogonal")
+    p.add_argument("--plot", metavar="FILE.png", help="also save the table as a figure of the model's stages: "
+                   "one bar per layer's g, coloured by how its gamma was set")
     p.add_argument("--wide", action="store_true", help="every column in full (the default fits 100 columns, with "
                    "the rules as codes explained below the table)")
     return p
@@ -33,5 +35,9 @@ def run(args) -> int:
     model = load_model(args.target)
     if args.input_shape is not None:
         example_input(model, args.input_shape)
-    explain(model, args.scheme, direction=args.direction, wide=args.wide)
+    table = explain(model, args.scheme, direction=args.direction, wide=args.wide)
+    if args.plot:
+        from wninit.diagnostics.plot import plot_explain
+
+        print(f"wrote {plot_explain(table, args.plot, title=args.target)}")
     return 0
