@@ -111,5 +111,5 @@ def test_diagnose_without_out_writes_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     for argv in (["net.py:build", "--input-shape", "4,16"], ["--arch", "mlp", "--depth", "3", "--width", "8"]):
         assert main(["diagnose", *argv, "--batch", "2"]) == 0
-        assert "fwd" in capsys.readouterr().out
+        assert "forward" in capsys.readouterr().out
         assert [p.name for p in tmp_path.iterdir() if p.name != "__pycache__"] == ["net.py"]

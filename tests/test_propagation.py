@@ -1,5 +1,6 @@
 """wninit.diagnostics.propagation: exact on a hand-checked model, and the paper's per-stage bound on real WRNs."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -206,3 +207,19 @@ def test_discovered_points_follow_a_tuple_returning_block_and_token_axis():
     # per token: 5 positions of 32 features; the stage's norm ratio is sqrt((1+1/4)^4) = 1.5625 by the theory
     ratio = table.rows[-1].forward_position_mean / table.rows[0].forward_position_mean
     assert ratio == pytest.approx(1.5625, rel=0.15)
+
+
+def test_measuring_points_are_named_after_the_models_modules_in_data_flow_order():
+    """The zoo's HiFi-GAN: three parallel residual stages share the upsampler's output; it is measured once,
+    under its module's name, before the sums of the first of them, and no two points share a name."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from zoo import hifigan_generator
+
+    from wninit.diagnostics.points import graph_points
+
+    names = [p.name for p in graph_points(hifigan_generator.build())[1]]
+    assert names[:6] == ["conv_pre", "ups.0", "resblocks.0/sum1", "resblocks.0/sum2", "resblocks.0/sum3",
+                         "resblocks.1/sum1"]
+    assert names[-1] == "conv_post" and len(set(names)) == len(names)
+    assert names.index("ups.1") > names.index("resblocks.2/sum3")  # the next upsampler after the three stages

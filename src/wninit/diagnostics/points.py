@@ -4,7 +4,7 @@ The points are nodes of the model's traced graph, so a block that returns a tupl
 tensor that continues the stream. For every WN layer outside residual branches: what it passes on (the
 output of the activation after it, or its own output); for every stage of residual sums: the stream entering
 it and each sum. Each is named after the model's own modules: a layer by its name (`conv_pre`), a stage's
-input by the module that makes it (`ups.0`), a sum by the module it is computed in (`blocks.3`, or
+input by the module that makes it (`ups.0`, `stages.1.0/relu`), a sum by the module it is computed in (`blocks.3`, or
 `resblocks.0/sum2` for the second of several in one module). One point per node (parallel stages that share
 their input share its point), in the graph's order, which is the data's. Each point carries its channel axis
 (1 after a conv, the last after a Linear), so per-position norms are taken over the right axis.
@@ -12,7 +12,7 @@ their input share its point), in the graph's order, which is the data's. Each po
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.fx as fx
@@ -60,7 +60,11 @@ def graph_points(model: nn.Module):
         numbered[home] += 1
         name = home if per_module[home] == 1 else f"{home}/sum{numbered[home]}"
         points.setdefault(r.node, GraphPoint(name or r.node, r.node, axis, r.stage, r.block))
-    return gm, sorted(points.values(), key=lambda p: order[p.node])
+    ordered, seen = [], Counter()
+    for p in sorted(points.values(), key=lambda p: order[p.node]):  # a name twice: the second gets "#2"
+        seen[p.name] += 1
+        ordered.append(p if seen[p.name] == 1 else replace(p, name=f"{p.name}#{seen[p.name]}"))
+    return gm, ordered
 
 
 def _module_of(node: fx.Node) -> str:
@@ -73,15 +77,14 @@ def _module_of(node: fx.Node) -> str:
 
 
 def _made_by(node: fx.Node) -> str:
-    """A stream's name: the module that outputs it, or the module it is computed in, or its node's name."""
-    for _ in range(4):
-        if node.op == "call_module":
-            return str(node.target)
-        inputs = [a for a in node.args if isinstance(a, fx.Node)]
-        if node.op != "call_function" or len(inputs) != 1:
-            break
-        node = inputs[0]  # through an activation or a reshape, to what feeds it
-    return _module_of(node) or node.name
+    """A stream's name: the module that outputs it (`ups.0`), else the function that computes it in the module
+    it is computed in (`stages.1.0/relu`), else its node's name (the model's input `x`)."""
+    if node.op == "call_module":
+        return str(node.target)
+    home = _module_of(node)
+    if node.op in ("call_function", "call_method") and home:
+        return f"{home}/{getattr(node.target, '__name__', node.target)}"
+    return node.name
 
 
 def _passed_on(node: fx.Node) -> fx.Node:
