@@ -1,10 +1,11 @@
 """Diagnose a model at initialization: how the signal's norm travels forward and backward, and its plot.
 
 Arpit, Campos & Bengio (2019), docs/method.md §3.1-§3.4: under the proposed init the forward ratio
-||h_i|| / ||x|| and the backward ratio ||dL/dh_i|| / ||dL/dh_L|| stay near 1 at every depth; under
-PyTorch's default WN init (g = ||v||) they shrink layer after layer. Writes propagation.png and
-propagation.csv to the current folder. A few seconds on a laptop CPU (the plot needs matplotlib,
-``pip install 'wninit[suite]'``).
+||h_i|| / ||x|| stays near the value it has after the first layer (2.45 here, where 784 inputs meet 256
+units), between 2.3 and 3.2 through all 30 layers, and the backward ratio ||dL/dh_i|| / ||dL/dh_L|| between
+0.8 and 1.05; under PyTorch's default WN init (g = ||v||) both shrink layer after layer, to about 4e-5
+at the far end. Both are per position (docs/diagnostics.md; an MLP has one). Writes propagation.png and propagation.csv to the
+current folder. A few seconds on a laptop CPU (the plot needs matplotlib, `pip install 'wninit[suite]'`).
 """
 import torch
 

@@ -19,6 +19,7 @@ import torch
 
 import wninit
 from wninit.diagnostics import propagation
+from wninit.diagnostics.points import graph_points
 from wninit.structure.trace import discover
 from zoo import ZOO
 
@@ -48,20 +49,23 @@ def _draw(name: str, seed: int):
         warnings.simplefilter("error")  # nothing may be left to the default: every layer is placed
         records = wninit.initialize(model, "proposed", generator=torch.Generator().manual_seed(seed))
     x = torch.randn((BATCH,) + CASES[name], generator=torch.Generator().manual_seed(1000 + seed))
-    return model, records, discover(model), {r.name: r for r in propagation(model, x, seed=seed).rows}
+    rows = {r.name: r for r in propagation(model, x, seed=seed).rows}
+    at = {p.node: rows[p.name] for p in graph_points(model)[1]}  # the row measured at each graph node
+    return model, records, discover(model), rows, at
 
 
 def _stage_ratios(name: str) -> dict[int, dict]:
     out: dict[int, dict] = {}
     for seed in range(DRAWS):
-        model, _, s, rows = _draw(name, seed)
+        model, _, s, _, at = _draw(name, seed)
         stages: dict[int, list] = {}
         for r in s.sums:
             stages.setdefault(r.stage, []).append(r)
         inputs = [sums[0].stream for sums in stages.values()]
         for k, sums in stages.items():
             blocks = sums[0].stage_blocks
-            first, last = rows[f"s{k}.in"], rows[f"s{k}.b{blocks}"]
+            first = at[min(sums, key=lambda r: r.block).stream]
+            last = at[max(sums, key=lambda r: r.block).node]
             predicted = math.sqrt(s.energy[sums[-1].node] / s.energy[sums[0].stream])
             backward = math.sqrt((1 + 1 / blocks) ** blocks)
             if sums[0].projection:
@@ -109,7 +113,7 @@ def test_every_block_of_mobilenet_keeps_the_norm():
     draws = 2 * DRAWS
     fwd, bwd = {}, {}
     for seed in range(draws):
-        model, records, s, rows = _draw("mobilenet_v1", seed)
+        model, records, s, rows, _ = _draw("mobilenet_v1", seed)
         names = [r.name for r in records if r.name in rows and r.name != "fc"]
         for prev, (dw, pw) in zip(names[0::2], zip(names[1::2], names[2::2])):
             layer = model.get_submodule(dw)
@@ -127,7 +131,7 @@ def test_every_block_of_mobilenet_keeps_the_norm():
 
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_one_call_initializes_every_weight_normed_layer_and_places_it(name):
-    model, records, _, _ = _draw(name, 0) if name in CASES else (None, None, None, None)
+    model, records, _, _, _ = _draw(name, 0) if name in CASES else (None, None, None, None, None)
     if model is None:
         build, _ = ZOO[name]
         model = build()

@@ -94,6 +94,15 @@ def test_the_raw_markup_check_finds_rest_and_tex(tmp_path):
     assert not raw_markup(tmp_path)
 
 
+@pytest.mark.parametrize("page", ["index.md", "your-model.md", "diagnostics.md"] +
+                         [f"api/{p.name}" for p in sorted((PAGES / "api").glob("*.md"))])
+def test_code_blocks_fit_the_page_column(page):
+    """A code line past 82 characters is cut off in the page's column (docs/screenshots/)."""
+    blocks = re.findall(r"```\w*\n(.*?)```", (PAGES / page).read_text(), flags=re.S)
+    wide = [line for block in blocks for line in block.splitlines() if len(line) > 82]
+    assert not wide, wide
+
+
 def test_method_references_link_to_their_section(site):
     method = (site / "method" / "index.html").read_text()
     anchors = set(re.findall(r'<span id="(s[\d-]+)">', method))
@@ -133,8 +142,10 @@ def test_a_public_name_without_a_docstring_fails_the_build():
 
 @pytest.mark.parametrize("page", ["index.md", "your-model.md", "diagnostics.md"] +
                          [f"api/{p.name}" for p in sorted((PAGES / "api").glob("*.md")) if "```python" in p.read_text()])
-def test_python_blocks_of_the_page_run_as_written(page, tmp_path, monkeypatch):
-    blocks = re.findall(r"```python\n(.*?)```", (PAGES / page).read_text(), flags=re.S)
+def test_python_blocks_of_the_page_run_as_written(page, tmp_path, monkeypatch, capsys):
+    """And a page's sample output (its ```text blocks) is what its code prints, number for number."""
+    text = (PAGES / page).read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     assert blocks
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": f"docs_{page}"}
@@ -144,3 +155,6 @@ def test_python_blocks_of_the_page_run_as_written(page, tmp_path, monkeypatch):
             exec(compile(block, f"{page}", "exec"), namespace)
     finally:
         torch.random.set_rng_state(state)
+    printed = capsys.readouterr().out
+    for sample in re.findall(r"```text\n(.*?)```", text, flags=re.S):
+        assert sample.strip() in printed, f"{page}'s sample output is not what its code prints:\n{printed}"

@@ -1,5 +1,6 @@
 """Every script in examples/ runs as a user would run it (a fresh process, its own folder), within its minute on
 one CPU thread, and shows what its docstring says it shows."""
+import csv
 import os
 import re
 import resource
@@ -60,6 +61,12 @@ def test_diagnose_model_writes_its_plot_and_shows_the_default_init_vanishing(tmp
     proposed = _number(r"proposed: at layer 30, forward (\S+),", out)
     default = _number(r"pytorch-default: at layer 30, forward (\S+),", out)
     assert 0.3 < proposed < 3 and default < 1e-3  # held vs vanished after 30 layers
+    # its docstring's numbers (per position; fixed seeds): forward 2.3-3.2 at every layer, backward 0.8-1.05
+    rows = list(csv.DictReader((tmp_path / "propagation.csv").open()))
+    forward = [float(r["forward_position_mean"]) for r in rows]
+    backward = [float(r["backward_position_mean"]) for r in rows]
+    assert all(2.3 <= f <= 3.2 for f in forward) and all(0.8 <= b <= 1.05 for b in backward)
+    assert 1e-5 < default < 1e-4
 
 
 def test_proposed_vs_datadep_trains_the_proposed_run(tmp_path):

@@ -81,10 +81,10 @@ def test_diagnose_user_model_writes_table_and_signal_propagation_plot(user_modul
     out = tmp_path / "diag"
     assert main(["diagnose", f"{user_module}:build", "--input-shape", "4,32", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "s1.b3" in printed and (out / "signal_propagation.png").stat().st_size > 10_000
+    assert "forward" in printed and (out / "signal_propagation.png").stat().st_size > 10_000
     rows = [line.split(",") for line in (out / "propagation_proposed.csv").read_text().splitlines()]
-    # the stem's output is the stage's input: one point, named for the stage
-    assert [r[1] for r in rows] == ["name", "s1.in", "s1.b1", "s1.b2", "s1.b3"]
+    # named after the model's modules: the stem (Sequential index 0), then each block's sum, in data-flow order
+    assert [r[1] for r in rows] == ["name", "0", "1", "2", "3"]
 
 
 def test_diagnose_needs_a_model():
@@ -156,3 +156,72 @@ def test_explain_draws_no_direction_and_gives_initializes_records(name, scheme):
         units = wninit.wn_g(modules[done.name]).numel()
         drawn = units > wninit.wn_v(modules[done.name]).numel() // units  # more units than entries: norms vary
         assert explained.g is None if drawn else explained.g == pytest.approx(done.g, abs=1e-6)
+
+
+def _hifigan():
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from zoo import hifigan_generator
+
+    return hifigan_generator.build()
+
+
+def test_the_explain_table_fits_100_columns_and_every_g_follows_from_its_row(capsys):
+    """On the zoo's HiFi-GAN (transposed, strided upsamplers; leaky ReLU and tanh; parallel residual stages):
+    every printed line fits 100 columns, and every row's g is sqrt(gamma * c * fan_in / fan_out) of the numbers
+    printed in that row, to the 4 significant digits printed."""
+    wninit.explain(_hifigan())
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    header = lines[0].split()
+    end = next(i for i, line in enumerate(lines) if line.startswith("("))
+    rows = [dict(zip(header, line.split())) if len(line.split()) == len(header) else
+            dict(zip([h for h in header if h != "k.b/B"], line.split())) for line in lines[2:end]]
+    assert len(rows) == 78 and sum(r["kind"] == "ConvT1d" for r in rows) == 4
+    for r in rows:
+        fan_in, fan_out, c, gamma, g = (float(r[k]) for k in ("fan_in", "fan_out", "c", "gamma", "g"))
+        assert g == pytest.approx((gamma * c * fan_in / fan_out) ** 0.5, rel=2e-3), r
+    assert {r["c"] for r in rows if r["kind"] == "ConvT1d"} == {"4", "1"}  # stride 8 with 2x the inputs; stride 2
+    legend = "\n".join(lines[end:])
+    assert "R3 = branch end: 1/(B_k*r), r=0.505; outside the theory" in legend and "disc = discovered" in legend
+
+
+def test_explain_wide_spells_out_every_rule(capsys):
+    table = wninit.explain(_hifigan(), wide=True)
+    out = capsys.readouterr().out
+    assert "ConvTranspose1d" in out and "leaky_relu(0.1) follows: 1/E[phi(z)^2]" in out and "R1 =" not in out
+    assert max(len(line) for line in out.splitlines()) > 100 and str(table) != table.render(wide=True)
+
+
+def test_long_layer_names_give_way_in_the_middle():
+    from wninit.init.explain import ExplainTable
+    from wninit.init.schemes import LayerInit
+
+    long = "encoder." + "very_long_module_name." * 5 + "conv"
+    table = ExplainTable((LayerInit(long, "hidden", 64, 64, 2.0, 1.414, "Conv2d", "discovered", "relu follows"),), "proposed")
+    first = str(table).splitlines()[2]
+    assert len(first) <= 100 and first.startswith("encoder.") and ".." in first.split()[0]
+    assert first.split()[0].endswith("conv")
+
+
+def test_explain_cli_wide(user_module, capsys):
+    assert main(["explain", f"{user_module}:build", "--input-shape", "4,16", "--wide"]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert any("leaky_relu(0.1) follows: 1/E[phi(z)^2]" in row and "discovered" in row for row in rows)
+
+
+def test_explain_plot_colours_each_layer_by_how_its_gamma_was_set(tmp_path, capsys):
+    from wninit.diagnostics.plot import EXPLAIN_CATEGORIES, _category, plot_explain
+
+    table = wninit.explain(_hifigan(), print_table=False)
+    categories = [_category(r) for r in table]
+    # HiFi-GAN's branch ends sit in parallel stages that share their input: outside the theory, the rest discovered
+    assert categories.count("outside the theory") == 36 and categories.count("discovered") == 42
+    assert set(categories) <= set(EXPLAIN_CATEGORIES)
+    png = plot_explain(table, tmp_path / "explain.png")
+    assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 20_000
+
+
+def test_explain_cli_plot(user_module, tmp_path, capsys):
+    assert main(["explain", f"{user_module}:build", "--input-shape", "4,16", "--plot", str(tmp_path / "e.png")]) == 0
+    assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG" and "wrote" in capsys.readouterr().out

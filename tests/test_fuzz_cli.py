@@ -102,7 +102,7 @@ def test_cli_fuzz(tmp_path, monkeypatch):
     monkeypatch.setattr(fit_module, "fit", tripwire)
     # one parser for all cases: main() builds the same one each call (16 ms, most of a case's time)
     parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(cli, "build_parser", lambda argv=None: parser)
     (tmp_path / "folder").mkdir()
     (tmp_path / "garbage.bin").write_bytes(bytes(range(256)) * 4)
     counts: dict[str, int] = {}

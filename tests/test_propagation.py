@@ -1,5 +1,6 @@
 """wninit.diagnostics.propagation: exact on a hand-checked model, and the paper's per-stage bound on real WRNs."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -57,7 +58,7 @@ def test_shared_module_gives_one_row_per_call(tmp_path):
     table = propagation(Net(), torch.randn(5, 4), points=["relu"])
     assert [r.name for r in table] == ["relu", "relu#2"]
     text = str(table)
-    assert "relu#2" in text and "fwd mean" in text
+    assert "relu#2" in text and "forward" in text and "fwd/sample" in table.render(all_normalizations=True)
     path = table.to_csv(tmp_path / "t.csv")
     header, *lines = path.read_text().splitlines()
     assert header.split(",") == list(PropagationTable.columns()) and len(lines) == 2
@@ -152,13 +153,13 @@ def test_wrong_input_shape_is_a_user_error():
 
 
 def test_diagnose_cli_prints_the_table_and_saves_csv_and_png(tmp_path, capsys):
-    args = ["diagnose", "--arch", "wrn", "--depth", "16", "--batch", "2", "--in-shape", "3,16,16", "--out", str(tmp_path)]
+    args = ["diagnose", "--arch", "wrn", "--depth", "16", "--batch", "2", "--input-shape", "3,16,16", "--out", str(tmp_path)]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "blocks.5" in out and "fwd mean" in out
-    lines = (tmp_path / "propagation.csv").read_text().splitlines()
+    assert "blocks.5" in out and "forward" in out
+    lines = (tmp_path / "propagation_proposed.csv").read_text().splitlines()
     assert lines[0].startswith("index,name,shape,forward_mean") and len(lines) == 1 + 6  # 3 stages x 2 blocks
-    assert (tmp_path / "propagation.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "signal_propagation.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["diagnose", "--arch", "wrn", "--depth", "15"]) == 2
     assert "6N+4" in capsys.readouterr().err
 
@@ -203,8 +204,24 @@ def test_discovered_points_follow_a_tuple_returning_block_and_token_axis():
     model = Net()
     wninit.initialize(model)
     table = propagation(model, torch.randn(8, 5, 32))
-    assert table.column("name") == ["s1.in", "s1.b1", "s1.b2", "s1.b3", "s1.b4"]
+    assert table.column("name") == ["x", "blocks.0", "blocks.1", "blocks.2", "blocks.3"]  # the input, each block
     assert all(shape == "5x32" for shape in table.column("shape"))
     # per token: 5 positions of 32 features; the stage's norm ratio is sqrt((1+1/4)^4) = 1.5625 by the theory
     ratio = table.rows[-1].forward_position_mean / table.rows[0].forward_position_mean
     assert ratio == pytest.approx(1.5625, rel=0.15)
+
+
+def test_measuring_points_are_named_after_the_models_modules_in_data_flow_order():
+    """The zoo's HiFi-GAN: three parallel residual stages share the upsampler's output; it is measured once,
+    under its module's name, before the sums of the first of them, and no two points share a name."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from zoo import hifigan_generator
+
+    from wninit.diagnostics.points import graph_points
+
+    names = [p.name for p in graph_points(hifigan_generator.build())[1]]
+    assert names[:6] == ["conv_pre", "ups.0", "resblocks.0/sum1", "resblocks.0/sum2", "resblocks.0/sum3",
+                         "resblocks.1/sum1"]
+    assert names[-1] == "conv_post" and len(set(names)) == len(names)
+    assert names.index("ups.1") > names.index("resblocks.2/sum3")  # the next upsampler after the three stages

@@ -213,8 +213,9 @@ def test_explain_says_which_gains_were_measured_and_leaves_the_model_alone():
     model = nn.Sequential(*[LNBlock(8, None) for _ in range(3)])
     before = {k: v.clone() for k, v in model.state_dict().items()}
     table = wninit.explain(model, example_inputs=torch.randn(2, 5, 8), print_table=False)
-    lines = str(table).splitlines()
+    lines = table.render(wide=True).splitlines()
     assert lines[0].split()[-1] == "gain"
+    assert any(line.split()[0] == "0.fc2" and line.split()[-1] == "meas" for line in str(table).splitlines())
     gains = {r.name: r.gain_from for r in table}
     assert gains["0.fc2"] == "measured" and gains["0.fc1"] == "predicted"
     assert any(line.split()[0] == "0.fc2" and line.split()[-1] == "measured" for line in lines)
@@ -255,7 +256,7 @@ def test_propagation_discovers_an_untraceable_model_on_its_batch():
     wninit.initialize(model, example_inputs=torch.randn(2, 4, 16))
     table = propagation(model, torch.randn(4, 4, 16))
     names = [r.name for r in table]
-    assert names == ["s1.in", "s1.b1", "s1.b2", "s1.b3"]  # the stem passes on the stage input
+    assert names == ["stem", "sum1", "sum2", "sum3"]  # the stem passes on the stage input; the model's own sums
     assert all(math.isfinite(r.forward_mean) and math.isfinite(r.backward_mean) for r in table)
 
 

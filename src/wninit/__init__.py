@@ -10,20 +10,21 @@ works without importing any of them up front (and never the experiment suite).
 """
 import importlib
 
-from wninit.init.explain import explain
-from wninit.init.gains import proposed_gain
-from wninit.init.schemes import SCHEMES, initialize
-from wninit.structure.activations import register_activation
-from wninit.structure.roles import get_role, set_role
-from wninit.weightnorm.access import is_weight_normed, set_g_, set_v_, weight_normed_layers, wn_g, wn_v
-from wninit.weightnorm.convert import weight_norm
-from wninit.weightnorm.lifecycle import remove_weight_norm, switch_api
-from wninit.weightnorm.state_dict import convert_state_dict
-
 __version__ = "0.1.0"
 
-# The library's subpackages, loaded on first attribute access (PEP 562).
+# The library's subpackages, and each top-level name -> the module that defines it. Each is imported on first
+# use (PEP 562), so that `import wninit`, and with it `wninit --help`, loads no torch until a name needs it.
 SUBPACKAGES = ("weightnorm", "structure", "peers", "init", "models", "diagnostics")
+_NAMES = {
+    "initialize": "wninit.init.schemes", "SCHEMES": "wninit.init.schemes", "explain": "wninit.init.explain",
+    "proposed_gain": "wninit.init.gains", "register_activation": "wninit.structure.activations",
+    "set_role": "wninit.structure.roles", "get_role": "wninit.structure.roles",
+    "weight_norm": "wninit.weightnorm.convert", "remove_weight_norm": "wninit.weightnorm.lifecycle",
+    "switch_api": "wninit.weightnorm.lifecycle", "convert_state_dict": "wninit.weightnorm.state_dict",
+    "is_weight_normed": "wninit.weightnorm.access", "weight_normed_layers": "wninit.weightnorm.access",
+    "wn_g": "wninit.weightnorm.access", "wn_v": "wninit.weightnorm.access", "set_g_": "wninit.weightnorm.access",
+    "set_v_": "wninit.weightnorm.access",
+}
 
 __all__ = [
     "__version__", *SUBPACKAGES,
@@ -35,9 +36,14 @@ __all__ = [
 
 def __getattr__(name: str):
     if name in SUBPACKAGES:
-        return importlib.import_module(f"wninit.{name}")
-    raise AttributeError(f"module 'wninit' has no attribute {name!r}")
+        value = importlib.import_module(f"wninit.{name}")
+    elif name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+    else:
+        raise AttributeError(f"module 'wninit' has no attribute {name!r}")
+    globals()[name] = value  # once: later lookups do not come back here
+    return value
 
 
-def __dir__():
-    return sorted(set(globals()) | set(SUBPACKAGES))
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -7,8 +7,8 @@ Plots are in `wninit.diagnostics.plot`, which imports matplotlib inside its func
 from wninit.diagnostics import hessian, norm_propagation, plot, synthetic
 from wninit.diagnostics.hessian import hessian_spectral_norm
 from wninit.diagnostics.norm_propagation import PropagationRow, PropagationTable, propagation
-from wninit.diagnostics.plot import plot_figure1, plot_propagation
+from wninit.diagnostics.plot import plot_figure1, plot_propagation, plot_signal_propagation
 from wninit.diagnostics.synthetic import Figure1Row, figure1
 
 __all__ = ["propagation", "PropagationTable", "PropagationRow", "hessian_spectral_norm", "figure1", "Figure1Row",
-           "plot_figure1", "plot_propagation", "hessian", "norm_propagation", "plot", "synthetic"]
+           "plot_figure1", "plot_propagation", "plot_signal_propagation", "hessian", "norm_propagation", "plot", "synthetic"]

@@ -27,7 +27,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from wninit.errors import UserError
+from wninit.errors import UserError, check_model
 from wninit.structure.roles import probe_points
 
 __all__ = ["PropagationRow", "PropagationTable", "propagation"]
@@ -79,16 +79,25 @@ class PropagationTable:
         return path
 
     def __str__(self) -> str:
-        head = ("i", "point", "shape", "fwd mean", "fwd std", "fwd rms", "fwd/pos", "bwd mean", "bwd std")
-        body = [(str(r.index), r.name, r.shape) + tuple(_fmt(v) for v in (
-            r.forward_mean, r.forward_std, r.forward_rms_mean, r.forward_position_mean, r.backward_mean,
-            r.backward_std)) for r in self.rows]
+        return self.render()
+
+    def render(self, all_normalizations: bool = False) -> str:
+        """The table: the ratios per position (the paper's, docs/diagnostics.md), or with `all_normalizations`
+        also per sample (mean and std over the samples) and per element."""
+        head = ("i", "point", "shape", "forward", "backward")
+        values = [(r.forward_position_mean, r.backward_position_mean) for r in self.rows]
+        if all_normalizations:
+            head += ("fwd/sample", "fwd std", "bwd/sample", "bwd std", "fwd/element")
+            values = [v + (r.forward_mean, r.forward_std, r.backward_mean, r.backward_std, r.forward_rms_mean)
+                      for v, r in zip(values, self.rows)]
+        body = [(str(r.index), r.name, r.shape) + tuple(_fmt(x) for x in v) for r, v in zip(self.rows, values)]
         widths = [max(len(line[c]) for line in [head, *body]) for c in range(len(head))]
         lines = ["  ".join(cell.ljust(w) if c in (1, 2) else cell.rjust(w) for c, (cell, w) in enumerate(zip(line, widths)))
                  for line in [head, *body]]
         lines.insert(1, "  ".join("-" * w for w in widths))
-        lines.append(f"({self.samples} samples; forward ||h_i||/||x||, backward ||dL/dh_i||/||dL/dh_L|| "
-                     "for a Gaussian output cotangent)")
+        lines.append(f"({self.samples} samples; forward ||h_i||/||x||, backward ||dL/dh_i||/||dL/dh_L||,\n"
+                     " dL the Gaussian cotangent at the output; every norm per position:\n"
+                     " over the channels, divided by sqrt(positions))")
         return "\n".join(lines)
 
 
@@ -179,6 +188,7 @@ def propagation(model: nn.Module, inputs: torch.Tensor, *, points: Iterable | No
         >>> model = wninit.models.MLP(784, 256, depth=20, num_classes=10); wninit.initialize(model)
         >>> print(propagation(model, torch.randn(64, 1, 28, 28)))
     """
+    check_model(model, "wninit.diagnostics.propagation")
     if not isinstance(inputs, torch.Tensor) or inputs.dim() < 2 or inputs.shape[0] < 1 or inputs[0].numel() == 0:
         got = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
         raise UserError(f"inputs must be a non-empty batch tensor of shape (N, ...), got {got}")
@@ -211,7 +221,7 @@ def propagation(model: nn.Module, inputs: torch.Tensor, *, points: Iterable | No
         raise UserError(f"the model returns a {type(out).__name__}: propagation needs a model that returns one tensor")
     if not records:
         raise UserError("none of the measuring points ran in the forward pass: pass points the model calls")
-    return _table(x, out, records, seed)
+    return _table(x, out, records, seed, _input_positions(model, x))
 
 
 def _propagation_discovered(model: nn.Module, inputs: torch.Tensor, seed: int) -> PropagationTable:
@@ -238,10 +248,21 @@ def _propagation_discovered(model: nn.Module, inputs: torch.Tensor, seed: int) -
     if not records:
         raise UserError(f"structure discovery found no weight-normed layer or residual sum in {type(model).__name__} "
                         "to measure: pass points=[module names]")
-    return _table(x, out, records, seed)
+    return _table(x, out, records, seed, _input_positions(model, x))
 
 
-def _table(x: torch.Tensor, out: torch.Tensor, records: list[tuple], seed: int) -> PropagationTable:
+def _input_positions(model: nn.Module, x: torch.Tensor) -> int:
+    """Positions of one input sample, as the model's first layer reads it: a Linear reads all of a sample
+    (an MLP's flattened image is one position of 784 features), a Conv reads `in_channels` per position."""
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                          nn.ConvTranspose3d)):
+            per_position = m.in_features if isinstance(m, nn.Linear) else m.in_channels
+            return max(1, x[0].numel() // per_position)
+    return _positions(tuple(x.shape[1:]))
+
+
+def _table(x: torch.Tensor, out: torch.Tensor, records: list[tuple], seed: int, x_positions: int) -> PropagationTable:
     x_norm = _per_sample_norm(x)
     x_shape = tuple(x.shape[1:])
     cotangent = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
@@ -262,7 +283,7 @@ def _table(x: torch.Tensor, out: torch.Tensor, records: list[tuple], seed: int) 
         shape = tuple(h.shape[1:])
         fwd = _per_sample_norm(h) / x_norm
         rms = fwd * math.sqrt(math.prod(x_shape) / max(1, math.prod(shape)))
-        pos = fwd * math.sqrt(_positions(x_shape) / _positions_of(h, axis))
+        pos = fwd * math.sqrt(x_positions / _positions_of(h, axis))
         bwd = grads[i] / last if grads[i] is not None and last is not None else nan
         bwd_pos = bwd * math.sqrt(last_positions / _positions_of(h, axis))
         rows.append(PropagationRow(i + 1, name, "x".join(map(str, shape)) or "1", *_mean_std(fwd), *_mean_std(bwd),

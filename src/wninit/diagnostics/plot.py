@@ -13,7 +13,11 @@ from wninit.diagnostics.norm_propagation import PropagationTable
 from wninit.diagnostics.synthetic import INITS, Figure1Row
 from wninit.init.schemes import REGISTRY
 
-__all__ = ["plot_figure1", "plot_propagation", "plot_signal_propagation"]
+__all__ = ["plot_figure1", "plot_propagation", "plot_signal_propagation", "plot_explain", "EXPLAIN_CATEGORIES"]
+
+# plot_explain's colours: how each layer's gamma was set (the explain table's src and rule columns)
+EXPLAIN_CATEGORIES = {"declared": "#1b5e20", "discovered": "#1f77b4", "outside the theory": "#d62728",
+                      "default": "#9e9e9e"}
 
 # docs/method.md §7.1: feed-forward forward y-limits [-0.1, 2]; ResNet panels [0.9, 4]. The feed-forward backward
 # panel's limits are NOT FOUND in the spec: it shares the forward panel's [-0.1, 2], where its curves lie.
@@ -117,4 +121,39 @@ def plot_signal_propagation(tables: dict[str, PropagationTable], path: str | Pat
                        (ax_b, r"backward $||\partial h_i||/||\partial h_L||$ per position")):
         _log_panel(ax, "measuring point", ylabel)
         ax.set_xticks(range(1, len(names) + 1, step), names[::step], rotation=45, ha="right", fontsize=7)
+    return _save(fig, path, title)
+
+
+def _category(record) -> str:
+    if "outside the theory" in (record.rule or ""):
+        return "outside the theory"
+    return record.source if record.source in EXPLAIN_CATEGORIES else "default"
+
+
+def plot_explain(table, path: str | Path, title: str | None = None) -> Path:
+    """The explain table as a figure of the model's stages: one bar per layer (its gain g, in the table's
+    order), coloured by how its gamma was set (declared, discovered, outside the theory, or the default
+    where the layer could not be placed), each residual stage shaded and labelled with its B_k."""
+    rows = [r for r in table if r.g is not None]
+    if not rows:
+        raise UserError("plot_explain needs an explain table with at least one gain: explain a weight-normalized model")
+    fig, ax = _subplots(1, 1, figsize=(max(6.0, 0.18 * len(rows) + 2), 4))
+    colours = [EXPLAIN_CATEGORIES[_category(r)] for r in rows]
+    ax.bar(range(len(rows)), [r.g for r in rows], color=colours)
+    start, shaded = 0, 0
+    for i in range(1, len(rows) + 1):  # shade each run of layers of one stage, alternating, so stages part
+        if i == len(rows) or rows[i].stage != rows[start].stage:
+            if rows[start].stage is not None:
+                ax.axvspan(start - 0.5, i - 0.5, color=("#fff3e0", "#e3f2fd")[shaded % 2], zorder=0)
+                shaded += 1
+                ax.text((start + i - 1) / 2, ax.get_ylim()[1] * 0.97, f"stage {rows[start].stage}\nB_k={rows[start].stage_blocks}",
+                        ha="center", va="top", fontsize=7)
+            start = i
+    ax.set_xticks(range(len(rows)), [r.name for r in rows], rotation=90, fontsize=6)
+    ax.set(ylabel="gain g", xlim=(-0.5, len(rows) - 0.5))
+    from matplotlib.patches import Patch
+
+    used = dict.fromkeys(_category(r) for r in rows)
+    ax.legend(handles=[Patch(color=EXPLAIN_CATEGORIES[c], label=c) for c in used], fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.0, 1.0))
     return _save(fig, path, title)

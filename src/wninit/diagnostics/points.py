@@ -1,14 +1,18 @@
 """Measuring points of any model from structure discovery: no marking needed (docs/method.md §3.7, §7.1).
 
 The points are nodes of the model's traced graph, so a block that returns a tuple is followed along the
-tensor that continues the stream. For every stage of residual sums: the stream entering it (`s<k>.in`) and
-each block's output (`s<k>.b<j>`); for every WN layer outside residual branches: what it passes on (the
-output of the activation after it, or its own output), named after the layer. Each point carries its channel
-axis (1 after a conv, the last after a Linear), so per-position norms are taken over the right axis.
+tensor that continues the stream. For every WN layer outside residual branches: what it passes on (the
+output of the activation after it, or its own output); for every stage of residual sums: the stream entering
+it and each sum. Each is named after the model's own modules: a layer by its name (`conv_pre`), a stage's
+input by the module that makes it (`ups.0`, `stages.1.0/relu`), a sum by the module it is computed in (`blocks.3`, or
+`resblocks.0/sum2` for the second of several in one module). One point per node (parallel stages that share
+their input share its point), in the graph's order, which is the data's. Each point carries its channel axis
+(1 after a conv, the last after a Linear), so per-position norms are taken over the right axis.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 
 import torch
 import torch.fx as fx
@@ -41,22 +45,49 @@ def graph_points(model: nn.Module, example_inputs=None):
     graph = gm.graph if gm is not None else s.graph
     nodes = {n.name: n for n in graph.nodes}
     modules = dict(model.named_modules())
-    points: dict[tuple[str, str], GraphPoint] = {}  # (node, name): parallel stages may share their input node
-    for r in s.sums:
-        axis = _axis(modules[r.branch_end])
-        if r.block == 1:
-            points[(r.stream, f"s{r.stage}.in")] = GraphPoint(f"s{r.stage}.in", r.stream, axis, r.stage, 0)
-        points[(r.node, "")] = GraphPoint(f"s{r.stage}.b{r.block}", r.node, axis, r.stage, r.block)
-    measured = {p.node for p in points.values()}
+    order = {n.name: i for i, n in enumerate(graph.nodes)}
+    points: dict[str, GraphPoint] = {}  # node -> its one point
     for name, role in s.roles.items():
         if role.kind in ("block_in", "block_out", "shortcut"):
             continue
         passed = _passed_on(nodes[s.layer_nodes[name]], modules)
-        if passed.name not in measured:
-            measured.add(passed.name)
-            points[(passed.name, "")] = GraphPoint(name, passed.name, _axis(modules[name]))
-    order = {n.name: i for i, n in enumerate(graph.nodes)}
-    return gm, sorted(points.values(), key=lambda p: (order[p.node], p.block or 0))
+        points.setdefault(passed.name, GraphPoint(name, passed.name, _axis(modules[name])))
+    sums = sorted(s.sums, key=lambda r: order[r.node])
+    per_module = Counter(_module_of(nodes[r.node]) for r in sums)
+    numbered: Counter = Counter()
+    for r in sums:
+        axis = _axis(modules[r.branch_end])
+        if r.block == 1:
+            points.setdefault(r.stream, GraphPoint(_made_by(nodes[r.stream]), r.stream, axis, r.stage, 0))
+        home = _module_of(nodes[r.node])
+        numbered[home] += 1
+        name = home if per_module[home] == 1 else f"{home}/sum{numbered[home]}".lstrip("/")  # the model's own: sum1
+        points.setdefault(r.node, GraphPoint(name or r.node, r.node, axis, r.stage, r.block))
+    ordered, seen = [], Counter()
+    for p in sorted(points.values(), key=lambda p: order[p.node]):  # a name twice: the second gets "#2"
+        seen[p.name] += 1
+        ordered.append(p if seen[p.name] == 1 else replace(p, name=f"{p.name}#{seen[p.name]}"))
+    return gm, ordered
+
+
+def _module_of(node: fx.Node) -> str:
+    """The innermost module of the model whose forward computes `node` ("" at the top level)."""
+    stack = list(node.meta.get("nn_module_stack", {}).values())
+    if not stack:
+        return ""
+    last = stack[-1]
+    return last[0] if isinstance(last, tuple) else str(last)
+
+
+def _made_by(node: fx.Node) -> str:
+    """A stream's name: the module that outputs it (`ups.0`), else the function that computes it in the module
+    it is computed in (`stages.1.0/relu`), else its node's name (the model's input `x`)."""
+    if node.op == "call_module":
+        return str(node.target)
+    home = _module_of(node)
+    if node.op in ("call_function", "call_method") and home:
+        return f"{home}/{getattr(node.target, '__name__', node.target)}"
+    return node.name
 
 
 def _passed_on(node: fx.Node, modules: dict) -> fx.Node:

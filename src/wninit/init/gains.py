@@ -20,6 +20,7 @@ __all__ = [
     "DIRECTION_ALIASES",
     "fan_in_and_fan_out",
     "layer_fans",
+    "effective_fan_in",
     "proposed_gain",
     "layer_gain",
     "unit_direction_",
@@ -166,13 +167,25 @@ def layer_gain(layer: nn.Module, gamma: float = 2.0, dim=_FROM_LAYER) -> float:
         >>> layer_gain(nn.ConvTranspose1d(512, 256, 16, stride=8), gamma=1.0)  # per input channel: sqrt(8)
         2.8284271247461903
     """
+    return proposed_gain(effective_fan_in(layer, dim), layer_fans(layer)[1], gamma)
+
+
+def effective_fan_in(layer: nn.Module, dim=_FROM_LAYER) -> int:
+    """`s * n_u`, the fan-in that [`layer_gain`][wninit.init.gains.layer_gain] puts in the paper's formula: one unit's
+    size `n_u`, times the stride product `s` of a transposed layer (docs/method.md §3.8). It is
+    [`layer_fans`][wninit.init.gains.layer_fans]' fan_in for a Linear or Conv normalized along dim 0.
+
+    Examples:
+        >>> effective_fan_in(nn.ConvTranspose1d(512, 256, 16, stride=8))  # 8 * 256 * 16, not 512 * 16
+        32768
+    """
     if dim is _FROM_LAYER:
         dim = wn_dim(layer) if is_weight_normed(layer) else 0
     shape, transposed = _weight_layout(layer)
     units = 1 if dim is None else shape[dim]
     unit_size = math.prod(shape) // units  # n_u
     spread = math.prod(layer.stride) if transposed else 1  # s: new output positions per input position
-    return proposed_gain(spread * unit_size, layer_fans(layer)[1], gamma)
+    return spread * unit_size
 
 
 _DRAW_DTYPES = (torch.float32, torch.float64)  # what LAPACK's QR takes: bf16/fp16 directions are drawn in float32

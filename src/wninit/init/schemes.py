@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from wninit.errors import UserError
+from wninit.errors import UserError, check_model
 from wninit.structure.hooks import forward_with_hooks
 from wninit.init.gains import (check_direction, copy_direction_, direction_, direction_target, layer_fans, layer_gain,
                    orthogonal_directions_)
@@ -335,7 +335,7 @@ def _targets(model: nn.Module, scheme: str, batch: torch.Tensor | None) -> list[
     if scheme in WN_SCHEMES:
         if not wn:
             raise UserError(f"scheme {scheme!r} is for weight-normalized networks and this model has no WN layer: "
-                             "build it with norm='wn' or wrap its layers with wninit.weight_norm, or use 'he', 'orthogonal' or 'xavier'")
+                             "wrap it with wninit.weight_norm(model) (wninit.models' own networks: norm='wn'), or use 'he', 'orthogonal' or 'xavier'")
         if scheme == "datadep" and batch is None:
             raise UserError("scheme 'datadep' needs a batch of inputs: pass batch=x (the reference uses one training batch)")
         return wn
@@ -440,6 +440,7 @@ def initialize(model: nn.Module, scheme: str = "proposed", *, direction: str = "
         >>> model = wninit.models.MLP(784, 128, depth=20, num_classes=10)
         >>> records = wninit.initialize(model, "proposed")
     """
+    check_model(model, "wninit.initialize")
     if scheme in PEER_INITS:
         return _peer_init(model, scheme, batch, generator)
     _check_scheme(scheme)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from wninit.errors import UserError
+from wninit.errors import UserError, check_model
 from wninit.weightnorm.access import _SUPPORTED, APIS, _check_dim, is_weight_normed, layer_kind
 from wninit.weightnorm.access import weight_norm as _wrap_layer
 from wninit.weightnorm.layers import _WN_CLASS
@@ -135,6 +135,7 @@ def weight_norm(module: nn.Module, api: str = "wninit", dim: int | None = 0, *, 
         >>> model = weight_norm(torchvision.models.resnet50(), remove_batchnorm=True, exclude=["fc"])
         >>> records = wninit.initialize(model, "proposed")
     """
+    check_model(module, "wninit.weight_norm")
     if api not in APIS:
         raise UserError(f"unknown weight-norm api {api!r}: choose one of {', '.join(map(repr, APIS))}")
     if isinstance(module, _SUPPORTED) and not exclude:

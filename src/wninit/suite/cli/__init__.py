@@ -39,17 +39,30 @@ def _load(name: str):
         raise
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command(argv: list[str]) -> str | None:
+    """The subcommand `argv` names (its first word that is one), or None (`wninit --help`, `wninit`)."""
+    return next((word for word in argv if word in COMMANDS), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The `wninit` parser for the command line `argv`: only the command it names gets its arguments (they
+    import torch and the vocabularies they offer as choices), the others are a line of help each, so that
+    `wninit --help` stays quick. With no `argv`, every command gets its arguments."""
     from wninit import __version__
 
+    command = _command(argv) if argv is not None else None
     parser = _Parser(prog="wninit", description="Robust initialization for WeightNorm & ResNets "
                      "(Arpit, Campos & Bengio 2019): the library's command line and the paper's experiments.")
     parser.add_argument("--version", action="version", version=f"wninit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         module = _load(name)
-        if module is not None:
+        if module is None:
+            continue
+        if argv is None or name == command:
             module.add_parser(sub).set_defaults(_run=module.run)
+        else:
+            sub.add_parser(name, help=module.HELP)
     return parser
 
 
@@ -60,7 +73,8 @@ USER_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADir
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        parser = build_parser()  # imports every command's module: Ctrl-C can land here too
+        argv = sys.argv[1:] if argv is None else argv
+        parser = build_parser(argv)  # imports the command's modules: Ctrl-C can land here too
         args = parser.parse_args(argv)
         if not getattr(args, "_run", None):
             parser.print_help()

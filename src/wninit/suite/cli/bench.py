@@ -21,9 +21,11 @@ from wninit.errors import UserError
 
 __all__ = ["add_parser", "run", "benchmarks_dir", "discover"]
 
+HELP = "run the speed benchmarks of the source checkout"  # its line in `wninit --help`
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("bench", help="run the speed benchmarks of the source checkout",
+    p = subparsers.add_parser("bench", help=HELP,
                               description="Run the speed benchmarks of the source checkout "
                               "(benchmarks/bench_*.py): print each table, write DIR/bench.json.")
     p.add_argument("--quick", action="store_true", help="fewer sizes and rounds (minutes instead of tens of minutes)")

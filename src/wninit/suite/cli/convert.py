@@ -12,15 +12,18 @@ from pathlib import Path
 
 from wninit.suite._files import atomic_path
 from wninit.errors import UserError
+from wninit.suite.cli._text import describe
 
 __all__ = ["add_parser", "run"]
+
+HELP = "move a checkpoint's weight-norm parameters to another API, or fold them"  # its line in `wninit --help`
 
 
 def add_parser(subparsers):
     from wninit.weightnorm.state_dict import TARGETS
 
-    p = subparsers.add_parser("convert", help="move a checkpoint's weight-norm parameters to another API, or fold them",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser("convert", help=HELP,
+                              description=describe(__doc__))
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a file saved with torch.save (a state dict)")
     p.add_argument("--to", required=True, choices=TARGETS, help="the target layout: an API's keys, or plain weights")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the converted checkpoint")

@@ -7,20 +7,27 @@ example input: the model is traced by running it and the gain column says which 
 """
 from __future__ import annotations
 
+from wninit.suite.cli._text import describe
 from wninit.suite.cli.user_model import add_target_arguments, example_input, load_model
 
 __all__ = ["add_parser", "run"]
+
+HELP = "print what initialize sets on every WN layer of your model"  # its line in `wninit --help`
 
 
 def add_parser(subparsers):
     from wninit.init.gains import DIRECTIONS
     from wninit.init.schemes import WN_SCHEMES, DATA_FREE_SCHEMES
 
-    p = subparsers.add_parser("explain", help="print what initialize sets on every WN layer of your model",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser("explain", help=HELP,
+                              description=describe(__doc__))
     add_target_arguments(p, shape_required=True)
     p.add_argument("--scheme", choices=tuple(s for s in WN_SCHEMES if s in DATA_FREE_SCHEMES), default="proposed")
     p.add_argument("--direction", choices=DIRECTIONS, default="orthogonal")
+    p.add_argument("--plot", metavar="FILE.png", help="also save the table as a figure of the model's stages: "
+                   "one bar per layer's g, coloured by how its gamma was set")
+    p.add_argument("--wide", action="store_true", help="every column in full (the default fits 100 columns, with "
+                   "the rules as codes explained below the table)")
     return p
 
 
@@ -29,5 +36,9 @@ def run(args) -> int:
 
     model = load_model(args.target)
     x = example_input(model, args.input_shape) if args.input_shape is not None else None
-    explain(model, args.scheme, direction=args.direction, example_inputs=x)
+    table = explain(model, args.scheme, direction=args.direction, wide=args.wide, example_inputs=x)
+    if args.plot:
+        from wninit.diagnostics.plot import plot_explain
+
+        print(f"wrote {plot_explain(table, args.plot, title=args.target)}")
     return 0

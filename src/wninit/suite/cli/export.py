@@ -11,17 +11,20 @@ from pathlib import Path
 
 from wninit.suite._files import atomic_path
 from wninit.errors import UserError
+from wninit.suite.cli._text import describe
 
 __all__ = ["add_parser", "run", "run_rows", "epoch_rows"]
+
+HELP = "write a results store's runs and epochs as CSV or Parquet"  # its line in `wninit --help`
 
 _RUN_COLUMNS = ("id", "experiments", "status", "error", "wall_s", "attempts", "wninit_version", "torch_version",
                 "device", "threads", "host", "seed", "created_at", "started_at", "finished_at")
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("export", help="write a results store's runs and epochs as CSV or Parquet",
-                              description=__doc__.split("\n\n")[0])
-    p.add_argument("store", metavar="FILE.db", help="a store written by `wninit sweep`")
+    p = subparsers.add_parser("export", help=HELP,
+                              description=describe(__doc__))
+    p.add_argument("store", metavar="FILE.db", help="a store written by wninit sweep")
     p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="csv (default) or parquet")
     p.add_argument("--out", metavar="PATH", help="output file (default: FILE.csv / FILE.parquet beside the store)")
     return p
@@ -68,6 +71,8 @@ def run(args) -> int:
     from wninit.suite.sweep.store import EPOCH_KEYS, Store
 
     src = Path(args.store)
+    if src.is_dir():
+        raise UserError(f"store {args.store!r} is a directory; pass the store file in it (FILE.db) written by `wninit sweep`")
     if not src.is_file():
         raise UserError(f"store {args.store!r} does not exist; pass a file written by `wninit sweep`")
     if args.format == "parquet":

@@ -7,13 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from wninit.errors import UserError
+from wninit.suite.cli._text import describe
 
 __all__ = ["add_parser", "run"]
 
+HELP = "reproduce the paper's Figure 1 (norm ratios on synthetic data)"  # its line in `wninit --help`
+
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("figure1", help="reproduce the paper's Figure 1 (norm ratios on synthetic data)",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser("figure1", help=HELP,
+                              description=describe(__doc__))
     p.add_argument("--out", required=True, metavar="DIR", help="folder for figure1.png and figure1.csv (created)")
     p.add_argument("--seed", type=int, default=0, help="seed of inputs, widths and weights (default 0)")
     p.add_argument("--samples", type=int, default=1000, help="input samples per curve (default 1000, the paper's)")

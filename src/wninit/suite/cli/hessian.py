@@ -8,14 +8,17 @@ mean ± sample std over seeds per scheme, aggregated as `wninit report`'s Table 
 from __future__ import annotations
 
 from wninit.errors import UserError
+from wninit.suite.cli._text import describe
 from wninit.suite.cli.model_args import add_model_arguments, model_width
 
 __all__ = ["add_parser", "run", "table2"]
 
+HELP = "log spectral norm of the loss Hessian at init, per scheme (Table 2)"  # its line in `wninit --help`
+
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("hessian", help="log spectral norm of the loss Hessian at init, per scheme (Table 2)",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser("hessian", help=HELP,
+                              description=describe(__doc__))
     add_model_arguments(p)
     p.add_argument("--schemes", default="proposed,datadep,pytorch-default,hanin",
                    help="comma-separated WN schemes (default: the four of Table 2)")

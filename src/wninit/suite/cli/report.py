@@ -6,15 +6,18 @@ claims table and the report's path.
 """
 from __future__ import annotations
 
+from wninit.suite.cli._text import describe
 import sys
 
 __all__ = ["add_parser", "run"]
 
+HELP = "write a store's results as the paper's figures and tables (report.md + PNGs)"  # its line in `wninit --help`
+
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("report", help="write a store's results as the paper's figures and tables (report.md + PNGs)",
-                              description=__doc__.split("\n\n")[0])
-    p.add_argument("store", metavar="FILE.db", help="a store written by `wninit sweep` or `wninit reproduce`")
+    p = subparsers.add_parser("report", help=HELP,
+                              description=describe(__doc__))
+    p.add_argument("store", metavar="FILE.db", help="a store written by wninit sweep or wninit reproduce")
     p.add_argument("--out", metavar="DIR", default="report", help="output folder (default: ./report)")
     return p
 

@@ -14,8 +14,11 @@ import time
 from pathlib import Path
 
 from wninit.errors import UserError
+from wninit.suite.cli._text import describe
 
 __all__ = ["add_parser", "run", "DEFAULT_SPECS", "find_experiments"]
+
+HELP = "run Figure 1 and the quick MLP experiments, then write the report"  # its line in `wninit --help`
 
 # The specs reproduce runs, in this order, at their quick profile: the MLP experiments on the embedded
 # real MNIST, and Table 2's Hessian at init, which measures without training. The CNN, WRN and
@@ -28,8 +31,8 @@ MEDIUM_SPECS = ("fig2_mlp_depth", "fig2_cnn_depth", "fig2_mlp_hparams", "fig3_lr
 
 
 def add_parser(subparsers):
-    p = subparsers.add_parser("reproduce", help="run Figure 1 and the quick MLP experiments, then write the report",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser("reproduce", help=HELP,
+                              description=describe(__doc__))
     p.add_argument("--out", metavar="DIR", default="wninit-out", help="output folder (default: ./wninit-out)")
     p.add_argument("--store", metavar="FILE.db", help="results store (default: DIR/store.db)")
     p.add_argument("--workers", type=int, default=2, metavar="N", help="parallel runs (default 2)")

@@ -7,15 +7,18 @@ from __future__ import annotations
 import json
 
 from wninit.errors import UserError
+from wninit.suite.cli._text import describe
 
 __all__ = ["add_parser", "run", "compare"]
+
+HELP = "re-run one stored run and say whether its metrics are identical"  # its line in `wninit --help`
 
 
 def add_parser(subparsers):
     from wninit.suite.train.config import DEVICES
 
-    p = subparsers.add_parser("rerun", help="re-run one stored run and say whether its metrics are identical",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser("rerun", help=HELP,
+                              description=describe(__doc__))
     p.add_argument("run_id", metavar="RUN_ID", help="a run id (or a unique prefix) from the store")
     p.add_argument("--store", metavar="FILE.db", required=True, help="the store the run is in")
     p.add_argument("--out", metavar="DIR", help="keep the rerun's epochs.csv, checkpoint and result.json here")

@@ -10,15 +10,18 @@ from __future__ import annotations
 import sys
 
 from wninit.errors import UserError
+from wninit.suite.cli._text import describe
 
 __all__ = ["add_parser", "run"]
+
+HELP = "run an experiment spec (a paper figure/table) into a results store"  # its line in `wninit --help`
 
 
 def add_parser(subparsers):
     from wninit.suite.train.config import DEVICES
 
-    p = subparsers.add_parser("sweep", help="run an experiment spec (a paper figure/table) into a results store",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser("sweep", help=HELP,
+                              description=describe(__doc__))
     p.add_argument("spec", nargs="+", metavar="SPEC",
                    help="experiment spec file(s), e.g. experiments/fig2_mlp_depth.toml, or a spec's name (fig2_mlp_depth)")
     p.add_argument("--profile", default="quick", help="profile of the spec: quick (CPU, minutes) or paper (default quick)")
@@ -91,21 +94,28 @@ def _describe(exp, out) -> None:
 
 
 def _dry_run(exps, store_path, out) -> int:
+    distinct = {i for e in exps for i in e.ids}
+    finished = _finished(store_path, distinct)  # a bad --store is its one sentence, before any of the plan
     for exp in exps:
         _describe(exp, out)
-    distinct = {i for e in exps for i in e.ids}
     total = sum(len(e.runs) for e in exps)
     print(f"total: {total} runs ({len(distinct)} distinct) in {len(exps)} spec(s); nothing was trained", file=out)
-    if store_path is not None:
-        from wninit.suite.sweep.store import FINISHED, Store, not_a_store_yet
-
-        if not_a_store_yet(store_path):  # a dry run creates no store
-            print(f"none of them is finished: {store_path} holds no store yet", file=out)
-        else:
-            with Store(store_path, create=False) as store:
-                done = sum(1 for r in store.runs(ids=distinct) if r.status in FINISHED)
-            print(f"{done} of them are already finished in {store_path}", file=out)
+    if finished is not None:
+        print(finished, file=out)
     return 0
+
+
+def _finished(store_path, ids) -> str | None:
+    """How many of `ids` the store at `store_path` has finished, as a line of the dry run (None without one)."""
+    if store_path is None:
+        return None
+    from wninit.suite.sweep.store import FINISHED, Store, not_a_store_yet
+
+    if not_a_store_yet(store_path):  # a dry run creates no store
+        return f"none of them is finished: {store_path} holds no store yet"
+    with Store(store_path, create=False) as store:
+        done = sum(1 for r in store.runs(ids=ids) if r.status in FINISHED)
+    return f"{done} of them are already finished in {store_path}"
 
 
 def _spec_path(arg: str) -> str:

@@ -21,12 +21,13 @@ def input_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def add_target_arguments(p, *, shape_required: bool) -> None:
+def add_target_arguments(p, *, shape_required: bool,
+                         shape_help: str = "one sample's shape (no batch dimension), e.g. 80,32 for a mel vocoder") -> None:
     p.add_argument("target", nargs="?" if not shape_required else None, metavar="MODULE:FACTORY",
                    help="your model: a module (dotted name or .py file) and a function or class in it that "
                         "returns the nn.Module, e.g. mymodels.py:build_vocoder")
     p.add_argument("--input-shape", type=input_shape, default=None, metavar="C,H,W",
-                   help="one sample's shape (no batch dimension), e.g. 80,32 for a mel vocoder")
+                   help=shape_help)
 
 
 def _import(module: str):

@@ -31,7 +31,7 @@ class _Bar:
     def epoch(self, row: dict) -> None:
         if self._progress is not None:
             val = "n/a" if row["val_acc"] is None else f"{100 * row['val_acc']:.1f}%"
-            self._progress.update(self._task, advance=1, description=f"epoch {row['epoch']} val {val}")
+            self._progress.update(self._task, advance=1, description=f"epoch {row['epoch'] + 1} val {val}")
 
     def close(self) -> None:
         if self._progress is not None:

@@ -77,6 +77,7 @@ class RunResult:
             return f"run {self.run_id}: {self.status} after {steps} env steps, return {value} ({self.wall_s:.1f} s)"
         where = ""
         if self.diverged_at:
-            where = f" at epoch {self.diverged_at['epoch']} step {self.diverged_at['step']}"
+            where = f" in epoch {self.diverged_at['epoch'] + 1} step {self.diverged_at['step'] + 1}"
+        best = "" if self.best_epoch is None else f" (epoch {self.best_epoch + 1})"  # stored from 0, said from 1
         return (f"run {self.run_id}: {self.status}{where} after {self.epochs_done} epochs, test acc {pct(self.test_acc)}, "
-                f"best val acc {pct(self.best_val_acc)} (epoch {self.best_epoch}), {self.wall_s:.1f} s")
+                f"best val acc {pct(self.best_val_acc)}{best}, {self.wall_s:.1f} s")
