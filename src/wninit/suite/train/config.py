@@ -89,6 +89,8 @@ class RunConfig:
     compile: bool = False
     # changes results (train/accel.py)
     precision: str = "fp32"
+    # changes results: CPU kernels pinned to one instruction set (train/portable.py, docs/reproducibility.md)
+    portable: bool = False
 
     def __post_init__(self):
         for f in fields(self):
@@ -228,7 +230,8 @@ def _check_field(cfg: RunConfig, name: str, v) -> None:
             _fail(name, "None (the model's own) or a finite number > 0", v)
         if v is not None:
             _set(cfg, name, float(v))
-    elif name in ("wd_exempt_gain_bias", "download", "channels_last", "compile", "reduced_memory", "bn_reference"):
+    elif name in ("wd_exempt_gain_bias", "download", "channels_last", "compile", "reduced_memory", "bn_reference",
+                  "portable"):
         if not isinstance(v, bool):
             _fail(name, "True or False", v)
     elif name == "hessian_batches":
