@@ -23,10 +23,10 @@ from wninit.errors import UserError
 
 __all__ = ["ENV", "ISA", "active", "check", "kernel_scope", "pinned_env", "rerun_pinned"]
 
-ISA = "AVX2"  # every x86 machine the project runs on has it (AMD EPYC and Intel Xeon), and it is 2-3x SSE
-# What each library reads when it loads. MKL keeps an Intel CPU's AVX2 branch off on an AMD one (MKL_VERBOSE
-# says "CNR:AUTO" there for MKL_CBWR=AVX2), so GEMM takes the one branch every x86 CPU runs: COMPATIBLE (SSE2);
-# STRICT makes its GEMMs independent of the data's alignment too (docs/reproducibility.md).
+ISA = "AVX2"  # every x86 machine the project runs on has it, AMD and Intel alike
+# What each library reads when it loads. MKL runs its AVX2 reproducibility branch on Intel CPUs only, so GEMM
+# takes the one branch it runs alike on every x86 vendor, COMPATIBLE; STRICT makes it independent of the data's
+# alignment too (docs/reproducibility.md, "Portable mode").
 ENV = {"ATEN_CPU_CAPABILITY": ISA.lower(), "MKL_CBWR": "COMPATIBLE,STRICT", "ONEDNN_MAX_CPU_ISA": ISA}
 
 
