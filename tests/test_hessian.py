@@ -124,10 +124,24 @@ def test_bad_input_is_a_one_sentence_user_error(capsys):
     assert len(err) == 2 and "--iters must be at least 1" in err[0] and "--schemes" in err[1]
 
 
-def test_a_table2_run_keeps_its_value_bit_for_bit():
-    """The quick Table 2 run of pytorch-default on WRN-16-2 (seed 1), at 2 power iterations and 1 thread, gives
-    the log norm the code gave before the weight-norm formula was shared (e63abc2): the exact-second-derivative
-    path must keep its last bits, or a stored Table 2 would no longer equal its rerun."""
+# ln ||H||_2 of the quick Table 2 run below as measured (docs/reproducibility.md): bit for bit the same run to run
+# on one machine, but the last bits move with the instruction set the float32 kernels use.
+TABLE2_RUN_MEASURED = {"the machine of the first pin (e63abc2)": -2.930955013675925,
+                       "Intel Xeon, AVX-512 kernels": -2.9309538519014775,
+                       "AMD EPYC, AVX2 kernels": -2.930954571676362}
+# 4x the spread of those values (1.2e-6): any change of the code's arithmetic beyond rounding moves it further.
+CROSS_ISA_ATOL = 5e-6
+
+
+def test_a_table2_run_keeps_its_value():
+    """The quick Table 2 run of pytorch-default on WRN-16-2 (seed 1), at 2 power iterations and 1 thread: its rerun
+    on this machine gives the same log norm bit for bit (a stored Table 2 equals its rerun), and the value is the
+    one measured before the weight-norm formula was shared (e63abc2), within the cross-instruction-set tolerance:
+    the exact-second-derivative path must keep its value on every machine."""
     cfg = RunConfig(dataset="digits", arch="wrn", depth=16, width=128, k=2, scheme="pytorch-default",
                     batch_size=64, epochs=1, task="hessian", hessian_iters=2, hessian_batches=2, seed=1, threads=1)
-    assert fit(cfg).log_hessian_norm == -2.930955013675925
+    value = fit(cfg).log_hessian_norm
+    assert fit(cfg).log_hessian_norm == value
+    spread = max(TABLE2_RUN_MEASURED.values()) - min(TABLE2_RUN_MEASURED.values())
+    assert spread < CROSS_ISA_ATOL / 2
+    assert value == pytest.approx(TABLE2_RUN_MEASURED["the machine of the first pin (e63abc2)"], rel=0, abs=CROSS_ISA_ATOL)

@@ -61,6 +61,19 @@ def test_reproduce_end_to_end_and_resume(tmp_path, experiments, capsys):
     assert "8 already in" in again.err and "this call trained 0" in again.err
     with Store(out / "store.db") as store:
         assert {r.id: (r.status, r.finished_at) for r in store.runs()} == first
+        machine = f"Made on: {store.runs()[0].cpu}, kernels {store.runs()[0].isa} (8 runs)."
+    assert machine in again.out and machine in (out / "claims.md").read_text()
+
+
+def test_reproduce_portable_refuses_a_store_of_native_runs(tmp_path, experiments, capfd):
+    """--portable runs other run ids: one report must not mix them with the native runs already stored."""
+    out = tmp_path / "out"
+    argv = ["reproduce", "--out", str(out), "--experiments", str(experiments), "--specs", "fig2_mlp_depth",
+            "--workers", "1", "--no-progress", "--limit", "1"]
+    assert main(argv) == 0
+    capfd.readouterr()
+    assert main([*argv, "--portable"]) == 2  # said by the pinned child process
+    assert "already holds fig2_mlp_depth runs that are not portable; pass another --out" in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("extra, needle", [

@@ -198,7 +198,7 @@ def test_a_store_of_schema_1_opens_with_its_ids_mapped(tmp_path):
     shutil.copy(V1_STORE, db)
     with pytest.warns(UserWarning, match=r"^1 runs in .*old\.db have an id that is not their config's"):
         store = Store(db)
-    assert store.meta()["schema_version"] == str(SCHEMA_VERSION) == "2"
+    assert store.meta()["schema_version"] == str(SCHEMA_VERSION) == "3"
     assert [r.id for r in store.runs("old", "quick")] == [*V1_TO_V2.values(), V1_STALE]
     assert dict(store.conn.execute("SELECT old, new FROM aliases").fetchall()) == V1_TO_V2
     for old, new in V1_TO_V2.items():
@@ -208,6 +208,7 @@ def test_a_store_of_schema_1_opens_with_its_ids_mapped(tmp_path):
     assert done.status == "completed" and done.metrics["test_acc"] == 0.5 and done.experiments == ["old"]
     assert [e["epoch"] for e in store.epochs(done.id)] == [0, 1]
     assert (done.code_commit, done.code_dirty) == (None, None)  # not recorded by schema 1
+    assert (done.cpu, done.isa, done.gpu) == (None, None, None)  # nor by schema 2
     stale = store.run(V1_STALE)  # kept as it was: its id is neither its config's current nor its schema-1 id
     assert stale.status == "pending" and V1_STALE not in (stale.config.run_id, legacy_run_id(stale.config))
     assert store.conn.execute("PRAGMA foreign_key_check").fetchall() == []

@@ -1,7 +1,11 @@
 """The built package, not the source tree: `python -m build` makes a wheel and an sdist that carry the version of
 `wninit.__version__`, the experiment specs and `py.typed`; the wheel installs into a fresh virtual environment
 (its torch and numpy from this one's site-packages) where `wninit --version`, `wninit reproduce --help` and a
-one-run sweep work, importing wninit from the venv."""
+one-run sweep work, importing wninit from the venv.
+
+The venv reaches the running environment's torch and numpy through a `.pth` file naming the folders they are
+imported from, never through `--system-site-packages`: the base interpreter has no torch when the tests run
+in a user's virtual environment."""
 import os
 import shutil
 import subprocess
@@ -33,6 +37,18 @@ def _run(cmd, **kw):
     return done.stdout
 
 
+def _see_this_environments_packages(python):
+    """Append the folders this process imports torch and numpy (and the suite's extras beside them) from to the
+    venv's sys.path, after its own site-packages, so the wheel's wninit comes first. A path line in a `.pth` file
+    adds the folder only: the `.pth` files inside it (this environment's editable wninit) are not run."""
+    import numpy
+    import torch
+
+    purelib = _run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).strip()
+    folders = dict.fromkeys(str(Path(m.__file__).resolve().parents[1]) for m in (torch, numpy))
+    (Path(purelib) / "_wninit_test_env.pth").write_text("".join(f"{f}\n" for f in folders))
+
+
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
     """wheel and sdist built from a copy of the checkout (the build leaves nothing in the tree)."""
@@ -61,8 +77,9 @@ def test_wheel_and_sdist_carry_the_version_the_specs_and_py_typed(dist):
 def test_wheel_installs_into_a_fresh_venv_and_runs_a_sweep(dist, tmp_path):
     wheel, _ = dist
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", "--system-site-packages", venv])
+    _run([sys.executable, "-m", "venv", venv])
     bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
+    _see_this_environments_packages(bin_dir / "python")
     # --no-index: torch and numpy come from this environment's site-packages, nothing is downloaded;
     # --no-deps --force-reinstall: an editable wninit in those site-packages must not stand in for the wheel
     _run([bin_dir / "python", "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--force-reinstall", wheel])

@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "_run", None):
             parser.print_help()
             return 2
+        args._argv = list(sys.argv[1:] if argv is None else argv)  # what a pinned child is started with (portable)
         return int(args._run(args) or 0)
     except BrokenPipeError:  # output piped into `head` and closed: not an error of the user's input
         sys.stderr.close()

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,9 @@ def add_parser(subparsers):
     p.add_argument("--no-batch-runs", action="store_true",
                    help="train each MLP run alone instead of stacking compatible runs into one batched model")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--portable", action="store_true",
+                   help="pin every CPU kernel to one instruction set, so the results are the same on any x86 machine "
+                   "(slower; docs/reproducibility.md)")
     return p
 
 
@@ -97,6 +101,10 @@ def run(args) -> int:
     from wninit.suite.sweep.spec import load_spec
     from wninit.suite.sweep.store import Store
 
+    from wninit.suite.train import portable
+
+    if args.portable and not portable.active():
+        return portable.rerun_pinned(args._argv)  # the pin must be in place before torch loads
     started = time.perf_counter()
     for name in ("workers", "limit"):
         value = getattr(args, name)
@@ -112,13 +120,21 @@ def run(args) -> int:
         path = folder / (name if name.endswith(".toml") else f"{name}.toml")
         if not path.is_file():
             raise UserError(f"no experiment spec {path}; choose among {', '.join(p.stem for p in sorted(folder.glob('*.toml')))}")
-        exps.append(load_spec(path, args.profile))
+        exp = load_spec(path, args.profile)
+        if args.portable:
+            runs = [cfg.replace(portable=True) for cfg in exp.runs]
+            exp = dataclasses.replace(exp, runs=runs, ids=[cfg.run_id for cfg in runs])
+        exps.append(exp)
     out = prepare_out(args.out)
     store_path = Path(args.store) if args.store else out / "store.db"
 
     rows = _figure1(out, say)
     with Store(store_path) as store:
         for exp in exps:
+            if any(r.config.portable != args.portable for r in store.runs(exp.name, exp.profile)):
+                mode = "portable" if args.portable else "native"
+                raise UserError(f"{store_path} already holds {exp.name} runs that are not {mode}; pass another --out "
+                                "(or --store) so that one report does not mix pinned and native kernels")
             new = store.add(exp.name, exp.profile, exp.runs)
             say(f"{exp.name} ({exp.profile}): {len(exp.runs)} runs, {len(exp.runs) - new} already in {store_path}")
         summary = run_sweep(store, [(e.name, e.profile) for e in exps], workers=args.workers,
@@ -132,6 +148,7 @@ def run(args) -> int:
 
     report = render_report(store_path, out, figure1_rows=rows)
     print(claims_text(report.claims))
+    print(report.machines)
     left = c["pending"] + c["running"]
     print(f"\nreport: {report.path}  ({len(report.figures) + 1} figures; {format_duration(time.perf_counter() - started)} "
           f"in all{'; ' + str(left) + ' runs not run yet: rerun to continue' if left else ''})")

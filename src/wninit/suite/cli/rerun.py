@@ -1,6 +1,8 @@
 """`wninit rerun RUN_ID --store FILE.db [--out DIR]`: train one stored run again and compare.
 
 Same config, same machine, same torch -> the metrics must be bit-identical on CPU ; the command says whether they are, metric by metric.
+A portable run (docs/reproducibility.md) is rerun with its kernels pinned again, so it must be bit-identical on
+any x86 machine too.
 """
 from __future__ import annotations
 
@@ -44,12 +46,16 @@ def run(args) -> int:
     import torch
 
     from wninit.suite.sweep.store import FINISHED, METRIC_KEYS, Store
+    from wninit.suite.train import portable
+    from wninit.suite.train.runtime import kernel_isa
     from wninit.suite.train.single_run import fit
 
     with Store(args.store, create=False) as store:
         record = store.run(args.run_id)
         stored_epochs = store.epochs(record.id)
     cfg = record.config
+    if cfg.portable and not portable.active():
+        return portable.rerun_pinned(args._argv)  # the stored run's kernels were pinned: so are the rerun's
     if args.device:
         cfg = cfg.replace(device=args.device)
     if args.threads is not None:
@@ -59,7 +65,9 @@ def run(args) -> int:
     elif record.threads:
         cfg = cfg.replace(threads=record.threads)  # bitwise equality needs the sweep's thread count
     print(f"rerunning {record.id} ({', '.join(record.experiments) or 'no experiment'}; stored status {record.status}, "
-          f"wninit {record.wninit_version}, torch {record.torch_version}, {record.device})")
+          f"wninit {record.wninit_version}, torch {record.torch_version}, {record.device}; made on "
+          f"{record.cpu or 'an unrecorded CPU'}, kernels {record.isa or 'not recorded'}"
+          f"{', portable' if cfg.portable else ''})")
     result = fit(cfg, out_dir=args.out, resume=False)
     fresh = {k: getattr(result, k) for k in METRIC_KEYS}
     print(result.summary())
@@ -76,4 +84,7 @@ def run(args) -> int:
         print(f"  {line}")
     if not same_env:
         print(f"  note: the run was stored by torch {record.torch_version}, this is torch {torch.__version__}")
+    if not cfg.portable and record.isa and record.isa != kernel_isa():
+        print(f"  note: the run's kernels used {record.isa}, these use {kernel_isa()}: only a portable run "
+              "reproduces bit for bit across instruction sets (docs/reproducibility.md)")
     return 1

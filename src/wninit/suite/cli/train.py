@@ -60,6 +60,7 @@ _HELP = {
     "channels_last": "NHWC layout for conv weights and batches (GPU; not part of the run id)",
     "compile": "train through torch.compile (pays off on long runs; not part of the run id)",
     "precision": "fp32, or bf16: forward and loss under bf16 autocast, fp32 weights and update",
+    "portable": "pin CPU kernels to one instruction set: the same result on any x86 machine (docs/reproducibility.md)",
 }
 
 
@@ -141,7 +142,11 @@ def config_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from wninit.suite.train.single_run import fit
 
+    from wninit.suite.train import portable
+
     cfg = config_from_args(args)
+    if cfg.portable and not portable.active():
+        return portable.rerun_pinned(args._argv)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = fit(cfg, out_dir=args.out, resume=not args.restart, progress=progress, tensorboard=args.tensorboard)
     print(result.summary())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from wninit.errors import UserError
 from wninit.suite.report import tables
 from wninit.suite.report.claim_book import judge_all, scale_of
 from wninit.suite.report.sections import experiment_section, fig1_section, md_table
+from wninit.suite.train.result import FINISHED
 
 __all__ = ["render_report", "Report", "open_store", "read_figure1_csv", "claims_text", "claims_markdown",
-           "FIGURE1_CSV", "FIGURE1_PNG", "prepare_out", "judge_claims"]
+           "FIGURE1_CSV", "FIGURE1_PNG", "prepare_out", "judge_claims", "machines_text"]
 
 FIGURE1_CSV, FIGURE1_PNG = "figure1.csv", "figure1.png"
 
@@ -29,6 +31,7 @@ class Report:
     claims: list
     figures: list = field(default_factory=list)  # PNG paths written
     experiments: list = field(default_factory=list)  # (experiment, profile) pairs reported
+    machines: str = ""  # which machines made the runs (machines_text)
 
 
 def open_store(path):
@@ -66,6 +69,19 @@ def prepare_out(out) -> Path:
     if not os.access(out, os.W_OK | os.X_OK):
         raise UserError(f"output folder {str(out)!r} is not writable; pass a writable --out")
     return out
+
+
+def machines_text(runs) -> str:
+    """Which machines made the finished `runs`: CPU model, the instruction set its kernels used, the GPU, and
+    whether the kernels were pinned (portable mode), with the runs each made (docs/reproducibility.md)."""
+    made = Counter()
+    for r in runs:
+        if r.status in FINISHED:
+            kernels = f"kernels {r.isa or 'not recorded'}{', portable' if r.config.portable else ''}"
+            made[", ".join(x for x in (r.cpu or "CPU not recorded", kernels, r.gpu and f"GPU {r.gpu}") if x)] += 1
+    if not made:
+        return "Made on: no finished runs yet."
+    return "Made on: " + "; ".join(f"{m} ({n} runs)" for m, n in made.most_common()) + "."
 
 
 def judge_claims(store, figure1_rows=None, profile: str | None = None) -> list:
@@ -114,7 +130,7 @@ def render_report(store_path, out, *, figure1_rows=None, figure1_png=None) -> Re
         for experiment, profile in store.experiments():
             runs = store.runs(experiment, profile)
             text, figs = experiment_section(experiment, profile, runs, scale_of(profile, runs), out)
-            body.append(text)
+            body.append(text.rstrip("\n") + "\n\n" + machines_text(runs) + "\n")
             report.figures += figs
             report.experiments.append((experiment, profile))
         report.claims = judge_claims(store, figure1_rows)
@@ -124,7 +140,7 @@ def render_report(store_path, out, *, figure1_rows=None, figure1_png=None) -> Re
     head = [f"# wninit report: {Path(store_path).name}", "",
             f"Store `{store_path}`: {len(all_runs)} runs, {counts.get('completed', 0)} completed, "
             f"{counts.get('diverged', 0)} diverged, {counts.get('failed', 0)} failed, "
-            f"{counts.get('not_run', 0)} not run (pending or running).", "",
+            f"{counts.get('not_run', 0)} not run (pending or running).", "", machines_text(all_runs), "",
             "Conventions: mean ± sample std over seeds, with the runs behind each number (`n`); a diverged run "
             "counts its best checkpoint's accuracy, as the reference code records it, or 0 when it diverged in its "
             "first epoch (the paper plots that at 0), and is counted as diverged; failed runs have no value and are "
@@ -136,8 +152,9 @@ def render_report(store_path, out, *, figure1_rows=None, figure1_png=None) -> Re
     try:
         atomic_write_text(report.path, text)
         atomic_write_text(out / "claims.md", "# Claims of the paper (docs/method.md §9), as judged by `wninit report`\n\n"
-                          + claims_markdown(report.claims) + "\n")
+                          + machines_text(all_runs) + "\n\n" + claims_markdown(report.claims) + "\n")
     except OSError as exc:
         raise UserError(f"cannot write the report to {str(out)!r} ({exc.strerror}); pass a writable --out") from None
+    report.machines = machines_text(all_runs)
     return report
 

@@ -101,7 +101,7 @@ def finish(store: Store, outcome: dict) -> bool:
     """Write one run's result (row + epochs) in one transaction; False if it was already finished.
 
     `outcome` is what a worker returns: run_id, status (completed|diverged), metrics, epochs, wall_s,
-    env (wninit, torch, commit, dirty, device, seed) and host. The first result written wins: a run that is already
+    env (wninit, torch, commit, dirty, device, seed, cpu, isa, gpu) and host. The first result written wins: a run that is already
     completed or diverged is never overwritten (results are deterministic, so nothing is lost).
     """
     if outcome["status"] not in FINISHED:
@@ -111,10 +111,11 @@ def finish(store: Store, outcome: dict) -> bool:
     with store.transaction() as conn:
         cur = conn.execute(
             "UPDATE runs SET status=?, metrics=?, error=NULL, wall_s=?, wninit_version=?, torch_version=?, code_commit=?, "
-            "code_dirty=?, device=?, threads=?, host=?, finished_at=?, claimed_by=NULL, lease_until=NULL "
+            "code_dirty=?, device=?, threads=?, cpu=?, isa=?, gpu=?, host=?, finished_at=?, claimed_by=NULL, lease_until=NULL "
             "WHERE id=? AND status IN ('pending', 'running')",
             (outcome["status"], json.dumps(metrics), outcome.get("wall_s"), env.get("wninit"), env.get("torch"),
-             env.get("commit"), env.get("dirty"), env.get("device"), env.get("threads"), outcome.get("host"),
+             env.get("commit"), env.get("dirty"), env.get("device"), env.get("threads"), env.get("cpu"),
+             env.get("isa"), env.get("gpu"), outcome.get("host"),
              utc_now(), run_id))
         if cur.rowcount == 0:
             return False

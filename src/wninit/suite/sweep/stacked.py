@@ -377,7 +377,7 @@ def run_group(cfgs: list[RunConfig]) -> list[RunResult]:
     global random stream back when it ends.
     """
     device = resolve_device(cfgs[0].device)
-    with run_scope(cfgs[0].threads, device):
+    with run_scope(cfgs[0].threads, device, cfgs[0].portable):
         started = time.perf_counter()
         members = Stacked(cfgs, device)
         records = [RunRecord() for _ in cfgs]

@@ -28,7 +28,9 @@ from wninit.suite.sweep.store_migrations import ALIASES_TABLE, upgrade
 
 __all__ = ["Store", "RunRecord", "STATUSES", "FINISHED", "METRIC_KEYS", "SCHEMA_VERSION", "utc_now", "not_a_store_yet"]
 
-SCHEMA_VERSION = 2  # 2: run ids with a schema version (wninit.suite.train.run_ids), aliases of the old ones, code commit
+# 2: run ids with a schema version (wninit.suite.train.run_ids), aliases of the old ones, code commit;
+# 3: the machine of each result (cpu, isa, gpu)
+SCHEMA_VERSION = 3
 APPLICATION_ID = 0x574E4954  # "WNIT" in the SQLite header: `file` and other tools can tell our stores apart
 METRIC_KEYS = ("test_acc", "best_val_acc", "best_epoch", "train_acc", "diverged_at", "epochs_done", "log_hessian_norm",
                "returns")
@@ -42,7 +44,7 @@ CREATE TABLE runs(
     status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ({", ".join(repr(s) for s in STATUSES)})),
     metrics TEXT, error TEXT, wall_s REAL,
     wninit_version TEXT, torch_version TEXT, device TEXT, threads INTEGER, host TEXT, seed INTEGER,
-    code_commit TEXT, code_dirty INTEGER,
+    code_commit TEXT, code_dirty INTEGER, cpu TEXT, isa TEXT, gpu TEXT,
     created_at TEXT NOT NULL, started_at TEXT, finished_at TEXT,
     claimed_by TEXT, lease_until REAL,
     attempts INTEGER NOT NULL DEFAULT 0);
@@ -82,6 +84,9 @@ class RunRecord:
     code_commit: str | None = None  # the git commit of the code that made the result, None outside a checkout
     code_dirty: bool | None = None  # whether src/wninit had uncommitted changes then
     seed: int | None = None
+    cpu: str | None = None  # the machine that made the result: CPU model, the ISA its kernels used, the GPU
+    isa: str | None = None
+    gpu: str | None = None
     created_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -304,5 +309,5 @@ def _record(r: sqlite3.Row, experiments: list[str]) -> RunRecord:
                      threads=r["threads"],
                      wninit_version=r["wninit_version"], torch_version=r["torch_version"], code_commit=r["code_commit"],
                      code_dirty=None if r["code_dirty"] is None else bool(r["code_dirty"]), seed=r["seed"],
-                     created_at=r["created_at"], started_at=r["started_at"], finished_at=r["finished_at"])
+                     cpu=r["cpu"], isa=r["isa"], gpu=r["gpu"], created_at=r["created_at"], started_at=r["started_at"], finished_at=r["finished_at"])
 

@@ -6,6 +6,9 @@ id is kept in `aliases(old, new)` so that a command given an old id or prefix st
 id is not its config's schema-1 id was stale already (its config changed meaning before schema 1 was frozen):
 it keeps its id, and the migration says so once. The runs also gain `code_commit` and `code_dirty` (the git
 commit of the code that made a result and whether it had uncommitted changes), None for the runs stored before.
+
+Schema 2 -> 3: the runs gain `cpu`, `isa` and `gpu`, the machine that made each result (docs/reproducibility.md),
+None for the runs stored before.
 """
 from __future__ import annotations
 
@@ -23,9 +26,14 @@ def upgrade(conn: sqlite3.Connection, where: str, current: int) -> None:
     """Bring the store at `conn` to schema `current`, inside the caller's `BEGIN IMMEDIATE`; the version
     is read under that lock, so two processes opening one old store migrate it once."""
     version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
-    if version == "1" and current == 2:
+    if version == "1":
         _ids_v1_to_v2(conn, where)
-        conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+        version = "2"
+    if version == "2" and current >= 3:
+        for column in ("cpu TEXT", "isa TEXT", "gpu TEXT"):  # the machine of each result (None: not recorded)
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {column}")
+        version = "3"
+    conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (version,))
 
 
 def _ids_v1_to_v2(conn: sqlite3.Connection, where: str) -> None:

@@ -95,6 +95,8 @@ class RunConfig:
     compile: bool = False
     # changes results (train/accel.py)
     precision: str = "fp32"
+    # changes results: CPU kernels pinned to one instruction set (train/portable.py, docs/reproducibility.md)
+    portable: bool = False
 
     def __post_init__(self):
         for f in fields(self):
@@ -237,7 +239,7 @@ def _check_field(cfg: RunConfig, name: str, v) -> None:
         if v is not None:
             _set(cfg, name, float(v))
     elif name in ("wd_exempt_gain_bias", "download", "channels_last", "compile", "reduced_memory", "bn_reference",
-                  "padding_gain", "freeze_conv_bias"):
+                  "padding_gain", "freeze_conv_bias", "portable"):
         if not isinstance(v, bool):
             _fail(name, "True or False", v)
     elif name == "hessian_batches":

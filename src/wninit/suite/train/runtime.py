@@ -16,7 +16,7 @@ import torch
 from wninit.errors import UserError
 
 __all__ = ["resolve_device", "derived_seed", "num_threads", "rng_scope", "run_scope", "set_seed", "sum_dtype", "code_version",
-           "env"]
+           "cpu_model", "kernel_isa", "env"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -66,10 +66,14 @@ def rng_scope(device: torch.device):
 
 
 @contextlib.contextmanager
-def run_scope(threads: int | None, device: torch.device):
-    """The scope of one run, single or stacked: `threads` torch threads (`num_threads`) and its own
-    global random streams (`rng_scope`), the caller's both given back when it ends."""
-    with num_threads(threads), rng_scope(device):
+def run_scope(threads: int | None, device: torch.device, portable: bool = False):
+    """The scope of one run, single or stacked: `threads` torch threads (`num_threads`), its own
+    global random streams (`rng_scope`) and its kernel choices (portable mode:
+    `wninit.suite.train.portable.kernel_scope`), the caller's all given back when it ends."""
+    from wninit.suite.train import portable as pin
+
+    pin.check(portable, device)
+    with num_threads(threads), rng_scope(device), pin.kernel_scope(portable):
         yield
 
 
@@ -121,9 +125,27 @@ def code_version() -> dict:
     return _checkout_version(Path(__file__).resolve().parents[2])
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name (`/proc/cpuinfo` on Linux, the platform's word elsewhere): rounding in float32
+    kernels depends on it through the instruction set they use (docs/reproducibility.md)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def kernel_isa() -> str:
+    """The instruction set torch's CPU kernels dispatch to in this process (`AVX2`, `AVX512`, `DEFAULT`...)."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
 def env(device: torch.device, seed: int, **extra) -> dict:
-    """The record of where a run ran and which code ran it (stored with its result), plus `extra`."""
+    """The record of where a run ran and which code ran it (stored with its result), plus `extra`: the
+    machine is the CPU model and the instruction set the kernels used, and the GPU on a GPU."""
     from wninit import __version__
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return {"wninit": __version__, **code_version(), "torch": torch.__version__,
             "python": platform.python_version(), "device": str(device), "seed": seed,
-            "threads": torch.get_num_threads(), **extra}
+            "threads": torch.get_num_threads(), "cpu": cpu_model(), "isa": kernel_isa(), "gpu": gpu, **extra}

@@ -64,7 +64,7 @@ def fit(cfg: RunConfig, *, out_dir: str | Path | None = None, resume: bool = Tru
         finished = ckpt_files.read_result(out, cfg)
         if finished is not None:
             return finished
-    with run_scope(cfg.threads, device):
+    with run_scope(cfg.threads, device, cfg.portable):
         return _run(cfg, device, out, resume, progress, on_epoch, tensorboard)
 
 
