@@ -41,7 +41,7 @@ def _checkout(ref: str, into: Path) -> Path:
     return into / "src"
 
 
-def run(ref: str, rounds: int) -> dict[str, tuple[float, float]]:
+def measure(ref: str, rounds: int) -> dict[str, tuple[float, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         variants = {"python -c pass": ([sys.executable, "-c", "pass"], None),
                     f"wninit --help ({ref})": ([sys.executable, "-m", "wninit", "--help"], _checkout(ref, Path(tmp))),
@@ -53,15 +53,26 @@ def run(ref: str, rounds: int) -> dict[str, tuple[float, float]]:
     return {name: (statistics.median(w for w, _ in t), statistics.median(c for _, c in t)) for name, t in times.items()}
 
 
+BEFORE = "26b430b"  # the tree before `import wninit` was made lazy
+
+
+def run(quick: bool = False, ref: str = BEFORE, rounds: int | None = None) -> dict:
+    rounds = rounds or (3 if quick else 5)
+    return {"ref": ref, "rounds": rounds, "times": measure(ref, rounds), "load": os.getloadavg()[0]}
+
+
+def table(result: dict) -> str:
+    lines = [f"{'variant':32}  {'wall s':>7}  {'cpu s':>6}   (median of {result['rounds']}; load {result['load']:.1f})"]
+    lines += [f"{name:32}  {wall:7.3f}  {cpu:6.3f}" for name, (wall, cpu) in result["times"].items()]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ref", default="26b430b", help="the git ref to compare with (default: before the change)")
+    parser.add_argument("--ref", default=BEFORE, help="the git ref to compare with (default: before the change)")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    result = run(args.ref, args.rounds)
-    print(f"{'variant':32}  {'wall s':>7}  {'cpu s':>6}   (median of {args.rounds}; load {os.getloadavg()[0]:.1f})")
-    for name, (wall, cpu) in result.items():
-        print(f"{name:32}  {wall:7.3f}  {cpu:6.3f}")
+    print(table(run(ref=args.ref, rounds=args.rounds)))
 
 
 if __name__ == "__main__":

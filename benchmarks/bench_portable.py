@@ -68,41 +68,53 @@ def _median(values):
     return values[len(values) // 2]
 
 
+def run(quick: bool = False, repeats: int = 1) -> dict:
+    """Each of RUNS in default and portable mode, with this machine's kernels and with the forced lower ones."""
+    from wninit.suite.train.runtime import cpu_model
+
+    rows = []
+    for name in RUNS:
+        for portable in (False, True):
+            cells = {}
+            for forced in (False, True):
+                tries = [one(name, forced, portable) for _ in range(repeats)]
+                assert len({t["fingerprint"] for t in tries}) == 1, f"{name}: a rerun in the same settings differs"
+                cells[forced] = {**tries[0], **{k: _median([t[k] for t in tries]) for k in ("wall_s", "cpu_s")}}
+            same = cells[False]["fingerprint"] == cells[True]["fingerprint"]
+            rows.append({"run": name, "portable": portable, "native": cells[False], "forced": cells[True],
+                         "identical": same})
+    return {"cpu": cpu_model(), "table": rows, "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def table(result: dict) -> str:
+    rows = result["table"]
+    lines = [f"CPU: {result['cpu']}",
+             f"{'run':<5} {'mode':<9} {'native: isa, fingerprint, CPU s (wall s)':<46} "
+             f"{'forced: isa, fingerprint, CPU s (wall s)':<46} same"]
+    for row in rows:
+        cells = [f"{c['isa']:<8} {c['fingerprint']} {c['cpu_s']:6.1f} ({c['wall_s']:5.1f})     "
+                 for c in (row["native"], row["forced"])]
+        lines.append(f"{row['run']:<5} {'portable' if row['portable'] else 'default':<9} {cells[0]:<46} {cells[1]:<46} "
+                     f"{'yes' if row['identical'] else 'NO'}")
+    for name in dict.fromkeys(r["run"] for r in rows):
+        base, pin = (next(r for r in rows if r["run"] == name and r["portable"] is p) for p in (False, True))
+        lines.append(f"{name}: portable costs {pin['native']['cpu_s'] / base['native']['cpu_s']:.2f}x the native CPU "
+                     f"time; without the pin native vs forced: train loss {base['native']['last_train_loss']!r} vs "
+                     f"{base['forced']['last_train_loss']!r}, test acc {base['native']['test_acc']} vs "
+                     f"{base['forced']['test_acc']}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=1, help="runs per cell; the wall time is the median")
     parser.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     args = parser.parse_args(argv)
-    from wninit.suite.train.runtime import cpu_model
-
-    print(f"CPU: {cpu_model()}")
-    table = []
-    for run in RUNS:
-        for portable in (False, True):
-            cells = {}
-            for forced in (False, True):
-                tries = [one(run, forced, portable) for _ in range(args.repeats)]
-                assert len({t["fingerprint"] for t in tries}) == 1, f"{run}: a rerun in the same settings differs"
-                cells[forced] = {**tries[0], **{k: _median([t[k] for t in tries]) for k in ("wall_s", "cpu_s")}}
-            same = cells[False]["fingerprint"] == cells[True]["fingerprint"]
-            table.append({"run": run, "portable": portable, "native": cells[False], "forced": cells[True],
-                          "identical": same})
-    print(f"{'run':<5} {'mode':<9} {'native: isa, fingerprint, CPU s (wall s)':<46} "
-          f"{'forced: isa, fingerprint, CPU s (wall s)':<46} same")
-    for row in table:
-        cells = [f"{c['isa']:<8} {c['fingerprint']} {c['cpu_s']:6.1f} ({c['wall_s']:5.1f})     "
-                 for c in (row["native"], row["forced"])]
-        print(f"{row['run']:<5} {'portable' if row['portable'] else 'default':<9} {cells[0]:<46} {cells[1]:<46} "
-              f"{'yes' if row['identical'] else 'NO'}")
-    for run in RUNS:
-        base, pin = (next(r for r in table if r["run"] == run and r["portable"] is p) for p in (False, True))
-        print(f"{run}: portable costs {pin['native']['cpu_s'] / base['native']['cpu_s']:.2f}x the native CPU time; "
-              f"without the pin native vs forced: train loss {base['native']['last_train_loss']!r} vs "
-              f"{base['forced']['last_train_loss']!r}, test acc {base['native']['test_acc']} vs {base['forced']['test_acc']}")
+    result = run(repeats=args.repeats)
+    print(table(result))
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"cpu": cpu_model(), "table": table, "time": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())},
-                      fh, indent=1)
+            json.dump(result, fh, indent=1)
     return 0
 
 

@@ -62,31 +62,43 @@ def speed(depth: int, steps: int) -> tuple[float, float]:
     return lib, steps / (time.process_time() - t)
 
 
+def run(quick: bool = False, depths: list[int] | None = None, steps: int | None = None, part: str = "both") -> dict:
+    """The trunks' state at init per depth, and the RL library's share of the time (one thread)."""
+    depths = depths or ([10, 40] if quick else [10, 22, 40, 100])
+    steps = steps or (800 if quick else 3200)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = {"depths": depths, "steps": steps}
+        if part != "speed":
+            obs = frames(256)
+            result["init"] = {d: [init_state(d, n, s, obs) for n, s in CONFIGS] for d in depths}
+        if part != "init":
+            result["speed"] = {d: speed(d, steps) for d in depths}
+        return result
+    finally:
+        torch.set_num_threads(threads)
+
+
+def table(result: dict) -> str:
+    lines = []
+    if "init" in result:
+        lines.append("depth  " + "  ".join(f"{n}/{s}: entropy, |features|" for n, s in CONFIGS))
+        lines += [f"{d:5d}  " + "  ".join("{:.3f}, {:.3g}".format(*cell) for cell in cells)
+                  for d, cells in result["init"].items()]
+    if "speed" in result:
+        lines.append("depth  A2C steps per CPU-s  bare-network steps per CPU-s  library share of the time")
+        lines += [f"{d:5d}  {lib:19.0f}  {bare:28.0f}  {1 - lib / bare:.0%}" for d, (lib, bare) in result["speed"].items()]
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--depths", type=int, nargs="+", default=[10, 22, 40, 100])
     ap.add_argument("--steps", type=int, default=3200)
     ap.add_argument("--part", choices=("init", "speed", "both"), default="both")
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    if args.part != "speed":
-        show_init(args.depths)
-    if args.part != "init":
-        show_speed(args.depths, args.steps)
-
-
-def show_init(depths: list[int]) -> None:
-    obs = frames(256)
-    print("depth  " + "  ".join(f"{n}/{s}: entropy, |features|" for n, s in CONFIGS))
-    for d in depths:
-        print(f"{d:5d}  " + "  ".join("{:.3f}, {:.3g}".format(*init_state(d, n, s, obs)) for n, s in CONFIGS))
-
-
-def show_speed(depths: list[int], steps: int) -> None:
-    print("depth  A2C steps per CPU-s  bare-network steps per CPU-s  library share of the time")
-    for d in depths:
-        lib, bare = speed(d, steps)
-        print(f"{d:5d}  {lib:19.0f}  {bare:28.0f}  {1 - lib / bare:.0%}")
+    print(table(run(depths=args.depths, steps=args.steps, part=args.part)))
 
 
 if __name__ == "__main__":

@@ -91,31 +91,50 @@ def wrn_row(depth: int, rounds: int) -> dict:
                     "initialize, by running": lambda: wninit.initialize(model, discover=True, example_inputs=x)}.items()}}
 
 
+def run(quick: bool = False, rounds: int = 3) -> dict:
+    """Recording cost on the zoo beside a forward, and the WRN's initialize by running, with fx and declared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        load = os.getloadavg()[0]
+        rows = zoo_rows(rounds)
+        depth = 1000 if quick else 10000
+        wrn = wrn_row(depth, rounds if quick else 1)
+        return {"quick": quick, "load_before": load, "zoo": rows, "depth": depth, "wrn": wrn,
+                "load_after": os.getloadavg()[0]}
+    finally:
+        torch.set_num_threads(threads)
+
+
+def table(result: dict) -> str:
+    rows = result["zoo"]
+    cols = list(rows[0][1])
+    lines = [f"load average before: {result['load_before']:.2f} on {os.cpu_count()} cores; one torch thread",
+             f"{'model':<18}" + "".join(f"{c:>28}" for c in cols) + f"{'record/forward':>16}"]
+    worst = 0.0
+    for name, t in rows:
+        ratio = t["record"] / t["forward"]
+        worst = max(worst, ratio)
+        lines.append(f"{name:<18}" + "".join(f"{t[c]:>27.4f}s" for c in cols) + f"{ratio:>15.2f}x")
+    lines.append(f"check: record costs at most {MAX_FORWARDS:g} forward passes: worst {worst:.2f}x "
+                 f"{'OK' if worst <= MAX_FORWARDS else 'FAILED'}")
+    w, depth = result["wrn"], result["depth"]
+    lines.append(f"WN WRN depth {depth} ({w['layers']} convs): "
+                 + ", ".join(f"{k} {v:.2f}s" for k, v in w.items() if k != "layers"))
+    if not result["quick"]:
+        ok = w["initialize, by running"] < TEN_K_SECONDS
+        lines.append(f"check: initialize with an example input on the 10,000-layer WRN under {TEN_K_SECONDS:g} s: "
+                     f"{w['initialize, by running']:.2f}s {'OK' if ok else 'FAILED'}")
+    lines.append(f"load average after: {result['load_after']:.2f}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; one torch thread")
-    rows = zoo_rows(args.rounds)
-    cols = list(rows[0][1])
-    print(f"{'model':<18}" + "".join(f"{c:>28}" for c in cols) + f"{'record/forward':>16}")
-    worst = 0.0
-    for name, t in rows:
-        ratio = t["record"] / t["forward"]
-        worst = max(worst, ratio)
-        print(f"{name:<18}" + "".join(f"{t[c]:>27.4f}s" for c in cols) + f"{ratio:>15.2f}x")
-    print(f"check: record costs at most {MAX_FORWARDS:g} forward passes: worst {worst:.2f}x "
-          f"{'OK' if worst <= MAX_FORWARDS else 'FAILED'}")
-    depth = 1000 if args.quick else 10000
-    w = wrn_row(depth, 1 if not args.quick else args.rounds)
-    print(f"WN WRN depth {depth} ({w['layers']} convs): " + ", ".join(f"{k} {v:.2f}s" for k, v in w.items() if k != "layers"))
-    if not args.quick:
-        ok = w["initialize, by running"] < TEN_K_SECONDS
-        print(f"check: initialize with an example input on the 10,000-layer WRN under {TEN_K_SECONDS:g} s: "
-              f"{w['initialize, by running']:.2f}s {'OK' if ok else 'FAILED'}")
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print(table(run(args.quick, args.rounds)))
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ fit_rl(cfg, out_dir=sys.argv[2], on_epoch=lambda row: row["epoch"] == 1 and os.k
 
 def test_an_rl_run_killed_after_a_chunk_resumes_equal_to_its_uninterrupted_twin(tmp_path):
     """SIGKILL after chunk 2 of 3, rerun: the curve, the policy, RMSprop's state and the games equal the twin's."""
-    from wninit.suite.rl.run import fit_rl
+    from wninit.suite.rl.run import RESUME_KEYS, fit_rl
     from wninit.suite.train.checkpoint import load_checkpoint
 
     cfg = _cfg()
@@ -126,7 +126,7 @@ def test_an_rl_run_killed_after_a_chunk_resumes_equal_to_its_uninterrupted_twin(
     resumed = fit_rl(cfg, out_dir=tmp_path / "run", on_epoch=lambda row: seen.append(row["epoch"]))
     assert seen == [2]  # only the last chunk ran again
     assert resumed.metrics() == twin.metrics() and resumed.returns[-1][0] == 120
-    a, b = load_checkpoint(tmp_path / "twin", cfg), load_checkpoint(tmp_path / "run", cfg)
+    a, b = (load_checkpoint(tmp_path / d, cfg, RESUME_KEYS) for d in ("twin", "run"))
     for key in ("policy",):
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
     assert str(a["optimizer"]) == str(b["optimizer"])

@@ -8,6 +8,7 @@ printed and the exit code is 1.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 import traceback
@@ -66,9 +67,15 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-# The OSErrors that are a user's to fix (a path that is missing, is a folder, or is not theirs to read or write);
-# any other OSError (the disk, the network, a device) keeps its traceback.
+# The OSErrors that are a user's to fix (a path that is missing, is a folder, or is not theirs to read or write;
+# a full disk or quota, a read-only file system); any other OSError (an I/O error, the network, a device) keeps
+# its traceback.
 USER_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
+USER_OS_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def _users(exc: BaseException) -> bool:
+    return isinstance(exc, (UserError, *USER_OS_ERRORS)) or (isinstance(exc, OSError) and exc.errno in USER_OS_ERRNOS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,10 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wninit: interrupted; finished work is kept, rerun the same command to continue", file=sys.stderr)
         return 130
-    except (UserError, *USER_OS_ERRORS) as exc:
-        print(f"wninit: error: {_sentence(exc)}", file=sys.stderr)
-        return 2
-    except Exception:  # a bug, not the user's input: the traceback says where
+    except Exception as exc:
+        if _users(exc):
+            print(f"wninit: error: {_sentence(exc)}", file=sys.stderr)
+            return 2
+        # a bug, not the user's input: the traceback says where
         traceback.print_exc()
         print("wninit: internal error (a bug in wninit, not in your input): please report it with the traceback above",
               file=sys.stderr)

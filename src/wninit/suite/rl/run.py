@@ -32,6 +32,9 @@ __all__ = ["fit_rl", "chunk_steps", "RETURN_WINDOW"]
 RETURN_WINDOW = 100
 
 
+# What a resume reads from an RL run's checkpoint (written by _save below).
+RESUME_KEYS = ("run_id", "policy", "optimizer", "torch_rng", "rest", "wall_s")
+
 def chunk_steps(cfg: RunConfig) -> int:
     """Environment steps per chunk: `env_steps / epochs`, a whole number of A2C rollouts (n_envs x n_steps)."""
     from wninit.suite.rl.agent import A2C_SETTINGS
@@ -76,7 +79,7 @@ def _run(cfg, steps, device, out, resume, progress, on_epoch) -> RunResult:
     started = time.perf_counter()
     if out is not None and not resume:
         ckpt_files.clear_run_files(out)
-    state = ckpt_files.load_checkpoint(out, cfg) if out is not None and resume else None
+    state = ckpt_files.load_checkpoint(out, cfg, RESUME_KEYS) if out is not None and resume else None
     agent = build_agent(cfg, make_vec_env(cfg.dataset, cfg.n_envs, cfg.seed))
     rows, wall_before = ([], 0.0) if state is None else _restore(agent, state)
     with Monitor(progress, False, out, cfg.epochs, len(rows), f"rl run {cfg.run_id}") as monitor:

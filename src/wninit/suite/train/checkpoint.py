@@ -83,9 +83,10 @@ RESUME_KEYS = ("run_id", "epoch", "model", "optimizer", "data_rng", "torch_rng",
                "best_val", "wall_s")
 
 
-def load_checkpoint(out: Path, cfg) -> dict | None:
+def load_checkpoint(out: Path, cfg, needs: tuple[str, ...] = RESUME_KEYS) -> dict | None:
     """The checkpoint in `out` for the run `cfg` (on CPU), None if there is none; one written under
-    `cfg`'s schema-1 id (train/run_ids.py) is the same run and resumes.
+    `cfg`'s schema-1 id (train/run_ids.py) is the same run and resumes. `needs`: the keys the run's resume
+    reads (a supervised run's by default; an RL run reads its own).
 
     A checkpoint that cannot be resumed from (a torn or foreign file, or one of an incompatible version)
     is discarded with a `DiscardedCheckpoint` warning that says why, and the run starts over; any
@@ -96,7 +97,7 @@ def load_checkpoint(out: Path, cfg) -> dict | None:
         return None
     state, reason = _read(path)
     if reason is None:
-        missing = [k for k in RESUME_KEYS if k not in state]
+        missing = [k for k in needs if k not in state]
         if missing:
             reason = f"it was written by an incompatible wninit version (it has no {', '.join(missing)})"
     if reason is not None:
