@@ -12,13 +12,14 @@ import sys
 
 from wninit.errors import UserError
 from wninit.suite.sweep.store import Store
+from wninit.suite.train.result import FINISHED
 
 
 def snapshot(path: str) -> tuple[dict, set]:
     """run id -> (config JSON, status, metrics, epoch rows), and the machines (cpu, isa, gpu) that made them."""
     with Store(path, create=False) as store:
         runs = {r.id: (r.config.to_json(), r.status, r.metrics, store.epochs(r.id)) for r in store.runs()}
-        machines = {(r.cpu, r.isa, r.gpu) for r in store.runs() if r.status in ("completed", "diverged")}
+        machines = {(r.cpu, r.isa, r.gpu) for r in store.runs() if r.status in FINISHED}
     return runs, machines
 
 
