@@ -196,7 +196,7 @@ _FLOATS = ("lr", "momentum", "weight_decay", "warmup_epochs", "warmup_lr", "val_
 
 
 def _check_field(cfg: RunConfig, name: str, v) -> None:
-    if name == "dataset" and v in RL_GAMES:
+    if name == "dataset" and isinstance(v, str) and v in RL_GAMES:
         return  # a game of task "rl" (_check_combinations pairs them)
     if name in _CHOICES:
         if v not in _CHOICES[name]:
