@@ -14,6 +14,7 @@ from wninit.diagnostics import plot_propagation, propagation
 
 
 def main():
+    torch.manual_seed(0)  # the classifier head keeps PyTorch's default init, drawn from the global stream
     inputs = torch.randn(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     for scheme in ("proposed", "pytorch-default"):
         model = wninit.models.MLP(784, 256, depth=30, num_classes=10)  # 30 WN layers, each followed by a ReLU
