@@ -18,7 +18,9 @@ from wninit.suite.train.result import FINISHED
 def snapshot(path: str) -> tuple[dict, set]:
     """run id -> (config JSON, status, metrics, epoch rows), and the machines (cpu, isa, gpu) that made them."""
     with Store(path, create=False) as store:
-        runs = {r.id: (r.config.to_json(), r.status, r.metrics, store.epochs(r.id)) for r in store.runs()}
+        # a metric a run does not have reads as None in a newer schema ("returns" of a supervised run): same result
+        runs = {r.id: (r.config.to_json(), r.status, {k: v for k, v in r.metrics.items() if v is not None},
+                       store.epochs(r.id)) for r in store.runs()}
         machines = {(r.cpu, r.isa, r.gpu) for r in store.runs() if r.status in FINISHED}
     return runs, machines
 
