@@ -30,7 +30,38 @@ def test_local_pool_workers_are_recycled(monkeypatch):
     assert [o[0]["seed"] for o in outcomes] == list(range(4))  # every group ran, none lost
     pids = [o[0]["pid"] for o in outcomes]
     assert pids[0] == pids[1] != pids[2] == pids[3]
-    assert os.getpid() not in pids and pool._retired == []
+    assert os.getpid() not in pids and pool._retired == {}
+
+
+def _sleep_then_pid(cfg_dicts, execution, threads):
+    time.sleep(cfg_dicts[0]["seed"])  # seed = seconds to hold the worker
+    return [{"pid": os.getpid(), "seed": c["seed"]} for c in cfg_dicts]
+
+
+def test_a_group_submitted_after_a_worker_died_runs_on_fresh_processes():
+    """A worker killed between two polls leaves its executor broken: the next submit must not raise
+    (that crashed the driver with BrokenProcessPool), the dead generation's groups come back as lost, and the
+    new group runs on a new process."""
+    pool = runners.LocalPool(1)
+    pool._task = _sleep_then_pid
+    try:
+        first = pool.submit([RunConfig(seed=60)])
+        deadline = time.monotonic() + 120
+        while not pool._pool._processes and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (dead_pid,) = pool._pool._processes
+        os.kill(dead_pid, 9)
+        while not pool._pool._broken and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pool._pool._broken  # the executor saw its worker die, and no wait has run since
+        second = pool.submit([RunConfig(seed=0)])
+        done = {}
+        while len(done) < 2 and time.monotonic() < deadline:
+            done.update(pool.wait(timeout=1.0))
+    finally:
+        pool.close()
+    assert done[first] == runners.Lost(runners._DIED)
+    assert done[second][0]["seed"] == 0 and done[second][0]["pid"] not in (dead_pid, os.getpid())
 
 
 def test_a_stacked_group_with_a_bad_member_says_so_and_trains_each_run_alone(monkeypatch):

@@ -61,9 +61,9 @@ class LocalPool:
         self._threads = 1 if self.workers > 1 else None
         self._pool = None
         self._submitted = 0  # groups given to the current generation
-        self._retired: list = []  # the processes of earlier generations, finishing their last groups
+        self._retired: dict = {}  # earlier generations finishing their last groups: executor -> its processes
         self._task = run_group
-        self._futures: dict[cf.Future, object] = {}
+        self._futures: dict[cf.Future, cf.ProcessPoolExecutor] = {}  # each group's generation
 
     def _ensure(self):
         if self._pool is not None and self._submitted >= RECYCLE_AFTER * self.workers:
@@ -76,32 +76,44 @@ class LocalPool:
 
     def _retire(self) -> None:
         """Send no more groups to the current processes: they finish the ones they hold, then exit."""
-        self._retired = [p for p in self._retired if p.is_alive()]
-        self._retired += list((self._pool._processes or {}).values())
+        # shutdown() forgets its processes: keep them, to kill them if their generation breaks or we stop
+        self._retired[self._pool] = list((self._pool._processes or {}).values())
         self._pool.shutdown(wait=False)
         self._pool = None
 
     def submit(self, cfgs) -> cf.Future:
-        fut = self._ensure().submit(self._task, [c.to_dict() for c in cfgs], self.execution, None)
+        args = (self._task, [c.to_dict() for c in cfgs], self.execution, None)
+        pool = self._ensure()
+        try:
+            fut = pool.submit(*args)
+        except cf.process.BrokenProcessPool:
+            # a worker died since the last wait: this generation takes nothing more; its groups come back
+            # as lost from `wait`, and this one goes to fresh processes
+            self._drop(pool)
+            pool = self._ensure()
+            fut = pool.submit(*args)
         self._submitted += 1
-        self._futures[fut] = cfgs
+        self._futures[fut] = pool
         return fut
 
     def wait(self, timeout: float) -> list[tuple[object, object]]:
         if not self._futures:
             return []
         done, _ = cf.wait(list(self._futures), timeout=timeout, return_when=cf.FIRST_COMPLETED)
-        out, broken = [], False
+        out, broken = [], set()
         for fut in done:
-            self._futures.pop(fut)
+            pool = self._futures.pop(fut)
             outcome = self._outcome(fut)
-            broken = broken or isinstance(outcome, Lost) and outcome.reason.startswith("its worker")
+            if isinstance(outcome, Lost) and outcome.reason == _DIED:
+                broken.add(pool)
             out.append((fut, outcome))
-        if broken:  # a dead worker breaks the whole pool: its other groups are lost too; start afresh
-            for fut in list(self._futures):
+        # a dead worker breaks its whole executor: the other groups of that generation are lost too (their
+        # runs go back to pending); other generations, and the next groups, run on
+        for pool in broken:
+            for fut in [f for f, p in self._futures.items() if p is pool]:
                 self._futures.pop(fut)
                 out.append((fut, self._outcome(fut) if fut.done() else Lost(_DIED)))
-            self._drop()
+            self._drop(pool)
         return out
 
     @staticmethod
@@ -115,16 +127,20 @@ class LocalPool:
         except Exception as exc:  # pickling and other pool-level errors: the group failed to run
             return Lost(f"the pool could not run it ({type(exc).__name__}: {exc})")
 
-    def _drop(self) -> None:
-        procs = self._retired + list((getattr(self._pool, "_processes", None) or {}).values())
-        for proc in procs:
-            if proc.is_alive():
-                proc.kill()
-        for proc in procs:
-            proc.join(timeout=5)
-        self._retired = []
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+    def _drop(self, pool=None) -> None:
+        """Kill the processes of one executor generation (`pool`), or of every generation."""
+        pools = [pool] if pool is not None else [self._pool, *self._retired]
+        for p in pools:
+            if p is None:
+                continue
+            procs = self._retired.pop(p, None) or list((getattr(p, "_processes", None) or {}).values())
+            for proc in procs:
+                if proc.is_alive():
+                    proc.kill()
+            for proc in procs:
+                proc.join(timeout=5)
+            p.shutdown(wait=False, cancel_futures=True)
+        if pool is None or pool is self._pool:
             self._pool = None
 
     def stop(self) -> None:
@@ -136,9 +152,10 @@ class LocalPool:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        for proc in self._retired:
-            proc.join()
-        self._retired = []
+        for procs in self._retired.values():
+            for proc in procs:
+                proc.join()
+        self._retired = {}
 
 
 class RayPool:
