@@ -18,7 +18,7 @@ from wninit.errors import UserError
 __all__ = ["main", "COMMANDS"]
 
 # Order is the order of `wninit --help`.
-COMMANDS = ("reproduce", "train", "sweep", "export", "convert", "report", "figure1", "explain", "diagnose", "hessian", "bench", "rerun")
+COMMANDS = ("reproduce", "train", "sweep", "export", "convert", "report", "figure1", "explain", "diagnose", "hessian", "bench", "rerun", "merge")
 
 
 class _Parser(argparse.ArgumentParser):

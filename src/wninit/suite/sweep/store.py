@@ -222,6 +222,58 @@ class Store:
             cur = conn.execute(f"UPDATE runs SET status='pending', error=NULL WHERE status='failed' AND {where}", args)
             return cur.rowcount
 
+    def absorb(self, other: str | Path) -> dict[str, int]:
+        """Copy into this store what the store at `other` finished and this one has not: the runs, their
+        epochs and the experiments that asked for them (a sweep split over machines, gathered into one).
+
+        A run finished in both must have the same metrics: otherwise nothing is copied and a UserError names
+        the run. A run `other` has not finished (pending, running, failed) is added as pending where this store
+        lacks it, so the memberships stay whole. Returns {"copied": runs whose results came over, "added":
+        pending runs added, "same": finished runs both held with equal metrics}.
+        """
+        with Store(other, create=False) as src:
+            theirs = src.conn.execute("SELECT * FROM runs").fetchall()
+            memberships = src.conn.execute("SELECT experiment, profile, run_id FROM memberships").fetchall()
+            aliases = src.conn.execute("SELECT old, new FROM aliases").fetchall()
+            epochs = {r["id"]: src.conn.execute("SELECT * FROM epochs WHERE run_id=? ORDER BY epoch",
+                                                (r["id"],)).fetchall()
+                      for r in theirs if r["status"] in FINISHED}
+        counts = {"copied": 0, "added": 0, "same": 0}
+        with self.transaction() as conn:
+            mine = {r["id"]: r for r in conn.execute("SELECT id, status, metrics FROM runs")}
+            copy, add = [], []
+            for r in theirs:
+                have = mine.get(r["id"])
+                if r["status"] not in FINISHED:
+                    if have is None:
+                        add.append(r)
+                elif have is None or have["status"] not in FINISHED:
+                    copy.append(r)
+                elif json.loads(have["metrics"] or "{}") == json.loads(r["metrics"] or "{}"):
+                    counts["same"] += 1
+                else:
+                    raise UserError(f"run {r['id']} is finished in both {self.path} and {other} with different "
+                                    "metrics (another machine or code version made one of them); nothing was merged: "
+                                    "`wninit rerun` it, or keep the stores apart")
+            columns = [c[1] for c in conn.execute("PRAGMA table_info(runs)")]
+            fresh = {"claimed_by": None, "lease_until": None}  # no process of this store holds them
+            for r in copy:
+                conn.execute("DELETE FROM epochs WHERE run_id=?", (r["id"],))
+                conn.execute(f"INSERT OR REPLACE INTO runs({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                             [fresh[c] if c in fresh else r[c] for c in columns])
+                rows = epochs[r["id"]]
+                if rows:
+                    keys = rows[0].keys()
+                    conn.executemany(f"INSERT INTO epochs({', '.join(keys)}) VALUES ({', '.join('?' * len(keys))})",
+                                     [tuple(e) for e in rows])
+            conn.executemany("INSERT INTO runs(id, config, status, seed, created_at) VALUES (?, ?, 'pending', ?, ?)",
+                             [(r["id"], r["config"], r["seed"], r["created_at"]) for r in add])
+            conn.executemany("INSERT OR IGNORE INTO memberships(experiment, profile, run_id) VALUES (?, ?, ?)",
+                             [tuple(m) for m in memberships])
+            conn.executemany("INSERT OR IGNORE INTO aliases(old, new) VALUES (?, ?)", [tuple(a) for a in aliases])
+        counts["copied"], counts["added"] = len(copy), len(add)
+        return counts
+
     # -- reads --------------------------------------------------------------------------------------------
     def runs(self, experiment: str | None = None, profile: str | None = None, ids=None) -> list[RunRecord]:
         """The runs of `experiment`/`profile` (all when None), in the order they were added."""
