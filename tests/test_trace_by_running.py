@@ -179,6 +179,28 @@ def test_a_zero_branch_scale_keeps_its_predicted_gain():  # ReZero: the authors'
     assert all(r.gain_from == "predicted" for r in records)
 
 
+class NoisyBlocks(nn.Module):
+    """Residual blocks fed a noise its forward draws (VITS's prior flows: `z = mu + noise * sigma`)."""
+
+    def __init__(self, d: int = 8):
+        super().__init__()
+        self.blocks = nn.Sequential(*[LNBlock(d, None) for _ in range(3)])
+
+    def forward(self, x):
+        return self.blocks(x + torch.randn_like(x))
+
+
+def test_a_forward_that_draws_noise_is_measured_on_one_draw_and_leaves_the_global_stream():
+    model, x = NoisyBlocks(), torch.randn(2, 5, 8)
+    torch.manual_seed(3)
+    state = torch.get_rng_state()
+    wninit.initialize(model, example_inputs=x, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's stream, untouched by the recordings
+    s = discover(model, example_inputs=x)
+    for skip, total in _sum_energies(model, s, x):  # the draw measured is the draw every recording sees
+        assert total / skip == pytest.approx(1 + 1 / 3, rel=1e-5)
+
+
 def test_multihead_attention_out_proj_is_a_branch_end():
     from zoo import ALL_ZOO as ZOO
 
