@@ -40,7 +40,10 @@ class ZooRow:
     proposed: tuple[float, float]  # min..max of forward ratio / target
     prediction_alone: tuple[float, float]
     own_default: tuple[float, float]  # raw forward ratio under the model's own init
+    lsuv: tuple[float, float]  # forward ratio / target under LSUV (weight norm folded away: a plain model)
+    lsuv_backward: tuple[float, float]
     backward: tuple[float, float]
+    backward_stage: tuple[float, float]  # the stages' own backward (an iid cotangent at each last sum)
     init_seconds: float
     nan: bool
 
@@ -76,11 +79,24 @@ def _fresh(build):
         return build()
 
 
+def lsuv_ratios(build, structure) -> list:
+    """The stage ratios of the same model under LSUV (residual-blind: every layer's output to unit variance on
+    the example input, docs/peers.md), its weight norm folded into plain weights first (LSUV is for plain
+    networks), measured on the stages ``structure`` found in the weight-normed model."""
+    model, x = _fresh(build)
+    wninit.remove_weight_norm(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # normalization layers kept: LSUV's paper trains without them
+        wninit.peers.apply(model, "lsuv", example_inputs=x, generator=torch.Generator().manual_seed(0))
+    return stage_ratios(model, structure, x)
+
+
 def zoo_row(name: str, build) -> ZooRow:
     model, x = _fresh(build)
     traced = _traced(model)
     s0 = discover(model, example_inputs=x)
     own = stage_ratios(model, s0, x)
+    lsuv = lsuv_ratios(build, s0)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -101,7 +117,9 @@ def zoo_row(name: str, build) -> ZooRow:
                   sum(r.gain_from == "measured" for r in records), sum("outside the theory" in r.rule for r in records),
                   sum(r.source == "default" for r in records), sum(r.source == "default" for r in records) if uncalled else 0,
                   _span(r.relative for r in proposed), _span(r.relative for r in alone),
-                  _span(r.forward for r in own), _span(r.backward for r in proposed), seconds, nan)
+                  _span(r.forward for r in own), _span(r.relative for r in lsuv), _span(r.backward for r in lsuv),
+                  _span(r.backward for r in proposed), _span(r.backward_stage / r.target for r in proposed), seconds,
+                  nan)
 
 
 def _fmt(span) -> str:
@@ -110,10 +128,12 @@ def _fmt(span) -> str:
 
 def render(rows: list[ZooRow]) -> str:
     head = ("| model | WN | traced | predicted / measured / outside / default | fwd/target proposed | "
-            "fwd/target prediction alone | fwd own init | bwd proposed | init s |\n|" + "---|" * 9)
+            "fwd/target prediction alone | fwd/target LSUV | fwd own init | bwd proposed | stage bwd/target proposed | "
+            "bwd LSUV | init s |\n|" + "---|" * 12)
     body = [f"| {r.name} | {r.wn_layers} | {r.traced} | {r.predicted} / {r.measured} / {r.outside} / {r.default}"
             f"{f' ({r.uncalled} never called)' if r.uncalled else ''} | {_fmt(r.proposed)} | {_fmt(r.prediction_alone)} | "
-            f"{_fmt(r.own_default)} | {_fmt(r.backward)} | {r.init_seconds:.2f} |" for r in rows]
+            f"{_fmt(r.lsuv)} | {_fmt(r.own_default)} | {_fmt(r.backward)} | {_fmt(r.backward_stage)} | {_fmt(r.lsuv_backward)} | "
+            f"{r.init_seconds:.2f} |" for r in rows]
     return "\n".join([head, *body])
 
 
