@@ -35,8 +35,10 @@ class StageRatio:
         return self.forward / self.target
 
 
-def stage_ratios(model: torch.nn.Module, structure: Structure, x, seed: int = 0) -> list[StageRatio]:
-    """One :class:`StageRatio` per stage of ``structure`` (discovered by running on ``x``)."""
+def stage_ratios(model: torch.nn.Module, structure: Structure, x, seed: int = 0,
+                 stage_backward: bool = False) -> list[StageRatio]:
+    """One :class:`StageRatio` per stage of ``structure`` (discovered by running on ``x``); each stage's own
+    backward (one more backward pass per stage) only when ``stage_backward``, else NaN."""
     stages: dict[int, list] = {}
     for s in structure.sums:
         stages.setdefault(s.stage, []).append(s)
@@ -63,7 +65,8 @@ def stage_ratios(model: torch.nn.Module, structure: Structure, x, seed: int = 0)
             if first in grads and last in grads and _sq(grads[last]) > 0 else float("nan")
         fwd = math.sqrt(e_out / e_in) if e_in > 0 else float("nan")
         rows.append(StageRatio(k, stages[k][0].stage_blocks, fwd, target, bwd,
-                               _stage_backward(rec, first, last, p_in, p_out, seed)))
+                               _stage_backward(rec, first, last, p_in, p_out, seed) if stage_backward
+                               else float("nan")))
     return rows
 
 
