@@ -179,6 +179,60 @@ def test_a_zero_branch_scale_keeps_its_predicted_gain():  # ReZero: the authors'
     assert all(r.gain_from == "predicted" for r in records)
 
 
+class SideOutputNet(nn.Module):
+    """VITS's flows in small: stage 1's branches also write a side output (WaveNet's skip half) that the
+    stream of stage 2 reads, so stage 2 sees the branch ends of stage 1 through two paths."""
+
+    def __init__(self, d: int = 8):
+        super().__init__()
+        self.d = d
+        self.norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(2))
+        self.fc1 = nn.ModuleList(torch_wn(nn.Linear(d, 2 * d)) for _ in range(2))
+        self.fc2 = nn.ModuleList(torch_wn(nn.Linear(2 * d, 2 * d)) for _ in range(2))
+        self.mid = torch_wn(nn.Linear(d, d))
+        self.stage2 = nn.Sequential(*[LNBlock(d, None) for _ in range(3)])
+
+    def forward(self, x):
+        side = torch.zeros_like(x)
+        for norm, fc1, fc2 in zip(self.norms, self.fc1, self.fc2):
+            a = fc2(torch.nn.functional.gelu(fc1(norm(x))))
+            x = x + a[..., :self.d]
+            side = side + a[..., self.d:]
+        return self.stage2(self.mid(x + side))
+
+
+def test_a_branch_that_feeds_a_later_stream_is_measured_until_every_sum_is_exact():
+    torch.manual_seed(0)
+    model, x = SideOutputNet(), torch.randn(4, 7, 8)
+    wninit.initialize(model, example_inputs=x, generator=torch.Generator().manual_seed(0))
+    s = discover(model, example_inputs=x)
+    assert [r.stage_blocks for r in s.sums] == [2, 2, 3, 3, 3]
+    for (skip, total), r in zip(_sum_energies(model, s, x), s.sums):
+        assert total / skip == pytest.approx(1 + 1 / r.stage_blocks, rel=1e-5), r.node
+
+
+class NoisyBlocks(nn.Module):
+    """Residual blocks fed a noise its forward draws (VITS's prior flows: `z = mu + noise * sigma`)."""
+
+    def __init__(self, d: int = 8):
+        super().__init__()
+        self.blocks = nn.Sequential(*[LNBlock(d, None) for _ in range(3)])
+
+    def forward(self, x):
+        return self.blocks(x + torch.randn_like(x))
+
+
+def test_a_forward_that_draws_noise_is_measured_on_one_draw_and_leaves_the_global_stream():
+    model, x = NoisyBlocks(), torch.randn(2, 5, 8)
+    torch.manual_seed(3)
+    state = torch.get_rng_state()
+    wninit.initialize(model, example_inputs=x, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's stream, untouched by the recordings
+    s = discover(model, example_inputs=x)
+    for skip, total in _sum_energies(model, s, x):  # the draw measured is the draw every recording sees
+        assert total / skip == pytest.approx(1 + 1 / 3, rel=1e-5)
+
+
 def test_multihead_attention_out_proj_is_a_branch_end():
     from zoo import ALL_ZOO as ZOO
 

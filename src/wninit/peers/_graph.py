@@ -101,7 +101,18 @@ def branches(s: Structure, method: str) -> list[Branch]:
         layers = [n for n in layers if n != r.branch_end] + [r.branch_end]
         entries = tuple(n for n in layers if _reads(G, nodes[s.layer_nodes[n]], r.stream))
         found.append(Branch(r, tuple(layers), r.branch_end, entries, r.projection))
+    read = [n for b in found for n in b.layers if _read_not_called(s.model, n)]
+    if read:
+        raise UserError(f"peer {method!r} wraps the layers of each residual branch and {read[0]!r} is the output "
+                        "projection of an nn.MultiheadAttention, which reads its weight without calling it (a wrapper "
+                        "would be skipped): this peer cannot apply to a model with nn.MultiheadAttention in a branch")
     return found
+
+
+def _read_not_called(model: nn.Module, name: str) -> bool:
+    """Whether layer `name` is `nn.MultiheadAttention.out_proj`, whose weight the attention reads directly."""
+    parent, _, child = name.rpartition(".")
+    return child == "out_proj" and isinstance(model.get_submodule(parent), nn.MultiheadAttention)
 
 
 def _reads(G: Graph, layer: fx.Node, stream: str) -> bool:

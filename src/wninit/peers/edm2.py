@@ -14,8 +14,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from wninit.errors import UserError
-from wninit.structure.graph import Graph
-from wninit.peers._graph import plain_structure
+from wninit.structure.graph import CATS, Graph
+from wninit.peers._graph import check_plain, plain_layers
+from wninit.structure.trace import TraceFailure, discover
 
 __all__ = ["edm2", "MagnitudePreserving", "magnitude_preserving_", "mp_sum", "normalize_rows", "unit_axis"]
 
@@ -118,7 +119,8 @@ def edm2(model: nn.Module, *, t: float = 0.3, unit_rows: bool = False,
       the paper's `mp_silu` is `silu / 0.596`).
 
     Args:
-        model: a plain network (traceable by torch.fx).
+        model: a plain network traceable by torch.fx (`example_inputs` given to `wninit.peers.apply` are not
+            used: the rebuilt network is the traced program).
         t: the residual branch's weight in the sums (the paper's 0.3).
         unit_rows: keep the stored rows at norm 1 instead of the paper's `sqrt(N)`. The network is the same;
             the paper's Adam is invariant to that radius, but SGD's relative step on a row of norm `r` is
@@ -130,19 +132,30 @@ def edm2(model: nn.Module, *, t: float = 0.3, unit_rows: bool = False,
     """
     if not (isinstance(t, (int, float)) and 0 < t < 1):
         raise UserError(f"peer 'edm2' needs the sum weight t in (0, 1) (the paper's 0.3), got {t!r}")
-    s = plain_structure(model, "edm2")
+    check_plain(model, "edm2")
+    try:  # the rebuilt model is the traced program: a forward recorded by running (example_inputs) is none
+        s = discover(model, layers="any")
+    except TraceFailure as exc:
+        raise UserError(f"peer 'edm2' rebuilds the model's forward as a torch.fx program (magnitude-preserving sums "
+                        f"and activations) and torch.fx cannot trace {type(model).__name__} ({exc}); a forward "
+                        "recorded by running an example input is no program to rebuild: use another peer") from None
     G = Graph(model, s.graph, any_layer=True)
     nodes = {n.name: n for n in s.graph.nodes}
     for r in s.sums:
-        _to_mp_sum(G, nodes[r.node], s.layer_nodes[r.branch_end], float(t))
+        if nodes[r.node].target not in CATS:  # a dense block's concatenation is kept (warned below)
+            _to_mp_sum(G, nodes[r.node], s.layer_nodes[r.branch_end], float(t))
     acts = [(n, G.activation(n)) for n in list(s.graph.nodes) if G.activation(n) is not None]
     for n, act in acts:
         with s.graph.inserting_after(n):
             scaled = s.graph.call_function(_scaled, (n, 1.0 / math.sqrt(act.second_moment())))
         n.replace_all_uses_with(scaled, delete_user_cb=lambda user: user is not scaled)
-    if any(n.target in (torch.cat, torch.concat) for n in s.graph.nodes):
+    if any(n.target in CATS for n in s.graph.nodes):
         warnings.warn("edm2: concatenations are kept as they are (the paper's magnitude-preserving mp_cat is not applied)",
                       stacklevel=2)
+    unseen = [name for name, _ in plain_layers(model) if name not in s.layer_nodes]
+    if unseen:  # nn.MultiheadAttention's out_proj: read inside the attention, not called by the program
+        warnings.warn(f"edm2: {len(unseen)} layer(s) the traced program does not call are kept as they are (not "
+                      f"magnitude-preserving): {', '.join(unseen[:4])}{', ...' if len(unseen) > 4 else ''}", stacklevel=2)
     for name in s.layer_nodes:
         magnitude_preserving_(model.get_submodule(name), generator, 1.0 if unit_rows else None)
     return fx.GraphModule(model, s.graph)

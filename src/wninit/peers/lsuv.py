@@ -11,7 +11,7 @@ from torch import nn
 
 from wninit.errors import UserError
 from wninit.structure.hooks import forward_with_hooks
-from wninit.peers._graph import check_plain
+from wninit.peers._graph import EXAMPLE_INPUTS, check_plain
 
 __all__ = ["lsuv", "forward_order"]
 
@@ -20,7 +20,7 @@ class _Stop(Exception):
     """Raised by a hook once the layer of interest has run: the rest of the forward pass is not needed."""
 
 
-def forward_order(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: torch.Tensor) -> list[str]:
+def forward_order(model: nn.Module, layers: list[tuple[str, nn.Module]], batch) -> list[str]:
     """The names of `layers` in the order a forward pass on `batch` first calls them (unused ones left out)."""
     order: list[str] = []
     forward_with_hooks(model, batch, [(m, lambda m, i, o, name=name: order.append(name) if name not in order else None)
@@ -28,7 +28,7 @@ def forward_order(model: nn.Module, layers: list[tuple[str, nn.Module]], batch: 
     return order
 
 
-def _output_variance(model: nn.Module, layer: nn.Module, batch: torch.Tensor) -> float:
+def _output_variance(model: nn.Module, layer: nn.Module, batch) -> float:
     seen = []
 
     def grab(_m, _i, out):
@@ -42,7 +42,7 @@ def _output_variance(model: nn.Module, layer: nn.Module, batch: torch.Tensor) ->
     return seen[0]
 
 
-def lsuv(model: nn.Module, *, batch: torch.Tensor | None = None, tol: float = 0.01, max_iter: int = 10,
+def lsuv(model: nn.Module, *, batch=None, tol: float = 0.01, max_iter: int = 10,
          generator: torch.Generator | None = None) -> nn.Module:
     r"""Layer-sequential unit-variance init: orthogonal weights, then `W_l <- W_l / sqrt(Var(B_l))` per layer.
 
@@ -59,7 +59,9 @@ def lsuv(model: nn.Module, *, batch: torch.Tensor | None = None, tol: float = 0.
 
     Args:
         model: a plain network.
-        batch: the inputs the variances are measured on (the paper: one mini-batch).
+        batch: the inputs the variances are measured on (the paper: one mini-batch): a tensor, a tuple of
+            positional arguments or a dict of keyword arguments; by default the `example_inputs` given to
+            `wninit.peers.apply`.
         tol: `Tol_var` (the paper's 0.1; 0.01 here, which one rescaling of a bias-free layer already meets).
         max_iter: `T_max`, the paper's 10.
         generator: the random stream of the orthogonal draws.
@@ -69,8 +71,10 @@ def lsuv(model: nn.Module, *, batch: torch.Tensor | None = None, tol: float = 0.
         >>> wninit.peers.apply(model, "lsuv", batch=torch.randn(128, 784))
     """
     if batch is None:
+        batch = EXAMPLE_INPUTS.get()
+    if batch is None:
         raise UserError("peer 'lsuv' measures each layer's output variance on a batch: pass batch=x "
-                        "(one mini-batch of inputs)")
+                        "(one mini-batch of inputs) or example_inputs=x")
     if not (isinstance(tol, (int, float)) and tol > 0) or not (isinstance(max_iter, int) and max_iter >= 1):
         raise UserError(f"peer 'lsuv' needs tol > 0 and an integer max_iter >= 1, got tol={tol!r}, max_iter={max_iter!r}")
     layers = check_plain(model, "lsuv")

@@ -11,6 +11,11 @@ energy per position is `1 + s/B_k` times its stream's (`s` the mean square of th
 in one forward pass (`wninit.structure.record.record`): each sum is corrected as it is computed, so every
 later sum sees the already-corrected stream. A branch whose own scale is 0 (ReZero, SkipInit) adds nothing by
 its authors' choice and keeps its predicted g.
+
+A branch that also feeds another path (WaveNet's and VITS's skip outputs) hands its uncorrected output to that
+path before its sum is corrected; where that path reaches a later stream (VITS's flows) the one pass is
+repeated, each pass's factors multiplying the last, until every factor is within `TOLERANCE` of 1 (at most
+`MAX_PASSES` passes; docs/method.md §3.10).
 """
 from __future__ import annotations
 
@@ -22,9 +27,11 @@ from torch import nn
 
 from wninit.structure.graph import CATS as _CATS
 from wninit.structure.graph import Graph
-from wninit.structure.trace import Structure
+from wninit.structure.trace import LEAK, Structure
 
-__all__ = ["measure_branch_ends"]
+__all__ = ["measure_branch_ends", "MAX_PASSES", "TOLERANCE"]
+
+MAX_PASSES, TOLERANCE = 4, 1e-6
 
 
 def _scale_between(G: Graph, end: fx.Node, operand: fx.Node) -> float:
@@ -45,7 +52,19 @@ def measure_branch_ends(model: nn.Module, structure: Structure, example_inputs, 
     energy on `example_inputs`; returns `{layer: c}`, the factor each `g` was multiplied by.
 
     Layers whose branch adds nothing (a zero scale, a zero output) keep their g and are left out of the result.
+    One recorded pass, repeated only where a measured branch also feeds another path (see the module docstring).
     """
+    factors = _one_pass(model, structure, example_inputs, layers)
+    leaks = {s.branch_end for s in structure.sums if LEAK in s.approximations} & set(factors)
+    for _ in range(MAX_PASSES - 1):
+        if not leaks or all(abs(c - 1.0) <= TOLERANCE for c in factors.values()):
+            break
+        more = _one_pass(model, structure, example_inputs, layers)
+        factors = {k: c * more.get(k, 1.0) for k, c in factors.items()}
+    return factors
+
+
+def _one_pass(model: nn.Module, structure: Structure, example_inputs, layers: list[str]) -> dict[str, float]:
     from wninit.structure.record import record
     from wninit.weightnorm.access import wn_g
 

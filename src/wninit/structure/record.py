@@ -14,7 +14,10 @@ attention as one node followed by a `call_module` node of `out_proj`, so a weigh
 is a layer like any other (the branch end of an attention block).
 
 The recording runs in eval mode (dropout and stochastic depth are the identity there, BatchNorm uses its
-running statistics) without gradients, and restores the mode and the hooks whatever the forward raises.
+running statistics) without gradients, and restores the mode and the hooks whatever the forward raises. A
+forward that draws random numbers (VITS's noise, a sampling quantizer) draws them from a fork of the global
+stream: every recording of the same model and input sees the same draw (the discovery pass and the measuring
+pass of §3.10 are one input), and the caller's stream is left as it was.
 """
 from __future__ import annotations
 
@@ -219,6 +222,14 @@ class _Mode(TorchFunctionMode):
         return self.rec.guarded(self.rec.function, func, args, kwargs, out)
 
 
+def _cuda_devices(model: nn.Module, call: ExampleCall) -> list[int]:
+    """The CUDA devices the forward may draw on (the model's and the input's), whose streams `record` forks."""
+    if not torch.cuda.is_initialized():
+        return []
+    tensors = [*call.tensors(), *model.parameters(), *model.buffers()]
+    return sorted({t.device.index or 0 for t in tensors if t.is_cuda})
+
+
 def record(model: nn.Module, example_inputs, *, keep: set[str] | None = None,
            on_node: Callable[[fx.Node, Any], Any] | None = None, grad: bool = False) -> Recording:
     """Run `model` once on `example_inputs` (eval mode, no gradients unless `grad`) and record its dataflow.
@@ -240,7 +251,7 @@ def record(model: nn.Module, example_inputs, *, keep: set[str] | None = None,
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
-        with torch.set_grad_enabled(grad), _Mode(rec):
+        with torch.random.fork_rng(devices=_cuda_devices(model, call)), torch.set_grad_enabled(grad), _Mode(rec):
             try:
                 out = call(model)
             except (RuntimeError, TypeError, ValueError, IndexError) as exc:

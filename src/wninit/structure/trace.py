@@ -261,7 +261,10 @@ def _leaks(nodes: list[fx.Node], sum_node: fx.Node) -> tuple[str, ...]:
     comes from more than the residual sums, outside §3.4's backward analysis."""
     inside = set(nodes) | {sum_node}
     leaked = any(u not in inside for m in nodes for u in m.users)
-    return ("the branch also feeds another path",) if leaked else ()
+    return (LEAK,) if leaked else ()
+
+
+LEAK = "the branch also feeds another path"
 
 
 def _pooled(G: Graph, x: fx.Node) -> tuple[str, ...]:
