@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -101,6 +100,7 @@ def run(args) -> int:
     from wninit.suite.sweep.spec import load_spec
     from wninit.suite.sweep.store import Store
 
+    from wninit.suite.cli._portable import pinned, refuse_mixed
     from wninit.suite.train import portable
 
     if args.portable and not portable.active():
@@ -120,21 +120,15 @@ def run(args) -> int:
         path = folder / (name if name.endswith(".toml") else f"{name}.toml")
         if not path.is_file():
             raise UserError(f"no experiment spec {path}; choose among {', '.join(p.stem for p in sorted(folder.glob('*.toml')))}")
-        exp = load_spec(path, args.profile)
-        if args.portable:
-            runs = [cfg.replace(portable=True) for cfg in exp.runs]
-            exp = dataclasses.replace(exp, runs=runs, ids=[cfg.run_id for cfg in runs])
-        exps.append(exp)
+        exps.append(load_spec(path, args.profile))
+    exps = pinned(exps, args.portable)
     out = prepare_out(args.out)
     store_path = Path(args.store) if args.store else out / "store.db"
 
     rows = _figure1(out, say)
     with Store(store_path) as store:
+        refuse_mixed(store, store_path, exps, "--out (or --store)")
         for exp in exps:
-            if any(r.config.portable != args.portable for r in store.runs(exp.name, exp.profile)):
-                mode = "portable" if args.portable else "native"
-                raise UserError(f"{store_path} already holds {exp.name} runs that are not {mode}; pass another --out "
-                                "(or --store) so that one report does not mix pinned and native kernels")
             new = store.add(exp.name, exp.profile, exp.runs)
             say(f"{exp.name} ({exp.profile}): {len(exp.runs)} runs, {len(exp.runs) - new} already in {store_path}")
         summary = run_sweep(store, [(e.name, e.profile) for e in exps], workers=args.workers,
