@@ -212,8 +212,16 @@ def test_claims_on_the_store_follow_its_numbers(store_path, report):
         assert re.search(rf"^\| {number} \| [^|]+ \| \*\*{verdict}\*\* \|", rows, re.M), number
 
 
-def _theory_rows(forward_gain=1.0):
-    """Figure 1 rows on the docs/method.md §7.1 theory lines: the judge must say holds, and not on a bad curve."""
+def _theory_rows(forward_gain=1.0, draws=8):
+    """Figure 1 rows on the docs/method.md §7.1 theory lines, each draw off by at most 0.1%: the judge must say
+    holds, and not on a bad curve."""
+    from wninit.diagnostics.synthetic import Figure1Row
+
+    one = _theory_draw(forward_gain)
+    return [r._replace(mean=r.mean * (1 + 0.001 * (d - draws // 2) / draws), draw=d) for d in range(draws) for r in one]
+
+
+def _theory_draw(forward_gain):
     from wninit.diagnostics.synthetic import Figure1Row
 
     rows = []
@@ -238,6 +246,8 @@ def _theory_rows(forward_gain=1.0):
 
 def test_figure1_claims_judge_the_theory_curves():
     assert [c.verdict for c in C.figure1_claims(_theory_rows())] == [C.HOLDS] * 3
+    # one draw has no interval over draws: nothing is decided
+    assert [c.verdict for c in C.figure1_claims(_theory_rows(draws=1))] == [C.INCONCLUSIVE] * 3
     # a proposed forward curve that grows x1.02 per layer ends at 1.49 > 1.15: claim 1 must not hold
     assert C.figure1_claims(_theory_rows(forward_gain=1.02))[0].verdict == C.FAILS
 
