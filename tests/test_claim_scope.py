@@ -11,7 +11,7 @@ import math
 import pytest
 
 from wninit.suite.report import claim_book, tables
-from wninit.suite.report.verdicts import EDGE, FAILS, HOLDS, INCONCLUSIVE, NOT_TRAINED
+from wninit.suite.report.verdicts import EDGE, FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, NOT_TRAINED
 from wninit.suite.sweep import leases
 from wninit.suite.sweep.store import Store
 from wninit.suite.train.config import RunConfig
@@ -117,3 +117,32 @@ def test_every_claim_is_defined_once_and_the_renderer_reads_it(number):
     assert len({c.name for c in claim_book.CLAIMS}) == 12
     source = open(render.__file__).read()
     assert spec.name not in source  # the renderer takes the names from claim_book, it does not restate them
+
+
+# -- an experiment with runs still to run is "not run", not judged on part of it -----------------------------------
+HESSIAN = RunConfig(dataset="digits", arch="resnet", depth=20, task="hessian", batch_size=64, epochs=1)
+
+
+def _hessian_store(path, pending_seeds):
+    """table2_hessian with proposed and datadep at seeds 1-5; datadep's ``pending_seeds`` not run yet. The five
+    seeds separate the two (Welch p < 0.05); its first three alone, with their wide spread, do not."""
+    norms = {"proposed": [0.0, 1.5, -1.5, -0.1, 0.1], "datadep": [1.0, 2.5, -0.5, 3.0, 3.2]}
+    with Store(path) as store:
+        cfgs = [HESSIAN.replace(scheme=s, seed=seed) for s in norms for seed in range(1, 6)]
+        store.add("table2_hessian", "quick", cfgs)
+        for cfg in cfgs:
+            if not (cfg.scheme == "datadep" and cfg.seed in pending_seeds):
+                out = {"run_id": cfg.run_id, "status": "completed", "wall_s": 1.0, "epochs": [],
+                       "metrics": {"log_hessian_norm": norms[cfg.scheme][cfg.seed - 1]}}
+                assert leases.finish(store, out)
+    with Store(path, create=False) as store:
+        return next(c for c in claim_book.judge_all(store) if c.number == 11)
+
+
+def test_a_claim_with_runs_not_yet_run_reads_not_run_and_says_how_many_finished(tmp_path):
+    partial = _hessian_store(tmp_path / "partial.db", pending_seeds=(4, 5))
+    assert partial.verdict == NOT_RUN, partial.detail
+    assert partial.detail.startswith("incomplete: 8 of 10 runs of table2_hessian (quick) finished, 2 not run yet")
+    assert partial.detail.endswith(f"(so far: {INCONCLUSIVE})")  # the partial store's reading, named, not the verdict
+    complete = _hessian_store(tmp_path / "complete.db", pending_seeds=())
+    assert complete.verdict == HOLDS, complete.detail

@@ -32,7 +32,7 @@ def _curve(rows, panel, init, width):
 
 def test_cli_writes_png_and_csv_whose_curves_agree_with_the_paper(tmp_path):
     header, rows = _run_cli(tmp_path)
-    assert header == ["panel", "init", "width", "index", "mean", "std"]
+    assert header == ["panel", "init", "width", "index", "mean", "std", "draw"]
     png = (tmp_path / "figure1.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     # docs/method.md §7.1 indices: ff forward 1..20, backward 2..19; resnet forward 1..40, backward 2..39
@@ -138,3 +138,28 @@ def test_bad_arguments_are_user_errors(tmp_path):
         plot_propagation(None, tmp_path / "p.png")
     (tmp_path / "file").write_text("")
     assert main(["figure1", "--out", str(tmp_path / "file")]) == 2
+
+
+def test_draws_are_the_seeds_after_the_first_whichever_process_computes_them():
+    """Draw d is the figure of seed + d, with its draw number; `draw_rows` gives the same rows side by side in two
+    processes as `figure1(draws=k)` in this one, and the draws differ (each its own networks and inputs)."""
+    from wninit.suite.cli.figure1 import draw_rows
+    from wninit.suite.train.runtime import num_threads
+
+    shape = dict(widths=(60,), n_in=40, layers=4, blocks=4)
+    with num_threads(1):  # as each of draw_rows' processes: float sums depend on the thread count
+        rows = figure1(seed=5, samples=8, draws=3, **shape)
+        assert {r.draw for r in rows} == {0, 1, 2}
+        for d in range(3):
+            assert [r for r in rows if r.draw == d] == [r._replace(draw=d) for r in figure1(seed=5 + d, samples=8, **shape)]
+    assert draw_rows(5, 8, 3, workers=2, **shape) == rows
+    first = [r.mean for r in rows if r.draw == 0]
+    assert first != [r.mean for r in rows if r.draw == 1]
+
+
+def test_the_orthogonal_factor_has_orthonormal_rows_or_columns():
+    """Wide or square, its rows are orthonormal (a tall one has orthonormal columns before its rows are normalized)."""
+    gen = torch.Generator().manual_seed(0)
+    for m, n in ((30, 50), (40, 40)):
+        w = _unit_rows(gen, m, n, "Proposed (orthogonal)")
+        assert torch.allclose(w @ w.T, torch.eye(m, dtype=w.dtype), atol=1e-10)

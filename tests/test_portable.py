@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,57 @@ def test_a_native_run_records_the_instruction_set_it_used():
     r = fit(RunConfig(dataset="digits", arch="mlp", depth=2, width=8, epochs=1, threads=1))
     assert (r.env["cpu"], r.env["isa"], r.env["gpu"]) == (cpu_model(), kernel_isa(), None)
     assert r.env["isa"] == torch.backends.cpu.get_cpu_capability()
+
+
+SAME_AS_TRAIN = textwrap.dedent("""
+    [experiment]
+    name = "as_train"
+    [base]
+    dataset = "digits"
+    arch = "mlp"
+    depth = 4
+    width = 32
+    epochs = 2
+    lr = 0.05
+    momentum = 0.9
+    threads = 1  # as TRAIN's --threads 1: MKL's sums depend on the thread count (docs/reproducibility.md)
+    [profiles.quick]
+""")
+
+
+@pytest.mark.slow  # a pinned train and a pinned sweep, each its own process
+@needs_avx2
+def test_a_portable_sweep_records_portable_and_equals_train_portable(tmp_path, capfd):
+    """`wninit sweep --portable` means what `wninit train --portable` means: the same run id, trained pinned (its
+    process started again with the pin), stored as portable with the pinned ISA, and bit for bit the result of
+    the train command; a native sweep then refuses that store (one report, one kind of kernel)."""
+    spec, db, out = tmp_path / "as_train.toml", tmp_path / "s.db", tmp_path / "train"
+    spec.write_text(SAME_AS_TRAIN)
+    assert main([*TRAIN, "--out", str(out)]) == 0
+    assert main(["sweep", str(spec), "--store", str(db), "--workers", "1", "--no-progress", "--portable"]) == 0
+    trained = _result(out)
+    with Store(db) as store:
+        (rec,) = store.runs()
+        epochs = store.epochs(rec.id)
+    assert rec.status == "completed" and rec.config.portable and rec.isa == portable.ISA
+    assert rec.id == RunConfig.from_dict(trained["config"]).run_id
+    assert rec.metrics["test_acc"] == trained["test_acc"]
+    assert [row["train_loss"] for row in epochs] == [row["train_loss"] for row in trained["epochs"]]
+    capfd.readouterr()
+    assert main(["sweep", str(spec), "--store", str(db), "--workers", "1", "--no-progress"]) == 2
+    assert "already holds as_train runs that are not native; pass another --store" in capfd.readouterr().err
+
+
+def test_a_sweep_that_mixes_portable_and_native_runs_is_one_sentence(tmp_path, capsys):
+    spec = tmp_path / "mixed.toml"
+    spec.write_text(tiny_spec("mixed", """
+        lr = 0.05
+        [[series]]
+        name = "pinned"
+        portable = true
+        [[series]]
+        name = "native"
+        [profiles.quick]
+    """))
+    assert main(["sweep", str(spec), "--store", str(tmp_path / "s.db"), "--no-progress"]) == 2
+    assert "some runs of mixed are portable and some are not" in capsys.readouterr().err

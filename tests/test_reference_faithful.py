@@ -222,34 +222,40 @@ def test_a_claim_is_inconclusive_when_its_test_separates_neither_way():
     assert C.table1_claim(reversed_, "test").verdict == C.FAILS
 
 
-def test_figure1_bands_are_judged_on_the_confidence_interval_over_inputs():
+def test_figure1_bands_are_judged_on_the_interval_over_network_draws():
     from wninit.diagnostics.synthetic import Figure1Row
     from wninit.suite.report.figure1_claims import judge_figure1
 
-    def rows(low_mean, low_std):
+    def rows(low_by_draw):
+        """Theory curves for every draw; Proposed (He) at width 1000, layer 7, is `low_by_draw[d]` in draw d."""
         out = []
-        for width in (200, 1000):
-            for i in range(1, 21):
-                out.append(Figure1Row("ff_forward", "He (g=1)", width, i, (0.447 if width == 200 else 1.0) * 0.707 ** (i - 1), 0.0))
-                out.append(Figure1Row("ff_forward", "Proposed (orthogonal)", width, i, 1.0, 0.0))
-                low = width == 1000 and i == 7
-                out.append(Figure1Row("ff_forward", "Proposed (He)", width, i, low_mean if low else 1.0, low_std if low else 0.0))
-            for i in range(2, 20):
-                out += [Figure1Row("ff_backward", n, width, i, 0.707 ** (20 - i) if n == "He (g=1)" else 1.0, 0.0)
-                        for n in ("He (g=1)", "Proposed (orthogonal)", "Proposed (He)")]
-            for b in range(1, 41):
-                out += [Figure1Row("resnet_forward", n, width, b, 1.5 ** (b / 2) if n == "He (g=1)" else 1.025 ** (b / 2), 0.0)
-                        for n in ("He (g=1)", "Proposed (orthogonal)", "Proposed (He)")]
-            for b in range(2, 40):
-                out += [Figure1Row("resnet_backward", n, width, b, 1.025 ** ((40 - b) / 2), 0.0)
-                        for n in ("Proposed (orthogonal)", "Proposed (He)")]
+        for d, low_mean in enumerate(low_by_draw):
+            for width in (200, 1000):
+                for i in range(1, 21):
+                    out.append(Figure1Row("ff_forward", "He (g=1)", width, i, (0.447 if width == 200 else 1.0) * 0.707 ** (i - 1), 0.0, d))
+                    out.append(Figure1Row("ff_forward", "Proposed (orthogonal)", width, i, 1.0, 0.0, d))
+                    low = width == 1000 and i == 7
+                    out.append(Figure1Row("ff_forward", "Proposed (He)", width, i, low_mean if low else 1.0, 0.0, d))
+                for i in range(2, 20):
+                    out += [Figure1Row("ff_backward", n, width, i, 0.707 ** (20 - i) if n == "He (g=1)" else 1.0, 0.0, d)
+                            for n in ("He (g=1)", "Proposed (orthogonal)", "Proposed (He)")]
+                for b in range(1, 41):
+                    out += [Figure1Row("resnet_forward", n, width, b, 1.5 ** (b / 2) if n == "He (g=1)" else 1.025 ** (b / 2), 0.0, d)
+                            for n in ("He (g=1)", "Proposed (orthogonal)", "Proposed (He)")]
+                for b in range(2, 40):
+                    out += [Figure1Row("resnet_backward", n, width, b, 1.025 ** ((40 - b) / 2), 0.0, d)
+                            for n in ("Proposed (orthogonal)", "Proposed (He)")]
         return out
-    # 0.845 +- 1.96 * 0.05 / sqrt(1000) = [0.842, 0.848]: wholly below the band's 0.85
-    assert judge_figure1(rows(0.845, 0.05), samples=1000)[0].verdict == C.FAILS
-    # with a spread of 0.5 over the inputs, [0.814, 0.876] straddles 0.85: undecided
-    claim = judge_figure1(rows(0.845, 0.5), samples=1000)[0]
-    assert claim.verdict == C.INCONCLUSIVE and "[undecided]" in claim.detail
-    assert judge_figure1(rows(0.9, 0.5), samples=1000)[0].verdict == C.HOLDS
+    spread = [-1, 1, -1, 1, -1, 1, -1, 1]
+    # 8 draws at 0.845 +- 0.001: the t interval over draws, [0.844, 0.846], lies wholly below the band's 0.85
+    assert judge_figure1(rows([0.845 + 0.001 * s for s in spread]))[0].verdict == C.FAILS
+    # the same mean with draws 0.05 apart: 0.845 +- t(0.975, 7) 0.053/sqrt(8) = [0.80, 0.89] straddles 0.85
+    claim = judge_figure1(rows([0.845 + 0.05 * s for s in spread]))[0]
+    assert claim.verdict == C.INCONCLUSIVE and "[undecided]" in claim.detail and "8 network draws" in claim.test
+    assert judge_figure1(rows([0.95 + 0.05 * s for s in spread]))[0].verdict == C.HOLDS  # [0.91, 0.99]
+    # one draw, however far below the band, decides nothing: there is no spread between networks to judge it by
+    one = judge_figure1(rows([0.5]))[0]
+    assert one.verdict == C.INCONCLUSIVE and one.test.startswith("one network draw")
 
 
 def test_clopper_pearson_interval():

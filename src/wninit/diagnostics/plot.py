@@ -44,8 +44,10 @@ def _subplots(nrows: int, ncols: int, figsize: tuple[float, float]):
 
 def plot_figure1(rows: list[Figure1Row], path: str | Path) -> Path:
     """The paper's Figure 1: 2x2 panels (feed-forward top, ResNet bottom; forward left, backward right),
-    12x6 inches, mean ± std error bars, one shared legend of init x width in 3 columns."""
+    12x6 inches, mean ± std error bars, one shared legend of init x width in 3 columns. Rows of several network
+    draws plot the first (the paper's figure is one draw)."""
     rows = [Figure1Row(*r) for r in rows]
+    rows = [r for r in rows if r.draw == min(x.draw for x in rows)]
     if not rows:
         raise UserError("no Figure 1 rows to plot: compute them with wninit.diagnostics.synthetic.figure1()")
     fig, axes = _subplots(2, 2, figsize=(12, 6))

@@ -1,8 +1,12 @@
 """The paper's Figure 1 (docs/method.md §7.1): norm ratios through a synthetic WN ReLU net and a WN ResNet.
 
 Re-implements the notebook `synthetic_data_experiment.ipynb` (numpy) in torch float64, so that it runs
-on the threads torch is given (`torch.set_num_threads`), with two deliberate changes:
-a seed (the notebook sets none) and the correct ReLU mask in the ResNet backward pass (docs/method.md §3.6 item 13).
+on the threads torch is given (`torch.set_num_threads`), with three deliberate changes:
+a seed (the notebook sets none), the correct ReLU mask in the ResNet backward pass (docs/method.md §3.6 item 13),
+and the orthogonal factor of a Gaussian matrix taken from its QR decomposition instead of its SVD: both give an
+orthogonal factor distributed uniformly (Haar), as torch's and wninit's own orthogonal init draw it, and the QR
+costs a fifth of the SVD, which makes the several network draws the claims are judged on affordable
+(docs/method.md §7.1).
 
 - Feed-forward: `x ~ N(0, I_500)`, `L = 20` layers `h = ReLU(W h)`, no biases, the width of each
   layer drawn as `randint(m0-50, m0+50)`; `W` has unit-norm rows times a gain.
@@ -35,6 +39,7 @@ class Figure1Row(NamedTuple):
     index: int  # layer i (feed-forward) or block b (ResNet), 1-based
     mean: float  # over samples
     std: float  # population std over samples, as np.std in the notebook
+    draw: int = 0  # the network draw: drawn from seed + draw
 
 
 def _gaussian(gen: torch.Generator, *shape: int) -> torch.Tensor:
@@ -42,11 +47,14 @@ def _gaussian(gen: torch.Generator, *shape: int) -> torch.Tensor:
 
 
 def _unit_rows(gen: torch.Generator, m: int, n: int, init: str) -> torch.Tensor:
-    """An `m x n` matrix with unit-norm rows: Gaussian, or orthogonal from an SVD as in the notebook."""
+    """An `m x n` matrix with unit-norm rows: Gaussian, or the orthogonal factor of a Gaussian matrix."""
     a = _gaussian(gen, m, n)
     if init == "Proposed (orthogonal)":
-        u, _, vt = torch.linalg.svd(a, full_matrices=False)
-        a = vt if m < n else u  # the notebook's V[:m] if m < n else U[:, :n]: orthonormal rows or columns
+        # orthonormal rows if m < n, else orthonormal columns, as the notebook's V[:m] or U[:, :n] of an SVD. The
+        # signs of R's diagonal moved into Q make Q uniformly distributed (Haar); a plain QR would bias them.
+        q, r = torch.linalg.qr(a if m >= n else a.T)
+        q = q * torch.sign(torch.diagonal(r))
+        a = q if m >= n else q.T
     return a / a.norm(dim=1, keepdim=True)
 
 
@@ -110,19 +118,21 @@ def _resnet(gen, x, init, m0, blocks):
 
 def figure1(seed: int = 0, widths: tuple[int, ...] = (200, 1000), n_in: int = 500, layers: int = 20,
             blocks: int = 40, samples: int = 1000, inits: tuple[str, ...] = INITS,
-            nets: tuple[str, ...] = ("ff", "resnet")) -> list[Figure1Row]:
-    """The rows of the paper's Figure 1 (docs/method.md §7.1): every panel, init and width, one row per plotted index.
+            nets: tuple[str, ...] = ("ff", "resnet"), draws: int = 1) -> list[Figure1Row]:
+    """The rows of the paper's Figure 1 (docs/method.md §7.1): every panel, init and width, one row per plotted index,
+    for each of `draws` networks.
 
     Indices are the plotted ones: feed-forward forward 1..L, backward 2..L-1; ResNet forward 1..B,
-    backward 2..B-1. Each (net, init, width) draws from its own stream of `seed`, and every init of a
-    net sees the same inputs `x ~ N(0, I_n_in)`. `inits` and `nets` (`"ff"`, `"resnet"`) select
-    a part of the figure; each part is the same whatever else is computed.
+    backward 2..B-1. Draw d is the figure of seed `seed + d` (the paper's figure is one draw). Each (net, init,
+    width) draws from its own stream of the seed, and every init of a net sees the same inputs
+    `x ~ N(0, I_n_in)`. `inits` and `nets` (`"ff"`, `"resnet"`) select a part of the figure; each part is the same
+    whatever else is computed.
 
     Examples:
         >>> rows = figure1(samples=200)
         >>> [r.mean for r in rows if r.panel == "resnet_forward" and r.index == 40][:1]
     """
-    for name, value in (("n_in", n_in), ("layers", layers), ("blocks", blocks), ("samples", samples)):
+    for name, value in (("n_in", n_in), ("layers", layers), ("blocks", blocks), ("samples", samples), ("draws", draws)):
         if not isinstance(value, int) or value < (3 if name in ("layers", "blocks") else 1):
             raise UserError(f"{name} must be an integer >= {3 if name in ('layers', 'blocks') else 1}, got {value!r}")
     if not widths or any(not isinstance(w, int) or w <= 50 for w in widths):
@@ -132,6 +142,10 @@ def figure1(seed: int = 0, widths: tuple[int, ...] = (200, 1000), n_in: int = 50
         raise UserError(f"unknown init {unknown[0]!r}: choose among {', '.join(INITS)}")
     if not nets or any(n not in _NETS for n in nets):
         raise UserError(f"nets must name 'ff' and/or 'resnet', got {nets!r}")
+    return [row for d in range(draws) for row in _one_draw(seed + d, d, widths, n_in, layers, blocks, samples, inits, nets)]
+
+
+def _one_draw(seed, draw, widths, n_in, layers, blocks, samples, inits, nets) -> list[Figure1Row]:
     rows: list[Figure1Row] = []
     for net, depth in (("ff", layers), ("resnet", blocks)):
         if net not in nets:
@@ -144,15 +158,15 @@ def figure1(seed: int = 0, widths: tuple[int, ...] = (200, 1000), n_in: int = 50
                 gen = _generator(seed, _NETS[net], k, m0)
                 run = _feedforward if net == "ff" else _resnet
                 forward, backward = run(gen, x, init, m0, depth)
-                rows += [Figure1Row(f"{net}_forward", init, m0, i, *s) for i, s in enumerate(forward, 1)]
+                rows += [Figure1Row(f"{net}_forward", init, m0, i, *s, draw) for i, s in enumerate(forward, 1)]
                 # backward lists index 1..L (ff) or 0..B (resnet); both panels plot 2..depth-1
                 offset = 1 if net == "ff" else 0
-                rows += [Figure1Row(f"{net}_backward", init, m0, i, *backward[i - offset]) for i in range(2, depth)]
+                rows += [Figure1Row(f"{net}_backward", init, m0, i, *backward[i - offset], draw) for i in range(2, depth)]
     return rows
 
 
 def rows_to_csv(rows: list[Figure1Row], path: str | Path) -> Path:
-    """Write the rows with the header `panel,init,width,index,mean,std`."""
+    """Write the rows with the header `panel,init,width,index,mean,std,draw`."""
     path = Path(path)
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)

@@ -34,6 +34,9 @@ def add_parser(subparsers):
                    help="device for every run (not part of the run id); default: the spec's")
     p.add_argument("--channels-last", action="store_true", help="NHWC conv layout for every run (GPU; not in the run id)")
     p.add_argument("--compile", action="store_true", help="train every run through torch.compile (long runs; not in the run id)")
+    p.add_argument("--portable", action="store_true",
+                   help="pin every CPU kernel to one instruction set, so the results are the same on any x86 machine "
+                   "(slower; another run id than the native run; docs/reproducibility.md)")
     p.add_argument("--cpus-per-run", type=float, default=1.0, metavar="F", help="Ray: CPUs per run; SLURM: CPUs per task, its torch threads (default 1)")
     p.add_argument("--gpus-per-run", type=float, default=0.0, metavar="F",
                    help="Ray: GPUs per run, fractional packs small runs (e.g. 0.25); SLURM: whole GPUs per task")
@@ -139,6 +142,8 @@ def run(args) -> int:
     from wninit.suite.sweep.spec import load_spec
     from wninit.suite.sweep.progress import format_duration
     from wninit.suite.sweep.store import Store
+    from wninit.suite.cli._portable import needs_pin, pinned, refuse_mixed
+    from wninit.suite.train import portable
 
     out = sys.stdout
     for name in ("workers", "limit"):
@@ -149,12 +154,19 @@ def run(args) -> int:
         from wninit.suite.train.runtime import resolve_device
 
         resolve_device(args.device)  # a device this machine lacks: one sentence now, not N failed runs
-    exps = [load_spec(_spec_path(path), args.profile) for path in args.spec]
+    exps = pinned([load_spec(_spec_path(path), args.profile) for path in args.spec], args.portable)
+    pin = needs_pin(exps)
     if args.dry_run:
         return _dry_run(exps, args.store, out)
     if args.store is None:
         raise UserError("pass --store FILE.db: the SQLite file the results go to (created if missing)")
+    if pin and not portable.active():
+        return portable.rerun_pinned(args._argv)  # the pin must be in place before torch loads; workers inherit it
+    if not pin and portable.active() and args.backend == "local":
+        raise UserError(f"this process's kernels are pinned ({', '.join(portable.ENV)} are set) but the runs are not "
+                        "portable: pass --portable, or run the sweep without that environment")
     with Store(args.store) as store:
+        refuse_mixed(store, args.store, exps, "--store")
         for exp in exps:
             new = store.add(exp.name, exp.profile, exp.runs)
             print(f"{exp.name} (profile {exp.profile}): {len(exp.runs)} runs, {new} new, "

@@ -106,12 +106,23 @@ def _profiles(store, experiment: str, profile: str | None) -> list[str]:
 
 def _evidence(store, experiment: str, profile: str) -> Evidence:
     runs = store.runs(experiment, profile)
-    scale = scale_of(profile, runs)
-    unfinished = sum(1 for r in runs if r.status in WAITING)
-    if unfinished:  # judged on what finished so far: say so
-        scale += f"; {unfinished} of them not run yet"
     dataset = tables.config_dict(runs[0])["dataset"] if runs else "cifar10"
-    return Evidence(runs, scale, dataset, final_losses(store, runs))
+    return Evidence(runs, scale_of(profile, runs), dataset, final_losses(store, runs))
+
+
+def _incomplete(spec: ClaimSpec, ev: Evidence, profile: str) -> Finding | None:
+    """"not run" while some of the experiment's runs wait to run: a verdict on part of a grid or part of the
+    seeds could turn once the rest finish, either way. What the finished runs would say so far is named, not
+    given as the verdict. None when no run waits."""
+    waiting = sum(1 for r in ev.runs if r.status in WAITING)
+    if not waiting:
+        return None
+    n, done = len(ev.runs), sum(1 for r in ev.runs if r.status in FINISHED)
+    failed = n - done - waiting
+    so_far = f" (so far: {spec.judge(ev).verdict})" if done else ""
+    return Finding(NOT_RUN, ev.scale, f"incomplete: {done} of {n} runs of {spec.experiment} ({profile}) finished, "
+                                      f"{waiting} not run yet{f', {failed} failed' if failed else ''}; judged once "
+                                      f"every run has finished{so_far}")
 
 
 def judge_all(store, figure1_rows=None, profile: str | None = None) -> list[Claim]:
@@ -126,7 +137,7 @@ def judge_all(store, figure1_rows=None, profile: str | None = None) -> list[Clai
         for p in profiles:
             ev = _evidence(store, spec.experiment, p)
             if any(r.status in FINISHED for r in ev.runs):
-                out.append(spec.claim(spec.judge(ev)))
+                out.append(spec.claim(_incomplete(spec, ev, p) or spec.judge(ev)))
             else:
                 out.append(spec.claim(Finding(NOT_RUN, ev.scale, f"{spec.experiment} ({p}) has no finished runs")))
         if not profiles:

@@ -57,11 +57,11 @@ def chance(dataset: str) -> float:
     return 0.01 if dataset == "cifar100" else 0.1
 
 
-def figure1_claims(rows, samples: int = 1000) -> list[Finding]:
-    """Claims 1-3, from Figure 1's rows (`wninit.suite.report.figure1_claims`)."""
+def figure1_claims(rows) -> list[Finding]:
+    """Claims 1-3, from Figure 1's rows over network draws (`wninit.suite.report.figure1_claims`)."""
     from wninit.suite.report.figure1_claims import judge_figure1
 
-    return judge_figure1(rows, samples)
+    return judge_figure1(rows)
 
 
 # -- claim 4: the gain formula, checked on freshly initialized models (docs/method.md §3.5, §9 item 4) -------------

@@ -14,10 +14,12 @@ from wninit.suite._files import atomic_write_text
 from wninit.suite.report.scope import PLATEAU_MARGIN
 from wninit.suite.report.verdicts import num
 
-__all__ = ["STORES", "BLOCKS", "claims_block", "plateau_block", "plateau_length", "rendered_blocks", "render_pages"]
+__all__ = ["STORES", "BLOCKS", "claims_block", "isa_block", "plateau_block", "plateau_length", "rendered_blocks", "render_pages"]
 
 STORES = Path("docs") / "stores"  # relative to the repository root
 QUICK_STORE, BEYOND_STORE, FIGURE1 = "quick.db", "beyond.db", "figure1.csv"
+# the quick runs made with another instruction set than this machine's, one store each: quick_isa_NAME.db
+OTHER_ISA_STORES = "quick_isa_*.db"
 
 
 def claims_block(root: Path) -> str:
@@ -31,6 +33,21 @@ def claims_block(root: Path) -> str:
     finally:
         store.close()
     return claims_markdown(claims)
+
+
+def isa_block(root: Path) -> str:
+    """The store-judged claims at the quick profile, once per instruction set of docs/stores/quick.db and of every
+    docs/stores/quick_isa_*.db, and the claims whose verdict flips between them (report/isa.py)."""
+    from wninit.suite.report.isa import by_isa, isa_markdown
+    from wninit.suite.report.render import open_store
+
+    paths = [root / STORES / QUICK_STORE, *sorted((root / STORES).glob(OTHER_ISA_STORES))]
+    stores = {path.name: open_store(path) for path in paths}
+    try:
+        return isa_markdown(by_isa(stores, profile="quick"))
+    finally:
+        for store in stores.values():
+            store.close()
 
 
 def plateau_length(rows: list[dict], classes: int = 10) -> int | None:
@@ -77,7 +94,8 @@ def plateau_block(root: Path) -> str:
                      "test accuracy by seed", "collapsed to one class", "seeds not finished"], table)
 
 
-BLOCKS = {"claims": ("docs/claims.md", claims_block), "plateau": ("docs/results.md", plateau_block)}
+BLOCKS = {"claims": ("docs/claims.md", claims_block), "isa": ("docs/claims.md", isa_block),
+          "plateau": ("docs/results.md", plateau_block)}
 
 
 def _markers(name: str) -> tuple[str, str]:

@@ -42,7 +42,8 @@ def open_store(path):
 
 
 def read_figure1_csv(path) -> list:
-    """Rows of `wninit.diagnostics.synthetic.rows_to_csv` back as Figure1Row tuples (None if absent)."""
+    """Rows of `wninit.diagnostics.synthetic.rows_to_csv` back as Figure1Row tuples (None if absent); a CSV
+    written before the draw column holds one draw, draw 0."""
     from wninit.diagnostics.synthetic import Figure1Row
 
     p = Path(path)
@@ -52,7 +53,7 @@ def read_figure1_csv(path) -> list:
         reader = csv.DictReader(fh)
         try:
             return [Figure1Row(r["panel"], r["init"], int(r["width"]), int(r["index"]), float(r["mean"]),
-                               float(r["std"])) for r in reader]
+                               float(r["std"]), int(r.get("draw") or 0)) for r in reader]
         except (KeyError, ValueError):
             raise UserError(f"{p} is not a Figure 1 CSV (columns panel,init,width,index,mean,std); delete it or "
                             "rerun `wninit reproduce`") from None
