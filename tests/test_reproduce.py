@@ -13,7 +13,7 @@ from wninit.suite.sweep.store import Store
 TINY_SPEC = """
 [experiment]
 name = "fig2_mlp_depth"
-paper = "test stand-in for Figure 2 (left)"
+title = "test stand-in for Figure 2 (left)"
 [base]
 dataset = "digits"
 arch = "mlp"
@@ -98,7 +98,7 @@ def test_reproduce_out_that_is_a_file(tmp_path, experiments, capsys):
 
 def test_the_specs_ship_with_the_package_and_sweep_finds_them_by_name(tmp_path, monkeypatch, capsys):
     import wninit
-    from wninit.suite.cli.reproduce import find_experiments
+    from wninit.suite.experiments import find_experiments
 
     monkeypatch.chdir(tmp_path)  # no ./experiments here: the installed specs are found
     folder = find_experiments()

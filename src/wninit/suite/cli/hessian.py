@@ -22,7 +22,7 @@ def add_parser(subparsers):
     add_model_arguments(p)
     p.add_argument("--schemes", default="proposed,datadep,pytorch-default,hanin",
                    help="comma-separated WN schemes (default: the four of Table 2)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds 1..N, as the table2_hessian spec (default 3)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 1..N, as Table 2's spec (default 3)")
     p.add_argument("--dataset", default="mnist5k", help="mnist5k (embedded real MNIST, default), synthetic, or any "
                    "dataset wninit.suite.data.load_dataset knows")
     p.add_argument("--data-root", default=None, help="folder of downloaded datasets (default $WNINIT_DATA)")
