@@ -12,7 +12,7 @@ Side by side in one process, batch 128:
   forward, backward, step) with and without the same validation pass. The ratio is fit's overhead.
 
 Times are medians of repeats; process CPU time is reported too, since it is robust to other processes
-on a shared machine. Run: ``python benchmarks/bench_step.py [--quick] [--out DIR] [--device cuda]``;
+on a shared machine. Run: ``python -m wninit.suite.bench.step [--quick] [--out DIR] [--device cuda]``;
 ``run(quick) -> dict`` is what ``wninit bench`` calls.
 """
 from __future__ import annotations
@@ -20,15 +20,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine, write_json  # noqa: E402
+from wninit.suite.bench.common import machine, write_json
 
 BATCH = 128
 

@@ -22,14 +22,13 @@ from round to round (per-sample pipelines on a subset: their cost is per image).
 time are both given: CPU time is robust to other processes on a shared machine. The data share of a
 training step is t_batch / (t_batch + t_step), t_step the median forward + backward + SGD step.
 
-Run: ``python benchmarks/bench_data.py [--quick] [--out DIR] [--threads N]``; ``run(quick) -> dict``.
+Run: ``python -m wninit.suite.bench.data [--quick] [--out DIR] [--threads N]``; ``run(quick) -> dict``.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
-import sys
 import time
 
 import numpy as np
@@ -39,9 +38,8 @@ from wninit.suite.data import CIFAR_MEAN_STD, MNIST_MEAN_STD, Loader, Split
 from wninit.suite.data import loader as loader_module
 from wninit.suite.data.sources import normalize_raw
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Table, machine, machine_line, text, write_json  # noqa: E402
-from reference_pipeline import PilImages, TorchOpsImages, pil_transform  # noqa: E402
+from wninit.suite.bench.common import Table, machine, machine_line, text, write_json
+from wninit.suite.bench.reference_pipeline import PilImages, TorchOpsImages, pil_transform
 
 BATCH = 128
 # The data path against the reference's per-sample pipeline: at least 50x faster per image, so that a sweep of

@@ -12,7 +12,7 @@ shared, noisy machine:
 
 A benchmark module exposes ``run(quick: bool) -> dict`` (JSON-able, ``"benchmark"`` naming it),
 ``tables(result) -> list[Table]`` and ``table(result) -> str`` (the same tables as text);
-``python benchmarks/bench_X.py [--quick] [--out DIR]`` prints the table and writes ``DIR/bench_X.json``,
+``python -m wninit.suite.bench.X [--quick] [--out DIR]`` prints the table and writes ``DIR/bench_X.json``,
 ``wninit bench`` does the same for all of them, and ``benchmarks/render_docs.py`` renders the JSONs of
 ``docs/bench/`` into docs/performance.md as markdown.
 """
@@ -33,7 +33,7 @@ import torch
 __all__ = ["machine", "busy_note", "num_threads", "time_interleaved", "summary", "fmt_seconds", "format_table",
            "Table", "text", "machine_line", "thread_counts", "write_json", "main", "VARIANTS", "build_variant"]
 
-# A layer variant -> (norm, wn_api) of the suite's models: the comparisons bench_wn.py and bench_gpu.py make.
+# A layer variant -> (norm, wn_api) of the suite's models: the comparisons bench/wn.py and bench/gpu.py make.
 VARIANTS = {"plain": ("none", "wninit"), "bn": ("bn", "wninit"), "torch": ("wn", "torch"), "wninit": ("wn", "wninit")}
 
 
