@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from wninit.suite.sweep.ensemble import fit_ensemble
 from wninit.suite.train import RunConfig, fit
 
-from wninit.suite.bench.common import Table, machine, machine_line, text, write_json
+from wninit.suite.bench.common import Table, machine, report, write_json
 
 MEMBERS, WIDTH, DEPTH, LRS, BATCH = 16, 128, 10, (0.003, 0.01, 0.03, 0.1), 128
 # A stacked group of runs at least 1.7x faster than the same runs one by one (whole runs): below that, the
@@ -157,7 +157,7 @@ def tables(result: dict) -> list[Table]:
 
 
 def table(result: dict) -> str:
-    return text(tables(result), machine_line(result))
+    return report(tables(result), result)
 
 
 def main(argv=None) -> int:

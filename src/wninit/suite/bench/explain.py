@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wninit.suite.bench.common import Table, busy_note, machine, machine_line, main, summary, text, time_interleaved
+from wninit.suite.bench.common import Table, machine, main, report, summary, time_interleaved
 
 import wninit
 
@@ -67,8 +67,7 @@ def tables(result: dict) -> list[Table]:
 
 
 def table(result: dict) -> str:
-    warning = busy_note(result["machine"]["load_average"], result["load_average_after"])
-    return text(tables(result), machine_line(result)) + (f"\n{warning}" if warning else "")
+    return report(tables(result), result)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from wninit.suite.bench.common import (Table, busy_note, machine, machine_line, main, num_threads, summary, text,
-                                       thread_counts, time_interleaved)
+from wninit.suite.bench.common import (Table, machine, main, num_threads, report, summary, thread_counts,
+                                       time_interleaved)
 
 import wninit
 from wninit.models import MLP
@@ -162,8 +162,7 @@ def tables(result: dict) -> list[Table]:
 
 
 def table(result: dict) -> str:
-    warning = busy_note(result["machine"]["load_average"], result["load_average_after"])
-    return text(tables(result), machine_line(result)) + (f"\n{warning}" if warning else "")
+    return report(tables(result), result)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from wninit.suite.bench.common import (Table, busy_note, machine, machine_line, main, num_threads, summary, text,
-                                       time_interleaved)
+from wninit.suite.bench.common import Table, machine, main, num_threads, report, summary, time_interleaved
 
 from wninit.init.gains import orthogonal_directions_
 
@@ -69,8 +68,7 @@ def tables(result: dict) -> list[Table]:
 
 
 def table(result: dict) -> str:
-    warning = busy_note(result["machine"]["load_average"], result["load_average_after"])
-    return text(tables(result), machine_line(result)) + (f"\n{warning}" if warning else "")
+    return report(tables(result), result)
 
 
 if __name__ == "__main__":

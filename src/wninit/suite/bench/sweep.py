@@ -253,9 +253,9 @@ def tables(result: dict) -> list:
 
 
 def table(result: dict) -> str:
-    from wninit.suite.bench.common import machine_line, text
+    from wninit.suite.bench.common import report
 
-    return text(tables(result), machine_line(result))
+    return report(tables(result), result)
 
 
 def main(argv=None) -> int:

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wninit.suite.bench.common import (Table, build_variant, busy_note, machine, machine_line, main, num_threads,
-                                       summary, text, thread_counts, time_interleaved)
+from wninit.suite.bench.common import (Table, build_variant, machine, main, num_threads, report, summary,
+                                       thread_counts, time_interleaved)
 
 import wninit
 from wninit.weightnorm.access import weight_norm
@@ -273,8 +273,7 @@ def tables(result: dict) -> list[Table]:
 
 
 def table(result: dict) -> str:
-    warning = busy_note(result["machine"]["load_average"], result["load_average_after"])
-    return text(tables(result), machine_line(result)) + (f"\n{warning}" if warning else "")
+    return report(tables(result), result)
 
 
 if __name__ == "__main__":

@@ -21,23 +21,19 @@ from pathlib import Path
 from wninit.suite._files import atomic_write_text
 from wninit.errors import UserError
 
-__all__ = ["add_parser", "run", "discover", "PACKAGE", "HELPERS"]
+__all__ = ["add_arguments", "run", "discover", "PACKAGE", "HELPERS"]
 
 HELP = "run the speed benchmarks"  # its line in `wninit --help`
 PACKAGE = "wninit.suite.bench"  # where the benchmarks live
 HELPERS = ("common", "reference_pipeline")  # modules of the package that are not benchmarks
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("bench", help=HELP,
-                              description="Run the speed benchmarks that ship with wninit (wninit.suite.bench): "
-                              "print each table, write DIR/bench.json.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="fewer sizes and rounds (minutes instead of tens of minutes)")
     p.add_argument("--only", default=None, metavar="NAME,...",
                    help="run only these, e.g. wn,flops (the names --list prints)")
     p.add_argument("--list", action="store_true", help="print each benchmark's name and what it measures, run none")
     p.add_argument("--out", default="wninit-out/bench", metavar="DIR", help="folder for bench.json (default: %(default)s)")
-    return p
 
 
 def discover(package: str | None = None) -> dict[str, str]:

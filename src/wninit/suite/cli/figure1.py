@@ -4,23 +4,20 @@ Writes `figure1.png` (the paper's 2x2 layout) and `figure1.csv` (columns panel,i
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from wninit.errors import UserError
-from wninit.suite.cli._text import describe
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 HELP = "reproduce the paper's Figure 1 (norm ratios on synthetic data)"  # its line in `wninit --help`
 
 
-def add_parser(subparsers):
-    p = subparsers.add_parser("figure1", help=HELP,
-                              description=describe(__doc__))
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for figure1.png and figure1.csv (created)")
     p.add_argument("--seed", type=int, default=0, help="seed of inputs, widths and weights (default 0)")
     p.add_argument("--samples", type=int, default=1000, help="input samples per curve (default 1000, the paper's)")
-    return p
 
 
 def run(args) -> int:

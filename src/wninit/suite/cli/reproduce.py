@@ -9,16 +9,16 @@
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 import time
 from pathlib import Path
 
 from wninit.errors import UserError
-from wninit.suite.cli._text import describe
 from wninit.suite.experiments import find_experiments, reproduced_at
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 HELP = "run Figure 1 and the quick MLP experiments, then write the report"  # its line in `wninit --help`
 # Which specs it runs at each profile is each spec's `reproduce` list (wninit.suite.experiments): at quick, the
@@ -29,9 +29,7 @@ HELP = "run Figure 1 and the quick MLP experiments, then write the report"  # it
 PROFILES = ("quick", "medium")
 
 
-def add_parser(subparsers):
-    p = subparsers.add_parser("reproduce", help=HELP,
-                              description=describe(__doc__))
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", default="wninit-out", help="output folder (default: ./wninit-out)")
     p.add_argument("--store", metavar="FILE.db", help="results store (default: DIR/store.db)")
     p.add_argument("--workers", type=int, default=2, metavar="N", help="parallel runs (default 2)")
@@ -50,7 +48,6 @@ def add_parser(subparsers):
     p.add_argument("--portable", action="store_true",
                    help="pin every CPU kernel to one instruction set, so the results are the same on any x86 machine "
                    "(slower; docs/reproducibility.md)")
-    return p
 
 
 def _figure1(out: Path, say) -> list:

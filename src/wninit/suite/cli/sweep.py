@@ -7,21 +7,20 @@ stops cleanly; the same command continues. `--dry-run` only counts and shows wha
 """
 from __future__ import annotations
 
+import argparse
 import sys
 
 from wninit.errors import UserError
 from wninit.suite.cli._text import describe
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 HELP = "run an experiment spec (a paper figure/table) into a results store"  # its line in `wninit --help`
 
 
-def add_parser(subparsers):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from wninit.suite.train.config import DEVICES
 
-    p = subparsers.add_parser("sweep", help=HELP,
-                              description=describe(__doc__))
     p.add_argument("spec", nargs="+", metavar="SPEC",
                    help="experiment spec file(s), or the name of a spec installed with the package (experiments/README.md)")
     p.add_argument("--profile", default="quick", help="profile of the spec: quick (CPU, minutes) or paper (default quick)")
@@ -43,7 +42,6 @@ def add_parser(subparsers):
     p.add_argument("--retry-failed", action="store_true", help="run the failed runs of these specs again")
     p.add_argument("--dry-run", action="store_true", help="list the runs (count, what varies) without training")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or per-run lines")
-    return p
 
 
 def _add_slurm_arguments(p) -> None:
