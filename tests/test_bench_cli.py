@@ -1,16 +1,20 @@
-"""``wninit bench``: it finds the checkout's benchmarks, runs the chosen ones, keeps going past a
-broken one, writes one JSON, and refuses an unknown name in one sentence. No real benchmark is timed here
-(timings are never tested); the real files are only loaded, and bench_wn's target check is fed made-up rows.
-The benchmarks hold no prototype and cite no issue number."""
+"""``wninit bench``: it finds the benchmarks that ship with the package, runs the chosen ones, keeps going past a
+broken one, writes one JSON, lists them without importing them, and refuses an unknown name in one sentence. No
+real benchmark is timed here (timings are never tested); the real modules are only loaded, and the wn benchmark's
+target check is fed made-up rows. The benchmarks hold no prototype and cite no issue number."""
+import importlib
 import json
 import re
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from wninit.suite.cli import bench, main
 
 GOOD = """
+\"\"\"A stand-in benchmark that returns a value.\"\"\"
 def run(quick):
     return {"quick": quick, "value": 3}
 
@@ -25,12 +29,18 @@ def run(quick):
 
 @pytest.fixture
 def fake_benchmarks(tmp_path, monkeypatch):
-    folder = tmp_path / "benchmarks"
+    """A stand-in benchmark package (a helper module, a good benchmark, a broken one) in place of wninit.suite.bench."""
+    folder = tmp_path / "fake_bench"
     folder.mkdir()
-    (folder / "bench_good.py").write_text(textwrap.dedent(GOOD))
-    (folder / "bench_broken.py").write_text(textwrap.dedent(BROKEN))
-    monkeypatch.setattr(bench, "benchmarks_dir", lambda: folder)
-    return folder
+    (folder / "__init__.py").write_text("")
+    (folder / "common.py").write_text("raise AssertionError('a helper, never loaded as a benchmark')\n")
+    (folder / "good.py").write_text(textwrap.dedent(GOOD))
+    (folder / "broken.py").write_text(textwrap.dedent(BROKEN))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(bench, "PACKAGE", "fake_bench")
+    yield folder
+    for name in [m for m in sys.modules if m == "fake_bench" or m.startswith("fake_bench.")]:
+        del sys.modules[name]
 
 
 def test_a_broken_benchmark_is_reported_and_the_others_results_are_still_written(fake_benchmarks, tmp_path, capsys):
@@ -50,6 +60,13 @@ def test_only_runs_the_named_benchmarks(fake_benchmarks, tmp_path, capsys):
     assert set(json.loads((out / "bench.json").read_text())["benchmarks"]) == {"good"}
 
 
+def test_list_names_each_benchmark_with_its_first_docstring_line_and_runs_none(fake_benchmarks, tmp_path, capsys):
+    assert main(["bench", "--list", "--out", str(tmp_path / "out")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["broken  ", "good    A stand-in benchmark that returns a value."]
+    assert not (tmp_path / "out").exists() and "fake_bench.good" not in sys.modules  # read, not imported
+
+
 def test_an_unknown_benchmark_name_is_one_sentence_and_exit_2(fake_benchmarks, tmp_path, capsys):
     assert main(["bench", "--only", "good,nope", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -57,26 +74,28 @@ def test_an_unknown_benchmark_name_is_one_sentence_and_exit_2(fake_benchmarks, t
     assert not (tmp_path / "out").exists()
 
 
-def test_every_benchmark_of_the_checkout_loads_and_exposes_run_and_table():
-    found = bench.discover(bench.benchmarks_dir())
+def test_every_benchmark_of_the_package_loads_and_exposes_run_and_table():
+    found = bench.discover()
     assert {"wn", "init", "flops", "data", "sweep", "ensemble", "step", "gpu"} <= set(found)
-    for name, path in found.items():
-        module = bench._load(name, path)
+    assert not set(bench.HELPERS) & set(found)
+    for name, module_name in found.items():
+        module = bench._load(module_name)
         assert callable(module.run) and callable(module.table), name
     for name in ("wn", "init", "flops", "data", "sweep", "ensemble", "gpu"):  # the ones docs/performance.md shows
-        assert callable(bench._load(name, found[name]).tables), name
+        assert callable(bench._load(found[name]).tables), name
 
 
 def test_no_prototype_or_issue_number_is_left_in_the_benchmarks():
-    folder = bench.benchmarks_dir()
-    assert not list(folder.glob("proto_*.py"))
-    for path in folder.glob("*.py"):
-        text = path.read_text()
-        assert not re.search(r"\bissues?\b|#\d", text, flags=re.I), path.name
+    folders = [Path(importlib.import_module(bench.PACKAGE).__file__).parent, Path(__file__).parents[1] / "benchmarks"]
+    for folder in folders:
+        assert not list(folder.glob("proto_*.py"))
+        for path in folder.glob("*.py"):
+            text = path.read_text()
+            assert not re.search(r"\bissues?\b|#\d", text, flags=re.I), path.name
 
 
 def test_bench_wn_checks_its_step_target_on_the_rows_it_is_given():
-    module = bench._load("wn", bench.discover(bench.benchmarks_dir())["wn"])
+    module = bench._load(bench.discover()["wn"])
     rows = [{"kind": "mlp", "ratio_wninit": 1.08, "ratio_torch": 1.20},
             {"kind": "mlp", "ratio_wninit": 1.10, "ratio_torch": 1.05},
             {"kind": "cnn", "ratio_wninit": 1.30, "ratio_torch": 1.40}]  # convs: not in the 1.10x target

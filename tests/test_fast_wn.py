@@ -6,11 +6,10 @@ the same g, v, b (float32); float64 gradcheck passes, and gradgradcheck inside `
 (the Hessian diagnostics' double backward); the analytic gradient ``grad_g = <grad_w, v>/||v||``,
 ``grad_v = g/||v|| (grad_w - grad_g v/||v||)`` holds; a WN layer launches exactly one ATen op more
 than the plain layer forward and one more backward, besides views (the speed design,
-benchmarks/bench_wn.py); torch.compile and half precision compute the same function.
+wninit.suite.bench.wn); torch.compile and half precision compute the same function.
 """
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
@@ -19,7 +18,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import wninit
 import wninit.weightnorm.access as wnm
-from wninit.errors import UserError
 
 # (plain layer factory, input shape): every layer type the fast path serves, small.
 LAYERS = {
@@ -240,31 +238,3 @@ def test_channels_last_input_and_weight_give_the_same_output():
     y = ours(x)
     ours.to(memory_format=torch.channels_last)
     torch.testing.assert_close(ours(x.to(memory_format=torch.channels_last)), y, rtol=1e-5, atol=1e-6)
-
-
-# ---- `wninit bench` (src/wninit/suite/cli/bench.py): discovery and output, on a stand-in benchmark folder
-
-def test_bench_command_runs_the_chosen_benchmarks_and_writes_one_json(tmp_path, monkeypatch, capsys):
-    from wninit.suite.cli import bench, main
-
-    folder = tmp_path / "benchmarks"
-    folder.mkdir()
-    (folder / "bench_tiny.py").write_text(
-        "def run(quick):\n    return {'quick': quick, 'x': 1}\n"
-        "def table(result):\n    return 'TINY TABLE ' + str(result['x'])\n")
-    (folder / "bench_other.py").write_text("def run(quick):\n    raise AssertionError('must not run')\n")
-    monkeypatch.setattr(bench, "benchmarks_dir", lambda: folder)
-    assert main(["bench", "--quick", "--only", "tiny", "--out", str(tmp_path / "out")]) == 0
-    assert "TINY TABLE 1" in capsys.readouterr().out
-    written = json.loads((tmp_path / "out" / "bench.json").read_text())
-    assert written["benchmarks"]["tiny"]["quick"] is True and "other" not in written["benchmarks"]
-    assert main(["bench", "--only", "nope", "--out", str(tmp_path / "out")]) == 2
-    assert "choose from other, tiny" in capsys.readouterr().err
-
-
-def test_bench_outside_a_source_checkout_is_one_sentence(tmp_path, monkeypatch):
-    from wninit.suite.cli import bench
-
-    monkeypatch.setattr(bench, "__file__", str(tmp_path / "site-packages" / "wninit" / "suite" / "cli" / "bench.py"))
-    with pytest.raises(UserError, match="ship with the source checkout"):
-        bench.benchmarks_dir()

@@ -14,8 +14,9 @@ above; every import counts, at the top of a file or inside a function, absolute 
 6. the package itself (``wninit/__init__.py``, the public API, re-exports all of the library).
 
 The suite, on top of the library: 7. ``suite/`` itself (atomic files); 8. ``suite/data/``; 9. ``suite/train/``
-(one run) and ``suite/rl/`` (one RL run, which ``fit`` hands a task-"rl" config to); 10. ``suite/sweep/`` (many runs through train); 11. ``suite/report/`` (reads the store); 12.
-``suite/cli/`` and ``wninit/__main__.py`` (the command line, on top of everything).
+(one run) and ``suite/rl/`` (one RL run, which ``fit`` hands a task-"rl" config to); 10. ``suite/sweep/`` (many runs through train); 11. ``suite/report/`` (reads the store); 12. ``suite/bench/`` (the
+speed benchmarks, on the library and the suite); 13. ``suite/cli/`` and ``wninit/__main__.py`` (the command line, on
+top of everything).
 """
 import ast
 import os
@@ -29,7 +30,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "wninit"
 
 LAYERS = (
     ("errors",), ("weightnorm",), ("structure",), ("peers",), ("init",), ("models", "diagnostics"), ("__init__",),
-    ("suite",), ("data",), ("train", "rl"), ("sweep",), ("report",), ("cli", "__main__"),
+    ("suite",), ("data",), ("train", "rl"), ("sweep",), ("report",), ("bench",), ("cli", "__main__"),
 )
 RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
 
@@ -161,6 +162,6 @@ def test_the_scan_finds_an_upward_import_inside_a_function(tmp_path):
         "wninit/init/gains.py:4: init (layer 4) imports wninit.suite.sweep.store (layer 10)",
         "wninit/init/gains.py:5: init (layer 4) imports wninit.models (layer 5)",
         "wninit/init/gains.py:6: init (layer 4) imports wninit (layer 6)",
-        "wninit/suite/train/__init__.py:2: train (layer 9) imports wninit.suite.cli (layer 12)",
+        "wninit/suite/train/__init__.py:2: train (layer 9) imports wninit.suite.cli (layer 13)",
         "wninit/suite/train/fit.py:4: train (layer 9) imports wninit.suite.report.tables (layer 11)",
     ]

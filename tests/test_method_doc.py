@@ -52,10 +52,10 @@ def unresolved(root: Path, markdown: str) -> list[tuple[str, int, str]]:
     return [c for c in citations(root) if c[2] not in sections]
 
 
-@pytest.mark.parametrize("folder, least", [("src", 100), ("tests", 40), ("benchmarks", 5)])
+@pytest.mark.parametrize("folder, least", [("src", 100), ("tests", 40), ("benchmarks", 2)])
 def test_every_citation_resolves_to_a_heading(folder, least):
     cited = citations(ROOT / folder)
-    assert len(cited) > least  # the scan sees the folder's citations (today src about 270, tests 75, benchmarks 11)
+    assert len(cited) > least  # the scan sees the folder's citations (today src about 280, tests 75, benchmarks 3)
     missing = [c for c in unresolved(ROOT / folder, METHOD.read_text(encoding="utf-8")) if c[0] != OWN_EXAMPLES]
     assert not missing, "citations with no heading in docs/method.md:\n" + "\n".join(
         f"{f}:{line}: §{n}" for f, line, n in missing)

@@ -55,7 +55,7 @@ def test_a_portable_run_is_bit_identical_with_a_lower_instruction_set_forced(tmp
 
 def test_without_the_pin_the_forced_process_uses_the_lower_instruction_set(tmp_path):
     """What the pin overrides: unpinned, the forced process's kernels are ATen's DEFAULT ones (so a result there
-    is allowed to differ; bench_portable.py shows by how much)."""
+    is allowed to differ; wninit.suite.bench.portable shows by how much)."""
     code = "from wninit.suite.train.runtime import kernel_isa; print(kernel_isa())"
     done = subprocess.run([sys.executable, "-c", code], env=_unpinned_env(**FORCED), capture_output=True, text=True,
                           timeout=120)

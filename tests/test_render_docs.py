@@ -4,7 +4,6 @@ committed page equals the renderer's output on the committed JSON (so the page c
 No benchmark is timed here: the results are made up."""
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -66,9 +65,9 @@ def test_each_json_becomes_its_tables_under_its_machine_and_date_where_the_templ
     assert page.startswith(render_docs.HEADER) and "<!-- table:" not in page
     body = page[len(render_docs.HEADER):]
     prose = ["# Fake performance", "Prose before, kept as written: 1.23x measured once.", "Between the two."]
-    ens_head = ("*`docs/bench/ens.json`, quick run of `bench_ensemble.py`, 2031-01-02 03:04 UTC: cpu, CPU Fake CPU 9000 x 2, "
+    ens_head = ("*`docs/bench/ens.json`, quick run of `wninit.suite.bench.ensemble`, 2031-01-02 03:04 UTC: cpu, CPU Fake CPU 9000 x 2, "
                 "torch 9.9.9, measured at 2 torch thread(s), load average 3.5 -> 4.25.*")
-    init_head = ("*`docs/bench/init_full.json`, full run of `bench_init.py`, 2030-12-31 23:59 UTC: cpu, CPU Fake CPU 9000 "
+    init_head = ("*`docs/bench/init_full.json`, full run of `wninit.suite.bench.init`, 2030-12-31 23:59 UTC: cpu, CPU Fake CPU 9000 "
                  "x 2, torch 9.9.9, 1 torch threads by default, load average 3.5 -> 1.0.*")
     ens_rows = ["| side | wall s | min s | CPU s | runs/hour | samples/s | ms/step | min ms/step |",
                 "| ensemble | 10.00 | 9.00 | 20.00 | 5760 | 1000 | 20.0 | 19.0 |",
@@ -99,7 +98,7 @@ def test_a_json_of_an_unknown_benchmark_is_one_sentence_and_exit_2(bench_dir, tm
     (bench_dir / "ens.json").write_text(json.dumps({**ENSEMBLE, "benchmark": "nope"}))
     assert render_docs.main(["--bench-dir", str(bench_dir), "--out", str(tmp_path / "page.md")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "'nope'" in err[0] and "benchmarks/bench_nope.py" in err[0]
+    assert len(err) == 1 and "'nope'" in err[0] and "wninit.suite.bench.nope" in err[0]
     assert not (tmp_path / "page.md").exists()
 
 
@@ -124,11 +123,8 @@ def test_every_committed_result_records_its_machine_and_date():
 
 
 def test_a_new_result_records_the_machine_and_the_date():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from common import machine
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    from wninit.suite.bench.common import machine
+
     m = machine()
     assert m["device"] == "cpu" and m["cpu_count"] >= 1 and m["date"].endswith("UTC") and m["torch"]
 

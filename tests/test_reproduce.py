@@ -9,26 +9,17 @@ import pytest
 from wninit.suite.cli import main
 from wninit.diagnostics import synthetic
 from wninit.suite.sweep.store import Store
+from tiny_specs import tiny_spec
 
-TINY_SPEC = """
-[experiment]
-name = "fig2_mlp_depth"
-paper = "test stand-in for Figure 2 (left)"
-[base]
-dataset = "digits"
-arch = "mlp"
-width = 16
-epochs = 1
-batch_size = 64
-lr = 0.05
-momentum = 0.9
-[grid]
-depth = [1, 2]
-scheme = ["proposed", "datadep"]
-seed = [1, 2]
-[profiles.quick]
-[profiles.paper]
-"""
+# The stand-in filed under the name of the MLP depth experiment, whose claim (5) the report then judges.
+TINY_SPEC = tiny_spec("fig2_mlp_depth", """
+    [grid]
+    depth = [1, 2]
+    scheme = ["proposed", "datadep"]
+    seed = [1, 2]
+    [profiles.quick]
+    [profiles.paper]
+""", title="test stand-in for Figure 2 (left)")
 
 
 @pytest.fixture
@@ -98,7 +89,7 @@ def test_reproduce_out_that_is_a_file(tmp_path, experiments, capsys):
 
 def test_the_specs_ship_with_the_package_and_sweep_finds_them_by_name(tmp_path, monkeypatch, capsys):
     import wninit
-    from wninit.suite.cli.reproduce import find_experiments
+    from wninit.suite.experiments import find_experiments
 
     monkeypatch.chdir(tmp_path)  # no ./experiments here: the installed specs are found
     folder = find_experiments()

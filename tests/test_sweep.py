@@ -27,7 +27,7 @@ TINY = tiny_spec("tiny", """
     seed = 4
     [profiles.quick]
     [profiles.paper]
-""", paper="test")
+""", title="test")
 
 
 def _spec(tmp_path, text=TINY):

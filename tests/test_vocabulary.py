@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -203,3 +205,73 @@ def test_only_the_atomic_write_module_renames_files():
     assert not moves, "write through wninit.suite._files (atomic_path / atomic_write_bytes):\n" + "\n".join(moves)
     assert any(isinstance(n, ast.Attribute) and n.attr == "replace"
                for n in ast.walk(ast.parse((SRC / ATOMIC_MODULE).read_text())))
+
+
+# -- the experiment registry: names, titles, kinds and claims come from the specs' [experiment] tables ---------------
+def test_each_experiment_is_one_registry_entry_read_from_its_spec():
+    from wninit.suite import experiments
+    from wninit.suite.cli import reproduce
+    from wninit.suite.report import claim_book, reference, sections
+
+    registry = experiments.registry()
+    assert [p.stem for p in sorted(experiments.PACKAGE_SPECS.glob("*.toml"))] == list(registry)
+    assert {e.kind for e in registry.values()} <= set(experiments.KINDS)
+    # each claim a store judges is listed by one spec, and the claim book reads it there
+    listed = [n for e in registry.values() for n in e.claims]
+    assert len(listed) == len(set(listed)) and set(listed) <= {c.number for c in claim_book.CLAIMS}
+    for claim in claim_book.CLAIMS:
+        assert claim.experiment == next((e.name for e in registry.values() if claim.number in e.claims), None)
+    assert {c.number for c in claim_book.CLAIMS if c.experiment is None} == {1, 2, 3, 4}  # Figure 1, the gain
+    # the paper's numbers are attached to registered experiments (or Figure 1), and carry no title of their own
+    assert set(reference.REFERENCES) - {"figure1"} <= set(registry)
+    assert "title" not in {f.name for f in dataclasses.fields(reference.Reference)}
+    # what reproduce runs is each spec's `reproduce` list, not a list of names in the CLI
+    assert not {"DEFAULT_SPECS", "MEDIUM_SPECS"} & set(vars(reproduce)) and not hasattr(tables, "EXPERIMENT_KINDS")
+    assert not hasattr(sections, "_TITLES")
+    for profile in reproduce.PROFILES:
+        assert experiments.reproduced_at(profile) and all(
+            profile in registry[name].profiles for name in experiments.reproduced_at(profile))
+
+
+def _docstrings(tree) -> set[int]:
+    return {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body
+            and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+
+
+# The one module allowed to spell an experiment's name: the paper's numbers, keyed by the experiment they belong to.
+REFERENCE_MODULE = "suite/report/reference.py"
+
+
+def _experiment_restatements(where: str, tree, registry) -> list[str]:
+    """Every string (not a docstring) of `tree` that spells a registered experiment's name (as a word) or its title
+    (whole, or the part after its colon); reference.py may name an experiment only as a Reference's key."""
+    keys = {id(node.args[0]) for node in ast.walk(tree) if where == REFERENCE_MODULE and isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) == "Reference" and node.args}
+    skip = _docstrings(tree) | keys
+    names = re.compile(r"\b(" + "|".join(map(re.escape, registry)) + r")\b")
+    titles = {t for e in registry.values() for t in (e.title, e.title.split(": ", 1)[-1])}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+            hits = names.findall(node.value) + [t for t in titles if t in node.value]
+            found += [f"{where}:{node.lineno} spells {hit!r}" for hit in hits]
+    return found
+
+
+def test_no_module_spells_an_experiments_name_or_title():
+    from wninit.suite.experiments import registry
+
+    found = [line for where, tree in _sources() for line in _experiment_restatements(where, tree, registry())]
+    assert not found, "read the experiment registry (wninit.suite.experiments) instead:\n" + "\n".join(found)
+
+
+def test_the_restatement_scan_fails_on_a_reintroduced_title_or_name():
+    from wninit.suite.experiments import registry
+
+    reg = registry()
+    some = next(iter(reg.values()))
+    for source in (f"TITLES = {{{some.name!r}: 'x'}}", f"plot(title={some.title!r})",
+                   f"SPECS = ('{some.name}',)", f"msg = f'run experiments/{some.name}.toml'"):
+        assert _experiment_restatements("suite/report/x.py", ast.parse(source), reg), source
+    assert not _experiment_restatements("suite/report/x.py", ast.parse(f'"""{some.name}"""'), reg)  # a docstring

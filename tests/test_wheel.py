@@ -1,7 +1,7 @@
 """The built package, not the source tree: `python -m build` makes a wheel and an sdist that carry the version of
 `wninit.__version__`, the experiment specs and `py.typed`; the wheel installs into a fresh virtual environment
 (its torch and numpy from this one's site-packages) where `wninit --version`, `wninit reproduce --help` and a
-one-run sweep work, importing wninit from the venv.
+one-run sweep work, importing wninit from the venv, and `wninit bench` finds its benchmarks (they ship with the package).
 
 The venv reaches the running environment's torch and numpy through a `.pth` file naming the folders they are
 imported from, never through `--system-site-packages`: the base interpreter has no torch when the tests run
@@ -68,7 +68,8 @@ def test_wheel_and_sdist_carry_the_version_the_specs_and_py_typed(dist):
     wheel, sdist = dist
     assert wheel.name.startswith(f"wninit-{wninit.__version__}-") and sdist.name == f"wninit-{wninit.__version__}.tar.gz"
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"wninit/py.typed", "wninit/experiments/fig2_mlp_depth.toml", "wninit/suite/sweep/slurm.py"} <= names
+    assert {"wninit/py.typed", "wninit/experiments/fig2_mlp_depth.toml", "wninit/suite/sweep/slurm.py",
+            "wninit/suite/bench/wn.py", "wninit/suite/bench/common.py"} <= names
     with tarfile.open(sdist) as tar:
         assert f"wninit-{wninit.__version__}/src/wninit/py.typed" in tar.getnames()
 
@@ -91,3 +92,12 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_a_sweep(dist, tmp_path):
     out = _run([bin_dir / "wninit", "sweep", "one.toml", "--store", "one.db", "--workers", "1", "--no-progress"],
                cwd=tmp_path)
     assert "1 runs: 1 completed" in out, out
+    # the benchmarks ship with the package: listed, and each one loads (runs and tables), from the wheel's copy
+    listed = _run([bin_dir / "wninit", "bench", "--list"], cwd=tmp_path)
+    assert {"wn", "sweep", "ensemble"} <= {line.split()[0] for line in listed.splitlines()}, listed
+    loaded = _run([bin_dir / "python", "-c", "import sys\nfrom wninit.suite.cli import bench\n"
+                   "for name, module in bench.discover().items():\n"
+                   "    m = bench._load(module)\n"
+                   "    assert callable(m.run) and callable(m.table) and m.__file__.startswith(sys.prefix), name\n"
+                   "print(len(bench.discover()))"], cwd=tmp_path)
+    assert int(loaded) == len(listed.splitlines())

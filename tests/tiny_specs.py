@@ -14,7 +14,7 @@ BASE = textwrap.dedent("""
 """)
 
 
-def tiny_spec(name: str, rest: str, *, paper: str | None = None) -> str:
+def tiny_spec(name: str, rest: str, *, title: str | None = None) -> str:
     """A spec named ``name`` over :data:`BASE`; ``rest`` (TOML, dedented) holds lr, grid, series, profiles."""
-    head = f'[experiment]\nname = "{name}"\n' + (f'paper = "{paper}"\n' if paper else "")
+    head = f'[experiment]\nname = "{name}"\n' + (f'title = "{title}"\n' if title else "")
     return head + BASE + textwrap.dedent(rest)

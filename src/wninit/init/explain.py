@@ -117,7 +117,7 @@ def explain(model: nn.Module, scheme: str = "proposed", *, direction: str = "ort
     The records are `initialize`'s, computed without drawing a direction: each layer's role, gamma and
     gain follow from the model's structure and the layer's shape alone (docs/method.md §3.5, §3.7), so the
     model, its parameters and the global RNG stay as they were, and a VGG-sized model is explained in a
-    fraction of its initialization's time (benchmarks/bench_explain.py). `g` is the value `initialize`
+    fraction of its initialization's time (wninit.suite.bench.explain). `g` is the value `initialize`
     stores (rounded to the parameter's dtype); under `pytorch-default` (`g = ||v||`) it is 1 where the
     orthogonal direction has orthonormal rows, and "-" where it depends on the draw. `datadep` and the
     peers need data or set weights by their own procedure, and are not explained here.

@@ -1,5 +1,6 @@
-"""The `wninit` command. Each subcommand lives in `wninit/suite/cli/<name>.py` with two functions:
-`add_parser(subparsers)` and `run(args) -> int`.
+"""The `wninit` command. Each subcommand lives in `wninit/suite/cli/<name>.py` with its line of help `HELP`, its
+docstring (whose first paragraph is its `--help` description) and two functions: `add_arguments(parser)` and
+`run(args) -> int`.
 
 Errors a user can cause (`wninit.errors.UserError` and file-system errors, OSError) are printed as one
 sentence and exit 2, with no traceback. Anything else, a bare ValueError included, is a bug: its traceback is
@@ -14,6 +15,7 @@ import sys
 import traceback
 
 from wninit.errors import UserError
+from wninit.suite.cli._text import describe
 
 __all__ = ["main", "COMMANDS"]
 
@@ -61,7 +63,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         if module is None:
             continue
         if argv is None or name == command:
-            module.add_parser(sub).set_defaults(_run=module.run)
+            p = sub.add_parser(name, help=module.HELP, description=describe(module.__doc__))
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
         else:
             sub.add_parser(name, help=module.HELP)
     return parser

@@ -1,17 +1,19 @@
-"""`wninit bench [--quick] [--only NAME,...] [--out DIR]`: every speed benchmark, one command, one JSON.
+"""`wninit bench [--quick] [--only NAME,...] [--list] [--out DIR]`: every speed benchmark, one command, one JSON.
 
-The benchmarks are scripts of the source checkout (`benchmarks/bench_<name>.py` beside `src/`), not
-part of the installed package: each exposes `run(quick) -> dict` and, usually, `table(result) -> str`.
-This command finds them, runs the chosen ones in this process one after the other, prints each table and
-writes all results to `DIR/bench.json`. A benchmark that fails is reported and the others still run.
+The benchmarks ship with the package (`wninit.suite.bench`, one module per benchmark, each exposing
+`run(quick) -> dict` and `table(result) -> str`). This command runs the chosen ones in this process one after
+the other, prints each table and writes all results to `DIR/bench.json`. A benchmark that fails is reported and
+the others still run.
 """
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib
 import importlib.util
 import json
 import os
-import sys
+import pkgutil
 import time
 import traceback
 from pathlib import Path
@@ -19,38 +21,38 @@ from pathlib import Path
 from wninit.suite._files import atomic_write_text
 from wninit.errors import UserError
 
-__all__ = ["add_parser", "run", "benchmarks_dir", "discover"]
+__all__ = ["add_arguments", "run", "discover", "PACKAGE", "HELPERS"]
 
-HELP = "run the speed benchmarks of the source checkout"  # its line in `wninit --help`
+HELP = "run the speed benchmarks"  # its line in `wninit --help`
+PACKAGE = "wninit.suite.bench"  # where the benchmarks live
+HELPERS = ("common", "reference_pipeline")  # modules of the package that are not benchmarks
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("bench", help=HELP,
-                              description="Run the speed benchmarks of the source checkout "
-                              "(benchmarks/bench_*.py): print each table, write DIR/bench.json.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="fewer sizes and rounds (minutes instead of tens of minutes)")
     p.add_argument("--only", default=None, metavar="NAME,...",
-                   help="run only these, e.g. wn,flops (the NAME of benchmarks/bench_NAME.py)")
+                   help="run only these, e.g. wn,flops (the names --list prints)")
+    p.add_argument("--list", action="store_true", help="print each benchmark's name and what it measures, run none")
     p.add_argument("--out", default="wninit-out/bench", metavar="DIR", help="folder for bench.json (default: %(default)s)")
-    return p
 
 
-def benchmarks_dir() -> Path:
-    """`benchmarks/` of the repository this package is installed from (editable install)."""
-    root = Path(__file__).resolve().parents[4]  # src/wninit/suite/cli/bench.py -> the repository
-    folder = root / "benchmarks"
-    if not ((root / "src" / "wninit").is_dir() and folder.is_dir()):
-        raise UserError("the benchmarks ship with the source checkout, not the installed package: clone the "
-                        "repository, `pip install -e .` it and run `wninit bench` there")
-    return folder
+def discover(package: str | None = None) -> dict[str, str]:
+    """NAME -> dotted module name of every benchmark of `package` (PACKAGE by default), sorted by name; nothing is
+    imported but the package itself."""
+    package = package or PACKAGE
+    path = importlib.import_module(package).__path__
+    return {m.name: f"{package}.{m.name}" for m in sorted(pkgutil.iter_modules(path), key=lambda m: m.name)
+            if not m.ispkg and m.name not in HELPERS and not m.name.startswith("_")}
 
 
-def discover(folder: Path) -> dict[str, Path]:
-    """NAME -> path of every `bench_NAME.py` in `folder`, sorted by name."""
-    return {p.stem[len("bench_"):]: p for p in sorted(folder.glob("bench_*.py"))}
+def summary_line(module: str) -> str:
+    """The first line of a benchmark's docstring, read from its source without importing it (and its extras)."""
+    origin = importlib.util.find_spec(module).origin
+    doc = ast.get_docstring(ast.parse(Path(origin).read_text(encoding="utf-8"))) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
-def _choose(found: dict[str, Path], only: str | None) -> list[str]:
+def _choose(found: dict[str, str], only: str | None) -> list[str]:
     if not only:
         return list(found)
     names = [n.strip().removeprefix("bench_").removesuffix(".py") for n in only.split(",") if n.strip()]
@@ -60,16 +62,10 @@ def _choose(found: dict[str, Path], only: str | None) -> list[str]:
     return names
 
 
-def _load(name: str, path: Path):
-    # The benchmark files import their shared helpers (benchmarks/common.py) as top-level modules.
-    folder = str(path.parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    spec = importlib.util.spec_from_file_location(f"wninit_benchmarks.bench_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def _load(module_name: str):
+    module = importlib.import_module(module_name)
     if not callable(getattr(module, "run", None)):
-        raise UserError(f"{path} has no run(quick) function: every benchmark must expose run(quick) -> dict")
+        raise UserError(f"{module_name} has no run(quick) function: every benchmark must expose run(quick) -> dict")
     return module
 
 
@@ -80,15 +76,20 @@ def _text(module, result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    found = discover(benchmarks_dir())
+    found = discover()
+    if args.list:
+        width = max(map(len, found), default=0)
+        for name, module in found.items():
+            print(f"{name:<{width}}  {summary_line(module)}")
+        return 0
     names = _choose(found, args.only)
     results: dict[str, dict] = {}
     failed = []
     for name in names:
-        print(f"== bench_{name}{' (quick)' if args.quick else ''} ==", flush=True)
+        print(f"== {name}{' (quick)' if args.quick else ''} ==", flush=True)
         start = time.perf_counter()
         try:
-            module = _load(name, found[name])
+            module = _load(found[name])
             result = module.run(args.quick)
             print(_text(module, result), flush=True)
         except UserError:

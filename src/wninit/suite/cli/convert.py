@@ -7,27 +7,24 @@ file is never written: `--out` must name another file, written atomically.
 """
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping
 from pathlib import Path
 
 from wninit.suite._files import atomic_path
 from wninit.errors import UserError
-from wninit.suite.cli._text import describe
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 HELP = "move a checkpoint's weight-norm parameters to another API, or fold them"  # its line in `wninit --help`
 
 
-def add_parser(subparsers):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from wninit.weightnorm.state_dict import TARGETS
 
-    p = subparsers.add_parser("convert", help=HELP,
-                              description=describe(__doc__))
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a file saved with torch.save (a state dict)")
     p.add_argument("--to", required=True, choices=TARGETS, help="the target layout: an API's keys, or plain weights")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write the converted checkpoint")
-    return p
 
 
 def _is_state_dict(obj) -> bool:

@@ -9,14 +9,14 @@ and `signal_propagation.png` with all of them.
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from wninit.errors import UserError
-from wninit.suite.cli._text import describe
 from wninit.suite.cli.model_args import add_model_arguments, model_width
 from wninit.suite.cli.user_model import add_target_arguments, example_input, load_model
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 USER_SCHEMES = ("proposed", "pytorch-default")  # your model: the proposed init beside PyTorch's default WN init
 ARCH_SCHEME = "proposed"
@@ -24,12 +24,10 @@ ARCH_SCHEME = "proposed"
 HELP = "print per-layer forward/backward norm ratios of a model at init"  # its line in `wninit --help`
 
 
-def add_parser(subparsers):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from wninit.models import NORMS
     from wninit.init.schemes import DATA_FREE_SCHEMES
 
-    p = subparsers.add_parser("diagnose", help=HELP,
-                              description=describe(__doc__))
     add_target_arguments(p, shape_required=False, shape_help="one sample's shape (no batch dimension), e.g. 80,32 "
                          "for a mel vocoder; required for MODULE:FACTORY, for --arch 1,28,28 (mlp) or 3,32,32")
     add_model_arguments(p, required=False)
@@ -41,7 +39,6 @@ def add_parser(subparsers):
     p.add_argument("--seed", type=int, default=0, help="seed of the inputs, the directions and the cotangent (default 0)")
     p.add_argument("--out", metavar="DIR", help="write propagation_<scheme>.csv and signal_propagation.png here "
                    "(created); without it nothing is written")
-    return p
 
 
 def run(args) -> int:

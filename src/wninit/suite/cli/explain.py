@@ -7,20 +7,19 @@ example input: the model is traced by running it and the gain column says which 
 """
 from __future__ import annotations
 
-from wninit.suite.cli._text import describe
+import argparse
+
 from wninit.suite.cli.user_model import add_target_arguments, example_input, load_model
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 HELP = "print what initialize sets on every WN layer of your model"  # its line in `wninit --help`
 
 
-def add_parser(subparsers):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from wninit.init.gains import DIRECTIONS
     from wninit.init.schemes import WN_SCHEMES, DATA_FREE_SCHEMES
 
-    p = subparsers.add_parser("explain", help=HELP,
-                              description=describe(__doc__))
     add_target_arguments(p, shape_required=True)
     p.add_argument("--scheme", choices=tuple(s for s in WN_SCHEMES if s in DATA_FREE_SCHEMES), default="proposed")
     p.add_argument("--direction", choices=DIRECTIONS, default="orthogonal")
@@ -28,7 +27,6 @@ def add_parser(subparsers):
                    "one bar per layer's g, coloured by how its gamma was set")
     p.add_argument("--wide", action="store_true", help="every column in full (the default fits 100 columns, with "
                    "the rules as codes explained below the table)")
-    return p
 
 
 def run(args) -> int:

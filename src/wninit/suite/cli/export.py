@@ -5,15 +5,15 @@ versions, host and timestamps. The epochs go beside it as `<out>_epochs.<ext>`.
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 from pathlib import Path
 
 from wninit.suite._files import atomic_path
 from wninit.errors import UserError
-from wninit.suite.cli._text import describe
 
-__all__ = ["add_parser", "run", "run_rows", "epoch_rows"]
+__all__ = ["add_arguments", "run", "run_rows", "epoch_rows"]
 
 HELP = "write a results store's runs and epochs as CSV or Parquet"  # its line in `wninit --help`
 
@@ -21,13 +21,10 @@ _RUN_COLUMNS = ("id", "experiments", "status", "error", "wall_s", "attempts", "w
                 "device", "threads", "host", "seed", "created_at", "started_at", "finished_at")
 
 
-def add_parser(subparsers):
-    p = subparsers.add_parser("export", help=HELP,
-                              description=describe(__doc__))
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", metavar="FILE.db", help="a store written by wninit sweep")
     p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="csv (default) or parquet")
     p.add_argument("--out", metavar="PATH", help="output file (default: FILE.csv / FILE.parquet beside the store)")
-    return p
 
 
 def run_rows(store) -> list[dict]:

@@ -6,12 +6,12 @@ panel,init,width,index,mean,std,draw: every draw, which claims 1-3 are judged ov
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from wninit.errors import UserError
-from wninit.suite.cli._text import describe
 
-__all__ = ["add_parser", "run", "draw_rows", "CLAIM_DRAWS", "CLAIM_SAMPLES"]
+__all__ = ["add_arguments", "run", "draw_rows", "CLAIM_DRAWS", "CLAIM_SAMPLES"]
 
 # What `wninit reproduce` computes: claims 1-3 are about the expected curve, judged over 8 network draws
 # (report/figure1_claims.py). 100 inputs per draw: the spread between networks (about 2% per layer at width 1000)
@@ -21,15 +21,12 @@ CLAIM_DRAWS, CLAIM_SAMPLES = 8, 100
 HELP = "reproduce the paper's Figure 1 (norm ratios on synthetic data)"  # its line in `wninit --help`
 
 
-def add_parser(subparsers):
-    p = subparsers.add_parser("figure1", help=HELP,
-                              description=describe(__doc__))
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for figure1.png and figure1.csv (created)")
     p.add_argument("--seed", type=int, default=0, help="seed of inputs, widths and weights (default 0)")
     p.add_argument("--samples", type=int, default=1000, help="input samples per curve (default 1000, the paper's)")
     p.add_argument("--draws", type=int, default=1, help="network draws, seeds S..S+K-1 (default 1, the paper's figure; "
                    f"claims 1-3 are judged over {CLAIM_DRAWS})")
-    return p
 
 
 def _one_draw(seed: int, draw: int, samples: int, shape: dict) -> list:

@@ -7,29 +7,27 @@ mean ± sample std over seeds per scheme, aggregated as `wninit report`'s Table 
 """
 from __future__ import annotations
 
+import argparse
+
 from wninit.errors import UserError
-from wninit.suite.cli._text import describe
 from wninit.suite.cli.model_args import add_model_arguments, model_width
 
-__all__ = ["add_parser", "run", "table2"]
+__all__ = ["add_arguments", "run", "table2"]
 
 HELP = "log spectral norm of the loss Hessian at init, per scheme (Table 2)"  # its line in `wninit --help`
 
 
-def add_parser(subparsers):
-    p = subparsers.add_parser("hessian", help=HELP,
-                              description=describe(__doc__))
+def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
     p.add_argument("--schemes", default="proposed,datadep,pytorch-default,hanin",
                    help="comma-separated WN schemes (default: the four of Table 2)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds 1..N, as the table2_hessian spec (default 3)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 1..N, as Table 2's spec (default 3)")
     p.add_argument("--dataset", default="mnist5k", help="mnist5k (embedded real MNIST, default), synthetic, or any "
                    "dataset wninit.suite.data.load_dataset knows")
     p.add_argument("--data-root", default=None, help="folder of downloaded datasets (default $WNINIT_DATA)")
     p.add_argument("--batches", type=int, default=4, help="training batches in the loss (default 4)")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
     p.add_argument("--iters", type=int, default=20, help="power iterations (default 20)")
-    return p
 
 
 def _schemes(text: str) -> list[str]:

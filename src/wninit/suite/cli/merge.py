@@ -7,21 +7,19 @@ metrics stops the merge with nothing written.
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from wninit.errors import UserError
-from wninit.suite.cli._text import describe
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 HELP = "copy the finished runs of other stores into one store"  # its line in `wninit --help`
 
 
-def add_parser(subparsers):
-    p = subparsers.add_parser("merge", help=HELP, description=describe(__doc__))
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("into", metavar="INTO.db", help="the store to add to (created when missing)")
     p.add_argument("sources", nargs="+", metavar="FROM.db", help="stores to copy from (left unchanged)")
-    return p
 
 
 def run(args) -> int:

@@ -6,20 +6,17 @@ claims table and the report's path.
 """
 from __future__ import annotations
 
-from wninit.suite.cli._text import describe
+import argparse
 import sys
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 HELP = "write a store's results as the paper's figures and tables (report.md + PNGs)"  # its line in `wninit --help`
 
 
-def add_parser(subparsers):
-    p = subparsers.add_parser("report", help=HELP,
-                              description=describe(__doc__))
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", metavar="FILE.db", help="a store written by wninit sweep or wninit reproduce")
     p.add_argument("--out", metavar="DIR", default="report", help="output folder (default: ./report)")
-    return p
 
 
 def run(args) -> int:

@@ -9,39 +9,35 @@
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
 
 from wninit.errors import UserError
-from wninit.suite.cli._text import describe
+from wninit.suite.experiments import find_experiments, reproduced_at
 
-__all__ = ["add_parser", "run", "DEFAULT_SPECS", "find_experiments"]
+__all__ = ["add_arguments", "run"]
 
 HELP = "run Figure 1 and the quick MLP experiments, then write the report"  # its line in `wninit --help`
-
-# The specs reproduce runs, in this order, at their quick profile: the MLP experiments on the embedded
-# real MNIST, and Table 2's Hessian at init, which measures without training. The CNN, WRN and
-# Table 1 experiments need CIFAR and hours: `wninit sweep experiments/<name>.toml --profile paper`.
-DEFAULT_SPECS = ("fig2_mlp_depth", "fig2_mlp_hparams", "table2_hessian")
-# `--profile medium`: every spec whose quick verdict could not decide its claim, each sized to <= 2 hours on a
-# 2-core CPU (docs/claims.md).
-MEDIUM_SPECS = ("fig2_mlp_depth", "fig2_cnn_depth", "fig2_mlp_hparams", "fig3_lr_warmup", "table1_wn_vs_bn",
-                "table2_hessian")
+# Which specs it runs at each profile is each spec's `reproduce` list (wninit.suite.experiments): at quick, the
+# MLP experiments on the embedded real MNIST and Table 2's Hessian at init, which measures without training (the
+# CNN, WRN and Table 1 experiments need CIFAR and hours: `wninit sweep experiments/<name>.toml --profile paper`);
+# at medium, every spec whose quick verdict could not decide its claim, each sized to <= 2 hours on a 2-core CPU
+# (docs/claims.md).
+PROFILES = ("quick", "medium")
 
 
-def add_parser(subparsers):
-    p = subparsers.add_parser("reproduce", help=HELP,
-                              description=describe(__doc__))
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", default="wninit-out", help="output folder (default: ./wninit-out)")
     p.add_argument("--store", metavar="FILE.db", help="results store (default: DIR/store.db)")
     p.add_argument("--workers", type=int, default=2, metavar="N", help="parallel runs (default 2)")
-    p.add_argument("--profile", choices=("quick", "medium"), default="quick",
+    p.add_argument("--profile", choices=PROFILES, default="quick",
                    help="quick (about 10 minutes in all) or medium (up to 2 hours per spec, the specs the quick "
                         "profile cannot decide)")
     p.add_argument("--specs", nargs="+", metavar="NAME",
-                   help=f"experiment specs to run at the profile (default: quick {' '.join(DEFAULT_SPECS)}; "
-                        f"medium {' '.join(MEDIUM_SPECS)})")
+                   help="experiment specs to run at the profile (default: those whose spec lists the profile under "
+                        "reproduce, see experiments/README.md)")
     p.add_argument("--experiments", metavar="DIR", help="folder of the experiment specs (default: ./experiments, "
                    "or the one beside the installed package)")
     p.add_argument("--limit", type=int, metavar="N", help="train at most N runs in this call (rerun to continue)")
@@ -51,19 +47,6 @@ def add_parser(subparsers):
     p.add_argument("--portable", action="store_true",
                    help="pin every CPU kernel to one instruction set, so the results are the same on any x86 machine "
                    "(slower; docs/reproducibility.md)")
-    return p
-
-
-def find_experiments(explicit: str | None = None) -> Path:
-    """The experiments/ folder: `explicit`, ./experiments, or the specs installed with the package."""
-    candidates = [Path(explicit)] if explicit else [Path.cwd() / "experiments",
-                                                    Path(__file__).resolve().parents[2] / "experiments"]
-    for folder in candidates:
-        if (folder / f"{DEFAULT_SPECS[0]}.toml").is_file() or (explicit and folder.is_dir()):
-            return folder
-    where = explicit or "./experiments"
-    raise UserError(f"cannot find the experiment specs in {where}; run from the wninit source folder or pass "
-                    "--experiments DIR (the folder holding fig2_mlp_depth.toml)")
 
 
 def _figure1(out: Path, say, workers: int) -> list:
@@ -111,7 +94,7 @@ def run(args) -> int:
 
     folder = find_experiments(args.experiments)
     exps = []
-    for name in args.specs or (DEFAULT_SPECS if args.profile == "quick" else MEDIUM_SPECS):
+    for name in args.specs or reproduced_at(args.profile):
         path = folder / (name if name.endswith(".toml") else f"{name}.toml")
         if not path.is_file():
             raise UserError(f"no experiment spec {path}; choose among {', '.join(p.stem for p in sorted(folder.glob('*.toml')))}")

@@ -6,28 +6,25 @@ any x86 machine too.
 """
 from __future__ import annotations
 
+import argparse
 import json
 
 from wninit.errors import UserError
-from wninit.suite.cli._text import describe
 
-__all__ = ["add_parser", "run", "compare"]
+__all__ = ["add_arguments", "run", "compare"]
 
 HELP = "re-run one stored run and say whether its metrics are identical"  # its line in `wninit --help`
 
 
-def add_parser(subparsers):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from wninit.suite.train.config import DEVICES
 
-    p = subparsers.add_parser("rerun", help=HELP,
-                              description=describe(__doc__))
     p.add_argument("run_id", metavar="RUN_ID", help="a run id (or a unique prefix) from the store")
     p.add_argument("--store", metavar="FILE.db", required=True, help="the store the run is in")
     p.add_argument("--out", metavar="DIR", help="keep the rerun's epochs.csv, checkpoint and result.json here")
     p.add_argument("--device", choices=DEVICES, help="device (default: the stored run's)")
     p.add_argument("--threads", type=int, metavar="N", help="torch threads (default: the stored run's; bitwise "
                    "equality on CPU needs the same count)")
-    return p
 
 
 def compare(stored: dict, fresh: dict, stored_epochs: list[dict], fresh_epochs: list[dict]) -> list[str]:

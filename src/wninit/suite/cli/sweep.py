@@ -7,23 +7,22 @@ stops cleanly; the same command continues. `--dry-run` only counts and shows wha
 """
 from __future__ import annotations
 
+import argparse
 import sys
 
 from wninit.errors import UserError
 from wninit.suite.cli._text import describe
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_arguments", "run"]
 
 HELP = "run an experiment spec (a paper figure/table) into a results store"  # its line in `wninit --help`
 
 
-def add_parser(subparsers):
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from wninit.suite.train.config import DEVICES
 
-    p = subparsers.add_parser("sweep", help=HELP,
-                              description=describe(__doc__))
     p.add_argument("spec", nargs="+", metavar="SPEC",
-                   help="experiment spec file(s), e.g. experiments/fig2_mlp_depth.toml, or a spec's name (fig2_mlp_depth)")
+                   help="experiment spec file(s), or the name of a spec installed with the package (experiments/README.md)")
     p.add_argument("--profile", default="quick", help="profile of the spec: quick (CPU, minutes) or paper (default quick)")
     p.add_argument("--store", metavar="FILE.db", help="results store (SQLite); created if missing")
     p.add_argument("--workers", type=int, metavar="N", help="parallel runs (default min(2, CPUs); Ray: cluster slots)")
@@ -46,7 +45,6 @@ def add_parser(subparsers):
     p.add_argument("--retry-failed", action="store_true", help="run the failed runs of these specs again")
     p.add_argument("--dry-run", action="store_true", help="list the runs (count, what varies) without training")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or per-run lines")
-    return p
 
 
 def _add_slurm_arguments(p) -> None:
@@ -86,8 +84,8 @@ def _values(values: list) -> str:
 
 
 def _describe(exp, out) -> None:
-    paper = f" - {exp.paper}" if exp.paper else ""
-    print(f"{exp.name} (profile {exp.profile}): {len(exp.runs)} runs{paper}", file=out)
+    title = f" - {exp.title}" if exp.title else ""
+    print(f"{exp.name} (profile {exp.profile}): {len(exp.runs)} runs{title}", file=out)
     varies = exp.varies
     width = max((len(k) for k in varies), default=0)
     for name, values in varies.items():
@@ -122,12 +120,12 @@ def _finished(store_path, ids) -> str | None:
 
 
 def _spec_path(arg: str) -> str:
-    """A spec file, or the name of one of the paper's specs (`fig2_mlp_depth`) installed with the package."""
+    """A spec file, or the name of one of the paper's specs installed with the package (the registry's)."""
     from pathlib import Path
 
     if Path(arg).exists() or "/" in arg or "\\" in arg:
         return arg
-    from wninit.suite.cli.reproduce import find_experiments
+    from wninit.suite.experiments import find_experiments
 
     try:
         folder = find_experiments()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from wninit.errors import UserError
 
-__all__ = ["add_parser", "run", "config_from_args"]
+__all__ = ["add_arguments", "run", "config_from_args"]
 
 HELP = "train one run (the reference protocol) and write its results"  # its line in `wninit --help`
 
@@ -87,12 +87,9 @@ def _type_of(name: str, default):
     return str
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from wninit.suite.train.config import RunConfig
 
-    p = subparsers.add_parser("train", help=HELP,
-                              description="Train one run of the reference protocol (docs/method.md §6.1) and write DIR/epochs.csv every "
-                              "epoch and DIR/result.json at the end; rerunning the command resumes it.")
     p.add_argument("--out", metavar="DIR", help="run directory: epochs.csv, checkpoint.pt, result.json")
     p.add_argument("--config", metavar="FILE", help="start from a RunConfig JSON (or a result.json); flags override it")
     p.add_argument("--restart", action="store_true", help="ignore DIR's checkpoint and result; train from scratch")
@@ -114,7 +111,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         else:
             group.add_argument(flag, dest=f.name, type=_type_of(f.name, default), default=argparse.SUPPRESS,
                                metavar=f.name.upper(), help=help_text)
-    return p
 
 
 def config_from_args(args: argparse.Namespace):

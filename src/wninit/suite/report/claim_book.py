@@ -1,11 +1,13 @@
-"""The paper's claims (docs/method.md §9, items 1-12), each defined once: its number, its name, the experiment it is
-judged on and the function that judges it. The report, the terminal table and docs/claims.md read them here.
+"""The paper's claims (docs/method.md §9, items 1-12), each defined once: its number, its name and the function that
+judges it; the experiment it is judged on is the one whose spec lists it in `claims` (wninit.suite.experiments). The
+report, the terminal table and docs/claims.md read them here.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable
 
+from wninit.suite.experiments import judged_on
 from wninit.suite.report import claims as C
 from wninit.suite.report import tables
 from wninit.suite.report.rl import rl_claim, rl_curves
@@ -31,8 +33,12 @@ class Evidence:
 class ClaimSpec:
     number: int
     name: str
-    experiment: str | None  # the spec (experiments/NAME.toml) it is judged on; None: judged without a store
     judge: Callable[[Evidence], Finding]
+
+    @property
+    def experiment(self) -> str | None:
+        """The experiment whose spec lists this claim (experiments/NAME.toml); None: judged without a store."""
+        return judged_on(self.number)
 
     def claim(self, finding: Finding) -> Claim:
         return Claim(self.number, self.name, finding.verdict, finding.scale, finding.detail, finding.test)
@@ -50,24 +56,22 @@ def _depth(trains_abs, shallow_abs):
 
 
 CLAIMS = (
-    ClaimSpec(1, "Fig. 1 feed-forward forward", None, _figure1(0)),
-    ClaimSpec(2, "Fig. 1 feed-forward backward", None, _figure1(1)),
-    ClaimSpec(3, "Fig. 1 ResNet", None, _figure1(2)),
-    ClaimSpec(4, "gain formula g = sqrt(gamma*fan_in/fan_out)", None, lambda ev: C.gain_claim()),
-    ClaimSpec(5, "Fig. 2 MLP depth", "fig2_mlp_depth", _depth(0.8, 0.85)),
-    ClaimSpec(6, "Fig. 2 CNN depth", "fig2_cnn_depth", _depth(None, None)),
-    ClaimSpec(7, "Fig. 2 hyper-parameter robustness", "fig2_mlp_hparams",
-              lambda ev: C.hparams_claim(tables.hparam_curves(ev.runs), ev.scale)),
-    ClaimSpec(8, "Fig. 3-left: 10k-layer WRN", "fig3_depth_10k",
+    ClaimSpec(1, "Fig. 1 feed-forward forward", _figure1(0)),
+    ClaimSpec(2, "Fig. 1 feed-forward backward", _figure1(1)),
+    ClaimSpec(3, "Fig. 1 ResNet", _figure1(2)),
+    ClaimSpec(4, "gain formula g = sqrt(gamma*fan_in/fan_out)", lambda ev: C.gain_claim()),
+    ClaimSpec(5, "Fig. 2 MLP depth", _depth(0.8, 0.85)),
+    ClaimSpec(6, "Fig. 2 CNN depth", _depth(None, None)),
+    ClaimSpec(7, "Fig. 2 hyper-parameter robustness", lambda ev: C.hparams_claim(tables.hparam_curves(ev.runs), ev.scale)),
+    ClaimSpec(8, "Fig. 3-left: 10k-layer WRN",
               lambda ev: C.depth_10k_claim(tables.depth_sweep(ev.runs), ev.scale, ev.dataset)),
-    ClaimSpec(9, "Fig. 3-right: LR robustness and warmup", "fig3_lr_warmup",
-              lambda ev: C.survival_claim(tables.survival(ev.runs), ev.scale)),
-    ClaimSpec(10, "Table 1: WN + proposed (+ warmup) vs datadep and BN", "table1_wn_vs_bn",
+    ClaimSpec(9, "Fig. 3-right: LR robustness and warmup", lambda ev: C.survival_claim(tables.survival(ev.runs), ev.scale)),
+    ClaimSpec(10, "Table 1: WN + proposed (+ warmup) vs datadep and BN",
               lambda ev: C.table1_claim(tables.wn_vs_bn(ev.runs), ev.scale)),
-    ClaimSpec(11, "Table 2: smallest Hessian norm at init", "table2_hessian",
+    ClaimSpec(11, "Table 2: smallest Hessian norm at init",
               lambda ev: C.table2_claim(tables.hessian_table(ev.runs), ev.scale)),
     ClaimSpec(12, "RL (poster only): the deep WN IMPALA trunk learns with the proposed init, not with PyTorch's default",
-              "rl_minatar", lambda ev: rl_claim(rl_curves(ev.runs), ev.scale)),
+              lambda ev: rl_claim(rl_curves(ev.runs), ev.scale)),
 )
 
 
@@ -130,17 +134,18 @@ def judge_all(store, figure1_rows=None, profile: str | None = None) -> list[Clai
     judged, so a quick and a medium verdict stand side by side; `profile` keeps one."""
     out = []
     for spec in CLAIMS:
-        if spec.experiment is None:
+        experiment = spec.experiment
+        if experiment is None:
             out.append(spec.claim(spec.judge(Evidence(figure1_rows=figure1_rows))))
             continue
-        profiles = _profiles(store, spec.experiment, profile)
+        profiles = _profiles(store, experiment, profile)
         for p in profiles:
-            ev = _evidence(store, spec.experiment, p)
+            ev = _evidence(store, experiment, p)
             if any(r.status in FINISHED for r in ev.runs):
                 out.append(spec.claim(_incomplete(spec, ev, p) or spec.judge(ev)))
             else:
-                out.append(spec.claim(Finding(NOT_RUN, ev.scale, f"{spec.experiment} ({p}) has no finished runs")))
+                out.append(spec.claim(Finding(NOT_RUN, ev.scale, f"{experiment} ({p}) has no finished runs")))
         if not profiles:
-            out.append(spec.claim(Finding(NOT_RUN, "-", f"not in this store (`wninit sweep experiments/{spec.experiment}"
+            out.append(spec.claim(Finding(NOT_RUN, "-", f"not in this store (`wninit sweep experiments/{experiment}"
                                                         ".toml --profile quick --store FILE.db` runs it)")))
     return out

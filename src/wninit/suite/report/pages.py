@@ -9,6 +9,7 @@ import math
 import sys
 from pathlib import Path
 
+from wninit.suite.experiments import of_kind
 from wninit.suite.train.result import FINISHED
 from wninit.suite._files import atomic_write_text
 from wninit.suite.report.scope import PLATEAU_MARGIN
@@ -65,14 +66,14 @@ def _collapsed(rows: list[dict], left: int | None) -> bool:
 
 
 def plateau_block(root: Path) -> str:
-    """The plateau length (epochs until the training loss is 0.05 below ln 10) of each run of beyond_cnn_plateau,
-    by depth and gain, with the final test accuracy and whether the run collapsed to one class."""
+    """The plateau length (epochs until the training loss is 0.05 below ln 10) of each run of the plateau experiment
+    (the registry's one of kind "plateau"), by depth and gain, with the final test accuracy and whether the run collapsed to one class."""
     from wninit.suite.report.render import open_store
     from wninit.suite.report.sections import md_table
 
     store = open_store(root / STORES / BEYOND_STORE)
     try:
-        runs = store.runs("beyond_cnn_plateau")
+        runs = store.runs(of_kind("plateau").name)
         epochs = {r.id: store.epochs(r.id) for r in runs if r.status in FINISHED}
     finally:
         store.close()

@@ -32,9 +32,9 @@ def scheme_label(scheme: str, direction: str = "orthogonal") -> str:
 
 @dataclass(frozen=True)
 class Reference:
-    """One of the paper's figures or tables: `data` is keyed as its docstring in this module says."""
+    """One of the paper's figures or tables: `data` is keyed as its docstring in this module says. `key` is the
+    experiment that reproduces it (its title is the registry's, wninit.suite.experiments), or "figure1"."""
     key: str
-    title: str
     source: str
     note: str
     data: dict = field(default_factory=dict)
@@ -65,7 +65,7 @@ _FIG1_ROWS = {
     ("resnet", "proposed-he", 1000): ((1.013, 0.007), (1.090, 0.020), (1.284, 0.039), (1.639, 0.069), (1.582, 0.080), (1.273, 0.044), (1.012, 0.007)),
 }
 FIG1 = Reference(
-    "figure1", "Figure 1: norm propagation on synthetic data", "[NB]/[SIM], docs/method.md §7.1",
+    "figure1", "[NB]/[SIM], docs/method.md §7.1",
     "mean ± std over 1000 samples, seed 0 (numpy re-run of the official notebook)",
     {key: dict(zip(_FIG1_RESNET_COLUMNS if key[0] == "resnet" else _FIG1_COLUMNS, values))
      for key, values in _FIG1_ROWS.items()})
@@ -73,7 +73,7 @@ FIG1 = Reference(
 # docs/method.md §7.2 [POSTER]: data[depth][(scheme, direction)] = test accuracy of the best configuration; 0.0 = fails.
 # "train" holds the dashed curves: ≈1.0 for the proposed inits at every depth.
 FIG2_MLP_DEPTH = Reference(
-    "fig2_mlp_depth", "Figure 2: MNIST MLP + WN, accuracy vs depth", "[POSTER], docs/method.md §7.2", PLOT_NOTE,
+    "fig2_mlp_depth", "[POSTER], docs/method.md §7.2", PLOT_NOTE,
     {"test": {2: {P_HE: 0.99, P_ORTH: 0.99, D_HE: 0.985, D_ORTH: 0.985},
               5: {P_HE: 0.99, P_ORTH: 0.99, D_HE: 0.985, D_ORTH: 0.985},
               10: {P_HE: 0.99, P_ORTH: 0.99, D_HE: 0.985, D_ORTH: 0.985},
@@ -86,8 +86,7 @@ FIG2_MLP_DEPTH = Reference(
 # with test accuracy >= 0.9 (a range where the plot allows no single reading); data["curve"][scheme] =
 # piecewise (first config, last config, accuracy) segments of the sorted curve, 1-based.
 FIG2_MLP_HPARAMS = Reference(
-    "fig2_mlp_hparams", "Figure 2: MNIST MLP + WN, accuracy per hyper-parameter configuration (sorted)",
-    "[POSTER], docs/method.md §7.2", PLOT_NOTE + "; about 47 configurations, depth not found",
+    "fig2_mlp_hparams", "[POSTER], docs/method.md §7.2", PLOT_NOTE + "; about 47 configurations, depth not found",
     {"n_configs": 47,
      "good": {P_ORTH: (37, 37), P_HE: (39, 39), D_ORTH: (23, 23), D_HE: (23, 23)},
      "curve": {D_HE: ((1, 23, 0.93), (24, 47, 0.0)), D_ORTH: ((1, 23, 0.93), (24, 47, 0.0)),
@@ -96,7 +95,7 @@ FIG2_MLP_HPARAMS = Reference(
 
 # docs/method.md §7.2 [POSTER]: CIFAR-10 CNN, data["test"][depth][(scheme, direction)].
 FIG2_CNN_DEPTH = Reference(
-    "fig2_cnn_depth", "Figure 2: CIFAR-10 CNN + WN, accuracy vs depth", "[POSTER], docs/method.md §7.2", PLOT_NOTE,
+    "fig2_cnn_depth", "[POSTER], docs/method.md §7.2", PLOT_NOTE,
     {"test": {5: {P_ORTH: 0.86, P_HE: 0.86, D_HE: 0.85, D_ORTH: 0.85},
               25: {P_ORTH: 0.855, P_HE: 0.85, D_HE: 0.835, D_ORTH: 0.835},
               100: {P_ORTH: 0.81, P_HE: 0.79, D_HE: 0.0, D_ORTH: 0.0}},
@@ -105,8 +104,7 @@ FIG2_CNN_DEPTH = Reference(
 
 # docs/method.md §7.3 [POSTER]: WN-WRN on CIFAR-10, accuracy after one epoch, data[layers][(scheme, direction)].
 FIG3_DEPTH_10K = Reference(
-    "fig3_depth_10k", "Figure 3 (left): WN Wide ResNets up to 10,000 layers, accuracy after 1 epoch",
-    "[POSTER], docs/method.md §7.3", PLOT_NOTE + "; the PyTorch-default error bar at 100 layers reaches ≈0.11",
+    "fig3_depth_10k", "[POSTER], docs/method.md §7.3", PLOT_NOTE + "; the PyTorch-default error bar at 100 layers reaches ≈0.11",
     {10: {P_ORTH: 0.38, H_ORTH: 0.37, D_ORTH: 0.43, T_ORTH: 0.39},
      100: {P_ORTH: 0.38, H_ORTH: 0.355, D_ORTH: 0.44, T_ORTH: 0.04},
      1000: {P_ORTH: 0.385, H_ORTH: 0.355, D_ORTH: 0.33, T_ORTH: 0.0},
@@ -120,14 +118,13 @@ _LR_ROWS = {
     (0.001, True): (100, 100, 100, 100), (0.005, True): (100, 100, 100, 100), (0.01, True): (95, 100, 95, 100),
     (0.05, True): (15, 100, 85, 80), (0.1, True): (5, 90, 60, 20)}
 FIG3_LR_WARMUP = Reference(
-    "fig3_lr_warmup", "Figure 3 (right): WRN-40-10 runs (%) reaching epoch 3 without diverging, 20 seeds",
-    "[POSTER], docs/method.md §7.4", "bar heights read off the poster's plot, multiples of 5%",
+    "fig3_lr_warmup", "[POSTER], docs/method.md §7.4", "bar heights read off the poster's plot, multiples of 5%",
     {key: dict(zip((D_ORTH, P_ORTH, H_ORTH, T_ORTH), values)) for key, values in _LR_ROWS.items()})
 
 # docs/method.md §7.5 [POSTER]: test error (%), exactly as printed. data[(dataset, architecture)] = list of
 # (method, mean, std or None). Methods: "datadep", "proposed", "proposed+warmup", "bn", "shang" (quoted).
 TABLE1 = Reference(
-    "table1_wn_vs_bn", "Table 1: WN (+ warmup) vs BN, test error (%)", "[POSTER], docs/method.md §7.5",
+    "table1_wn_vs_bn", "[POSTER], docs/method.md §7.5",
     "printed numbers; ± presumably std over seeds (count not found); BN rows of ResNet-56/110 quoted "
     "from He et al.; cutout on WRN-40-10 and ResNet-164",
     {("cifar10", "ResNet-56"): [("datadep", 9.19, 0.24), ("proposed", 7.87, 0.14), ("proposed+warmup", 7.20, 0.12),
@@ -142,7 +139,7 @@ TABLE1 = Reference(
 # docs/method.md §7.6 [POSTER]: log spectral norm of the Hessian at init (log base not found; this project uses
 # the natural log). data[(dataset, architecture)][scheme] = (mean, std); "hanin" is N/A on ResNet-164.
 TABLE2 = Reference(
-    "table2_hessian", "Table 2: log Hessian spectral norm at initialization", "[POSTER], docs/method.md §7.6",
+    "table2_hessian", "[POSTER], docs/method.md §7.6",
     "printed numbers; ± over seeds (count not found); the log's base is not found (natural log here)",
     {("cifar10", "WRN-40-10"): {"pytorch-default": (4.68, 0.60), "datadep": (3.01, 0.02), "hanin": (7.14, 0.72),
                                 "proposed": (1.31, 0.12)},

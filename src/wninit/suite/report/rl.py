@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wninit.suite.experiments import of_kind
 from wninit.suite.report.stats import ALPHA, UNDECIDED, decide, fmt_p, welch_p
 from wninit.suite.report.verdicts import NOT_RUN, Finding, detail, judge, num
 
@@ -36,7 +37,7 @@ class RLCurves:
 
 
 def rl_curves(runs) -> RLCurves:
-    """The store's runs of `rl_minatar` (any profile) grouped by trunk."""
+    """The store's runs of the RL experiment (any profile) grouped by trunk."""
     out = RLCurves()
     for run in runs:
         cfg = run.config.to_dict() if hasattr(run.config, "to_dict") else dict(run.config)
@@ -116,9 +117,9 @@ def rl_claim(data: RLCurves | None = None, scale: str = "-") -> Finding:
     last-chunk return is above its first-chunk return. Each: Welch one-sided t-test over seeds, p < 0.05."""
     prop, default = ("wn", "proposed"), ("wn", "pytorch-default")
     if data is None or not data.curves.get(prop) or not data.curves.get(default):
-        return Finding(NOT_RUN, scale,
-                     "needs finished rl_minatar runs of WN + proposed and WN + PyTorch default "
-                     "(`wninit sweep experiments/rl_minatar.toml --profile quick`)")
+        name = of_kind("rl").name
+        return Finding(NOT_RUN, scale, f"needs finished {name} runs of WN + proposed and WN + PyTorch default "
+                                       f"(`wninit sweep experiments/{name}.toml --profile quick`)")
     parts = []
     for better, worse, what in ((data.final(prop), data.final(default), "final return: proposed vs PyTorch default"),
                                 (data.final(prop), data.first(prop), "proposed: last chunk vs first chunk")):

@@ -3,21 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from wninit.suite.experiments import info_of
 from wninit.suite.report import plots, tables
 from wninit.suite.report.reference import FIG1, REFERENCES, TABLE1, TABLE2, scheme_label
 from wninit.suite.train.result import FINISHED
 
 __all__ = ["md_table", "experiment_section", "fig1_section", "figure1_table_rows", "figure_name"]
-
-_TITLES = {"fig2_mlp_depth": "Figure 2 (left): MLP + WN, accuracy vs depth",
-           "fig2_cnn_depth": "Figure 2: CNN + WN, accuracy vs depth",
-           "fig2_mlp_hparams": "Figure 2 (right): MLP + WN, accuracy per hyper-parameter configuration",
-           "fig3_depth_10k": "Figure 3 (left): WN WRN, accuracy after 1 epoch vs number of layers",
-           "fig3_lr_warmup": "Figure 3 (right): runs reaching epoch 3 without diverging",
-           "table1_wn_vs_bn": "Table 1: WN (+ warmup) vs BN, test error (%)",
-           "table2_hessian": "Table 2: log spectral norm of the Hessian at initialization",
-           "peers_depth": "Beside the paper: the normalizer-free peers, accuracy vs depth",
-           "rl_minatar": "Poster (RL): A2C with a deep IMPALA trunk, return vs environment steps"}
 
 
 def md_table(header: list[str], rows: list[list]) -> str:
@@ -49,25 +40,26 @@ def _failures(runs) -> list[str]:
 
 
 def experiment_section(experiment: str, profile: str, runs, scale: str, out: Path) -> tuple[str, list]:
-    """Markdown for one (experiment, profile) and the PNGs it wrote into `out`."""
-    kind = tables.EXPERIMENT_KINDS.get(experiment)
-    title = _TITLES.get(experiment, experiment)
+    """Markdown for one (experiment, profile) and the PNGs it wrote into `out`: the layout of the experiment's kind
+    (wninit.suite.experiments), or a table per configuration for one the registry does not know."""
+    info = info_of(experiment)
+    kind, title = (info.kind, info.title) if info else (None, experiment)
     counts = tables.status_counts(runs)
     lines = [f"## {title} — `{experiment}`, profile `{profile}`", "",
              f"Scale: {scale}. Runs: {tables.counts_text(counts)}.", ""]
     lines += _failures(runs) + ([""] if _failures(runs) else [])
     figs = []
     png = out / figure_name(experiment, profile)
-    if experiment == "peers_depth":
-        text, fig = _peers(runs, scale, png)
-    elif experiment == "rl_minatar":
-        text, fig = _rl(runs, scale, png)
-    elif kind == "depth":
-        text, fig = _depth(experiment, runs, scale, png)
+    if kind == "peers":
+        text, fig = _peers(runs, title, scale, png)
+    elif kind == "rl":
+        text, fig = _rl(runs, title, scale, png)
+    elif kind in ("depth", "layers"):
+        text, fig = _depth(experiment, kind == "layers", runs, title, scale, png)
     elif kind == "hparams":
-        text, fig = _hparams(experiment, runs, scale, png)
+        text, fig = _hparams(experiment, runs, title, scale, png)
     elif kind == "survival":
-        text, fig = _survival(experiment, runs, scale, png)
+        text, fig = _survival(experiment, runs, title, scale, png)
     elif kind == "wn_vs_bn":
         text, fig = _table1(runs), None
     elif kind == "hessian":
@@ -81,19 +73,19 @@ def experiment_section(experiment: str, profile: str, runs, scale: str, out: Pat
     return "\n".join(lines), figs
 
 
-def _peers(runs, scale, png):
+def _peers(runs, title, scale, png):
     from wninit.suite.report.peers import peer_cells, peers_markdown, plot_peers
 
     cells = peer_cells(runs)
-    fig = plot_peers(cells, png, title=_TITLES["peers_depth"], scale=scale) if _finished(runs) else None
+    fig = plot_peers(cells, png, title=title, scale=scale) if _finished(runs) else None
     return peers_markdown(cells), fig
 
 
-def _rl(runs, scale, png):
+def _rl(runs, title, scale, png):
     from wninit.suite.report.rl import plot_rl, rl_curves, rl_markdown
 
     data = rl_curves(runs)
-    fig = plot_rl(data, png, title=_TITLES["rl_minatar"], scale=scale) if _finished(runs) else None
+    fig = plot_rl(data, png, title=title, scale=scale) if _finished(runs) else None
     return rl_markdown(data), fig
 
 
@@ -101,15 +93,15 @@ def _finished(runs) -> bool:
     return any(r.status in FINISHED for r in runs)
 
 
-def _depth(experiment, runs, scale, png):
+def _depth(experiment, one_epoch, runs, title, scale, png):
+    """Accuracy vs depth (Fig. 2), or after one epoch vs number of layers (`one_epoch`, Fig. 3 left)."""
     cells = tables.depth_sweep(runs)
     ref = REFERENCES.get(experiment)
-    one_epoch = experiment == "fig3_depth_10k"
     ref_test = (ref.data if one_epoch else ref.data["test"]) if ref else {}
     ref_train = {} if (one_epoch or not ref) else ref.data.get("train", {})
     fig = None
     if _finished(runs):
-        fig = plots.plot_depth(cells, png, title=_TITLES.get(experiment, experiment), scale=scale, reference=ref,
+        fig = plots.plot_depth(cells, png, title=title, scale=scale, reference=ref,
                                train=not one_epoch,
                                xlabel="number of layers" if one_epoch else "depth (number of WN layers)",
                                ylabel="test accuracy after 1 epoch" if one_epoch else "accuracy (fraction correct)")
@@ -124,10 +116,10 @@ def _depth(experiment, runs, scale, png):
     return md_table(header, rows) + ("\n\n" + note if note else ""), fig
 
 
-def _hparams(experiment, runs, scale, png):
+def _hparams(experiment, runs, title, scale, png):
     curves = tables.hparam_curves(runs)
     ref = REFERENCES.get(experiment)
-    fig = plots.plot_hparams(curves, png, title=_TITLES[experiment], scale=scale, reference=ref) if _finished(runs) else None
+    fig = plots.plot_hparams(curves, png, title=title, scale=scale, reference=ref) if _finished(runs) else None
     threshold = tables.trains_threshold(curves)
     summary = []
     for series, results in curves.items():
@@ -157,10 +149,10 @@ def _hparams(experiment, runs, scale, png):
     return text, fig
 
 
-def _survival(experiment, runs, scale, png):
+def _survival(experiment, runs, title, scale, png):
     cells = tables.survival(runs)
     ref = REFERENCES.get(experiment)
-    fig = plots.plot_survival(cells, png, title=_TITLES[experiment], scale=scale, reference=ref) if _finished(runs) else None
+    fig = plots.plot_survival(cells, png, title=title, scale=scale, reference=ref) if _finished(runs) else None
     series = list(dict.fromkeys(s for _, _, s in cells))
     header = ["lr", "warmup"] + [h for s in series for h in (f"{scheme_label(*s)} (ours)", "paper")]
     keys = sorted({(lr, w) for lr, w, _ in cells}, key=lambda k: (k[1], k[0]))

@@ -24,15 +24,10 @@ from wninit.suite.train.result import FINISHED, WAITING
 
 __all__ = ["Stat", "DepthCell", "ConfigResult", "Survival", "depth_sweep", "hparam_curves", "survival",
            "wn_vs_bn", "hessian_table", "grid_edges", "status_counts", "trains_threshold", "good_configs", "series_key", "arch_label", "config_dict",
-           "EXPERIMENT_KINDS", "GOOD_ACC", "HORIZON"]
+           "GOOD_ACC", "HORIZON"]
 
 GOOD_ACC = 0.9  # docs/method.md §9 claim 7: a configuration "trains" at >= 0.9 test accuracy
 HORIZON = 3  # docs/method.md §7.4: "reach epoch 3 without diverging"
-
-# Which aggregate each experiment of experiments/*.toml gets (by spec file stem).
-EXPERIMENT_KINDS = {"fig2_mlp_depth": "depth", "fig2_cnn_depth": "depth", "fig3_depth_10k": "depth",
-                    "fig2_mlp_hparams": "hparams", "fig3_lr_warmup": "survival",
-                    "table1_wn_vs_bn": "wn_vs_bn", "table2_hessian": "hessian"}
 
 
 @dataclass

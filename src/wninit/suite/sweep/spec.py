@@ -2,7 +2,8 @@
 
 The format (documented with examples in `experiments/README.md`)::
 
-    [experiment]            name, paper (figure/table), spec (section), description
+    [experiment]            name, title (the figure/table), kind, claims, reproduce, spec (section), description
+                            (what the registry reads: wninit.suite.experiments)
     [base]                  RunConfig fields shared by every run
     [grid]                  field -> list of values (cartesian product); a key that is not a field and
                             whose values are tables is a *bundle axis*: each table sets several fields
@@ -25,12 +26,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from wninit.errors import UserError
+from wninit.suite.experiments import toml_loads
 from wninit.suite.train.config import RunConfig
 
 __all__ = ["Experiment", "load_spec", "expand", "varying_fields", "PROFILES_REQUIRED"]
 
 TOP_KEYS = ("experiment", "base", "grid", "series", "profiles")
-EXPERIMENT_KEYS = ("name", "paper", "spec", "description")
+EXPERIMENT_KEYS = ("name", "title", "kind", "claims", "reproduce", "spec", "description")
 PROFILE_KEYS = ("base", "grid", "series", "description")
 SERIES_META = ("name", "grid", "description", "enabled")
 PROFILES_REQUIRED = ("paper", "quick")  # every spec in experiments/ has both
@@ -44,7 +46,7 @@ class Experiment:
     profile: str
     path: str
     runs: list[RunConfig]
-    paper: str = ""
+    title: str = ""
     spec: str = ""
     description: str = ""
     series: dict[str, int] = field(default_factory=dict)  # series name -> runs it expanded to
@@ -54,14 +56,6 @@ class Experiment:
     def varies(self) -> dict[str, list]:
         """Fields that take more than one value across the runs, with their values in first-seen order."""
         return varying_fields(self.runs)
-
-
-def _toml_loads(text: str) -> dict:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10: the suite extra installs tomli
-        import tomli as tomllib
-    return tomllib.loads(text)
 
 
 def load_spec(path: str | Path, profile: str) -> Experiment:
@@ -76,12 +70,12 @@ def load_spec(path: str | Path, profile: str) -> Experiment:
         text = path.read_text()
     except FileNotFoundError:
         raise UserError(f"experiment spec {str(path)!r} does not exist; pass the path of a .toml file "
-                        "such as experiments/fig2_mlp_depth.toml") from None
+                        "such as one in experiments/") from None
     except UnicodeDecodeError:
         raise UserError(f"{path} is not a text file, so not a TOML experiment spec; pass the path of a .toml file "
-                        "such as experiments/fig2_mlp_depth.toml") from None
+                        "such as one in experiments/") from None
     try:
-        doc = _toml_loads(text)
+        doc = toml_loads(text)
     except ValueError as exc:  # TOMLDecodeError, whichever module raised it
         raise UserError(f"{path} is not valid TOML ({str(exc).splitlines()[0]}); fix the file") from None
     return expand(doc, profile, str(path))
@@ -131,7 +125,7 @@ def expand(doc: dict, profile: str, where: str = "<spec>") -> Experiment:
     if not runs:
         raise UserError(f"profile {profile!r} of {where} expands to no runs; give every grid key at least one value")
     return Experiment(name=str(meta.get("name", Path(where).stem)), profile=profile, path=where, runs=runs,
-                      paper=str(meta.get("paper", "")), spec=str(meta.get("spec", "")),
+                      title=str(meta.get("title", "")), spec=str(meta.get("spec", "")),
                       description=str(meta.get("description", "")), series=counts, ids=ids)
 
 

@@ -1,6 +1,6 @@
 """Weight norm's cost in a training step: plain layer vs torch's parametrization vs wninit's WN layer.
 
-Three tables, every variant interleaved in one process (benchmarks/common.py):
+Three tables, every variant interleaved in one process (bench/common.py):
 
 1. ``steps``: one training step (forward, backward, ``SGD(lr, momentum=0.9, weight_decay=5e-4).step()``
    as train/single_run.py builds it), batch 128, of the MLP(784 -> width x depth -> 10) for width 128/512 and
@@ -20,23 +20,20 @@ Three tables, every variant interleaved in one process (benchmarks/common.py):
 
 Denormal floats are flushed during the run, so that a variant whose signal decays (deep nets) cannot be
 slowed by denormal arithmetic instead of by its own cost.
-Run: ``python benchmarks/bench_wn.py [--quick] [--out DIR]``.
+Run: ``python -m wninit.suite.bench.wn [--quick] [--out DIR]``.
 """
 from __future__ import annotations
 
-import os
-import sys
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (Table, build_variant, busy_note, machine, machine_line, main, num_threads, summary, text,  # noqa: E402
-                    thread_counts, time_interleaved)
+from wninit.suite.bench.common import (Table, build_variant, machine, main, num_threads, report, summary,
+                                       thread_counts, time_interleaved)
 
-import wninit  # noqa: E402
-from wninit.weightnorm.access import weight_norm  # noqa: E402
+import wninit
+from wninit.weightnorm.access import weight_norm
 
 BATCH = 128
 VARIANTS = ("plain", "torch", "wninit")
@@ -276,8 +273,7 @@ def tables(result: dict) -> list[Table]:
 
 
 def table(result: dict) -> str:
-    warning = busy_note(result["machine"]["load_average"], result["load_average_after"])
-    return text(tables(result), machine_line(result)) + (f"\n{warning}" if warning else "")
+    return report(tables(result), result)
 
 
 if __name__ == "__main__":

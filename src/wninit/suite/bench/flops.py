@@ -2,7 +2,7 @@
 
 The ceiling is measured in the same run, interleaved with the steps: ``A @ B`` with 2048x2048 float32
 matrices (2*2048^3 FLOP). The step is the suite's MLP(784 -> 512 x depth -> 10), batch 128, forward +
-backward + ``SGD(momentum=0.9, weight_decay=5e-4).step()`` (as bench_wn.py), plain and
+backward + ``SGD(momentum=0.9, weight_decay=5e-4).step()`` (as bench/wn.py), plain and
 with wninit's WN (``initialize(model, "proposed")``).
 FLOP counted: ``2*B*in*out`` per Linear forward and the same for each of its two backward matmuls
 (``6*B*in*out``), except the first layer, whose input needs no gradient (``4*B*in*out``); the
@@ -11,22 +11,19 @@ elementwise ops, the loss and the optimizer count zero, so they show up as lost 
 Where the fraction is below :data:`FLOPS_TARGET`, the benchmark says where the time goes:
 the variant "gemms alone" times the step's own matmul shapes alone (how fast MKL is at batch 128:
 the ceiling for this step), and ``breakdown`` groups a torch.profiler trace of the step by kind of op.
-Run: ``python benchmarks/bench_flops.py [--quick] [--out DIR]``.
+Run: ``python -m wninit.suite.bench.flops [--quick] [--out DIR]``.
 """
 from __future__ import annotations
 
-import os
-import sys
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (Table, busy_note, machine, machine_line, main, num_threads, summary, text,  # noqa: E402
-                    thread_counts, time_interleaved)
+from wninit.suite.bench.common import (Table, machine, main, num_threads, report, summary, thread_counts,
+                                       time_interleaved)
 
-import wninit  # noqa: E402
-from wninit.models import MLP  # noqa: E402
+import wninit
+from wninit.models import MLP
 
 BATCH, IN, WIDTH, CLASSES, CEILING_N = 128, 784, 512, 10, 2048
 # A training step should keep the matmul units busy: 80% of the large-matmul rate leaves room for the
@@ -165,8 +162,7 @@ def tables(result: dict) -> list[Table]:
 
 
 def table(result: dict) -> str:
-    warning = busy_note(result["machine"]["load_average"], result["load_average_after"])
-    return text(tables(result), machine_line(result)) + (f"\n{warning}" if warning else "")
+    return report(tables(result), result)
 
 
 if __name__ == "__main__":

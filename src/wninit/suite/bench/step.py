@@ -12,7 +12,7 @@ Side by side in one process, batch 128:
   forward, backward, step) with and without the same validation pass. The ratio is fit's overhead.
 
 Times are medians of repeats; process CPU time is reported too, since it is robust to other processes
-on a shared machine. Run: ``python benchmarks/bench_step.py [--quick] [--out DIR] [--device cuda]``;
+on a shared machine. Run: ``python -m wninit.suite.bench.step [--quick] [--out DIR] [--device cuda]``;
 ``run(quick) -> dict`` is what ``wninit bench`` calls.
 """
 from __future__ import annotations
@@ -20,30 +20,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine, write_json  # noqa: E402
+from wninit.suite.bench.common import machine, sync, timed, write_json
 
 BATCH = 128
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn, device) -> tuple[float, float]:
-    _sync(device)
-    start, cpu = time.perf_counter(), time.process_time()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def _median(pairs) -> tuple[float, float]:
@@ -75,7 +60,7 @@ def step_seconds(arch, depth, width, in_shape, device, repeats) -> tuple[float, 
 
     for _ in range(3):  # warm-up
         step()
-    return _median([_timed(step, device) for _ in range(repeats)])
+    return _median([timed(step, device) for _ in range(repeats)])
 
 
 def _bare_epoch(model, opt, x, y, gen):
@@ -107,11 +92,11 @@ def epoch_seconds(arch, depth, width, device, epochs) -> dict:
         stamps = []
 
         def mark(_row):
-            _sync(device)
+            sync(device)
             stamps.append((time.perf_counter(), time.process_time()))
 
         with tempfile.TemporaryDirectory() as tmp:
-            _sync(device)
+            sync(device)
             stamps.append((time.perf_counter(), time.process_time()))
             fit(cfg, out_dir=tmp if out_dir else None, on_epoch=mark)
         deltas = [(b[0] - a[0], b[1] - a[1]) for a, b in zip(stamps[1:], stamps[2:])]  # epoch 0 warms up
@@ -124,8 +109,8 @@ def epoch_seconds(arch, depth, width, device, epochs) -> dict:
     opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
     gen = torch.Generator(device).manual_seed(0)
     _bare_epoch(model, opt, x, y, gen)  # warm-up
-    out["bare_loop"] = _median([_timed(lambda: _bare_epoch(model, opt, x, y, gen), device) for _ in range(epochs - 1)])
-    out["bare_loop_with_eval"] = _median([_timed(lambda: (_bare_epoch(model, opt, x, y, gen), _bare_eval(model, vx, vy)),
+    out["bare_loop"] = _median([timed(lambda: _bare_epoch(model, opt, x, y, gen), device) for _ in range(epochs - 1)])
+    out["bare_loop_with_eval"] = _median([timed(lambda: (_bare_epoch(model, opt, x, y, gen), _bare_eval(model, vx, vy)),
                                                  device) for _ in range(epochs - 1)])
     out["overhead"] = out["fit"][0] / out["bare_loop_with_eval"][0] - 1
     out["overhead_cpu"] = out["fit"][1] / out["bare_loop_with_eval"][1] - 1

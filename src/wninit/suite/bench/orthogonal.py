@@ -1,7 +1,7 @@
 """Orthogonal directions of large layers: ``wninit``'s draw vs ``torch.nn.init.orthogonal_`` on the same shape.
 
 Shapes: VGG-16's first classifier layer (``4096 x 25088``, the weight of ``Linear(25088, 4096)``) and its second
-(``4096 x 4096``). Variants, interleaved (benchmarks/common.py), at torch's thread count:
+(``4096 x 4096``). Variants, interleaved (bench/common.py), at torch's thread count:
 
 - ``wninit``: ``wninit.init.gains.orthogonal_directions_([w])``, what ``initialize`` runs. A layer this large
   (``wninit.init.orthogonal_blocks``) takes Cholesky QR in fixed tiles on single-thread workers where it is
@@ -13,19 +13,16 @@ orthonormal) and the distance to ``orthogonal_``'s result from the same generato
 exact arithmetic: Cholesky QR's R is Householder's sign-corrected R). ``--quick``: the first shape only,
 2 rounds. Target (printed as a check):
 ``wninit`` no slower than ``orthogonal_`` on ``4096 x 25088``.
-Run: ``python benchmarks/bench_orthogonal.py [--quick] [--out DIR] [--threads N]``.
+Run: ``python -m wninit.suite.bench.orthogonal [--quick] [--out DIR] [--threads N]``.
 """
 from __future__ import annotations
 
-import os
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Table, busy_note, machine, machine_line, main, num_threads, summary, text, time_interleaved  # noqa: E402
+from wninit.suite.bench.common import Table, machine, main, num_threads, report, summary, time_interleaved
 
-from wninit.init.gains import orthogonal_directions_  # noqa: E402
+from wninit.init.gains import orthogonal_directions_
 
 SHAPES = {"VGG fc6 (4096 x 25088)": (4096, 25088), "VGG fc7 (4096 x 4096)": (4096, 4096)}
 CHECKED = "VGG fc6 (4096 x 25088)"
@@ -71,8 +68,7 @@ def tables(result: dict) -> list[Table]:
 
 
 def table(result: dict) -> str:
-    warning = busy_note(result["machine"]["load_average"], result["load_average_after"])
-    return text(tables(result), machine_line(result)) + (f"\n{warning}" if warning else "")
+    return report(tables(result), result)
 
 
 if __name__ == "__main__":

@@ -22,14 +22,13 @@ from round to round (per-sample pipelines on a subset: their cost is per image).
 time are both given: CPU time is robust to other processes on a shared machine. The data share of a
 training step is t_batch / (t_batch + t_step), t_step the median forward + backward + SGD step.
 
-Run: ``python benchmarks/bench_data.py [--quick] [--out DIR] [--threads N]``; ``run(quick) -> dict``.
+Run: ``python -m wninit.suite.bench.data [--quick] [--out DIR] [--threads N]``; ``run(quick) -> dict``.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
-import sys
 import time
 
 import numpy as np
@@ -39,9 +38,8 @@ from wninit.suite.data import CIFAR_MEAN_STD, MNIST_MEAN_STD, Loader, Split
 from wninit.suite.data import loader as loader_module
 from wninit.suite.data.sources import normalize_raw
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Table, machine, machine_line, text, write_json  # noqa: E402
-from reference_pipeline import PilImages, TorchOpsImages, pil_transform  # noqa: E402
+from wninit.suite.bench.common import Table, machine, report, sync, timed, write_json
+from wninit.suite.bench.reference_pipeline import PilImages, TorchOpsImages, pil_transform
 
 BATCH = 128
 # The data path against the reference's per-sample pipeline: at least 50x faster per image, so that a sweep of
@@ -62,20 +60,14 @@ def uint8_split(n: int, shape: tuple, mean_std, seed: int = 0) -> Split:
                  -mean / std, raw, (255.0, mean, std))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _epoch(batches, device) -> tuple[float, float]:
     """(wall, process CPU) seconds of one pass, each batch moved to ``device`` as a training loop would."""
-    _sync(device)
-    start, cpu = time.perf_counter(), time.process_time()
-    for x, y in batches:
-        if x.device != device:
-            x, y = x.to(device), y.to(device)
-    _sync(device)
-    return time.perf_counter() - start, time.process_time() - cpu
+    def one_pass():
+        for x, y in batches:
+            if x.device != device:
+                x, y = x.to(device), y.to(device)
+
+    return timed(one_pass, device)
 
 
 def _interleaved(pipelines: dict, images: dict, device, rounds: int) -> dict:
@@ -100,13 +92,13 @@ def _step(model, in_shape, device, repeats: int) -> dict:
     x, y = torch.randn(BATCH, *in_shape, device=device), torch.randint(0, 10, (BATCH,), device=device)
     walls, cpus = [], []
     for i in range(repeats + 2):  # 2 warm-up steps
-        _sync(device)
+        sync(device)
         start, cpu = time.perf_counter(), time.process_time()
         loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        _sync(device)
+        sync(device)
         if i >= 2:
             walls.append(time.perf_counter() - start)
             cpus.append(time.process_time() - cpu)
@@ -291,7 +283,7 @@ def tables(result: dict) -> list[Table]:
 
 
 def table(result: dict) -> str:
-    return text(tables(result), machine_line(result))
+    return report(tables(result), result)
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,7 @@
 """The GPU path: WN vs BN steps per second on WRN-40-10, WN's cost on the MLPs, FLOP/s, init.
 
 On a CUDA device (``--device cuda``, the default when one is present), batch 128, every variant
-interleaved in rounds (benchmarks/common.py), each sample the mean of ``STEPS`` steps timed between
+interleaved in rounds (bench/common.py), each sample the mean of ``STEPS`` steps timed between
 ``torch.cuda.synchronize`` calls:
 
 1. ``wrn``: one SGD step (momentum 0.9, weight decay 5e-4, as train/single_run.py) of WRN-40-10 on a 3x32x32
@@ -17,9 +17,9 @@ interleaved in rounds (benchmarks/common.py), each sample the mean of ``STEPS`` 
 
 ``--compiled`` runs only WRN-40-10 WN vs BN under ``torch.compile`` (bf16 + channels_last), with the
 compilation time. Without a CUDA device it is skipped (``WNINIT_BENCH_DEVICE=cpu`` runs it on the CPU);
-nothing here is needed for CI. ``benchmarks/gpu_check.sh`` runs it with the other GPU checks.
+nothing here is needed for CI. ``benchmarks/gpu_check.sh`` of the source checkout runs it with the other GPU checks.
 ``--quick`` keeps WRN-40-10 fp32/bf16 NCHW and the depth-10 MLPs.
-Run: ``python benchmarks/bench_gpu.py [--quick] [--compiled] [--out DIR]``.
+Run: ``python -m wninit.suite.bench.gpu [--quick] [--compiled] [--out DIR]``.
 """
 from __future__ import annotations
 
@@ -30,13 +30,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Table, build_variant, machine, machine_line, main, summary, text, time_interleaved  # noqa: E402
+from wninit.suite.bench.common import Table, build_variant, machine, machine_line, main, summary, text, time_interleaved
 
-import wninit  # noqa: E402
-from wninit.models import WideResNet  # noqa: E402
-from wninit.suite.train.accel import as_input, autocast, to_memory_format  # noqa: E402
-from wninit.weightnorm.access import weight_normed_layers, wn_v  # noqa: E402
+import wninit
+from wninit.models import WideResNet
+from wninit.suite.train.accel import PRECISIONS, as_input, autocast, to_memory_format
+from wninit.weightnorm.access import weight_normed_layers, wn_v
 
 BATCH = 128
 STEPS = 10  # steps per timed sample
@@ -79,7 +78,7 @@ def _rate(stats):  # steps per second from a sample of STEPS steps
 
 
 def bench_wrn(quick: bool, rounds: int) -> list[dict]:
-    combos = [(p, cl) for p in ("fp32", "bf16") for cl in ((False,) if quick else (False, True))]
+    combos = [(p, cl) for p in PRECISIONS for cl in ((False,) if quick else (False, True))]
     rows = []
     x, y = _batch("wrn")
     for precision, cl in combos:

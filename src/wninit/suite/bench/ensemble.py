@@ -19,7 +19,7 @@ Two measurements:
 Target: ensemble >= :data:`TARGET` (whole runs). On a shared machine the ratio depends on its load: each torch op
 costs more when the machine is busy (OpenMP threads wait for a core), and the stacked model runs ~9x
 fewer ops than 16 models, while the matmul arithmetic is the same on both sides; the load average is
-printed with the numbers. Run: ``python benchmarks/bench_ensemble.py [--quick] [--out DIR]``;
+printed with the numbers. Run: ``python -m wninit.suite.bench.ensemble [--quick] [--out DIR]``;
 ``run(quick) -> dict``.
 """
 from __future__ import annotations
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 
 import torch
@@ -36,8 +35,7 @@ import torch.nn.functional as F
 from wninit.suite.sweep.ensemble import fit_ensemble
 from wninit.suite.train import RunConfig, fit
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Table, machine, machine_line, text, write_json  # noqa: E402
+from wninit.suite.bench.common import Table, machine, report, write_json
 
 MEMBERS, WIDTH, DEPTH, LRS, BATCH = 16, 128, 10, (0.003, 0.01, 0.03, 0.1), 128
 # A stacked group of runs at least 1.7x faster than the same runs one by one (whole runs): below that, the
@@ -159,7 +157,7 @@ def tables(result: dict) -> list[Table]:
 
 
 def table(result: dict) -> str:
-    return text(tables(result), machine_line(result))
+    return report(tables(result), result)
 
 
 def main(argv=None) -> int:

@@ -11,7 +11,7 @@ must measure one on a laptop: target under 60 s and 8 GB on a 2-core CPU. Side b
 Each depth runs in its own fresh Python process, so that its peak resident memory (``ru_maxrss``, which
 only grows) is its own: ``peak after bare`` then ``peak after diagnostics`` (the larger is the run's peak).
 Wall and process CPU time are both reported: CPU time is robust to other processes on a shared machine.
-Run: ``python benchmarks/bench_diagnostics.py [--quick] [--out DIR] [--threads T] [--batch N] [--size S]``.
+Run: ``python -m wninit.suite.bench.diagnostics [--quick] [--out DIR] [--threads T] [--batch N] [--size S]``.
 """
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ import platform
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import write_json  # noqa: E402
+from wninit.suite.bench.common import write_json
 
 DEPTHS, QUICK_DEPTHS = (1000, 10000), (100, 1000)  # WRN depth 6N+4: N = 166, 1666 (quick: 16, 166)
 # The diagnostics of the paper's 10,000-layer ResNet within a minute and 8 GB: what a laptop with 2 cores

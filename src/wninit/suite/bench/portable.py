@@ -12,7 +12,7 @@ Runs (one torch thread each, so that thread count is not what differs):
 - ``wrn``: WN WRN-10-1 on the 8x8 digits, 1 epoch (convolutions: oneDNN, or ATen + MKL under the pin).
 
 Times are process CPU seconds (robust to other processes on a shared machine), wall seconds in brackets, medians
-over ``--repeats``. Run: ``python benchmarks/bench_portable.py [--repeats N] [--json FILE]``.
+over ``--repeats``. Run: ``python -m wninit.suite.bench.portable [--repeats N] [--json FILE]``.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ shared, noisy machine:
 
 A benchmark module exposes ``run(quick: bool) -> dict`` (JSON-able, ``"benchmark"`` naming it),
 ``tables(result) -> list[Table]`` and ``table(result) -> str`` (the same tables as text);
-``python benchmarks/bench_X.py [--quick] [--out DIR]`` prints the table and writes ``DIR/bench_X.json``,
+``python -m wninit.suite.bench.X [--quick] [--out DIR]`` prints the table and writes ``DIR/bench_X.json``,
 ``wninit bench`` does the same for all of them, and ``benchmarks/render_docs.py`` renders the JSONs of
 ``docs/bench/`` into docs/performance.md as markdown.
 """
@@ -30,10 +30,12 @@ from typing import Callable, NamedTuple
 
 import torch
 
-__all__ = ["machine", "busy_note", "num_threads", "time_interleaved", "summary", "fmt_seconds", "format_table",
-           "Table", "text", "machine_line", "thread_counts", "write_json", "main", "VARIANTS", "build_variant"]
+from wninit.errors import UserError
 
-# A layer variant -> (norm, wn_api) of the suite's models: the comparisons bench_wn.py and bench_gpu.py make.
+__all__ = ["machine", "busy_note", "num_threads", "time_interleaved", "summary", "fmt_seconds", "format_table",
+           "Table", "text", "report", "machine_line", "sync", "timed", "thread_counts", "write_json", "main", "VARIANTS", "build_variant"]
+
+# A layer variant -> (norm, wn_api) of the suite's models: the comparisons bench/wn.py and bench/gpu.py make.
 VARIANTS = {"plain": ("none", "wninit"), "bn": ("bn", "wninit"), "torch": ("wn", "torch"), "wninit": ("wn", "wninit")}
 
 
@@ -101,6 +103,21 @@ def busy_note(load_before: float | None, load_after: float | None) -> str:
         return (f"WARNING: load average {max(loads):.1f} on {cpus} CPUs: other processes shared the machine, "
                 "timings (multi-threaded ones most) are unreliable; rerun on an idle machine")
     return ""
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock read after it counts that work (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, float]:
+    """(wall, process CPU) seconds of one call of `fn`, the device's work included."""
+    sync(device)
+    start, cpu = time.perf_counter(), time.process_time()
+    fn()
+    sync(device)
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 @contextmanager
@@ -177,6 +194,13 @@ class Table(NamedTuple):
     notes: list[str] = []
 
 
+def report(tables: list[Table], result: dict) -> str:
+    """A benchmark's `table(result)`: its tables as text under the result's machine line, and the busy-machine
+    warning when the load average says other work shared the machine."""
+    warning = busy_note(result["machine"]["load_average"], result.get("load_average_after"))
+    return text(tables, machine_line(result)) + (f"\n{warning}" if warning else "")
+
+
 def text(tables: list[Table], head: str = "") -> str:
     """The tables as plain text, one after the other, under an optional head line."""
     return "\n\n".join(([head] if head else []) + [format_table(*t) for t in tables])
@@ -207,7 +231,7 @@ def thread_counts(quick: bool, threads: int | None) -> list[int]:
     thread is the steadiest), else the machine's core count, and 1 as well unless ``quick``."""
     if threads is not None:
         if threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {threads}")
+            raise UserError(f"--threads must be at least 1, got {threads}")
         return [threads]
     cores = os.cpu_count() or 1
     return [cores] if quick else sorted({cores, 1}, reverse=True)

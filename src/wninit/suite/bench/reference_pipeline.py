@@ -1,4 +1,4 @@
-"""The reference's per-sample data pipeline, written out (docs/method.md §6.1), for benchmarks/bench_data.py.
+"""The reference's per-sample data pipeline, written out (docs/method.md §6.1), for bench/data.py.
 
 torchvision is not a dependency (its wheels do not work next to the CPU torch wheel), so its transforms
 are written out with PIL and numpy: the same operations in the same order. ``TorchOpsImages`` is the

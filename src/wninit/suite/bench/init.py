@@ -1,7 +1,7 @@
 """Initialization time: ``wninit.initialize(model, "proposed")`` vs ``torch.nn.init.orthogonal_`` on the same layers.
 
 Models: WRN-40-10 (the paper's CIFAR net, 36M parameters) and a 10,000-layer WN WRN (depth 10000 = 6N+4,
-k = 1: 9,999 WN convs). Variants, interleaved (benchmarks/common.py):
+k = 1: 9,999 WN convs). Variants, interleaved (bench/common.py):
 
 - ``initialize``: the library call, orthogonal directions (docs/method.md §3.5). It draws every direction in
   layer order from the one generator, then runs the QRs side by side on ``torch.get_num_threads()``
@@ -24,23 +24,20 @@ the draws and QRs are all the time, and only running QRs side by side goes below
 Targets (printed as checks): ``initialize`` on the 10,000-layer WRN no slower than ``orthogonal_``; discovery
 adds at most 20% to ``initialize`` on WRN-40-10 (``DISCOVERY_OVERHEAD``: tracing must not be a reason to
 declare roles by hand); ``initialize, traced`` on the 10,000-layer WRN under ``TEN_K_SECONDS`` (10 s).
-Run: ``python benchmarks/bench_init.py [--quick] [--out DIR]``.
+Run: ``python -m wninit.suite.bench.init [--quick] [--out DIR]``.
 """
 from __future__ import annotations
 
-import os
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (Table, busy_note, machine, machine_line, main, num_threads, summary, text,  # noqa: E402
-                    thread_counts, time_interleaved)
+from wninit.suite.bench.common import (Table, machine, main, num_threads, report, summary, thread_counts,
+                                       time_interleaved)
 
-import wninit  # noqa: E402
-from wninit.models import WideResNet  # noqa: E402
-from wninit.weightnorm.access import weight_normed_layers, wn_v  # noqa: E402
+import wninit
+from wninit.models import WideResNet
+from wninit.weightnorm.access import weight_normed_layers, wn_v
 
 MODELS = {"WRN-40-10": (40, 10), "WRN-10000-1": (10000, 1)}
 # traced / declared on WRN-40-10 at most: tracing a model must not be a reason to declare its roles by hand
@@ -113,8 +110,7 @@ def tables(result: dict) -> list[Table]:
 
 
 def table(result: dict) -> str:
-    warning = busy_note(result["machine"]["load_average"], result["load_average_after"])
-    return text(tables(result), machine_line(result)) + (f"\n{warning}" if warning else "")
+    return report(tables(result), result)
 
 
 if __name__ == "__main__":

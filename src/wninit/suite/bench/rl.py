@@ -6,7 +6,7 @@
 2. whether the RL library costs time: stable-baselines3 A2C's environment steps per second against the bare
    trunk's forward (rollout) and forward+backward (update) on the same samples, the floor any library pays.
 
-    python benchmarks/bench_rl.py [--depths 10 22 40 100] [--steps 3200] [--part init|speed|both]
+    python -m wninit.suite.bench.rl [--depths 10 22 40 100] [--steps 3200] [--part init|speed|both]
 """
 from __future__ import annotations
 

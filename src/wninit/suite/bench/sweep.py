@@ -18,7 +18,7 @@ of the runs' own wall times over the workers) and the rest (worker start, claims
 Each variant runs twice in the mirrored order A B C C B A, so that a machine load drifting during the
 benchmark falls on all alike. ``--quick`` takes a fixed slice (depths 2 and 10, seed 1: 24 runs); the full grid is 120 runs.
 
-Run: ``python benchmarks/bench_sweep.py [--quick] [--one-pass] [--out DIR]``; ``run(quick, passes) -> dict``.
+Run: ``python -m wninit.suite.bench.sweep [--quick] [--one-pass] [--out DIR]``; ``run(quick, passes) -> dict``.
 """
 import time  # first, so that a reference child can time its own imports
 
@@ -32,8 +32,6 @@ import tempfile  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-SPEC = ROOT / "experiments" / "fig2_mlp_depth.toml"
 WORKERS = 2
 # Runs per hour at least 5x the reference's way of running a grid: what makes the suite's sweeps (hundreds
 # of small runs) an afternoon on a laptop instead of a day.
@@ -41,10 +39,17 @@ TARGET = 5.0
 PHASES = ("interpreter", "imports", "data_setup", "data_pipeline", "compute", "evaluation", "checkpoint")
 
 
+def spec() -> Path:
+    """The spec whose quick grid is timed: the first one `wninit reproduce` runs (Fig. 2's MLP depth sweep)."""
+    from wninit.suite.experiments import experiment, reproduced_at
+
+    return experiment(reproduced_at("quick")[0]).path
+
+
 def grid(quick: bool):
     from wninit.suite.sweep import load_spec
 
-    runs = load_spec(SPEC, "quick").runs
+    runs = load_spec(spec(), "quick").runs
     if quick:  # a fixed slice: the cheapest and a middle depth, one seed
         runs = [c for c in runs if c.depth in (2, 10) and c.seed == 1]
     return runs
@@ -156,7 +161,7 @@ def _reference(runs) -> dict:
     def one(cfg):
         with tempfile.TemporaryDirectory() as d:
             spawned = time.time()
-            proc = subprocess.run([sys.executable, __file__, "--reference-run", cfg.to_json(), "--dir", d,
+            proc = subprocess.run([sys.executable, "-m", __spec__.name, "--reference-run", cfg.to_json(), "--dir", d,
                                    "--spawned-at", repr(spawned)], capture_output=True, text=True, timeout=3600)
             if proc.returncode:
                 raise RuntimeError(f"reference run failed: {proc.stderr[-2000:]}")
@@ -193,11 +198,10 @@ def _sweep(runs, batch_runs: bool) -> dict:
 
 
 def run(quick: bool = False, passes: int = 2) -> dict:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from common import machine
+    from wninit.suite.bench.common import machine
 
     runs = grid(quick)
-    result = {"benchmark": "sweep", "quick": quick, "machine": machine(), "grid": f"{SPEC.name} quick" + (" slice (depths 2, 10; seed 1)" if quick else ""),
+    result = {"benchmark": "sweep", "quick": quick, "machine": machine(), "grid": f"{spec().name} quick" + (" slice (depths 2, 10; seed 1)" if quick else ""),
               "n_runs": len(runs), "workers": WORKERS, "passes": 1 if passes < 2 else 2, "variants": {}}
     variants = {"reference (process per run, per-sample data, checkpoints)": lambda: _reference(runs),
                 "sweep (local pool)": lambda: _sweep(runs, False),
@@ -228,8 +232,7 @@ def run(quick: bool = False, passes: int = 2) -> dict:
 
 def tables(result: dict) -> list:
     """Each variant's wall time, throughput and speed-up; then where each variant's time goes (common.Table)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from common import Table  # here, not at the top: a reference child times its own imports
+    from wninit.suite.bench.common import Table  # here, not at the top: a reference child times its own imports
 
     rows = [[name, f"{v['wall_s']:.1f} s", f"{v['runs_per_hour']:.0f}", f"{v['speedup_vs_reference']:.2f}x",
              v["diverged"], " / ".join(f"{a}->{b}" for a, b in zip(v["load_average"][::2], v["load_average"][1::2]))]
@@ -250,10 +253,9 @@ def tables(result: dict) -> list:
 
 
 def table(result: dict) -> str:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from common import machine_line, text
+    from wninit.suite.bench.common import report
 
-    return text(tables(result), machine_line(result))
+    return report(tables(result), result)
 
 
 def main(argv=None) -> int:
@@ -265,8 +267,7 @@ def main(argv=None) -> int:
     passes = 2
     if "--one-pass" in argv:  # the whole grid in about 25 minutes instead of 50 (see run)
         argv, passes = [a for a in argv if a != "--one-pass"], 1
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from common import main as bench_main
+    from wninit.suite.bench.common import main as bench_main
 
     return bench_main(lambda quick: run(quick, passes), table, "bench_sweep",
                       "Sweep throughput vs a reference-style loop (--one-pass: each variant once).", argv)

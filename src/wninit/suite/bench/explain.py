@@ -2,7 +2,7 @@
 
 Model: VGG-16 (13 convs, classifier ``25088 -> 4096 -> 4096 -> 1000``, 138M parameters), every layer
 weight-normalized by ``wninit.weight_norm`` and no role declared, so both calls trace the model to place
-its layers (docs/method.md §3.7). Variants, interleaved (benchmarks/common.py):
+its layers (docs/method.md §3.7). Variants, interleaved (bench/common.py):
 
 - ``initialize``: ``wninit.initialize(model, "proposed")``: placement, then every direction drawn and
   factored (``wninit.init.gains.orthogonal_directions_``), g and b written;
@@ -10,20 +10,17 @@ its layers (docs/method.md §3.7). Variants, interleaved (benchmarks/common.py):
   placement and the layers' shapes, no direction drawn, the model untouched.
 
 Target (printed as a check): ``explain`` under 10% of ``initialize``.
-Run: ``python benchmarks/bench_explain.py [--quick] [--out DIR]``.
+Run: ``python -m wninit.suite.bench.explain [--quick] [--out DIR]``.
 """
 from __future__ import annotations
 
-import os
-import sys
 
 import torch
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Table, busy_note, machine, machine_line, main, summary, text, time_interleaved  # noqa: E402
+from wninit.suite.bench.common import Table, machine, main, report, summary, time_interleaved
 
-import wninit  # noqa: E402
+import wninit
 
 VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 TARGET = 0.10  # explain / initialize at most
@@ -70,8 +67,7 @@ def tables(result: dict) -> list[Table]:
 
 
 def table(result: dict) -> str:
-    warning = busy_note(result["machine"]["load_average"], result["load_average_after"])
-    return text(tables(result), machine_line(result)) + (f"\n{warning}" if warning else "")
+    return report(tables(result), result)
 
 
 if __name__ == "__main__":
