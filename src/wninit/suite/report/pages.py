@@ -15,7 +15,7 @@ from wninit.suite._files import atomic_write_text
 from wninit.suite.report.scope import PLATEAU_MARGIN
 from wninit.suite.report.verdicts import num
 
-__all__ = ["STORES", "BLOCKS", "claims_block", "isa_block", "plateau_block", "plateau_length", "rendered_blocks", "render_pages"]
+__all__ = ["STORES", "BLOCKS", "claims_block", "isa_block", "plateau_block", "rl_block", "plateau_length", "rendered_blocks", "render_pages"]
 
 STORES = Path("docs") / "stores"  # relative to the repository root
 QUICK_STORE, BEYOND_STORE, FIGURE1 = "quick.db", "beyond.db", "figure1.csv"
@@ -95,8 +95,30 @@ def plateau_block(root: Path) -> str:
                      "test accuracy by seed", "collapsed to one class", "seeds not finished"], table)
 
 
+def rl_block(root: Path) -> str:
+    """The RL experiment's table per profile in docs/stores/quick.db: return per trunk (mean ± std over seeds)
+    beside the poster's, and claim 12's finding at that profile."""
+    from wninit.suite.experiments import of_kind
+    from wninit.suite.report.render import open_store
+    from wninit.suite.report.rl import rl_claim, rl_curves, rl_markdown
+
+    name = of_kind("rl").name
+    store = open_store(root / STORES / QUICK_STORE)
+    try:
+        profiles = [p for e, p in store.experiments() if e == name]
+        parts = []
+        for profile in profiles:
+            data = rl_curves(store.runs(name, profile))
+            finding = rl_claim(data, f"{profile} profile")
+            parts.append(f"**{profile} profile** (claim 12: {finding.verdict}; {finding.detail}; "
+                         f"{finding.test})\n\n{rl_markdown(data)}")
+    finally:
+        store.close()
+    return "\n\n".join(parts) or f"no run of {name} in {QUICK_STORE}"
+
+
 BLOCKS = {"claims": ("docs/claims.md", claims_block), "isa": ("docs/claims.md", isa_block),
-          "plateau": ("docs/results.md", plateau_block)}
+          "plateau": ("docs/results.md", plateau_block), "rl": ("docs/results.md", rl_block)}
 
 
 def _markers(name: str) -> tuple[str, str]:

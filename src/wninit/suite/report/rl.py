@@ -22,6 +22,12 @@ POSTER_CURVES = {("wn", "proposed"): [(0, -21), (2.4, -21), (4, 5), (7, 17)],
                  ("none", "pytorch-default"): [(0, -21), (3.8, -21), (7, 0)]}
 
 
+# Descriptive columns beside the claim's statistic (which stays the last chunk's return, as the claim was set
+# before any medium run): a return above 1.0, more than twice the random policy's ~0.4 on Breakout, means the
+# agent has left its initial return; the last 10 chunks' mean is the run's end without one chunk's noise.
+LEFT_ABOVE, TAIL_CHUNKS = 1.0, 10
+
+
 @dataclass
 class RLCurves:
     """Per trunk, one curve per finished seed: `[(env steps, mean return of the last 100 episodes), ...]`."""
@@ -34,6 +40,20 @@ class RLCurves:
 
     def first(self, trunk) -> list[float]:
         return [c[0][1] for c in self.curves.get(trunk, {}).values() if c and c[0][1] is not None]
+
+    def left(self, trunk, above: float = LEFT_ABOVE) -> list[int | None]:
+        """Per seed, the steps after which the return first exceeded `above` (None: never in the run)."""
+        return [next((s for s, r in c if r is not None and r > above), None)
+                for _, c in sorted(self.curves.get(trunk, {}).items())]
+
+    def tail(self, trunk, chunks: int = TAIL_CHUNKS) -> list[float]:
+        """Per seed, the mean return over its last `chunks` chunks: the end of the run, less the noise of one chunk."""
+        out = []
+        for _, c in sorted(self.curves.get(trunk, {}).items()):
+            values = [r for _, r in c[-chunks:] if r is not None]
+            if values:
+                out.append(sum(values) / len(values))
+        return out
 
 
 def rl_curves(runs) -> RLCurves:
@@ -68,9 +88,13 @@ def rl_markdown(data: RLCurves) -> str:
         curves = data.curves.get(trunk, {})
         steps = max((c[-1][0] for c in curves.values()), default=None)
         (m0, s0), (m1, s1) = _mean_std(data.first(trunk)), _mean_std(data.final(trunk))
+        mt, st = _mean_std(data.tail(trunk))
+        left = ", ".join(f"{s:,}" if s is not None else "never" for s in data.left(trunk)) or "-"
         rows.append([label, len(curves), data.pending.get(trunk, 0), steps if steps is not None else "-",
-                     f"{num(m0, 2)} ± {num(s0, 2)}", f"{num(m1, 2)} ± {num(s1, 2)}", poster[trunk]])
+                     f"{num(m0, 2)} ± {num(s0, 2)}", f"{num(m1, 2)} ± {num(s1, 2)}", f"{num(mt, 2)} ± {num(st, 2)}",
+                     left, poster[trunk]])
     return md_table(["trunk", "seeds", "not finished", "env steps", "return, first chunk", "return, last chunk",
+                     f"return, last {TAIL_CHUNKS} chunks", f"steps until return > {LEFT_ABOVE:g} (per seed)",
                      "poster (Pong, as read)"], rows)
 
 
