@@ -277,17 +277,18 @@ def _orthogonalize_(weight: torch.Tensor) -> None:
 
 
 _BATCH_ELEMENTS = 1 << 22  # 16 MiB of float32 per batched QR: a bound on the stacked copy, not a tuning knob
+_SMALL = 4096  # elements: below, a QR costs less than its dispatch; above, batching measured slower (docs/performance.md)
 
 
 def _same_shape_batches(weights: list[torch.Tensor]) -> list[list[torch.Tensor]]:
     """`weights` grouped by shape and dtype, in order within a group, each group at most `_BATCH_ELEMENTS`.
 
-    Only matrices of a whole number of 64-byte lines share a batch: each then starts on a line in the batch as
+    Only small matrices (`_SMALL`) of a whole number of 64-byte lines share a batch: each then starts on a line in the batch as
     it does alone, and LAPACK's vector kernels round it the same (a 7x5 float32 matrix at an odd offset does
     not); the others are factored one by one."""
     groups: dict[tuple, list[list[torch.Tensor]]] = {}
     for w in weights:
-        if (w.numel() * w.element_size()) % 64:
+        if (w.numel() * w.element_size()) % 64 or w.numel() > _SMALL:
             groups[(id(w),)] = [[w]]
             continue
         batches = groups.setdefault((w.shape, w.dtype), [[]])
