@@ -75,6 +75,7 @@ def test_orthogonal_directions_are_the_one_by_one_draws_at_one_thread_bit_for_bi
     # thread, so any thread count gives the one-by-one calls' result at one thread (torch's orthogonal_
     # alone rounds differently at 1 and 2 threads: MKL threads its larger QRs)
     shapes = [(16, 3, 3, 3), (16, 16, 3, 3), (32, 16, 1, 1), (64, 32, 3, 3), (10, 64), (128, 784), (7, 5), (5, 5)]
+    shapes += [(16, 16, 3, 3), (7, 5), (5, 5), (64, 32, 3, 3), (16, 16, 3, 3)] * 3  # same shapes: QR'd as one batch
     one_by_one, batch = [torch.empty(s) for s in shapes], [torch.empty(s) for s in shapes]
     one_by_one.insert(3, torch.empty(8, 6).t())  # a non-contiguous weight takes the one-by-one path, in its turn
     batch.insert(3, torch.empty(8, 6).t())

@@ -294,3 +294,24 @@ def test_switch_api_leaves_only_the_target_apis_hooks_and_the_model_loads_its_ow
     wninit.remove_weight_norm(model)
     assert _hooks(model) == []
     model.load_state_dict(model.state_dict())
+
+
+@pytest.mark.parametrize("to", ["plain", "legacy", "torch", "wninit"])
+def test_a_checkpoint_with_a_zero_direction_folds_and_converts_without_nan(to):
+    """g != 0 with an all-zero direction v, made outside wninit (torch's own layer computes 0/0 = NaN):
+    the unit has the constant unit direction wrapping a zero weight gives it (docs/lifecycle.md)."""
+    src = nn.utils.parametrizations.weight_norm(nn.Linear(6, 4))
+    with torch.no_grad():
+        src.parametrizations.weight.original0.copy_(torch.tensor([[2.0], [0.0], [3.0], [1.0]]))
+        src.parametrizations.weight.original1[:2].zero_()  # unit 0: g 2, v 0; unit 1: g 0, v 0
+    sd = src.state_dict()
+    assert torch.isnan(src.weight).any()  # what torch itself computes
+    w = fold(sd["parametrizations.weight.original0"], sd["parametrizations.weight.original1"])
+    assert torch.equal(w[0], torch.full((6,), 2.0 / 6 ** 0.5)) and torch.equal(w[1], torch.zeros(6))
+    assert torch.allclose(w[2:], src.weight[2:].detach(), rtol=1e-6, atol=0)  # the others as before
+    target = nn.Linear(6, 4)
+    if to != "plain":
+        wninit.weight_norm(target, api=to)
+    target.load_state_dict(wninit.convert_state_dict(sd, target))
+    assert torch.allclose(effective_weight(target), w, rtol=0, atol=1e-6)
+    assert not torch.isnan(target(torch.randn(3, 6))).any()

@@ -134,6 +134,45 @@ def test_recording_restores_mode_grad_and_global_hooks():
     record(model, torch.randn(2, 4, 16))
     assert all(m.training for m in model.modules()) and torch.is_grad_enabled()
     assert (len(nn.modules.module._global_forward_hooks), len(nn.modules.module._global_forward_pre_hooks)) == hooks
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+class _RaisesInLeaf(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.utils.parametrizations.weight_norm(nn.Linear(4, 4))
+
+    def forward(self, x):
+        return self.fc(x.view(-1))  # the leaf rejects the flattened input
+
+
+def test_a_leaf_that_raises_leaves_no_mode_and_no_hook_behind():
+    """The recorder's mode is off while a leaf runs: a leaf's error must not leave it off (or on) the stack."""
+    model = _RaisesInLeaf()
+    depth = torch._C._len_torch_function_stack()
+    with pytest.raises(UserError, match="rejected the example input"):
+        record(model, torch.randn(2, 3, 4))
+    assert torch._C._len_torch_function_stack() == depth
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    assert len(record(model, torch.randn(1, 4)).graph.nodes) > 2  # and it records again
+
+
+class _ModuleMadeInForward(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.utils.parametrizations.weight_norm(nn.Linear(8, 8))
+
+    def forward(self, x):
+        return x + self.fc(nn.ReLU()(self.fc(x)))  # the ReLU is no module of the model
+
+
+def test_a_module_made_inside_forward_keeps_the_dataflow():
+    """Its torch calls are recorded like the forward's own (before: its output was a constant, which cut the
+    branch off its stream and hid the residual sum)."""
+    graph = record(_ModuleMadeInForward(), torch.randn(3, 8)).graph
+    assert "_constant" not in str(graph)
+    assert [n.target for n in graph.nodes if n.op == "call_module"] == ["fc", "fc"]
+    assert discover(_ModuleMadeInForward(), example_inputs=torch.randn(3, 8)).sums
 
 
 class LNBlock(nn.Module):

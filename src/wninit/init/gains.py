@@ -276,6 +276,42 @@ def _orthogonalize_(weight: torch.Tensor) -> None:
     flat.copy_(q.t() if wide else q)
 
 
+_BATCH_ELEMENTS = 1 << 22  # 16 MiB of float32 per batched QR: a bound on the stacked copy, not a tuning knob
+_SMALL = 4096  # elements: below, a QR costs less than its dispatch; above, batching measured slower (docs/performance.md)
+
+
+def _same_shape_batches(weights: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+    """`weights` grouped by shape and dtype, in order within a group, each group at most `_BATCH_ELEMENTS`.
+
+    Only small matrices (`_SMALL`) of a whole number of 64-byte lines share a batch: each then starts on a line in the batch as
+    it does alone, and LAPACK's vector kernels round it the same (a 7x5 float32 matrix at an odd offset does
+    not); the others are factored one by one."""
+    groups: dict[tuple, list[list[torch.Tensor]]] = {}
+    for w in weights:
+        if (w.numel() * w.element_size()) % 64 or w.numel() > _SMALL:
+            groups[(id(w),)] = [[w]]
+            continue
+        batches = groups.setdefault((w.shape, w.dtype), [[]])
+        if batches[-1] and (len(batches[-1]) + 1) * w.numel() > _BATCH_ELEMENTS:
+            batches.append([])
+        batches[-1].append(w)
+    return [b for batches in groups.values() for b in batches]
+
+
+def _orthogonalize_batch_(weights: list[torch.Tensor]) -> None:
+    """`_orthogonalize_` on each of `weights` (one shape), as one batched QR: LAPACK factors each matrix of
+    the batch as it factors it alone (the same bits, tests/test_init.py), without one dispatch per layer and
+    per step, most of the cost on a deep net of small layers (docs/performance.md)."""
+    rows = weights[0].size(0)
+    batch = torch.stack([w.view(rows, -1) for w in weights])
+    wide = rows < batch.size(2)
+    q, r = torch.linalg.qr(batch.mT if wide else batch)
+    q *= r.diagonal(dim1=-2, dim2=-1).sign().unsqueeze(-2)  # Q uniform over the orthogonal group (Mezzadri 2007)
+    q = q.mT if wide else q
+    for w, qi in zip(weights, q):
+        w.view(rows, -1).copy_(qi)
+
+
 def _factor_large_(flat: torch.Tensor, threads: int) -> None:
     """The QR of a large draw (`wninit.init.orthogonal_blocks`): Cholesky QR in fixed blocks on `threads`
     workers where it is wide enough, else Householder on the calling thread with all of its threads."""
@@ -295,8 +331,8 @@ def _factor_all(weights: list[torch.Tensor], threads: int) -> None:
     workers = max(1, min(threads, len(small)))
 
     def factor(chunk):
-        for w in chunk:
-            _orthogonalize_(w)
+        for group in _same_shape_batches(chunk):
+            _orthogonalize_batch_(group) if len(group) > 1 else _orthogonalize_(group[0])
 
     single_threaded([lambda chunk=small[i::workers]: factor(chunk) for i in range(workers)] if small else [], threads)
 

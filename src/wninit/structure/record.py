@@ -4,8 +4,10 @@
 assignment, which audio models and most packaged models use. Given an example input, `record` runs the
 model once under a `torch.overrides.TorchFunctionMode` and writes every torch call whose inputs are
 tensors it has seen into a `torch.fx.Graph`, keyed on tensor identity; module boundaries come from
-global forward hooks, so a leaf module (a Linear/Conv, a torch.nn activation or normalization) is one
-`call_module` node, as under fx. The analysis of `wninit.structure.trace` then reads the recorded
+forward hooks on the model's leaf modules (a Linear/Conv, a torch.nn activation or normalization), so each
+is one `call_module` node, as under fx; a module built inside the forward is no module of the model, and its
+torch calls are recorded like the forward's own. The mode is off while a leaf runs: the torch calls inside
+it, most of a forward's, cost nothing more than they do without the recorder (docs/performance.md). The analysis of `wninit.structure.trace` then reads the recorded
 graph exactly as a symbolic one: tensor methods are `call_method` nodes, torch functions `call_function`
 nodes, parameters and tensors created inside the forward `get_attr` nodes.
 
@@ -21,7 +23,9 @@ pass of §3.10 are one input), and the caller's stream is left as it was.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import operator
 from typing import Any, Callable
 
@@ -88,6 +92,20 @@ def _flat_tensors(obj) -> list[torch.Tensor]:
     return []
 
 
+def _any_tensor(obj, seen: dict | None = None) -> bool:
+    """Whether `obj` holds a tensor (one in `seen`, keyed by id, when given); `_flat_tensors` without the list,
+    stopping at the first, as the recorder asks it of every torch call's arguments and output."""
+    if isinstance(obj, torch.Tensor):
+        return seen is None or id(obj) in seen
+    if isinstance(obj, (tuple, list)):
+        return any(_any_tensor(v, seen) for v in obj)
+    if isinstance(obj, (int, float, bool, str, type(None))):
+        return False
+    if isinstance(obj, dict):
+        return any(_any_tensor(v, seen) for v in obj.values())
+    return any(_any_tensor(t, seen) for t in _flat_tensors(obj))
+
+
 def is_leaf(module: nn.Module) -> bool:
     """A module the recorder keeps as one node: every Linear/Conv, a registered activation, and a torch.nn
     module that holds no Linear/Conv (an activation, a normalization, a pool) or is attention."""
@@ -100,31 +118,69 @@ def is_leaf(module: nn.Module) -> bool:
     return not any(isinstance(m, _LAYERS) for m in module.modules())
 
 
+def _node_kind(func) -> tuple[str, Any]:
+    """`(op, target)` of a torch call's node: a tensor method is `call_method` by name, its operators
+    (`__add__`...) the `operator` functions fx writes, anything else `call_function` of the function itself."""
+    name = getattr(func, "__name__", "")
+    tensor_method = getattr(func, "__qualname__", "").split(".")[0] in ("TensorBase", "Tensor")
+    if tensor_method and name in _DUNDER_FUNCS:
+        return "call_function", _DUNDER_FUNCS[name]
+    if tensor_method and not name.startswith("__"):
+        return "call_method", name
+    return "call_function", func
+
+
 class Recording:
     """The graph of one forward pass: `graph`, the model's output, and, when asked, the tensor of each node."""
 
     def __init__(self, model: nn.Module, keep: set[str] | None = None,
                  on_node: Callable[[fx.Node, Any], Any] | None = None):
         self.model, self.graph, self.keep, self.on_node = model, fx.Graph(), keep or set(), on_node
-        self.names = {id(m): n for n, m in model.named_modules()}
-        self.attr_names = {id(p): n for n, p in model.named_parameters()} | {id(b): n for n, b in model.named_buffers()}
+        # One walk over the modules: their names, their training modes (restored after the run) and the leaves
+        # to hook. A module inside a leaf runs inside it (a layer's weight-norm parametrization) and is not
+        # hooked: only the leaves' own calls go through nn.Module's slower call path with hooks.
+        self.names: dict[int, str] = {}
+        self.modes: list[tuple[nn.Module, bool]] = []
+        self.leaves: list[nn.Module] = []
+        under_leaf: set[str] = set()
+        for name, m in model.named_modules():
+            self.names[id(m)] = name
+            self.modes.append((m, m.training))
+            if name and (name.rpartition(".")[0] in under_leaf):
+                under_leaf.add(name)
+            elif is_leaf(m):
+                self.leaves.append(m)
+                under_leaf.add(name)
+        self._attr_names: dict[int, str] | None = None  # made when a forward first reads a tensor it did not compute
         self.node_of: dict[int, fx.Node] = {}
         self.alive: list[torch.Tensor] = []  # keeps every recorded tensor alive: its id stays its own
         self.kept: dict[str, torch.Tensor] = {}
         self.values: dict[str, torch.Tensor] = {}
+        self.kinds: dict[Any, tuple[str, Any]] = {}  # torch function -> (op, target) of its nodes
         self.depth = 0  # > 0 inside a leaf module: its insides are not recorded
+        self.mode, self.mode_depth, self.mode_off = None, 0, False  # the recorder's TorchFunctionMode, while on
+        self.leaf_inputs = None  # the graph arguments of the leaf module being run (depth > 0)
         self.output = None
         self.bug = False  # set when the recorder's own code raised: that error is a bug, never the user's
 
-    def guarded(self, fn, *args):
-        """`fn(*args)`, marking the recording as failed by its own code when it raises."""
-        try:
-            return fn(*args)
-        except BaseException:
-            self.bug = True
-            raise
+    def attr_name(self, t: torch.Tensor) -> str:
+        """The name of a parameter or buffer of the model (the first name of a shared one), else `_constant`."""
+        if self._attr_names is None:
+            self._attr_names = {id(p): n for n, p in self.model.named_parameters()}
+            self._attr_names.update((id(b), n) for n, b in self.model.named_buffers())
+        return self._attr_names.get(id(t), "_constant")
 
     # -- nodes ---------------------------------------------------------------------------------------------
+    def node(self, op: str, target, args: tuple, kwargs: dict | None = None) -> fx.Node:
+        """A node of the graph, its arguments set after it is made: the same node `Graph.create_node(op,
+        target, args, kwargs)` makes, without its scan of the arguments for symbolic sizes (a real forward
+        has none), a third of its cost (docs/performance.md)."""
+        node = self.graph.create_node(op, target)
+        node.args = args
+        if kwargs:
+            node.kwargs = kwargs
+        return node
+
     def _bind(self, t: torch.Tensor, node: fx.Node) -> torch.Tensor:
         if self.on_node is not None:
             replaced = self.on_node(node, t)
@@ -142,7 +198,7 @@ class Recording:
         if isinstance(a, torch.Tensor):
             node = self.node_of.get(id(a))
             if node is None:
-                node = self.graph.get_attr(self.attr_names.get(id(a), "_constant"))
+                node = self.graph.get_attr(self.attr_name(a))
                 self.node_of[id(a)] = node
                 self.alive.append(a)
             return node
@@ -159,56 +215,87 @@ class Recording:
         if isinstance(out, (tuple, list)):  # the tuple itself is returned: a structseq keeps its names
             for i, o in enumerate(out):
                 if isinstance(o, torch.Tensor):
-                    self._outputs(o, self.graph.call_function(operator.getitem, (node, i)))
+                    self._outputs(o, self.node("call_function", operator.getitem, (node, i)))
         return out
 
     def has_input(self, args, kwargs) -> bool:
-        return any(id(t) in self.node_of for t in _flat_tensors((args, kwargs)))
+        return _any_tensor(args, self.node_of) or (bool(kwargs) and _any_tensor(kwargs, self.node_of))
 
     # -- torch calls ---------------------------------------------------------------------------------------------
     def function(self, func, args, kwargs, out):
-        if self.depth or not _flat_tensors(out) or not self.has_input(args, kwargs):
+        if self.depth or not _any_tensor(out) or not self.has_input(args, kwargs):
             return out
-        name = getattr(func, "__name__", "")
-        qual = getattr(func, "__qualname__", "")
-        a, k = self._arg(tuple(args)), self._arg(dict(kwargs))
-        if name in _DUNDER_FUNCS and qual.split(".")[0] in ("TensorBase", "Tensor"):
-            node = self.graph.call_function(_DUNDER_FUNCS[name], a, k)
-        elif qual.split(".")[0] in ("TensorBase", "Tensor") and not name.startswith("__"):
-            node = self.graph.call_method(name, a, k)
-        else:
-            node = self.graph.call_function(func, a, k)
+        kind = self.kinds.get(func)
+        if kind is None:
+            kind = self.kinds[func] = _node_kind(func)
+        op, target = kind
+        node = self.node(op, target, self._arg(tuple(args)), self._arg(dict(kwargs)))
         return self._outputs(out, node)
 
     # -- module boundaries ---------------------------------------------------------------------------------------
-    def enter(self, module, args, kwargs):
+    def enter(self, module, args):
+        """A leaf module starts (only leaves are hooked): its inputs, unless it runs inside another leaf."""
         if self.depth:
             self.depth += 1  # inside a leaf: not recorded
-        elif is_leaf(module):
-            module._wninit_recorded_inputs = (self._arg(tuple(args)), self._arg(dict(kwargs)))
-            self.depth = 1
+            return
+        try:
+            self.leaf_inputs = (self._arg(tuple(args)), {})
+        except BaseException:
+            self.bug = True
+            raise
+        self.depth = 1
+        if self.mode is not None and torch._C._len_torch_function_stack() == self.mode_depth:
+            self.mode.__exit__(None, None, None)  # off while the leaf runs: its own torch calls are not recorded
+            self.mode_off = True
 
-    def leave(self, module, args, kwargs, out):
+    def leave(self, module, args, out):
         if not self.depth:
             return None  # a module the recorder looks inside: its torch calls are the nodes
         self.depth -= 1
         if self.depth:
             return None
-        a, k = module.__dict__.pop("_wninit_recorded_inputs")
-        target = self.names.get(id(module))
-        if target is None:
-            return None  # a module outside the model (built inside forward): its output is a constant
-        node = self.graph.call_module(target, a, k)
+        self.mode_back()
+        try:
+            return self._leave_leaf(module, out)
+        except BaseException:
+            self.bug = True
+            raise
+
+    def mode_back(self) -> None:
+        """The recorder's mode on again after a leaf (or a leaf's error)."""
+        if self.mode_off:
+            self.mode.__enter__()
+            self.mode_off = False
+
+    def _leave_leaf(self, module, out):
+        a, k = self.leaf_inputs
+        self.leaf_inputs = None
+        target = self.names[id(module)]
+        node = self.node("call_module", target, a, k)
         if isinstance(module, nn.MultiheadAttention) and isinstance(out, tuple) and isinstance(module.out_proj, _LAYERS):
             # The output projection is read, not called: write it as the layer it is, after the attention.
-            proj = self.graph.call_module(f"{target}.out_proj" if target else "out_proj",
-                                          (self.graph.call_function(operator.getitem, (node, 0)),))
+            proj = self.node("call_module", f"{target}.out_proj" if target else "out_proj",
+                             (self.node("call_function", operator.getitem, (node, 0)),))
             self._bind(out[0], proj)
             for i, o in enumerate(out[1:], 1):
                 if isinstance(o, torch.Tensor):
-                    self._outputs(o, self.graph.call_function(operator.getitem, (node, i)))
+                    self._outputs(o, self.node("call_function", operator.getitem, (node, i)))
             return out
         return self._outputs(out, node)
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Python's cycle collector off for the block, as it was after it. A recording makes a few objects per
+    torch call, all kept to its end: each full collection meanwhile scans the whole heap, a model's tens of
+    thousands of modules and tensors included, a quarter of recording a 3,000-layer net (docs/performance.md)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 class _Mode(TorchFunctionMode):
@@ -219,7 +306,13 @@ class _Mode(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        return self.rec.guarded(self.rec.function, func, args, kwargs, out)
+        if self.rec.depth:  # inside a leaf module: nothing to record (most calls of a forward are here)
+            return out
+        try:
+            return self.rec.function(func, args, kwargs, out)
+        except BaseException:
+            self.rec.bug = True  # the recorder's own error: a bug, never the user's
+            raise
 
 
 def _cuda_devices(model: nn.Module, call: ExampleCall) -> list[int]:
@@ -241,19 +334,29 @@ def record(model: nn.Module, example_inputs, *, keep: set[str] | None = None,
     `UserError` naming the input's shapes; an error inside the recorder itself is a bug and propagates.
     """
     call = example_call(example_inputs)
+    with gc_paused():
+        return _record(model, call, keep, on_node, grad)
+
+
+def _record(model, call, keep, on_node, grad) -> Recording:
     rec = Recording(model, keep, on_node)
     for i, t in enumerate(call.tensors()):
         rec._bind(t, rec.graph.placeholder(f"input_{i}"))
-    handles: list[RemovableHandle] = [
-        nn.modules.module.register_module_forward_pre_hook(lambda m, a: rec.guarded(rec.enter, m, a, {})),
-        nn.modules.module.register_module_forward_hook(lambda m, a, o: rec.guarded(rec.leave, m, a, {}, o)),
-    ]
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
+    handles: list[RemovableHandle] = []
     try:
-        with torch.random.fork_rng(devices=_cuda_devices(model, call)), torch.set_grad_enabled(grad), _Mode(rec):
+        for m in rec.leaves:  # first of the module's hooks, as global hooks would be: a legacy WN hook runs inside
+            handles.append(m.register_forward_pre_hook(rec.enter, prepend=True))
+            handles.append(m.register_forward_hook(rec.leave, prepend=True))
+        if any(training for _, training in rec.modes):
+            model.eval()
+        with (torch.random.fork_rng(devices=_cuda_devices(model, call)), torch.set_grad_enabled(grad),
+              _Mode(rec) as rec.mode):
+            rec.mode_depth = torch._C._len_torch_function_stack()
             try:
-                out = call(model)
+                try:
+                    out = call(model)
+                finally:
+                    rec.mode_back()  # a leaf that raised: its mode on again, for the with block to take off
             except (RuntimeError, TypeError, ValueError, IndexError) as exc:
                 if rec.bug:
                     raise
@@ -264,10 +367,9 @@ def record(model: nn.Module, example_inputs, *, keep: set[str] | None = None,
     finally:
         for h in handles:
             h.remove()
-        for m, training in modes.items():
-            m.training = training
-        for m in model.modules():
-            m.__dict__.pop("_wninit_recorded_inputs", None)
+        for m, training in rec.modes:
+            if m.training != training:  # nn.Module's __setattr__ is slow: on a 10,000-layer net, set only what changed
+                m.training = training
     rec.output = out
     rec.graph.output(tuple(rec.node_of[id(t)] for t in _flat_tensors(out) if id(t) in rec.node_of))
     return rec

@@ -225,8 +225,11 @@ def discover(model: nn.Module, layers: str = "wn", *, example_inputs=None) -> St
         from wninit.structure.record import record
 
         graph, how = record(model, example_inputs).graph, TRACED_BY[1]
-    G = Graph(model, graph, any_layer=layers == "any")
-    structure = _analyse(G)
+    from wninit.structure.record import gc_paused
+
+    with gc_paused():  # the analysis makes many small objects too (the energy pass, the roles)
+        G = Graph(model, graph, any_layer=layers == "any")
+        structure = _analyse(G)
     structure.traced_by = how
     return structure
 

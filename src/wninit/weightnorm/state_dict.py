@@ -50,10 +50,16 @@ def fold(g: torch.Tensor, v: torch.Tensor, dim: int | None = 0) -> torch.Tensor:
         v: the direction, the weight's shape.
         dim: the weight dim of the normalized units, None for the whole weight.
 
+    A unit whose direction is all zero (a checkpoint made outside wninit: `0/0` under every API) has the
+    constant unit direction wrapping a zero weight gives it (docs/lifecycle.md, "A zero weight"): its weight
+    is `g_u/sqrt(n_u)` in every entry, 0 when `g_u` is 0, never NaN.
+
     Examples:
         >>> w = fold(layer.g, layer.v)
     """
-    return wn_weight(v.detach().double(), g.detach().double(), dim, fused=False).to(v.dtype)
+    v64 = v.detach().double()
+    v64 = zero_units_directed(v64, unit_norms(v64, dim), dim)
+    return wn_weight(v64, g.detach().double(), dim, fused=False).to(v.dtype)
 
 
 def wn_layout(model: nn.Module) -> dict[str, tuple[str, int | None]]:
@@ -126,6 +132,7 @@ def _emit(api: str, prefix: str, g: torch.Tensor, v: torch.Tensor, dim: int | No
         g = g.reshape(-1)
     else:
         g = g.reshape(()) if dim is None else _unit_shape(g.reshape(-1), v, dim)
+    v = zero_units_directed(v, unit_norms(v.double(), dim), dim)  # a zero direction: the one wrapping gives
     return {prefix + g_suffix: g.clone(), prefix + v_suffix: v.clone()}
 
 
