@@ -1,7 +1,5 @@
-"""The model zoo (tests/zoo): each public architecture builds, runs forward and backward fast, and is
-weight-normed on exactly the layers its docstring names."""
-import time
-
+"""The model zoo (tests/zoo): each public architecture builds, runs forward and backward at a cost the CI
+machine affords, and is weight-normed on exactly the layers its docstring names."""
 import pytest
 import torch
 from torch import nn
@@ -15,7 +13,9 @@ OUTPUT_SHAPE = {"resnet50": (2, 10), "preact_resnet": (2, 10), "hifigan_generato
                 "wavenet": (2, 32, 256), "impala_cnn": (2, 256), "resnext": (2, 10), "mobilenet_v1": (2, 10),
                 "mixer": (2, 10)}
 DEFAULT_API = {name: "legacy" if name == "hifigan_generator" else "torch" for name in ZOO}
-MAX_SECONDS = 1.0  # best of 3 forward+backward passes on one thread; all measure 0.03-0.15 s alone
+# The zoo's models are test inputs: one forward+backward of each stays under this many FLOPs (counted, so the
+# bound holds on any machine at any load; the largest, impala_cnn, counts 1.1e9, about 0.15 s on one core).
+MAX_FLOPS = 2e9
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -40,15 +40,13 @@ def test_forward_shape_finite_and_every_parameter_gets_a_gradient(name):
 
 
 @pytest.mark.parametrize("name", ZOO)
-def test_forward_backward_is_fast(name):
+def test_forward_backward_is_cheap(name):
+    from torch.utils.flop_counter import FlopCounterMode
+
     model, x = _built(name)
-    seconds = []
-    for _ in range(3):
-        model.zero_grad()
-        start = time.perf_counter()
+    with FlopCounterMode(display=False) as counter:
         model(x).square().mean().backward()
-        seconds.append(time.perf_counter() - start)
-    assert min(seconds) < MAX_SECONDS
+    assert 0 < counter.get_total_flops() < MAX_FLOPS
 
 
 @pytest.mark.parametrize("api", ["torch", "legacy"])
