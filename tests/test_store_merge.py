@@ -4,24 +4,15 @@ with nothing written; sources are left as they were."""
 import json
 import shutil
 import sqlite3
-import textwrap
 
 import pytest
 
 from wninit.errors import UserError
 from wninit.suite.cli import main
 from wninit.suite.sweep import Store
+from tiny_specs import tiny_spec
 
-SPEC = textwrap.dedent("""
-    [experiment]
-    name = "merge"
-    [base]
-    dataset = "synthetic"
-    arch = "mlp"
-    depth = 2
-    width = 8
-    epochs = 2
-    batch_size = 64
+SPEC = tiny_spec("merge", """
     [grid]
     seed = [1, 2, 3, 4]
     [profiles.quick]
