@@ -44,3 +44,16 @@ def test_rl_table_and_figure(tmp_path):
     assert "5.03 ± 0.25" in text and "-21 throughout" in text
     png = plot_rl(data, tmp_path / "rl.png", title="t", scale="s")
     assert png.exists() and png.stat().st_size > 10_000
+
+
+def test_descriptive_columns_steps_to_leave_and_tail_mean():
+    """Beside the claim's statistic: per seed, the steps after which the return first exceeds 1.0, and the mean
+    of the last 10 chunks; a seed that never leaves reads "never"."""
+    trunk = ("wn", "proposed")
+    climbs = [(1000 * i, 0.4 if i < 3 else 2.0 + i) for i in range(1, 21)]  # leaves at 3,000; last 10: 13..22
+    flat = [(1000 * i, 0.4) for i in range(1, 21)]
+    data = RLCurves(curves={trunk: {1: climbs, 2: flat}})
+    assert data.left(trunk) == [3000, None]
+    assert data.tail(trunk) == [pytest.approx(17.5), pytest.approx(0.4)]
+    row = next(line for line in rl_markdown(data).splitlines() if line.startswith("| WN, proposed"))
+    assert "3,000, never" in row and "8.95 ± 12.09" in row

@@ -98,11 +98,11 @@ def plateau_block(root: Path) -> str:
 def rl_block(root: Path) -> str:
     """The RL experiment's table per profile in docs/stores/quick.db: return per trunk (mean ± std over seeds)
     beside the poster's, and claim 12's finding at that profile."""
-    from wninit.suite.experiments import of_kind
     from wninit.suite.report.render import open_store
     from wninit.suite.report.rl import rl_claim, rl_curves, rl_markdown
 
-    name = of_kind("rl").name
+    info = of_kind("rl")
+    name, claims = info.name, ", ".join(str(c) for c in info.claims)
     store = open_store(root / STORES / QUICK_STORE)
     try:
         profiles = [p for e, p in store.experiments() if e == name]
@@ -110,7 +110,7 @@ def rl_block(root: Path) -> str:
         for profile in profiles:
             data = rl_curves(store.runs(name, profile))
             finding = rl_claim(data, f"{profile} profile")
-            parts.append(f"**{profile} profile** (claim 12: {finding.verdict}; {finding.detail}; "
+            parts.append(f"**{profile} profile** (claim {claims}: {finding.verdict}; {finding.detail}; "
                          f"{finding.test})\n\n{rl_markdown(data)}")
     finally:
         store.close()
