@@ -90,7 +90,8 @@ def _one_pass(model: nn.Module, structure: Structure, example_inputs, layers: li
             _correct(node, t)
         if node.name in tracked:  # after its own correction, before any in-place op that may follow
             energy[node.name] = float(t.detach().double().square().sum())
-            operands[node.name] = t.detach().clone() if node.name in skips else t
+            # a copy: an in-place sum (`branch += skip`, transformers' ResNet) writes into the operand itself
+            operands[node.name] = t.detach().clone()
         return None
 
     def _correct(node: fx.Node, t: torch.Tensor) -> None:
