@@ -8,7 +8,8 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm as torch_wn
 
 import wninit
-from wninit.structure.activations import activation_of_module, register_activation, second_moment
+from wninit.structure.activations import (activation_of_module, register_activation, second_moment,
+                                          snake_second_moment)
 
 
 def test_relu_and_leaky_relu_closed_forms():
@@ -56,8 +57,12 @@ class Swish2(nn.Module):
 
 def test_register_a_custom_activation_class():
     model = nn.Sequential(torch_wn(nn.Linear(8, 8)), Swish2())
-    (rec,) = wninit.initialize(model, "proposed")
-    assert rec.rule == "nothing follows" and rec.gamma == 1.0  # unknown module: not an activation until declared
+    with pytest.warns(UserWarning, match=r"knows no second moment .*a product of its output with a function of "
+                                         r"itself after 0\)"):
+        (rec,) = wninit.initialize(model, "proposed")
+    # unknown until declared: named in the rule and the warning, never a silent "nothing follows"
+    assert rec.gamma == 1.0 and rec.rule == ("a product of its output with a function of itself follows: no known "
+                                             "second moment, taken as 1 (outside the theory)")
     register_activation(Swish2, 0.4, name="swish2")
     try:
         (rec,) = wninit.initialize(model, "proposed")
@@ -65,6 +70,71 @@ def test_register_a_custom_activation_class():
     finally:
         from wninit.structure.activations import _CUSTOM
         _CUSTOM.pop(Swish2)
+
+
+class Sine(nn.Module):
+    def forward(self, x):
+        return torch.sin(3.0 * x)
+
+
+@pytest.mark.parametrize("by_running", [False, True])
+def test_an_op_of_no_known_moment_after_a_layer_is_named_never_silent(by_running):
+    """`torch.sin` after a WN layer: the layer is named in one warning with the op, and its rule says the op's
+    factor is taken as 1 (the scale before it, 3, is still undone) and that it is outside the theory; a known
+    activation is not flagged."""
+    model = nn.Sequential(torch_wn(nn.Linear(8, 8)), Sine(), torch_wn(nn.Linear(8, 8)), nn.Tanh(),
+                          torch_wn(nn.Linear(8, 4)))
+    x = {"example_inputs": torch.randn(2, 8)} if by_running else {}
+    with pytest.warns(UserWarning, match=r"knows no second moment for what follows 1 weight-normed layer\(s\) of "
+                                         r"Sequential \(torch.sin after 0\)"):
+        records = {r.name: r for r in wninit.initialize(model, "proposed", **x)}
+    assert records["0"].rule == "torch.sin follows: no known second moment, taken as 1 (outside the theory)"
+    assert records["0"].gamma == pytest.approx(1 / 9)
+    assert records["2"].rule.startswith("tanh follows") and "outside" not in records["2"].rule
+
+
+@pytest.mark.parametrize("alpha,beta", [(1.0, None), (0.3, None), (2.5, None), (1.0, 0.5)])
+def test_snake_moment_equals_quadrature(alpha, beta):
+    """The closed form (docs/method.md §3.7) against 96-node Gauss-Hermite quadrature of the function itself."""
+    b = alpha if beta is None else beta
+    expected = second_moment(lambda z: z + torch.sin(alpha * z).square() / b)
+    assert snake_second_moment(alpha, beta) == pytest.approx(expected, rel=1e-9)
+
+
+class ChannelSnake(nn.Module):
+    """Snake with a per-channel alpha (as DAC's): its moment depends on the module's parameters."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.linspace(0.5, 2.0, channels))
+
+    def forward(self, x):
+        return x + torch.sin(self.alpha * x).square() / self.alpha
+
+
+def test_a_moment_that_depends_on_the_module_is_registered_as_a_function_of_it():
+    model = nn.Sequential(torch_wn(nn.Linear(8, 8)), ChannelSnake(8), torch_wn(nn.Linear(8, 8)))
+    register_activation(ChannelSnake, lambda m: snake_second_moment(m.alpha), name="snake")
+    try:
+        rec = wninit.initialize(model, "proposed")[0]
+    finally:
+        from wninit.structure.activations import _CUSTOM
+        _CUSTOM.pop(ChannelSnake)
+    moment = float(sum(snake_second_moment(a) for a in torch.linspace(0.5, 2.0, 8)) / 8)  # the channels' mean
+    assert rec.rule.startswith("snake follows") and rec.gamma == pytest.approx(1 / moment, rel=1e-9)
+
+
+def test_transformers_snake_is_known_without_registration():
+    """DAC's Snake1d (transformers): every layer it follows gets gamma 1/E[snake(z)^2] (alpha 1 at init)."""
+    pytest.importorskip("transformers")
+    from zoo.hf import HF_ZOO
+
+    model, x = HF_ZOO["hf_dac"]()
+    records = list(wninit.explain(model, "proposed", example_inputs=x, print_table=False))
+    followed = [r for r in records if r.rule.startswith("snake follows")]
+    assert len(followed) >= 12 and all(r.gamma == pytest.approx(1 / snake_second_moment(1.0), rel=1e-6)
+                                       for r in followed)
+    assert not any("nothing follows" in r.rule and r.role in ("block_in", "hidden") for r in records)
 
 
 def test_register_activation_rejects_a_bad_moment():

@@ -212,6 +212,60 @@ def test_measured_sums_grow_by_exactly_their_share_of_the_stream(alpha):
     assert all(math.isclose(float(wn_g(model.get_submodule(r.name)).mean()), r.g, rel_tol=1e-5) for r in ends)
 
 
+class InPlaceBlock(LNBlock):
+    """The sum written in place into the branch's output (`h += x`, transformers' ResNet layers)."""
+
+    def forward(self, x):
+        h = self.fc2(torch.nn.functional.gelu(self.fc1(self.norm(x))))
+        h += x
+        return h
+
+
+def test_an_in_place_sum_is_measured_on_the_operand_before_the_sum():
+    """The operand the correction rescales is the branch's output before the sum wrote into it (before: the
+    sum itself, aliased, so the branch added a few percent of its stream instead of 1/B_k)."""
+    torch.manual_seed(0)
+    model, x = nn.Sequential(*[InPlaceBlock(16, None) for _ in range(4)]), torch.randn(4, 7, 16) * 3.0
+    records = wninit.initialize(model, example_inputs=x, generator=torch.Generator().manual_seed(0))
+    assert sum(r.gain_from == "measured" for r in records) == 4
+    for skip, total in _sum_energies(model, discover(model, example_inputs=x), x):
+        assert total / skip == pytest.approx(1 + 1 / 4, rel=1e-5)
+
+
+class ReadsAnotherInput(nn.Module):
+    """A branch that reads a second input besides its stream: UnivNet's location-variable convolution in small
+    (its kernel and gate come from the spectrogram)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.cond, self.out = torch_wn(nn.Linear(8, 8)), torch_wn(nn.Linear(4, 8)), torch_wn(nn.Linear(8, 8))
+
+    def forward(self, x, c):
+        return self.out(x + torch.tanh(self.fc(x)) * torch.sigmoid(self.cond(c)))
+
+
+@pytest.mark.parametrize("by_running", [False, True])
+def test_a_branch_that_reads_another_input_is_named_outside_the_theory(by_running):
+    from wninit.structure.trace import MIXED
+
+    x = (torch.randn(2, 8), torch.randn(2, 4))
+    rules = {r.name: r.rule for r in wninit.initialize(ReadsAnotherInput(), example_inputs=x if by_running else None)}
+    assert rules["fc"].endswith(f"outside the theory: {MIXED}")
+    assert "outside" not in rules["cond"] and "outside" not in rules["out"]
+
+
+def test_univnets_location_variable_branches_are_named_outside_the_theory():
+    pytest.importorskip("transformers")
+    from zoo.hf import HF_ZOO
+
+    from wninit.structure.trace import MIXED
+
+    model, x = HF_ZOO["hf_univnet"]()
+    rules = {r.name: r.rule for r in wninit.initialize(model, example_inputs=x)}
+    lvc = [name for name in rules if ".resblocks." in name and name.endswith(".conv") and "kernel" not in name]
+    assert len(lvc) == 4 and all(MIXED in rules[name] for name in lvc)
+
+
 def test_a_zero_branch_scale_keeps_its_predicted_gain():  # ReZero: the authors' identity at init
     model = nn.Sequential(*[LNBlock(8, 0.0) for _ in range(3)])
     records = wninit.initialize(model, example_inputs=torch.randn(2, 5, 8))

@@ -178,7 +178,10 @@ torchaudio (not installable next to the CPU torch wheel; its layers are X-Codec'
 are named in a warning and left at the default: `hf_wav2vec2_conformer`'s positional convolution (the conformer
 uses its own position embeddings) and `hf_vits`'s posterior encoder (run in training only). UnivNet's
 location-variable residual blocks add a branch whose kernel is predicted from the spectrogram: not a residual
-sum of the stream alone, so its stages are not counted (its kernel predictor's residual blocks are).
+sum of the stream alone, so its stages are not counted (its kernel predictor's residual blocks are), and the
+layers of that branch are in the `outside` column, their rule saying "in a branch that also reads another input"
+(as are DAC's and EnCodec's quantizer projections, which a codebook lookup or its distance follows). DAC's and
+X-Codec's Snake activations are known by their class (`gamma = 1/E[snake(z)^2]`, docs/method.md §3.7).
 
 **Backward.** Where `bwd proposed` is far above the forward target (ViT, WaveNet, VITS's flows) the gradient
 enters the stream where the forward rule does not look: WaveNet's and VITS's skip outputs inject the loss's

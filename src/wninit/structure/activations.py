@@ -9,7 +9,10 @@ $$
 for the activation `phi` that follows it: 2 for ReLU (the paper's case), `2/(1+a^2)` for leaky ReLU of slope
 `a`, 1 when nothing follows. Where no closed form is written here the moment is computed numerically
 (Gauss-Hermite quadrature, 96 nodes, on the activation itself), so any elementwise activation module works;
-[`register_activation`][wninit.structure.activations.register_activation] declares the moment of a custom one. A non-homogeneous activation (GELU, tanh,
+[`register_activation`][wninit.structure.activations.register_activation] declares the moment of a custom one, a number or, where it depends on
+the module's parameters (Snake's per-channel `alpha`), a function of the module. Snake, the activation of today's
+audio codecs (DAC, X-Codec), has its moment in closed form ([`snake_second_moment`][wninit.structure.activations.snake_second_moment]) and is known under
+its packaged classes without registration. A non-homogeneous activation (GELU, tanh,
 sigmoid) is linearized at unit-variance pre-activations: the per-unit variance `q* = E[phi(z)^2]` is then a
 fixed point of every layer (input variance `q*`, pre-activation variance `gamma*q* = 1`, output `q*`).
 """
@@ -26,8 +29,8 @@ from torch import nn
 
 from wninit.errors import UserError
 
-__all__ = ["Activation", "second_moment", "register_activation", "is_registered", "activation_of_module",
-           "activation_of_call"]
+__all__ = ["Activation", "second_moment", "snake_second_moment", "register_activation", "is_registered",
+           "activation_of_module", "activation_of_call"]
 
 _NODES, _WEIGHTS = np.polynomial.hermite.hermgauss(96)
 
@@ -36,13 +39,14 @@ _NODES, _WEIGHTS = np.polynomial.hermite.hermgauss(96)
 class Activation:
     """An elementwise activation: its display name, function, and whether its output is non-negative."""
     name: str
-    fn: Callable[[torch.Tensor], torch.Tensor]
+    fn: Callable[[torch.Tensor], torch.Tensor] | None
     nonnegative: bool = False
     moment: float | None = None  # E[phi(z)^2], z ~ N(0, 1); None: computed by quadrature
 
     def second_moment(self, nonnegative_input: bool = False) -> float:
-        """`E[phi(z)^2] / E[z^2]` for `z ~ N(0, 1)`, or `z = |N(0, 1)|` when the input is non-negative."""
-        if self.moment is not None and not nonnegative_input:
+        """`E[phi(z)^2] / E[z^2]` for `z ~ N(0, 1)`, or `z = |N(0, 1)|` when the input is non-negative (a declared
+        moment with no function to integrate, `fn` None, is used for both)."""
+        if self.moment is not None and (not nonnegative_input or self.fn is None):
             return self.moment
         return second_moment(self.fn, nonnegative_input)
 
@@ -86,7 +90,38 @@ _BY_MODULE: dict[type, Callable[[nn.Module], Activation]] = {
     nn.Mish: lambda m: Activation("mish", F.mish),
     nn.Hardswish: lambda m: Activation("hardswish", F.hardswish),
 }
-_CUSTOM: dict[object, Activation] = {}
+
+
+def snake_second_moment(alpha: torch.Tensor | float, beta: torch.Tensor | float | None = None) -> float:
+    r"""`E[phi(z)^2]` of Snake, `phi(z) = z + sin^2(alpha z)/beta` (`beta = alpha`: Snake; a separate `beta`:
+    SnakeBeta), averaged over its per-channel parameters (docs/method.md §3.7):
+
+    $$
+    \mathbb{E}[\phi(z)^2] = 1 + \frac{3/8 - e^{-2\alpha^2}/2 + e^{-8\alpha^2}/8}{\beta^2}
+    $$
+
+    (`E[z sin^2(alpha z)]` is 0 by symmetry). A layer's output energy is the sum of its channels', so the
+    channels' moments are averaged.
+
+    Examples:
+        >>> round(snake_second_moment(1.0), 6)
+        1.307371
+    """
+    a = torch.as_tensor(alpha, dtype=torch.float64).detach().flatten()
+    b = a if beta is None else torch.as_tensor(beta, dtype=torch.float64).detach().flatten()
+    a2 = a.square()
+    sin4 = 3.0 / 8.0 - torch.exp(-2.0 * a2) / 2.0 + torch.exp(-8.0 * a2) / 8.0
+    return float((1.0 + sin4 / b.square()).mean())
+
+
+# Activations of packaged models known by their class (module and qualified name), without registration: the
+# recorder and the tracer keep them as one node. DAC's Snake is `x + sin^2(alpha x)/(alpha + 1e-9)`.
+_PACKAGED: dict[str, Callable[[nn.Module], Activation]] = {
+    "transformers.models.dac.modeling_dac.Snake1d":
+        lambda m: Activation("snake", None, moment=snake_second_moment(m.alpha)),
+    "dac.nn.layers.Snake1d": lambda m: Activation("snake", None, moment=snake_second_moment(m.alpha)),
+}
+_CUSTOM: dict[object, Callable[[nn.Module], Activation] | Activation] = {}
 
 
 def _by_call(target, args, kwargs) -> Activation | None:
@@ -113,47 +148,75 @@ def _by_call(target, args, kwargs) -> Activation | None:
     return Activation(found[0], found[1], nonnegative=found[2]) if found else None
 
 
-def register_activation(kind, second_moment: float | None = None, *, name: str | None = None,
-                        nonnegative: bool = False) -> None:
+def register_activation(kind, second_moment: float | Callable[[nn.Module], float] | None = None, *,
+                        name: str | None = None, nonnegative: bool = False) -> None:
     """Declare a custom activation (a module class or a function) so that discovery knows its gamma.
 
     Args:
         kind: an `nn.Module` subclass or the function a model calls.
-        second_moment: `E[phi(z)^2]` for `z ~ N(0, 1)`; None computes it by quadrature from `kind`
-            (a module class is instantiated without arguments for that).
+        second_moment: `E[phi(z)^2]` for `z ~ N(0, 1)`: a number; for a module class whose moment depends on
+            its parameters, a function of the module instance that returns it (e.g. with
+            [`snake_second_moment`][wninit.structure.activations.snake_second_moment]); None computes it by quadrature
+            from `kind` (a module class is instantiated without arguments for that).
         name: the name the explain table shows (default: the class or function name).
         nonnegative: whether its output is never negative (a ReLU after it then passes everything).
 
     Examples:
         >>> register_activation(MySwish, 0.36)   # then gamma = 1/0.36 for a layer it follows
+        >>> register_activation(Snake1d, lambda m: snake_second_moment(m.alpha))
     """
-    if second_moment is not None and not second_moment > 0:
-        raise UserError(f"second_moment must be > 0, got {second_moment!r}")
-    fn = kind() if isinstance(kind, type) else kind
-    if not callable(fn):
-        raise UserError(f"register_activation needs a module class or a function, got {kind!r}")
     label = name or getattr(kind, "__name__", repr(kind))
+    if callable(second_moment):
+        if not isinstance(kind, type):
+            raise UserError("a second_moment that is a function of the module needs a module class as kind, "
+                            f"got {kind!r}: pass the moment as a number")
+
+        def per_instance(module: nn.Module) -> Activation:
+            return Activation(label, None, nonnegative=nonnegative, moment=_checked(second_moment(module)))
+        _CUSTOM[kind] = per_instance
+        return
+    if second_moment is not None:
+        _checked(second_moment)
+        fn = None
+    else:
+        fn = kind() if isinstance(kind, type) else kind
+        if not callable(fn):
+            raise UserError(f"register_activation needs a module class or a function, got {kind!r}")
     _CUSTOM[kind] = Activation(label, fn, nonnegative=nonnegative, moment=second_moment)
 
 
+def _checked(moment) -> float:
+    if not (isinstance(moment, (int, float)) and not isinstance(moment, bool) and moment > 0):
+        raise UserError(f"second_moment must be > 0, got {moment!r}")
+    return float(moment)
+
+
+def _packaged(module: nn.Module) -> Callable[[nn.Module], Activation] | None:
+    cls = type(module)
+    return _PACKAGED.get(f"{cls.__module__}.{cls.__qualname__}")
+
+
 def is_registered(module: nn.Module) -> bool:
-    """True for an instance of a module class declared with [`register_activation`][wninit.structure.activations.register_activation] (traced as one op)."""
-    return type(module) in _CUSTOM
+    """True for an instance of a module class declared with [`register_activation`][wninit.structure.activations.register_activation] or a
+    packaged activation wninit knows (Snake): traced and recorded as one op."""
+    return type(module) in _CUSTOM or _packaged(module) is not None
 
 
 def activation_of_module(module: nn.Module) -> Activation | None:
     """The activation an `nn.Module` is, or None when it is not a known elementwise activation."""
-    if type(module) in _CUSTOM:
-        return _CUSTOM[type(module)]
-    make = _BY_MODULE.get(type(module))
+    found = _CUSTOM.get(type(module))
+    if found is not None:
+        return found(module) if not isinstance(found, Activation) else found
+    make = _BY_MODULE.get(type(module)) or _packaged(module)
     return make(module) if make else None
 
 
 def activation_of_call(target, args=(), kwargs=None) -> Activation | None:
     """The activation a function or method call is (as torch.fx records it), or None."""
     try:
-        if target in _CUSTOM:
-            return _CUSTOM[target]
+        found = _CUSTOM.get(target)
     except TypeError:
         return None
+    if isinstance(found, Activation):
+        return found
     return _by_call(target, args, kwargs or {})

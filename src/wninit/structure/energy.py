@@ -22,10 +22,12 @@ import torch
 import torch.fx as fx
 
 from wninit.structure.activations import activation_of_call
+from wninit.structure.graph import MULS
 
 __all__ = ["EnergyPass"]
 
 _CHUNKS = ("chunk", "split", torch.chunk, torch.split)
+SELF_PRODUCT = "a product of its output with a function of itself"
 
 
 class EnergyPass:
@@ -34,6 +36,9 @@ class EnergyPass:
     def __init__(self, G, kind_of: dict, where: dict):
         self.G, self.kind_of, self.where = G, kind_of, where
         self._follow: dict[fx.Node, tuple[float, str | None]] = {}
+        # WN layer -> the op after it with no known second moment (docs/method.md §3.7): its gamma is then the
+        # one of "nothing follows", and the layer is named, never silently given that gamma
+        self.unknown: dict[fx.Node, str] = {}
         self._energy: dict[fx.Node, tuple[float, float]] = {}  # node -> (energy, share that is non-negative)
         self._downstream_wn = self._wn_downstream()
         for n in G.nodes:
@@ -51,6 +56,7 @@ class EnergyPass:
         while True:
             users = list(cur.users)
             if len(users) != 1:
+                self._note_unknown(n, cur)
                 return f, None
             u = users[0]
             if self._chunk_parts(u):
@@ -67,6 +73,7 @@ class EnergyPass:
                 continue
             act = G.activation(u)
             if act is None:
+                self._note_unknown(n, cur)
                 return f, None
             f *= act.second_moment()
             gate = self._gate_partner(u)
@@ -75,6 +82,39 @@ class EnergyPass:
                     return f * gate.second_moment(), f"{act.name}*{gate.name} gate"
                 return 1.0, f"{act.name} gate input"
             return f, act.name
+
+    def _note_unknown(self, layer: fx.Node, start: fx.Node) -> None:
+        """Record in `unknown` the first op after `start` (through shape ops and scalings, over every path)
+        that the pass has no factor for: an op outside `Graph.understood`, or a product of the output with an
+        elementwise function of itself (a self-gated activation written as ops, `x * sigmoid(b x)`)."""
+        G, flow, seen, stack = self.G, {start}, {start}, [start]
+        while stack:
+            for u in stack.pop().users:
+                if u in seen:
+                    continue
+                seen.add(u)
+                if G.is_shape_op(u) or G.scalar_factor(u) is not None or G.param_scale(u) is not None:
+                    flow.add(u)
+                    stack.append(u)
+                elif not G.understood(u):
+                    self.unknown[layer] = G.op_name(u)
+                    return
+                elif u.target in MULS and len(G.tensor_inputs(u)) == 2 \
+                        and all(self._elementwise_of(a, flow) for a in G.tensor_inputs(u)):
+                    self.unknown[layer] = SELF_PRODUCT
+                    return
+
+    def _elementwise_of(self, n: fx.Node, flow: set) -> bool:
+        """Whether `n` is computed from a node of `flow` through single-input activations, shape ops and
+        scalings only (no layer, no other tensor)."""
+        G = self.G
+        while n not in flow:
+            ins = G.tensor_inputs(n)
+            if len(ins) != 1 or G.is_wn(n) or not (G.activation(n) is not None or G.is_shape_op(n)
+                                                    or G.scalar_factor(n) is not None or G.param_scale(n) is not None):
+                return False
+            n = ins[0]
+        return True
 
     def _chunk_parts(self, n: fx.Node) -> int:
         if n.target not in _CHUNKS or len(n.args) < 2 or not isinstance(n.args[1], int):
@@ -165,5 +205,7 @@ class EnergyPass:
         if kind == "shortcut":
             return "skip projection: nothing follows"
         if follower is None:
+            if n in self.unknown:  # docs/method.md §3.7: never a silent "nothing follows"
+                return f"{self.unknown[n]} follows: no known second moment, taken as 1 (outside the theory)"
             return "nothing follows"
         return f"{follower} follows: 1/E[phi(z)^2]" if "gate" not in follower else follower

@@ -36,6 +36,15 @@ CATS = {torch.cat, torch.concat}
 _RANDOM = {"bernoulli_", "bernoulli", torch.bernoulli, "uniform_", torch.rand, torch.rand_like}
 ATTENTION = {F.scaled_dot_product_attention, F.softmax, torch.softmax, "softmax", torch.matmul, operator.matmul,
               torch.bmm, torch.einsum}
+NORM_CALLS = {F.layer_norm, F.group_norm, F.batch_norm, F.instance_norm, F.rms_norm, F.normalize, F.local_response_norm}
+POOL_CALLS = {"mean", "amax", "sum", "max", torch.mean, torch.amax, torch.sum, torch.max, F.avg_pool1d, F.avg_pool2d,
+              F.avg_pool3d, F.max_pool1d, F.max_pool2d, F.max_pool3d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d,
+              F.adaptive_avg_pool3d, F.adaptive_max_pool1d, F.adaptive_max_pool2d}
+SUBS = {operator.sub, operator.isub, torch.sub, "sub", "sub_"}
+CHUNKS = {"chunk", "split", torch.chunk, torch.split, "unbind", torch.unbind}
+# calls that read only a tensor's shape, dtype or device, not its values
+QUERIES = {"size", "dim", "numel", getattr, "detach", "requires_grad_", torch.zeros_like, torch.ones_like,
+           torch.empty_like, torch.full_like, "new_zeros", "new_ones", "new_empty", "new_full"}
 
 
 
@@ -61,6 +70,35 @@ class Graph:
         if n.op in ("call_function", "call_method"):
             return activation_of_call(n.target, n.args[1:] if n.op == "call_method" else n.args[1:], n.kwargs)
         return None
+
+    def understood(self, n: fx.Node) -> bool:
+        """Whether the energy analysis knows what node `n` does to the energy it receives: a layer, a sum, a
+        difference or a concatenation, a known activation, a shape op, a scaling, a product (a gate), attention,
+        a normalization, pooling, chunking, the output, or a torch.nn module (docs/method.md §3.7). Anything
+        else (`sin`, `exp`, `pow`, a module of another package) is an op with no known second moment."""
+        if n.op in ("output", "placeholder", "get_attr"):
+            return True
+        if n.op == "call_module":
+            m = self.module(n)
+            return m is None or isinstance(m, LAYERS) or type(m).__module__.startswith("torch.nn") \
+                or activation_of_module(m) is not None
+        t = n.target
+        try:
+            known = t in ADDS or t in SUBS or t in MULS or t in DIVS or t in CATS or t in ATTENTION or t in NORM_CALLS \
+                or t in POOL_CALLS or t in CHUNKS or t in QUERIES or t is operator.getitem
+        except TypeError:  # an unhashable target
+            known = False
+        return known or self.is_shape_op(n) or self.activation(n) is not None
+
+    def op_name(self, n: fx.Node) -> str:
+        """A node's op as a user reads it: `torch.sin`, `Tensor.pow`, or a module's class and name."""
+        if n.op == "call_module":
+            return f"{type(self.module(n)).__name__} ({n.target})"
+        if n.op == "call_method":
+            return f"Tensor.{n.target}"
+        module = getattr(n.target, "__module__", None) or ""
+        name = getattr(n.target, "__name__", str(n.target))
+        return f"torch.{name}" if module.startswith("torch") and not module.startswith("torch.nn") else name
 
     def tensor_inputs(self, n: fx.Node) -> list[fx.Node]:
         return [a for a in n.all_input_nodes if a.op != "get_attr"]

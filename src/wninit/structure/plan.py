@@ -78,9 +78,22 @@ def plan(model: nn.Module, layers: list[tuple[str, nn.Module]], *, discover: boo
     for name in missing:
         if name in structure.roles:
             out[name] = Placement(structure.roles[name], "discovered", structure.rules[name])
+    _warn_unknown(model, {name: structure.unknown[name] for name in missing if name in structure.unknown})
     unplaced = [name for name in missing if name not in out]
     why = "the traced graph does not call them" if example_inputs is None else "the forward pass does not call them"
     return (_with_defaults(out, unplaced, model, why) if unplaced else out), structure
+
+
+def _warn_unknown(model: nn.Module, unknown: dict[str, str]) -> None:
+    """One sentence naming the layers followed by an op of no known second moment (docs/method.md §3.7)."""
+    if not unknown:
+        return
+    shown = [f"{op} after {name}" for name, op in list(unknown.items())[:4]]
+    more = f" and {len(unknown) - 4} more" if len(unknown) > 4 else ""
+    warnings.warn(f"wninit knows no second moment for what follows {len(unknown)} weight-normed layer(s) of "
+                  f"{type(model).__name__} ({'; '.join(shown)}{more}), so their gamma takes its factor as 1: "
+                  "declare the activation with wninit.register_activation(cls, second_moment), or its gamma with "
+                  "wninit.set_role(layer, ..., gamma=)", stacklevel=3)
 
 
 def _shown(names: list[str]) -> str:

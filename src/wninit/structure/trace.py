@@ -62,6 +62,7 @@ class Structure:
     energy: dict[str, float] = field(default_factory=dict)  # node name -> expected energy per position (input: 1)
     traced_by: str = "fx"  # one of TRACED_BY: symbolically, or by running an example input
     sum_nodes: dict[str, str] = field(default_factory=dict)  # branch-end layer name -> its sum's node name
+    unknown: dict[str, str] = field(default_factory=dict)  # WN layer name -> the op after it of no known moment
 
     def graph_module(self) -> fx.GraphModule:
         """The traced graph as a runnable module (built on demand: code generation costs more than the trace);
@@ -144,6 +145,42 @@ def _residual(G: Graph, n: fx.Node):
             if nodes and any(G.is_wn(m) for m in nodes) and (projection is None or projection not in nodes):
                 return x, projection, nodes, other
     return None
+
+
+def _mixed_branch(G: Graph, n: fx.Node) -> list[fx.Node]:
+    """For a sum that is no residual sum: the WN layers of an operand computed from the other operand's stream
+    through at least one WN layer and from another input too (UnivNet's location-variable convolution, whose
+    kernel is predicted from the spectrogram): a branch the residual analysis does not cover. Else []."""
+    a, b = G.operands(n)
+    if not (isinstance(a, fx.Node) and isinstance(b, fx.Node)):
+        return []
+    for skip, other in ((a, b), (b, a)):
+        for x, _ in _skip_origins(G, skip):
+            if x is other or G.index[x] >= G.index[other] or _branch(G, x, other) is not None:
+                continue
+            lo, on_path, stack = G.index[x], set(), [other]
+            while stack:  # the ancestors of the operand computed from x
+                m = stack.pop()
+                if m in on_path or G.index[m] <= lo:
+                    continue
+                on_path.add(m)
+                stack.extend(G.tensor_inputs(m))
+            from_x = _descendants(x, on_path)
+            layers = [m for m in sorted(from_x, key=G.index.__getitem__) if G.is_wn(m)]
+            if layers:
+                return layers
+    return []
+
+
+def _descendants(x: fx.Node, within: set) -> set:
+    """The nodes of `within` computed from `x`."""
+    found, stack = set(), [x]
+    while stack:
+        for u in stack.pop().users:
+            if u in within and u not in found:
+                found.add(u)
+                stack.append(u)
+    return found
 
 
 def _branch_end(G: Graph, operand: fx.Node) -> fx.Node | None:
@@ -234,8 +271,17 @@ def discover(model: nn.Module, layers: str = "wn", *, example_inputs=None) -> St
     return structure
 
 
+MIXED = "in a branch that also reads another input (its sum is no residual sum of the stream alone)"
+
+
 def _analyse(G: Graph) -> Structure:
-    found = [(n,) + r for n in G.nodes if G.is_sum(n) and (r := _residual(G, n)) is not None]
+    found, mixed = [], {}
+    for n in G.nodes:
+        if G.is_sum(n):
+            if (r := _residual(G, n)) is not None:
+                found.append((n,) + r)
+            else:
+                mixed.update(dict.fromkeys(_mixed_branch(G, n), MIXED))
     stage_of, post_activation = _stages(G, found)
     sums, kind_of, where, outside_of = [], {}, {}, {}
     firsts = [f[1] for f, (_, block, _) in zip(found, stage_of) if block == 1]
@@ -256,7 +302,7 @@ def _analyse(G: Graph) -> Structure:
         sums.append(ResidualSum(n.name, x.name, end.target, projection.target if projection is not None else None,
                                 stage, block, blocks, outside))
         outside_of[n] = outside
-    return _assign(G, sums, kind_of, where, outside_of)
+    return _assign(G, sums, kind_of, where, outside_of, mixed)
 
 
 def _leaks(nodes: list[fx.Node], sum_node: fx.Node) -> tuple[str, ...]:
@@ -285,7 +331,7 @@ def _after_sum(G: Graph, n: fx.Node) -> tuple[str, ...]:
     return (f"{act.name} after the sum",) if act is not None else ("an activation after the sum",)
 
 
-def _assign(G: Graph, sums, kind_of, where, outside_of) -> Structure:
+def _assign(G: Graph, sums, kind_of, where, outside_of, mixed: dict) -> Structure:
     from wninit.structure.energy import EnergyPass
 
     wn = [n for n in G.nodes if G.is_wn(n)]
@@ -303,8 +349,14 @@ def _assign(G: Graph, sums, kind_of, where, outside_of) -> Structure:
         ratio = energy.branch_ratio(n) if kind == "block_out" else None
         roles[n.target] = Role(kind, follow=follow, branch_ratio=ratio, **info)
         rules[n.target] = energy.rule(n, kind, rule, ratio)
-        if kind == "block_out" and outside_of.get(where[n][1]):
-            rules[n.target] += f"; outside the theory: {', '.join(outside_of[where[n][1]])}"
+        outside = list(outside_of.get(where[n][1], ())) if kind == "block_out" else []
+        if n in mixed and n not in kind_of:
+            outside.append(mixed[n])
+        if n in energy.unknown and kind == "block_out":
+            outside.append(f"{energy.unknown[n]} follows (no known second moment, taken as 1)")
+        if outside:
+            rules[n.target] += f"; outside the theory: {', '.join(outside)}"
     ends = {s.branch_end: s.node for s in sums}
     return Structure(roles, rules, sums, G.model, G.graph, {n.target: n.name for n in wn},
-                     {n.name: energy.energy(n)[0] for n in G.nodes}, sum_nodes=ends)
+                     {n.name: energy.energy(n)[0] for n in G.nodes}, sum_nodes=ends,
+                     unknown={n.target: op for n, op in energy.unknown.items()})
