@@ -105,7 +105,7 @@ def snake_second_moment(alpha: torch.Tensor | float, beta: torch.Tensor | float 
 
     Examples:
         >>> round(snake_second_moment(1.0), 6)
-        1.307371
+        1.307374
     """
     a = torch.as_tensor(alpha, dtype=torch.float64).detach().flatten()
     b = a if beta is None else torch.as_tensor(beta, dtype=torch.float64).detach().flatten()
