@@ -36,8 +36,8 @@ class EnergyPass:
     def __init__(self, G, kind_of: dict, where: dict):
         self.G, self.kind_of, self.where = G, kind_of, where
         self._follow: dict[fx.Node, tuple[float, str | None]] = {}
-        # WN layer -> the op after it with no known second moment (docs/method.md §3.7): its gamma is then the
-        # one of "nothing follows", and the layer is named, never silently given that gamma
+        # WN layer -> the op after it with no known second moment (docs/method.md §3.7): its factor is taken as
+        # 1 and the layer is named in its rule and a warning, never silently
         self.unknown: dict[fx.Node, str] = {}
         self._energy: dict[fx.Node, tuple[float, float]] = {}  # node -> (energy, share that is non-negative)
         self._downstream_wn = self._wn_downstream()

@@ -355,7 +355,8 @@ def _assign(G: Graph, sums, kind_of, where, outside_of, mixed: dict) -> Structur
         if n in energy.unknown and kind == "block_out":
             outside.append(f"{energy.unknown[n]} follows (no known second moment, taken as 1)")
         if outside:
-            rules[n.target] += f"; outside the theory: {', '.join(outside)}"
+            said = "outside the theory" in rules[n.target]  # an unknown follower's rule says it already
+            rules[n.target] += ("; " if said else "; outside the theory: ") + ", ".join(outside)
     ends = {s.branch_end: s.node for s in sums}
     return Structure(roles, rules, sums, G.model, G.graph, {n.target: n.name for n in wn},
                      {n.name: energy.energy(n)[0] for n in G.nodes}, sum_nodes=ends,
