@@ -130,7 +130,9 @@ def test_transformers_snake_is_known_without_registration():
     from zoo.hf import HF_ZOO
 
     model, x = HF_ZOO["hf_dac"]()
-    records = list(wninit.explain(model, "proposed", example_inputs=x, print_table=False))
+    # what follows its quantizer's input projections (a commitment loss) has no known moment: named, not skipped
+    with pytest.warns(UserWarning, match=r"mse_loss after quantizer\.quantizers\.0\.in_proj"):
+        records = list(wninit.explain(model, "proposed", example_inputs=x, print_table=False))
     followed = [r for r in records if r.rule.startswith("snake follows")]
     assert len(followed) >= 12 and all(r.gamma == pytest.approx(1 / snake_second_moment(1.0), rel=1e-6)
                                        for r in followed)
