@@ -92,6 +92,24 @@ def test_a_comparison_of_plateaued_runs_is_not_trained_at_this_scale(tmp_path):
     assert _claim6(_store(tmp_path / "t.db", one_left)).verdict == FAILS
 
 
+def test_a_datadep_that_trains_shallower_than_the_papers_failure_does_not_contradict(tmp_path):
+    """The paper's data-dependent CNN trains at depth 25 and fails at 100: at depth 20 its training is what the
+    paper shows, so the claim is undecided there, not contradicted; its failing there still counts."""
+    trains = lambda lr, seed: ((0.9 if lr == 0.003 else 0.85) + 0.003 * seed, 0.3)  # noqa: E731
+    path = _store(tmp_path / "s.db", trains)
+    with Store(path) as store:  # datadep at depth 20 now trains as well as proposed
+        for run in store.runs("fig2_cnn_depth", "quick"):
+            if run.config.scheme == "datadep" and run.config.depth == 20:
+                cfg = run.config
+                store.conn.execute("UPDATE runs SET status='pending', metrics=NULL WHERE id=?", (run.id,))
+                store.conn.execute("DELETE FROM epochs WHERE run_id=?", (run.id,))
+                store.conn.commit()
+                assert leases.finish(store, _outcome(cfg, *trains(cfg.lr, cfg.seed)))
+    claim = _claim6(path)
+    assert claim.verdict == INCONCLUSIVE, claim.detail
+    assert "failing from depth 100 only" in claim.detail
+
+
 def test_the_claim_holds_when_proposed_trains_deep(tmp_path):
     claim = _claim6(_store(tmp_path / "s.db", lambda lr, seed: ((0.9 if lr == 0.003 else 0.85) + 0.003 * seed, 0.3)))
     assert claim.verdict == HOLDS, claim.detail
