@@ -116,10 +116,13 @@ def snake_second_moment(alpha: torch.Tensor | float, beta: torch.Tensor | float 
 
 # Activations of packaged models known by their class (module and qualified name), without registration: the
 # recorder and the tracer keep them as one node. DAC's Snake is `x + sin^2(alpha x)/(alpha + 1e-9)`.
+def _snake(module: nn.Module) -> Activation:
+    return Activation("snake", None, moment=snake_second_moment(module.alpha))
+
+
 _PACKAGED: dict[str, Callable[[nn.Module], Activation]] = {
-    "transformers.models.dac.modeling_dac.Snake1d":
-        lambda m: Activation("snake", None, moment=snake_second_moment(m.alpha)),
-    "dac.nn.layers.Snake1d": lambda m: Activation("snake", None, moment=snake_second_moment(m.alpha)),
+    "transformers.models.dac.modeling_dac.Snake1d": _snake,
+    "dac.nn.layers.Snake1d": _snake,
 }
 _CUSTOM: dict[object, Callable[[nn.Module], Activation] | Activation] = {}
 
@@ -157,7 +160,8 @@ def register_activation(kind, second_moment: float | Callable[[nn.Module], float
         second_moment: `E[phi(z)^2]` for `z ~ N(0, 1)`: a number; for a module class whose moment depends on
             its parameters, a function of the module instance that returns it (e.g. with
             [`snake_second_moment`][wninit.structure.activations.snake_second_moment]); None computes it by quadrature
-            from `kind` (a module class is instantiated without arguments for that).
+            from `kind` (a module class is instantiated without arguments for that). A module class given a
+            moment is not instantiated, and its moment serves a non-negative input too.
         name: the name the explain table shows (default: the class or function name).
         nonnegative: whether its output is never negative (a ReLU after it then passes everything).
 
@@ -175,9 +179,9 @@ def register_activation(kind, second_moment: float | Callable[[nn.Module], float
             return Activation(label, None, nonnegative=nonnegative, moment=_checked(second_moment(module)))
         _CUSTOM[kind] = per_instance
         return
-    if second_moment is not None:
+    if second_moment is not None:  # a function is still integrated over |z| after a ReLU; a class is not built
         _checked(second_moment)
-        fn = None
+        fn = None if isinstance(kind, type) else kind
     else:
         fn = kind() if isinstance(kind, type) else kind
         if not callable(fn):
