@@ -22,11 +22,10 @@ import torch
 import torch.fx as fx
 
 from wninit.structure.activations import activation_of_call
-from wninit.structure.graph import MULS
+from wninit.structure.graph import CHUNKS, MULS
 
 __all__ = ["EnergyPass"]
 
-_CHUNKS = ("chunk", "split", torch.chunk, torch.split)
 SELF_PRODUCT = "a product of its output with a function of itself"
 
 
@@ -117,7 +116,7 @@ class EnergyPass:
         return True
 
     def _chunk_parts(self, n: fx.Node) -> int:
-        if n.target not in _CHUNKS or len(n.args) < 2 or not isinstance(n.args[1], int):
+        if n.target not in CHUNKS or len(n.args) < 2 or not isinstance(n.args[1], int):
             return 0
         if n.target in ("chunk", torch.chunk):
             return n.args[1]
