@@ -128,13 +128,19 @@ def test_an_internal_error_keeps_its_traceback(monkeypatch):
         discover(Net(), example_inputs=torch.randn(2, 4, 16))
 
 
+def _left_behind(model: nn.Module) -> list[str]:
+    """What a recording may have left on the model's modules: hooks, or a wrapped `forward` on an instance."""
+    return [name for name, m in model.named_modules()
+            if m._forward_hooks or m._forward_pre_hooks or "forward" in m.__dict__]
+
+
 def test_recording_restores_mode_grad_and_global_hooks():
     model = Net().train()
     hooks = (len(nn.modules.module._global_forward_hooks), len(nn.modules.module._global_forward_pre_hooks))
     record(model, torch.randn(2, 4, 16))
     assert all(m.training for m in model.modules()) and torch.is_grad_enabled()
     assert (len(nn.modules.module._global_forward_hooks), len(nn.modules.module._global_forward_pre_hooks)) == hooks
-    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    assert _left_behind(model) == []
 
 
 class _RaisesInLeaf(nn.Module):
@@ -153,8 +159,50 @@ def test_a_leaf_that_raises_leaves_no_mode_and_no_hook_behind():
     with pytest.raises(UserError, match="rejected the example input"):
         record(model, torch.randn(2, 3, 4))
     assert torch._C._len_torch_function_stack() == depth
-    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    assert _left_behind(model) == []
     assert len(record(model, torch.randn(1, 4)).graph.nodes) > 2  # and it records again
+
+
+class _CatchesALeafError(nn.Module):
+    """Tries a layer, falls back when it rejects the input (as models probing an optional path do)."""
+
+    def __init__(self):
+        super().__init__()
+        self.probe, self.fc = torch_wn(nn.Linear(3, 8)), torch_wn(nn.Linear(8, 8))
+
+    def forward(self, x):
+        try:
+            x = self.probe(x)
+        except RuntimeError:
+            pass
+        return x + self.fc(torch.relu(x))
+
+
+def test_a_leaf_error_the_model_catches_does_not_stop_the_recording():
+    """The leaf's error unwinds the recorder's state with it: what runs after is recorded (with hooks, the leaf
+    that raised was never left, and nothing after it was written)."""
+    model = _CatchesALeafError()
+    graph = record(model, torch.randn(2, 8)).graph
+    assert [n.target for n in graph.nodes if n.op == "call_module"] == ["fc"]
+    assert len(discover(model, example_inputs=torch.randn(2, 8)).sums) == 1
+    assert _left_behind(model) == []
+
+
+def test_a_forward_patched_on_the_instance_is_recorded_and_kept():
+    """A library that patches a layer's `forward` on the instance (offloading, adapters) keeps its patch, and the
+    patched forward is what runs and is recorded as the layer."""
+    model = _ModuleMadeInForward()
+    calls = []
+    original = model.fc.forward
+
+    def patched(x):
+        calls.append(x.shape)
+        return original(x)
+
+    model.fc.forward = patched
+    graph = record(model, torch.randn(3, 8)).graph
+    assert [n.target for n in graph.nodes if n.op == "call_module"] == ["fc", "fc"] and len(calls) == 2
+    assert model.fc.__dict__["forward"] is patched
 
 
 class _ModuleMadeInForward(nn.Module):

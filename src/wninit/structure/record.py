@@ -3,9 +3,9 @@
 `torch.fx` traces symbolically and fails on Python control flow, `len`, shape arithmetic and item
 assignment, which audio models and most packaged models use. Given an example input, `record` runs the
 model once under a `torch.overrides.TorchFunctionMode` and writes every torch call whose inputs are
-tensors it has seen into a `torch.fx.Graph`, keyed on tensor identity; module boundaries come from
-forward hooks on the model's leaf modules (a Linear/Conv, a torch.nn activation or normalization), so each
-is one `call_module` node, as under fx; a module built inside the forward is no module of the model, and its
+tensors it has seen into a `torch.fx.Graph`, keyed on tensor identity; module boundaries come from the
+model's leaf modules (a Linear/Conv, a torch.nn activation or normalization), whose `forward` is wrapped for
+the recording, so each is one `call_module` node, as under fx; a module built inside the forward is no module of the model, and its
 torch calls are recorded like the forward's own. The mode is off while a leaf runs: the torch calls inside
 it, most of a forward's, cost nothing more than they do without the recorder (docs/performance.md). The analysis of `wninit.structure.trace` then reads the recorded
 graph exactly as a symbolic one: tensor methods are `call_method` nodes, torch functions `call_function`
@@ -16,7 +16,7 @@ attention as one node followed by a `call_module` node of `out_proj`, so a weigh
 is a layer like any other (the branch end of an attention block).
 
 The recording runs in eval mode (dropout and stochastic depth are the identity there, BatchNorm uses its
-running statistics) without gradients, and restores the mode and the hooks whatever the forward raises. A
+running statistics) without gradients, and restores the modes and the leaves' `forward` whatever the forward raises. A
 forward that draws random numbers (VITS's noise, a sampling quantizer) draws them from a fork of the global
 stream: every recording of the same model and input sees the same draw (the discovery pass and the measuring
 pass of §3.10 are one input), and the caller's stream is left as it was.
@@ -33,7 +33,6 @@ import torch
 import torch.fx as fx
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from torch.utils.hooks import RemovableHandle
 
 from wninit.errors import UserError
 
@@ -137,8 +136,8 @@ class Recording:
                  on_node: Callable[[fx.Node, Any], Any] | None = None):
         self.model, self.graph, self.keep, self.on_node = model, fx.Graph(), keep or set(), on_node
         # One walk over the modules: their names, their training modes (restored after the run) and the leaves
-        # to hook. A module inside a leaf runs inside it (a layer's weight-norm parametrization) and is not
-        # hooked: only the leaves' own calls go through nn.Module's slower call path with hooks.
+        # to wrap. A module inside a leaf runs inside it (a layer's weight-norm parametrization) and is not
+        # wrapped. A wrapped forward, not hooks: hooks send a call down nn.Module's slow path (docs/performance.md).
         self.names: dict[int, str] = {}
         self.modes: list[tuple[nn.Module, bool]] = []
         self.leaves: list[nn.Module] = []
@@ -158,8 +157,7 @@ class Recording:
         self.values: dict[str, torch.Tensor] = {}
         self.kinds: dict[Any, tuple[str, Any]] = {}  # torch function -> (op, target) of its nodes
         self.depth = 0  # > 0 inside a leaf module: its insides are not recorded
-        self.mode, self.mode_depth, self.mode_off = None, 0, False  # the recorder's TorchFunctionMode, while on
-        self.leaf_inputs = None  # the graph arguments of the leaf module being run (depth > 0)
+        self.mode, self.mode_depth = None, 0  # the recorder's TorchFunctionMode, while on
         self.output = None
         self.bug = False  # set when the recorder's own code raised: that error is a bug, never the user's
 
@@ -233,45 +231,42 @@ class Recording:
         return self._outputs(out, node)
 
     # -- module boundaries ---------------------------------------------------------------------------------------
-    def enter(self, module, args):
-        """A leaf module starts (only leaves are hooked): its inputs, unless it runs inside another leaf."""
-        if self.depth:
-            self.depth += 1  # inside a leaf: not recorded
-            return
-        try:
-            self.leaf_inputs = (self._arg(tuple(args)), {})
-        except BaseException:
-            self.bug = True
-            raise
-        self.depth = 1
-        if self.mode is not None and torch._C._len_torch_function_stack() == self.mode_depth:
-            self.mode.__exit__(None, None, None)  # off while the leaf runs: its own torch calls are not recorded
-            self.mode_off = True
+    def leaf_forward(self, module: nn.Module, forward: Callable) -> Callable:
+        """`module.forward` for the recording: the leaf as one node, its insides unrecorded. It runs where hooks
+        would not slow the call: nn.Module's fast path (no hooks) calls it, after the module's own pre-hooks
+        (a legacy weight-norm hook computes the weight there, on parameters, which is no dataflow)."""
+        def run(*args, **kwargs):
+            if self.depth:  # inside a leaf: not recorded
+                self.depth += 1
+                try:
+                    return forward(*args, **kwargs)
+                finally:
+                    self.depth -= 1
+            try:
+                inputs = self._arg(tuple(args))
+            except BaseException:
+                self.bug = True
+                raise
+            self.depth = 1
+            off = self.mode is not None and torch._C._len_torch_function_stack() == self.mode_depth
+            if off:
+                self.mode.__exit__(None, None, None)  # off while the leaf runs: its own torch calls are not recorded
+            try:
+                out = forward(*args, **kwargs)
+            finally:
+                self.depth = 0
+                if off:
+                    self.mode.__enter__()
+            try:
+                return self._leave_leaf(module, inputs, out)
+            except BaseException:
+                self.bug = True
+                raise
+        return run
 
-    def leave(self, module, args, out):
-        if not self.depth:
-            return None  # a module the recorder looks inside: its torch calls are the nodes
-        self.depth -= 1
-        if self.depth:
-            return None
-        self.mode_back()
-        try:
-            return self._leave_leaf(module, out)
-        except BaseException:
-            self.bug = True
-            raise
-
-    def mode_back(self) -> None:
-        """The recorder's mode on again after a leaf (or a leaf's error)."""
-        if self.mode_off:
-            self.mode.__enter__()
-            self.mode_off = False
-
-    def _leave_leaf(self, module, out):
-        a, k = self.leaf_inputs
-        self.leaf_inputs = None
+    def _leave_leaf(self, module, inputs, out):
         target = self.names[id(module)]
-        node = self.node("call_module", target, a, k)
+        node = self.node("call_module", target, inputs)
         if isinstance(module, nn.MultiheadAttention) and isinstance(out, tuple) and isinstance(module.out_proj, _LAYERS):
             # The output projection is read, not called: write it as the layer it is, after the attention.
             proj = self.node("call_module", f"{target}.out_proj" if target else "out_proj",
@@ -342,21 +337,17 @@ def _record(model, call, keep, on_node, grad) -> Recording:
     rec = Recording(model, keep, on_node)
     for i, t in enumerate(call.tensors()):
         rec._bind(t, rec.graph.placeholder(f"input_{i}"))
-    handles: list[RemovableHandle] = []
+    own = [m.__dict__.get("forward") for m in rec.leaves]  # a forward patched on the instance, kept
     try:
-        for m in rec.leaves:  # first of the module's hooks, as global hooks would be: a legacy WN hook runs inside
-            handles.append(m.register_forward_pre_hook(rec.enter, prepend=True))
-            handles.append(m.register_forward_hook(rec.leave, prepend=True))
+        for m in rec.leaves:  # set in __dict__: nn.Module.__setattr__'s checks cost more than the call itself
+            m.__dict__["forward"] = rec.leaf_forward(m, m.forward)
         if any(training for _, training in rec.modes):
             model.eval()
         with (torch.random.fork_rng(devices=_cuda_devices(model, call)), torch.set_grad_enabled(grad),
               _Mode(rec) as rec.mode):
             rec.mode_depth = torch._C._len_torch_function_stack()
             try:
-                try:
-                    out = call(model)
-                finally:
-                    rec.mode_back()  # a leaf that raised: its mode on again, for the with block to take off
+                out = call(model)
             except (RuntimeError, TypeError, ValueError, IndexError) as exc:
                 if rec.bug:
                     raise
@@ -365,8 +356,11 @@ def _record(model, call, keep, on_node, grad) -> Recording:
                                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
                                 "pass example_inputs the model's forward accepts") from exc
     finally:
-        for h in handles:
-            h.remove()
+        for m, forward in zip(rec.leaves, own):
+            if forward is None:
+                del m.__dict__["forward"]
+            else:
+                m.__dict__["forward"] = forward
         for m, training in rec.modes:
             if m.training != training:  # nn.Module's __setattr__ is slow: on a 10,000-layer net, set only what changed
                 m.training = training
