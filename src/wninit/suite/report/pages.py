@@ -67,9 +67,12 @@ def _collapsed(rows: list[dict], left: int | None) -> bool:
 
 def plateau_block(root: Path) -> str:
     """The plateau length (epochs until the training loss is 0.05 below ln 10) of each run of the plateau experiment
-    (the registry's one of kind "plateau"), by depth and gain, with the final test accuracy and whether the run collapsed to one class."""
+    (the registry's one of kind "plateau"), by depth, rate, gain and conv biases, with the final test accuracy and
+    whether the run collapsed to one class; then, where the store holds both, the collapse rate with the conv biases
+    held at 0 against trained ones (Fisher's exact one-sided test)."""
     from wninit.suite.report.render import open_store
     from wninit.suite.report.sections import md_table
+    from wninit.suite.report.stats import fisher_p, fmt_p
 
     store = open_store(root / STORES / BEYOND_STORE)
     try:
@@ -78,21 +81,35 @@ def plateau_block(root: Path) -> str:
     finally:
         store.close()
     groups: dict = {}
-    for r in sorted(runs, key=lambda r: (r.config.depth, r.config.padding_gain, r.config.seed)):
-        groups.setdefault((r.config.depth, r.config.padding_gain, r.config.epochs), []).append(r)
-    table = []
-    for (depth, padding, n_epochs), rs in groups.items():
+    for r in sorted(runs, key=lambda r: (r.config.freeze_conv_bias, r.config.lr, r.config.depth, r.config.padding_gain,
+                                         r.config.seed)):
+        c = r.config
+        groups.setdefault((c.depth, c.lr, c.padding_gain, c.freeze_conv_bias, c.epochs), []).append(r)
+    table, collapses = [], {}
+    for (depth, lr, padding, frozen, n_epochs), rs in groups.items():
         done = [r for r in rs if r.id in epochs]
         lengths = [plateau_length(epochs[r.id]) for r in done]
         shown = [f"seed {r.config.seed}: {x if x is not None else f'>{n_epochs}'}" for r, x in zip(done, lengths)]
         left = [x for x in lengths if x is not None]
         mean = f"{sum(left) / len(left):.1f} ({len(left)}/{len(done)} left)" if left else f"none of {len(done)} left"
         collapsed = sum(_collapsed(epochs[r.id], x) for r, x in zip(done, lengths))
+        collapses[(depth, lr, padding, frozen)] = (collapsed, len(done))
         waiting = ", ".join(str(r.config.seed) for r in rs if r.id not in epochs) or "-"
-        table.append([str(depth), "padding-aware" if padding else "paper", "; ".join(shown) or "-", mean,
-                      ", ".join(num(r.metrics.get("test_acc")) for r in done) or "-", f"{collapsed}/{len(done)}", waiting])
-    return md_table(["depth", "gain", "plateau length (epochs; >N: not left in N)", "mean of those that left",
-                     "test accuracy by seed", "collapsed to one class", "seeds not finished"], table)
+        table.append([str(depth), num(lr), "padding-aware" if padding else "paper", "held at 0" if frozen else "trained",
+                      "; ".join(shown) or "-", mean, ", ".join(num(r.metrics.get("test_acc")) for r in done) or "-",
+                      f"{collapsed}/{len(done)}", waiting])
+    text = md_table(["depth", "lr", "gain", "conv biases", "plateau length (epochs; >N: not left in N)",
+                     "mean of those that left", "test accuracy by seed", "collapsed to one class", "seeds not finished"],
+                    table)
+    tests = []
+    for (depth, lr, padding, frozen), (k_held, n_held) in collapses.items():
+        trained = collapses.get((depth, lr, padding, False))
+        if frozen and trained and n_held and trained[1]:
+            p = fisher_p(trained[0], trained[1], k_held, n_held)
+            tests.append(f"- depth {depth}, lr {num(lr)}: collapsed with the conv biases trained {trained[0]}/{trained[1]}, "
+                         f"held at 0 {k_held}/{n_held} (Fisher's exact one-sided test that trained biases collapse "
+                         f"more often: {fmt_p(p)})")
+    return "\n\n".join([text, *(["\n".join(tests)] if tests else [])])
 
 
 def rl_block(root: Path) -> str:
