@@ -98,4 +98,4 @@ def test_the_specs_ship_with_the_package_and_sweep_finds_them_by_name(tmp_path, 
                                                       "fig3_depth_10k", "fig3_lr_warmup", "table1_wn_vs_bn",
                                                       "table2_hessian"}
     assert main(["sweep", "fig2_mlp_depth", "--profile", "quick", "--dry-run"]) == 0
-    assert "fig2_mlp_depth (profile quick): 180 runs" in capsys.readouterr().out
+    assert "fig2_mlp_depth (profile quick): 120 runs" in capsys.readouterr().out

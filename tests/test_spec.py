@@ -16,6 +16,8 @@ NAMES = ["fig2_mlp_depth", "fig2_mlp_hparams", "fig2_cnn_depth", "fig3_depth_10k
          "table1_wn_vs_bn", "table2_hessian", "peers_depth", "beyond_cnn_plateau",
          "rl_minatar"]
 EMBEDDED = ("mnist5k", "digits", "synthetic")
+# PyTorch-default WN is not in Fig. 2's legend (docs/method.md §7.2): the MLP specs run it beyond the quick profile
+NOT_IN_QUICK = {"fig2_mlp_depth": {("pytorch-default", "wn")}, "fig2_mlp_hparams": {("pytorch-default", "wn")}}
 
 
 def test_one_spec_per_figure_and_table():
@@ -38,8 +40,9 @@ def test_spec_expands_at_both_profiles(path):
     assert {c.dataset for c in quick.runs} <= set(EMBEDDED)
     assert {c.dataset for c in paper.runs} <= {"mnist", "cifar10", "cifar100"}
     assert len(paper.runs) > len(quick.runs)
-    # the paper's comparisons are kept: the same inits (and normalizations) at both profiles
-    assert {(c.scheme, c.norm) for c in quick.runs} == {(c.scheme, c.norm) for c in paper.runs}
+    # the paper's comparisons are kept: the same inits (and normalizations) at both profiles, but where a quick
+    # profile leaves out an init that is not in the paper's figure (to keep `wninit reproduce` in its budget)
+    assert {(c.scheme, c.norm) for c in quick.runs} == {(c.scheme, c.norm) for c in paper.runs} - NOT_IN_QUICK.get(path.stem, set())
 
 
 def test_paper_profiles_exceed_the_papers_2500_runs(capsys):
@@ -61,7 +64,8 @@ def test_fig3_right_is_the_papers_800_runs():
 def test_quick_mlp_depth_keeps_the_comparison():
     exp = load_spec(EXPERIMENTS / "fig2_mlp_depth.toml", "quick")
     assert max(exp.varies["depth"]) >= 50
-    assert set(exp.varies["scheme"]) == {"proposed", "datadep", "pytorch-default"}
+    assert set(exp.varies["scheme"]) == {"proposed", "datadep"}  # the poster's legend; claim 5 compares these two
+    assert "pytorch-default" in load_spec(EXPERIMENTS / "fig2_mlp_depth.toml", "medium").varies["scheme"]
 
 
 DOC = {
