@@ -5,8 +5,8 @@ assignment, which audio models and most packaged models use. Given an example in
 model once under a `torch.overrides.TorchFunctionMode` and writes every torch call whose inputs are
 tensors it has seen into a `torch.fx.Graph`, keyed on tensor identity; module boundaries come from the
 model's leaf modules (a Linear/Conv, a torch.nn activation or normalization), whose `forward` is wrapped for
-the recording, so each is one `call_module` node, as under fx; a module built inside the forward is no module of the model, and its
-torch calls are recorded like the forward's own. The mode is off while a leaf runs: the torch calls inside
+the recording, so each is one `call_module` node, as under fx; a module built inside the forward is no module
+of the model, and its torch calls are recorded like the forward's own. The mode is off while a leaf runs: the torch calls inside
 it, most of a forward's, cost nothing more than they do without the recorder (docs/performance.md). The analysis of `wninit.structure.trace` then reads the recorded
 graph exactly as a symbolic one: tensor methods are `call_method` nodes, torch functions `call_function`
 nodes, parameters and tensors created inside the forward `get_attr` nodes.
@@ -16,10 +16,10 @@ attention as one node followed by a `call_module` node of `out_proj`, so a weigh
 is a layer like any other (the branch end of an attention block).
 
 The recording runs in eval mode (dropout and stochastic depth are the identity there, BatchNorm uses its
-running statistics) without gradients, and restores the modes and the leaves' `forward` whatever the forward raises. A
-forward that draws random numbers (VITS's noise, a sampling quantizer) draws them from a fork of the global
-stream: every recording of the same model and input sees the same draw (the discovery pass and the measuring
-pass of §3.10 are one input), and the caller's stream is left as it was.
+running statistics) without gradients, and restores the modes and the leaves' `forward` whatever the forward
+raises. A forward that draws random numbers (VITS's noise, a sampling quantizer) draws them from a fork of the
+global stream: every recording of the same model and input sees the same draw (the discovery pass and the
+measuring pass of §3.10 are one input), and the caller's stream is left as it was.
 """
 from __future__ import annotations
 
