@@ -86,14 +86,15 @@ def plateau_block(root: Path) -> str:
         c = r.config
         groups.setdefault((c.depth, c.lr, c.padding_gain, c.freeze_conv_bias, c.epochs), []).append(r)
     table, collapses = [], {}
-    for (depth, lr, padding, frozen, n_epochs), rs in groups.items():
+    for key, rs in groups.items():
+        depth, lr, padding, frozen, n_epochs = key
         done = [r for r in rs if r.id in epochs]
         lengths = [plateau_length(epochs[r.id]) for r in done]
         shown = [f"seed {r.config.seed}: {x if x is not None else f'>{n_epochs}'}" for r, x in zip(done, lengths)]
         left = [x for x in lengths if x is not None]
         mean = f"{sum(left) / len(left):.1f} ({len(left)}/{len(done)} left)" if left else f"none of {len(done)} left"
         collapsed = sum(_collapsed(epochs[r.id], x) for r, x in zip(done, lengths))
-        collapses[(depth, lr, padding, frozen)] = (collapsed, len(done))
+        collapses[key] = (collapsed, len(done))
         waiting = ", ".join(str(r.config.seed) for r in rs if r.id not in epochs) or "-"
         table.append([str(depth), num(lr), "padding-aware" if padding else "paper", "held at 0" if frozen else "trained",
                       "; ".join(shown) or "-", mean, ", ".join(num(r.metrics.get("test_acc")) for r in done) or "-",
@@ -102,8 +103,8 @@ def plateau_block(root: Path) -> str:
                      "mean of those that left", "test accuracy by seed", "collapsed to one class", "seeds not finished"],
                     table)
     tests = []
-    for (depth, lr, padding, frozen), (k_held, n_held) in collapses.items():
-        trained = collapses.get((depth, lr, padding, False))
+    for (depth, lr, padding, frozen, n_epochs), (k_held, n_held) in collapses.items():
+        trained = collapses.get((depth, lr, padding, False, n_epochs))  # the same runs with the biases trained
         if frozen and trained and n_held and trained[1]:
             p = fisher_p(trained[0], trained[1], k_held, n_held)
             tests.append(f"- depth {depth}, lr {num(lr)}: collapsed with the conv biases trained {trained[0]}/{trained[1]}, "
