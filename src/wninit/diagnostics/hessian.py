@@ -79,20 +79,22 @@ def hessian_spectral_norm(model: nn.Module, batches: Batches, *, iters: int = 20
     r"""The largest eigenvalue magnitude of the Hessian of the mean loss over `batches` w.r.t. all trainable parameters.
 
     Power iteration, normalized in the 2-norm: $v \leftarrow Hv/\|Hv\|_2$ from a seeded Gaussian
-    $v_0$, with the Rayleigh quotient $\lambda = v^\top H v$ as the estimate; each
+    $v_0$, with $\|Hv\|_2$ for the unit $v$ as the estimate; each
     $Hv$ is a double backward (`torch.autograd.grad` with `create_graph=True`) of
     $\frac{1}{K}\sum_k \text{loss}(\text{model}(x_k), y_k)$ ($\frac{1}{K+1}\sum_k$ with
     `normalization="reference"`, as the reference code divides), the gradient graph built once and
-    reused. It converges to the eigenvalue of largest magnitude, whatever its sign; the result is
-    $|\lambda|$, the spectral norm. `tol` stops early when $|\lambda|$ changes by less than
-    `tol` relative. The model runs in the mode it is in.
+    reused. The estimate is a lower bound of the spectral norm $\|H\|_2$ (the largest eigenvalue magnitude,
+    whatever its sign) that never decreases from one iteration to the next, for any symmetric $H$, and
+    converges to it. The Rayleigh quotient $v^\top H v$ is no larger and is not used: when the largest
+    eigenvalues of both signs are close in magnitude, $v$ keeps a share of each and the quotient cancels
+    between them (docs/method.md §7.6). `tol` stops early when the estimate changes by less than `tol`
+    relative. The model runs in the mode it is in.
 
     NOTE: the reference (`src/util/hessian.py`, docs/method.md §7.6) differs: it normalizes by the entry of
     `Hv` of largest magnitude (the inf-norm), takes that signed entry as the eigenvalue, runs M = 40
     iterations with `model.train()`, and re-draws each product's batches from the shuffled, augmented
     loader (its first 10%), so its operator changes between iterations. Here the batches are fixed, so
-    every iteration multiplies by the same matrix, and $|v^\top H v|$ is a lower bound of
-    $\|H\|_2$ that converges to it (monotonically when H is positive semi-definite).
+    every iteration multiplies by the same matrix, which is what makes the estimate monotone.
 
     Args:
         model: the network at initialization.
@@ -137,7 +139,13 @@ def _check_options(iters, tol, normalization) -> None:
 
 def _power_iteration(params: list[torch.Tensor], grads: list[torch.Tensor], iters: int, seed: int,
                      tol: float | None) -> float:
-    """|v^T H v| after at most `iters` products `Hv` (double backward of `grads`), from a seeded Gaussian v."""
+    """||Hv||_2 for the unit v of the last of at most `iters` products `Hv` (double backward of `grads`), from a
+    seeded Gaussian v.
+
+    Why ||Hv|| and not the Rayleigh quotient v^T H v: with v_k = H^k v_0 / ||H^k v_0||, the estimate is
+    r_k = ||H^(k+1) v_0|| / ||H^k v_0||, and Cauchy-Schwarz on <H^k v_0, H^(k+2) v_0> gives r_k <= r_(k+1) for
+    any symmetric H; |v_k^T H v_k| <= r_k, and it can be near 0 while v_k still mixes eigenvectors of
+    eigenvalues +a and about -a (docs/method.md §7.6)."""
     gen = torch.Generator().manual_seed(seed)
     v = [torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.device, p.dtype) for p in params]
     norm = math.sqrt(float(_dot(v, v)))
@@ -146,11 +154,10 @@ def _power_iteration(params: list[torch.Tensor], grads: list[torch.Tensor], iter
     for _ in range(iters):
         hv = torch.autograd.grad(grads, params, grad_outputs=v, retain_graph=True, allow_unused=True)
         hv = [torch.zeros_like(p) if h is None else h.detach() for h, p in zip(hv, params)]
-        previous, estimate = estimate, float(_dot(v, hv))  # Rayleigh quotient, ||v|| = 1
-        norm = math.sqrt(float(_dot(hv, hv)))
-        if norm == 0.0 or not math.isfinite(norm):
-            return abs(estimate) if norm == 0.0 else float("inf")
-        v = [h / norm for h in hv]
-        if tol is not None and abs(abs(estimate) - abs(previous)) <= tol * abs(estimate):
+        previous, estimate = estimate, math.sqrt(float(_dot(hv, hv)))  # ||Hv||, ||v|| = 1
+        if estimate == 0.0 or not math.isfinite(estimate):
+            return estimate if estimate == 0.0 else float("inf")
+        v = [h / estimate for h in hv]
+        if tol is not None and estimate - previous <= tol * estimate:
             break
-    return abs(estimate)
+    return estimate
