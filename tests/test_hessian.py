@@ -107,8 +107,8 @@ def test_table2_proposed_has_the_lowest_curvature():
 
     WRN-16-1 (2 blocks per stage) is the smallest WRN where it holds: at WRN-10-1 (1 block per stage)
     stage-wise Hanin's branch scale 0.9 (gain^2 0.81) is below the proposed 1/B_k = 1, and Hanin is lowest.
-    One batch of 32 training images per seed from the shuffled loader, 10 power iterations: not converged (20 move
-    a value by up to 0.3), but the smallest per-seed gap from proposed to the next scheme is 0.69 at 10, 0.49 at 20."""
+    One batch of 32 training images per seed from the shuffled loader, 10 power iterations (its values:
+    docs/results.md, "Table 2 at CPU scale")."""
     base = RunConfig(task="hessian", dataset="mnist5k", arch="wrn", depth=16, k=1, epochs=1, batch_size=32,
                      hessian_batches=1, hessian_iters=10)
     results = table2(base, TABLE2_SCHEMES, range(1, 4))
