@@ -115,6 +115,47 @@ def test_the_claim_holds_when_proposed_trains_deep(tmp_path):
     assert claim.verdict == HOLDS, claim.detail
 
 
+T1 = RunConfig(dataset="digits", arch="resnet", depth=20, width=16, epochs=20, momentum=0.9, batch_size=64, schedule=1)
+
+
+def _table1_claim(path, proposed_acc, lrs=LRS):
+    """table1_wn_vs_bn on one network: datadep at 0.97 (its best at lrs[1], 0.96 elsewhere), proposed at
+    ``proposed_acc(lr, seed)``, both over three seeds, trained (final loss 0.1); claim 10's finding."""
+    cfgs, outcomes = [], []
+    for scheme in ("datadep", "proposed"):
+        for lr in lrs:
+            for seed in SEEDS:
+                cfg = T1.replace(scheme=scheme, direction="orthogonal", lr=lr, seed=seed)
+                acc = (0.97 if lr == lrs[1] else 0.96) + 0.001 * seed if scheme == "datadep" else proposed_acc(lr, seed)
+                cfgs.append(cfg)
+                outcomes.append(_outcome(cfg, acc, 0.1))
+    with Store(path) as store:
+        store.add("table1_wn_vs_bn", "medium", cfgs)
+        for out in outcomes:
+            assert leases.finish(store, out)
+    with Store(path, create=False) as store:
+        return next(c for c in claim_book.judge_all(store) if c.number == 10)
+
+
+def test_table1_a_worse_proposed_at_a_bracketing_grid_does_not_hold(tmp_path):
+    # proposed best at the middle rate, 0.93: below datadep's 0.97 on every seed
+    claim = _table1_claim(tmp_path / "s.db", lambda lr, seed: (0.93 if lr == LRS[1] else 0.90) + 0.001 * seed)
+    assert claim.verdict == FAILS, claim.detail
+    assert "best on a grid edge" not in claim.detail
+
+
+def test_table1_a_worse_proposed_whose_best_rate_is_on_the_grid_edge_is_inconclusive(tmp_path):
+    # the same accuracies, proposed's best now at the grid's largest rate: a larger one could be better
+    claim = _table1_claim(tmp_path / "s.db", lambda lr, seed: (0.93 if lr == LRS[-1] else 0.90) + 0.001 * seed)
+    assert claim.verdict == INCONCLUSIVE, claim.detail
+    assert "ResNet-20/digits proposed lr=0.01" in claim.detail.split("best on a grid edge")[-1], claim.detail
+
+
+def test_table1_a_better_proposed_holds_even_on_the_grid_edge(tmp_path):
+    claim = _table1_claim(tmp_path / "s.db", lambda lr, seed: (0.99 if lr == LRS[-1] else 0.95) + 0.001 * seed)
+    assert claim.verdict == HOLDS, claim.detail
+
+
 def test_guard_outcomes_follow_the_rules():
     from wninit.suite.report.scope import guard, on_plateau
     from wninit.suite.report.stats import UNDECIDED

@@ -135,8 +135,8 @@ def test_a_run_diverging_after_its_first_epoch_scores_its_best_checkpoint(monkey
     assert cell.test.values == [0.0] and cell.test.counts == {"diverged": 1}
     # Table 1 (error %) counts the same: the best checkpoint's error, 100% without one
     for result, error in ((late, 100 * (1 - late.test_acc)), (early, 100.0)):
-        (_, stat, _), = next(iter(tables.wn_vs_bn([_as_store_run(result)]).values()))
-        assert stat.values == [pytest.approx(error)]
+        row, = next(iter(tables.wn_vs_bn([_as_store_run(result)]).values()))
+        assert row.error.values == [pytest.approx(error)]
 
 
 # -- the reference BN baselines ------------------------------------------------------------------------------
@@ -211,15 +211,13 @@ def test_statistics_helpers():
 
 
 def test_a_claim_is_inconclusive_when_its_test_separates_neither_way():
-    def stat(values):
-        return tables.Stat(values, {"completed": len(values)})
-    close = {("digits", "ResNet-20"): [("datadep", stat([2.0, 3.0, 2.5]), {}), ("proposed", stat([2.2, 2.4, 2.9]), {})]}
-    claim = C.table1_claim(close, "test")
+    def table(datadep, proposed):
+        return {("digits", "ResNet-20"): [tables.MethodRow(m, tables.Stat(v, {"completed": len(v)}), {}, {}, [])
+                                          for m, v in (("datadep", datadep), ("proposed", proposed))]}
+    claim = C.table1_claim(table([2.0, 3.0, 2.5], [2.2, 2.4, 2.9]), "test")
     assert claim.verdict == C.INCONCLUSIVE and "Welch" in claim.test and "p = " in claim.detail
-    apart = {("digits", "ResNet-20"): [("datadep", stat([5.0, 5.2, 5.1]), {}), ("proposed", stat([2.0, 2.1, 2.2]), {})]}
-    assert C.table1_claim(apart, "test").verdict == C.HOLDS
-    reversed_ = {("digits", "ResNet-20"): [("datadep", stat([2.0, 2.1, 2.2]), {}), ("proposed", stat([5.0, 5.2, 5.1]), {})]}
-    assert C.table1_claim(reversed_, "test").verdict == C.FAILS
+    assert C.table1_claim(table([5.0, 5.2, 5.1], [2.0, 2.1, 2.2]), "test").verdict == C.HOLDS
+    assert C.table1_claim(table([2.0, 2.1, 2.2], [5.0, 5.2, 5.1]), "test").verdict == C.FAILS
 
 
 def test_figure1_bands_are_judged_on_the_interval_over_network_draws():

@@ -69,7 +69,7 @@ CLAIMS = (
               lambda ev: C.depth_10k_claim(tables.depth_sweep(ev.runs), ev.scale, ev.dataset)),
     ClaimSpec(9, "Fig. 3-right: LR robustness and warmup", lambda ev: C.survival_claim(tables.survival(ev.runs), ev.scale)),
     ClaimSpec(10, "Table 1: WN + proposed (+ warmup) vs datadep and BN",
-              lambda ev: C.table1_claim(tables.wn_vs_bn(ev.runs), ev.scale)),
+              lambda ev: C.table1_claim(tables.wn_vs_bn(ev.runs), ev.scale, ev.final_loss)),
     ClaimSpec(11, "Table 2: smallest Hessian norm at init",
               lambda ev: C.table2_claim(tables.hessian_table(ev.runs), ev.scale)),
     ClaimSpec(12, "RL (poster only): the deep WN IMPALA trunk learns with the proposed init, not with PyTorch's default",

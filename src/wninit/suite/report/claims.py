@@ -340,25 +340,38 @@ def _lower(a: Stat, b: Stat) -> tuple[bool | str | None, str]:
     return decide(p_for, p_against), fmt_p(p_for)
 
 
-def table1_claim(rows_by_arch, scale: str) -> Finding:
+def table1_claim(rows_by_arch, scale: str, final_loss: dict | None = None) -> Finding:
     """Claim 10 (docs/method.md §7.5). Criterion at any scale: on every (dataset, architecture) run, WN + proposed has a
     lower mean test error than WN + datadep (paper: by 1.3-3.0 points); where warmup and BN were run, the
     gap of proposed + warmup to BN is smaller than the gap of datadep to BN ("approaches BN"), which is
-    proposed + warmup's error below datadep's. Each comparison: Welch one-sided t-test over seeds, p < 0.05."""
-    parts = []
+    proposed + warmup's error below datadep's. Each comparison: Welch one-sided t-test over seeds, p < 0.05.
+
+    Each method is compared at its best learning rate on validation, so a comparison is guarded as claim 6's
+    (report/scope.py): a contradiction where a compared method's best rate is on its grid's edge is
+    inconclusive, and one where every run of a compared method stayed on its plateau is "not trained"."""
+    parts, flagged = [], []
     for (dataset, arch), rows in rows_by_arch.items():
-        stat = {m: st for m, st, _ in rows}
-        err = {m: st.mean for m, st in stat.items()}  # a method whose runs have not finished maps to None
+        by = {row.method: row for row in rows}
+        err = {m: row.error.mean for m, row in by.items()}  # a method whose runs have not finished maps to None
+        classes = round(1 / chance(dataset))
+        flagged += [f"{arch}/{dataset} {row.method} " + ", ".join(f"{k}={v:g}" for k, v in row.edges.items())
+                    for row in rows if row.edges]
+
+        def guarded(ok, *methods):
+            return guard(ok, [by[m] for m in methods], final_loss, classes)
         if {"proposed", "datadep"} <= err.keys():
-            ok, p = _lower(stat["proposed"], stat["datadep"])
-            parts.append((f"{arch}/{dataset}: proposed {_err(err['proposed'])} vs datadep {_err(err['datadep'])} ({p})", ok))
+            ok, p = _lower(by["proposed"].error, by["datadep"].error)
+            parts.append((f"{arch}/{dataset}: proposed {_err(err['proposed'])} vs datadep {_err(err['datadep'])} ({p})",
+                          guarded(ok, "proposed", "datadep")))
         if {"proposed+warmup", "bn", "datadep"} <= err.keys():
-            ok, p = _lower(stat["proposed+warmup"], stat["datadep"])
+            ok, p = _lower(by["proposed+warmup"].error, by["datadep"].error)
             parts.append((f"{arch}/{dataset}: proposed+warmup {_err(err['proposed+warmup'])} vs BN {_err(err['bn'])}, "
-                          f"datadep {_err(err['datadep'])} ({p})", ok if err["bn"] is not None else None))
+                          f"datadep {_err(err['datadep'])} ({p})",
+                          guarded(ok, "proposed+warmup", "datadep") if err["bn"] is not None else None))
     if not parts:
         return Finding(NOT_RUN, scale, "needs proposed and datadep runs of one architecture")
-    return Finding(judge(parts), scale, detail(parts), f"Welch one-sided t-test over seeds, level {ALPHA}")
+    note = "; best on a grid edge (the grid does not bracket it): " + "; ".join(flagged) if flagged else ""
+    return Finding(judge(parts), scale, detail(parts) + note, f"Welch one-sided t-test over seeds, level {ALPHA}")
 
 
 def table2_claim(table, scale: str) -> Finding:

@@ -173,8 +173,9 @@ def _survival(experiment, runs, title, scale, png):
 def _table1(runs):
     rows = []
     for (dataset, arch), methods in tables.wn_vs_bn(runs).items():
-        for method, stat, chosen in methods:
-            rows.append([dataset, arch, method, stat.text(digits=2), _fmt_config(chosen)])
+        for row in methods:
+            edge = " (best on its grid's edge)" if row.edges else ""
+            rows.append([dataset, arch, row.method, row.error.text(digits=2), _fmt_config(row.chosen) + edge])
     ours = md_table(["dataset", "architecture", "method", "test error % (ours)", "configuration"], rows)
     paper = [[d, a, m, f"{mean:.2f}" + ("" if std is None else f" ± {std:.2f}")]
              for (d, a), entries in TABLE1.data.items() for m, mean, std in entries]

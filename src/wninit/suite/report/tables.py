@@ -23,7 +23,7 @@ from wninit.suite.train.config import EXECUTION_FIELDS
 from wninit.suite.train.result import FINISHED, WAITING
 
 __all__ = ["Stat", "DepthCell", "ConfigResult", "Survival", "depth_sweep", "hparam_curves", "survival",
-           "wn_vs_bn", "hessian_table", "grid_edges", "status_counts", "trains_threshold", "good_configs", "series_key", "arch_label", "config_dict",
+           "wn_vs_bn", "MethodRow", "hessian_table", "grid_edges", "status_counts", "trains_threshold", "good_configs", "series_key", "arch_label", "config_dict",
            "GOOD_ACC", "HORIZON"]
 
 GOOD_ACC = 0.9  # docs/method.md §9 claim 7: a configuration "trains" at >= 0.9 test accuracy
@@ -267,9 +267,21 @@ def table1_method(cfg: dict) -> str:
     return name + "+warmup" if cfg.get("warmup_epochs", 0) > 0 else name
 
 
-def wn_vs_bn(runs) -> dict[tuple, list[tuple[str, Stat, dict]]]:
-    """Table 1 (docs/method.md §7.5): {(dataset, architecture): [(method, test error % Stat, chosen config)]};
-    a diverged run counts its best checkpoint's error, 100% without one, as its accuracy elsewhere."""
+@dataclass(frozen=True)
+class MethodRow:
+    """One method of one Table 1 network: its test error % over the seeds of its best configuration on
+    validation, that configuration's grid fields, those of them on their grid's edge (`grid_edges`) and every
+    run of the method, all configurations."""
+    method: str
+    error: Stat
+    chosen: dict
+    edges: dict  # grid field -> the chosen value, where it is the grid's min or max
+    runs: list
+
+
+def wn_vs_bn(runs) -> dict[tuple, list[MethodRow]]:
+    """Table 1 (docs/method.md §7.5): {(dataset, architecture): [MethodRow]}; a diverged run counts its best
+    checkpoint's error, 100% without one, as its accuracy elsewhere."""
     runs = [r for r in runs if config_dict(r).get("task", "train") == "train"]
     groups = defaultdict(lambda: defaultdict(list))
     for r in runs:
@@ -281,10 +293,11 @@ def wn_vs_bn(runs) -> dict[tuple, list[tuple[str, Stat, dict]]]:
     for key in sorted(groups):
         rows = []
         for method in sorted(groups[key], key=lambda m: (order.index(m) if m in order else len(order), m)):
-            chosen = _best_by_val(groups[key][method], ())
+            group = groups[key][method]
+            chosen = _best_by_val(group, ())
             first = config_dict(chosen[0])
-            rows.append((method, _stat(chosen, "test_acc", scale_fn=lambda a: 100.0 * (1.0 - a)),
-                         {k: first[k] for k in sorted(fields_)}))
+            rows.append(MethodRow(method, _stat(chosen, "test_acc", scale_fn=lambda a: 100.0 * (1.0 - a)),
+                                  {k: first[k] for k in sorted(fields_)}, grid_edges(group, first, fields_), group))
         out[key] = rows
     return out
 
