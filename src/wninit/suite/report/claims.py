@@ -15,7 +15,7 @@ import math
 from wninit.suite.report.reference import scheme_label
 from wninit.suite.report.stats import ALPHA, UNDECIDED, clopper_pearson, decide, fisher_p, fmt_p, mean_bound, sign_test_p, welch_p
 from wninit.suite.report.tables import Stat, good_configs, trains_threshold
-from wninit.suite.report.scope import edge_note, guard
+from wninit.suite.report.scope import edge_note, edges_note, guard
 from wninit.suite.report.verdicts import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, NOT_TRAINED, Claim, Finding, detail, judge, num
 
 __all__ = ["Claim", "Finding", "HOLDS", "FAILS", "NOT_RUN", "INCONCLUSIVE", "NOT_TRAINED", "figure1_claims", "gain_claim", "depth_claim", "hparams_claim",
@@ -349,13 +349,12 @@ def table1_claim(rows_by_arch, scale: str, final_loss: dict | None = None) -> Fi
     Each method is compared at its best learning rate on validation, so a comparison is guarded as claim 6's
     (report/scope.py): a contradiction where a compared method's best rate is on its grid's edge is
     inconclusive, and one where every run of a compared method stayed on its plateau is "not trained"."""
-    parts, flagged = [], []
+    parts, named = [], []
     for (dataset, arch), rows in rows_by_arch.items():
         by = {row.method: row for row in rows}
         err = {m: row.error.mean for m, row in by.items()}  # a method whose runs have not finished maps to None
         classes = round(1 / chance(dataset))
-        flagged += [f"{arch}/{dataset} {row.method} " + ", ".join(f"{k}={v:g}" for k, v in row.edges.items())
-                    for row in rows if row.edges]
+        named += [(f"{arch}/{dataset} {row.method}", row.edges) for row in rows]
 
         def guarded(ok, *methods):
             return guard(ok, [by[m] for m in methods], final_loss, classes)
@@ -370,8 +369,7 @@ def table1_claim(rows_by_arch, scale: str, final_loss: dict | None = None) -> Fi
                           guarded(ok, "proposed+warmup", "datadep") if err["bn"] is not None else None))
     if not parts:
         return Finding(NOT_RUN, scale, "needs proposed and datadep runs of one architecture")
-    note = "; best on a grid edge (the grid does not bracket it): " + "; ".join(flagged) if flagged else ""
-    return Finding(judge(parts), scale, detail(parts) + note, f"Welch one-sided t-test over seeds, level {ALPHA}")
+    return Finding(judge(parts), scale, detail(parts) + edges_note(named), f"Welch one-sided t-test over seeds, level {ALPHA}")
 
 
 def table2_claim(table, scale: str) -> Finding:

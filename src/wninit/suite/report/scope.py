@@ -16,7 +16,7 @@ from wninit.suite.train.result import FINISHED
 from wninit.suite.report.stats import UNDECIDED
 from wninit.suite.report.verdicts import EDGE, PLATEAU
 
-__all__ = ["PLATEAU_MARGIN", "final_losses", "on_plateau", "never_trained", "guard", "edge_note"]
+__all__ = ["PLATEAU_MARGIN", "final_losses", "on_plateau", "never_trained", "guard", "edge_note", "edges_note"]
 
 # A margin of 0.05 nats around ln 10 = 2.303 is a prediction within about 5% of uniform in likelihood; a run
 # that has started to separate the classes is below it within an epoch or two (docs/claims.md, "Where a verdict can be given").
@@ -57,7 +57,12 @@ def guard(ok, cells, final_loss: dict | None, classes: int):
 
 
 def edge_note(cells: dict, label) -> str:
-    """"best on a grid edge: Proposed (He) depth 50 lr=0.001; ..." for every flagged cell, "" when none is."""
-    flagged = [f"{label(*series)} depth {depth} " + ", ".join(f"{k}={v:g}" for k, v in c.edges.items())
-               for (series, depth), c in cells.items() if c.edges]
+    """"best on a grid edge: Proposed (He) depth 50 lr=0.001; ..." for every flagged depth cell, "" when none is."""
+    return edges_note([(f"{label(*series)} depth {depth}", c.edges) for (series, depth), c in cells.items()])
+
+
+def edges_note(named: list[tuple[str, dict]]) -> str:
+    """The same note for any (name, grid edges) pairs: "; best on a grid edge (...): NAME lr=0.001; ...", "" when
+    no pair has an edge."""
+    flagged = [f"{name} " + ", ".join(f"{k}={v:g}" for k, v in edges.items()) for name, edges in named if edges]
     return "; best on a grid edge (the grid does not bracket it): " + "; ".join(flagged) if flagged else ""
