@@ -60,6 +60,18 @@ def test_add_is_idempotent_and_shared_runs_are_stored_once(tmp_path):
     assert rec.config == CFGS[0].resolved() and rec.status == "pending" and rec.metrics == {} and rec.seed == 0
 
 
+def test_a_shrunk_spec_leaves_its_dropped_runs_out_of_its_membership_only(tmp_path):
+    store = Store(tmp_path / "s.db")
+    store.add("a", "quick", CFGS)
+    store.add("b", "quick", CFGS[2:])
+    assert store.add("a", "quick", CFGS[:2]) == 0  # the spec now asks for two of its four runs
+    assert [r.id for r in store.runs("a", "quick")] == [c.run_id for c in CFGS[:2]]
+    assert len(store.runs("b", "quick")) == 2  # another experiment's memberships are untouched
+    assert store.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 4  # no run is deleted
+    store.add("a", "quick", CFGS)  # grown back: the stored runs are asked for again
+    assert len(store.runs("a", "quick")) == 4
+
+
 def test_claim_finish_and_epochs_in_one_transaction(tmp_path):
     store = Store(tmp_path / "s.db")
     store.add("a", "quick", CFGS)

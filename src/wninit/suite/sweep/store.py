@@ -5,7 +5,8 @@ Tables (results are data: every run's config, status, metrics and epochs, querya
 - `meta(key, value)`: `application` = wninit, `schema_version`, `created_by` (wninit version).
 - `runs`: one row per run id (the config hash), stored once however many experiments share it.
 - `aliases(old, new)`: the ids the runs had in a store of schema 1 (`.store_migrations`).
-- `memberships(experiment, profile, run_id)`: which experiment/profile asked for which run.
+- `memberships(experiment, profile, run_id)`: which experiment/profile asks for which run, as its spec was when
+  last swept.
 - `epochs(run_id, epoch, ...)`: the reference's per-epoch CSV columns (docs/method.md §6.1 "Logging").
 
 Every write is one transaction, so a process killed at any point leaves the previous state readable. A store
@@ -200,9 +201,11 @@ class Store:
 
     # -- writes ------------------------------------------------------------------------------------------
     def add(self, experiment: str, profile: str, cfgs: list[RunConfig]) -> int:
-        """Record that `experiment`/`profile` asks for `cfgs`; returns how many runs were new.
+        """Record that `experiment`/`profile` asks for `cfgs`, and only them; returns how many runs were new.
 
-        A run already stored (same id, from this or another experiment) is not re-added or reset.
+        A run already stored (same id, from this or another experiment) is not re-added or reset. A run the
+        experiment/profile asked for before and no longer does (its spec's grid shrank) leaves its membership,
+        so the report judges the spec as it is now; the run itself stays, as other memberships may share it.
         """
         now = utc_now()
         with self.transaction() as conn:
@@ -210,6 +213,11 @@ class Store:
             conn.executemany(
                 "INSERT OR IGNORE INTO runs(id, config, status, seed, created_at) VALUES (?, ?, 'pending', ?, ?)",
                 [(c.run_id, c.resolved().to_json(), c.seed, now) for c in cfgs])
+            asked = {c.run_id for c in cfgs}
+            had = {r for (r,) in conn.execute("SELECT run_id FROM memberships WHERE experiment = ? AND profile = ?",
+                                              (experiment, profile))}
+            conn.executemany("DELETE FROM memberships WHERE experiment = ? AND profile = ? AND run_id = ?",
+                             [(experiment, profile, r) for r in had - asked])
             conn.executemany("INSERT OR IGNORE INTO memberships(experiment, profile, run_id) VALUES (?, ?, ?)",
                              [(experiment, profile, c.run_id) for c in cfgs])
             after = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
