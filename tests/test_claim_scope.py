@@ -11,7 +11,7 @@ import math
 import pytest
 
 from wninit.suite.report import claim_book, tables
-from wninit.suite.report.verdicts import EDGE, FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, NOT_TRAINED
+from wninit.suite.report.verdicts import EDGE, FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, NOT_TRAINED, PLATEAU
 from wninit.suite.sweep import leases
 from wninit.suite.sweep.store import Store
 from wninit.suite.train.config import RunConfig
@@ -87,6 +87,9 @@ def test_a_comparison_of_plateaued_runs_is_not_trained_at_this_scale(tmp_path):
     claim = _claim6(_store(tmp_path / "s.db", lambda lr, seed: (0.1, LN10 + 0.01 * (seed - 2))))
     assert claim.verdict == NOT_TRAINED, claim.detail
     assert "initial plateau" in claim.detail
+    # proposed at chance beats a datadep that diverged on every run, but the win is by an init never trained
+    versus = next(p for p in claim.detail.split("; ") if p.startswith("Proposed (orthogonal) > Data-dependent"))
+    assert versus.endswith("[not trained: every run of an init on its initial plateau]"), versus
     # one run off the plateau (loss 2.0) is enough: the init was trained and the same accuracies do not hold
     one_left = lambda lr, seed: (0.12 if lr == 0.003 else 0.1, 2.0 if (lr, seed) == (0.01, 3) else LN10)  # noqa: E731
     assert _claim6(_store(tmp_path / "t.db", one_left)).verdict == FAILS
@@ -163,6 +166,11 @@ def test_guard_outcomes_follow_the_rules():
     cell = tables.DepthCell(tables.Stat(), tables.Stat(), {}, {}, 1, runs=[], edges={"lr": 0.001})
     assert guard(False, [cell], {}, 10) == EDGE and guard(True, [cell], {}, 10) is True
     assert guard(UNDECIDED, [cell], {}, 10) == UNDECIDED
+    run = type("Run", (), {"id": "r", "status": "completed"})()
+    flat = tables.DepthCell(tables.Stat(), tables.Stat(), {}, {}, 1, runs=[run], edges={})
+    assert guard(True, [flat, cell], {"r": LN10}, 10, better=flat) == PLATEAU  # a win from the plateau
+    assert guard(True, [flat, cell], {"r": LN10}, 10, better=cell) is True  # the loser's plateau is the claim
+    assert guard(True, [flat], {"r": 1.0}, 10, better=flat) is True  # a winner that trained
     assert on_plateau(LN10 + 0.049, 10) and not on_plateau(LN10 - 0.051, 10) and not on_plateau(float("nan"), 10)
     assert on_plateau(math.log(100), 100)
 

@@ -158,8 +158,8 @@ def depth_claim(cells, scale: str, dataset: str, *, trains_abs: float | None, sh
     limit = chance(dataset) + 0.1
     classes = round(1 / chance(dataset))
 
-    def guarded(ok, *keys):
-        return guard(ok, [cells[k] for k in keys if k in cells], final_loss, classes)
+    def guarded(ok, *keys, better=None):
+        return guard(ok, [cells[k] for k in keys if k in cells], final_loss, classes, cells.get(better))
     parts = []
     for s in (P_ORTH, P_HE):
         if (s, deep) in cells:
@@ -179,7 +179,7 @@ def depth_claim(cells, scale: str, dataset: str, *, trains_abs: float | None, sh
     for p, d in ((P_ORTH, D_ORTH), (P_HE, D_HE)):
         ok, text = _versus(cells, p, d, deep)
         if text:
-            parts.append((text, guarded(ok, (p, deep), (d, deep))))
+            parts.append((text, guarded(ok, (p, deep), (d, deep), better=(p, deep))))
     # "all inits" of the paper's Fig. 2 legend: proposed and datadep (PyTorch default is not on it, docs/method.md §7.2)
     shallow_accs = {s: _cell_mean(cells, s, shallow) for s, d in cells if d == shallow and s[0] in ("proposed", "datadep")}
     best = max((a for a in shallow_accs.values() if a is not None), default=0.0)

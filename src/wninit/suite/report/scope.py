@@ -44,12 +44,16 @@ def never_trained(runs, final_loss: dict, classes: int) -> bool:
     return bool(done) and all(on_plateau(final_loss.get(r.id), classes) for r in done)
 
 
-def guard(ok, cells, final_loss: dict | None, classes: int):
+def guard(ok, cells, final_loss: dict | None, classes: int, better=None):
     """The outcome of a part judged on `cells` (tables.DepthCell), where the protocol can give one: PLATEAU for a
-    contradicted or undecided part when every run of one of the cells is on its plateau, EDGE for a contradicted
-    part when one of the cells' best configuration is on its grid's edge, else `ok` itself."""
-    if ok is False or ok == UNDECIDED:
-        if final_loss is not None and any(never_trained(c.runs, final_loss, classes) for c in cells):
+    contradicted or undecided part when every run of one of the cells is on its plateau, and for a supported
+    comparison when every run of `better` (the cell the claim says wins) is, since a win by an init that was
+    never trained (over one that diverged, say) says nothing about it; EDGE for a contradicted part when one of
+    the cells' best configuration is on its grid's edge; else `ok` itself."""
+    if final_loss is not None:
+        if (ok is False or ok == UNDECIDED) and any(never_trained(c.runs, final_loss, classes) for c in cells):
+            return PLATEAU
+        if ok is True and better is not None and never_trained(better.runs, final_loss, classes):
             return PLATEAU
     if ok is False and any(c.edges for c in cells):
         return EDGE

@@ -4,8 +4,8 @@ claim's parts combine into one.
 
 A part is `(text, outcome)`: the numbers it was judged on, and True (supported), False (contradicted),
 `UNDECIDED` (its test separates neither way), None (its runs have not finished), `PLATEAU` (it would be
-contradicted or undecided, but every run of an init it compares is still on its initial plateau: the runs say
-nothing about the init at this scale) or `EDGE` (it would be contradicted, but a compared init's best
+contradicted or undecided, or supported by a win of an init, but every run of an init it compares, or of the
+winner, is still on its initial plateau: the runs say nothing about the init at this scale) or `EDGE` (it would be contradicted, but a compared init's best
 configuration lies on its grid's edge: the grid does not bracket that init's optimum).
 """
 from __future__ import annotations
