@@ -213,3 +213,42 @@ def test_a_claim_with_runs_not_yet_run_reads_not_run_and_says_how_many_finished(
     assert partial.detail.endswith(f"(so far: {INCONCLUSIVE})")  # the partial store's reading, named, not the verdict
     complete = _hessian_store(tmp_path / "complete.db", pending_seeds=())
     assert complete.verdict == HOLDS, complete.detail
+
+
+def test_a_contradiction_must_survive_holms_correction_over_the_claims_tests():
+    """One test of m against the claim at p < 0.05 happens by chance up to m x 0.05 of the time: alone it
+    contradicts, among eight it must pass Holm's step-down (p < 0.05/8 for the smallest)."""
+    from wninit.suite.report.stats import NOT_AFTER_HOLM, UNDECIDED, decide_family
+
+    weak, null, strong = (0.964, 0.036), (0.5, 0.5), (0.999, 0.001)
+    assert decide_family([weak]) == [False]
+    assert decide_family([weak] + [null] * 7) == [NOT_AFTER_HOLM] + [UNDECIDED] * 7
+    assert decide_family([strong] + [null] * 7)[0] is False  # 0.001 < 0.05/8
+    # step-down: after the smallest is rejected, the next is tested at 0.05/(m-1)
+    assert decide_family([(0.99, 0.006), (0.99, 0.007), (0.01, 0.99)]) == [False, False, True]
+    assert decide_family([(0.99, 0.006), (0.99, 0.03), (0.01, 0.99)]) == [False, NOT_AFTER_HOLM, True]
+    assert decide_family([(None, None), weak]) == [None, False]  # an untested part is not in the family
+
+
+def test_table1_one_weak_contradiction_among_the_networks_is_inconclusive(tmp_path):
+    """Claim 10 over several networks is one family: proposed worse on one network at p about 0.03, and no
+    different on three others, does not make the claim "not hold"."""
+    cfgs, outcomes = [], []
+    for depth in (20, 32, 44, 56):
+        for scheme in ("datadep", "proposed"):
+            for lr in LRS:
+                for seed in (1, 2, 3, 4, 5, 6):
+                    cfg = T1.replace(depth=depth, scheme=scheme, direction="orthogonal", lr=lr, seed=seed)
+                    jitter = 0.004 * ((seed * 7 + depth) % 5 - 2)
+                    worse = 0.008 if (depth, scheme) == (32, "proposed") else 0.0
+                    acc = (0.97 if lr == LRS[1] else 0.95) + jitter - worse
+                    cfgs.append(cfg)
+                    outcomes.append(_outcome(cfg, acc, 0.1))
+    with Store(tmp_path / "s.db") as store:
+        store.add("table1_wn_vs_bn", "medium", cfgs)
+        for out in outcomes:
+            assert leases.finish(store, out)
+    with Store(tmp_path / "s.db", create=False) as store:
+        claim = next(c for c in claim_book.judge_all(store) if c.number == 10)
+    assert claim.verdict == INCONCLUSIVE, claim.detail
+    assert "ResNet-32/digits: proposed" in claim.detail and "not after Holm's correction" in claim.detail

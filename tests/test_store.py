@@ -64,11 +64,13 @@ def test_a_shrunk_spec_leaves_its_dropped_runs_out_of_its_membership_only(tmp_pa
     store = Store(tmp_path / "s.db")
     store.add("a", "quick", CFGS)
     store.add("b", "quick", CFGS[2:])
-    assert store.add("a", "quick", CFGS[:2]) == 0  # the spec now asks for two of its four runs
+    store.add("a", "quick", CFGS[:2])  # without prune, an addition: still four
+    assert len(store.runs("a", "quick")) == 4
+    assert store.add("a", "quick", CFGS[:2], prune=True) == 0  # the spec now asks for two of its four runs
     assert [r.id for r in store.runs("a", "quick")] == [c.run_id for c in CFGS[:2]]
     assert len(store.runs("b", "quick")) == 2  # another experiment's memberships are untouched
     assert store.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 4  # no run is deleted
-    store.add("a", "quick", CFGS)  # grown back: the stored runs are asked for again
+    store.add("a", "quick", CFGS, prune=True)  # grown back: the stored runs are asked for again
     assert len(store.runs("a", "quick")) == 4
 
 

@@ -101,3 +101,15 @@ def test_bad_cli_input_is_one_sentence_and_exit_2(tmp_path, capsys):
         assert main(argv) == 2, argv
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0], (argv, lines)
+
+
+def test_a_sweep_of_a_shrunk_grid_reuses_its_runs_and_reports_only_what_it_asks_for(tmp_path, capsys):
+    spec, db = _spec(tmp_path), tmp_path / "s.db"
+    assert main(["sweep", str(spec), "--store", str(db), "--workers", "1", "--limit", "2", "--no-progress"]) == 0
+    shrunk = _spec(tmp_path, TINY.replace("seed = [1, 2]", "seed = [1]"))  # the "ok" series loses seed 2
+    assert main(["sweep", str(shrunk), "--store", str(db), "--workers", "1", "--limit", "1", "--no-progress"]) == 0
+    assert "tiny (profile quick): 6 runs, 0 new, 6 already in" in capsys.readouterr().out
+    with Store(db) as store:
+        asked = store.runs("tiny", "quick")
+        assert len(asked) == 6 and {r.config.seed for r in asked if r.config.lr == 0.05 and r.config.batch_size != 5000} == {1}
+        assert store.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 8  # the dropped runs stay stored

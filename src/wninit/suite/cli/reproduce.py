@@ -107,7 +107,7 @@ def run(args) -> int:
     with Store(store_path) as store:
         refuse_mixed(store, store_path, exps, "--out (or --store)")
         for exp in exps:
-            new = store.add(exp.name, exp.profile, exp.runs)
+            new = store.add(exp.name, exp.profile, exp.runs, prune=True)
             say(f"{exp.name} ({exp.profile}): {len(exp.runs)} runs, {len(exp.runs) - new} already in {store_path}")
         summary = run_sweep(store, [(e.name, e.profile) for e in exps], workers=args.workers,
                             batch_runs=not args.no_batch_runs, limit=args.limit, progress=not args.no_progress)

@@ -166,7 +166,7 @@ def run(args) -> int:
     with Store(args.store) as store:
         refuse_mixed(store, args.store, exps, "--store")
         for exp in exps:
-            new = store.add(exp.name, exp.profile, exp.runs)
+            new = store.add(exp.name, exp.profile, exp.runs, prune=True)
             print(f"{exp.name} (profile {exp.profile}): {len(exp.runs)} runs, {new} new, "
                   f"{len(exp.runs) - new} already in {args.store}", file=out)
             if args.retry_failed:

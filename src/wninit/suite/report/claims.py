@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 
 from wninit.suite.report.reference import scheme_label
-from wninit.suite.report.stats import ALPHA, UNDECIDED, clopper_pearson, decide, fisher_p, fmt_p, mean_bound, sign_test_p, welch_p
+from wninit.suite.report.stats import (ALPHA, NOT_AFTER_HOLM, UNDECIDED, clopper_pearson, decide_family, fisher_p,
+                                       fmt_p, mean_bound, sign_test_p, welch_p)
 from wninit.suite.report.tables import Stat, good_configs, trains_threshold
 from wninit.suite.report.scope import edge_note, edges_note, guard
 from wninit.suite.report.verdicts import FAILS, HOLDS, INCONCLUSIVE, NOT_RUN, NOT_TRAINED, Claim, Finding, detail, judge, num
@@ -118,13 +119,15 @@ def _fails(cells, series, depth, limit) -> tuple[bool | str | None, str]:
     return ok, f"{text}, {bound}"
 
 
-def _versus(cells, better, worse, depth) -> tuple[bool | str | None, str]:
-    """Welch one-sided test over seeds that `better` has the higher mean test accuracy at `depth`."""
+def _versus(cells, better, worse, depth) -> tuple[tuple[float | None, float | None], str]:
+    """Welch one-sided test over seeds that `better` has the higher mean test accuracy at `depth`: its (p_for,
+    p_against), decided with the claim's other comparisons (stats.decide_family), and its text ("" when a cell
+    was not run)."""
     a, b = cells.get((better, depth)), cells.get((worse, depth))
     if a is None or b is None:
-        return None, ""
+        return (None, None), ""
     p_for, p_against = welch_p(b.test.values, a.test.values, "less"), welch_p(b.test.values, a.test.values, "greater")
-    return decide(p_for, p_against), f"{scheme_label(*better)} > {scheme_label(*worse)} at depth {depth}: {fmt_p(p_for)}"
+    return (p_for, p_against), f"{scheme_label(*better)} > {scheme_label(*worse)} at depth {depth}: {fmt_p(p_for)}"
 
 
 _WELCH = f"Welch one-sided t-test over seeds at level {ALPHA}; thresholds by one-sided 95% t bounds of the mean"
@@ -176,10 +179,10 @@ def depth_claim(cells, scale: str, dataset: str, *, trains_abs: float | None, sh
                 ok, text = UNDECIDED, (f"{text}; the paper has it failing from depth {datadep_fails_from} only, "
                                        "so training here does not contradict it")
             parts.append((text, ok))
-    for p, d in ((P_ORTH, D_ORTH), (P_HE, D_HE)):
-        ok, text = _versus(cells, p, d, deep)
-        if text:
-            parts.append((text, guarded(ok, (p, deep), (d, deep), better=(p, deep))))
+    versus = [(p, d, *_versus(cells, p, d, deep)) for p, d in ((P_ORTH, D_ORTH), (P_HE, D_HE))]
+    versus = [v for v in versus if v[3]]
+    for (p, d, _, text), ok in zip(versus, decide_family([v[2] for v in versus])):
+        parts.append((text, guarded(ok, (p, deep), (d, deep), better=(p, deep))))
     # "all inits" of the paper's Fig. 2 legend: proposed and datadep (PyTorch default is not on it, docs/method.md §7.2)
     shallow_accs = {s: _cell_mean(cells, s, shallow) for s, d in cells if d == shallow and s[0] in ("proposed", "datadep")}
     best = max((a for a in shallow_accs.values() if a is not None), default=0.0)
@@ -214,10 +217,11 @@ def depth_10k_claim(cells, scale: str, dataset: str = "cifar10") -> Finding:
     ok, bound = _threshold(cells[(P_ORTH, deep)].test.values, max(0.8 * (base or 0.0), ch + 0.05))
     parts.append((f"Proposed (orthogonal) {num(prop)} at {deep} layers vs {num(base)} at {shallow} ({bound})",
                   None if base is None else ok))
-    for other in (("pytorch-default", "orthogonal"), D_ORTH):
-        if (other, deep) in cells and _cell_mean(cells, other, deep) is not None:
-            ok, text = _versus(cells, P_ORTH, other, deep)
-            parts.append((f"{scheme_label(*other)} {num(_cell_mean(cells, other, deep))} at {deep}; {text}", ok))
+    others = [o for o in (("pytorch-default", "orthogonal"), D_ORTH)
+              if (o, deep) in cells and _cell_mean(cells, o, deep) is not None]
+    versus = [_versus(cells, P_ORTH, o, deep) for o in others]
+    for o, (_, text), ok in zip(others, versus, decide_family([v[0] for v in versus])):
+        parts.append((f"{scheme_label(*o)} {num(_cell_mean(cells, o, deep))} at {deep}; {text}", ok))
     t = _cell_mean(cells, ("pytorch-default", "orthogonal"), deep)
     if t is not None:
         ok, bound = _threshold(cells[(("pytorch-default", "orthogonal"), deep)].test.values, ch + 0.05, "upper")
@@ -248,15 +252,17 @@ def hparams_claim(curves, scale: str) -> Finding:
     good = {s: good_configs(rs, threshold) for s, rs in curves.items()}
     trains = {s: {json.dumps(c.config, sort_keys=True, default=str): c.test.mean is not None and c.test.mean >= threshold
                   for c in rs} for s, rs in curves.items()}
-    parts = []
+    texts, tests = [], []
     for p in (s for s in curves if s[0] == "proposed"):
         for d in (s for s in curves if s[0] == "datadep"):
             keys = trains[p].keys() & trains[d].keys()
             wins = sum(trains[p][k] and not trains[d][k] for k in keys)
             losses = sum(trains[d][k] and not trains[p][k] for k in keys)
             p_for, p_against = sign_test_p(wins, losses), sign_test_p(losses, wins)
-            parts.append((f"{scheme_label(*p)} {good[p]}/{n} vs {scheme_label(*d)} {good[d]}/{n} "
-                          f"(only one trains: {wins} vs {losses}, {fmt_p(p_for)})", decide(p_for, p_against)))
+            texts.append(f"{scheme_label(*p)} {good[p]}/{n} vs {scheme_label(*d)} {good[d]}/{n} "
+                         f"(only one trains: {wins} vs {losses}, {fmt_p(p_for)})")
+            tests.append((p_for, p_against))
+    parts = list(zip(texts, decide_family(tests)))
     for d in (s for s in curves if s[0] == "datadep"):
         bad = [c for c in curves[d] if c.test.mean is None or c.test.mean < threshold]
         div = sum(1 for c in bad if c.test.counts.get("diverged", 0))
@@ -285,7 +291,8 @@ def survival_claim(cells, scale: str) -> Finding:
         return Finding(NOT_RUN, scale, "no baseline runs to compare with")
     row = " / ".join(_pct(cells[(lr, False, prop)].pct if (lr, False, prop) in cells else None) for lr in lrs)
     parts = [(f"no warmup, {scheme_label(*prop)} {row} at lr {'/'.join(f'{lr:g}' for lr in lrs)}", True)]
-    parts += [_survives_more(cells, prop, s, lrs) for s in others]
+    more = [_survives_more(cells, prop, s, lrs) for s in others]
+    parts += [(text, ok) for (text, _), ok in zip(more, decide_family([test for _, test in more]))]
     parts += _warmup_parts(cells, prop, series, lrs)
     return Finding(judge(parts), scale, detail(parts),
                    f"Fisher's exact one-sided test on survival counts pooled over learning rates, level {ALPHA}")
@@ -297,15 +304,16 @@ def _survivors(cells, s, warm: bool, lrs) -> tuple[int, int]:
     return sum(c.survived for c in cs), sum(c.finished for c in cs)
 
 
-def _survives_more(cells, prop, s, lrs) -> tuple[str, bool | str | None]:
-    """Without warmup, `prop` survives more often than `s`, pooled over the lrs where both have finished runs."""
+def _survives_more(cells, prop, s, lrs) -> tuple[str, tuple[float | None, float | None]]:
+    """Without warmup, `prop` survives more often than `s`, pooled over the lrs where both have finished runs:
+    its text and Fisher's (p_for, p_against), decided with the claim's other comparisons."""
     both = [lr for lr in lrs if (lr, False, s) in cells and (lr, False, prop) in cells
             and cells[(lr, False, s)].finished and cells[(lr, False, prop)].finished]
     (kp, np_), (ko, no) = _survivors(cells, prop, False, both), _survivors(cells, s, False, both)
     if np_ == 0:
-        return f"vs {scheme_label(*s)}: no common finished runs", None
+        return f"vs {scheme_label(*s)}: no common finished runs", (None, None)
     p_for, p_against = fisher_p(kp, np_, ko, no, "greater"), fisher_p(kp, np_, ko, no, "less")
-    return f"vs {scheme_label(*s)} {ko}/{no} survived against {kp}/{np_} ({fmt_p(p_for)})", decide(p_for, p_against)
+    return f"vs {scheme_label(*s)} {ko}/{no} survived against {kp}/{np_} ({fmt_p(p_for)})", (p_for, p_against)
 
 
 def _warmup_parts(cells, prop, series, lrs) -> list[tuple[str, bool | str | None]]:
@@ -332,12 +340,13 @@ def _warmup_parts(cells, prop, series, lrs) -> list[tuple[str, bool | str | None
 
 
 # -- claims 10, 11: Table 1 and Table 2 ---------------------------------------------------------------------
-def _lower(a: Stat, b: Stat) -> tuple[bool | str | None, str]:
-    """Welch one-sided test over seeds that `a`'s mean is below `b`'s (errors, Hessian norms)."""
+def _lower(a: Stat, b: Stat) -> tuple[tuple[float | None, float | None], str]:
+    """Welch one-sided test over seeds that `a`'s mean is below `b`'s (errors, Hessian norms): its (p_for,
+    p_against), decided with the claim's other comparisons (stats.decide_family), and p_for as text."""
     if a.mean is None or b.mean is None:
-        return None, ""
+        return (None, None), ""
     p_for, p_against = welch_p(a.values, b.values, "less"), welch_p(a.values, b.values, "greater")
-    return decide(p_for, p_against), fmt_p(p_for)
+    return (p_for, p_against), fmt_p(p_for)
 
 
 def table1_claim(rows_by_arch, scale: str, final_loss: dict | None = None) -> Finding:
@@ -349,26 +358,25 @@ def table1_claim(rows_by_arch, scale: str, final_loss: dict | None = None) -> Fi
     Each method is compared at its best learning rate on validation, so a comparison is guarded as claim 6's
     (report/scope.py): a contradiction where a compared method's best rate is on its grid's edge is
     inconclusive, and one where every run of a compared method stayed on its plateau is "not trained"."""
-    parts, named = [], []
+    named, pending = [], []  # pending: (text, test, the compared rows, their classes, judged at all)
     for (dataset, arch), rows in rows_by_arch.items():
         by = {row.method: row for row in rows}
         err = {m: row.error.mean for m, row in by.items()}  # a method whose runs have not finished maps to None
         classes = round(1 / chance(dataset))
         named += [(f"{arch}/{dataset} {row.method}", row.edges) for row in rows]
-
-        def guarded(ok, *methods):
-            return guard(ok, [by[m] for m in methods], final_loss, classes)
         if {"proposed", "datadep"} <= err.keys():
-            ok, p = _lower(by["proposed"].error, by["datadep"].error)
-            parts.append((f"{arch}/{dataset}: proposed {_err(err['proposed'])} vs datadep {_err(err['datadep'])} ({p})",
-                          guarded(ok, "proposed", "datadep")))
+            test, p = _lower(by["proposed"].error, by["datadep"].error)
+            pending.append((f"{arch}/{dataset}: proposed {_err(err['proposed'])} vs datadep {_err(err['datadep'])} ({p})",
+                            test, [by["proposed"], by["datadep"]], classes, True))
         if {"proposed+warmup", "bn", "datadep"} <= err.keys():
-            ok, p = _lower(by["proposed+warmup"].error, by["datadep"].error)
-            parts.append((f"{arch}/{dataset}: proposed+warmup {_err(err['proposed+warmup'])} vs BN {_err(err['bn'])}, "
-                          f"datadep {_err(err['datadep'])} ({p})",
-                          guarded(ok, "proposed+warmup", "datadep") if err["bn"] is not None else None))
-    if not parts:
+            test, p = _lower(by["proposed+warmup"].error, by["datadep"].error)
+            pending.append((f"{arch}/{dataset}: proposed+warmup {_err(err['proposed+warmup'])} vs BN {_err(err['bn'])}, "
+                            f"datadep {_err(err['datadep'])} ({p})",
+                            test, [by["proposed+warmup"], by["datadep"]], classes, err["bn"] is not None))
+    if not pending:
         return Finding(NOT_RUN, scale, "needs proposed and datadep runs of one architecture")
+    parts = [(text, guard(ok, compared, final_loss, classes) if judged else None)
+             for (text, _, compared, classes, judged), ok in zip(pending, decide_family([p[1] for p in pending]))]
     return Finding(judge(parts), scale, detail(parts) + edges_note(named), f"Welch one-sided t-test over seeds, level {ALPHA}")
 
 
@@ -376,7 +384,7 @@ def table2_claim(table, scale: str) -> Finding:
     """Claim 11 (docs/method.md §7.6). Criterion at any scale: on every (dataset, architecture) run, the proposed
     init has a smaller mean log Hessian spectral norm than each other scheme run (Welch one-sided t-test
     over seeds, p < 0.05)."""
-    parts = []
+    nets = []  # (text, its tests, some scheme still waiting) per network; every test of every network is one family
     for (dataset, arch), by in table.items():
         means = {s: st.mean for s, st in by.items() if st.mean is not None}
         waiting = any(st.mean is None and st.counts.get("not_run") for st in by.values())
@@ -385,12 +393,17 @@ def table2_claim(table, scale: str) -> Finding:
             continue
         p = min(prop, key=means.get)
         tests = {s: _lower(by[p], by[s]) for s in means if s[0] != "proposed"}
-        outcomes = [ok for ok, _ in tests.values()]
-        ok = False if False in outcomes else (UNDECIDED if UNDECIDED in outcomes or None in outcomes else True)
+        nets.append((f"{arch}/{dataset}: {scheme_label(*p)} {num(means[p], 2)} vs " +
+                     ", ".join(f"{scheme_label(*s)} {num(means[s], 2)} ({pv})" for s, (_, pv) in tests.items()),
+                     [test for test, _ in tests.values()], waiting))
+    outcomes = iter(decide_family([test for _, tests, _ in nets for test in tests]))
+    parts = []
+    for text, tests, waiting in nets:
+        mine = [next(outcomes) for _ in tests]
+        ok = next((o for o in (False, NOT_AFTER_HOLM, UNDECIDED, None) if o in mine), True)
+        ok = UNDECIDED if ok is None else ok
         # a scheme whose runs are still pending could be smaller yet: not judged unless it already fails
-        parts.append((f"{arch}/{dataset}: {scheme_label(*p)} {num(means[p], 2)} vs " +
-                      ", ".join(f"{scheme_label(*s)} {num(means[s], 2)} ({pv})" for s, (_, pv) in tests.items()),
-                      None if waiting and ok is not False else ok))
+        parts.append((text, None if waiting and ok is not False else ok))
     if not parts:
         return Finding(NOT_RUN, scale, "needs Hessian runs of proposed and another scheme")
     return Finding(judge(parts), scale, detail(parts), f"Welch one-sided t-test over seeds, level {ALPHA}")

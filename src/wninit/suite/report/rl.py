@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wninit.suite.experiments import of_kind
-from wninit.suite.report.stats import ALPHA, UNDECIDED, decide, fmt_p, welch_p
+from wninit.suite.report.stats import ALPHA, UNDECIDED, decide_family, fmt_p, welch_p
 from wninit.suite.report.verdicts import NOT_RUN, Finding, detail, judge, num
 
 __all__ = ["POSTER_CURVES", "RLCurves", "rl_curves", "rl_markdown", "plot_rl", "rl_claim", "TRUNKS"]
@@ -144,14 +144,14 @@ def rl_claim(data: RLCurves | None = None, scale: str = "-") -> Finding:
         name = of_kind("rl").name
         return Finding(NOT_RUN, scale, f"needs finished {name} runs of WN + proposed and WN + PyTorch default "
                                        f"(`wninit sweep experiments/{name}.toml --profile quick`)")
-    parts = []
+    texts, tests = [], []
     for better, worse, what in ((data.final(prop), data.final(default), "final return: proposed vs PyTorch default"),
                                 (data.final(prop), data.first(prop), "proposed: last chunk vs first chunk")):
         p_for, p_against = welch_p(better, worse, "greater"), welch_p(better, worse, "less")
-        ok = decide(p_for, p_against)
         mb, mw = _mean_std(better)[0], _mean_std(worse)[0]
-        parts.append((f"{what} {num(mb, 2)} vs {num(mw, 2)} ({fmt_p(p_for)}, {len(better)} vs {len(worse)} seeds)",
-                      UNDECIDED if ok is None else ok))
+        texts.append(f"{what} {num(mb, 2)} vs {num(mw, 2)} ({fmt_p(p_for)}, {len(better)} vs {len(worse)} seeds)")
+        tests.append((p_for, p_against))
+    parts = [(text, UNDECIDED if ok is None else ok) for text, ok in zip(texts, decide_family(tests))]
     if any(data.pending.get(t) for t in (prop, default)):
         parts = [(text, None if ok is not False else ok) for text, ok in parts]
     return Finding(judge(parts), scale, detail(parts), f"Welch one-sided t-test over seeds, level {ALPHA}")

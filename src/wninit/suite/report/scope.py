@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from wninit.suite.train.result import FINISHED
-from wninit.suite.report.stats import UNDECIDED
+from wninit.suite.report.stats import NOT_AFTER_HOLM, UNDECIDED
 from wninit.suite.report.verdicts import EDGE, PLATEAU
 
 __all__ = ["PLATEAU_MARGIN", "final_losses", "on_plateau", "never_trained", "guard", "edge_note", "edges_note"]
@@ -51,7 +51,7 @@ def guard(ok, cells, final_loss: dict | None, classes: int, better=None):
     never trained (over one that diverged, say) says nothing about it; EDGE for a contradicted part when one of
     the cells' best configuration is on its grid's edge; else `ok` itself."""
     if final_loss is not None:
-        if (ok is False or ok == UNDECIDED) and any(never_trained(c.runs, final_loss, classes) for c in cells):
+        if (ok is False or ok in (UNDECIDED, NOT_AFTER_HOLM)) and any(never_trained(c.runs, final_loss, classes) for c in cells):
             return PLATEAU
         if ok is True and better is not None and never_trained(better.runs, final_loss, classes):
             return PLATEAU

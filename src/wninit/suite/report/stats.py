@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["ALPHA", "UNDECIDED", "welch_p", "mean_bound", "sign_test_p", "fisher_p", "decide", "fmt_p", "clopper_pearson"]
+__all__ = ["ALPHA", "UNDECIDED", "NOT_AFTER_HOLM", "welch_p", "mean_bound", "sign_test_p", "fisher_p", "decide",
+           "decide_family", "fmt_p", "clopper_pearson"]
 
 ALPHA = 0.05
 UNDECIDED = "undecided"  # a part's outcome besides True / False / None (not run)
+# a part whose test against the claim rejects on its own but not after Holm's correction over the claim's tests
+# (decide_family): undecided, with that said
+NOT_AFTER_HOLM = "not after Holm"
 
 
 def _clean(values) -> list[float]:
@@ -75,6 +79,28 @@ def decide(p_for: float | None, p_against: float | None):
     if p_for < ALPHA:
         return True
     return False if p_against < ALPHA else UNDECIDED
+
+
+def decide_family(tests: list[tuple[float | None, float | None]]) -> list:
+    """`decide` for the (p_for, p_against) tests of one claim's comparisons, as one family.
+
+    Each comparison is supported by its own test at ALPHA: a claim holds only when every part is supported (an
+    intersection-union test, level ALPHA without correction). But it does not hold when any one part is
+    contradicted, and with m tests at ALPHA each that happens by chance up to m x ALPHA of the time; so a
+    contradiction needs Holm's step-down over the family's tests against the claim to reject it, at family-wise
+    level ALPHA. A test that rejects against the claim on its own but not after the correction is
+    NOT_AFTER_HOLM (undecided, with that said)."""
+    against = sorted((p, i) for i, (_, p) in enumerate(tests) if p is not None)
+    rejected = set()
+    for k, (p, i) in enumerate(against):
+        if p >= ALPHA / (len(against) - k):
+            break
+        rejected.add(i)
+    out = []
+    for i, (p_for, p_against) in enumerate(tests):
+        ok = decide(p_for, p_against)
+        out.append(NOT_AFTER_HOLM if ok is False and i not in rejected else ok)
+    return out
 
 
 def fmt_p(p: float | None) -> str:

@@ -200,12 +200,13 @@ class Store:
             raise
 
     # -- writes ------------------------------------------------------------------------------------------
-    def add(self, experiment: str, profile: str, cfgs: list[RunConfig]) -> int:
-        """Record that `experiment`/`profile` asks for `cfgs`, and only them; returns how many runs were new.
+    def add(self, experiment: str, profile: str, cfgs: list[RunConfig], *, prune: bool = False) -> int:
+        """Record that `experiment`/`profile` asks for `cfgs`; returns how many runs were new.
 
-        A run already stored (same id, from this or another experiment) is not re-added or reset. A run the
-        experiment/profile asked for before and no longer does (its spec's grid shrank) leaves its membership,
-        so the report judges the spec as it is now; the run itself stays, as other memberships may share it.
+        A run already stored (same id, from this or another experiment) is not re-added or reset. With `prune`
+        (a sweep passes its spec's whole expansion), a run the experiment/profile asked for before and no longer
+        does (its spec's grid shrank) leaves its membership, so the report judges the spec as it is now; the
+        run itself stays, as other memberships may share it.
         """
         now = utc_now()
         with self.transaction() as conn:
@@ -213,11 +214,12 @@ class Store:
             conn.executemany(
                 "INSERT OR IGNORE INTO runs(id, config, status, seed, created_at) VALUES (?, ?, 'pending', ?, ?)",
                 [(c.run_id, c.resolved().to_json(), c.seed, now) for c in cfgs])
-            asked = {c.run_id for c in cfgs}
-            had = {r for (r,) in conn.execute("SELECT run_id FROM memberships WHERE experiment = ? AND profile = ?",
-                                              (experiment, profile))}
-            conn.executemany("DELETE FROM memberships WHERE experiment = ? AND profile = ? AND run_id = ?",
-                             [(experiment, profile, r) for r in had - asked])
+            if prune:
+                asked = {c.run_id for c in cfgs}
+                had = {r for (r,) in conn.execute(
+                    "SELECT run_id FROM memberships WHERE experiment = ? AND profile = ?", (experiment, profile))}
+                conn.executemany("DELETE FROM memberships WHERE experiment = ? AND profile = ? AND run_id = ?",
+                                 [(experiment, profile, r) for r in had - asked])
             conn.executemany("INSERT OR IGNORE INTO memberships(experiment, profile, run_id) VALUES (?, ?, ?)",
                              [(experiment, profile, c.run_id) for c in cfgs])
             after = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
