@@ -51,7 +51,7 @@ def _grads(layer: nn.Module, x: torch.Tensor, grad_out: torch.Tensor):
     x = x.clone().requires_grad_(True)
     y = layer(x)
     y.backward(grad_out)
-    g, v, b = wnm.wn_g(layer), wnm.wn_v(layer), layer.bias
+    v, b = wnm.wn_v(layer), layer.bias
     # gain() is a (C_out,) view: read the gradient from the parameter itself (torch's is (C_out, 1))
     g_param = layer.g if wnm.wn_api(layer) == "wninit" else layer.parametrizations.weight.original0
     grads = [x.grad, g_param.grad.view(-1), v.grad] + ([b.grad] if b is not None else [])

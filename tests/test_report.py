@@ -215,8 +215,6 @@ def test_claims_on_the_store_follow_its_numbers(store_path, report):
 def _theory_rows(forward_gain=1.0, draws=8):
     """Figure 1 rows on the docs/method.md §7.1 theory lines, each draw off by at most 0.1%: the judge must say
     holds, and not on a bad curve."""
-    from wninit.diagnostics.synthetic import Figure1Row
-
     one = _theory_draw(forward_gain)
     return [r._replace(mean=r.mean * (1 + 0.001 * (d - draws // 2) / draws), draw=d) for d in range(draws) for r in one]
 

@@ -1,6 +1,5 @@
 """Structure discovery (docs/method.md §3.7): discovered roles equal the suite's declared ones, bit for bit."""
 import math
-import warnings
 
 import pytest
 import torch

@@ -243,7 +243,7 @@ def _propagation_discovered(model: nn.Module, inputs: torch.Tensor, seed: int) -
     if isinstance(out, (tuple, list)):  # follow the first tensor the model returns
         out = next((o for o in out if isinstance(o, torch.Tensor)), None)
     if not isinstance(out, torch.Tensor):
-        raise UserError(f"the model returns no tensor: propagation needs a model whose output is a tensor")
+        raise UserError("the model returns no tensor: propagation needs a model whose output is a tensor")
     records = [(p.name, seen[p.node], p.channel_axis) for p in points if p.node in seen]
     if not records:
         raise UserError(f"structure discovery found no weight-normed layer or residual sum in {type(model).__name__} "

@@ -21,7 +21,6 @@ import operator
 import torch
 import torch.fx as fx
 
-from wninit.structure.activations import activation_of_call
 from wninit.structure.graph import CHUNKS, MULS
 
 __all__ = ["EnergyPass"]

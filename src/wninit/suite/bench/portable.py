@@ -17,7 +17,6 @@ over ``--repeats``. Run: ``python -m wninit.suite.bench.portable [--repeats N] [
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess

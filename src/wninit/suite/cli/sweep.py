@@ -11,7 +11,6 @@ import argparse
 import sys
 
 from wninit.errors import UserError
-from wninit.suite.cli._text import describe
 
 __all__ = ["add_arguments", "run"]
 

@@ -155,7 +155,7 @@ def plot_peers(cells, path, *, title: str, scale: str) -> Path:
     axes[1][0].set_ylabel(f"% of runs that train (acc >= {TRAINS_ACC:g})")
     fig.suptitle(f"{title} ({scale})")
     fig.tight_layout()
-    handles, labels = {}, []
+    handles = {}
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
