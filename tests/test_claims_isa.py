@@ -71,3 +71,17 @@ def test_two_stores_of_one_instruction_set_are_told_apart_by_name_and_a_waiting_
     assert parts[0].claims[11].verdict == NOT_RUN and "1 not run yet" in parts[0].claims[11].detail
     assert not flipped(parts, 11)  # "not run" against "inconclusive" is not a flip
 
+
+
+def test_runs_of_another_profile_add_no_column(tmp_path):
+    """A store whose quick runs were made with AVX2 and whose medium runs with AVX-512 (on a second machine) is
+    judged at the quick profile on AVX2 alone: the medium runs' instruction set is not a column of "not run"."""
+    store = _store(tmp_path / "a.db", {"AVX2": APART})
+    cfgs = [HESSIAN.replace(scheme=s, seed=seed, hessian_iters=40) for s in APART for seed in range(1, 6)]
+    store.add("table2_hessian", "medium", cfgs)
+    for cfg in cfgs:
+        out = {"run_id": cfg.run_id, "status": "completed", "wall_s": 1.0, "epochs": [],
+               "metrics": {"log_hessian_norm": APART[cfg.scheme][cfg.seed - 1]}, "env": {"isa": "AVX512", "cpu": "a CPU"}}
+        assert leases.finish(store, out)
+    assert [p.label for p in by_isa({"mixed.db": store})] == ["AVX2"]
+    assert [p.label for p in by_isa({"mixed.db": store}, profile="medium")] == ["AVX512"]

@@ -49,12 +49,14 @@ class IsaVerdicts:
 
 
 def by_isa(stores: dict, profile: str = "quick") -> list[IsaVerdicts]:
-    """Every store of `stores` ({name: open Store}) split by the instruction set of its finished runs, each part's
-    store-judged claims at `profile`; in the order of the stores, then of the instruction sets."""
+    """Every store of `stores` ({name: open Store}) split by the instruction set of its finished runs at `profile`
+    (a store's runs of other profiles, made elsewhere, add no column), each part's store-judged claims at
+    `profile`; in the order of the stores, then of the instruction sets."""
     numbers = {c.number for c in CLAIMS if c.experiment is not None}
     parts = []
     for name, store in stores.items():
-        for isa in sorted({_isa(r) for r in store.runs()} - {None}):
+        runs = [r for experiment, p in store.experiments() if p == profile for r in store.runs(experiment, p)]
+        for isa in sorted({_isa(r) for r in runs} - {None}):
             claims = {c.number: c for c in judge_all(_OneIsa(store, isa), profile=profile) if c.number in numbers}
             parts.append((name, isa, claims))
     labels = [isa for _, isa, _ in parts]
