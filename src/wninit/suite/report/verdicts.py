@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wninit.suite.report.stats import NOT_AFTER_HOLM, UNDECIDED
+from wninit.suite.report.stats import ALPHA, NOT_AFTER_HOLM, UNDECIDED
 
 __all__ = ["Claim", "Finding", "HOLDS", "FAILS", "NOT_RUN", "INCONCLUSIVE", "NOT_TRAINED", "VERDICTS", "PLATEAU", "EDGE",
            "judge", "detail", "num"]
@@ -61,7 +61,7 @@ def judge(parts: list[Part]) -> str:
 def detail(parts: list[Part]) -> str:
     """The parts' texts joined, each not-supported one marked with its outcome."""
     marks = {True: "", False: " [fails]", None: " [not run yet]", UNDECIDED: " [undecided]",
-             NOT_AFTER_HOLM: " [against the claim at level 0.05 alone, not after Holm's correction over the claim's tests]",
+             NOT_AFTER_HOLM: f" [against the claim at level {ALPHA} alone, not after Holm's correction over the claim's tests]",
              PLATEAU: " [not trained: every run of an init on its initial plateau]",
              EDGE: " [contradicted, but a best configuration is on its grid's edge]"}
     return "; ".join(text + marks[ok] for text, ok in parts)
